@@ -1,0 +1,180 @@
+/**
+ * The Store port, in queue terms. Memory, SQLite and PostgreSQL implement it; the rest of troupe never sees
+ * SQL. One contract suite (test/store/store.contract.ts) runs against every adapter.
+ *
+ * Rules every adapter keeps:
+ * - `enqueue` resolves only after the rows are committed (at-least-once starts here).
+ * - A claim is a lease: `owner` + `leaseUntil`; the claim counts the attempt. `heartbeat` extends leases;
+ *   `recoverExpired` puts tasks whose lease ran out back (or ends them when out of attempts).
+ * - `settle` applies many outcomes in one transaction (group commit). An outcome applies only while the row is
+ *   still `running` under the same owner and attempt, so a late result never overwrites `cancelled`, and a node
+ *   whose lease was taken over cannot complete the task twice.
+ * - Every state change appends a `Transition` to the task's history in the same transaction.
+ * - Times are epoch milliseconds.
+ */
+import type { SerializedError } from '../errors.ts';
+import type { TaskId } from '../ids.ts';
+import type { NewTask, OutputLine, Progress, TaskRecord, TaskState, Transition } from '../task.ts';
+
+export type Strategy = 'fifo' | 'lifo' | 'priority' | 'weighted-random';
+export const STRATEGIES: readonly Strategy[] = Object.freeze(['fifo', 'lifo', 'priority', 'weighted-random']);
+
+/** Options every adapter accepts. */
+export interface StoreOptions {
+  /** Order in which claims pick due tasks. @default 'fifo' */
+  strategy?: Strategy;
+  /** Source of randomness for `weighted-random`, in [0, 1). Tests pass a seeded one. @default Math.random */
+  random?: () => number;
+  /** Captured lines kept per task; older ones are dropped (a marker line says so). @default 10000 */
+  maxOutputLines?: number;
+}
+
+export interface EnqueueResult {
+  id: TaskId;
+  /** false when an idempotency key matched an existing task (whose id is returned). */
+  created: boolean;
+  state: TaskState;
+}
+
+export interface ClaimRequest {
+  /** Node identity that will hold the leases. */
+  owner: string;
+  /** At most this many tasks. */
+  limit: number;
+  leaseMs: number;
+  now: number;
+  /** Only tasks with these names (the names this node has registered). Omitted: any name. */
+  names?: readonly string[];
+  /** Never tasks with these names (paused, or at their concurrency limit). */
+  exclude?: readonly string[];
+  /** Per-name caps for this claim (remaining capacity of a name). A name absent here is uncapped. */
+  perName?: Readonly<Record<string, number>>;
+}
+
+/** An outcome or a fact about a running task, applied by `settle` in one transaction. */
+export type SettleOp =
+  | { type: 'succeeded'; id: TaskId; owner: string; attempt: number; at: number; result: unknown }
+  | { type: 'failed'; id: TaskId; owner: string; attempt: number; at: number; error: SerializedError }
+  | { type: 'timed_out'; id: TaskId; owner: string; attempt: number; at: number; error: SerializedError }
+  /** A failed attempt that will run again at `runAt` (state `retrying`). */
+  | { type: 'retry'; id: TaskId; owner: string; attempt: number; at: number; runAt: number; error: SerializedError; reason?: string }
+  /** Gives a claimed task back without counting its attempt (shutdown, a batch whose thread was ended). */
+  | { type: 'release'; id: TaskId; owner: string; attempt: number; at: number; reason: string }
+  | { type: 'progress'; id: TaskId; at: number; progress: Progress }
+  /** Appends captured lines (their `seq` is assigned by the caller, increasing per task). */
+  | { type: 'output'; id: TaskId; lines: OutputLine[] };
+
+export interface CancelResult {
+  /** The state before the call; undefined when the task does not exist. */
+  previous: TaskState | undefined;
+  /** true when this call moved the task to `cancelled`. A final task is left as it is. */
+  cancelled: boolean;
+  /** The owner that was running it (so that node can end the run). */
+  owner?: string;
+}
+
+export interface ListFilter {
+  state?: TaskState | readonly TaskState[];
+  name?: string;
+  scheduleId?: string;
+  /** Created at or after (epoch ms). */
+  since?: number;
+  /** @default 50, at most 1000 */
+  limit?: number;
+  /** Opaque: the `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+export interface ListPage {
+  tasks: TaskRecord[];
+  nextCursor?: string;
+}
+
+export interface QueueCounts {
+  byState: Record<TaskState, number>;
+  /** Creation time of the oldest task waiting to run (queued, scheduled or retrying and due). */
+  oldestDueAt?: number;
+}
+
+/** A stored periodic schedule. */
+export interface ScheduleRecord {
+  id: string;
+  task: string;
+  /** Exactly one of `cron` and `everyMs`. */
+  cron?: string;
+  everyMs?: number;
+  timezone?: string;
+  input: unknown;
+  overlap: 'skip' | 'queue' | 'allow';
+  paused: boolean;
+  /** The latest slot that produced (or deliberately skipped) a task. */
+  lastSlot?: number;
+  createdAt: number;
+}
+
+export interface PurgeRequest {
+  /** Finished before this time (epoch ms). */
+  finishedBefore: number;
+  /** @default all final states */
+  states?: readonly TaskState[];
+}
+
+export interface Store {
+  readonly kind: 'memory' | 'sqlite' | 'postgres';
+  readonly strategy: Strategy;
+  /** Opens the store and migrates its schema; fails clearly on a corrupt, unwritable or newer database. */
+  open(): Promise<void>;
+  /** Inserts tasks in one transaction, honouring idempotency keys (also against each other in the batch). */
+  enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]>;
+  /** Leases up to `limit` due tasks in strategy order: state → running, attempts + 1, startedAt = now. */
+  claim(request: ClaimRequest): Promise<TaskRecord[]>;
+  /** Extends the leases of `owner`'s running tasks (all of them, or `ids`). Returns how many were extended. */
+  heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number>;
+  /** Applies outcomes in one transaction; `applied[i]` says whether op i changed the task. */
+  settle(ops: readonly SettleOp[]): Promise<boolean[]>;
+  /** Cancels a task that is not final. */
+  cancel(id: TaskId, at: number, reason?: string): Promise<CancelResult>;
+  /** Puts a dead letter (failed, timed_out, cancelled) back to `queued` with a fresh attempt budget. */
+  retry(id: TaskId, at: number): Promise<TaskRecord | undefined>;
+  /** Running tasks whose lease ended before `now` go back (attempt counted) or end `failed` when out of attempts. */
+  recoverExpired(now: number): Promise<TaskRecord[]>;
+  get(id: TaskId): Promise<TaskRecord | undefined>;
+  history(id: TaskId): Promise<Transition[]>;
+  /** Captured lines with `seq > after`, oldest first. */
+  output(id: TaskId, after?: number, limit?: number): Promise<OutputLine[]>;
+  /** Newest first. */
+  list(filter?: ListFilter): Promise<ListPage>;
+  counts(now: number): Promise<QueueCounts>;
+  /** Earliest `runAt` among tasks waiting for their time (scheduled or retrying), to arm one timer. */
+  nextRunAt(): Promise<number | undefined>;
+  /** Deletes final tasks (with history and output) finished before the threshold. Returns how many. */
+  purge(request: PurgeRequest): Promise<number>;
+  saveSchedule(schedule: ScheduleRecord): Promise<void>;
+  getSchedule(id: string): Promise<ScheduleRecord | undefined>;
+  listSchedules(): Promise<ScheduleRecord[]>;
+  deleteSchedule(id: string): Promise<boolean>;
+  /** Records that `slot` of a schedule was handled, only if it is newer than the stored one (compare-and-set). */
+  markScheduleSlot(id: string, slot: number): Promise<boolean>;
+  /** Small persistent settings (paused names and the like). */
+  getMeta(key: string): Promise<string | undefined>;
+  setMeta(key: string, value: string | undefined): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Which transition a settle op writes. */
+export function settleTarget(op: SettleOp): TaskState | undefined {
+  switch (op.type) {
+    case 'succeeded':
+      return 'succeeded';
+    case 'failed':
+      return 'failed';
+    case 'timed_out':
+      return 'timed_out';
+    case 'retry':
+      return 'retrying';
+    case 'release':
+      return 'queued';
+    default:
+      return undefined;
+  }
+}
