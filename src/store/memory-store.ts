@@ -1,0 +1,698 @@
+/**
+ * The in-memory Store: tests, throw-away runs, and the hot path of `rt.run()` in memory mode.
+ *
+ * Claim and settle cost O(names + log n), never a scan of all tasks:
+ * - due tasks wait in per-name buckets (one per weight under weighted-random, else one), each a heap in claim
+ *   order; a claim compares the heads of the allowed names' buckets, so `names`/`exclude`/`perName` skip a
+ *   name's whole bucket;
+ * - tasks waiting for their time (`scheduled`, `retrying`) sit in one min-heap by `runAt` and move into their
+ *   bucket when a claim finds them due (their state changes only when they are claimed, as in SQL stores);
+ * - running tasks are indexed by owner for heartbeats and lease recovery.
+ * Heaps drop entries lazily: an entry carries a generation number, bumped whenever the task moves, so stale
+ * heap items are skipped when they surface.
+ *
+ * Records handed out are shallow copies; `input` and `result` values are shared, not cloned.
+ */
+import type { Clock } from '../clock.ts';
+import { ErrorCodes, TroupeError, type SerializedError } from '../errors.ts';
+import type { TaskId } from '../ids.ts';
+import {
+  DEAD_STATES,
+  FINAL_STATES,
+  TASK_STATES,
+  isFinalState,
+  type NewTask,
+  type OutputLine,
+  type TaskRecord,
+  type TaskState,
+  type Transition,
+} from '../task.ts';
+import {
+  Heap,
+  compareByTime,
+  compareForStrategy,
+  createCancelledError,
+  createDropMarker,
+  createLeaseExpiredError,
+  pickWeightClass,
+  resolveStoreOptions,
+  type ResolvedStoreOptions,
+  type WeightClass,
+} from './pick.ts';
+import type {
+  CancelResult,
+  ClaimRequest,
+  EnqueueResult,
+  ListFilter,
+  ListPage,
+  PurgeRequest,
+  QueueCounts,
+  ScheduleRecord,
+  SettleOp,
+  Store,
+  StoreOptions,
+  Strategy,
+} from './store.ts';
+
+const Where = { none: 0, ready: 1, delayed: 2 } as const;
+type Where = (typeof Where)[keyof typeof Where];
+
+interface OutputBuffer {
+  lines: OutputLine[];
+  /** Index of the first kept line in `lines` (older ones are dropped lazily). */
+  head: number;
+  dropped: number;
+  marker?: OutputLine;
+  lastSeq: number;
+}
+
+interface Entry {
+  rec: TaskRecord;
+  history: Transition[];
+  output?: OutputBuffer;
+  where: Where;
+  gen: number;
+  bucket?: Bucket;
+}
+
+interface Item {
+  e: Entry;
+  gen: number;
+}
+
+interface Bucket {
+  weight: number;
+  heap: Heap<Item>;
+  /** Live (non-stale) items. */
+  size: number;
+}
+
+interface NameQueue {
+  name: string;
+  buckets: Map<number, Bucket>;
+}
+
+const Status = { open: 'open', closed: 'closed' } as const;
+type Status = (typeof Status)[keyof typeof Status];
+
+export interface MemoryStoreOptions extends StoreOptions {
+  /** Unused by the logic (every method takes its time), kept for symmetry with the other stores. */
+  clock?: Clock;
+}
+
+/** Why: a Store with no I/O, fast enough to sit under `rt.run()` at tens of thousands of tasks per second. */
+export function createMemoryStore(options: MemoryStoreOptions = {}): Store & AsyncDisposable {
+  return new MemoryStore(resolveStoreOptions(options));
+}
+
+class MemoryStore implements Store, AsyncDisposable {
+  readonly kind = 'memory' as const;
+  readonly strategy: Strategy;
+  readonly #options: ResolvedStoreOptions;
+  readonly #compareItems: (a: Item, b: Item) => number;
+  #status: Status = Status.open;
+  #tasks = new Map<TaskId, Entry>();
+  #byKey = new Map<string, Entry>();
+  /** Task ids in creation order (sorted lazily for `list`). */
+  #order: TaskId[] = [];
+  #orderSorted = true;
+  #queues = new Map<string, NameQueue>();
+  #delayed = new Heap<Item>((a, b) => compareByTime(a.e.rec, b.e.rec));
+  /** Delayed tasks moved to a bucket but not yet claimed (still `scheduled`/`retrying`). */
+  #promoted = new Set<Entry>();
+  #running = new Map<string, Set<Entry>>();
+  #counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+  #schedules = new Map<string, ScheduleRecord>();
+  #meta = new Map<string, string>();
+
+  constructor(options: ResolvedStoreOptions) {
+    this.#options = options;
+    this.strategy = options.strategy;
+    const compare = compareForStrategy(options.strategy);
+    this.#compareItems = (a, b) => compare(a.e.rec, b.e.rec);
+  }
+
+  async open(): Promise<void> {
+    this.#assertOpen();
+  }
+
+  async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
+    this.#assertOpen();
+    const results: EnqueueResult[] = [];
+    for (const t of tasks) {
+      const existing = (t.key !== undefined ? this.#byKey.get(t.key) : undefined) ?? this.#tasks.get(t.id);
+      if (existing) {
+        results.push({ id: existing.rec.id, created: false, state: existing.rec.state });
+        continue;
+      }
+      const state: TaskState = t.runAt > t.createdAt ? 'scheduled' : 'queued';
+      const rec: TaskRecord = {
+        id: t.id,
+        name: t.name,
+        state,
+        input: t.input,
+        priority: t.priority,
+        weight: t.weight,
+        attempts: 0,
+        maxAttempts: t.maxAttempts,
+        createdAt: t.createdAt,
+        runAt: t.runAt,
+        updatedAt: t.createdAt,
+      };
+      if (t.key !== undefined) rec.key = t.key;
+      if (t.scheduleId !== undefined) rec.scheduleId = t.scheduleId;
+      if (t.options !== undefined) rec.options = t.options;
+      const e: Entry = { rec, history: [], where: Where.none, gen: 0 };
+      this.#tasks.set(t.id, e);
+      if (t.key !== undefined) this.#byKey.set(t.key, e);
+      const last = this.#order[this.#order.length - 1];
+      if (last !== undefined && t.id < last) this.#orderSorted = false;
+      this.#order.push(t.id);
+      this.#counts[state]++;
+      this.#record(e, null, state, t.createdAt, 0);
+      if (state === 'scheduled') this.#toDelayed(e);
+      else this.#toReady(e);
+      results.push({ id: t.id, created: true, state });
+    }
+    return results;
+  }
+
+  async claim(request: ClaimRequest): Promise<TaskRecord[]> {
+    this.#assertOpen();
+    const { owner, limit, leaseMs, now } = request;
+    if (!(limit > 0)) return [];
+    this.#promoteDue(now);
+    const only = request.names ? new Set(request.names) : undefined;
+    const exclude = request.exclude ? new Set(request.exclude) : undefined;
+    const caps = new Map<string, number>(Object.entries(request.perName ?? {}));
+    let eligible: NameQueue[] = [];
+    for (const q of this.#queues.values()) {
+      if (only && !only.has(q.name)) continue;
+      if (exclude?.has(q.name)) continue;
+      const cap = caps.get(q.name);
+      if (cap !== undefined && !(cap > 0)) continue;
+      eligible.push(q);
+    }
+    const claimed: TaskRecord[] = [];
+    while (claimed.length < limit && eligible.length > 0) {
+      const bucket = this.strategy === 'weighted-random' ? this.#pickWeighted(eligible) : this.#pickOrdered(eligible);
+      if (!bucket) break;
+      const item = bucket.heap.pop()!;
+      const e = item.e;
+      this.#leaveQueue(e);
+      const name = e.rec.name;
+      const cap = caps.get(name);
+      if (cap !== undefined) {
+        caps.set(name, cap - 1);
+        if (cap - 1 <= 0) eligible = eligible.filter((q) => q.name !== name);
+      }
+      this.#start(e, owner, now, leaseMs);
+      claimed.push({ ...e.rec });
+    }
+    return claimed;
+  }
+
+  async heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number> {
+    this.#assertOpen();
+    let n = 0;
+    if (ids) {
+      for (const id of ids) {
+        const e = this.#tasks.get(id);
+        if (e && e.rec.state === 'running' && e.rec.owner === owner) {
+          e.rec.leaseUntil = leaseUntil;
+          n++;
+        }
+      }
+      return n;
+    }
+    for (const e of this.#running.get(owner) ?? []) {
+      e.rec.leaseUntil = leaseUntil;
+      n++;
+    }
+    return n;
+  }
+
+  async settle(ops: readonly SettleOp[]): Promise<boolean[]> {
+    this.#assertOpen();
+    return ops.map((op) => this.#settleOne(op));
+  }
+
+  async cancel(id: TaskId, at: number, reason?: string): Promise<CancelResult> {
+    this.#assertOpen();
+    const e = this.#tasks.get(id);
+    if (!e) return { previous: undefined, cancelled: false };
+    const previous = e.rec.state;
+    if (isFinalState(previous)) return { previous, cancelled: false };
+    const owner = previous === 'running' ? e.rec.owner : undefined;
+    this.#leaveQueue(e);
+    this.#leaveRunning(e);
+    this.#setState(e, 'cancelled');
+    e.rec.error = createCancelledError(reason);
+    e.rec.finishedAt = at;
+    e.rec.updatedAt = at;
+    delete e.rec.leaseUntil;
+    this.#record(e, previous, 'cancelled', at, e.rec.attempts, reason ?? 'cancelled');
+    return owner === undefined ? { previous, cancelled: true } : { previous, cancelled: true, owner };
+  }
+
+  async retry(id: TaskId, at: number): Promise<TaskRecord | undefined> {
+    this.#assertOpen();
+    const e = this.#tasks.get(id);
+    if (!e || !DEAD_STATES.has(e.rec.state)) return undefined;
+    const previous = e.rec.state;
+    const rec = e.rec;
+    this.#setState(e, 'queued');
+    rec.attempts = 0;
+    rec.runAt = at;
+    rec.updatedAt = at;
+    for (const k of ['result', 'error', 'finishedAt', 'startedAt', 'owner', 'leaseUntil', 'progress'] as const) delete rec[k];
+    this.#record(e, previous, 'queued', at, 0, 'retried');
+    this.#toReady(e);
+    return { ...rec };
+  }
+
+  async recoverExpired(now: number): Promise<TaskRecord[]> {
+    this.#assertOpen();
+    const expired: Entry[] = [];
+    for (const set of this.#running.values()) {
+      for (const e of set) if ((e.rec.leaseUntil ?? -Infinity) < now) expired.push(e);
+    }
+    expired.sort((a, b) => (a.rec.id < b.rec.id ? -1 : 1));
+    return expired.map((e) => {
+      const rec = e.rec;
+      this.#leaveRunning(e);
+      rec.updatedAt = now;
+      delete rec.leaseUntil;
+      if (rec.attempts >= rec.maxAttempts) {
+        const error = createLeaseExpiredError(rec.attempts);
+        this.#setState(e, 'failed');
+        rec.error = error;
+        rec.finishedAt = now;
+        this.#record(e, 'running', 'failed', now, rec.attempts, 'lease expired', error);
+      } else {
+        this.#setState(e, 'queued');
+        delete rec.owner;
+        this.#record(e, 'running', 'queued', now, rec.attempts, 'lease expired');
+        this.#toReady(e);
+      }
+      return { ...rec };
+    });
+  }
+
+  async get(id: TaskId): Promise<TaskRecord | undefined> {
+    this.#assertOpen();
+    const e = this.#tasks.get(id);
+    return e ? { ...e.rec } : undefined;
+  }
+
+  async history(id: TaskId): Promise<Transition[]> {
+    this.#assertOpen();
+    return (this.#tasks.get(id)?.history ?? []).map((t) => ({ ...t }));
+  }
+
+  async output(id: TaskId, after?: number, limit?: number): Promise<OutputLine[]> {
+    this.#assertOpen();
+    const buf = this.#tasks.get(id)?.output;
+    if (!buf) return [];
+    const out: OutputLine[] = [];
+    const max = limit ?? Infinity;
+    if (buf.marker && (after === undefined || buf.marker.seq > after)) out.push({ ...buf.marker });
+    const { lines } = buf;
+    let lo = buf.head;
+    if (after !== undefined) {
+      let hi = lines.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (lines[mid]!.seq > after) hi = mid;
+        else lo = mid + 1;
+      }
+    }
+    for (let i = lo; i < lines.length && out.length < max; i++) out.push({ ...lines[i]! });
+    return out.length > max ? out.slice(0, max) : out;
+  }
+
+  async list(filter: ListFilter = {}): Promise<ListPage> {
+    this.#assertOpen();
+    const limit = Math.min(1000, Math.max(1, Math.floor(filter.limit ?? 50)));
+    const states = filter.state === undefined ? undefined : new Set(typeof filter.state === 'string' ? [filter.state] : filter.state);
+    if (!this.#orderSorted) {
+      this.#order.sort();
+      this.#orderSorted = true;
+    }
+    const order = this.#order;
+    let start = order.length - 1;
+    if (filter.cursor !== undefined) {
+      const cursor = filter.cursor;
+      let lo = 0;
+      let hi = order.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (order[mid]! < cursor) lo = mid + 1;
+        else hi = mid;
+      }
+      start = lo - 1;
+    }
+    const tasks: TaskRecord[] = [];
+    for (let i = start; i >= 0 && tasks.length <= limit; i--) {
+      const rec = this.#tasks.get(order[i]!)?.rec;
+      if (!rec) continue;
+      if (states && !states.has(rec.state)) continue;
+      if (filter.name !== undefined && rec.name !== filter.name) continue;
+      if (filter.scheduleId !== undefined && rec.scheduleId !== filter.scheduleId) continue;
+      if (filter.since !== undefined && rec.createdAt < filter.since) continue;
+      tasks.push({ ...rec });
+    }
+    if (tasks.length > limit) {
+      tasks.length = limit;
+      return { tasks, nextCursor: tasks[limit - 1]!.id };
+    }
+    return { tasks };
+  }
+
+  async counts(now: number): Promise<QueueCounts> {
+    this.#assertOpen();
+    let oldestDueAt: number | undefined;
+    const consider = (item: Item, bucket: Bucket | undefined): void => {
+      const e = item.e;
+      if (item.gen !== e.gen || e.bucket !== bucket) return;
+      if (e.rec.runAt > now && e.rec.state !== 'queued') return;
+      if (oldestDueAt === undefined || e.rec.createdAt < oldestDueAt) oldestDueAt = e.rec.createdAt;
+    };
+    for (const q of this.#queues.values()) {
+      for (const b of q.buckets.values()) for (const item of b.heap.values()) if (item.e.where === Where.ready) consider(item, b);
+    }
+    for (const item of this.#delayed.values()) if (item.e.where === Where.delayed) consider(item, undefined);
+    const byState = { ...this.#counts };
+    return oldestDueAt === undefined ? { byState } : { byState, oldestDueAt };
+  }
+
+  async nextRunAt(): Promise<number | undefined> {
+    this.#assertOpen();
+    let next = this.#delayedHead()?.e.rec.runAt;
+    for (const e of this.#promoted) if (next === undefined || e.rec.runAt < next) next = e.rec.runAt;
+    return next;
+  }
+
+  async purge(request: PurgeRequest): Promise<number> {
+    this.#assertOpen();
+    const states = new Set((request.states ?? [...FINAL_STATES]).filter((s) => FINAL_STATES.has(s)));
+    let n = 0;
+    for (const [id, e] of this.#tasks) {
+      const { rec } = e;
+      if (!states.has(rec.state) || rec.finishedAt === undefined || rec.finishedAt >= request.finishedBefore) continue;
+      this.#tasks.delete(id);
+      if (rec.key !== undefined && this.#byKey.get(rec.key) === e) this.#byKey.delete(rec.key);
+      this.#counts[rec.state]--;
+      n++;
+    }
+    if (n > 0) this.#order = this.#order.filter((id) => this.#tasks.has(id));
+    return n;
+  }
+
+  async saveSchedule(schedule: ScheduleRecord): Promise<void> {
+    this.#assertOpen();
+    const existing = this.#schedules.get(schedule.id);
+    const next: ScheduleRecord = { ...schedule };
+    if (existing) {
+      next.createdAt = existing.createdAt;
+      if (existing.lastSlot !== undefined && (next.lastSlot === undefined || next.lastSlot < existing.lastSlot)) {
+        next.lastSlot = existing.lastSlot;
+      }
+    }
+    for (const k of ['cron', 'everyMs', 'timezone', 'lastSlot'] as const) if (next[k] === undefined) delete next[k];
+    this.#schedules.set(schedule.id, next);
+  }
+
+  async getSchedule(id: string): Promise<ScheduleRecord | undefined> {
+    this.#assertOpen();
+    const s = this.#schedules.get(id);
+    return s ? { ...s } : undefined;
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    this.#assertOpen();
+    return [...this.#schedules.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((s) => ({ ...s }));
+  }
+
+  async deleteSchedule(id: string): Promise<boolean> {
+    this.#assertOpen();
+    return this.#schedules.delete(id);
+  }
+
+  async markScheduleSlot(id: string, slot: number): Promise<boolean> {
+    this.#assertOpen();
+    const s = this.#schedules.get(id);
+    if (!s || (s.lastSlot !== undefined && slot <= s.lastSlot)) return false;
+    s.lastSlot = slot;
+    return true;
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    this.#assertOpen();
+    return this.#meta.get(key);
+  }
+
+  async setMeta(key: string, value: string | undefined): Promise<void> {
+    this.#assertOpen();
+    if (value === undefined) this.#meta.delete(key);
+    else this.#meta.set(key, value);
+  }
+
+  async close(): Promise<void> {
+    if (this.#status === Status.closed) return;
+    this.#status = Status.closed;
+    this.#tasks.clear();
+    this.#byKey.clear();
+    this.#queues.clear();
+    this.#running.clear();
+    this.#promoted.clear();
+    this.#order = [];
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#status === Status.closed) throw new TroupeError(ErrorCodes.CLOSED, 'The memory store is closed');
+  }
+
+  #settleOne(op: SettleOp): boolean {
+    const e = this.#tasks.get(op.id);
+    if (!e) return false;
+    const rec = e.rec;
+    if (op.type === 'progress') {
+      if (rec.state !== 'running') return false;
+      rec.progress = op.progress;
+      rec.updatedAt = op.at;
+      return true;
+    }
+    if (op.type === 'output') {
+      this.#appendOutput(e, op.lines);
+      return true;
+    }
+    if (rec.state !== 'running' || rec.owner !== op.owner || rec.attempts !== op.attempt) return false;
+    this.#leaveRunning(e);
+    rec.updatedAt = op.at;
+    delete rec.leaseUntil;
+    switch (op.type) {
+      case 'succeeded':
+        this.#setState(e, 'succeeded');
+        if (op.result === undefined) delete rec.result;
+        else rec.result = op.result;
+        delete rec.error;
+        rec.finishedAt = op.at;
+        this.#record(e, 'running', 'succeeded', op.at, op.attempt);
+        break;
+      case 'failed':
+      case 'timed_out':
+        this.#setState(e, op.type);
+        rec.error = op.error;
+        rec.finishedAt = op.at;
+        this.#record(e, 'running', op.type, op.at, op.attempt, undefined, op.error);
+        break;
+      case 'retry':
+        this.#setState(e, 'retrying');
+        rec.error = op.error;
+        rec.runAt = op.runAt;
+        delete rec.owner;
+        this.#record(e, 'running', 'retrying', op.at, op.attempt, op.reason, op.error);
+        this.#toDelayed(e);
+        break;
+      case 'release':
+        this.#setState(e, 'queued');
+        rec.attempts = op.attempt - 1;
+        delete rec.owner;
+        this.#record(e, 'running', 'queued', op.at, op.attempt, op.reason);
+        this.#toReady(e);
+        break;
+    }
+    return true;
+  }
+
+  #appendOutput(e: Entry, lines: readonly OutputLine[]): void {
+    const buf = (e.output ??= { lines: [], head: 0, dropped: 0, lastSeq: -Infinity });
+    for (const line of lines) {
+      if (line.seq <= buf.lastSeq) continue;
+      buf.lines.push({ seq: line.seq, stream: line.stream, text: line.text, at: line.at });
+      buf.lastSeq = line.seq;
+    }
+    const max = this.#options.maxOutputLines;
+    const excess = buf.lines.length - buf.head - max;
+    if (excess > 0) {
+      const lastDropped = buf.lines[buf.head + excess - 1]!;
+      buf.head += excess;
+      buf.dropped += excess;
+      buf.marker = createDropMarker(buf.dropped, lastDropped.seq, lastDropped.at);
+      if (buf.head > 1024 && buf.head * 2 > buf.lines.length) {
+        buf.lines = buf.lines.slice(buf.head);
+        buf.head = 0;
+      }
+    }
+  }
+
+  #start(e: Entry, owner: string, now: number, leaseMs: number): void {
+    const rec = e.rec;
+    if (rec.state !== 'queued') {
+      const from = rec.state;
+      this.#promoted.delete(e);
+      this.#setState(e, 'queued');
+      this.#record(e, from, 'queued', now, rec.attempts, 'due');
+    }
+    rec.attempts++;
+    this.#setState(e, 'running');
+    rec.owner = owner;
+    rec.leaseUntil = now + leaseMs;
+    rec.startedAt = now;
+    rec.updatedAt = now;
+    delete rec.progress;
+    this.#record(e, 'queued', 'running', now, rec.attempts);
+    let set = this.#running.get(owner);
+    if (!set) this.#running.set(owner, (set = new Set()));
+    set.add(e);
+  }
+
+  #pickOrdered(eligible: readonly NameQueue[]): Bucket | undefined {
+    let best: Bucket | undefined;
+    let bestItem: Item | undefined;
+    for (const q of eligible) {
+      for (const b of q.buckets.values()) {
+        const head = this.#bucketHead(b);
+        if (head && (!bestItem || this.#compareItems(head, bestItem) < 0)) {
+          best = b;
+          bestItem = head;
+        }
+      }
+    }
+    return best;
+  }
+
+  #pickWeighted(eligible: readonly NameQueue[]): Bucket | undefined {
+    const byWeight = new Map<number, number>();
+    for (const q of eligible) for (const b of q.buckets.values()) if (b.size > 0) byWeight.set(b.weight, (byWeight.get(b.weight) ?? 0) + b.size);
+    const classes: WeightClass[] = [...byWeight].map(([weight, count]) => ({ weight, count })).sort((a, b) => a.weight - b.weight);
+    const index = pickWeightClass(classes, this.#options.random());
+    if (index < 0) return undefined;
+    const weight = classes[index]!.weight;
+    let best: Bucket | undefined;
+    let bestItem: Item | undefined;
+    for (const q of eligible) {
+      const b = q.buckets.get(weight);
+      const head = b && this.#bucketHead(b);
+      if (head && (!bestItem || compareByTime(head.e.rec, bestItem.e.rec) < 0)) {
+        best = b;
+        bestItem = head;
+      }
+    }
+    return best;
+  }
+
+  /** The live head of a bucket, dropping stale items on the way. */
+  #bucketHead(b: Bucket): Item | undefined {
+    for (;;) {
+      const item = b.heap.peek();
+      if (!item) return undefined;
+      if (item.gen === item.e.gen && item.e.where === Where.ready && item.e.bucket === b) return item;
+      b.heap.pop();
+    }
+  }
+
+  #delayedHead(): Item | undefined {
+    for (;;) {
+      const item = this.#delayed.peek();
+      if (!item) return undefined;
+      if (item.gen === item.e.gen && item.e.where === Where.delayed) return item;
+      this.#delayed.pop();
+    }
+  }
+
+  #promoteDue(now: number): void {
+    for (;;) {
+      const item = this.#delayedHead();
+      if (!item || item.e.rec.runAt > now) return;
+      this.#delayed.pop();
+      this.#promoted.add(item.e);
+      this.#toReady(item.e);
+    }
+  }
+
+  #toReady(e: Entry): void {
+    const name = e.rec.name;
+    let q = this.#queues.get(name);
+    if (!q) this.#queues.set(name, (q = { name, buckets: new Map() }));
+    const key = this.strategy === 'weighted-random' ? e.rec.weight : 0;
+    let b = q.buckets.get(key);
+    if (!b) q.buckets.set(key, (b = { weight: key, heap: new Heap(this.#compareItems), size: 0 }));
+    e.where = Where.ready;
+    e.gen++;
+    e.bucket = b;
+    b.size++;
+    b.heap.push({ e, gen: e.gen });
+    if (b.heap.size > 64 && b.heap.size > 4 * b.size) {
+      b.heap.filter((item) => item.gen === item.e.gen && item.e.where === Where.ready && item.e.bucket === b);
+    }
+  }
+
+  #toDelayed(e: Entry): void {
+    e.where = Where.delayed;
+    e.gen++;
+    this.#delayed.push({ e, gen: e.gen });
+  }
+
+  /** Takes a task out of whatever queue it waits in (its heap items become stale). */
+  #leaveQueue(e: Entry): void {
+    if (e.where === Where.ready && e.bucket) e.bucket.size--;
+    e.where = Where.none;
+    e.bucket = undefined;
+    e.gen++;
+    this.#promoted.delete(e);
+  }
+
+  #leaveRunning(e: Entry): void {
+    const owner = e.rec.owner;
+    if (owner === undefined) return;
+    const set = this.#running.get(owner);
+    if (set?.delete(e) && set.size === 0) this.#running.delete(owner);
+  }
+
+  #setState(e: Entry, to: TaskState): void {
+    this.#counts[e.rec.state]--;
+    this.#counts[to]++;
+    e.rec.state = to;
+  }
+
+  #record(
+    e: Entry,
+    from: TaskState | null,
+    to: TaskState,
+    at: number,
+    attempt: number,
+    reason?: string,
+    error?: SerializedError,
+  ): void {
+    const t: Transition = { taskId: e.rec.id, from, to, at, attempt };
+    if (reason !== undefined) t.reason = reason;
+    if (error !== undefined) t.error = error;
+    e.history.push(t);
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * What every store must agree on, written once: claim order per strategy, the weighted-random class draw,
+ * the store options and their defaults, and the few records a store writes by itself (drop marker,
+ * cancellation and lease-expiry errors). Pure functions and one small heap; no I/O.
+ *
+ * Claim order (a due task is `queued`, or `scheduled`/`retrying` with `runAt <= now`):
+ * - fifo: `runAt` ascending, then id ascending (ids are time-ordered).
+ * - lifo: `runAt` descending, then id descending.
+ * - priority: `priority` descending, then fifo.
+ * - weighted-random: draw a weight class with probability ∝ weight × (due tasks of that weight), classes taken
+ *   in ascending weight order against one `random()` value; then the fifo-oldest task of that class. Each task's
+ *   chance is thus proportional to its weight, and no task waits behind younger ones of its own class.
+ */
+import { ErrorCodes, invalidOption, type SerializedError } from '../errors.ts';
+import type { OutputLine } from '../task.ts';
+import { STRATEGIES, type Strategy, type StoreOptions } from './store.ts';
+
+/** The fields claim order reads. */
+export interface OrderKey {
+  readonly id: string;
+  readonly runAt: number;
+  readonly priority: number;
+}
+
+export type Compare<T> = (a: T, b: T) => number;
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Oldest first: the fifo order, and the order inside a weighted-random class. */
+export function compareByTime(a: OrderKey, b: OrderKey): number {
+  return a.runAt - b.runAt || compareIds(a.id, b.id);
+}
+
+/** Newest first: the lifo order. */
+export function compareByTimeDesc(a: OrderKey, b: OrderKey): number {
+  return b.runAt - a.runAt || compareIds(b.id, a.id);
+}
+
+/** Highest priority first, fifo within a priority. */
+export function compareByPriority(a: OrderKey, b: OrderKey): number {
+  return b.priority - a.priority || compareByTime(a, b);
+}
+
+/** Why: one definition of "which due task comes first" for every store and every test. */
+export function compareForStrategy(strategy: Strategy): Compare<OrderKey> {
+  switch (strategy) {
+    case 'lifo':
+      return compareByTimeDesc;
+    case 'priority':
+      return compareByPriority;
+    default:
+      return compareByTime;
+  }
+}
+
+export interface WeightClass {
+  weight: number;
+  /** Due tasks of this weight that the claim may take. */
+  count: number;
+}
+
+/**
+ * Why: the exact weighted draw, shared so that stores given the same seed pick the same classes.
+ * `classes` must be sorted by ascending weight; `r` is in [0, 1). Returns the chosen index, or -1 if none is due.
+ */
+export function pickWeightClass(classes: readonly WeightClass[], r: number): number {
+  let total = 0;
+  for (const c of classes) if (c.count > 0) total += c.weight * c.count;
+  if (!(total > 0)) return -1;
+  const target = r * total;
+  let cumulative = 0;
+  let last = -1;
+  for (let i = 0; i < classes.length; i++) {
+    const c = classes[i]!;
+    if (c.count <= 0) continue;
+    last = i;
+    cumulative += c.weight * c.count;
+    if (target < cumulative) return i;
+  }
+  return last;
+}
+
+/** Store options with every default applied. */
+export interface ResolvedStoreOptions {
+  strategy: Strategy;
+  random: () => number;
+  maxOutputLines: number;
+}
+
+/** Why: validate store options once at construction, with messages that name the option. */
+export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOptions {
+  const strategy = options.strategy ?? 'fifo';
+  if (!STRATEGIES.includes(strategy)) {
+    throw invalidOption('store.strategy', `one of ${STRATEGIES.map((s) => `'${s}'`).join(', ')}`, strategy);
+  }
+  const random = options.random ?? Math.random;
+  if (typeof random !== 'function') throw invalidOption('store.random', 'a function returning [0, 1)', random);
+  const maxOutputLines = options.maxOutputLines ?? 10_000;
+  if (!Number.isSafeInteger(maxOutputLines) || maxOutputLines < 1) {
+    throw invalidOption('store.maxOutputLines', 'a positive integer', maxOutputLines);
+  }
+  return { strategy, random, maxOutputLines };
+}
+
+/** Why: the one line that replaces dropped output, identical in every store. Its seq is the newest dropped line's. */
+export function createDropMarker(dropped: number, seq: number, at: number): OutputLine {
+  return { seq, stream: 'marker', text: `[${dropped} earlier line${dropped === 1 ? '' : 's'} dropped]`, at };
+}
+
+/** Why: a cancelled task records why, as an error a caller can branch on. */
+export function createCancelledError(reason: string | undefined): SerializedError {
+  return { name: 'TroupeError', code: ErrorCodes.CANCELLED, message: reason ?? 'cancelled' };
+}
+
+/** Why: a task whose last lease ran out with no attempts left ends with this error. */
+export function createLeaseExpiredError(attempts: number): SerializedError {
+  return {
+    name: 'TroupeError',
+    code: ErrorCodes.LEASE_EXPIRED,
+    message: `lease expired on attempt ${attempts} with no attempts left`,
+  };
+}
+
+/** A binary min-heap under a comparator (smallest first). */
+export class Heap<T> {
+  readonly #compare: Compare<T>;
+  #items: T[] = [];
+
+  constructor(compare: Compare<T>) {
+    this.#compare = compare;
+  }
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  peek(): T | undefined {
+    return this.#items[0];
+  }
+
+  push(item: T): void {
+    const items = this.#items;
+    items.push(item);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.#compare(items[i]!, items[parent]!) >= 0) break;
+      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): T | undefined {
+    const items = this.#items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last !== undefined) {
+      items[0] = last;
+      this.#siftDown(0);
+    }
+    return top;
+  }
+
+  /** Keeps only the items `keep` accepts, then restores heap order (O(n)). */
+  filter(keep: (item: T) => boolean): void {
+    this.#items = this.#items.filter(keep);
+    for (let i = (this.#items.length >> 1) - 1; i >= 0; i--) this.#siftDown(i);
+  }
+
+  /** Every item, in no particular order. */
+  values(): readonly T[] {
+    return this.#items;
+  }
+
+  #siftDown(start: number): void {
+    const items = this.#items;
+    const n = items.length;
+    let i = start;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < n && this.#compare(items[l]!, items[m]!) < 0) m = l;
+      if (r < n && this.#compare(items[r]!, items[m]!) < 0) m = r;
+      if (m === i) return;
+      [items[i], items[m]] = [items[m]!, items[i]!];
+      i = m;
+    }
+  }
+}
