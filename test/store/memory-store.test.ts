@@ -4,6 +4,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { createTaskId } from '../../src/ids.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import type { NewTask } from '../../src/task.ts';
+import { runStoreContract } from './store.contract.ts';
 
 function task(clock: ManualClock, fields: Partial<NewTask> = {}): NewTask {
   const now = clock.now();
@@ -46,3 +47,5 @@ describe('memory store (smoke)', () => {
     assert.deepEqual((await store.history(t.id)).map((h) => h.to), ['scheduled', 'queued', 'running']);
   });
 });
+
+runStoreContract('memory', async (options) => createMemoryStore(options));

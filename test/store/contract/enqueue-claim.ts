@@ -1,0 +1,305 @@
+/** Contract: enqueue, idempotency keys, delayed tasks, claim order per strategy, claim filters and leases. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Strategy } from '../../../src/store/store.ts';
+import { OWNER, ids, seededRandom, withStore, type MakeStore } from './context.ts';
+
+export function enqueueClaimContract(makeStore: MakeStore): void {
+  describe('enqueue', () => {
+    it('round-trips every field through get', () =>
+      withStore(makeStore, {}, async ({ store, task, clock }) => {
+        const t = task({
+          name: 'report',
+          input: { date: '2026-11-23', nested: { list: [1, 'two', null, true] }, unicode: 'café 🎉' },
+          priority: 7,
+          weight: 2.5,
+          key: 'order-42',
+          maxAttempts: 5,
+          scheduleId: 'nightly',
+          options: { timeoutMs: 1500, retry: { attempts: 5, backoff: 'exponential', delayMs: 100, maxDelayMs: 1000, jitter: 0.2 } },
+        });
+        assert.deepEqual(await store.enqueue([t]), [{ id: t.id, created: true, state: 'queued' }]);
+        assert.deepEqual(await store.get(t.id), {
+          id: t.id,
+          name: 'report',
+          state: 'queued',
+          input: t.input,
+          priority: 7,
+          weight: 2.5,
+          key: 'order-42',
+          attempts: 0,
+          maxAttempts: 5,
+          createdAt: clock.now(),
+          runAt: clock.now(),
+          updatedAt: clock.now(),
+          scheduleId: 'nightly',
+          options: t.options,
+        });
+        assert.equal(await store.get('0'.repeat(28)), undefined);
+      }));
+
+    it('keeps null, scalar and array inputs as they are', () =>
+      withStore(makeStore, {}, async ({ store, add }) => {
+        for (const input of [null, 0, 'text', [1, 2], false]) {
+          const t = await add({ input });
+          assert.deepEqual((await store.get(t.id))?.input, input);
+        }
+      }));
+
+    it('inserts a batch and answers in input order', () =>
+      withStore(makeStore, {}, async ({ store, task, clock }) => {
+        const batch = [task(), task({ runAt: clock.now() + 1000 }), task()];
+        const res = await store.enqueue(batch);
+        assert.deepEqual(res, [
+          { id: batch[0]!.id, created: true, state: 'queued' },
+          { id: batch[1]!.id, created: true, state: 'scheduled' },
+          { id: batch[2]!.id, created: true, state: 'queued' },
+        ]);
+        assert.deepEqual(await store.enqueue([]), []);
+      }));
+
+    it('returns the first task for a second enqueue with the same key, whatever its state', () =>
+      withStore(makeStore, {}, async ({ store, add, task, claim, succeed }) => {
+        const first = await add({ key: 'k1' });
+        const again = task({ key: 'k1', input: { other: true } });
+        assert.deepEqual(await store.enqueue([again]), [{ id: first.id, created: false, state: 'queued' }]);
+        assert.equal(await store.get(again.id), undefined);
+        const [running] = await claim();
+        assert.deepEqual(await store.enqueue([task({ key: 'k1' })]), [{ id: first.id, created: false, state: 'running' }]);
+        assert.equal(await succeed(running!), true);
+        assert.deepEqual(await store.enqueue([task({ key: 'k1' })]), [{ id: first.id, created: false, state: 'succeeded' }]);
+        assert.deepEqual((await store.get(first.id))?.input, first.input);
+      }));
+
+    it('applies idempotency keys inside one batch', () =>
+      withStore(makeStore, {}, async ({ store, task }) => {
+        const a = task({ key: 'same' });
+        const b = task({ key: 'same' });
+        const c = task({ key: 'other' });
+        const res = await store.enqueue([a, b, c]);
+        assert.deepEqual(res, [
+          { id: a.id, created: true, state: 'queued' },
+          { id: a.id, created: false, state: 'queued' },
+          { id: c.id, created: true, state: 'queued' },
+        ]);
+        assert.equal((await store.counts(0)).byState.queued, 2);
+      }));
+
+    it('treats a second enqueue of the same id as a no-op', () =>
+      withStore(makeStore, {}, async ({ store, task }) => {
+        const a = task();
+        await store.enqueue([a]);
+        assert.deepEqual(await store.enqueue([{ ...a, input: 'changed' }]), [{ id: a.id, created: false, state: 'queued' }]);
+        assert.deepEqual((await store.get(a.id))?.input, a.input);
+      }));
+  });
+
+  describe('delayed tasks', () => {
+    it('are scheduled, not claimed before runAt, and claimed once due', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
+        const t = await add({ runAt: clock.now() + 5000 });
+        assert.equal((await store.get(t.id))?.state, 'scheduled');
+        assert.equal(await store.nextRunAt(), t.runAt);
+        await clock.advanceTo(t.runAt - 1);
+        assert.deepEqual(await claim(), []);
+        await clock.advanceTo(t.runAt);
+        const claimed = await claim();
+        assert.deepEqual(ids(claimed), [t.id]);
+        assert.equal(claimed[0]!.state, 'running');
+        assert.equal(await store.nextRunAt(), undefined);
+        const history = await store.history(t.id);
+        assert.deepEqual(history.map((h) => [h.from, h.to, h.attempt]), [
+          [null, 'scheduled', 0],
+          ['scheduled', 'queued', 0],
+          ['queued', 'running', 1],
+        ]);
+      }));
+  });
+
+  describe('claim order', () => {
+    const orderOf = async (strategy: Strategy, fields: Array<{ priority?: number; delay?: number }>) => {
+      let order: number[] = [];
+      await withStore(makeStore, { strategy }, async ({ add, claim, clock }) => {
+        const added: string[] = [];
+        for (const f of fields) {
+          const t = await add({ priority: f.priority ?? 0, runAt: clock.now() + (f.delay ?? 0) });
+          added.push(t.id);
+        }
+        await clock.advance(10_000);
+        const one = await claim({ limit: 1 });
+        const rest = await claim({ limit: 100 });
+        order = ids([...one, ...rest]).map((id) => added.indexOf(id));
+      });
+      return order;
+    };
+
+    it('fifo takes the oldest first', async () => {
+      assert.deepEqual(await orderOf('fifo', [{}, {}, {}, {}]), [0, 1, 2, 3]);
+    });
+
+    it('lifo takes the newest first', async () => {
+      assert.deepEqual(await orderOf('lifo', [{}, {}, {}, {}]), [3, 2, 1, 0]);
+    });
+
+    it('priority takes the highest priority first, fifo within a priority', async () => {
+      assert.deepEqual(
+        await orderOf('priority', [{ priority: 1 }, { priority: 5 }, { priority: -2 }, { priority: 5 }, { priority: 3 }]),
+        [1, 3, 4, 0, 2],
+      );
+    });
+
+    it('weighted-random takes the oldest within one weight', async () => {
+      assert.deepEqual(await orderOf('weighted-random', [{}, {}, {}, {}]), [0, 1, 2, 3]);
+    });
+
+    it('orders a due delayed task by its runAt (fifo and lifo)', async () => {
+      // task 0 waits until after task 1 and 2 were created
+      assert.deepEqual(await orderOf('fifo', [{ delay: 3 }, {}, {}, {}]), [1, 2, 0, 3]);
+      assert.deepEqual(await orderOf('lifo', [{ delay: 3 }, {}, {}, {}]), [3, 0, 2, 1]);
+    });
+
+    it('weighted-random picks each task with a chance proportional to its weight', () =>
+      withStore(makeStore, { strategy: 'weighted-random', random: seededRandom(20261123) }, async ({ add, claim, settleOne, clock }) => {
+        const weights = [1, 2, 7];
+        const byId = new Map<string, number>();
+        for (let i = 0; i < 5; i++) {
+          for (const w of weights) byId.set((await add({ weight: w })).id, w);
+        }
+        const draws = 10_000;
+        const hits = new Map<number, number>(weights.map((w) => [w, 0]));
+        const firstOfClass = new Map<number, string>();
+        for (let i = 0; i < draws; i++) {
+          const [t] = await claim({ limit: 1 });
+          assert.ok(t);
+          const w = byId.get(t.id)!;
+          hits.set(w, hits.get(w)! + 1);
+          // released tasks keep their runAt, so the oldest of a class is always the one picked
+          if (!firstOfClass.has(w)) firstOfClass.set(w, t.id);
+          assert.equal(t.id, firstOfClass.get(w));
+          assert.ok(await settleOne({ type: 'release', id: t.id, owner: OWNER, attempt: t.attempts, at: clock.now(), reason: 'test' }));
+        }
+        const total = weights.reduce((a, b) => a + b, 0);
+        let chi2 = 0;
+        for (const w of weights) {
+          const expected = (draws * w) / total;
+          chi2 += (hits.get(w)! - expected) ** 2 / expected;
+          const sigma = Math.sqrt(draws * (w / total) * (1 - w / total));
+          assert.ok(Math.abs(hits.get(w)! - expected) < 4 * sigma, `weight ${w}: ${hits.get(w)} hits, expected ${expected}`);
+        }
+        // chi-square with 2 degrees of freedom: 13.8 is the 0.1 % critical value
+        assert.ok(chi2 < 13.8, `chi2 ${chi2.toFixed(2)} with hits ${JSON.stringify([...hits])}`);
+      }));
+
+    for (const strategy of ['fifo', 'priority', 'weighted-random'] as const) {
+      it(`${strategy}: a due delayed task is not starved by a stream of new queued ones`, () =>
+        withStore(makeStore, { strategy, random: seededRandom(7) }, async ({ add, claim, clock }) => {
+          const delayed = await add({ runAt: clock.now() + 50 });
+          let claimedAt = -1;
+          for (let round = 0; round < 200 && claimedAt < 0; round++) {
+            await add();
+            const [t] = await claim({ limit: 1 });
+            if (t?.id === delayed.id) claimedAt = round;
+          }
+          assert.ok(claimedAt >= 0, 'the delayed task was never claimed');
+          // it is due from round 49 on, and older than every task created after that
+          assert.ok(claimedAt <= 60, `claimed only at round ${claimedAt}`);
+        }));
+    }
+  });
+
+  describe('claim filters', () => {
+    const setup = async (add: (f?: object) => Promise<{ id: string }>) => {
+      for (const name of ['a', 'b', 'c', 'a', 'b', 'c', 'a']) await add({ name });
+    };
+
+    it('takes only the given names', () =>
+      withStore(makeStore, {}, async ({ add, claim }) => {
+        await setup(add);
+        const got = await claim({ names: ['a', 'c'] });
+        assert.deepEqual(got.map((t) => t.name), ['a', 'c', 'a', 'c', 'a']);
+        assert.deepEqual(await claim({ names: [] }), []);
+      }));
+
+    it('never takes excluded names', () =>
+      withStore(makeStore, {}, async ({ add, claim }) => {
+        await setup(add);
+        assert.deepEqual((await claim({ exclude: ['a'] })).map((t) => t.name), ['b', 'c', 'b', 'c']);
+      }));
+
+    it('caps names with perName and respects the overall limit', () =>
+      withStore(makeStore, {}, async ({ add, claim }) => {
+        await setup(add);
+        assert.deepEqual((await claim({ perName: { a: 1, b: 0 }, limit: 3 })).map((t) => t.name), ['a', 'c', 'c']);
+        assert.deepEqual((await claim({ perName: { a: 1 }, names: ['a', 'b'] })).map((t) => t.name), ['b', 'a', 'b']);
+        assert.deepEqual((await claim()).map((t) => t.name), ['a']);
+      }));
+
+    it('honours limit and returns nothing for limit 0', () =>
+      withStore(makeStore, {}, async ({ add, claim }) => {
+        await setup(add);
+        assert.deepEqual(await claim({ limit: 0 }), []);
+        assert.equal((await claim({ limit: 2 })).length, 2);
+        assert.equal((await claim({ limit: 100 })).length, 5);
+        assert.deepEqual(await claim(), []);
+      }));
+  });
+
+  describe('leases', () => {
+    it('a claim sets owner, lease, attempts and startedAt', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
+        const t = await add();
+        const [c] = await claim({ owner: 'node-x', leaseMs: 1234 });
+        const expected = { state: 'running', owner: 'node-x', leaseUntil: clock.now() + 1234, attempts: 1, startedAt: clock.now(), updatedAt: clock.now() };
+        assert.deepEqual({ state: c!.state, owner: c!.owner, leaseUntil: c!.leaseUntil, attempts: c!.attempts, startedAt: c!.startedAt, updatedAt: c!.updatedAt }, expected);
+        assert.deepEqual(await store.get(t.id), c);
+      }));
+
+    it('heartbeat extends the leases of one owner, all or by id', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
+        await add();
+        await add();
+        await add();
+        const [a, b] = await claim({ owner: 'n1', limit: 2 });
+        const [c] = await claim({ owner: 'n2' });
+        assert.equal(await store.heartbeat('n1', clock.now() + 99_000), 2);
+        assert.equal((await store.get(a!.id))?.leaseUntil, clock.now() + 99_000);
+        assert.equal((await store.get(c!.id))?.leaseUntil, c!.leaseUntil);
+        assert.equal(await store.heartbeat('n1', clock.now() + 120_000, [b!.id, c!.id]), 1);
+        assert.equal((await store.get(b!.id))?.leaseUntil, clock.now() + 120_000);
+        assert.equal((await store.get(a!.id))?.leaseUntil, clock.now() + 99_000);
+        assert.equal(await store.heartbeat('nobody', clock.now() + 1), 0);
+      }));
+
+    it('recoverExpired requeues an expired lease, counting the attempt, and fails it when out of attempts', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
+        const t = await add({ maxAttempts: 2 });
+        const other = await add();
+        await claim({ limit: 1, leaseMs: 1000 });
+        await clock.advance(500);
+        const [o] = await claim({ leaseMs: 10_000 });
+        assert.equal(o!.id, other.id);
+        await clock.advance(501);
+        assert.deepEqual(await store.recoverExpired(clock.now() - 2), []);
+        const [back] = await store.recoverExpired(clock.now());
+        assert.equal(back?.id, t.id);
+        assert.equal(back?.state, 'queued');
+        assert.equal(back?.attempts, 1);
+        assert.equal(back?.owner, undefined);
+        assert.equal(back?.leaseUntil, undefined);
+        assert.equal((await store.get(other.id))?.state, 'running');
+        const h = await store.history(t.id);
+        assert.deepEqual({ from: h.at(-1)!.from, to: h.at(-1)!.to, reason: h.at(-1)!.reason }, { from: 'running', to: 'queued', reason: 'lease expired' });
+
+        const [again] = await claim({ owner: 'node-b', leaseMs: 1000 });
+        assert.equal(again?.attempts, 2);
+        await clock.advance(1001);
+        const [dead] = await store.recoverExpired(clock.now());
+        assert.equal(dead?.state, 'failed');
+        assert.equal(dead?.error?.code, 'TROUPE_ERR_LEASE_EXPIRED');
+        assert.equal(dead?.finishedAt, clock.now());
+        assert.equal((await store.history(t.id)).at(-1)?.to, 'failed');
+        assert.deepEqual(await claim({ owner: 'node-c' }), []);
+      }));
+  });
+
+}
