@@ -1,0 +1,274 @@
+/**
+ * The scheduler decides what runs next. It holds the executor's latest demand (free slots, per-name room) and
+ * answers it with one claim from the store, in the store's strategy order; when nothing is due it keeps the demand
+ * and claims again on the next wake-up (an enqueue, a retry, a timer at the earliest delayed task, a
+ * notification from another node, or — for shared stores — a slow poll as a fallback).
+ *
+ * It also fires periodic schedules (opt-in: only schedules that were created). Each slot becomes a task whose
+ * idempotency key is `schedule:<id>:<slot>`, so a slot produces one task however many nodes fire it. After
+ * downtime only the most recent missed slot runs (catch-up once). Overlap policies: `skip` fires nothing while a
+ * task of the schedule is queued or running; `queue` lets one wait behind a running one; `allow` always fires.
+ */
+import type { Actor, ActorContext } from '../../src/actor/actor.ts';
+import { ask } from '../../src/bus/ask.ts';
+import type { Clock, TimerHandle } from '../../src/clock.ts';
+import { deserializeError, ErrorCodes, serializeError, TroupeError } from '../../src/errors.ts';
+import type { Logger } from '../../src/options.ts';
+import { latestSlot, nextSlot } from '../../src/schedule/cron.ts';
+import type { EnqueueResult, ScheduleRecord, Store } from '../../src/store/store.ts';
+import type { NewTask } from '../../src/task.ts';
+import { createExecutorDispatch } from '../executor/messages.ts';
+import type { TroupeMessage } from '../messages.ts';
+import { createReply, createErrorReply, type Reply } from '../tracker/messages.ts';
+import type { SchedulerDemand, SchedulerMessage } from './messages.ts';
+
+export interface SchedulerDeps {
+  store: Store;
+  clock: Clock;
+  owner: string;
+  leaseMs: number;
+  claimBatch: number;
+  logger: Logger;
+  orchestrator: string;
+  /** Names this node can run. */
+  names: () => readonly string[];
+  /** Builds a stored task for a schedule slot (validates input like any enqueue). */
+  createTask: (name: string, input: unknown, extra: { key: string; scheduleId: string; runAt: number }) => Promise<NewTask>;
+  /** Poll interval while hungry, for stores shared with other processes; 0 = never poll. */
+  pollMs: number;
+}
+
+const PAUSED_KEY = 'paused-names';
+
+export class Scheduler implements Actor<TroupeMessage> {
+  readonly #ctx: ActorContext<TroupeMessage>;
+  readonly #d: SchedulerDeps;
+  #demand: SchedulerDemand | undefined;
+  #claiming = false;
+  #wakeAgain = false;
+  #stopped = false;
+  #timer: TimerHandle | undefined;
+  #timerAt = Infinity;
+  #paused = new Set<string>();
+  #schedules = new Map<string, ScheduleRecord>();
+  #scheduleTimer: TimerHandle | undefined;
+  #firing = false;
+  #stats = { claims: 0, claimed: 0, emptyClaims: 0, fired: 0, skipped: 0 };
+
+  constructor(ctx: ActorContext<TroupeMessage>, deps: SchedulerDeps) {
+    this.#ctx = ctx;
+    this.#d = deps;
+  }
+
+  async start(): Promise<void> {
+    const paused = await this.#d.store.getMeta(PAUSED_KEY);
+    if (paused) this.#paused = new Set(JSON.parse(paused) as string[]);
+    for (const s of await this.#d.store.listSchedules()) this.#schedules.set(s.id, s);
+    this.#armSchedules();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#d.clock.clearTimeout(this.#timer);
+    this.#d.clock.clearTimeout(this.#scheduleTimer);
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      ...this.#stats,
+      hungry: this.#demand !== undefined,
+      pausedNames: [...this.#paused],
+      schedules: this.#schedules.size,
+      strategy: this.#d.store.strategy,
+    };
+  }
+
+  /** Names whose claiming is paused. */
+  get pausedNames(): string[] {
+    return [...this.#paused];
+  }
+
+  receive(msg: TroupeMessage): void {
+    const m = msg as SchedulerMessage;
+    switch (m.type) {
+      case 'scheduler.wake':
+        this.#pump();
+        return;
+      case 'scheduler.demand':
+        this.#demand = m;
+        this.#pump();
+        return;
+      case 'scheduler.pause-name':
+        if (m.paused) this.#paused.add(m.name);
+        else this.#paused.delete(m.name);
+        void this.#d.store.setMeta(PAUSED_KEY, this.#paused.size ? JSON.stringify([...this.#paused]) : undefined);
+        this.#pump();
+        return;
+      case 'scheduler.schedule-saved':
+        this.#schedules.set(m.schedule.id, m.schedule);
+        this.#armSchedules();
+        return;
+      case 'scheduler.schedule-removed':
+        this.#schedules.delete(m.id);
+        this.#armSchedules();
+        return;
+      case 'scheduler.trigger':
+        this.#trigger(m.id, m.replyTo);
+        return;
+      case 'scheduler.stop':
+        this.stop();
+        this.#demand = undefined;
+        return;
+      default:
+        return;
+    }
+  }
+
+  #pump(): void {
+    if (this.#stopped) return;
+    if (this.#claiming) {
+      this.#wakeAgain = true;
+      return;
+    }
+    const demand = this.#demand;
+    if (!demand || demand.slots <= 0) return;
+    this.#claiming = true;
+    this.#wakeAgain = false;
+    const { store, clock } = this.#d;
+    const exclude = this.#paused.size ? [...demand.exclude, ...this.#paused] : demand.exclude;
+    store
+      .claim({
+        owner: this.#d.owner,
+        limit: Math.min(demand.slots, this.#d.claimBatch),
+        leaseMs: this.#d.leaseMs,
+        now: clock.now(),
+        names: this.#d.names(),
+        exclude,
+        perName: demand.perName,
+      })
+      .then(
+        (tasks) => {
+          this.#claiming = false;
+          this.#stats.claims++;
+          if (this.#stopped) {
+            if (tasks.length) this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
+            return;
+          }
+          if (tasks.length > 0) {
+            this.#stats.claimed += tasks.length;
+            this.#demand = undefined;
+            this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
+            return;
+          }
+          this.#stats.emptyClaims++;
+          if (this.#wakeAgain) this.#pump();
+          else this.#armWake();
+        },
+        (error: unknown) => {
+          this.#claiming = false;
+          this.#d.logger.warn('claim failed', { error: serializeError(error).message });
+          this.#armTimer(clock.now() + 1000);
+        },
+      );
+  }
+
+  /** Arms one timer at the earliest delayed task (or the poll interval for shared stores). */
+  #armWake(): void {
+    const { store, clock } = this.#d;
+    store.nextRunAt().then(
+      (at) => {
+        const poll = this.#d.pollMs > 0 ? clock.now() + this.#d.pollMs : Infinity;
+        this.#armTimer(Math.min(at ?? Infinity, poll));
+      },
+      () => this.#armTimer(clock.now() + 1000),
+    );
+  }
+
+  #armTimer(at: number): void {
+    if (this.#stopped || !Number.isFinite(at)) return;
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    const { clock } = this.#d;
+    clock.clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.#pump();
+    }, Math.max(0, at - clock.now()));
+    this.#timer.unref?.();
+  }
+
+  // ── periodic schedules ────────────────────────────────────────────────────────────────────────────────────
+
+  #armSchedules(): void {
+    const { clock } = this.#d;
+    clock.clearTimeout(this.#scheduleTimer);
+    this.#scheduleTimer = undefined;
+    if (this.#stopped) return;
+    let earliest = Infinity;
+    for (const s of this.#schedules.values()) {
+      if (s.paused) continue;
+      const after = s.lastSlot ?? s.createdAt;
+      const next = nextSlot(s, after);
+      if (next !== undefined && next < earliest) earliest = next;
+    }
+    if (!Number.isFinite(earliest)) return;
+    this.#scheduleTimer = clock.setTimeout(() => void this.#fireDue(), Math.max(0, earliest - clock.now()));
+    this.#scheduleTimer.unref?.();
+  }
+
+  async #fireDue(): Promise<void> {
+    if (this.#firing || this.#stopped) return;
+    this.#firing = true;
+    try {
+      const now = this.#d.clock.now();
+      for (const s of [...this.#schedules.values()]) {
+        if (s.paused) continue;
+        const slot = latestSlot(s, now, (s.lastSlot ?? s.createdAt) + 1);
+        if (slot === undefined) continue;
+        s.lastSlot = slot;
+        try {
+          await this.#fire(s, slot, `schedule:${s.id}:${slot}`);
+        } catch (error) {
+          this.#d.logger.error('schedule slot failed', { schedule: s.id, slot, error: serializeError(error).message });
+        }
+      }
+    } finally {
+      this.#firing = false;
+      this.#armSchedules();
+    }
+  }
+
+  async #fire(s: ScheduleRecord, slot: number, key: string): Promise<string | undefined> {
+    const { store } = this.#d;
+    if (s.overlap !== 'allow') {
+      const states = s.overlap === 'skip' ? (['queued', 'scheduled', 'running', 'retrying'] as const) : (['queued', 'scheduled', 'retrying'] as const);
+      const active = await store.list({ scheduleId: s.id, state: states, limit: 1 });
+      if (active.tasks.length > 0) {
+        this.#stats.skipped++;
+        await store.markScheduleSlot(s.id, slot);
+        return undefined;
+      }
+    }
+    const task = await this.#d.createTask(s.task, s.input, { key, scheduleId: s.id, runAt: this.#d.clock.now() });
+    const reply = await ask<TroupeMessage, Reply>(this.#ctx.bus, this.#ctx.self, this.#d.orchestrator, (replyTo) => ({ type: 'tracker.enqueue', tasks: [task], replyTo }), { timeoutMs: 30_000 });
+    if (!reply.ok) throw deserializeError(reply.error);
+    await store.markScheduleSlot(s.id, slot);
+    this.#stats.fired++;
+    return (reply.value as EnqueueResult[])[0]?.id;
+  }
+
+  #trigger(id: string, replyTo: string): void {
+    const s = this.#schedules.get(id);
+    if (!s) {
+      this.#ctx.tell(replyTo, createErrorReply(serializeError(new TroupeError(ErrorCodes.NOT_FOUND, `No schedule \`${id}\``))));
+      return;
+    }
+    const now = this.#d.clock.now();
+    const s2: ScheduleRecord = { ...s, overlap: 'allow' };
+    this.#fire(s2, s.lastSlot ?? now, `schedule:${id}:manual:${now}:${Math.random().toString(36).slice(2, 8)}`).then(
+      (taskId) => this.#ctx.tell(replyTo, createReply(taskId)),
+      (error: unknown) => this.#ctx.tell(replyTo, createErrorReply(serializeError(error))),
+    );
+  }
+}

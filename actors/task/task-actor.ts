@@ -1,0 +1,95 @@
+/**
+ * One task actor per run: it holds the run's lifecycle state (moved only through the task machine's table),
+ * owns the run's AbortController and its timers, and records the first reason the run was ended
+ * (`timeout`, `cancel` or `shutdown`) — later reasons never overwrite it.
+ *
+ * Ending a run is two-step: the soft signal aborts first (ctx.signal in a handler, SIGTERM for a command); if the
+ * code is still running after `killGraceMs`, the hard signal ends the thread (the subprocess layer does its own
+ * SIGKILL after the same grace).
+ */
+import type { Clock, TimerHandle } from '../../src/clock.ts';
+import { ErrorCodes, TroupeError } from '../../src/errors.ts';
+import type { TaskId } from '../../src/ids.ts';
+import type { TaskRecord, TaskState } from '../../src/task.ts';
+import { nextTaskState, type TaskEvent } from './task-machine.ts';
+
+export type EndReason = 'timeout' | 'cancel' | 'shutdown';
+
+export class TaskActor {
+  readonly id: TaskId;
+  readonly name: string;
+  readonly attempt: number;
+  readonly startedAt: number;
+  readonly record: TaskRecord;
+  readonly #controller = new AbortController();
+  readonly #hard = new AbortController();
+  readonly #clock: Clock;
+  #state: TaskState = 'queued';
+  #reason: EndReason | undefined;
+  #timeout: TimerHandle | undefined;
+  #grace: TimerHandle | undefined;
+  #killGraceMs: number;
+
+  constructor(record: TaskRecord, clock: Clock, killGraceMs: number) {
+    this.record = record;
+    this.id = record.id;
+    this.name = record.name;
+    this.attempt = record.attempts;
+    this.startedAt = record.startedAt ?? clock.now();
+    this.#clock = clock;
+    this.#killGraceMs = killGraceMs;
+    this.send({ type: 'start' });
+  }
+
+  get state(): TaskState {
+    return this.#state;
+  }
+
+  /** The first reason this run was ended, if it was. */
+  get reason(): EndReason | undefined {
+    return this.#reason;
+  }
+
+  /** Soft signal: passed to running code as ctx.signal / execa's cancelSignal. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Hard signal: ends the worker thread when the code ignored the soft one. */
+  get hardSignal(): AbortSignal {
+    return this.#hard.signal;
+  }
+
+  /** Applies a lifecycle event through the machine's table; false when the machine does not allow it. */
+  send(event: TaskEvent): boolean {
+    const next = nextTaskState(this.#state, event);
+    if (next === undefined) return false;
+    this.#state = next;
+    return true;
+  }
+
+  /** Arms the run's timeout (0 = none). */
+  armTimeout(ms: number): void {
+    if (ms <= 0) return;
+    this.#timeout = this.#clock.setTimeout(() => this.end('timeout'), ms);
+  }
+
+  /** Ends the run for `reason`: aborts the soft signal now and the hard one after the grace. First reason wins. */
+  end(reason: EndReason): void {
+    this.#reason ??= reason;
+    if (this.#controller.signal.aborted) return;
+    const code = this.#reason === 'timeout' ? ErrorCodes.TIMEOUT : this.#reason === 'cancel' ? ErrorCodes.CANCELLED : ErrorCodes.CLOSED;
+    const message =
+      this.#reason === 'timeout' ? `Task \`${this.name}\` (${this.id}) timed out` :
+      this.#reason === 'cancel' ? `Task \`${this.name}\` (${this.id}) was cancelled` :
+      `Task \`${this.name}\` (${this.id}) was stopped by shutdown`;
+    this.#controller.abort(new TroupeError(code, message));
+    this.#grace = this.#clock.setTimeout(() => this.#hard.abort(this.#controller.signal.reason), this.#killGraceMs);
+  }
+
+  /** Clears the run's timers. */
+  dispose(): void {
+    this.#clock.clearTimeout(this.#timeout);
+    this.#clock.clearTimeout(this.#grace);
+  }
+}

@@ -1,0 +1,47 @@
+/** tracker.* messages: the source of truth for task state; every change goes through the store here. */
+import type { SerializedError } from '../../src/errors.ts';
+import type { ActorAddress, TaskId } from '../../src/ids.ts';
+import type { ListFilter, SettleOp } from '../../src/store/store.ts';
+import type { NewTask, OutputStream, Progress } from '../../src/task.ts';
+
+/** Persists new tasks (batched with other enqueues); answered with the enqueue results. */
+export interface TrackerEnqueue { type: 'tracker.enqueue'; tasks: NewTask[]; replyTo: ActorAddress }
+/** An attempt started (the claim already recorded it): publish the fact. */
+export interface TrackerStarted { type: 'tracker.started'; id: TaskId; name: string; attempt: number; owner: string; at: number }
+/** An outcome to persist (group commit) and then publish. */
+export interface TrackerSettle { type: 'tracker.settle'; op: SettleOp; name: string; startedAt: number }
+/** Progress reported by running code. */
+export interface TrackerProgress { type: 'tracker.progress'; id: TaskId; name: string; progress: Progress; at: number }
+/** One captured output line. */
+export interface TrackerOutput { type: 'tracker.output'; id: TaskId; name: string; stream: OutputStream; text: string; at: number }
+/** Cancels a task; answered with the store's CancelResult. */
+export interface TrackerCancel { type: 'tracker.cancel'; id: TaskId; reason: string; replyTo: ActorAddress }
+/** Puts a dead letter back; answered with the task record or undefined. */
+export interface TrackerRetry { type: 'tracker.retry'; id: TaskId; replyTo: ActorAddress }
+/** Reads state; answered with the value. */
+export interface TrackerQuery { type: 'tracker.query'; query: TrackerQueryKind; replyTo: ActorAddress }
+/** Writes everything pending; answered when committed. */
+export interface TrackerFlush { type: 'tracker.flush'; replyTo: ActorAddress }
+
+export type TrackerQueryKind =
+  | { kind: 'get'; id: TaskId; history?: boolean }
+  | { kind: 'list'; filter: ListFilter }
+  | { kind: 'output'; id: TaskId; after?: number; limit?: number }
+  | { kind: 'counts' };
+
+export type TrackerMessage =
+  | TrackerEnqueue
+  | TrackerStarted
+  | TrackerSettle
+  | TrackerProgress
+  | TrackerOutput
+  | TrackerCancel
+  | TrackerRetry
+  | TrackerQuery
+  | TrackerFlush;
+
+/** The answer to any request made with `ask`. */
+export type Reply = { type: 'reply'; ok: true; value: unknown } | { type: 'reply'; ok: false; error: SerializedError };
+
+export const createReply = (value: unknown): Reply => ({ type: 'reply', ok: true, value });
+export const createErrorReply = (error: SerializedError): Reply => ({ type: 'reply', ok: false, error });

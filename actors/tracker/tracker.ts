@@ -1,0 +1,340 @@
+/**
+ * The tracker: the source of truth for task state. Every change goes through the store here, and a fact is
+ * published only after its change is committed.
+ *
+ * Group commit: enqueues and outcomes arriving while a write is in flight are gathered and written together in
+ * the next transaction, so a busy runtime makes few, large transactions and an idle one writes at once.
+ * Progress and output are published live and persisted in the same batches (the latest progress per task wins).
+ *
+ * It also keeps the leases of this node alive (one heartbeat statement for all its running tasks) and takes back
+ * tasks whose lease expired anywhere (a node that died), putting them back in the queue.
+ */
+import type { Actor, ActorContext } from '../../src/actor/actor.ts';
+import type { Clock, TimerHandle } from '../../src/clock.ts';
+import { serializeError } from '../../src/errors.ts';
+import type { TaskId } from '../../src/ids.ts';
+import type { Logger } from '../../src/options.ts';
+import type { SettleOp, Store } from '../../src/store/store.ts';
+import type { NewTask, OutputLine, TaskRecord } from '../../src/task.ts';
+import { createExecutorAbort } from '../executor/messages.ts';
+import type { TroupeMessage } from '../messages.ts';
+import { createSchedulerWake } from '../scheduler/messages.ts';
+import {
+  createTaskOutput,
+  createTaskProgress,
+  createTaskQueued,
+  createTaskScheduled,
+  createTaskStarted,
+} from '../task/messages.ts';
+import { createErrorReply, createReply, type TrackerMessage, type TrackerSettle } from './messages.ts';
+import { nextOutputSeq } from './output-seq.ts';
+
+export interface TrackerDeps {
+  store: Store;
+  clock: Clock;
+  owner: string;
+  leaseMs: number;
+  heartbeatMs: number;
+  logger: Logger;
+  /** Route for messages to other actors. */
+  orchestrator: string;
+}
+
+interface PendingEnqueue {
+  tasks: NewTask[];
+  replyTo: string;
+}
+
+export class Tracker implements Actor<TroupeMessage> {
+  readonly #ctx: ActorContext<TroupeMessage>;
+  readonly #d: TrackerDeps;
+  #enqueues: PendingEnqueue[] = [];
+  #enqueueBusy = false;
+  #settles: TrackerSettle[] = [];
+  #sideOps: SettleOp[] = [];
+  #progress = new Map<TaskId, SettleOp>();
+  #settleBusy = false;
+  #flushWaiters: string[] = [];
+  #running = 0;
+  #heartbeat: TimerHandle | undefined;
+  #recovery: TimerHandle | undefined;
+  #stopped = false;
+  #stats = { enqueued: 0, settled: 0, batches: 0, recovered: 0 };
+
+  constructor(ctx: ActorContext<TroupeMessage>, deps: TrackerDeps) {
+    this.#ctx = ctx;
+    this.#d = deps;
+  }
+
+  start(): void {
+    this.#armRecovery(0);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#d.clock.clearTimeout(this.#heartbeat);
+    this.#d.clock.clearTimeout(this.#recovery);
+  }
+
+  describe(): Record<string, unknown> {
+    return { ...this.#stats, pendingWrites: this.#settles.length + this.#enqueues.length, runningHere: this.#running };
+  }
+
+  receive(msg: TroupeMessage): void {
+    const m = msg as TrackerMessage;
+    switch (m.type) {
+      case 'tracker.enqueue':
+        this.#enqueues.push({ tasks: m.tasks, replyTo: m.replyTo });
+        this.#flushEnqueues();
+        return;
+      case 'tracker.started':
+        this.#running++;
+        this.#armHeartbeat();
+        this.#ctx.publish(createTaskStarted(m.id, m.name, m.at, m.attempt, m.owner));
+        return;
+      case 'tracker.settle':
+        this.#settles.push(m);
+        this.#flushSettles();
+        return;
+      case 'tracker.progress': {
+        this.#ctx.publish(createTaskProgress(m.id, m.name, m.at, m.progress));
+        this.#progress.set(m.id, { type: 'progress', id: m.id, at: m.at, progress: m.progress });
+        this.#flushSettles();
+        return;
+      }
+      case 'tracker.output': {
+        const line: OutputLine = { seq: nextOutputSeq(m.at), stream: m.stream, text: m.text, at: m.at };
+        if (this.#ctx.bus.hasSubscribers('task.output')) this.#ctx.publish(createTaskOutput(m.id, m.name, line));
+        const last = this.#sideOps[this.#sideOps.length - 1];
+        if (last && last.type === 'output' && last.id === m.id) last.lines.push(line);
+        else this.#sideOps.push({ type: 'output', id: m.id, lines: [line] });
+        this.#flushSettles();
+        return;
+      }
+      case 'tracker.cancel':
+        this.#cancel(m.id, m.reason, m.replyTo);
+        return;
+      case 'tracker.retry':
+        this.#retry(m.id, m.replyTo);
+        return;
+      case 'tracker.query':
+        this.#answer(m);
+        return;
+      case 'tracker.flush':
+        this.#flushWaiters.push(m.replyTo);
+        this.#flushSettles();
+        this.#maybeAnswerFlush();
+        return;
+      default:
+        return;
+    }
+  }
+
+  #flushEnqueues(): void {
+    if (this.#enqueueBusy || this.#enqueues.length === 0) return;
+    const batch = this.#enqueues;
+    this.#enqueues = [];
+    this.#enqueueBusy = true;
+    const tasks = batch.length === 1 ? batch[0]!.tasks : batch.flatMap((b) => b.tasks);
+    this.#d.store.enqueue(tasks).then(
+      (results) => {
+        this.#enqueueBusy = false;
+        this.#stats.enqueued += tasks.length;
+        let offset = 0;
+        const now = this.#d.clock.now();
+        let due = false;
+        for (const { tasks: part, replyTo } of batch) {
+          const slice = results.slice(offset, offset + part.length);
+          offset += part.length;
+          this.#ctx.tell(replyTo, createReply(slice));
+        }
+        for (let i = 0; i < tasks.length; i++) {
+          const r = results[i]!;
+          if (!r.created) continue;
+          const t = tasks[i]!;
+          if (t.runAt > now) this.#ctx.publish(createTaskScheduled(t.id, t.name, now, t.runAt));
+          else {
+            due = true;
+            this.#ctx.publish(createTaskQueued(t.id, t.name, now, t.runAt));
+          }
+        }
+        this.#ctx.tell(this.#d.orchestrator, createSchedulerWake(due ? 'enqueued' : 'scheduled'));
+        this.#flushEnqueues();
+        this.#maybeAnswerFlush();
+      },
+      (error: unknown) => {
+        this.#enqueueBusy = false;
+        const serialized = serializeError(error);
+        for (const { replyTo } of batch) this.#ctx.tell(replyTo, createErrorReply(serialized));
+        this.#d.logger.error('enqueue failed', { error: serialized.message });
+        this.#flushEnqueues();
+        this.#maybeAnswerFlush();
+      },
+    );
+  }
+
+  #flushSettles(): void {
+    if (this.#settleBusy) return;
+    if (this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) return;
+    const settles = this.#settles;
+    const ops: SettleOp[] = [...this.#sideOps, ...this.#progress.values()];
+    const sideCount = ops.length;
+    for (const s of settles) ops.push(s.op);
+    this.#settles = [];
+    this.#sideOps = [];
+    this.#progress = new Map();
+    this.#settleBusy = true;
+    this.#d.store.settle(ops).then(
+      (applied) => {
+        this.#settleBusy = false;
+        this.#stats.batches++;
+        this.#stats.settled += settles.length;
+        let wake = false;
+        for (let i = 0; i < settles.length; i++) {
+          const s = settles[i]!;
+          if (s.op.type !== 'progress' && s.op.type !== 'output') this.#running = Math.max(0, this.#running - 1);
+          if (!applied[sideCount + i]) continue;
+          wake = this.#publishOutcome(s) || wake;
+        }
+        if (wake) this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('requeued'));
+        this.#flushSettles();
+        this.#maybeAnswerFlush();
+      },
+      (error: unknown) => {
+        this.#settleBusy = false;
+        // Nothing was written: put the batch back and let the supervisor restart us (the store may be down).
+        this.#settles = [...settles, ...this.#settles];
+        this.#d.logger.error('settle failed', { error: serializeError(error).message });
+        this.#ctx.fail(error);
+      },
+    );
+  }
+
+  #publishOutcome(s: TrackerSettle): boolean {
+    const op = s.op;
+    const name = s.name;
+    switch (op.type) {
+      case 'succeeded':
+        this.#ctx.publish({ type: 'task.succeeded', id: op.id, name, at: op.at, attempt: op.attempt, result: op.result, durationMs: Math.max(0, op.at - s.startedAt) });
+        return false;
+      case 'failed':
+        this.#ctx.publish({ type: 'task.failed', id: op.id, name, at: op.at, attempt: op.attempt, error: op.error });
+        return false;
+      case 'timed_out':
+        this.#ctx.publish({ type: 'task.timed_out', id: op.id, name, at: op.at, attempt: op.attempt, error: op.error });
+        return false;
+      case 'retry':
+        this.#ctx.publish({ type: 'task.retrying', id: op.id, name, at: op.at, attempt: op.attempt, runAt: op.runAt, error: op.error });
+        return true;
+      case 'release':
+        this.#ctx.publish(createTaskQueued(op.id, name, op.at, op.at));
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  #maybeAnswerFlush(): void {
+    if (this.#flushWaiters.length === 0) return;
+    const idle = !this.#settleBusy && !this.#enqueueBusy && this.#settles.length === 0 && this.#enqueues.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0;
+    if (!idle) return;
+    const waiters = this.#flushWaiters;
+    this.#flushWaiters = [];
+    for (const w of waiters) this.#ctx.tell(w, createReply(true));
+  }
+
+  #cancel(id: TaskId, reason: string, replyTo: string): void {
+    const at = this.#d.clock.now();
+    this.#d.store.cancel(id, at, reason).then(
+      (result) => {
+        this.#ctx.tell(replyTo, createReply(result));
+        if (!result.cancelled || result.previous === undefined) return;
+        void this.#d.store.get(id).then((task) => {
+          this.#ctx.publish({ type: 'task.cancelled', id, name: task?.name ?? '', at, previous: result.previous!, reason });
+        });
+        if (result.previous === 'running') this.#ctx.tell(this.#d.orchestrator, createExecutorAbort(id, 'cancel'));
+      },
+      (error: unknown) => this.#ctx.tell(replyTo, createErrorReply(serializeError(error))),
+    );
+  }
+
+  #retry(id: TaskId, replyTo: string): void {
+    const at = this.#d.clock.now();
+    this.#d.store.retry(id, at).then(
+      (task) => {
+        this.#ctx.tell(replyTo, createReply(task));
+        if (task) {
+          this.#ctx.publish(createTaskQueued(task.id, task.name, at, task.runAt));
+          this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('retried'));
+        }
+      },
+      (error: unknown) => this.#ctx.tell(replyTo, createErrorReply(serializeError(error))),
+    );
+  }
+
+  #answer(m: Extract<TrackerMessage, { type: 'tracker.query' }>): void {
+    const { store } = this.#d;
+    const q = m.query;
+    let work: Promise<unknown>;
+    switch (q.kind) {
+      case 'get':
+        work = store.get(q.id).then(async (task) => (task && q.history ? { task, history: await store.history(q.id) } : task ? { task } : undefined));
+        break;
+      case 'list':
+        work = store.list(q.filter);
+        break;
+      case 'output':
+        work = store.output(q.id, q.after, q.limit);
+        break;
+      case 'counts':
+        work = store.counts(this.#d.clock.now());
+        break;
+    }
+    work.then(
+      (value) => this.#ctx.tell(m.replyTo, createReply(value)),
+      (error: unknown) => this.#ctx.tell(m.replyTo, createErrorReply(serializeError(error))),
+    );
+  }
+
+  #armHeartbeat(): void {
+    if (this.#heartbeat !== undefined || this.#stopped) return;
+    const { clock, heartbeatMs } = this.#d;
+    this.#heartbeat = clock.setTimeout(() => {
+      this.#heartbeat = undefined;
+      if (this.#running === 0 || this.#stopped) return;
+      const now = clock.now();
+      this.#d.store.heartbeat(this.#d.owner, now + this.#d.leaseMs).catch((error: unknown) => {
+        this.#d.logger.warn('heartbeat failed', { error: serializeError(error).message });
+      });
+      this.#armHeartbeat();
+    }, heartbeatMs);
+    this.#heartbeat.unref?.();
+  }
+
+  #armRecovery(delay: number): void {
+    if (this.#stopped) return;
+    const { clock } = this.#d;
+    this.#recovery = clock.setTimeout(() => {
+      this.#recovery = undefined;
+      this.#d.store.recoverExpired(clock.now()).then(
+        (tasks: TaskRecord[]) => {
+          if (tasks.length > 0) {
+            this.#stats.recovered += tasks.length;
+            const at = clock.now();
+            for (const t of tasks) {
+              if (t.state === 'queued') this.#ctx.publish(createTaskQueued(t.id, t.name, at, t.runAt));
+              else if (t.state === 'failed' && t.error) this.#ctx.publish({ type: 'task.failed', id: t.id, name: t.name, at, attempt: t.attempts, error: t.error });
+            }
+            this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('recovered'));
+          }
+          this.#armRecovery(Math.max(250, Math.floor(this.#d.leaseMs / 2)));
+        },
+        (error: unknown) => {
+          this.#d.logger.warn('lease recovery failed', { error: serializeError(error).message });
+          this.#armRecovery(Math.max(250, Math.floor(this.#d.leaseMs / 2)));
+        },
+      );
+    }, delay);
+    this.#recovery.unref?.();
+  }
+}

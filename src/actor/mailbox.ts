@@ -1,0 +1,108 @@
+/**
+ * A per-actor FIFO mailbox. Messages are processed one at a time, in order; a burst is drained in one microtask.
+ * If `receive` returns a promise, the next message waits for it. A crash pauses the mailbox until the
+ * supervisor restarts the actor (the message that crashed is dropped and counted).
+ */
+import type { Message } from '../bus/message.ts';
+import type { ActorAddress } from '../ids.ts';
+
+export interface MailboxHandler<M extends Message> {
+  receive(msg: M, from: ActorAddress): void | Promise<void>;
+  crash(error: unknown, msg: M): void;
+}
+
+export class Mailbox<M extends Message> {
+  #queue: Array<[M, ActorAddress]> = [];
+  #head = 0;
+  #handler: MailboxHandler<M> | undefined;
+  #scheduled = false;
+  #busy = false;
+  #paused = true;
+  #processed = 0;
+  #dropped = 0;
+
+  /** Attaches the actor and starts delivering. */
+  start(handler: MailboxHandler<M>): void {
+    this.#handler = handler;
+    this.#paused = false;
+    this.#schedule();
+  }
+
+  /** Stops delivering (messages stay queued). */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Drops every queued message. */
+  clear(): number {
+    const n = this.size;
+    this.#queue = [];
+    this.#head = 0;
+    this.#dropped += n;
+    return n;
+  }
+
+  deliver(msg: M, from: ActorAddress): void {
+    this.#queue.push([msg, from]);
+    this.#schedule();
+  }
+
+  get size(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  get stats(): { queued: number; processed: number; dropped: number } {
+    return { queued: this.size, processed: this.#processed, dropped: this.#dropped };
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#busy || this.#paused) return;
+    this.#scheduled = true;
+    queueMicrotask(() => this.#drain());
+  }
+
+  #drain(): void {
+    this.#scheduled = false;
+    while (!this.#paused && !this.#busy && this.#head < this.#queue.length) {
+      const [msg, from] = this.#queue[this.#head]!;
+      this.#queue[this.#head++] = undefined as unknown as [M, ActorAddress];
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+      const handler = this.#handler!;
+      let result: void | Promise<void>;
+      try {
+        result = handler.receive(msg, from);
+      } catch (error) {
+        this.#fail(handler, error, msg);
+        return;
+      }
+      this.#processed++;
+      if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+        this.#busy = true;
+        (result as Promise<void>).then(
+          () => {
+            this.#busy = false;
+            this.#schedule();
+          },
+          (error: unknown) => {
+            this.#busy = false;
+            this.#fail(handler, error, msg);
+          },
+        );
+        return;
+      }
+    }
+    if (this.#head === this.#queue.length && this.#head > 0) {
+      this.#queue = [];
+      this.#head = 0;
+    }
+  }
+
+  #fail(handler: MailboxHandler<M>, error: unknown, msg: M): void {
+    this.#paused = true;
+    this.#dropped++;
+    handler.crash(error, msg);
+  }
+}

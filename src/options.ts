@@ -1,0 +1,259 @@
+/**
+ * Runtime options: validated at the door, resolved once, trusted inside. Internal modules take only
+ * `ResolvedOptions`. Every message names the option and the value: ``Expected `concurrency` to be a positive
+ * integer, got `0` (number)`` with code TROUPE_ERR_INVALID_OPTION.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { systemClock, type Clock } from './clock.ts';
+import { describeValue, invalidOption } from './errors.ts';
+import { resolveRetryPolicy } from './schedule/backoff.ts';
+import { STRATEGIES, type Store, type Strategy } from './store/store.ts';
+import type { RetryPolicy } from './task.ts';
+import { parseDuration, parseSize, type Duration, type Size } from './units.ts';
+
+/** Where log lines of the runtime itself go. */
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** A user's retry settings. */
+export interface RetryOptions {
+  /** Total attempts including the first. @default 1 */
+  attempts?: number;
+  /** @default 'exponential' */
+  backoff?: 'fixed' | 'exponential';
+  /** Delay before the first retry. @default '1s' */
+  delay?: Duration;
+  /** Cap of any delay. @default '5m' */
+  maxDelay?: Duration;
+  /** Random spread of each delay (0.2 = ±20 %). @default 0.2 */
+  jitter?: number;
+}
+
+export interface PoolOptions {
+  /** @default 1 */
+  minThreads?: number;
+  /** @default os.availableParallelism() */
+  maxThreads?: number;
+  /** A thread idle this long is ended (down to minThreads). @default '30s' */
+  idleTimeout?: Duration;
+  /** Jobs waiting for a thread before `run` is refused; `'auto'` = threads². @default 'auto' */
+  maxQueue?: number | 'auto';
+  /** Worker thread limits; a handler exceeding them fails with TROUPE_ERR_RESOURCE_LIMIT. */
+  resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; stackSizeMb?: number };
+  /** Most handler jobs sent to a thread in one message when the queue is deep. @default 16 */
+  maxBatch?: number;
+}
+
+export interface OutputOptions {
+  /** @default 10000 */
+  maxLines?: number;
+  /** @default '10MB' */
+  maxBytes?: Size;
+}
+
+export interface RuntimeOptions {
+  /** `'sqlite:./path.db'`, `'memory'`, `'postgres://…'`, or a Store. @default 'sqlite:./.troupe/troupe.db' */
+  store?: string | Store;
+  /** Tasks running at once, all names together. @default 16 */
+  concurrency?: number;
+  /** Which due task runs next. @default 'priority' */
+  strategy?: Strategy;
+  pool?: PoolOptions;
+  /** Default retry policy of every task (a definition or an enqueue may override it). @default { attempts: 1 } */
+  retry?: RetryOptions;
+  /** Default timeout of every task; 0 = none. @default 0 */
+  timeout?: Duration;
+  /** Grace between SIGTERM (or ctx.signal abort) and the hard stop. @default '5s' */
+  killGrace?: Duration;
+  output?: OutputOptions;
+  /** How long a claim holds a task before another node may take it back. @default '30s' */
+  lease?: Duration;
+  /** How often leases are renewed. @default lease / 3 */
+  heartbeat?: Duration;
+  /** Most tasks claimed in one store call. @default 64 */
+  claimBatch?: number;
+  /** Restart intensity of the supervision tree. @default { maxRestarts: 3, within: '5s' } */
+  supervisor?: { maxRestarts?: number; within?: Duration };
+  /** SQLite durability: `NORMAL` (WAL, fast) or `FULL` (fsync per commit). @default 'NORMAL' */
+  synchronous?: 'NORMAL' | 'FULL';
+  /** Root of the runtime's temporary files (cleaned by `cleanup-temp-files`). @default os.tmpdir()/troupe */
+  tempDir?: string;
+  /** Node identity recorded with claims. @default host:pid:start */
+  nodeId?: string;
+  clock?: Clock;
+  /** Randomness for weighted-random and jitter; tests pass a seeded one. @default Math.random */
+  random?: () => number;
+  logger?: Logger;
+  /** Built-in maintenance tasks (`cleanup-runs`, `health-check`, …) are registered. @default true */
+  maintenance?: boolean;
+}
+
+export interface ResolvedOptions {
+  store: string | Store;
+  concurrency: number;
+  strategy: Strategy;
+  pool: {
+    minThreads: number;
+    maxThreads: number;
+    idleTimeoutMs: number;
+    maxQueue: number | 'auto';
+    resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; stackSizeMb?: number };
+    maxBatch: number;
+  };
+  retry: RetryPolicy;
+  timeoutMs: number;
+  killGraceMs: number;
+  output: { maxLines: number; maxBytes: number };
+  leaseMs: number;
+  heartbeatMs: number;
+  claimBatch: number;
+  supervisor: { maxRestarts: number; withinMs: number };
+  synchronous: 'NORMAL' | 'FULL';
+  tempDir: string;
+  nodeId: string | undefined;
+  clock: Clock;
+  random: () => number;
+  logger: Logger;
+  maintenance: boolean;
+}
+
+const silentLogger: Logger = Object.freeze({ debug() {}, info() {}, warn() {}, error() {} });
+
+export const DEFAULT_RETRY: Readonly<RetryPolicy> = Object.freeze({
+  attempts: 1,
+  backoff: 'exponential',
+  delayMs: 1000,
+  maxDelayMs: 300_000,
+  jitter: 0.2,
+});
+
+export const DEFAULTS = Object.freeze({
+  store: 'sqlite:./.troupe/troupe.db',
+  concurrency: 16,
+  strategy: 'priority' as Strategy,
+  killGraceMs: 5000,
+  maxLines: 10_000,
+  maxBytes: 10 * 1000 * 1000,
+  leaseMs: 30_000,
+  claimBatch: 64,
+  maxBatch: 16,
+  idleTimeoutMs: 30_000,
+  maxRestarts: 3,
+  withinMs: 5000,
+});
+
+const KNOWN_KEYS = new Set([
+  'store', 'concurrency', 'strategy', 'pool', 'retry', 'timeout', 'killGrace', 'output', 'lease', 'heartbeat',
+  'claimBatch', 'supervisor', 'synchronous', 'tempDir', 'nodeId', 'clock', 'random', 'logger', 'maintenance',
+]);
+
+/** Checks `value` is a positive integer (or within [min, max]). */
+export function positiveInteger(value: unknown, path: string, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? (min === 1 ? 'a positive integer' : `an integer ≥ ${min}`) : `an integer from ${min} to ${max}`;
+    throw invalidOption(path, range, value);
+  }
+  return value;
+}
+
+/** Copies a user object into a null-prototype record, refusing non-objects and unknown keys. */
+export function plainObject(value: unknown, path: string, known?: ReadonlySet<string>): Record<string, unknown> {
+  if (value === undefined) return Object.create(null) as Record<string, unknown>;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidOption(path, 'an object', value);
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const key of Object.keys(value)) {
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') {
+      throw invalidOption(`${path}.${key}`, 'absent (reserved name)', (value as Record<string, unknown>)[key]);
+    }
+    if (known && !known.has(key)) {
+      throw invalidOption(path === '' ? key : `${path}.${key}`, `one of the known options (${[...known].join(', ')})`, (value as Record<string, unknown>)[key]);
+    }
+    out[key] = (value as Record<string, unknown>)[key];
+  }
+  return out;
+}
+
+/** Validates and fills every option; throws TROUPE_ERR_INVALID_OPTION on the first bad one. */
+export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
+  const o = plainObject(raw, '', KNOWN_KEYS);
+  const store = o.store ?? DEFAULTS.store;
+  if (typeof store !== 'string' && (typeof store !== 'object' || store === null || typeof (store as Store).claim !== 'function')) {
+    throw invalidOption('store', "'memory', 'sqlite:PATH', 'postgres://…' or a Store", store);
+  }
+  const concurrency = positiveInteger(o.concurrency ?? DEFAULTS.concurrency, 'concurrency', { max: 100_000 });
+  const strategy = (o.strategy ?? DEFAULTS.strategy) as Strategy;
+  if (!STRATEGIES.includes(strategy)) throw invalidOption('strategy', `one of ${STRATEGIES.map((s) => `'${s}'`).join(', ')}`, o.strategy);
+
+  const p = plainObject(o.pool, 'pool', new Set(['minThreads', 'maxThreads', 'idleTimeout', 'maxQueue', 'resourceLimits', 'maxBatch']));
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const maxThreads = positiveInteger(p.maxThreads ?? Math.max(1, cores), 'pool.maxThreads', { max: 1024 });
+  const minThreads = positiveInteger(p.minThreads ?? 1, 'pool.minThreads', { min: 0, max: 1024 });
+  if (minThreads > maxThreads) throw invalidOption('pool.minThreads', `at most pool.maxThreads (${maxThreads})`, minThreads);
+  const maxQueue = p.maxQueue ?? 'auto';
+  if (maxQueue !== 'auto') positiveInteger(maxQueue, 'pool.maxQueue', { min: 0 });
+  const resourceLimits = p.resourceLimits === undefined ? undefined : plainObject(p.resourceLimits, 'pool.resourceLimits', new Set(['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'stackSizeMb']));
+  if (resourceLimits) for (const [k, v] of Object.entries(resourceLimits)) positiveInteger(v, `pool.resourceLimits.${k}`);
+
+  const out = plainObject(o.output, 'output', new Set(['maxLines', 'maxBytes']));
+  const sup = plainObject(o.supervisor, 'supervisor', new Set(['maxRestarts', 'within']));
+  const leaseMs = parseDuration(o.lease ?? DEFAULTS.leaseMs, 'lease', { positive: true });
+  const heartbeatMs = parseDuration(o.heartbeat ?? Math.max(1, Math.floor(leaseMs / 3)), 'heartbeat', { positive: true });
+  if (heartbeatMs >= leaseMs) throw invalidOption('heartbeat', `shorter than lease (${leaseMs} ms)`, o.heartbeat);
+  const synchronous = o.synchronous ?? 'NORMAL';
+  if (synchronous !== 'NORMAL' && synchronous !== 'FULL') throw invalidOption('synchronous', "'NORMAL' or 'FULL'", synchronous);
+  const clock = (o.clock ?? systemClock) as Clock;
+  if (typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function') throw invalidOption('clock', 'a Clock', clock);
+  const random = (o.random ?? Math.random) as () => number;
+  if (typeof random !== 'function') throw invalidOption('random', 'a function returning [0, 1)', random);
+  const tempDir = o.tempDir ?? path.join(os.tmpdir(), 'troupe');
+  if (typeof tempDir !== 'string' || tempDir.length === 0) throw invalidOption('tempDir', 'a directory path', tempDir);
+  if (o.nodeId !== undefined && (typeof o.nodeId !== 'string' || o.nodeId.length === 0 || o.nodeId.length > 200)) {
+    throw invalidOption('nodeId', 'a non-empty string', o.nodeId);
+  }
+  const logger = (o.logger ?? silentLogger) as Logger;
+  if (typeof logger.warn !== 'function') throw invalidOption('logger', 'an object with debug/info/warn/error', logger);
+  if (o.maintenance !== undefined && typeof o.maintenance !== 'boolean') throw invalidOption('maintenance', 'a boolean', o.maintenance);
+
+  const resolved: ResolvedOptions = {
+    store: store as string | Store,
+    concurrency,
+    strategy,
+    pool: {
+      minThreads,
+      maxThreads,
+      idleTimeoutMs: parseDuration(p.idleTimeout ?? DEFAULTS.idleTimeoutMs, 'pool.idleTimeout'),
+      maxQueue: maxQueue as number | 'auto',
+      maxBatch: positiveInteger(p.maxBatch ?? DEFAULTS.maxBatch, 'pool.maxBatch', { max: 1024 }),
+      ...(resourceLimits ? { resourceLimits: resourceLimits as ResolvedOptions['pool']['resourceLimits'] } : {}),
+    },
+    retry: resolveRetryPolicy(o.retry, 'retry', DEFAULT_RETRY),
+    timeoutMs: parseDuration(o.timeout ?? 0, 'timeout'),
+    killGraceMs: parseDuration(o.killGrace ?? DEFAULTS.killGraceMs, 'killGrace'),
+    output: {
+      maxLines: positiveInteger(out.maxLines ?? DEFAULTS.maxLines, 'output.maxLines', { max: 10_000_000 }),
+      maxBytes: parseSize(out.maxBytes ?? DEFAULTS.maxBytes, 'output.maxBytes'),
+    },
+    leaseMs,
+    heartbeatMs,
+    claimBatch: positiveInteger(o.claimBatch ?? DEFAULTS.claimBatch, 'claimBatch', { max: 10_000 }),
+    supervisor: {
+      maxRestarts: positiveInteger(sup.maxRestarts ?? DEFAULTS.maxRestarts, 'supervisor.maxRestarts', { min: 0 }),
+      withinMs: parseDuration(sup.within ?? DEFAULTS.withinMs, 'supervisor.within', { positive: true }),
+    },
+    synchronous,
+    tempDir,
+    nodeId: o.nodeId as string | undefined,
+    clock,
+    random,
+    logger,
+    maintenance: (o.maintenance as boolean | undefined) ?? true,
+  };
+  return Object.freeze(resolved);
+}
+
+export { describeValue };

@@ -1,0 +1,39 @@
+/**
+ * The orchestrator routes, and does nothing else. Actors and the Runtime facade send every cross-actor message
+ * here; the `type` prefix (`scheduler.`, `executor.`, `tracker.`) names the actor that owns it. This is the one
+ * place that knows the routing between scheduler, executor and tracker, so swapping or splitting an actor
+ * changes this table only. It imports no store and no pool.
+ */
+import type { Actor, ActorContext } from './actor/actor.ts';
+import type { Message } from './bus/message.ts';
+import type { ActorAddress } from './ids.ts';
+
+export type RoutingTable = Readonly<Record<string, ActorAddress>>;
+
+export class Orchestrator<M extends Message> implements Actor<M> {
+  readonly #ctx: ActorContext<M>;
+  readonly #routes: RoutingTable;
+  #routed = 0;
+  #unroutable = 0;
+
+  constructor(ctx: ActorContext<M>, routes: RoutingTable) {
+    this.#ctx = ctx;
+    this.#routes = routes;
+  }
+
+  receive(msg: M, from: ActorAddress): void {
+    const dot = msg.type.indexOf('.');
+    const to = dot > 0 ? this.#routes[msg.type.slice(0, dot)] : undefined;
+    if (to === undefined) {
+      this.#unroutable++;
+      return;
+    }
+    this.#routed++;
+    // Forward under the original sender, so inspection shows who really spoke.
+    this.#ctx.bus.tell(from, to, msg);
+  }
+
+  describe(): Record<string, unknown> {
+    return { routed: this.#routed, unroutable: this.#unroutable, routes: { ...this.#routes } };
+  }
+}

@@ -1,0 +1,790 @@
+/**
+ * The Runtime facade: one object over all the patterns (run, start, runAll, enqueue, schedule, advise). It
+ * validates at the door — unknown names, bad input, bad options are refused before anything is stored — and
+ * talks only to the orchestrator. This file also assembles the supervision tree:
+ *
+ *   root (one-for-one)
+ *   ├── orchestrator   routes
+ *   ├── tracker        store, group commit, leases, facts
+ *   ├── scheduler      claims in strategy order, periodic slots
+ *   └── executor       capacity, task actors (its children), thread pool / subprocesses / inline
+ */
+import os from 'node:os';
+import type { TreeNode } from './actor/actor.ts';
+import { Supervisor } from './actor/supervisor.ts';
+import { ask } from './bus/ask.ts';
+import { Bus } from './bus/bus.ts';
+import type { Inspection } from './bus/message.ts';
+import { adviseFromTraits, type Advice, type TaskTraits } from './advisor.ts';
+import { deserializeError, ErrorCodes, invalidOption, isTroupeError, serializeError, TroupeError, type SerializedError } from './errors.ts';
+import { createNodeId, createTaskId, isTaskId, type TaskId } from './ids.ts';
+import { resolveOptions, plainObject, positiveInteger, type ResolvedOptions, type RuntimeOptions, type RetryOptions } from './options.ts';
+import { Orchestrator } from './orchestrator.ts';
+import { createThreadPool, type ThreadPool } from './pool/thread-pool.ts';
+import { activeCommandPids, runCommand } from './process/run-command.ts';
+import { Registry, type ResolvedTask, type TaskDefinition } from './registry.ts';
+import { resolveRetryPolicy } from './schedule/backoff.ts';
+import { validateScheduleSpec } from './schedule/cron.ts';
+import { openStore } from './store/open-store.ts';
+import type { CancelResult, EnqueueResult, ListFilter, ListPage, QueueCounts, ScheduleRecord, Store } from './store/store.ts';
+import { HandleState, type TaskHandle } from './task-handle.ts';
+import { isFinalState, timingsOf, type NewTask, type OutputLine, type Progress, type TaskRecord, type TaskState, type Timings, type Transition } from './task.ts';
+import { parseDuration, type Duration } from './units.ts';
+import { Executor } from '../actors/executor/executor.ts';
+import type { TroupeMessage } from '../actors/messages.ts';
+import { Scheduler } from '../actors/scheduler/scheduler.ts';
+import { isOutcome, TASK_FACT_TYPES, type TaskFact, type TaskFactType, type TaskOutcome } from '../actors/task/messages.ts';
+import type { Reply } from '../actors/tracker/messages.ts';
+import { Tracker } from '../actors/tracker/tracker.ts';
+import { registerBuiltinTasks, type BuiltinServices } from '../actors/maintenance/builtin-tasks.ts';
+
+export const RuntimeStatus = { idle: 'idle', running: 'running', stopping: 'stopping', stopped: 'stopped' } as const;
+export type RuntimeStatus = (typeof RuntimeStatus)[keyof typeof RuntimeStatus];
+
+/** Options of one enqueue. */
+export interface EnqueueOptions {
+  /** Higher runs first under the `priority` strategy. @default the definition's, else 0 */
+  priority?: number;
+  /** Chance under `weighted-random` is proportional to this. @default 1 */
+  weight?: number;
+  /** Wait this long before the task may run. */
+  delay?: Duration;
+  /** Run at (or after) this time. */
+  runAt?: Date | number;
+  /** Idempotency key: a second enqueue with the same key returns the first task, whatever its state. */
+  key?: string;
+  /** Override of the definition's timeout for this task. */
+  timeout?: Duration;
+  /** Override of the definition's retry policy for this task. */
+  retry?: RetryOptions;
+}
+
+/** A task as `get`/`list` show it. */
+export interface TaskView {
+  id: TaskId;
+  name: string;
+  state: TaskState;
+  input: unknown;
+  result?: unknown;
+  error?: SerializedError;
+  attempts: number;
+  maxAttempts: number;
+  priority: number;
+  weight: number;
+  key?: string;
+  progress?: Progress;
+  timings: Timings;
+  owner?: string;
+  scheduleId?: string;
+  history?: Transition[];
+}
+
+export type Settled<T = unknown> = { status: 'fulfilled'; value: T } | { status: 'rejected'; reason: TroupeError };
+
+export interface ScheduleOptions {
+  cron?: string;
+  every?: Duration;
+  timezone?: string;
+  /** What to do when a slot comes while the previous run is not done. @default 'skip' */
+  overlap?: 'skip' | 'queue' | 'allow';
+  /** Stable id; creating a schedule with an existing id replaces it. @default the task name */
+  id?: string;
+}
+
+export interface CloseOptions {
+  /** How long running tasks may finish before they are stopped (and given back to the queue). @default '10s' */
+  timeout?: Duration;
+  /** Stop running tasks at once. */
+  force?: boolean;
+}
+
+export interface CreateRuntimeOptions extends RuntimeOptions {
+  /** Tasks to register at creation. */
+  tasks?: Record<string, TaskDefinition<any, any>>;
+  /** Folder that relative handler paths and command cwds resolve against. @default process.cwd() */
+  baseDir?: string;
+}
+
+const ROOT = 'root';
+const ORCH = 'orchestrator';
+const SELF = 'runtime';
+const ENQUEUE_KEYS = new Set(['priority', 'weight', 'delay', 'runAt', 'key', 'timeout', 'retry']);
+const SCHEDULE_KEYS = new Set(['cron', 'every', 'timezone', 'overlap', 'id']);
+
+/** Creates and starts a runtime: opens (and migrates) the store, starts the tree, recovers expired leases. */
+export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<Runtime> {
+  const { tasks, baseDir, ...rest } = (options ?? {}) as CreateRuntimeOptions;
+  const resolved = resolveOptions(rest);
+  const registry = new Registry(resolved, baseDir ?? process.cwd());
+  if (tasks !== undefined) {
+    for (const [name, def] of Object.entries(plainObject(tasks, 'tasks'))) registry.register(name, def as TaskDefinition);
+  }
+  const store = await openStore(resolved.store, {
+    strategy: resolved.strategy,
+    random: resolved.random,
+    maxOutputLines: resolved.output.maxLines,
+    clock: resolved.clock,
+    synchronous: resolved.synchronous,
+  });
+  const runtime = new Runtime(resolved, registry, store);
+  try {
+    await runtime.boot();
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
+  }
+  return runtime;
+}
+
+export class Runtime implements AsyncDisposable {
+  readonly options: ResolvedOptions;
+  readonly nodeId: string;
+  readonly #registry: Registry;
+  readonly #store: Store;
+  readonly #bus: Bus<TroupeMessage>;
+  readonly #root: Supervisor<TroupeMessage>;
+  #status: RuntimeStatus = RuntimeStatus.idle;
+  #pool: ThreadPool | undefined;
+  #handles = new Map<TaskId, HandleState<any>>();
+  #waiters = new Map<TaskId, Array<{ resolve: (v: unknown) => void; reject: (e: unknown) => void }>>();
+  #closing: Promise<void> | undefined;
+  #startedAt: number;
+  #lastProgressAt: number;
+  #escalation: TroupeError | undefined;
+  #unsubscribes: Array<() => void> = [];
+  #builtin: BuiltinServices | undefined;
+
+  /** @internal Use `createRuntime()`. */
+  constructor(options: ResolvedOptions, registry: Registry, store: Store) {
+    this.options = options;
+    this.#registry = registry;
+    this.#store = store;
+    this.#startedAt = options.clock.now();
+    this.#lastProgressAt = this.#startedAt;
+    this.nodeId = options.nodeId ?? createNodeId(os.hostname(), process.pid, this.#startedAt);
+    this.#bus = new Bus<TroupeMessage>(options.clock);
+    this.#root = new Supervisor<TroupeMessage>(this.#bus, options.clock, {
+      address: ROOT,
+      strategy: 'one-for-one',
+      intensity: { maxRestarts: options.supervisor.maxRestarts, withinMs: options.supervisor.withinMs },
+      onEscalate: (error) => this.#onEscalate(error),
+      onCrash: (address, error) => options.logger.error('actor crashed', { address, error: serializeError(error).message }),
+    });
+  }
+
+  /** `idle` → `running` → `stopping` → `stopped`. */
+  get status(): RuntimeStatus {
+    return this.#status;
+  }
+
+  /** @internal Starts the tree (called by createRuntime). */
+  async boot(): Promise<void> {
+    if (this.#status !== RuntimeStatus.idle) return;
+    const o = this.options;
+    const clock = o.clock;
+    const store = this.#store;
+    this.#root.on({
+      crashed: (address, error) => this.#bus.publish(ROOT, { type: 'actor.crashed', address, error: serializeError(error), at: clock.now() }),
+      restarted: (address, restarts) => this.#bus.publish(ROOT, { type: 'actor.restarted', address, restarts, at: clock.now() }),
+      escalated: (address, error) => this.#bus.publish(ROOT, { type: 'actor.escalated', address, error: serializeError(error), at: clock.now() }),
+    });
+    this.#subscribeFacts();
+    if (o.maintenance) this.#builtin = registerBuiltinTasks(this.#registry, { store, clock, tempRoot: o.tempDir, pids: () => this.pids(), counts: () => store.counts(clock.now()) });
+
+    await this.#root.startChild({ address: ORCH, create: (ctx) => new Orchestrator(ctx, { scheduler: 'scheduler', executor: 'executor', tracker: 'tracker' }) });
+    await this.#root.startChild({
+      address: 'tracker',
+      create: (ctx) => new Tracker(ctx, { store, clock, owner: this.nodeId, leaseMs: o.leaseMs, heartbeatMs: o.heartbeatMs, logger: o.logger, orchestrator: ORCH }),
+    });
+    await this.#root.startChild({
+      address: 'scheduler',
+      create: (ctx) =>
+        new Scheduler(ctx, {
+          store,
+          clock,
+          owner: this.nodeId,
+          leaseMs: o.leaseMs,
+          claimBatch: o.claimBatch,
+          logger: o.logger,
+          orchestrator: ORCH,
+          names: () => this.#registry.names(),
+          createTask: (name, input, extra) => this.#buildTask(name, input, {}, extra),
+          pollMs: store.kind === 'memory' ? 0 : 1000,
+        }),
+    });
+    await this.#root.startChild({
+      address: 'executor',
+      create: (ctx) =>
+        new Executor(ctx, {
+          registry: this.#registry,
+          clock,
+          owner: this.nodeId,
+          concurrency: o.concurrency,
+          logger: o.logger,
+          random: o.random,
+          orchestrator: ORCH,
+          pool: () => this.#threadPool(),
+          runCommand,
+        }),
+    });
+    const wakeable = store as Store & { onWake?: (fn: () => void) => () => void; onCancel?: (fn: (id: string) => void) => () => void };
+    if (typeof wakeable.onWake === 'function') {
+      this.#unsubscribes.push(wakeable.onWake(() => this.#tell({ type: 'scheduler.wake', reason: 'notified' })));
+    }
+    if (typeof wakeable.onCancel === 'function') {
+      this.#unsubscribes.push(wakeable.onCancel((id) => this.#tell({ type: 'executor.abort', id, reason: 'cancel' })));
+    }
+    this.#status = RuntimeStatus.running;
+    this.#bus.publish(SELF, { type: 'runtime.status', status: 'running', at: clock.now() });
+  }
+
+  // ── registry ────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Registers a task by name. The registry is the security boundary: only registered names can run. */
+  register<I = unknown, O = unknown>(name: string, definition: TaskDefinition<I, O>): this {
+    this.#registry.register(name, definition as TaskDefinition);
+    this.#tell({ type: 'executor.poke' });
+    this.#tell({ type: 'scheduler.wake', reason: 'registered' });
+    return this;
+  }
+
+  /** Registered task names (built-in maintenance tasks included). */
+  tasks(): Array<{ name: string; kind: ResolvedTask['kind']; builtin: boolean; description?: string; concurrency?: number }> {
+    return this.#registry.list().map((t) => ({ name: t.name, kind: t.kind, builtin: t.builtin, ...(t.description ? { description: t.description } : {}), ...(t.concurrency ? { concurrency: t.concurrency } : {}) }));
+  }
+
+  // ── P1–P4 ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** P1: runs a task and resolves with its result, or rejects with a TroupeError. */
+  async run<O = unknown>(name: string, input?: unknown, options?: EnqueueOptions): Promise<O> {
+    const task = await this.#buildTask(name, input, options ?? {});
+    const waiting = this.#wait(task.id);
+    const [result] = await this.#submit([task]);
+    if (result && !result.created) return this.#outcomeOf(result.id, task.id) as Promise<O>;
+    return waiting as Promise<O>;
+  }
+
+  /** P2: starts a task and returns a handle to watch its output and progress, await its result, or cancel it. */
+  start<O = unknown>(name: string, input?: unknown, options?: Omit<EnqueueOptions, 'key'>): TaskHandle<O> {
+    this.#assertOpen();
+    const def = this.#registry.require(name);
+    if (options && 'key' in options) throw invalidOption('options.key', 'absent (start() always creates a new task)', (options as EnqueueOptions).key);
+    const id = createTaskId(this.options.clock.now());
+    const handle = new HandleState<O>(id, name, def.output.maxLines, (taskId) => this.cancel(taskId));
+    this.#handles.set(id, handle);
+    this.#buildTask(name, input, options ?? {}, { id })
+      .then((task) => this.#submit([task]))
+      .catch((error: unknown) => {
+        this.#handles.delete(id);
+        handle.end();
+        handle.reject(error);
+      });
+    return handle;
+  }
+
+  /** P3: runs many tasks with at most `concurrency` at once; never rejects; results in input order. */
+  async runAll<O = unknown>(items: ReadonlyArray<{ name: string; input?: unknown; options?: EnqueueOptions }>, { concurrency = this.options.concurrency }: { concurrency?: number } = {}): Promise<Array<Settled<O>>> {
+    if (!Array.isArray(items)) throw invalidOption('items', 'an array of { name, input }', items);
+    positiveInteger(concurrency, 'concurrency');
+    const out = new Array<Settled<O>>(items.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        const i = next++;
+        const item = items[i]!;
+        try {
+          out[i] = { status: 'fulfilled', value: await this.run<O>(item?.name, item?.input, item?.options) };
+        } catch (error) {
+          out[i] = { status: 'rejected', reason: toTroupeError(error) };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+    return out;
+  }
+
+  /** P4: stores a task and resolves with its id once committed; the outcome is tracked. */
+  async enqueue(name: string, input?: unknown, options?: EnqueueOptions): Promise<TaskId> {
+    const task = await this.#buildTask(name, input, options ?? {});
+    const [result] = await this.#submit([task]);
+    return result!.id;
+  }
+
+  /** Stores many tasks in one transaction; resolves with their ids in order. All are validated first. */
+  async enqueueMany(items: ReadonlyArray<{ name: string; input?: unknown; options?: EnqueueOptions }>): Promise<TaskId[]> {
+    if (!Array.isArray(items)) throw invalidOption('items', 'an array of { name, input, options }', items);
+    const tasks = await Promise.all(items.map((item, i) => this.#buildTask(item?.name, item?.input, item?.options ?? {}, undefined, `items[${i}]`)));
+    const results = await this.#submit(tasks);
+    return results.map((r) => r.id);
+  }
+
+  /** A task with its history, or undefined. */
+  async get(id: TaskId): Promise<TaskView | undefined> {
+    if (!isTaskId(id)) return undefined;
+    const value = (await this.#query({ kind: 'get', id, history: true })) as { task: TaskRecord; history: Transition[] } | undefined;
+    return value ? toView(value.task, value.history) : undefined;
+  }
+
+  /** Tasks, newest first, filtered and paged by cursor. */
+  async list(filter: ListFilter = {}): Promise<{ tasks: TaskView[]; nextCursor?: string }> {
+    const page = (await this.#query({ kind: 'list', filter })) as ListPage;
+    return { tasks: page.tasks.map((t) => toView(t)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+  }
+
+  /** Captured output lines with `seq > after`. */
+  async output(id: TaskId, { after, limit }: { after?: number; limit?: number } = {}): Promise<OutputLine[]> {
+    if (!isTaskId(id)) return [];
+    return (await this.#query({ kind: 'output', id, ...(after !== undefined ? { after } : {}), ...(limit !== undefined ? { limit } : {}) })) as OutputLine[];
+  }
+
+  /** Task counts by state and the age of the oldest due task. */
+  async counts(): Promise<QueueCounts> {
+    return (await this.#query({ kind: 'counts' })) as QueueCounts;
+  }
+
+  /** Subscribes to task facts (`task.succeeded`, …) or actor/runtime facts. */
+  on<T extends TroupeMessage['type']>(type: T, listener: (fact: Extract<TroupeMessage, { type: T }>) => void): () => void {
+    return this.#bus.subscribe(type, listener as never);
+  }
+
+  /** Sees every message on the bus (the REPL's `tail`, the dashboard's actor view). */
+  inspect(listener: (record: Inspection<TroupeMessage>) => void): () => void {
+    return this.#bus.inspect(listener);
+  }
+
+  /** Cancels a task that is not final. Resolves true if this call cancelled it; a running task's process is ended. */
+  async cancel(id: TaskId): Promise<boolean> {
+    if (!isTaskId(id)) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${String(id).slice(0, 64)}\``);
+    const result = (await this.#ask({ type: 'tracker.cancel', id, reason: 'cancelled by user', replyTo: '' })) as CancelResult;
+    if (result.previous === undefined) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${id}\``);
+    return result.cancelled;
+  }
+
+  /** Puts a dead letter (failed, timed out or cancelled) back in the queue with a fresh attempt budget. */
+  async retry(id: TaskId): Promise<TaskView> {
+    if (!isTaskId(id)) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${String(id).slice(0, 64)}\``);
+    const task = (await this.#ask({ type: 'tracker.retry', id, replyTo: '' })) as TaskRecord | undefined;
+    if (!task) {
+      const existing = await this.get(id);
+      if (!existing) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${id}\``);
+      throw new TroupeError(ErrorCodes.CONFLICT, `Task \`${id}\` is ${existing.state}; only failed, timed-out or cancelled tasks can be retried`);
+    }
+    return toView(task);
+  }
+
+  // ── P5 ─────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** P5: creates (or replaces) a periodic schedule. Nothing periodic runs unless created here or in the config. */
+  async schedule(name: string, spec: ScheduleOptions, input?: unknown): Promise<ScheduleRecord> {
+    this.#assertOpen();
+    const def = this.#registry.require(name);
+    const s = plainObject(spec, 'schedule', SCHEDULE_KEYS);
+    const timing = validateScheduleSpec({ ...(s.cron !== undefined ? { cron: s.cron } : {}), ...(s.every !== undefined ? { every: s.every } : {}), ...(s.timezone !== undefined ? { timezone: s.timezone } : {}) }, 'schedule');
+    const overlap = s.overlap ?? 'skip';
+    if (overlap !== 'skip' && overlap !== 'queue' && overlap !== 'allow') throw invalidOption('schedule.overlap', "'skip', 'queue' or 'allow'", overlap);
+    const id = s.id ?? name;
+    if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id)) throw invalidOption('schedule.id', 'a name of letters, digits, ".", "_", ":" or "-"', id);
+    const value = await this.#registry.validateInput(def, input);
+    const existing = await this.#store.getSchedule(id);
+    const record: ScheduleRecord = {
+      id,
+      task: name,
+      ...timing,
+      input: value ?? null,
+      overlap,
+      paused: existing?.paused ?? false,
+      createdAt: this.options.clock.now(),
+      ...(existing?.lastSlot !== undefined ? { lastSlot: existing.lastSlot } : {}),
+    };
+    await this.#store.saveSchedule(record);
+    this.#tell({ type: 'scheduler.schedule-saved', schedule: record });
+    return record;
+  }
+
+  async schedules(): Promise<ScheduleRecord[]> {
+    return this.#store.listSchedules();
+  }
+
+  async unschedule(id: string): Promise<boolean> {
+    const removed = await this.#store.deleteSchedule(id);
+    if (removed) this.#tell({ type: 'scheduler.schedule-removed', id });
+    return removed;
+  }
+
+  /** Pauses (or resumes) a schedule: its slots are skipped while paused. */
+  async pauseSchedule(id: string, paused = true): Promise<ScheduleRecord> {
+    const s = await this.#store.getSchedule(id);
+    if (!s) throw new TroupeError(ErrorCodes.NOT_FOUND, `No schedule \`${id}\``);
+    const record = { ...s, paused };
+    if (!paused) record.lastSlot = Math.max(s.lastSlot ?? 0, this.options.clock.now());
+    await this.#store.saveSchedule(record);
+    this.#tell({ type: 'scheduler.schedule-saved', schedule: record });
+    return record;
+  }
+
+  resumeSchedule(id: string): Promise<ScheduleRecord> {
+    return this.pauseSchedule(id, false);
+  }
+
+  /** Fires a schedule now (outside its timetable); resolves with the new task's id. */
+  async triggerSchedule(id: string): Promise<TaskId> {
+    return (await this.#ask({ type: 'scheduler.trigger', id, replyTo: '' })) as TaskId;
+  }
+
+  /** Pauses claiming of one task name; its queue is kept and survives a restart. */
+  pause(name: string): void {
+    this.#registry.require(name);
+    this.#tell({ type: 'scheduler.pause-name', name, paused: true });
+  }
+
+  resume(name: string): void {
+    this.#registry.require(name);
+    this.#tell({ type: 'scheduler.pause-name', name, paused: false });
+    this.#tell({ type: 'executor.poke' });
+  }
+
+  /** Names whose claiming is paused. */
+  pausedNames(): string[] {
+    const s = this.#root.actorAt('scheduler') as Scheduler | undefined;
+    return s?.pausedNames ?? [];
+  }
+
+  // ── P7, tree, health ───────────────────────────────────────────────────────────────────────────────────
+
+  /** P7: which pattern fits a task with these traits, and why. */
+  advise(traits: TaskTraits): Advice {
+    return adviseFromTraits(traits);
+  }
+
+  /** A read-only snapshot of the supervision tree. */
+  tree(): TreeNode {
+    return this.#root.snapshot();
+  }
+
+  /** Restarts an actor by hand (the REPL's `restart`). */
+  restartActor(address: string): Promise<void> {
+    return this.#root.restartChild(address);
+  }
+
+  /** Process ids to sample for health: this process, worker thread ids, live subprocesses. */
+  pids(): { runtime: number; threads: number[]; subprocesses: number[] } {
+    return { runtime: process.pid, threads: this.#pool?.threadIds() ?? [], subprocesses: activeCommandPids() };
+  }
+
+  /** Thread pool figures (zeros before the first handler runs). */
+  poolStats(): { threads: number; busy: number; queued: number; completed: number; utilization: number } {
+    const s = this.#pool?.stats;
+    return s ? { threads: s.threads, busy: s.busy, queued: s.queued, completed: s.completed, utilization: s.utilization } : { threads: 0, busy: 0, queued: 0, completed: 0, utilization: 0 };
+  }
+
+  /** Liveness: status, uptime, and when a task last made progress (started or ended). */
+  liveness(): { status: RuntimeStatus; uptimeMs: number; lastProgressAt: number; nodeId: string; store: Store['kind']; escalated?: string } {
+    const now = this.options.clock.now();
+    return {
+      status: this.#status,
+      uptimeMs: now - this.#startedAt,
+      lastProgressAt: this.#lastProgressAt,
+      nodeId: this.nodeId,
+      store: this.#store.kind,
+      ...(this.#escalation ? { escalated: this.#escalation.message } : {}),
+    };
+  }
+
+  /** @internal The store, for the HTTP and maintenance layers' read paths. */
+  get store(): Store {
+    return this.#store;
+  }
+
+  /** @internal */
+  get bus(): Bus<TroupeMessage> {
+    return this.#bus;
+  }
+
+  /** @internal */
+  get builtin(): BuiltinServices | undefined {
+    return this.#builtin;
+  }
+
+  /** Waits until everything pending is written (tests, benchmarks). */
+  async flush(): Promise<void> {
+    await this.#ask({ type: 'tracker.flush', replyTo: '' });
+  }
+
+  // ── close ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Stops intake, lets running tasks finish within `timeout`, then stops the rest (given back to the queue). Idempotent. */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#close(options);
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(options: CloseOptions): Promise<void> {
+    const o = this.options;
+    const timeoutMs = parseDuration(options.timeout ?? 10_000, 'timeout');
+    this.#status = RuntimeStatus.stopping;
+    this.#bus.publish(SELF, { type: 'runtime.status', status: 'stopping', at: o.clock.now() });
+    const errors: unknown[] = [];
+    const step = async (fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    for (const off of this.#unsubscribes) await step(off);
+    await step(() => this.#tell({ type: 'scheduler.stop' }));
+    if (this.#bus.has('executor')) {
+      if (options.force) this.#tell({ type: 'executor.abort-all', reason: 'shutdown' });
+      await step(() =>
+        this.#askRaw({ type: 'executor.drain', replyTo: '' }, timeoutMs).catch(async () => {
+          this.#tell({ type: 'executor.abort-all', reason: 'shutdown' });
+          await this.#askRaw({ type: 'executor.drain', replyTo: '' }, o.killGraceMs + 5000);
+        }),
+      );
+    }
+    if (this.#bus.has('tracker')) await step(() => this.#askRaw({ type: 'tracker.flush', replyTo: '' }, 30_000));
+    const closed = new TroupeError(ErrorCodes.CLOSED, 'The runtime was closed before the task ended');
+    for (const list of this.#waiters.values()) for (const w of list) w.reject(this.#escalation ?? closed);
+    this.#waiters.clear();
+    for (const h of this.#handles.values()) {
+      h.end();
+      h.reject(this.#escalation ?? closed);
+    }
+    this.#handles.clear();
+    await step(() => this.#root.stop());
+    if (this.#pool) await step(() => this.#pool!.close({ force: true }));
+    if (this.#builtin) await step(() => this.#builtin!.close());
+    await step(() => this.#store.close());
+    this.#status = RuntimeStatus.stopped;
+    this.#bus.publish(SELF, { type: 'runtime.status', status: 'stopped', at: o.clock.now() });
+    if (errors.length > 0) o.logger.error('errors while closing', { errors: errors.map((e) => serializeError(e).message) });
+  }
+
+  // ── internals ──────────────────────────────────────────────────────────────────────────────────────────
+
+  #assertOpen(): void {
+    if (this.#status !== RuntimeStatus.running) {
+      throw this.#escalation ?? new TroupeError(ErrorCodes.CLOSED, `The runtime is ${this.#status}; it takes no new tasks`);
+    }
+  }
+
+  #threadPool(): ThreadPool {
+    this.#pool ??= createThreadPool({ ...this.options.pool });
+    return this.#pool;
+  }
+
+  #tell(msg: TroupeMessage): void {
+    this.#bus.tell(SELF, ORCH, msg);
+  }
+
+  async #askRaw(msg: TroupeMessage & { replyTo: string }, timeoutMs = 30_000): Promise<unknown> {
+    const reply = await ask<TroupeMessage, Reply>(this.#bus, SELF, ORCH, (replyTo) => ({ ...msg, replyTo }) as TroupeMessage, { timeoutMs });
+    if (!reply.ok) throw deserializeError(reply.error);
+    return reply.value;
+  }
+
+  #ask(msg: TroupeMessage & { replyTo: string }): Promise<unknown> {
+    if (this.#status === RuntimeStatus.stopped) return Promise.reject(new TroupeError(ErrorCodes.CLOSED, 'The runtime is stopped'));
+    return this.#askRaw(msg);
+  }
+
+  #query(query: Extract<TroupeMessage, { type: 'tracker.query' }>['query']): Promise<unknown> {
+    return this.#ask({ type: 'tracker.query', query, replyTo: '' });
+  }
+
+  async #submit(tasks: NewTask[]): Promise<EnqueueResult[]> {
+    this.#assertOpen();
+    return (await this.#ask({ type: 'tracker.enqueue', tasks, replyTo: '' })) as EnqueueResult[];
+  }
+
+  async #buildTask(name: string, input: unknown, options: EnqueueOptions, extra?: { id?: string; key?: string; scheduleId?: string; runAt?: number }, path = 'options'): Promise<NewTask> {
+    this.#assertOpen();
+    const def = this.#registry.require(name);
+    const o = plainObject(options, path, ENQUEUE_KEYS) as EnqueueOptions;
+    const now = this.options.clock.now();
+    let runAt = extra?.runAt ?? now;
+    if (o.delay !== undefined) runAt = now + parseDuration(o.delay, `${path}.delay`);
+    if (o.runAt !== undefined) {
+      const at = o.runAt instanceof Date ? o.runAt.getTime() : o.runAt;
+      if (typeof at !== 'number' || !Number.isFinite(at)) throw invalidOption(`${path}.runAt`, 'a Date or epoch milliseconds', o.runAt);
+      runAt = Math.max(runAt, at);
+    }
+    const priority = o.priority ?? def.priority;
+    if (typeof priority !== 'number' || !Number.isInteger(priority) || Math.abs(priority) > 2 ** 31) throw invalidOption(`${path}.priority`, 'an integer', o.priority);
+    const weight = o.weight ?? 1;
+    if (typeof weight !== 'number' || !(weight > 0) || !Number.isFinite(weight)) throw invalidOption(`${path}.weight`, 'a positive number', o.weight);
+    const key = extra?.key ?? o.key;
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 512)) throw invalidOption(`${path}.key`, 'a non-empty string of at most 512 characters', key);
+    const retry = o.retry === undefined ? undefined : resolveRetryPolicy(o.retry, `${path}.retry`, def.retry);
+    const timeoutMs = o.timeout === undefined ? undefined : parseDuration(o.timeout, `${path}.timeout`);
+    const value = await this.#registry.validateInput(def, input);
+    const task: NewTask = {
+      id: extra?.id ?? createTaskId(now),
+      name: def.name,
+      input: value === undefined ? null : value,
+      priority,
+      weight,
+      maxAttempts: (retry ?? def.retry).attempts,
+      createdAt: now,
+      runAt,
+    };
+    if (key !== undefined) task.key = key;
+    if (extra?.scheduleId) task.scheduleId = extra.scheduleId;
+    if (retry !== undefined || timeoutMs !== undefined) task.options = { ...(retry ? { retry } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
+    return task;
+  }
+
+  #wait(id: TaskId): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const list = this.#waiters.get(id);
+      if (list) list.push({ resolve, reject });
+      else this.#waiters.set(id, [{ resolve, reject }]);
+    });
+  }
+
+  /** For a run() whose key matched an existing task: its outcome now if final, else wait for it. */
+  async #outcomeOf(id: TaskId, provisional: TaskId): Promise<unknown> {
+    const waiters = this.#waiters.get(provisional);
+    this.#waiters.delete(provisional);
+    const waiting = this.#wait(id);
+    for (const w of waiters ?? []) waiting.then(w.resolve, w.reject);
+    const view = await this.get(id);
+    if (view && isFinalState(view.state)) {
+      const list = this.#waiters.get(id) ?? [];
+      this.#waiters.delete(id);
+      const fact = outcomeFromView(view);
+      for (const w of list) settleWaiter(w, fact);
+    }
+    return waiting;
+  }
+
+  #subscribeFacts(): void {
+    const onFact = (fact: TaskFact) => {
+      if (fact.type === 'task.started' || isOutcome(fact)) this.#lastProgressAt = fact.at;
+      const handle = this.#handles.get(fact.id);
+      if (handle) {
+        switch (fact.type) {
+          case 'task.output':
+            handle.pushLine(fact.line);
+            break;
+          case 'task.progress':
+            handle.setProgress(fact.progress);
+            break;
+          case 'task.started':
+            handle.setState('running');
+            break;
+          case 'task.retrying':
+            handle.setState('retrying');
+            break;
+          case 'task.queued':
+            handle.setState('queued');
+            break;
+          case 'task.scheduled':
+            handle.setState('scheduled');
+            break;
+          default:
+            break;
+        }
+      }
+      if (!isOutcome(fact)) return;
+      if (handle) {
+        this.#handles.delete(fact.id);
+        handle.setState(outcomeState(fact));
+        handle.end();
+        settleWaiter(handle, fact);
+      }
+      const list = this.#waiters.get(fact.id);
+      if (list) {
+        this.#waiters.delete(fact.id);
+        for (const w of list) settleWaiter(w, fact);
+      }
+    };
+    for (const type of TASK_FACT_TYPES) {
+      if (type === 'task.output') continue;
+      this.#bus.subscribe(type as TaskFactType, onFact as never);
+    }
+    // Output facts are built only while someone listens: subscribe lazily through handles.
+    this.#bus.subscribe('task.output', ((fact: TaskFact) => {
+      if (this.#handles.size > 0) onFact(fact);
+    }) as never);
+  }
+
+  #onEscalate(error: TroupeError): void {
+    this.#escalation = error;
+    this.options.logger.error('supervision tree gave up', { error: error.message });
+    void this.close({ force: true, timeout: 0 });
+  }
+}
+
+function outcomeState(fact: TaskOutcome): TaskState {
+  return fact.type === 'task.succeeded' ? 'succeeded' : fact.type === 'task.failed' ? 'failed' : fact.type === 'task.cancelled' ? 'cancelled' : 'timed_out';
+}
+
+function settleWaiter(w: { resolve: (v: any) => void; reject: (e: unknown) => void }, fact: TaskOutcome): void {
+  switch (fact.type) {
+    case 'task.succeeded':
+      w.resolve(fact.result);
+      return;
+    case 'task.cancelled':
+      w.reject(new TroupeError(ErrorCodes.CANCELLED, `Task \`${fact.name}\` (${fact.id}) was cancelled`, { details: { id: fact.id } }));
+      return;
+    case 'task.timed_out':
+      w.reject(new TroupeError(ErrorCodes.TIMEOUT, `Task \`${fact.name}\` (${fact.id}) timed out after ${fact.attempt} attempt(s)`, { cause: deserializeError(fact.error), details: { id: fact.id } }));
+      return;
+    case 'task.failed':
+      w.reject(failureOf(fact.error, fact.name, fact.id, fact.attempt));
+      return;
+  }
+}
+
+function failureOf(error: SerializedError, name: string, id: string, attempts: number): TroupeError {
+  const cause = deserializeError(error);
+  if (isTroupeError(cause) && cause.code !== ErrorCodes.TASK_FAILED) return cause;
+  return new TroupeError(ErrorCodes.TASK_FAILED, `Task \`${name}\` (${id}) failed after ${attempts} attempt(s): ${error.message}`, { cause, details: { id } });
+}
+
+function outcomeFromView(view: TaskView): TaskOutcome {
+  const base = { id: view.id, name: view.name, at: view.timings.finishedAt ?? 0 };
+  switch (view.state) {
+    case 'succeeded':
+      return { type: 'task.succeeded', ...base, attempt: view.attempts, result: view.result, durationMs: view.timings.runMs ?? 0 };
+    case 'cancelled':
+      return { type: 'task.cancelled', ...base, previous: 'queued' };
+    case 'timed_out':
+      return { type: 'task.timed_out', ...base, attempt: view.attempts, error: view.error ?? { name: 'TroupeError', message: 'timed out' } };
+    default:
+      return { type: 'task.failed', ...base, attempt: view.attempts, error: view.error ?? { name: 'Error', message: 'failed' } };
+  }
+}
+
+function toTroupeError(error: unknown): TroupeError {
+  if (isTroupeError(error)) return error;
+  return new TroupeError(ErrorCodes.INTERNAL, error instanceof Error ? error.message : String(error), { cause: error });
+}
+
+/** The public view of a stored task. */
+export function toView(task: TaskRecord, history?: Transition[]): TaskView {
+  const view: TaskView = {
+    id: task.id,
+    name: task.name,
+    state: task.state,
+    input: task.input,
+    attempts: task.attempts,
+    maxAttempts: task.maxAttempts,
+    priority: task.priority,
+    weight: task.weight,
+    timings: timingsOf(task),
+  };
+  if (task.result !== undefined) view.result = task.result;
+  if (task.error !== undefined) view.error = task.error;
+  if (task.key !== undefined) view.key = task.key;
+  if (task.progress !== undefined) view.progress = task.progress;
+  if (task.owner !== undefined) view.owner = task.owner;
+  if (task.scheduleId !== undefined) view.scheduleId = task.scheduleId;
+  if (history) view.history = history;
+  return view;
+}

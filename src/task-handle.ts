@@ -1,0 +1,124 @@
+/**
+ * The handle `rt.start()` returns: the run's id, its live progress and output, its result and a cancel.
+ * Output is iterated with `for await`: lines already captured first, then live ones, ending with the task.
+ */
+import type { OutputLine, Progress, TaskState } from './task.ts';
+
+export interface TaskHandleEvents {
+  progress: (progress: Progress) => void;
+  output: (line: OutputLine) => void;
+  state: (state: TaskState) => void;
+}
+
+export interface TaskHandle<O = unknown> {
+  readonly id: string;
+  readonly name: string;
+  /** The latest known state. */
+  readonly state: TaskState;
+  /** The latest progress, if any was reported. */
+  readonly progress: Progress | undefined;
+  /** Captured lines: buffered first, then live; the iteration ends when the task ends. */
+  readonly output: AsyncIterable<OutputLine>;
+  /** The result, or a TroupeError (TROUPE_ERR_CANCELLED, TROUPE_ERR_TIMEOUT, …). */
+  readonly result: Promise<O>;
+  on<K extends keyof TaskHandleEvents>(event: K, listener: TaskHandleEvents[K]): () => void;
+  /** Cancels the task (ends its process tree or aborts its signal); resolves true if this call cancelled it. */
+  cancel(): Promise<boolean>;
+}
+
+/** @internal The mutable side of a handle, fed by the runtime's single fact subscription. */
+export class HandleState<O = unknown> implements TaskHandle<O> {
+  readonly id: string;
+  readonly name: string;
+  readonly result: Promise<O>;
+  state: TaskState = 'queued';
+  progress: Progress | undefined;
+  #lines: OutputLine[] = [];
+  #dropped = 0;
+  #maxLines: number;
+  #ended = false;
+  #wakers = new Set<() => void>();
+  #listeners: { [K in keyof TaskHandleEvents]: Set<TaskHandleEvents[K]> } = { progress: new Set(), output: new Set(), state: new Set() };
+  #cancel: () => Promise<boolean>;
+  resolve!: (value: O) => void;
+  reject!: (error: unknown) => void;
+
+  constructor(id: string, name: string, maxLines: number, cancel: (id: string) => Promise<boolean>) {
+    this.id = id;
+    this.name = name;
+    this.#maxLines = maxLines;
+    this.#cancel = () => cancel(id);
+    this.result = new Promise<O>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // A caller that only iterates output must not see an unhandled rejection.
+    this.result.catch(() => {});
+  }
+
+  on<K extends keyof TaskHandleEvents>(event: K, listener: TaskHandleEvents[K]): () => void {
+    (this.#listeners[event] as Set<TaskHandleEvents[K]>).add(listener);
+    return () => (this.#listeners[event] as Set<TaskHandleEvents[K]>).delete(listener);
+  }
+
+  cancel(): Promise<boolean> {
+    return this.#cancel();
+  }
+
+  get output(): AsyncIterable<OutputLine> {
+    return { [Symbol.asyncIterator]: () => this.#iterate() };
+  }
+
+  /** @internal */
+  pushLine(line: OutputLine): void {
+    this.#lines.push(line);
+    if (this.#lines.length > this.#maxLines) {
+      this.#lines.shift();
+      this.#dropped++;
+    }
+    for (const l of this.#listeners.output) l(line);
+    this.#wake();
+  }
+
+  /** @internal */
+  setProgress(progress: Progress): void {
+    this.progress = progress;
+    for (const l of this.#listeners.progress) l(progress);
+  }
+
+  /** @internal */
+  setState(state: TaskState): void {
+    if (this.state === state) return;
+    this.state = state;
+    for (const l of this.#listeners.state) l(state);
+  }
+
+  /** @internal Marks the end: iterators finish after the buffered lines. */
+  end(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const wakers = [...this.#wakers];
+    this.#wakers.clear();
+    for (const w of wakers) w();
+  }
+
+  async *#iterate(): AsyncGenerator<OutputLine> {
+    let next = 0;
+    let seenDropped = this.#dropped;
+    if (seenDropped > 0) {
+      yield { seq: -1, stream: 'marker', text: `… ${seenDropped} earlier lines dropped`, at: this.#lines[0]?.at ?? 0 };
+    }
+    for (;;) {
+      // Lines dropped while this iterator lagged shift the buffer: keep the index pointing at the same line.
+      const shift = this.#dropped - seenDropped;
+      seenDropped = this.#dropped;
+      next = Math.max(0, next - shift);
+      while (next < this.#lines.length) yield this.#lines[next++]!;
+      if (this.#ended) return;
+      await new Promise<void>((resolve) => this.#wakers.add(resolve));
+    }
+  }
+}
