@@ -1,0 +1,266 @@
+/**
+ * Runs a "command" task: one program as a subprocess, through execa, never through a shell.
+ *
+ * What it guarantees, each one a bug of the system troupe replaces:
+ * - Cancel and timeout end the whole process tree (SIGTERM to the process group, SIGKILL after `killGraceMs`),
+ *   not just the program started; see `process-group.ts`.
+ * - Both pipes are always read, concurrently, as the data arrives: a child that floods stderr never blocks.
+ * - Output is decoded as UTF-8 with replacement; bad bytes become U+FFFD and never fail the run.
+ * - Trailing output (a last line without `\n`) is delivered before the promise settles.
+ * - Output is streamed line by line to `onLine` and not buffered here (`buffer: false`): a command may print a
+ *   million lines with bounded memory and is never killed for it. The result only counts the lines, plus how many
+ *   a `LineBuffer` with the same `maxLines`/`maxBytes` would have dropped.
+ * - stdout lines `::progress …` and `::result <json>` are the progress protocol (`progress-protocol.ts`).
+ *
+ * The mapping onto execa: `cancelSignal` (cancel), `timeout`, `killSignal: 'SIGTERM'`, `forceKillAfterDelay`
+ * (the grace; on POSIX the group kill takes its place), `cleanup`, `detached` (own process group), `shell: false`,
+ * `stdin: 'ignore'`, `buffer: false`, `encoding: 'buffer'`, `reject: false` (the result is mapped here). execa
+ * records the first termination reason (`terminationReason ??=`), so a timeout that fires after a cancel still
+ * reports the cancel.
+ *
+ * Errors: non-zero exit or death by a signal troupe did not send → `COMMAND_FAILED` with
+ * `details: { exitCode, signal, stderrTail }`; spawn failure (ENOENT, EACCES, bad cwd) → `COMMAND_FAILED` with
+ * the system error as `cause`; timeout → `TIMEOUT`; cancel → `CANCELLED` with `cause = signal.reason`; a callback
+ * (`onLine`, `onProgress`, `onSpawn`) that throws → `INTERNAL` with the thrown error as `cause`, after the tree
+ * was ended.
+ */
+import { execa } from 'execa';
+import { ErrorCodes, TroupeError } from '../errors.ts';
+import { LineSplitter, LineWindow, utf8Length, type OutputLine, type OutputStream } from './line-capture.ts';
+import { ProcessGroup, USE_PROCESS_GROUPS } from './process-group.ts';
+import { parseProtocolLine, type CommandProgress } from './progress-protocol.ts';
+
+/** One command run, with resolved options (the registry validates user input before this point). */
+export interface CommandSpec {
+  /** The program: a path or a name looked up in PATH. Never run through a shell. */
+  command: string;
+  /** Arguments, passed as they are (no quoting, no expansion). */
+  args: readonly string[];
+  /** Working directory. @default process.cwd() */
+  cwd?: string;
+  /** Variables merged over `process.env`. */
+  env?: Readonly<Record<string, string>>;
+  /** Ends the run with `TIMEOUT` after this many milliseconds; 0 or undefined means no limit. @default 0 */
+  timeoutMs?: number;
+  /** Milliseconds between SIGTERM to the process group and SIGKILL. */
+  killGraceMs: number;
+  /** Aborting it ends the process tree and rejects with `CANCELLED` (`cause` is `signal.reason`). */
+  signal: AbortSignal;
+  /** Line cap of the caller's output buffer, used to report `lines.dropped`. */
+  maxLines: number;
+  /** Byte cap of the caller's output buffer; also the longest line (longer lines are cut into pieces). */
+  maxBytes: number;
+  /** Every output line, live, in order per stream (protocol lines excluded). */
+  onLine?: (line: OutputLine) => void;
+  /** Every `::progress` line. */
+  onProgress?: (progress: CommandProgress) => void;
+  /** Called once with the child's pid as soon as it exists. */
+  onSpawn?: (pid: number) => void;
+}
+
+/** A run that exited with code 0. */
+export interface CommandResult {
+  exitCode: 0;
+  pid: number;
+  durationMs: number;
+  /** The last valid `::result <json>` value, if the command printed one. */
+  value?: unknown;
+  lines: {
+    /** Output lines delivered per stream (protocol lines excluded). */
+    stdout: number;
+    stderr: number;
+    /** Lines a `LineBuffer` with the same caps would have dropped. */
+    dropped: number;
+  };
+}
+
+const TAIL_LINES = 5;
+const TAIL_CHARS = 500;
+/** How long pipes may stay open after the leader exited and its group was ended (a descendant that left the group). */
+const STREAM_DRAIN_MS = 500;
+
+const running = new Set<number>();
+
+/** Pids of the command processes alive now (why: the health check samples their CPU and memory). */
+export function activeCommandPids(): number[] {
+  return [...running];
+}
+
+/** Runs one command to completion (why: the process executor's single entry point into subprocesses). */
+export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
+  if (spec.signal.aborted) {
+    throw new TroupeError(ErrorCodes.CANCELLED, `Command \`${spec.command}\` was cancelled before it started`, {
+      cause: spec.signal.reason,
+      details: { exitCode: null, signal: null, stderrTail: '' },
+    });
+  }
+  const started = performance.now();
+  const { onLine, onProgress } = spec;
+  const window = new LineWindow(spec);
+  const tail: string[] = [];
+  let stdoutLines = 0;
+  let stderrLines = 0;
+  let value: unknown;
+  let hasValue = false;
+  let callbackFailed = false;
+  let callbackError: unknown;
+
+  let subprocess: ReturnType<typeof spawnCommand>;
+  try {
+    subprocess = spawnCommand(spec);
+  } catch (error) {
+    throw new TroupeError(ErrorCodes.INVALID_OPTION, `Command \`${spec.command}\` has invalid options`, { cause: error });
+  }
+  const pid = subprocess.pid;
+
+  const failCallback = (error: unknown): void => {
+    if (callbackFailed) return;
+    callbackFailed = true;
+    callbackError = error;
+    subprocess.kill();
+  };
+
+  const deliver = (stream: OutputStream, text: string): void => {
+    if (stream === 'stdout') stdoutLines++;
+    else {
+      stderrLines++;
+      if (tail.length === TAIL_LINES) tail.shift();
+      tail.push(text.length > TAIL_CHARS ? text.slice(-TAIL_CHARS) : text);
+    }
+    window.push(utf8Length(text));
+    if (onLine === undefined || callbackFailed) return;
+    try {
+      onLine({ stream, text });
+    } catch (error) {
+      failCallback(error);
+    }
+  };
+
+  const stdout = new LineSplitter(spec.maxBytes, (text) => {
+    const message = parseProtocolLine(text);
+    if (message === undefined) deliver('stdout', text);
+    else if (message.type === 'result') {
+      value = message.value;
+      hasValue = true;
+    } else if (onProgress !== undefined && !callbackFailed) {
+      try {
+        onProgress(message.progress);
+      } catch (error) {
+        failCallback(error);
+      }
+    }
+  });
+  const stderr = new LineSplitter(spec.maxBytes, (text) => deliver('stderr', text));
+  subprocess.stdout?.on('data', (chunk: Uint8Array) => stdout.write(chunk));
+  subprocess.stdout?.once('end', () => stdout.end());
+  subprocess.stderr?.on('data', (chunk: Uint8Array) => stderr.write(chunk));
+  subprocess.stderr?.once('end', () => stderr.end());
+
+  let drain: NodeJS.Timeout | undefined;
+  if (pid !== undefined) {
+    running.add(pid);
+    const group = USE_PROCESS_GROUPS ? new ProcessGroup(pid, spec.killGraceMs) : undefined;
+    if (group !== undefined) subprocess.kill = group.kill as typeof subprocess.kill;
+    subprocess.once('exit', () => {
+      running.delete(pid);
+      group?.leaderExited();
+      drain = setTimeout(() => {
+        subprocess.stdout?.destroy();
+        subprocess.stderr?.destroy();
+      }, spec.killGraceMs + STREAM_DRAIN_MS);
+      drain.unref();
+    });
+    if (spec.onSpawn !== undefined) {
+      try {
+        spec.onSpawn(pid);
+      } catch (error) {
+        failCallback(error);
+      }
+    }
+  }
+
+  const result = await subprocess;
+  if (drain !== undefined) clearTimeout(drain);
+  stdout.end();
+  stderr.end();
+
+  const details = { exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderrTail: joinTail(tail) };
+  if (result.isCanceled) {
+    throw new TroupeError(ErrorCodes.CANCELLED, `Command \`${spec.command}\` was cancelled`, {
+      cause: spec.signal.reason,
+      details,
+    });
+  }
+  if (result.timedOut) {
+    throw new TroupeError(ErrorCodes.TIMEOUT, `Command \`${spec.command}\` timed out after ${spec.timeoutMs} ms`, {
+      details: { ...details, timeoutMs: spec.timeoutMs },
+    });
+  }
+  if (callbackFailed) {
+    throw new TroupeError(ErrorCodes.INTERNAL, `An output callback of command \`${spec.command}\` threw`, {
+      cause: callbackError,
+      details,
+    });
+  }
+  if (result.failed) throw commandFailed(spec.command, result, details);
+  return {
+    exitCode: 0,
+    pid: pid!,
+    durationMs: performance.now() - started,
+    ...(hasValue ? { value } : {}),
+    lines: { stdout: stdoutLines, stderr: stderrLines, dropped: window.dropped },
+  };
+}
+
+function spawnCommand(spec: CommandSpec) {
+  return execa(spec.command, spec.args, {
+    cwd: spec.cwd,
+    env: spec.env,
+    extendEnv: true,
+    shell: false,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    encoding: 'buffer',
+    reject: false,
+    detached: USE_PROCESS_GROUPS,
+    cleanup: true,
+    timeout: spec.timeoutMs ?? 0,
+    cancelSignal: spec.signal,
+    killSignal: 'SIGTERM',
+    forceKillAfterDelay: spec.killGraceMs,
+    windowsHide: true,
+  });
+}
+
+interface FailedResult {
+  exitCode?: number | undefined;
+  signal?: string | undefined;
+  code?: string | undefined;
+  cause?: unknown;
+}
+
+function commandFailed(
+  command: string,
+  result: FailedResult,
+  details: { exitCode: number | null; signal: string | null; stderrTail: string },
+): TroupeError {
+  if (result.exitCode === undefined && result.signal === undefined) {
+    return new TroupeError(
+      ErrorCodes.COMMAND_FAILED,
+      `Command \`${command}\` could not be started${result.code ? ` (${result.code})` : ''}`,
+      { cause: result.cause ?? result, details: { ...details, code: result.code ?? null } },
+    );
+  }
+  const how = result.signal === undefined ? `exited with code ${result.exitCode}` : `was killed by ${result.signal}`;
+  const last = details.stderrTail.slice(details.stderrTail.lastIndexOf('\n') + 1).slice(0, 200);
+  return new TroupeError(ErrorCodes.COMMAND_FAILED, `Command \`${command}\` ${how}${last ? `: ${last}` : ''}`, {
+    details,
+  });
+}
+
+function joinTail(tail: readonly string[]): string {
+  const text = tail.join('\n');
+  return text.length > TAIL_CHARS ? text.slice(-TAIL_CHARS) : text;
+}

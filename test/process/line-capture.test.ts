@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { LineBuffer, LineSplitter, LineWindow, truncateUtf8, utf8Length } from '../../src/process/line-capture.ts';
+import { parseProtocolLine } from '../../src/process/progress-protocol.ts';
+
+function split(chunks: Array<string | number[] | Uint8Array>, maxBytes = 1024): string[] {
+  const lines: string[] = [];
+  const splitter = new LineSplitter(maxBytes, (text) => lines.push(text));
+  for (const chunk of chunks) {
+    splitter.write(typeof chunk === 'string' ? Buffer.from(chunk) : Uint8Array.from(chunk));
+  }
+  splitter.end();
+  return lines;
+}
+
+/** Every way of cutting `bytes` into two chunks. */
+function everySplit(bytes: Uint8Array): Uint8Array[][] {
+  const out: Uint8Array[][] = [];
+  for (let i = 0; i <= bytes.length; i++) out.push([bytes.subarray(0, i), bytes.subarray(i)]);
+  return out;
+}
+
+describe('LineSplitter', () => {
+  test('splits lines across chunks, handles \\r\\n and a last line without newline', () => {
+    assert.deepEqual(split(['one\ntw', 'o\r', '\nthree\r\n\nfour']), ['one', 'two', 'three', '', 'four']);
+  });
+
+  test('emits nothing extra for output ending in a newline, and nothing for no output', () => {
+    assert.deepEqual(split(['a\n']), ['a']);
+    assert.deepEqual(split([]), []);
+  });
+
+  test('a multi-byte character split at any byte boundary decodes whole', () => {
+    const text = '你好世界 🎉 café\n';
+    for (const chunks of everySplit(Buffer.from(text))) {
+      assert.deepEqual(split(chunks), ['你好世界 🎉 café']);
+    }
+  });
+
+  test('invalid bytes become U+FFFD and never throw', () => {
+    assert.deepEqual(split([[0x61, 0xff, 0x62, 0x0a]]), ['a\uFFFDb']);
+    // A truncated sequence at the end of a line is replaced; the newline is not swallowed.
+    assert.deepEqual(split([[0x61, 0xe4, 0xbd, 0x0a, 0x62, 0x0a]]), ['a\uFFFD', 'b']);
+    // Half a character at the very end of the stream.
+    assert.deepEqual(split([[0x7a, 0xf0, 0x9f]]), ['z\uFFFD']);
+  });
+
+  test('cuts a line longer than maxBytes into pieces of at most maxBytes bytes', () => {
+    assert.deepEqual(split(['abcdefghij\n'], 4), ['abcd', 'efgh', 'ij']);
+    // Exactly maxBytes followed by a newline in the next chunk: no spurious empty line.
+    assert.deepEqual(split(['abcd', '\nx\n'], 4), ['abcd', 'x']);
+    // A long line arriving in many small chunks.
+    assert.deepEqual(split(['ab', 'cd', 'ef', 'gh', 'i'], 3), ['abc', 'def', 'ghi']);
+  });
+
+  test('a cut inside a multi-byte character keeps the character whole in the next piece', () => {
+    const pieces = split(['aé€🎉b\n'], 3); // 1 + 2 + 3 + 4 + 1 bytes
+    assert.equal(pieces.join(''), 'aé€🎉b');
+    for (const piece of pieces) assert.ok(!piece.includes('\uFFFD'), `no replacement in ${JSON.stringify(pieces)}`);
+  });
+
+  test('an endless line keeps memory bounded: pieces come out while it grows', () => {
+    const lines: string[] = [];
+    const splitter = new LineSplitter(1000, (text) => lines.push(text));
+    const chunk = Buffer.alloc(10_000, 0x78);
+    for (let i = 0; i < 100; i++) splitter.write(chunk);
+    assert.equal(lines.length, 999, 'every full piece is out before the stream ends; only the last is pending');
+    splitter.end();
+    assert.equal(lines.length, 1000);
+    assert.ok(lines.every((l) => l.length === 1000));
+    assert.equal(splitter.bytes, 1_000_000);
+  });
+
+  test('counts lines and bytes; end() is idempotent', () => {
+    const lines: string[] = [];
+    const splitter = new LineSplitter(100, (text) => lines.push(text));
+    splitter.write(Buffer.from('a\nbb\nccc'));
+    splitter.end();
+    splitter.end();
+    splitter.write(Buffer.from('ignored\n'));
+    assert.deepEqual(lines, ['a', 'bb', 'ccc']);
+    assert.equal(splitter.lines, 3);
+    assert.equal(splitter.bytes, 8);
+  });
+});
+
+describe('LineBuffer', () => {
+  const line = (text: string) => ({ stream: 'stdout' as const, text });
+
+  test('keeps everything below the caps, with no marker', () => {
+    const buf = new LineBuffer({ maxLines: 3, maxBytes: 100 });
+    buf.push(line('a'));
+    buf.push(line('b'));
+    assert.deepEqual(buf.lines(), [line('a'), line('b')]);
+    assert.equal(buf.dropped, 0);
+    assert.equal(buf.size, 2);
+    assert.equal(buf.bytes, 2);
+  });
+
+  test('drops the oldest lines beyond maxLines and puts ONE marker at the head', () => {
+    const buf = new LineBuffer({ maxLines: 3, maxBytes: 1000 });
+    for (let i = 1; i <= 10; i++) buf.push(line(`l${i}`));
+    const lines = buf.lines();
+    assert.equal(lines.length, 4);
+    assert.deepEqual(lines[0], { stream: 'marker', text: '… 7 earlier lines dropped', dropped: 7 });
+    assert.deepEqual(lines.slice(1), [line('l8'), line('l9'), line('l10')]);
+    assert.equal(lines.filter((l) => l.stream === 'marker').length, 1);
+    assert.equal(buf.dropped, 7);
+    assert.equal(buf.total, 10);
+  });
+
+  test('drops the oldest lines beyond maxBytes (UTF-8 bytes, not characters)', () => {
+    const buf = new LineBuffer({ maxLines: 100, maxBytes: 10 });
+    buf.push(line('ééé')); // 6 bytes
+    buf.push(line('abc')); // 3 bytes
+    assert.equal(buf.dropped, 0);
+    buf.push(line('xy')); // 11 bytes in all: the oldest goes
+    assert.deepEqual(buf.lines(), [
+      { stream: 'marker', text: '… 1 earlier line dropped', dropped: 1 },
+      line('abc'),
+      line('xy'),
+    ]);
+    assert.equal(buf.bytes, 5);
+  });
+
+  test('a single line longer than maxBytes is cut to it on a character boundary', () => {
+    const buf = new LineBuffer({ maxLines: 10, maxBytes: 5 });
+    buf.push(line('old'));
+    buf.push(line('ab€cdef')); // € is 3 bytes: 'ab€' is 5 bytes
+    assert.deepEqual(buf.lines(), [{ stream: 'marker', text: '… 1 earlier line dropped', dropped: 1 }, line('ab€')]);
+  });
+
+  test('stays bounded over a million pushes', () => {
+    const buf = new LineBuffer({ maxLines: 1000, maxBytes: 1_000_000 });
+    for (let i = 0; i < 1_000_000; i++) buf.push(line('some output line'));
+    assert.equal(buf.size, 1000);
+    assert.equal(buf.dropped, 999_000);
+    assert.equal(buf.lines().length, 1001);
+  });
+
+  test('clear() empties it and forgets the drop count', () => {
+    const buf = new LineBuffer({ maxLines: 1, maxBytes: 10 });
+    buf.push(line('a'));
+    buf.push(line('b'));
+    buf.clear();
+    assert.deepEqual(buf.lines(), []);
+    assert.equal(buf.dropped, 0);
+  });
+
+  test('LineWindow counts exactly what LineBuffer drops', () => {
+    const buf = new LineBuffer({ maxLines: 7, maxBytes: 50 });
+    const window = new LineWindow({ maxLines: 7, maxBytes: 50 });
+    for (let i = 0; i < 500; i++) {
+      const text = 'x'.repeat((i * 7919) % 61);
+      buf.push(line(text));
+      window.push(utf8Length(text));
+      assert.equal(window.dropped, buf.dropped);
+      assert.equal(window.size, buf.size);
+    }
+  });
+});
+
+describe('truncateUtf8', () => {
+  test('never splits a character and never exceeds the byte cap', () => {
+    const text = 'a€🎉éz';
+    for (let max = 0; max <= 12; max++) {
+      const cut = truncateUtf8(text, max);
+      assert.ok(utf8Length(cut) <= max);
+      assert.ok(text.startsWith(cut));
+      assert.ok(!cut.includes('\uFFFD'));
+    }
+  });
+});
+
+describe('progress protocol', () => {
+  test('reads fractions, done/total and JSON results', () => {
+    assert.deepEqual(parseProtocolLine('::progress 0.42'), { type: 'progress', progress: { fraction: 0.42 } });
+    assert.deepEqual(parseProtocolLine('::progress 3/10'), {
+      type: 'progress',
+      progress: { fraction: 0.3, done: 3, total: 10 },
+    });
+    assert.deepEqual(parseProtocolLine('::result {"a":[1]}'), { type: 'result', value: { a: [1] } });
+    assert.deepEqual(parseProtocolLine('::result null'), { type: 'result', value: null });
+  });
+
+  test('anything malformed is an ordinary line', () => {
+    for (const text of ['::progress 1.5', '::progress -1', '::progress 3/0', '::progress', '::progress abc',
+      '::result {bad', '::result', 'progress 0.5', ' ::progress 0.5', '::other 1', '']) {
+      assert.equal(parseProtocolLine(text), undefined, text);
+    }
+  });
+});
