@@ -3,7 +3,15 @@
  * thresholds, and an overall status that is the worst of them. Pure, so the boundaries are tested exactly.
  */
 import type { TaskState } from '../../src/task.ts';
-import type { HealthSample, ProcessReading, SubprocessReading, HostReading, DiskReading, EventLoopReading } from './health-sampler.ts';
+import type {
+  DiskReading,
+  EventLoopReading,
+  HealthReadingError,
+  HealthSample,
+  HostReading,
+  ProcessReading,
+  SubprocessReading,
+} from './health-sampler.ts';
 import { HEALTH_CHECK_NAMES, type HealthCheckName, type HealthThresholds } from './health-thresholds.ts';
 
 export const HealthStatuses = { ok: 'ok', warning: 'warning', error: 'error' } as const;
@@ -36,9 +44,10 @@ export interface HealthReport {
   host: HostReading;
   disk: DiskReading | undefined;
   eventLoop: EventLoopReading | undefined;
-  tasks: { byState: Partial<Record<TaskState, number>>; oldestDueAt?: number };
+  /** The queue counts used; undefined when the store could not be read. */
+  tasks: HealthCounts | undefined;
   /** Readings that failed, with their error code. */
-  errors: HealthSample['errors'];
+  errors: HealthReadingError[];
 }
 
 const UNITS: Record<HealthCheckName, HealthCheckResult['unit']> = {
@@ -60,10 +69,13 @@ export function statusOf(value: number | null, pair: { warning: number; error: n
   return 'ok';
 }
 
-/** Evaluates a sample and the queue counts at `now` against the thresholds; the worst check wins. */
+/**
+ * Evaluates a sample and the queue counts at `now` against the thresholds; the worst check wins. Without counts
+ * (the store did not answer) the queue checks are `unknown`.
+ */
 export function evaluateHealth(
   sample: HealthSample,
-  counts: HealthCounts,
+  counts: HealthCounts | undefined,
   thresholds: HealthThresholds,
   now: number,
 ): HealthReport {
@@ -72,19 +84,23 @@ export function evaluateHealth(
     disk: sample.disk?.percentUsed ?? null,
     cpu: sample.process.cpu ?? null,
     eventLoopDelayMs: sample.eventLoop?.p99Ms ?? null,
-    queued: counts.byState.queued ?? 0,
-    oldestDueAgeSec: counts.oldestDueAt === undefined ? 0 : Math.max(0, Math.floor((now - counts.oldestDueAt) / 1000)),
+    queued: counts === undefined ? null : (counts.byState.queued ?? 0),
+    oldestDueAgeSec: counts === undefined ? null : ageSec(counts.oldestDueAt, now),
   };
   let status: HealthStatus = 'ok';
   const checks = {} as Record<HealthCheckName, HealthCheckResult>;
   for (const name of HEALTH_CHECK_NAMES) {
     const pair = thresholds[name];
     const checkStatus = statusOf(values[name], pair);
-    checks[name] = { value: values[name], unit: UNITS[name], status: checkStatus, warning: pair.warning, error: pair.error };
+    const value = values[name];
+    checks[name] = { value, unit: UNITS[name], status: checkStatus, warning: pair.warning, error: pair.error };
     if (checkStatus !== 'unknown' && RANK[checkStatus] > RANK[status]) status = checkStatus;
   }
-  const tasks: HealthReport['tasks'] = { byState: { ...counts.byState } };
-  if (counts.oldestDueAt !== undefined) tasks.oldestDueAt = counts.oldestDueAt;
+  let tasks: HealthCounts | undefined;
+  if (counts !== undefined) {
+    tasks = { byState: { ...counts.byState } };
+    if (counts.oldestDueAt !== undefined) tasks.oldestDueAt = counts.oldestDueAt;
+  }
   return {
     status,
     at: now,
@@ -98,4 +114,9 @@ export function evaluateHealth(
     tasks,
     errors: sample.errors,
   };
+}
+
+/** Whole seconds since `since` (0 when nothing waits or the time is in the future). */
+function ageSec(since: number | undefined, now: number): number {
+  return since === undefined ? 0 : Math.max(0, Math.floor((now - since) / 1000));
 }

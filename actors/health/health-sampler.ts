@@ -65,6 +65,12 @@ export interface EventLoopReading {
   maxMs: number;
 }
 
+/** A reading that could not be taken, with the error's code (`ENOENT`, `EACCES`…). */
+export interface HealthReadingError {
+  reading: 'pidusage' | 'disk' | 'store';
+  code: string;
+}
+
 /** One sample. A reading that failed is undefined (and named in `errors`), never a thrown error. */
 export interface HealthSample {
   at: number;
@@ -76,7 +82,7 @@ export interface HealthSample {
   disk: DiskReading | undefined;
   /** Undefined until the histogram has recorded a delay (about 10 ms after the sampler is created). */
   eventLoop: EventLoopReading | undefined;
-  errors: { reading: 'pidusage' | 'disk'; code: string }[];
+  errors: HealthReadingError[];
 }
 
 type PidUsage = typeof pidusageModule;

@@ -55,7 +55,8 @@ export function resolveHealthThresholds(
   path: string,
   base: Readonly<HealthThresholds> = DEFAULT_HEALTH_THRESHOLDS,
 ): HealthThresholds {
-  const out = Object.fromEntries(HEALTH_CHECK_NAMES.map((name) => [name, { ...base[name] }])) as unknown as HealthThresholds;
+  const entries = HEALTH_CHECK_NAMES.map((name) => [name, { ...base[name] }]);
+  const out = Object.fromEntries(entries) as unknown as HealthThresholds;
   if (raw === undefined) return out;
   if (!isPlainObject(raw)) throw invalidOption(path, `an object with some of ${HEALTH_CHECK_NAMES.join(', ')}`, raw);
   for (const key of Object.keys(raw)) {
@@ -72,7 +73,8 @@ export function resolveHealthThresholds(
       const value = pair[level];
       const max = PERCENT_CHECKS.has(name) ? 100 : Number.MAX_SAFE_INTEGER;
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > max) {
-        throw invalidOption(`${path}.${name}.${level}`, max === 100 ? 'a percentage from 0 to 100' : 'a non-negative number', value);
+        const expected = max === 100 ? 'a percentage from 0 to 100' : 'a non-negative number';
+        throw invalidOption(`${path}.${name}.${level}`, expected, value);
       }
       out[name][level] = value;
     }

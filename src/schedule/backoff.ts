@@ -22,7 +22,8 @@ export function computeBackoff(policy: RetryPolicy, attempt: number, random: () 
   const cap = Math.max(0, policy.maxDelayMs);
   const base = Math.max(0, policy.delayMs);
   // 2 ** 1100 is Infinity and 0 × Infinity is NaN: cap before multiplying out of range.
-  let delay = policy.backoff === 'exponential' && base > 0 ? Math.min(cap, base * 2 ** Math.min(n - 1, 1023)) : Math.min(cap, base);
+  const exponential = policy.backoff === 'exponential' && base > 0;
+  let delay = exponential ? Math.min(cap, base * 2 ** Math.min(n - 1, 1023)) : Math.min(cap, base);
   if (policy.jitter > 0 && delay > 0) {
     const r = Math.min(1, Math.max(0, random()));
     const factor = 1 - policy.jitter + 2 * policy.jitter * r;

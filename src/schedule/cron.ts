@@ -24,6 +24,8 @@ export interface ScheduleSpec {
 export const MIN_EVERY_MS = 1000;
 
 const SPEC_KEYS = ['cron', 'every', 'timezone'] as const;
+const EXPECTED_OBJECT = "an object with `cron` or `every` (e.g. { cron: '0 3 * * *' } or { every: '15m' })";
+const EXPECTED_EVERY = "a duration of at least 1 second (milliseconds or a string like '15m')";
 const CACHE_LIMIT = 256;
 const compiled = new Map<string, Cron>();
 
@@ -34,7 +36,7 @@ const compiled = new Map<string, Cron>();
  */
 export function validateScheduleSpec(raw: unknown, path: string): ScheduleSpec {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw invalidSchedule(path, "an object with `cron` or `every` (e.g. { cron: '0 3 * * *' } or { every: '15m' })", raw);
+    throw invalidSchedule(path, EXPECTED_OBJECT, raw);
   }
   const input = raw as Record<string, unknown>;
   const [cron, every, timezone] = SPEC_KEYS.map((k) => (Object.hasOwn(input, k) ? input[k] : undefined));
@@ -43,16 +45,17 @@ export function validateScheduleSpec(raw: unknown, path: string): ScheduleSpec {
   }
   if (every !== undefined) {
     if (timezone !== undefined) {
-      throw invalidSchedule(`${path}.timezone`, 'absent when `every` is used (intervals are counted from the epoch)', timezone);
+      const expected = 'absent when `every` is used (intervals are counted from the epoch)';
+      throw invalidSchedule(`${path}.timezone`, expected, timezone);
     }
     let everyMs: number;
     try {
       everyMs = parseDuration(every, `${path}.every`);
     } catch (error) {
-      throw invalidSchedule(`${path}.every`, "a duration of at least 1 second (milliseconds or a string like '15m')", every, error);
+      throw invalidSchedule(`${path}.every`, EXPECTED_EVERY, every, error);
     }
     if (everyMs < MIN_EVERY_MS) {
-      throw invalidSchedule(`${path}.every`, "a duration of at least 1 second (milliseconds or a string like '15m')", every);
+      throw invalidSchedule(`${path}.every`, EXPECTED_EVERY, every);
     }
     return { everyMs };
   }

@@ -114,13 +114,10 @@ describe('resolveRetryPolicy', () => {
     assert.equal(p.maxDelayMs, 600_000);
   });
 
-  it('rejects bad values with INVALID_OPTION and the execa-style message', () => {
+  it('rejects bad values with INVALID_OPTION', () => {
     const at = (raw: unknown) => () => resolveRetryPolicy(raw, 'retry', DEFAULTS);
-    assert.throws(at({ attempts: 0 }), {
-      code: ErrorCodes.INVALID_OPTION,
-      message: 'Expected `retry.attempts` to be a positive integer, got `0` (number)',
-    });
     for (const raw of [
+      { attempts: 0 },
       { attempts: 1.5 },
       { attempts: '3' },
       { backoff: 'linear' },
@@ -138,13 +135,5 @@ describe('resolveRetryPolicy', () => {
     ]) {
       assert.equal(codeOf(at(raw)), ErrorCodes.INVALID_OPTION, JSON.stringify(raw));
     }
-  });
-
-  it('names the offending path in the message', () => {
-    assert.throws(() => resolveRetryPolicy({ delay: 'soon' }, 'tasks.hash.retry', DEFAULTS), (error: unknown) => {
-      assert.ok(isTroupeError(error));
-      assert.ok(error.message.includes('`tasks.hash.retry.delay`'));
-      return true;
-    });
   });
 });
