@@ -1,0 +1,473 @@
+/**
+ * The thread pool for handler tasks: a Piscina 5 pool that runs `handler-worker.ts`, plus a queue in front of it
+ * that packs waiting jobs into batches.
+ *
+ * Dispatch rule: at most `maxThreads` Piscina runs are in flight. A job that finds a run free goes at once, alone
+ * (no added latency when the pool is idle). Otherwise it waits in the queue, and each time a run comes back the
+ * waiting jobs are spread over the free runs, up to `maxBatch` per run. Piscina's per-`run()` cost is then paid
+ * once per batch instead of once per job.
+ *
+ * Stops, per job:
+ * - `signal` (soft): a job not yet started is dropped and rejects with the reason at once; a running one gets
+ *   the abort in its `ctx.signal` (same reason) and the job settles with whatever the handler does.
+ * - `hardSignal`: a job not yet started is dropped as above; a running one has its thread ended and rejects with
+ *   the reason. The other unfinished jobs of its batch reject with WORKER_CRASHED and `details.requeue: true`.
+ * - a thread that dies (process.exit, an uncaught error, resource limits) rejects the jobs it had started with
+ *   WORKER_CRASHED (RESOURCE_LIMIT when out of memory); the jobs of its batch that had not started reject with
+ *   WORKER_CRASHED and `details.requeue: true`. Piscina replaces the thread.
+ */
+import { BroadcastChannel } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
+import { Piscina } from 'piscina';
+import { ErrorCodes, TroupeError, deserializeError, serializeError } from '../errors.ts';
+import {
+  SlotFlags, SlotTable, channelNames, resolveBatchSize,
+  type DownMessage, type UpMessage, type WireJob, type WireReply, type WorkerData,
+} from './batcher.ts';
+
+export interface ThreadPoolOptions {
+  minThreads: number;
+  maxThreads: number;
+  /** A thread idle this long is ended, down to `minThreads`. */
+  idleTimeoutMs: number;
+  /** Jobs that may wait for a thread before `run()` is refused; `'auto'` = maxThreads² × maxBatch. */
+  maxQueue: number | 'auto';
+  resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; stackSizeMb?: number };
+  /** Most jobs sent in one worker message when the queue is deep. @default 16 */
+  maxBatch?: number;
+  /** Told about failures that belong to no job (a thread failing while idle, a throwing progress/log callback). */
+  onError?(error: unknown): void;
+}
+
+export interface HandlerJob {
+  id: string;
+  name: string;
+  /** File URL href of the handler module. */
+  handler: string;
+  input: unknown;
+  attempt: number;
+  /** Soft cancel/timeout: `ctx.signal` aborts inside the worker, with this signal's reason. */
+  signal: AbortSignal;
+  /** Hard stop: the job's thread is ended if the handler still runs. */
+  hardSignal: AbortSignal;
+  onProgress?(p: { fraction: number; done?: number; total?: number }): void;
+  onLog?(text: string): void;
+}
+
+export interface ThreadPoolStats {
+  threads: number;
+  /** Piscina runs in flight (each one job or one batch). */
+  busy: number;
+  /** Jobs waiting for a thread. */
+  queued: number;
+  /** Jobs settled. */
+  completed: number;
+  /** Piscina's utilization (0–1). */
+  utilization: number;
+}
+
+export interface ThreadPool {
+  /** Resolves with the handler's result, or rejects with an Error (deserialized; code and hints kept). */
+  run(job: HandlerJob): Promise<unknown>;
+  readonly stats: ThreadPoolStats;
+  readonly status: PoolStatus;
+  threadIds(): number[];
+  /** Drains (or with `force`, drops the queue and ends the threads). Idempotent: the same promise. */
+  close(options?: { force?: boolean }): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export type PoolStatus = 'running' | 'stopping' | 'stopped';
+
+const WORKER_FILE = new URL('./handler-worker.ts', import.meta.url).href;
+const EntryStates = { queued: 0, sent: 1, settled: 2 } as const;
+type EntryState = (typeof EntryStates)[keyof typeof EntryStates];
+
+/**
+ * Workers load TypeScript through tsx. On Node 20 tsx's `--import tsx` registers its ESM hooks only on the main
+ * thread, so each worker registers them itself through tsx's API, before Piscina loads `handler-worker.ts`.
+ * Measured start of one worker: ≈35 ms bare, ≈130–180 ms with the hooks (their own loader thread).
+ */
+const WORKER_EXEC_ARGV = [
+  '--import',
+  `data:text/javascript,import{register}from${JSON.stringify(import.meta.resolve('tsx/esm/api'))};register();`,
+];
+
+interface Run {
+  entries: Entry[];
+  /** We ended its thread on purpose (hard stop). */
+  hardStopped: boolean;
+}
+
+/** One job's bookkeeping; it is its own abort listener (no closure per job). */
+class Entry {
+  state: EntryState = EntryStates.queued;
+  slot = -1;
+  run: Run | undefined;
+  /** Side messages received, and the reply held back until all of them came. */
+  received = 0;
+  reply: WireReply | undefined;
+  /** Send alone (after its batch could not be cloned). */
+  solo = false;
+  readonly seq: number;
+  readonly job: HandlerJob;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+  readonly #onAbort: (entry: Entry, signal: AbortSignal) => void;
+
+  constructor(seq: number, job: HandlerJob, resolve: (v: unknown) => void, reject: (e: unknown) => void, onAbort: (entry: Entry, signal: AbortSignal) => void) {
+    this.seq = seq;
+    this.job = job;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.#onAbort = onAbort;
+  }
+
+  handleEvent(event: Event): void {
+    this.#onAbort(this, event.target as AbortSignal);
+  }
+}
+
+function encodeReason(reason: unknown): DownMessage['r'] {
+  if (reason instanceof Error || (typeof reason === 'object' && reason !== null && 'message' in reason)) {
+    return { e: serializeError(reason) };
+  }
+  return { v: reason };
+}
+
+class HandlerThreadPool implements ThreadPool {
+  readonly #piscina: Piscina;
+  readonly #maxRuns: number;
+  readonly #maxBatch: number;
+  readonly #maxQueue: number;
+  readonly #slots: SlotTable;
+  readonly #bySlot: (Entry | undefined)[] = [];
+  /** Entries whose run came back before all their side messages did. */
+  readonly #held = new Map<number, Entry>();
+  readonly #up: BroadcastChannel;
+  readonly #down: BroadcastChannel;
+  readonly #onError: ((error: unknown) => void) | undefined;
+  readonly #abortListener = (entry: Entry, signal: AbortSignal): void => this.#onAbort(entry, signal);
+  #queue: Entry[] = [];
+  #head = 0;
+  #queued = 0;
+  #runs = 0;
+  #seq = 0;
+  #completed = 0;
+  #status: PoolStatus = 'running';
+  #forced = false;
+  #closing: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+
+  constructor(options: ThreadPoolOptions) {
+    this.#maxRuns = options.maxThreads;
+    this.#maxBatch = Math.max(1, options.maxBatch ?? 16);
+    this.#maxQueue = options.maxQueue === 'auto' ? options.maxThreads ** 2 * this.#maxBatch : options.maxQueue;
+    this.#onError = options.onError;
+    this.#slots = new SlotTable(this.#maxRuns * this.#maxBatch);
+    const prefix = `troupe-pool-${randomUUID()}`;
+    const names = channelNames(prefix);
+    this.#up = new BroadcastChannel(names.up);
+    this.#up.onmessage = (event: unknown) => this.#onSideMessage((event as { data: UpMessage }).data);
+    this.#up.unref();
+    this.#down = new BroadcastChannel(names.down);
+    this.#down.unref();
+    const workerData: WorkerData = { channel: prefix, cells: this.#slots.cells.buffer as SharedArrayBuffer };
+    this.#piscina = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: options.minThreads,
+      maxThreads: options.maxThreads,
+      idleTimeout: options.idleTimeoutMs,
+      maxQueue: Infinity,
+      execArgv: WORKER_EXEC_ARGV,
+      workerData,
+      ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
+    });
+    this.#piscina.on('error', (error: unknown) => this.#report(error));
+  }
+
+  get status(): PoolStatus {
+    return this.#status;
+  }
+
+  get stats(): ThreadPoolStats {
+    return {
+      threads: this.#piscina.threads.length,
+      busy: this.#runs,
+      queued: this.#queued,
+      completed: this.#completed,
+      utilization: this.#piscina.utilization,
+    };
+  }
+
+  threadIds(): number[] {
+    return this.#piscina.threads.map((w) => w.threadId);
+  }
+
+  run(job: HandlerJob): Promise<unknown> {
+    if (this.#status !== 'running') return Promise.reject(new TroupeError(ErrorCodes.CLOSED, 'The thread pool is closed'));
+    if (job.hardSignal.aborted) return Promise.reject(job.hardSignal.reason);
+    if (job.signal.aborted) return Promise.reject(job.signal.reason);
+    if (this.#runs >= this.#maxRuns && this.#queued >= this.#maxQueue) {
+      return Promise.reject(new TroupeError(ErrorCodes.POOL_EXHAUSTED, `The thread pool queue is full (${this.#maxQueue} jobs waiting)`, { details: { maxQueue: this.#maxQueue } }));
+    }
+    let resolve!: (v: unknown) => void;
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<unknown>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const entry = new Entry(++this.#seq, job, resolve, reject, this.#abortListener);
+    job.signal.addEventListener('abort', entry);
+    if (job.hardSignal !== job.signal) job.hardSignal.addEventListener('abort', entry);
+    if (this.#runs < this.#maxRuns && this.#queued === 0) {
+      this.#dispatch([entry]);
+    } else {
+      this.#queue.push(entry);
+      this.#queued++;
+    }
+    return promise;
+  }
+
+  close(options: { force?: boolean } = {}): Promise<void> {
+    if (options.force === true && !this.#forced && this.#status !== 'stopped') this.#force();
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(): Promise<void> {
+    this.#status = 'stopping';
+    if (!this.#isIdle()) await new Promise<void>((resolve) => (this.#idle = resolve));
+    try {
+      await (this.#forced ? this.#piscina.destroy() : this.#piscina.close());
+    } catch (error) {
+      this.#report(error);
+    }
+    this.#up.close();
+    this.#down.close();
+    this.#status = 'stopped';
+  }
+
+  /** Drops the queue (CLOSED) and ends the threads; runs in flight then reject with CLOSED. */
+  #force(): void {
+    this.#forced = true;
+    this.#status = 'stopping';
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const e = this.#queue[i]!;
+      if (e.state === EntryStates.queued) this.#settle(e, new TroupeError(ErrorCodes.CLOSED, 'The thread pool was closed before the job started'));
+    }
+    this.#queue = [];
+    this.#head = 0;
+    this.#queued = 0;
+    for (const e of this.#held.values()) this.#settleReply(e, e.reply!);
+    this.#held.clear();
+    void this.#piscina.destroy().catch((error: unknown) => this.#report(error));
+    this.#checkIdle();
+  }
+
+  #isIdle(): boolean {
+    return this.#runs === 0 && this.#queued === 0 && this.#held.size === 0;
+  }
+
+  #checkIdle(): void {
+    if (this.#idle !== undefined && this.#isIdle()) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle();
+    }
+  }
+
+  #report(error: unknown): void {
+    try {
+      this.#onError?.(error);
+    } catch {
+      // A failing error hook must not break the pool.
+    }
+  }
+
+  /** Sends waiting jobs while runs are free, spread over the free runs. */
+  #pump(): void {
+    while (this.#runs < this.#maxRuns && this.#queued > 0) {
+      const size = resolveBatchSize(this.#queued, this.#maxRuns - this.#runs, this.#maxBatch);
+      const batch: Entry[] = [];
+      while (batch.length < size && this.#head < this.#queue.length) {
+        const e = this.#queue[this.#head]!;
+        if (e.state !== EntryStates.queued) {
+          this.#head++;
+          continue;
+        }
+        if (e.solo && batch.length > 0) break;
+        this.#head++;
+        this.#queued--;
+        batch.push(e);
+        if (e.solo) break;
+      }
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+      if (batch.length === 0) break;
+      this.#dispatch(batch);
+    }
+    if (this.#queued === 0 && this.#head > 0) {
+      this.#queue = [];
+      this.#head = 0;
+    }
+  }
+
+  #dispatch(entries: Entry[]): void {
+    const run: Run = { entries, hardStopped: false };
+    const wire: WireJob[] = new Array<WireJob>(entries.length);
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!;
+      const slot = this.#slots.alloc();
+      if (slot === undefined) throw new TroupeError(ErrorCodes.INTERNAL, 'No free job slot in the thread pool');
+      e.slot = slot;
+      e.run = run;
+      e.state = EntryStates.sent;
+      this.#bySlot[slot] = e;
+      const { job } = e;
+      wire[k] = { s: slot, q: e.seq, h: job.handler, i: job.input, id: job.id, n: job.name, a: job.attempt };
+    }
+    this.#runs++;
+    this.#piscina.run(entries.length === 1 ? wire[0] : wire).then(
+      (value: WireReply | WireReply[]) => this.#onRunDone(run, value),
+      (error: unknown) => this.#onRunFailed(run, error),
+    );
+  }
+
+  #releaseSlot(e: Entry): number {
+    const flags = this.#slots.flags(e.slot);
+    this.#bySlot[e.slot] = undefined;
+    this.#slots.release(e.slot);
+    e.slot = -1;
+    return flags;
+  }
+
+  #onRunDone(run: Run, value: WireReply | WireReply[]): void {
+    this.#runs--;
+    const { entries } = run;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!;
+      this.#releaseSlot(e);
+      if (e.state === EntryStates.settled) continue;
+      const reply = entries.length === 1 ? (value as WireReply) : (value as WireReply[])[k]!;
+      if (reply.m !== undefined && e.received < reply.m) {
+        e.reply = reply;
+        this.#held.set(e.seq, e);
+        this.#up.ref();
+      } else {
+        this.#settleReply(e, reply);
+      }
+    }
+    this.#pump();
+    this.#checkIdle();
+  }
+
+  #onRunFailed(run: Run, error: unknown): void {
+    this.#runs--;
+    const cloneFailed = (error as { name?: unknown } | null)?.name === 'DataCloneError';
+    const outOfMemory = (error as { code?: unknown } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
+    for (const e of run.entries) {
+      const flags = this.#releaseSlot(e);
+      if (e.state === EntryStates.settled) continue;
+      const started = (flags & SlotFlags.STARTED) !== 0;
+      if (this.#forced) {
+        this.#settle(e, new TroupeError(ErrorCodes.CLOSED, 'The thread pool was closed while the job ran', { cause: error }));
+      } else if (cloneFailed && !started) {
+        if (run.entries.length === 1) {
+          this.#settle(e, new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${e.job.name}\` cannot be sent to a worker thread`, { cause: error }));
+        } else {
+          e.state = EntryStates.queued;
+          e.solo = true;
+          this.#queue.splice(this.#head, 0, e);
+          this.#queued++;
+        }
+      } else if (run.hardStopped || !started) {
+        this.#settle(e, new TroupeError(ErrorCodes.WORKER_CRASHED, `The worker thread of \`${e.job.name}\` ended before the job finished; it can run again`, { cause: error, details: { requeue: true } }));
+      } else if (outOfMemory) {
+        this.#settle(e, new TroupeError(ErrorCodes.RESOURCE_LIMIT, `Handler of \`${e.job.name}\` ran out of memory (worker resource limits)`, { cause: error, details: { requeue: false } }));
+      } else {
+        this.#settle(e, new TroupeError(ErrorCodes.WORKER_CRASHED, `The worker thread running \`${e.job.name}\` died`, { cause: error, details: { requeue: false } }));
+      }
+    }
+    this.#pump();
+    this.#checkIdle();
+  }
+
+  #onAbort(e: Entry, signal: AbortSignal): void {
+    if (e.state === EntryStates.settled) return;
+    const hard = signal === e.job.hardSignal;
+    if (e.state === EntryStates.queued) {
+      this.#queued--;
+      this.#settle(e, signal.reason);
+      this.#checkIdle();
+      return;
+    }
+    if (e.slot === -1) return; // held: finished, waiting for its side messages
+    const prior = this.#slots.markAborted(e.slot);
+    if ((prior & SlotFlags.STARTED) === 0) {
+      this.#settle(e, signal.reason); // the worker will see ABORTED and skip it
+      return;
+    }
+    if ((prior & SlotFlags.DONE) !== 0) return;
+    if (hard) {
+      const threadId = this.#slots.threadOf(e.slot);
+      e.run!.hardStopped = true;
+      this.#settle(e, signal.reason);
+      const worker = this.#piscina.threads.find((w) => w.threadId === threadId);
+      void worker?.terminate();
+      return;
+    }
+    const message: DownMessage = { s: e.slot, q: e.seq, r: encodeReason(signal.reason) };
+    try {
+      this.#down.postMessage(message);
+    } catch {
+      this.#down.postMessage({ ...message, r: { v: String(signal.reason) } });
+    }
+  }
+
+  #onSideMessage(m: UpMessage): void {
+    let e = this.#bySlot[m.s];
+    if (e === undefined || e.seq !== m.q) e = this.#held.get(m.q);
+    if (e === undefined || e.state === EntryStates.settled) return;
+    e.received++;
+    try {
+      if (m.k === 'p') e.job.onProgress?.(m.v as { fraction: number });
+      else e.job.onLog?.(m.v as string);
+    } catch (error) {
+      this.#report(error);
+    }
+    if (e.reply !== undefined && e.received >= (e.reply.m ?? 0)) {
+      this.#held.delete(e.seq);
+      if (this.#held.size === 0) this.#up.unref();
+      this.#settleReply(e, e.reply);
+      this.#checkIdle();
+    }
+  }
+
+  #settleReply(e: Entry, reply: WireReply): void {
+    if (reply.e !== undefined) this.#settle(e, deserializeError(reply.e));
+    else if (reply.x === 1) this.#settle(e, e.job.hardSignal.aborted ? e.job.hardSignal.reason : e.job.signal.reason);
+    else this.#settle(e, undefined, true, reply.r);
+  }
+
+  /** Settles a job once: rejects with `error`, or resolves with `value` when `ok`. */
+  #settle(e: Entry, error: unknown, ok = false, value?: unknown): void {
+    e.state = EntryStates.settled;
+    e.job.signal.removeEventListener('abort', e);
+    if (e.job.hardSignal !== e.job.signal) e.job.hardSignal.removeEventListener('abort', e);
+    this.#completed++;
+    if (ok) e.resolve(value);
+    else e.reject(error);
+  }
+}
+
+/** Creates the pool that runs handler modules on worker threads, batching jobs when the queue is deep. */
+export function createThreadPool(options: ThreadPoolOptions): ThreadPool {
+  return new HandlerThreadPool(options);
+}
