@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -292,6 +294,24 @@ describe('runCommand: timeout and cancel end the whole tree', { timeout: 20_000 
     }));
     assert.equal(result.exitCode, 0);
     assert.ok(grandchild > 0);
+  });
+});
+
+describe('runCommand: the host exits', () => {
+  test('children still running when the host process exits are killed with their group', { timeout: 30_000 }, async (t) => {
+    const host = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'host-exits.ts')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    host.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    const [code] = (await once(host, 'exit')) as [number | null];
+    assert.equal(code, 0);
+    const pid = Number(/pid (\d+)/.exec(out)?.[1]);
+    assert.ok(pid > 0, `the host reported its child: ${JSON.stringify(out)}`);
+    t.after(() => {
+      if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    });
+    await waitUntil(() => !isRunning(pid), 'the orphaned child is gone');
   });
 });
 
