@@ -1,0 +1,137 @@
+/**
+ * Ordered schema migrations for the PostgreSQL store, one schema per store.
+ *
+ * Many nodes may start at once against one database, so `migrate` runs in one transaction that first takes a
+ * transaction-scoped advisory lock keyed on the schema name: the first node creates or upgrades the schema, the
+ * others wait on the lock and then find nothing left to do. `CREATE SCHEMA IF NOT EXISTS` alone is not safe
+ * under concurrency (two sessions can both decide to create it), hence the lock before it.
+ *
+ * A database whose recorded version is newer than the last migration here was written by newer code: opening it
+ * fails with STORE_VERSION rather than guessing at a schema this code does not know.
+ */
+import type { PoolClient } from 'pg';
+import { ErrorCodes, TroupeError } from '../../errors.ts';
+import type { PgNames } from './sql.ts';
+
+export interface Migration {
+  version: number;
+  /** Statements, run in order inside the migration transaction. */
+  up: (n: PgNames) => string[];
+}
+
+/** The first int4 of the two-key advisory lock; the second is `hashtext(schema)`. Spells "trp1". */
+const LOCK_CLASS = 0x74727031;
+
+const CLAIMABLE = `state IN ('queued', 'scheduled', 'retrying')`;
+
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  {
+    version: 1,
+    up: (n) => [
+      `CREATE TABLE ${n.tasks} (
+        id text COLLATE "C" PRIMARY KEY,
+        name text NOT NULL,
+        state text NOT NULL,
+        input jsonb,
+        result jsonb,
+        error jsonb,
+        priority integer NOT NULL DEFAULT 0,
+        weight double precision NOT NULL DEFAULT 1,
+        key text UNIQUE,
+        attempts integer NOT NULL DEFAULT 0,
+        max_attempts integer NOT NULL DEFAULT 1,
+        progress jsonb,
+        created_at bigint NOT NULL,
+        run_at bigint NOT NULL,
+        started_at bigint,
+        finished_at bigint,
+        updated_at bigint NOT NULL,
+        owner text,
+        lease_until bigint,
+        schedule_id text,
+        options jsonb,
+        output_count integer NOT NULL DEFAULT 0,
+        output_dropped integer NOT NULL DEFAULT 0,
+        output_last_seq bigint,
+        output_marker_seq bigint
+      )`,
+      `CREATE INDEX tasks_due_time ON ${n.tasks} (run_at, id) WHERE ${CLAIMABLE}`,
+      `CREATE INDEX tasks_due_weight ON ${n.tasks} (weight, name, run_at, id) WHERE ${CLAIMABLE}`,
+      `CREATE INDEX tasks_due_priority ON ${n.tasks} (priority DESC, run_at, id) WHERE ${CLAIMABLE}`,
+      `CREATE INDEX tasks_waiting ON ${n.tasks} (run_at) WHERE state IN ('scheduled', 'retrying')`,
+      `CREATE INDEX tasks_running ON ${n.tasks} (owner, lease_until) WHERE state = 'running'`,
+      `CREATE INDEX tasks_state ON ${n.tasks} (state, id)`,
+      `CREATE INDEX tasks_name ON ${n.tasks} (name, id)`,
+      `CREATE INDEX tasks_schedule ON ${n.tasks} (schedule_id, id) WHERE schedule_id IS NOT NULL`,
+      `CREATE INDEX tasks_finished ON ${n.tasks} (finished_at) WHERE finished_at IS NOT NULL`,
+      `CREATE TABLE ${n.transitions} (
+        seq bigserial PRIMARY KEY,
+        task_id text COLLATE "C" NOT NULL,
+        from_state text,
+        to_state text NOT NULL,
+        at bigint NOT NULL,
+        attempt integer NOT NULL,
+        reason text,
+        error jsonb
+      )`,
+      `CREATE INDEX transitions_task ON ${n.transitions} (task_id, seq)`,
+      `CREATE TABLE ${n.output} (
+        task_id text COLLATE "C" NOT NULL,
+        seq bigint NOT NULL,
+        stream text NOT NULL,
+        text text NOT NULL,
+        at bigint NOT NULL,
+        PRIMARY KEY (task_id, seq)
+      )`,
+      `CREATE TABLE ${n.schedules} (
+        id text COLLATE "C" PRIMARY KEY,
+        task text NOT NULL,
+        cron text,
+        every_ms bigint,
+        timezone text,
+        input jsonb,
+        overlap text NOT NULL,
+        paused boolean NOT NULL DEFAULT false,
+        last_slot bigint,
+        created_at bigint NOT NULL
+      )`,
+      `CREATE TABLE ${n.meta} (key text PRIMARY KEY, value text NOT NULL)`,
+    ],
+  },
+]);
+
+/** The schema version this code writes. */
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/**
+ * Creates the schema if missing and applies every migration newer than the recorded version, under an advisory
+ * lock so concurrent nodes serialise. Returns the version now in place.
+ */
+export async function migrate(client: PoolClient, n: PgNames, migrations: readonly Migration[] = MIGRATIONS): Promise<number> {
+  const latest = migrations.length === 0 ? 0 : migrations[migrations.length - 1]!.version;
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [LOCK_CLASS, n.schema]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS "${n.schema}"`);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${n.version} (version integer PRIMARY KEY, applied_at bigint NOT NULL)`);
+    const { rows } = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${n.version}`);
+    const current = rows[0]?.version ?? 0;
+    if (current > latest) {
+      throw new TroupeError(
+        ErrorCodes.STORE_VERSION,
+        `Schema "${n.schema}" is at version ${current}, newer than this troupe understands (${latest}); upgrade troupe`,
+        { details: { schema: n.schema, found: current, supported: latest } },
+      );
+    }
+    for (const m of migrations) {
+      if (m.version <= current) continue;
+      for (const statement of m.up(n)) await client.query(statement);
+      await client.query(`INSERT INTO ${n.version} (version, applied_at) VALUES ($1, $2)`, [m.version, Date.now()]);
+    }
+    await client.query('COMMIT');
+    return Math.max(current, latest);
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,414 @@
+/**
+ * The PostgreSQL Store: several runtime processes share one database.
+ *
+ * - Claims take rows with `FOR UPDATE SKIP LOCKED`, so nodes never wait on or double-take each other's tasks.
+ * - Each store lives in its own schema (default `troupe`), created and migrated on `open()` under an advisory
+ *   lock, so many nodes may start at once.
+ * - Wake-ups travel by LISTEN/NOTIFY: `enqueue` (and a release, a recovered lease, a retried dead letter)
+ *   notifies `<schema>_wake`; cancelling a running task notifies `<schema>_cancel` with its id. `onWake` /
+ *   `onCancel` subscribe; one dedicated connection listens and reconnects with backoff when it drops, and
+ *   `health()` says so meanwhile.
+ * - A lost connection makes a call fail with STORE_UNAVAILABLE (the driver's error as cause); the pool replaces
+ *   broken connections by itself, so the next call works once the server is back.
+ *
+ * SQL lives in queries/<verb>.ts; this file owns the connections, the lifecycle and error mapping.
+ */
+import pg from 'pg';
+import type { Pool, PoolClient } from 'pg';
+import { systemClock, type Clock } from '../../clock.ts';
+import { ErrorCodes, TroupeError, invalidOption } from '../../errors.ts';
+import type { TaskId } from '../../ids.ts';
+import type { NewTask, OutputLine, TaskRecord, Transition } from '../../task.ts';
+import { resolveStoreOptions, type ResolvedStoreOptions } from '../pick.ts';
+import type {
+  CancelResult,
+  ClaimRequest,
+  EnqueueResult,
+  ListFilter,
+  ListPage,
+  PurgeRequest,
+  QueueCounts,
+  ScheduleRecord,
+  SettleOp,
+  Store,
+  StoreOptions,
+  Strategy,
+} from '../store.ts';
+import { NotifyListener } from './listener.ts';
+import { migrate } from './migrations.ts';
+import { isConnectionError, toStoreError } from './pg-errors.ts';
+import { cancel } from './queries/cancel.ts';
+import { claim } from './queries/claim.ts';
+import { counts } from './queries/counts.ts';
+import { enqueue } from './queries/enqueue.ts';
+import { get } from './queries/get.ts';
+import { heartbeat } from './queries/heartbeat.ts';
+import { history } from './queries/history.ts';
+import { list } from './queries/list.ts';
+import { getMeta, setMeta } from './queries/meta.ts';
+import { nextRunAt } from './queries/next-run-at.ts';
+import { output } from './queries/output.ts';
+import { purge } from './queries/purge.ts';
+import { recoverExpired } from './queries/recover-expired.ts';
+import { retry } from './queries/retry.ts';
+import { deleteSchedule, getSchedule, listSchedules, markScheduleSlot, saveSchedule } from './queries/schedules.ts';
+import { needsTransaction, settle } from './queries/settle.ts';
+import { createNames, type PgNames } from './sql.ts';
+
+export interface PostgresStoreOptions extends StoreOptions {
+  /** Time source for reconnect backoff. @default systemClock */
+  clock?: Clock;
+  /** Schema holding this store's tables; created if missing. @default 'troupe' */
+  schema?: string;
+  /** Connections in the pool (the LISTEN connection comes on top). @default 10 */
+  poolSize?: number;
+  /** Open the LISTEN connection for `onWake`/`onCancel`. @default true */
+  listen?: boolean;
+  /** How long to wait for a new connection before failing with STORE_UNAVAILABLE (ms). @default 10000 */
+  connectionTimeoutMs?: number;
+  /** `application_name` of the connections (the listener adds `:listen`), as seen in `pg_stat_activity`. @default 'troupe' */
+  applicationName?: string;
+}
+
+export const StoreStatus = { idle: 'idle', running: 'running', stopping: 'stopping', stopped: 'stopped' } as const;
+export type StoreStatus = (typeof StoreStatus)[keyof typeof StoreStatus];
+
+export interface StoreHealth {
+  healthy: boolean;
+  lastError?: string;
+}
+
+/** A Store on PostgreSQL, plus the cluster signals only a shared database can give. */
+export interface PostgresStore extends Store, AsyncDisposable {
+  readonly kind: 'postgres';
+  readonly schema: string;
+  readonly status: StoreStatus;
+  /** Called when another node (or this one) enqueued or released work. Returns an unsubscribe function. */
+  onWake(fn: () => void): () => void;
+  /** Called with the id of a running task that was cancelled anywhere in the cluster. */
+  onCancel(fn: (id: TaskId) => void): () => void;
+  /** false while the LISTEN connection is down or the last query could not reach the server. */
+  health(): StoreHealth;
+}
+
+/** BIGINT (epoch ms, counts) as numbers for this store's connections only, not for the whole process. */
+function createTypes(): pg.CustomTypesConfig {
+  const types = new pg.TypeOverrides();
+  types.setTypeParser(20, (value: string) => Number(value));
+  return types as unknown as pg.CustomTypesConfig;
+}
+
+/** Why: the store for several runtime nodes on one database. */
+export function createPostgresStore(url: string, options: PostgresStoreOptions = {}): PostgresStore {
+  if (typeof url !== 'string' || url.length === 0) throw invalidOption('store', 'a postgres:// connection string', url);
+  const poolSize = options.poolSize ?? 10;
+  if (!Number.isSafeInteger(poolSize) || poolSize < 1) throw invalidOption('store.poolSize', 'a positive integer', poolSize);
+  const timeout = options.connectionTimeoutMs ?? 10_000;
+  if (!Number.isFinite(timeout) || timeout <= 0) throw invalidOption('store.connectionTimeoutMs', 'a positive number', timeout);
+  return new PgStore(url, resolveStoreOptions(options), {
+    names: createNames(options.schema ?? 'troupe'),
+    clock: options.clock ?? systemClock,
+    poolSize,
+    listen: options.listen ?? true,
+    connectionTimeoutMs: timeout,
+    applicationName: options.applicationName ?? 'troupe',
+  });
+}
+
+interface Settings {
+  names: PgNames;
+  clock: Clock;
+  poolSize: number;
+  listen: boolean;
+  connectionTimeoutMs: number;
+  applicationName: string;
+}
+
+class PgStore implements PostgresStore {
+  readonly kind = 'postgres' as const;
+  readonly strategy: Strategy;
+  readonly #url: string;
+  readonly #options: ResolvedStoreOptions;
+  readonly #s: Settings;
+  readonly #n: PgNames;
+  readonly #types = createTypes();
+  readonly #pool: Pool;
+  #status: StoreStatus = StoreStatus.idle;
+  #opening: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #listener: NotifyListener | undefined;
+  #wake = new Set<() => void>();
+  #cancel = new Set<(id: TaskId) => void>();
+  #poolError: string | undefined;
+
+  constructor(url: string, options: ResolvedStoreOptions, settings: Settings) {
+    this.#url = url;
+    this.#options = options;
+    this.#s = settings;
+    this.#n = settings.names;
+    this.strategy = options.strategy;
+    this.#pool = new pg.Pool({
+      connectionString: url,
+      max: settings.poolSize,
+      types: this.#types,
+      application_name: settings.applicationName,
+      connectionTimeoutMillis: settings.connectionTimeoutMs,
+      keepAlive: true,
+    });
+    // An idle connection that dies (server restart, terminate) is dropped by the pool; without a listener the
+    // 'error' event would crash the process.
+    this.#pool.on('error', (error) => {
+      this.#poolError = error.message;
+    });
+  }
+
+  get schema(): string {
+    return this.#n.schema;
+  }
+
+  get status(): StoreStatus {
+    return this.#status;
+  }
+
+  open(): Promise<void> {
+    if (this.#status === StoreStatus.stopping || this.#status === StoreStatus.stopped) return Promise.reject(this.#closedError());
+    this.#opening ??= this.#open().catch((error: unknown) => {
+      this.#opening = undefined;
+      throw error;
+    });
+    return this.#opening;
+  }
+
+  async #open(): Promise<void> {
+    let client: PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw this.#fail(error, 'open');
+    }
+    try {
+      await migrate(client, this.#n);
+      client.release();
+    } catch (error) {
+      client.release(isConnectionError(error) ? (error as Error) : undefined);
+      throw this.#fail(error, 'migrate');
+    }
+    if (this.#s.listen) {
+      const listener = new NotifyListener({
+        createClient: () =>
+          new pg.Client({
+            connectionString: this.#url,
+            types: this.#types,
+            application_name: `${this.#s.applicationName}:listen`,
+            connectionTimeoutMillis: this.#s.connectionTimeoutMs,
+            keepAlive: true,
+          }),
+        channels: [this.#n.wakeChannel, this.#n.cancelChannel],
+        onNotification: (channel, payload) => this.#dispatch(channel, payload),
+        onReconnect: () => this.#dispatch(this.#n.wakeChannel, ''),
+        clock: this.#s.clock,
+      });
+      try {
+        await listener.start();
+      } catch (error) {
+        throw this.#fail(error, 'listen');
+      }
+      this.#listener = listener;
+    }
+    if (this.#status === StoreStatus.idle) this.#status = StoreStatus.running;
+  }
+
+  onWake(fn: () => void): () => void {
+    this.#wake.add(fn);
+    return () => this.#wake.delete(fn);
+  }
+
+  onCancel(fn: (id: TaskId) => void): () => void {
+    this.#cancel.add(fn);
+    return () => this.#cancel.delete(fn);
+  }
+
+  health(): StoreHealth {
+    const listenerDown = this.#listener !== undefined && !this.#listener.healthy;
+    const healthy = this.#status === StoreStatus.running && !listenerDown && this.#poolError === undefined;
+    const lastError = (listenerDown ? this.#listener?.lastError : undefined) ?? this.#poolError;
+    return lastError === undefined ? { healthy } : { healthy, lastError };
+  }
+
+  enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
+    return this.#use('enqueue', (db) => enqueue(db, this.#n, tasks));
+  }
+
+  claim(request: ClaimRequest): Promise<TaskRecord[]> {
+    return this.#use('claim', (db) => claim(db, this.#n, this.strategy, this.#options.random, request));
+  }
+
+  heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number> {
+    return this.#use('heartbeat', (db) => heartbeat(db, this.#n, owner, leaseUntil, ids));
+  }
+
+  settle(ops: readonly SettleOp[]): Promise<boolean[]> {
+    if (ops.length === 0) return this.#use('settle', async () => []);
+    if (!needsTransaction(ops)) return this.#use('settle', (db) => settle(db, this.#n, this.#options.maxOutputLines, ops));
+    return this.#transaction('settle', (client) => settle(client, this.#n, this.#options.maxOutputLines, ops));
+  }
+
+  cancel(id: TaskId, at: number, reason?: string): Promise<CancelResult> {
+    return this.#use('cancel', (db) => cancel(db, this.#n, id, at, reason));
+  }
+
+  retry(id: TaskId, at: number): Promise<TaskRecord | undefined> {
+    return this.#use('retry', (db) => retry(db, this.#n, id, at));
+  }
+
+  recoverExpired(now: number): Promise<TaskRecord[]> {
+    return this.#transaction('recoverExpired', (client) => recoverExpired(client, this.#n, now));
+  }
+
+  get(id: TaskId): Promise<TaskRecord | undefined> {
+    return this.#use('get', (db) => get(db, this.#n, id));
+  }
+
+  history(id: TaskId): Promise<Transition[]> {
+    return this.#use('history', (db) => history(db, this.#n, id));
+  }
+
+  output(id: TaskId, after?: number, limit?: number): Promise<OutputLine[]> {
+    return this.#use('output', (db) => output(db, this.#n, id, after, limit));
+  }
+
+  list(filter?: ListFilter): Promise<ListPage> {
+    return this.#use('list', (db) => list(db, this.#n, filter));
+  }
+
+  counts(now: number): Promise<QueueCounts> {
+    return this.#use('counts', (db) => counts(db, this.#n, now));
+  }
+
+  nextRunAt(): Promise<number | undefined> {
+    return this.#use('nextRunAt', (db) => nextRunAt(db, this.#n));
+  }
+
+  purge(request: PurgeRequest): Promise<number> {
+    return this.#use('purge', (db) => purge(db, this.#n, request));
+  }
+
+  saveSchedule(schedule: ScheduleRecord): Promise<void> {
+    return this.#use('saveSchedule', (db) => saveSchedule(db, this.#n, schedule));
+  }
+
+  getSchedule(id: string): Promise<ScheduleRecord | undefined> {
+    return this.#use('getSchedule', (db) => getSchedule(db, this.#n, id));
+  }
+
+  listSchedules(): Promise<ScheduleRecord[]> {
+    return this.#use('listSchedules', (db) => listSchedules(db, this.#n));
+  }
+
+  deleteSchedule(id: string): Promise<boolean> {
+    return this.#use('deleteSchedule', (db) => deleteSchedule(db, this.#n, id));
+  }
+
+  markScheduleSlot(id: string, slot: number): Promise<boolean> {
+    return this.#use('markScheduleSlot', (db) => markScheduleSlot(db, this.#n, id, slot));
+  }
+
+  getMeta(key: string): Promise<string | undefined> {
+    return this.#use('getMeta', (db) => getMeta(db, this.#n, key));
+  }
+
+  setMeta(key: string, value: string | undefined): Promise<void> {
+    return this.#use('setMeta', (db) => setMeta(db, this.#n, key, value));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(): Promise<void> {
+    this.#status = StoreStatus.stopping;
+    await this.#opening?.catch(() => undefined);
+    try {
+      await this.#listener?.close();
+    } catch {
+      // ending a dead connection can fail; the pool must still be ended
+    }
+    try {
+      await this.#pool.end();
+    } catch {
+      // same: nothing left to release
+    }
+    this.#wake.clear();
+    this.#cancel.clear();
+    this.#status = StoreStatus.stopped;
+  }
+
+  /** Runs one operation on the pool once open, mapping driver errors and tracking reachability. */
+  async #use<T>(operation: string, fn: (db: Pool) => Promise<T>): Promise<T> {
+    if (this.#status === StoreStatus.stopping || this.#status === StoreStatus.stopped) throw this.#closedError();
+    await this.open();
+    try {
+      const result = await fn(this.#pool);
+      this.#poolError = undefined;
+      return result;
+    } catch (error) {
+      throw this.#fail(error, operation);
+    }
+  }
+
+  /** Runs `fn` inside BEGIN … COMMIT on one connection; a broken connection is discarded, not reused. */
+  async #transaction<T>(operation: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    return this.#use(operation, async (pool) => {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(client);
+        await client.query('COMMIT');
+        client.release();
+        return result;
+      } catch (error) {
+        if (isConnectionError(error)) client.release(error as Error);
+        else {
+          await client.query('ROLLBACK').catch(() => undefined);
+          client.release();
+        }
+        throw error;
+      }
+    });
+  }
+
+  #fail(error: unknown, operation: string): TroupeError {
+    const mapped = toStoreError(error, operation);
+    if (mapped.code === ErrorCodes.STORE_UNAVAILABLE) this.#poolError = mapped.message;
+    return mapped;
+  }
+
+  #closedError(): TroupeError {
+    return new TroupeError(ErrorCodes.CLOSED, `The PostgreSQL store (schema "${this.#n.schema}") is closed`);
+  }
+
+  #dispatch(channel: string, payload: string): void {
+    if (channel === this.#n.wakeChannel) {
+      for (const fn of [...this.#wake]) {
+        try {
+          fn();
+        } catch {
+          // a subscriber's failure must not stop the others or the listener
+        }
+      }
+    } else if (channel === this.#n.cancelChannel) {
+      for (const fn of [...this.#cancel]) {
+        try {
+          fn(payload);
+        } catch {
+          // same as above
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * enqueue: one statement inserts the whole batch, writes each new task's first transition and sends the wake
+ * notification (delivered at commit). Idempotency keys (and ids) are settled by the unique indexes: `ON CONFLICT
+ * DO NOTHING` skips a key that another transaction holds, even one committing at this moment, and a follow-up
+ * read returns the task that owns it. Duplicates inside one batch are folded before the insert (first one wins).
+ */
+import type { EnqueueResult } from '../../store.ts';
+import type { NewTask, TaskState } from '../../../task.ts';
+import { ErrorCodes, TroupeError } from '../../../errors.ts';
+import { run, type PgNames, type Queryable } from '../sql.ts';
+
+function insertSql(n: PgNames): string {
+  return `
+    WITH input AS (
+      SELECT (e->>'i')::int AS i, e->>'id' AS id, e->>'name' AS name, e->'input' AS input,
+             (e->>'priority')::int AS priority, (e->>'weight')::float8 AS weight, e->>'key' AS key,
+             (e->>'maxAttempts')::int AS max_attempts, (e->>'createdAt')::bigint AS created_at,
+             (e->>'runAt')::bigint AS run_at, e->>'scheduleId' AS schedule_id, e->'options' AS options
+      FROM jsonb_array_elements($1::jsonb) AS e
+    ), ins AS (
+      INSERT INTO ${n.tasks} AS t (id, name, state, input, priority, weight, key, attempts, max_attempts,
+                                   created_at, run_at, updated_at, schedule_id, options)
+      SELECT id, name, CASE WHEN run_at > created_at THEN 'scheduled' ELSE 'queued' END, input, priority, weight,
+             key, 0, max_attempts, created_at, run_at, created_at, schedule_id, options
+      FROM input ORDER BY i
+      ON CONFLICT DO NOTHING
+      RETURNING t.id, t.state, t.created_at
+    ), tr AS (
+      INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt)
+      SELECT id, NULL, state, created_at, 0 FROM ins
+    ), wake AS (
+      SELECT pg_notify($2, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_row
+    )
+    SELECT ins.id, ins.state, (SELECT count(*) FROM wake) AS woke FROM ins`;
+}
+
+function existingSql(n: PgNames): string {
+  return `SELECT key, id, state FROM ${n.tasks} WHERE key = ANY($1::text[]) OR id = ANY($2::text[])`;
+}
+
+/** Why: the durable write behind `rt.enqueue`; resolves only after the batch is committed. */
+export async function enqueue(db: Queryable, n: PgNames, tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
+  if (tasks.length === 0) return [];
+  const results: (EnqueueResult | undefined)[] = new Array(tasks.length);
+  const seenKeys = new Set<string>();
+  const seenIds = new Set<string>();
+  const rows: unknown[] = [];
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i]!;
+    if (seenIds.has(t.id) || (t.key !== undefined && seenKeys.has(t.key))) continue;
+    seenIds.add(t.id);
+    if (t.key !== undefined) seenKeys.add(t.key);
+    rows.push({
+      i, id: t.id, name: t.name, input: t.input, priority: t.priority, weight: t.weight, key: t.key,
+      maxAttempts: t.maxAttempts, createdAt: t.createdAt, runAt: t.runAt, scheduleId: t.scheduleId, options: t.options,
+    });
+  }
+  const inserted = await run<{ id: string; state: TaskState }>(db, insertSql(n), [JSON.stringify(rows), n.wakeChannel]);
+  const created = new Map<string, TaskState>();
+  for (const r of inserted.rows) created.set(r.id, r.state);
+
+  // Each created task answers once, for the first input that carried it; every other input finds its owner.
+  const missing: number[] = [];
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i]!;
+    const state = created.get(t.id);
+    if (state !== undefined) {
+      created.delete(t.id);
+      results[i] = { id: t.id, created: true, state };
+    } else missing.push(i);
+  }
+  if (missing.length > 0) {
+    const keys = missing.map((i) => tasks[i]!.key).filter((k): k is string => k !== undefined);
+    const ids = missing.map((i) => tasks[i]!.id);
+    const existing = await run<{ key: string | null; id: string; state: TaskState }>(db, existingSql(n), [keys, ids]);
+    const byKey = new Map<string, { id: string; state: TaskState }>();
+    const byId = new Map<string, { id: string; state: TaskState }>();
+    for (const r of existing.rows) {
+      if (r.key !== null) byKey.set(r.key, r);
+      byId.set(r.id, r);
+    }
+    for (const i of missing) {
+      const t = tasks[i]!;
+      const row = (t.key !== undefined ? byKey.get(t.key) : undefined) ?? byId.get(t.id);
+      if (!row) {
+        throw new TroupeError(ErrorCodes.STORE, `Task ${t.id} conflicted with an existing one that is gone`, { details: { id: t.id, key: t.key } });
+      }
+      results[i] = { id: row.id, created: false, state: row.state };
+    }
+  }
+  return results as EnqueueResult[];
+}

@@ -1,0 +1,28 @@
+/** list: tasks newest first (by id, which is time-ordered), filtered, paged by an id cursor. */
+import type { ListFilter, ListPage } from '../../store.ts';
+import { TASK_COLUMNS, rowToTask, type TaskRow } from '../rows.ts';
+import { run, type PgNames, type Queryable } from '../sql.ts';
+
+/** Why: the task table of the HTTP API and the REPL, one page at a time. */
+export async function list(db: Queryable, n: PgNames, filter: ListFilter = {}): Promise<ListPage> {
+  const limit = Math.min(1000, Math.max(1, Math.floor(filter.limit ?? 50)));
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const param = (value: unknown): string => {
+    values.push(value);
+    return `$${values.length}`;
+  };
+  if (filter.state !== undefined) {
+    const states = typeof filter.state === 'string' ? [filter.state] : [...filter.state];
+    where.push(`t.state = ANY(${param(states)}::text[])`);
+  }
+  if (filter.name !== undefined) where.push(`t.name = ${param(filter.name)}`);
+  if (filter.scheduleId !== undefined) where.push(`t.schedule_id = ${param(filter.scheduleId)}`);
+  if (filter.since !== undefined) where.push(`t.created_at >= ${param(filter.since)}`);
+  if (filter.cursor !== undefined) where.push(`t.id < ${param(filter.cursor)}`);
+  const sql = `SELECT ${TASK_COLUMNS} FROM ${n.tasks} AS t ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+    ORDER BY t.id DESC LIMIT ${param(limit + 1)}`;
+  const { rows } = await run<TaskRow>(db, sql, values);
+  const tasks = rows.slice(0, limit).map(rowToTask);
+  return rows.length > limit ? { tasks, nextCursor: tasks[limit - 1]!.id } : { tasks };
+}

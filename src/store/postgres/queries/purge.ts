@@ -1,0 +1,23 @@
+/** purge: deletes final tasks finished before a threshold, with their history and output, in one statement. */
+import type { PurgeRequest } from '../../store.ts';
+import { FINAL_STATES } from '../../../task.ts';
+import { run, type PgNames, type Queryable } from '../sql.ts';
+
+/** Why: retention (`cleanup-runs`); the table of a busy queue would otherwise grow without bound. */
+export async function purge(db: Queryable, n: PgNames, request: PurgeRequest): Promise<number> {
+  const states = (request.states ?? [...FINAL_STATES]).filter((s) => FINAL_STATES.has(s));
+  if (states.length === 0) return 0;
+  const { rows } = await run<{ n: number }>(
+    db,
+    `WITH d AS (
+       DELETE FROM ${n.tasks} WHERE state = ANY($1::text[]) AND finished_at < $2 RETURNING id
+     ), dt AS (
+       DELETE FROM ${n.transitions} WHERE task_id IN (SELECT id FROM d)
+     ), dout AS (
+       DELETE FROM ${n.output} WHERE task_id IN (SELECT id FROM d)
+     )
+     SELECT count(*)::int AS n FROM d`,
+    [states, request.finishedBefore],
+  );
+  return rows[0]?.n ?? 0;
+}

@@ -1,0 +1,51 @@
+/**
+ * recoverExpired: running tasks whose lease ran out go back to `queued` (the attempt stays counted), or end
+ * `failed` with LEASE_EXPIRED when they have no attempts left. `SKIP LOCKED` lets several nodes sweep at once
+ * without recovering one task twice. Two statements in the caller's transaction: the error text comes from
+ * pick.ts, shared with the other stores, so it is built here rather than in SQL.
+ */
+import type { TaskRecord } from '../../../task.ts';
+import { createLeaseExpiredError } from '../../pick.ts';
+import { TASK_COLUMNS, rowToTask, type TaskRow } from '../rows.ts';
+import { run, type PgNames, type Queryable } from '../sql.ts';
+
+function expiredSql(n: PgNames): string {
+  return `
+    SELECT id, attempts, max_attempts FROM ${n.tasks}
+    WHERE state = 'running' AND (lease_until IS NULL OR lease_until < $1)
+    ORDER BY id FOR UPDATE SKIP LOCKED`;
+}
+
+function recoverSql(n: PgNames): string {
+  return `
+    WITH x AS (
+      SELECT e->>'id' AS id, e->'error' AS error FROM jsonb_array_elements($1::jsonb) AS e
+    ), u AS (
+      UPDATE ${n.tasks} AS t SET
+        state = CASE WHEN x.error IS NULL THEN 'queued' ELSE 'failed' END,
+        error = coalesce(x.error, t.error),
+        finished_at = CASE WHEN x.error IS NULL THEN t.finished_at ELSE $2 END,
+        owner = CASE WHEN x.error IS NULL THEN NULL ELSE t.owner END,
+        lease_until = NULL,
+        updated_at = $2
+      FROM x WHERE t.id = x.id AND t.state = 'running'
+      RETURNING ${TASK_COLUMNS}, x.error AS failure
+    ), tr AS (
+      INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason, error)
+      SELECT id, 'running', state, $2, attempts, 'lease expired', failure FROM u ORDER BY id
+    ), wake AS (
+      SELECT pg_notify($3, '') FROM (SELECT 1 FROM u WHERE state = 'queued' LIMIT 1) AS requeued
+    )
+    SELECT u.*, (SELECT count(*) FROM wake) AS woke FROM u ORDER BY id`;
+}
+
+/** Why: at-least-once delivery; a node that died mid-run loses no task. */
+export async function recoverExpired(db: Queryable, n: PgNames, now: number): Promise<TaskRecord[]> {
+  const expired = await run<{ id: string; attempts: number; max_attempts: number }>(db, expiredSql(n), [now]);
+  if (expired.rows.length === 0) return [];
+  const payload = expired.rows.map((r) =>
+    r.attempts >= r.max_attempts ? { id: r.id, error: createLeaseExpiredError(r.attempts) } : { id: r.id },
+  );
+  const { rows } = await run<TaskRow>(db, recoverSql(n), [JSON.stringify(payload), now, n.wakeChannel]);
+  return rows.map(rowToTask);
+}

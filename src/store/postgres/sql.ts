@@ -1,0 +1,86 @@
+/**
+ * What every query file shares: the schema-qualified names of one store's tables and channels, and a way to
+ * run hot statements as named prepared statements (parsed and planned once per connection).
+ */
+import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
+import { invalidOption } from '../../errors.ts';
+
+/** A pool or a checked-out client: anything a query can run on. */
+export type Queryable = Pool | PoolClient;
+
+/** The identifiers of one store, already quoted where SQL needs them. */
+export interface PgNames {
+  /** The bare schema name (validated, lower case). */
+  schema: string;
+  tasks: string;
+  transitions: string;
+  output: string;
+  schedules: string;
+  meta: string;
+  version: string;
+  /** Channel names as `pg_notify` takes them (text) and as `LISTEN` takes them (quoted identifiers). */
+  wakeChannel: string;
+  cancelChannel: string;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,50}$/;
+
+/** Why: schema names are spliced into SQL and channel names, so only plain identifiers are accepted. */
+export function validateSchemaName(schema: unknown): string {
+  if (typeof schema !== 'string' || !SCHEMA_NAME.test(schema)) {
+    throw invalidOption('schema', 'a lower-case identifier of at most 51 characters (letters, digits, _)', schema);
+  }
+  return schema;
+}
+
+/** Why: one place derives every table and channel name from the schema, so query files never build them. */
+export function createNames(schema: string): PgNames {
+  const s = `"${validateSchemaName(schema)}"`;
+  return Object.freeze({
+    schema,
+    tasks: `${s}.tasks`,
+    transitions: `${s}.transitions`,
+    output: `${s}.output`,
+    schedules: `${s}.schedules`,
+    meta: `${s}.meta`,
+    version: `${s}.schema_version`,
+    wakeChannel: `${schema}_wake`,
+    cancelChannel: `${schema}_cancel`,
+  });
+}
+
+/** Quotes a channel for LISTEN/UNLISTEN (channel names come from a validated schema name). */
+export function quoteChannel(channel: string): string {
+  return `"${channel}"`;
+}
+
+const statementNames = new Map<string, string>();
+const MAX_NAMED = 512;
+
+/**
+ * Runs `text` as a named prepared statement, so a connection parses and plans it once. Texts are generated from
+ * a small set of shapes; past a bound, further texts run unnamed rather than growing the cache.
+ */
+export function run<R extends QueryResultRow = QueryResultRow>(
+  db: Queryable,
+  text: string,
+  values: unknown[] = [],
+): Promise<QueryResult<R>> {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_NAMED) {
+    name = `troupe_${statementNames.size.toString(36)}`;
+    statementNames.set(text, name);
+  }
+  const config: QueryConfig = name === undefined ? { text, values } : { name, text, values };
+  return db.query<R>(config);
+}
+
+/** JSON text of a value for a jsonb parameter; `undefined` stays SQL NULL (arrays would otherwise become PG arrays). */
+export function toJson(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+/** Reads a jsonb column that was selected as text (`col::text`), keeping JSON `null` apart from SQL NULL. */
+export function fromJson(text: unknown): unknown {
+  return typeof text === 'string' ? JSON.parse(text) : undefined;
+}
