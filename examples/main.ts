@@ -1,0 +1,66 @@
+// `npm start`: the example runtime showing each pattern at work, then (with the HTTP API) serving it.
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { createResourcePool, isTroupeError } from '../src/index.ts';
+import { createRuntimeFromConfig, loadConfig } from '../src/config.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const say = (label: string, text: string) => console.log(`\x1b[1m${label.padEnd(4)}\x1b[0m ${text}`);
+
+const loaded = await loadConfig(path.join(here, 'troupe.config.ts'));
+const rt = await createRuntimeFromConfig(loaded);
+say('', `troupe runtime ${rt.nodeId} on ${rt.store.kind}`);
+
+// P1: run and await a result.
+const digest = await rt.run<{ digest: string }>('hash', { text: 'abc', rounds: 20_000 });
+say('P1', `run('hash') → ${digest.digest.slice(0, 16)}…`);
+
+// P2: start a long-running command and stream its output and progress.
+const handle = rt.start('report', { steps: 5, delayMs: 80 });
+handle.on('progress', (p) => say('P2', `progress ${Math.round(p.fraction * 100)} %`));
+for await (const line of handle.output) say('P2', `[${line.stream}] ${line.text}`);
+say('P2', `result ${JSON.stringify(await handle.result)}`);
+
+// P3: many at once under a limit, settled in input order.
+const settled = await rt.runAll(
+  ['a', 'b', 'c', 'd'].map((text) => ({ name: 'hash', input: { text, rounds: 5000 } })),
+  { concurrency: 2 },
+);
+say('P3', `runAll → ${settled.map((s) => s.status).join(', ')}`);
+
+// P4: fire and forget, then look it up.
+const id = await rt.enqueue('flaky', {});
+const done = new Promise<void>((resolve) => {
+  const off = rt.on('task.succeeded', (e) => e.id === id && (off(), resolve()));
+});
+rt.on('task.retrying', (e) => e.id === id && say('P4', `attempt ${e.attempt} failed (${e.error.message}); retry at +${e.runAt - e.at} ms`));
+await done;
+const task = await rt.get(id);
+say('P4', `enqueue('flaky') → ${task?.state} after ${task?.attempts} attempts; history: ${task?.history?.map((h) => h.to).join(' → ')}`);
+
+// P5: periodic work is opt-in: create a schedule, watch two slots, remove it.
+let fired = 0;
+const twice = new Promise<void>((resolve) => {
+  const off = rt.on('task.succeeded', (e) => e.name === 'hash' && ++fired === 2 && (off(), resolve()));
+});
+await rt.schedule('hash', { every: '1s', id: 'demo-every-second' }, { text: 'tick', rounds: 1000 });
+await twice;
+await rt.unschedule('demo-every-second');
+say('P5', 'schedule every 1s fired twice, then removed');
+
+// P6: a pool of user resources with min/max and validation.
+const pool = createResourcePool({ create: () => ({ opened: Date.now() }), min: 1, max: 2 });
+await pool.use(async (conn) => say('P6', `borrowed a pooled resource opened at ${conn.opened}`));
+await pool.close();
+
+// P7: which pattern fits.
+const advice = rt.advise({ expectedDurationMs: 120_000, streaming: true });
+say('P7', `advise(long, streaming) → ${advice.pattern}: ${advice.reason}`);
+
+try {
+  await rt.run('nope', {});
+} catch (error) {
+  if (isTroupeError(error)) say('', `unknown task → ${error.code}`);
+}
+
+await rt.close();

@@ -1,0 +1,404 @@
+// The six patterns end to end on a memory-store runtime: real worker threads, real subprocesses, a ManualClock.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { z } from 'zod';
+import { ManualClock } from '../../src/clock.ts';
+import { ErrorCodes, isTroupeError, PermanentError } from '../../src/errors.ts';
+import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const fixture = (p: string) => new URL(`../fixtures/${p}`, import.meta.url);
+const node = process.execPath;
+
+async function withRuntime(options: CreateRuntimeOptions, fn: (rt: Runtime) => Promise<void>): Promise<void> {
+  const rt = await createRuntime({ store: 'memory', maintenance: false, ...options });
+  try {
+    await fn(rt);
+  } finally {
+    await rt.close({ timeout: 2000 });
+  }
+}
+
+async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(isTroupeError(error), `expected a TroupeError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    return error;
+  }
+  assert.fail(`expected rejection with ${code}`);
+}
+
+/** A latch the test opens by hand: lets an inline task wait for the test instead of for time. */
+function latch() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { open, opened };
+}
+
+describe('P1 run', () => {
+  it('runs inline, handler and command tasks and returns their results', async () => {
+    await withRuntime(
+      {
+        tasks: {
+          sum: { run: (i: { a: number; b: number }) => i.a + i.b },
+          add: { handler: fixture('handlers/add.ts') },
+          echo: { command: node, args: [fixture('commands/progress.js').pathname] },
+        },
+      },
+      async (rt) => {
+        assert.equal(await rt.run('sum', { a: 2, b: 3 }), 5);
+        assert.equal(await rt.run('add', { a: 40, b: 2 }), 42);
+        assert.deepEqual(await rt.run('echo'), { ok: true, rows: [1, 2, 3] });
+      },
+    );
+  });
+
+  it('refuses unknown names and invalid input before anything is stored', async () => {
+    await withRuntime({ tasks: { typed: { run: (i: { n: number }) => i.n * 2, input: z.object({ n: z.number() }) } } }, async (rt) => {
+      await rejectsWithCode(rt.run('missing', {}), ErrorCodes.UNKNOWN_TASK);
+      const error = (await rejectsWithCode(rt.run('typed', { n: 'x' }), ErrorCodes.INVALID_INPUT)) as { details?: { issues?: unknown[] } };
+      assert.ok(Array.isArray(error.details?.issues));
+      await rejectsWithCode(rt.enqueue('typed', { n: 1 }, { priority: 1.5 }), ErrorCodes.INVALID_OPTION);
+      await rejectsWithCode(rt.enqueue('typed', { n: 1 }, { bogus: 1 } as never), ErrorCodes.INVALID_OPTION);
+      const circular: Record<string, unknown> = {};
+      circular.self = circular;
+      await rejectsWithCode(rt.enqueue('typed', circular), ErrorCodes.INVALID_INPUT);
+      assert.equal((await rt.list()).tasks.length, 0);
+      assert.equal(await rt.run('typed', { n: 21 }), 42);
+    });
+  });
+
+  it('rejects with the task error, its code kept, and a permanent error is not retried', async () => {
+    let calls = 0;
+    await withRuntime(
+      {
+        tasks: {
+          bad: { handler: fixture('handlers/throw.ts') },
+          perm: { retry: { attempts: 5, delay: 1 }, run: () => { calls++; throw new PermanentError('never'); } },
+          plain: { run: () => { throw new Error('boom'); } },
+        },
+      },
+      async (rt) => {
+        await rejectsWithCode(rt.run('bad', { field: 'x' }), ErrorCodes.INVALID_INPUT);
+        const failed = (await rejectsWithCode(rt.run('perm'), ErrorCodes.TASK_FAILED)) as Error;
+        assert.equal(calls, 1);
+        assert.match(String((failed.cause as Error).message), /never/);
+        await rejectsWithCode(rt.run('plain'), ErrorCodes.TASK_FAILED);
+      },
+    );
+  });
+});
+
+describe('P2 start', () => {
+  it('streams a command’s output and progress live, then its result', async () => {
+    await withRuntime({ tasks: { report: { command: node, args: [new URL('../../examples/scripts/report.js', import.meta.url).pathname, '4', '5'] } } }, async (rt) => {
+      const h = rt.start('report');
+      const progress: number[] = [];
+      h.on('progress', (p) => progress.push(p.fraction));
+      const lines: string[] = [];
+      for await (const line of h.output) lines.push(line.text);
+      assert.deepEqual(lines, ['step 1/4: processed 1000 rows', 'step 2/4: processed 2000 rows', 'step 3/4: processed 3000 rows', 'step 4/4: processed 4000 rows']);
+      assert.deepEqual(progress, [0.25, 0.5, 0.75, 1]);
+      assert.deepEqual(await h.result, { rows: 4000 });
+      assert.equal(h.state, 'succeeded');
+      const stored = await rt.output(h.id);
+      assert.equal(stored.length, 4);
+    });
+  });
+
+  it('cancels a running command: the process ends and the result rejects CANCELLED', async () => {
+    await withRuntime({ tasks: { forever: { command: node, args: [fixture('commands/forever.js').pathname], killGrace: '2s' } } }, async (rt) => {
+      const h = rt.start('forever');
+      for await (const line of h.output) if (line.text === 'ready') break;
+      assert.equal(await h.cancel(), true);
+      await rejectsWithCode(h.result, ErrorCodes.CANCELLED);
+      await waitFor(() => rt.pids().subprocesses.length === 0, { timeout: 5000, label: 'child gone' });
+      assert.equal((await rt.get(h.id))?.state, 'cancelled');
+    });
+  });
+});
+
+describe('P3 runAll', () => {
+  it('settles every item in input order under the limit; one failure does not stop the rest', async () => {
+    let active = 0;
+    let peak = 0;
+    await withRuntime(
+      {
+        tasks: {
+          work: {
+            run: async (i: { n: number }) => {
+              active++;
+              peak = Math.max(peak, active);
+              await new Promise((r) => setImmediate(r));
+              active--;
+              if (i.n === 3) throw new Error('three');
+              return i.n * 10;
+            },
+          },
+        },
+      },
+      async (rt) => {
+        const settled = await rt.runAll(Array.from({ length: 8 }, (_, n) => ({ name: 'work', input: { n } })), { concurrency: 2 });
+        assert.deepEqual(settled.map((s) => s.status), ['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+        assert.equal((settled[5] as { value: number }).value, 50);
+        assert.equal((settled[3] as { reason: { code: string } }).reason.code, ErrorCodes.TASK_FAILED);
+        assert.ok(peak <= 2, `peak ${peak}`);
+        const withUnknown = await rt.runAll([{ name: 'nope' }, { name: 'work', input: { n: 1 } }]);
+        assert.equal(withUnknown[0]!.status, 'rejected');
+        assert.equal(withUnknown[1]!.status, 'fulfilled');
+      },
+    );
+  });
+
+  it('runs 50 concurrent commands', async () => {
+    await withRuntime({ concurrency: 50, tasks: { lines: { command: node, args: (i: { n: number }) => [fixture('commands/print-lines.js').pathname, String(i.n)] } } }, async (rt) => {
+      const settled = await rt.runAll(Array.from({ length: 50 }, (_, i) => ({ name: 'lines', input: { n: 20 + i } })), { concurrency: 50 });
+      assert.equal(settled.filter((s) => s.status === 'fulfilled').length, 50);
+      assert.equal((await rt.output((await rt.list({ limit: 1 })).tasks[0]!.id)).length > 0, true);
+    });
+  });
+});
+
+describe('P4 enqueue and tracking', () => {
+  it('returns an id at once and records state, attempts, timings and history', async () => {
+    await withRuntime({ tasks: { sum: { run: (i: { a: number }) => i.a + 1 } } }, async (rt) => {
+      const seen: string[] = [];
+      rt.on('task.queued', (e) => seen.push(e.type));
+      rt.on('task.started', (e) => seen.push(e.type));
+      const done = new Promise((resolve) => rt.on('task.succeeded', resolve));
+      const id = await rt.enqueue('sum', { a: 1 });
+      await done;
+      const task = await rt.get(id);
+      assert.equal(task?.state, 'succeeded');
+      assert.equal(task?.result, 2);
+      assert.equal(task?.attempts, 1);
+      assert.deepEqual(task?.history?.map((h) => h.to), ['queued', 'running', 'succeeded']);
+      assert.ok(task!.timings.finishedAt! >= task!.timings.startedAt!);
+      assert.deepEqual(seen, ['task.queued', 'task.started']);
+      assert.equal(await rt.get('0000000000000000000000000000'), undefined);
+      assert.equal(await rt.get('../../etc/passwd'), undefined);
+    });
+  });
+
+  it('idempotency key: a second enqueue returns the first task, also after it finished', async () => {
+    await withRuntime({ tasks: { sum: { run: () => 7 } } }, async (rt) => {
+      const a = await rt.enqueue('sum', {}, { key: 'order-42' });
+      assert.equal(await rt.run('sum', {}, { key: 'order-42' }), 7);
+      const b = await rt.enqueue('sum', {}, { key: 'order-42' });
+      assert.equal(a, b);
+      assert.equal((await rt.list()).tasks.length, 1);
+    });
+  });
+
+  it('retries with backoff on the injected clock, then succeeds; history shows each step', async () => {
+    const clock = new ManualClock();
+    let attempts = 0;
+    await withRuntime({ clock, tasks: { flaky: { retry: { attempts: 3, backoff: 'fixed', delay: '10s', jitter: 0 }, run: () => { if (++attempts < 3) throw new Error(`try ${attempts}`); return 'ok'; } } } }, async (rt) => {
+      const retrying: number[] = [];
+      rt.on('task.retrying', (e) => retrying.push(e.runAt - e.at));
+      const result = rt.run('flaky');
+      await waitFor(() => retrying.length === 1);
+      assert.equal(attempts, 1);
+      await clock.advance(9_999);
+      assert.equal(attempts, 1);
+      await clock.advance(1);
+      await waitFor(() => retrying.length === 2);
+      await clock.advance(10_000);
+      assert.equal(await result, 'ok');
+      assert.deepEqual(retrying, [10_000, 10_000]);
+      const [task] = (await rt.list()).tasks;
+      const view = await rt.get(task!.id);
+      assert.deepEqual(view?.history?.map((h) => h.to), ['queued', 'running', 'retrying', 'queued', 'running', 'retrying', 'queued', 'running', 'succeeded']);
+      assert.equal(view?.attempts, 3);
+    });
+  });
+
+  it('dead letters: a task out of attempts ends failed, and retry() puts it back', async () => {
+    let fail = true;
+    await withRuntime({ tasks: { once: { run: () => { if (fail) throw new Error('down'); return 'up'; } } } }, async (rt) => {
+      const id = await rt.enqueue('once');
+      await waitFor(async () => (await rt.get(id))?.state === 'failed');
+      assert.equal((await rt.list({ state: 'failed' })).tasks.length, 1);
+      fail = false;
+      const done = new Promise((resolve) => rt.on('task.succeeded', resolve));
+      await rt.retry(id);
+      await done;
+      assert.equal((await rt.get(id))?.result, 'up');
+      await rejectsWithCode(rt.retry(id), ErrorCodes.CONFLICT);
+      await rejectsWithCode(rt.retry('ffffffffffffffffffffffffffff'), ErrorCodes.NOT_FOUND);
+    });
+  });
+
+  it('delayed tasks wait for their time', async () => {
+    const clock = new ManualClock();
+    let ran = 0;
+    await withRuntime({ clock, tasks: { later: { run: () => ++ran } } }, async (rt) => {
+      const id = await rt.enqueue('later', {}, { delay: '5m' });
+      assert.equal((await rt.get(id))?.state, 'scheduled');
+      await clock.advance(299_999);
+      assert.equal(ran, 0);
+      await clock.advance(1);
+      await waitFor(async () => (await rt.get(id))?.state === 'succeeded');
+      assert.equal(ran, 1);
+    });
+  });
+});
+
+describe('timeouts and cancellation', () => {
+  it('a timeout aborts ctx.signal and ends the task timed_out', async () => {
+    const clock = new ManualClock();
+    await withRuntime({ clock, tasks: { slow: { timeout: '1s', run: (_i: unknown, ctx) => new Promise((_r, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))) } } }, async (rt) => {
+      const started = new Promise((resolve) => rt.on('task.started', resolve));
+      const outcome = rejectsWithCode(rt.run('slow'), ErrorCodes.TIMEOUT);
+      await started;
+      await clock.advance(1000);
+      await outcome;
+      const [task] = (await rt.list()).tasks;
+      assert.equal(task?.state, 'timed_out');
+    });
+  });
+
+  it('a handler in an endless loop is ended after the grace; the pool serves the next task', async () => {
+    await withRuntime({ pool: { maxThreads: 1 }, tasks: { spin: { handler: fixture('handlers/forever-loop.ts'), timeout: 200, killGrace: 100 }, add: { handler: fixture('handlers/add.ts') } } }, async (rt) => {
+      await rejectsWithCode(rt.run('spin'), ErrorCodes.TIMEOUT);
+      assert.equal(await rt.run('add', { a: 1, b: 1 }), 2);
+    });
+  });
+
+  it('cancel while queued and while running; a late result does not overwrite cancelled', async () => {
+    const gate = latch();
+    await withRuntime({ concurrency: 1, tasks: { block: { run: async () => { await gate.opened; return 'late'; } } } }, async (rt) => {
+      const started = new Promise((resolve) => rt.on('task.started', resolve));
+      const running = rt.run('block');
+      const queued = await rt.enqueue('block');
+      await started;
+      assert.equal(await rt.cancel(queued), true);
+      assert.equal((await rt.get(queued))?.state, 'cancelled');
+      const [runningTask] = (await rt.list({ state: 'running' })).tasks;
+      assert.equal(await rt.cancel(runningTask!.id), true);
+      await rejectsWithCode(running, ErrorCodes.CANCELLED);
+      gate.open();
+      await rt.flush();
+      assert.equal((await rt.get(runningTask!.id))?.state, 'cancelled');
+      assert.equal(await rt.cancel(runningTask!.id), false);
+      await rejectsWithCode(rt.cancel('ffffffffffffffffffffffffffff'), ErrorCodes.NOT_FOUND);
+    });
+  });
+});
+
+describe('capacity and ordering', () => {
+  it('honours a per-name concurrency limit', async () => {
+    let active = 0;
+    let peak = 0;
+    await withRuntime({ concurrency: 8, tasks: { one: { concurrency: 1, run: async () => { active++; peak = Math.max(peak, active); await new Promise((r) => setImmediate(r)); active--; } } } }, async (rt) => {
+      await Promise.all(Array.from({ length: 6 }, () => rt.run('one')));
+      assert.equal(peak, 1);
+    });
+  });
+
+  it('priority strategy: higher priority runs first', async () => {
+    const gate = latch();
+    const order: string[] = [];
+    await withRuntime({ concurrency: 1, strategy: 'priority', tasks: { block: { run: () => gate.opened }, rec: { run: (i: { tag: string }) => void order.push(i.tag) } } }, async (rt) => {
+      const started = new Promise((resolve) => rt.on('task.started', resolve));
+      const blocker = rt.run('block');
+      await started;
+      const runs = [rt.run('rec', { tag: 'low' }, { priority: 1 }), rt.run('rec', { tag: 'high' }, { priority: 10 }), rt.run('rec', { tag: 'mid' }, { priority: 5 })];
+      await rt.flush();
+      gate.open();
+      await Promise.all([blocker, ...runs]);
+      assert.deepEqual(order, ['high', 'mid', 'low']);
+    });
+  });
+
+  it('pause and resume a task name: its queue is kept', async () => {
+    let ran = 0;
+    await withRuntime({ tasks: { p: { run: () => ++ran } } }, async (rt) => {
+      rt.pause('p');
+      await rt.flush();
+      const id = await rt.enqueue('p');
+      await rt.flush();
+      assert.equal((await rt.get(id))?.state, 'queued');
+      assert.deepEqual(rt.pausedNames(), ['p']);
+      const done = new Promise((resolve) => rt.on('task.succeeded', resolve));
+      rt.resume('p');
+      await done;
+      assert.equal(ran, 1);
+    });
+  });
+});
+
+describe('P5 schedules', () => {
+  it('nothing periodic exists unless asked; an every-schedule fires once per slot; bad cron is refused', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 0, 0, 0, 500));
+    let ticks = 0;
+    await withRuntime({ clock, tasks: { tick: { run: () => ++ticks } } }, async (rt) => {
+      assert.deepEqual(await rt.schedules(), []);
+      await rejectsWithCode(rt.schedule('tick', { cron: 'not a cron' }), ErrorCodes.INVALID_SCHEDULE);
+      await rejectsWithCode(rt.schedule('missing', { every: '1s' }), ErrorCodes.UNKNOWN_TASK);
+      await rt.schedule('tick', { every: '10s', id: 'ten' });
+      await clock.advance(9_500);
+      await waitFor(() => ticks === 1);
+      await clock.advance(10_000);
+      await waitFor(() => ticks === 2);
+      const tasks = (await rt.list({ scheduleId: 'ten' })).tasks;
+      assert.equal(tasks.length, 2);
+      await rt.pauseSchedule('ten');
+      await clock.advance(30_000);
+      await rt.flush();
+      assert.equal(ticks, 2);
+      const manual = await rt.triggerSchedule('ten');
+      await waitFor(async () => (await rt.get(manual))?.state === 'succeeded');
+      assert.equal(await rt.unschedule('ten'), true);
+      assert.deepEqual(await rt.schedules(), []);
+    });
+  });
+});
+
+describe('P7 advise', () => {
+  it('advises from traits, first match wins', async () => {
+    await withRuntime({}, async (rt) => {
+      assert.equal(rt.advise({ recurring: true, streaming: true }).pattern, 'schedule');
+      assert.equal(rt.advise({ expectedDurationMs: 120_000 }).pattern, 'start');
+      assert.equal(rt.advise({ count: 10 }).pattern, 'runAll');
+      assert.equal(rt.advise({ needsResult: false }).pattern, 'enqueue');
+      assert.equal(rt.advise({}).pattern, 'run');
+      assert.throws(() => rt.advise({ count: 0 }), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION);
+    });
+  });
+});
+
+describe('lifecycle', () => {
+  it('close is idempotent, stops intake, and hands back running tasks after the deadline', async () => {
+    const rt = await createRuntime({ store: 'memory', maintenance: false, tasks: { hang: { run: () => new Promise(() => {}), killGrace: 10 }, ok: { run: () => 1 } } });
+    const started = new Promise((resolve) => rt.on('task.started', resolve));
+    const hanging = rt.run('hang');
+    await started;
+    const first = rt.close({ timeout: 20 });
+    assert.equal(rt.close(), first);
+    await first;
+    assert.equal(rt.status, 'stopped');
+    await rejectsWithCode(hanging, ErrorCodes.CLOSED);
+    await rejectsWithCode(rt.run('ok'), ErrorCodes.CLOSED);
+  });
+
+  it('bad options are refused with a code', async () => {
+    await rejectsWithCode(createRuntime({ store: 'memory', concurrency: 0 }), ErrorCodes.INVALID_OPTION);
+    await rejectsWithCode(createRuntime({ store: 'memory', strategy: 'random' as never }), ErrorCodes.INVALID_OPTION);
+    await rejectsWithCode(createRuntime({ store: 'mysql://x' }), ErrorCodes.INVALID_OPTION);
+  });
+
+  it('a crashing actor is restarted by its supervisor; the tree shows it', async () => {
+    await withRuntime({ tasks: { ok: { run: () => 'fine' } } }, async (rt) => {
+      const restarted = new Promise((resolve) => rt.on('actor.restarted', resolve));
+      // A message the tracker cannot handle safely: a query of an unknown kind makes its receive throw.
+      rt.bus.tell('test', 'tracker', { type: 'tracker.query', query: { kind: 'get', get id(): string { throw new Error('poison'); } } as never, replyTo: 'nobody' });
+      await restarted;
+      const tracker = rt.tree().children?.find((c) => c.address === 'tracker');
+      assert.equal(tracker?.restarts, 1);
+      assert.equal(await rt.run('ok'), 'fine');
+    });
+  });
+});
