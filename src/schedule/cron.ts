@@ -27,6 +27,7 @@ const SPEC_KEYS = ['cron', 'every', 'timezone'] as const;
 const EXPECTED_OBJECT = "an object with `cron` or `every` (e.g. { cron: '0 3 * * *' } or { every: '15m' })";
 const EXPECTED_EVERY = "a duration of at least 1 second (milliseconds or a string like '15m')";
 const CACHE_LIMIT = 256;
+const UTC_ZONES: ReadonlySet<string> = new Set(['UTC', 'Etc/UTC', 'Etc/GMT', 'GMT']);
 const compiled = new Map<string, Cron>();
 
 /**
@@ -116,7 +117,9 @@ function compile(expression: string, timezone: string | undefined): Cron {
   const key = `${timezone ?? ''}\u0000${expression}`;
   let job = compiled.get(key);
   if (job === undefined) {
-    job = new Cron(expression, { mode: '5-or-6-parts', timezone: timezone ?? 'UTC', paused: true });
+    // UTC as a fixed offset skips croner's Intl time-zone conversion (~15× faster, same slots).
+    const zone = timezone === undefined || UTC_ZONES.has(timezone) ? { utcOffset: 0 } : { timezone };
+    job = new Cron(expression, { mode: '5-or-6-parts', paused: true, ...zone });
     if (compiled.size >= CACHE_LIMIT) compiled.delete(compiled.keys().next().value as string);
     compiled.set(key, job);
   }

@@ -100,6 +100,8 @@ describe('nextSlot', () => {
     ]);
     assert.deepEqual(slots({ cron: '0 3 * * *', timezone: 'Asia/Tokyo' }, from, 1), ['2026-03-07T18:00:00.000Z']);
     assert.deepEqual(slots({ cron: '0 3 * * *' }, from, 1), ['2026-03-07T03:00:00.000Z'], 'UTC when no zone');
+    assert.deepEqual(slots({ cron: '0 3 * * *', timezone: 'UTC' }, from, 1), ['2026-03-07T03:00:00.000Z']);
+    assert.equal(iso(latestSlot({ cron: '0 3 * * *', timezone: 'Etc/UTC' }, from)), '2026-03-06T03:00:00.000Z');
     // 02:30 does not exist on 8 March in New York: a fixed-time job runs once, right after the gap.
     assert.deepEqual(slots({ cron: '30 2 * * *', timezone: 'America/New_York' }, from, 3), [
       '2026-03-07T07:30:00.000Z',
