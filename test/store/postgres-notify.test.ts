@@ -1,0 +1,146 @@
+/**
+ * PostgreSQL signals between nodes and connection loss: NOTIFY wakes a listener on another node, a cancel reaches
+ * the node running the task, a killed LISTEN connection is reported and comes back, a query on a killed
+ * connection fails with STORE_UNAVAILABLE and the pool recovers, an unreachable server fails `open` clearly.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import { ManualClock } from '../../src/clock.ts';
+import { createTaskId } from '../../src/ids.ts';
+import { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store.ts';
+import type { NewTask } from '../../src/task.ts';
+import { PG_SKIP, PG_URL, terminateSessions, trackSchemas, withAdmin } from '../helpers/pg.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const schemas = trackSchemas('notify');
+after(() => schemas.dropAll());
+
+function newTask(fields: Partial<NewTask> = {}): NewTask {
+  const now = Date.now();
+  return { id: createTaskId(now), name: 'job', input: null, priority: 0, weight: 1, maxAttempts: 3, createdAt: now, runAt: now, ...fields };
+}
+
+/** Resolves with the next value a subscription delivers; the timeout is only a safety net. */
+function nextEvent<T>(subscribe: (fn: (value: T) => void) => () => void, timeout = 5000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      unsubscribe();
+      reject(new Error(`no event within ${timeout} ms`));
+    }, timeout);
+    const unsubscribe = subscribe((value) => {
+      clearTimeout(timer);
+      unsubscribe();
+      resolve(value);
+    });
+  });
+}
+
+describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: PG_SKIP } : {}, () => {
+  const open: PostgresStore[] = [];
+  const store = (options: PostgresStoreOptions): PostgresStore => {
+    const s = createPostgresStore(PG_URL!, { poolSize: 2, ...options });
+    open.push(s);
+    return s;
+  };
+  after(async () => {
+    await Promise.all(open.map((s) => s.close()));
+  });
+
+  it('an enqueue on one node wakes a listener on another', async () => {
+    const schema = schemas.next();
+    const [a, b] = [store({ schema }), store({ schema })];
+    await Promise.all([a.open(), b.open()]);
+    const woken = nextEvent<void>((fn) => a.onWake(() => fn()));
+    await b.enqueue([newTask()]);
+    await woken;
+    assert.deepEqual(a.health(), { healthy: true });
+  });
+
+  it('a cancel of a running task reaches the node running it, and a queued one sends nothing', async () => {
+    const schema = schemas.next();
+    const [a, b] = [store({ schema }), store({ schema })];
+    await Promise.all([a.open(), b.open()]);
+    const queued = newTask();
+    const running = newTask();
+    await b.enqueue([running]);
+    const [claimed] = await a.claim({ owner: 'node-a', limit: 1, leaseMs: 60_000, now: Date.now() });
+    assert.equal(claimed?.id, running.id);
+    await b.enqueue([queued]);
+    const cancelled = nextEvent<string>((fn) => a.onCancel(fn));
+    // Notifications arrive in commit order: if the queued task's cancel sent one, it would come first.
+    assert.deepEqual(await b.cancel(queued.id, Date.now()), { previous: 'queued', cancelled: true });
+    assert.deepEqual(await b.cancel(running.id, Date.now(), 'by operator'), { previous: 'running', cancelled: true, owner: 'node-a' });
+    assert.equal(await cancelled, running.id);
+  });
+
+  it('reports a killed LISTEN connection, reconnects with backoff and wakes again', async () => {
+    const schema = schemas.next();
+    const clock = new ManualClock();
+    const app = `troupe-t-${randomBytes(4).toString('hex')}`;
+    const a = store({ schema, clock, applicationName: app });
+    const b = store({ schema, listen: false });
+    await Promise.all([a.open(), b.open()]);
+    assert.equal(a.health().healthy, true);
+
+    assert.equal(await terminateSessions(`${app}:listen`), 1);
+    await waitFor(() => !a.health().healthy, { timeout: 5000, label: 'listener reported down' });
+    assert.equal(typeof a.health().lastError, 'string');
+    // Queries do not depend on the listener.
+    await b.enqueue([newTask()]);
+    assert.equal((await a.counts(Date.now())).byState.queued, 1);
+
+    // The reconnect waits on the injected clock; moving it lets the listener come back, which wakes the node
+    // (wake-ups sent while it was down are lost, so it must look for work).
+    const reconnected = nextEvent<void>((fn) => a.onWake(() => fn()));
+    await clock.advance(10_000);
+    await reconnected;
+    assert.deepEqual(a.health(), { healthy: true });
+
+    const woken = nextEvent<void>((fn) => a.onWake(() => fn()));
+    await b.enqueue([newTask()]);
+    await woken;
+  });
+
+  it('fails a query on a killed connection with TROUPE_ERR_STORE_UNAVAILABLE, then recovers', async () => {
+    const schema = schemas.next();
+    const app = `troupe-t-${randomBytes(4).toString('hex')}`;
+    const a = store({ schema, listen: false, applicationName: app });
+    await a.open();
+    const t = newTask();
+    await a.enqueue([t]);
+
+    await withAdmin(async (admin) => {
+      // Hold the row so the store's cancel waits on it, then end the store's session mid-query.
+      await admin.query('BEGIN');
+      await admin.query(`SELECT id FROM "${schema}".tasks WHERE id = $1 FOR UPDATE`, [t.id]);
+      const pending = a.cancel(t.id, Date.now());
+      const outcome = pending.then(() => undefined, (error: unknown) => error);
+      await waitFor(
+        async () =>
+          (await admin.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [app])).rowCount,
+        { timeout: 5000, label: 'cancel waiting on the row lock' },
+      );
+      assert.ok((await terminateSessions(app)) >= 1);
+      const error = await outcome;
+      assert.equal((error as { code?: string })?.code, 'TROUPE_ERR_STORE_UNAVAILABLE');
+      assert.ok((error as Error).cause, 'the driver error is kept as cause');
+      assert.equal(a.health().healthy, false);
+      await admin.query('ROLLBACK');
+    });
+
+    // The pool dropped the dead connection; the next call opens a new one.
+    assert.equal((await a.get(t.id))?.state, 'queued');
+    assert.deepEqual(a.health(), { healthy: true });
+    assert.deepEqual(await a.cancel(t.id, Date.now()), { previous: 'queued', cancelled: true });
+  });
+
+  it('fails open with TROUPE_ERR_STORE_UNAVAILABLE when the server cannot be reached', async () => {
+    const down = createPostgresStore('postgres://postgres@127.0.0.1:1/test', { connectionTimeoutMs: 2000 });
+    open.push(down);
+    await assert.rejects(down.open(), { code: 'TROUPE_ERR_STORE_UNAVAILABLE' });
+    assert.equal(down.health().healthy, false);
+    await down.close();
+    await assert.rejects(down.get('0'.repeat(28)), { code: 'TROUPE_ERR_CLOSED' });
+  });
+});
