@@ -57,6 +57,14 @@ export function ask<M extends Message, R extends M = M>(
       reject(new TroupeError(ErrorCodes.UNKNOWN_ACTOR, `No actor at \`${to}\``));
       return;
     }
-    bus.tell(from, to, build(replyTo));
+    let request: M;
+    try {
+      request = build(replyTo);
+    } catch (error) {
+      finish();
+      reject(error);
+      return;
+    }
+    bus.tell(from, to, request);
   });
 }
