@@ -15,12 +15,40 @@ export interface Clock {
   clearTimeout(handle: TimerHandle | undefined): void;
 }
 
+/** Node turns a delay above 2^31−1 ms into 1 ms; longer waits are chained. */
+const MAX_DELAY = 2 ** 31 - 1;
+
+/** A long timer: re-arms itself in steps of at most MAX_DELAY until its due time. */
+class LongTimer implements TimerHandle {
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #unref = false;
+  constructor(fn: () => void, due: number) {
+    const arm = () => {
+      const left = due - Date.now();
+      if (left <= MAX_DELAY) this.#timer = setTimeout(fn, Math.max(0, left));
+      else this.#timer = setTimeout(arm, MAX_DELAY);
+      if (this.#unref) this.#timer.unref();
+    };
+    arm();
+  }
+  unref(): this {
+    this.#unref = true;
+    this.#timer?.unref();
+    return this;
+  }
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
 /** The real clock: `Date.now()` and the host's timers. */
 export const systemClock: Clock = Object.freeze({
   now: () => Date.now(),
-  setTimeout: (fn: () => void, ms: number): TimerHandle => setTimeout(fn, Math.max(0, ms)),
+  setTimeout: (fn: () => void, ms: number): TimerHandle =>
+    ms > MAX_DELAY ? new LongTimer(fn, Date.now() + ms) : setTimeout(fn, Math.max(0, ms)),
   clearTimeout: (handle: TimerHandle | undefined) => {
-    if (handle !== undefined) clearTimeout(handle as ReturnType<typeof setTimeout>);
+    if (handle instanceof LongTimer) handle.clear();
+    else if (handle !== undefined) clearTimeout(handle as ReturnType<typeof setTimeout>);
   },
 });
 

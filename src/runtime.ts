@@ -10,6 +10,7 @@
  *   └── executor       capacity, task actors (its children), thread pool / subprocesses / inline
  */
 import os from 'node:os';
+import path from 'node:path';
 import type { TreeNode } from './actor/actor.ts';
 import { Supervisor } from './actor/supervisor.ts';
 import { ask } from './bus/ask.ts';
@@ -189,7 +190,12 @@ export class Runtime implements AsyncDisposable {
       escalated: (address, error) => this.#bus.publish(ROOT, { type: 'actor.escalated', address, error: serializeError(error), at: clock.now() }),
     });
     this.#subscribeFacts();
-    if (o.maintenance) this.#builtin = registerBuiltinTasks(this.#registry, { store, clock, tempRoot: o.tempDir, pids: () => this.pids(), counts: () => store.counts(clock.now()) });
+    if (o.maintenance) {
+      const spec = typeof o.store === 'string' ? o.store : '';
+      const file = spec.startsWith('sqlite:') ? spec.slice('sqlite:'.length) : /\.(db|sqlite3?)$/i.test(spec) ? spec : undefined;
+      const diskPath = file && file !== ':memory:' ? path.dirname(path.resolve(file)) : undefined;
+      this.#builtin = registerBuiltinTasks(this.#registry, { store, clock, tempRoot: o.tempDir, pids: () => this.pids(), counts: () => store.counts(clock.now()), ...(diskPath ? { diskPath } : {}) });
+    }
 
     await this.#root.startChild({ address: ORCH, create: (ctx) => new Orchestrator(ctx, { scheduler: 'scheduler', executor: 'executor', tracker: 'tracker' }) });
     await this.#root.startChild({

@@ -26,6 +26,8 @@ export interface BuiltinDeps {
   pids: () => SamplePids;
   counts: () => Promise<QueueCounts>;
   thresholds?: HealthThresholds;
+  /** Where disk usage is read (the store's folder). @default process.cwd() */
+  diskPath?: string;
 }
 
 /** What the runtime keeps of the built-ins: the shared sampler and a direct health check for `GET /api/health`. */
@@ -56,7 +58,7 @@ function schemaOf<T>(parse: (raw: unknown) => T): StandardSchema<T> {
 
 /** Adds the four built-in tasks to the registry and returns the services they share. */
 export function registerBuiltinTasks(registry: Registry, deps: BuiltinDeps): BuiltinServices {
-  const sampler = createHealthSampler({ clock: deps.clock });
+  const sampler = createHealthSampler({ clock: deps.clock, ...(deps.diskPath ? { diskPath: deps.diskPath } : {}) });
   const thresholds = deps.thresholds ?? DEFAULT_HEALTH_THRESHOLDS;
   const check = () => healthCheck(undefined, { sampler, store: deps.store, thresholds, pids: deps.pids, clock: deps.clock });
   const options = { builtin: true };
