@@ -21,9 +21,15 @@ export class Mailbox<M extends Message> {
   #processed = 0;
   #dropped = 0;
 
-  /** Attaches the actor and starts delivering. */
+  /**
+   * Attaches the actor and starts delivering. A handler attached in place of another (a restart) does not wait
+   * for, or inherit the crash of, a `receive` of the replaced one that is still in flight.
+   */
   start(handler: MailboxHandler<M>): void {
-    this.#handler = handler;
+    if (this.#handler !== handler) {
+      this.#handler = handler;
+      this.#busy = false;
+    }
     this.#paused = false;
     this.#schedule();
   }
@@ -83,10 +89,12 @@ export class Mailbox<M extends Message> {
         this.#busy = true;
         (result as Promise<void>).then(
           () => {
+            if (this.#handler !== handler) return;
             this.#busy = false;
             this.#schedule();
           },
           (error: unknown) => {
+            if (this.#handler !== handler) return;
             this.#busy = false;
             this.#fail(handler, error, msg);
           },
