@@ -58,6 +58,7 @@ export class Supervisor<M extends Message> implements Actor<M> {
   #parentFail: ((error: unknown) => void) | undefined;
   #options: SupervisorOptions;
   #restarting: Promise<void> = Promise.resolve();
+  #stopped: Promise<void> | undefined;
 
   constructor(bus: Bus<M>, clock: Clock, options: SupervisorOptions) {
     this.address = options.address;
@@ -75,7 +76,10 @@ export class Supervisor<M extends Message> implements Actor<M> {
   /** Listens to crashes, restarts and escalations (the runtime turns them into bus facts). */
   on(listener: Partial<SupervisorEvents>): () => void {
     this.#listeners.push(listener);
-    return () => this.#listeners.splice(this.#listeners.indexOf(listener), 1);
+    return () => {
+      const index = this.#listeners.indexOf(listener);
+      if (index >= 0) this.#listeners.splice(index, 1);
+    };
   }
 
   /** A supervisor used as a child spec of another supervisor. */
@@ -153,9 +157,13 @@ export class Supervisor<M extends Message> implements Actor<M> {
     return child?.actor;
   }
 
-  /** Stops every child in reverse start order. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.#status === ActorStatus.stopped || this.#status === ActorStatus.stopping) return;
+  /** Stops every child in reverse start order. Idempotent: every call returns the same promise. */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stopChildren();
+    return this.#stopped;
+  }
+
+  async #stopChildren(): Promise<void> {
     this.#status = ActorStatus.stopping;
     for (const child of [...this.#children.values()].reverse()) {
       await this.#halt(child);
@@ -237,6 +245,8 @@ export class Supervisor<M extends Message> implements Actor<M> {
     const actor = child.actor;
     if (!actor || child.status === ActorStatus.stopped) return;
     child.status = ActorStatus.stopping;
+    // Cleared first, so that a concurrent halt (a restart racing a stop) does not stop the same instance twice.
+    child.actor = undefined;
     try {
       await actor.stop?.();
     } catch (error) {
@@ -246,10 +256,11 @@ export class Supervisor<M extends Message> implements Actor<M> {
   }
 
   #onCrash(child: Child<M>, actor: Actor<M>, error: unknown): void {
-    // A crash report from an instance that was already replaced is stale.
-    if (child.actor !== actor || this.#status !== ActorStatus.running) return;
+    // A crash report from an instance that was already replaced, or that already crashed or is being stopped, is stale.
+    if (child.actor !== actor || child.status !== ActorStatus.running || this.#status !== ActorStatus.running) return;
     child.mailbox.pause();
-    child.status = ActorStatus.stopped;
+    // Not `stopped`: the crashed instance still gets stop() (its timers and subscriptions) before a replacement starts.
+    child.status = ActorStatus.stopping;
     this.#options.onCrash?.(child.spec.address, error);
     this.#emit('crashed', child.spec.address, error);
     const restart = child.spec.restart ?? 'permanent';
