@@ -195,7 +195,6 @@ export class Scheduler implements Actor<TroupeMessage> {
       this.#timerAt = Infinity;
       this.#pump();
     }, Math.max(0, at - clock.now()));
-    this.#timer.unref?.();
   }
 
   // ── periodic schedules ────────────────────────────────────────────────────────────────────────────────────
@@ -214,7 +213,6 @@ export class Scheduler implements Actor<TroupeMessage> {
     }
     if (!Number.isFinite(earliest)) return;
     this.#scheduleTimer = clock.setTimeout(() => void this.#fireDue(), Math.max(0, earliest - clock.now()));
-    this.#scheduleTimer.unref?.();
   }
 
   async #fireDue(): Promise<void> {

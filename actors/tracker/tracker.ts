@@ -308,7 +308,6 @@ export class Tracker implements Actor<TroupeMessage> {
       });
       this.#armHeartbeat();
     }, heartbeatMs);
-    this.#heartbeat.unref?.();
   }
 
   #armRecovery(delay: number): void {
@@ -335,6 +334,5 @@ export class Tracker implements Actor<TroupeMessage> {
         },
       );
     }, delay);
-    this.#recovery.unref?.();
   }
 }
