@@ -37,7 +37,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
         error jsonb,
         priority integer NOT NULL DEFAULT 0,
         weight double precision NOT NULL DEFAULT 1,
-        key text UNIQUE,
+        key text,
         attempts integer NOT NULL DEFAULT 0,
         max_attempts integer NOT NULL DEFAULT 1,
         progress jsonb,
@@ -55,6 +55,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
         output_last_seq bigint,
         output_marker_seq bigint
       )`,
+      `CREATE UNIQUE INDEX tasks_key ON ${n.tasks} (key) WHERE key IS NOT NULL`,
       `CREATE INDEX tasks_due_time ON ${n.tasks} (run_at, id) WHERE ${CLAIMABLE}`,
       `CREATE INDEX tasks_due_weight ON ${n.tasks} (weight, name, run_at, id) WHERE ${CLAIMABLE}`,
       `CREATE INDEX tasks_due_priority ON ${n.tasks} (priority DESC, run_at, id) WHERE ${CLAIMABLE}`,

@@ -4,6 +4,9 @@
  *   WITH c AS (SELECT id … ORDER BY <strategy> LIMIT $n FOR UPDATE SKIP LOCKED)
  *   UPDATE tasks … FROM c RETURNING …      + the transitions, in the same statement
  *
+ * The redundant `t.id = ANY(ARRAY(SELECT id FROM c))` keeps the prepared statement's generic plan (which
+ * guesses `LIMIT $n` at a tenth of the table) on primary-key lookups instead of a hash join over the table.
+ *
  * `SKIP LOCKED` lets many nodes claim at once without waiting on (or double-taking) each other's rows. Per-name
  * caps add one locked sub-select per capped name (a LATERAL over the caps), each limited to its cap; the union
  * is cut back to `$n` in strategy order, and rows locked but not taken are released when the statement ends.
@@ -21,7 +24,11 @@ import { compareByTime, pickWeightClass, type WeightClass } from '../../pick.ts'
 import { TASK_COLUMNS, rowToTask, type TaskRow } from '../rows.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
 
-const DUE = `(state = 'queued' OR (state IN ('scheduled', 'retrying') AND run_at <= $1))`;
+/**
+ * Due: `queued`, or `scheduled`/`retrying` whose time has come (pick.ts). Written so that the planner walks the
+ * strategy's partial index (predicate: the three claimable states) in order and filters, stopping at the limit.
+ */
+const DUE = `state IN ('queued', 'scheduled', 'retrying') AND (state = 'queued' OR run_at <= $1)`;
 
 const ORDER: Record<Strategy, string> = {
   fifo: 'run_at ASC, id ASC',
@@ -52,7 +59,7 @@ function startSql(n: PgNames, pick: string, order: string): string {
       UPDATE ${n.tasks} AS t
       SET state = 'running', attempts = t.attempts + 1, owner = $3, lease_until = $4, started_at = $1,
           updated_at = $1, progress = NULL
-      FROM c WHERE t.id = c.id
+      FROM c WHERE t.id = c.id AND t.id = ANY(ARRAY(SELECT id FROM c))
       RETURNING ${TASK_COLUMNS}, c.prev
     ), tr AS (
       INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason)
@@ -191,7 +198,6 @@ async function claimWeighted(
     if (!g) byName.set(r.name, (g = { count: r.cnt, queue: [], next: 0 }));
     g.queue.push(r);
   }
-  if (groups.size === 0) return [];
   const weights = [...groups.keys()].sort((a, b) => a - b);
   const chosen: string[] = [];
   while (chosen.length < limit) {
@@ -200,6 +206,8 @@ async function claimWeighted(
       for (const [name, g] of groups.get(weight)!) if ((caps.get(name) ?? 1) > 0) count += g.count;
       return { weight, count };
     });
+    // Nothing left to draw from: stop without spending a random value (the SQLite store does the same).
+    if (!classes.some((c) => c.count > 0)) break;
     const index = pickWeightClass(classes, random());
     if (index < 0) break;
     let best: { name: string; g: { count: number; queue: Candidate[]; next: number } } | undefined;

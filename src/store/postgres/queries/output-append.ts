@@ -21,7 +21,7 @@ function insertSql(n: PgNames): string {
              (e->>'at')::bigint AS at
       FROM jsonb_array_elements($1::jsonb) AS e
     ), t AS (
-      SELECT id, output_last_seq FROM ${n.tasks} WHERE id IN (SELECT id FROM l) FOR UPDATE
+      SELECT id, output_last_seq FROM ${n.tasks} WHERE id = ANY(ARRAY(SELECT DISTINCT id FROM l)) FOR UPDATE
     ), ins AS (
       INSERT INTO ${n.output} (task_id, seq, stream, text, at)
       SELECT l.id, l.seq, l.stream, l.text, l.at FROM l JOIN t ON t.id = l.id
@@ -33,7 +33,7 @@ function insertSql(n: PgNames): string {
     ), upd AS (
       UPDATE ${n.tasks} AS t SET output_count = t.output_count + a.n,
              output_last_seq = greatest(t.output_last_seq, a.last_seq)
-      FROM added AS a WHERE t.id = a.task_id
+      FROM added AS a WHERE t.id = a.task_id AND t.id = ANY(ARRAY(SELECT task_id FROM added))
       RETURNING t.id, t.output_count
     )
     SELECT t.id, upd.output_count FROM t LEFT JOIN upd ON upd.id = t.id`;

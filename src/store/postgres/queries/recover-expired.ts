@@ -28,7 +28,7 @@ function recoverSql(n: PgNames): string {
         owner = CASE WHEN x.error IS NULL THEN NULL ELSE t.owner END,
         lease_until = NULL,
         updated_at = $2
-      FROM x WHERE t.id = x.id AND t.state = 'running'
+      FROM x WHERE t.id = x.id AND t.id = ANY(ARRAY(SELECT id FROM x)) AND t.state = 'running'
       RETURNING ${TASK_COLUMNS}, x.error AS failure
     ), tr AS (
       INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason, error)

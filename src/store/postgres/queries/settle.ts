@@ -13,6 +13,8 @@
  * - The outcome statement joins the ops to the rows under the guard (`state = 'running' AND owner = … AND
  *   attempts = …`), so a late result never overwrites `cancelled` and a node whose lease was taken over cannot
  *   finish the task twice; it writes each transition in the same statement.
+ * - `t.id = ANY(ARRAY(SELECT id FROM o))` (redundant with the join) keeps the generic plan on primary-key
+ *   lookups; without it the planner hashes every running row.
  * - A released task is claimable again, so the statement notifies the wake channel (delivered at commit).
  */
 import type { SettleOp } from '../../store.ts';
@@ -61,7 +63,7 @@ function progressSql(n: PgNames): string {
       ) AS raw ORDER BY id, i DESC
     )
     UPDATE ${n.tasks} AS t SET progress = o.progress, updated_at = o.at
-    FROM o WHERE t.id = o.id AND t.state = 'running'
+    FROM o WHERE t.id = o.id AND t.id = ANY(ARRAY(SELECT id FROM o)) AND t.state = 'running'
     RETURNING t.id`;
 }
 
@@ -84,7 +86,8 @@ function outcomeSql(n: PgNames): string {
         lease_until = NULL,
         updated_at = o.at
       FROM o
-      WHERE t.id = o.id AND t.state = 'running' AND t.owner = o.owner AND t.attempts = o.attempt
+      WHERE t.id = o.id AND t.id = ANY(ARRAY(SELECT id FROM o))
+        AND t.state = 'running' AND t.owner = o.owner AND t.attempts = o.attempt
       RETURNING o.i, t.id, t.state, o.at, o.attempt, o.type, o.reason, o.error
     ), tr AS (
       INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason, error)
