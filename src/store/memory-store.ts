@@ -590,6 +590,7 @@ class MemoryStore implements Store, AsyncDisposable {
   #pickWeighted(eligible: readonly NameQueue[]): Bucket | undefined {
     const byWeight = new Map<number, number>();
     for (const q of eligible) for (const b of q.buckets.values()) if (b.size > 0) byWeight.set(b.weight, (byWeight.get(b.weight) ?? 0) + b.size);
+    if (byWeight.size === 0) return undefined;
     const classes: WeightClass[] = [...byWeight].map(([weight, count]) => ({ weight, count })).sort((a, b) => a.weight - b.weight);
     const index = pickWeightClass(classes, this.#options.random());
     if (index < 0) return undefined;

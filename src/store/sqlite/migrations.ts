@@ -1,0 +1,155 @@
+/**
+ * Ordered schema migrations for the SQLite store. The schema version is `PRAGMA user_version`; each migration
+ * runs in the same transaction as the version bump, so a crash leaves the file at one version or the next.
+ * Append new migrations; never edit a released one.
+ *
+ * Times are epoch-ms INTEGERs; input/result/error/progress/options are JSON text. Partial indexes over the
+ * claimable states give each strategy an index in its claim order, so a claim reads only the rows it takes.
+ * There is deliberately no (state, id) index: it cost a third of end-to-end throughput. Running tasks and dead
+ * letters have small partial indexes; `task_counts` keeps the number of tasks per state, maintained by the
+ * store from the transitions it writes (one UPDATE per state per transaction), so `counts()` reads 8 rows.
+ * `tasks_due_time` (fifo, lifo, counts) is always there; the priority and weighted-random indexes are created
+ * by `ensureStrategyIndex` when a store opens with that strategy, because every index costs each write
+ * (measured: two unused ones halve end-to-end throughput). They are never dropped, so another connection
+ * using them keeps working; a file whose strategy changed keeps paying for the old index.
+ */
+import type Database from 'better-sqlite3';
+import { TASK_STATES } from '../../task.ts';
+import type { Strategy } from '../store.ts';
+
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+/** `PRAGMA application_id` of a troupe store ('trup'), so a foreign SQLite file is never migrated. */
+export const APPLICATION_ID = 0x74727570;
+
+const CLAIMABLE = `state IN ('queued', 'scheduled', 'retrying')`;
+const DEAD = `state IN ('failed', 'timed_out', 'cancelled')`;
+
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  {
+    version: 1,
+    description: 'tasks, transitions, output, schedules, meta',
+    sql: `
+      PRAGMA application_id = ${APPLICATION_ID};
+      CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        input TEXT,
+        result TEXT,
+        error TEXT,
+        priority INTEGER NOT NULL,
+        weight REAL NOT NULL,
+        key TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        progress TEXT,
+        created_at INTEGER NOT NULL,
+        run_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        updated_at INTEGER NOT NULL,
+        owner TEXT,
+        lease_until INTEGER,
+        schedule_id TEXT,
+        options TEXT,
+        output_lines INTEGER NOT NULL DEFAULT 0,
+        output_dropped INTEGER NOT NULL DEFAULT 0,
+        output_last_seq INTEGER
+      );
+      CREATE UNIQUE INDEX tasks_key ON tasks (key) WHERE key IS NOT NULL;
+      CREATE INDEX tasks_due_time ON tasks (run_at, id) WHERE ${CLAIMABLE};
+      CREATE INDEX tasks_waiting ON tasks (run_at) WHERE state IN ('scheduled', 'retrying');
+      CREATE INDEX tasks_running ON tasks (owner, lease_until) WHERE state = 'running';
+      CREATE INDEX tasks_dead ON tasks (state, id) WHERE ${DEAD};
+      CREATE INDEX tasks_name ON tasks (name, id);
+      CREATE INDEX tasks_schedule ON tasks (schedule_id, id) WHERE schedule_id IS NOT NULL;
+
+      CREATE TABLE transitions (
+        seq INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        reason TEXT,
+        error TEXT
+      );
+      CREATE INDEX transitions_task ON transitions (task_id, seq);
+
+      CREATE TABLE output (
+        task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        stream TEXT NOT NULL,
+        text TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (task_id, seq)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        task TEXT NOT NULL,
+        cron TEXT,
+        every_ms INTEGER,
+        timezone TEXT,
+        input TEXT,
+        overlap TEXT NOT NULL,
+        paused INTEGER NOT NULL,
+        last_slot INTEGER,
+        created_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE task_counts (
+        state TEXT PRIMARY KEY,
+        n INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      INSERT INTO task_counts (state, n) VALUES ${TASK_STATES.map((st) => `('${st}', 0)`).join(', ')};
+
+      CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+    `,
+  },
+]);
+
+/** The partial index each strategy claims through. */
+export const STRATEGY_INDEXES: Readonly<Record<Strategy, { name: string; sql: string }>> = Object.freeze({
+  fifo: { name: 'tasks_due_time', sql: `CREATE INDEX IF NOT EXISTS tasks_due_time ON tasks (run_at, id) WHERE ${CLAIMABLE}` },
+  lifo: { name: 'tasks_due_time', sql: `CREATE INDEX IF NOT EXISTS tasks_due_time ON tasks (run_at, id) WHERE ${CLAIMABLE}` },
+  priority: {
+    name: 'tasks_due_priority',
+    sql: `CREATE INDEX IF NOT EXISTS tasks_due_priority ON tasks (priority DESC, run_at, id) WHERE ${CLAIMABLE}`,
+  },
+  'weighted-random': {
+    name: 'tasks_due_weight',
+    sql: `CREATE INDEX IF NOT EXISTS tasks_due_weight ON tasks (weight, run_at, id) WHERE ${CLAIMABLE}`,
+  },
+});
+
+/** Why: only the strategy in use pays for its index (see the header). */
+export function ensureStrategyIndex(db: Database.Database, strategy: Strategy): void {
+  db.exec(STRATEGY_INDEXES[strategy].sql);
+}
+
+/** The schema version this code writes and understands. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** Why: bring a database from its stored version to ours, one transaction per step. Returns the steps applied. */
+export function migrate(db: Database.Database): number[] {
+  const applied: number[] = [];
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (const m of MIGRATIONS) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+    applied.push(m.version);
+  }
+  return applied;
+}

@@ -1,0 +1,35 @@
+/**
+ * recoverExpired: running rows whose lease ended before `now` go back to `queued` (the attempt stays counted)
+ * or, with no attempts left, end `failed` with TROUPE_ERR_LEASE_EXPIRED. Running rows are few, so they are
+ * found through the (state, id) index.
+ */
+import type Database from 'better-sqlite3';
+import type { TaskRecord } from '../../../task.ts';
+import { createLeaseExpiredError } from '../../pick.ts';
+import type { RecordTransition } from './record-transition.ts';
+import { TASK_COLUMNS, toTaskRecord, type TaskRow } from './rows.ts';
+
+/** Why: the recovery half of a lease; a crashed node's tasks come back without anyone's help. */
+export function prepareRecoverExpired(db: Database.Database, record: RecordTransition): (now: number) => TaskRecord[] {
+  const expired = db.prepare<[number], { id: string; attempts: number; max_attempts: number }>(
+    `SELECT id, attempts, max_attempts FROM tasks WHERE state = 'running' AND lease_until < ? ORDER BY id`,
+  );
+  const requeue = db.prepare<[number, string], TaskRow>(
+    `UPDATE tasks SET state = 'queued', owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? RETURNING ${TASK_COLUMNS}`,
+  );
+  const fail = db.prepare<[string, number, number, string], TaskRow>(
+    `UPDATE tasks SET state = 'failed', error = ?, finished_at = ?, updated_at = ?, lease_until = NULL WHERE id = ? RETURNING ${TASK_COLUMNS}`,
+  );
+  return (now) =>
+    expired.all(now).map((t) => {
+      if (t.attempts >= t.max_attempts) {
+        const error = createLeaseExpiredError(t.attempts);
+        const row = fail.get(JSON.stringify(error), now, now, t.id)!;
+        record(t.id, 'running', 'failed', now, t.attempts, 'lease expired', error);
+        return toTaskRecord(row);
+      }
+      const row = requeue.get(now, t.id)!;
+      record(t.id, 'running', 'queued', now, t.attempts, 'lease expired');
+      return toTaskRecord(row);
+    });
+}
