@@ -96,7 +96,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   }
   const started = performance.now();
   const { onLine, onProgress } = spec;
-  const window = new LineWindow(spec);
+  const window = new LineWindow({ maxLines: spec.maxLines, maxBytes: spec.maxBytes });
   const tail: string[] = [];
   let stdoutLines = 0;
   let stderrLines = 0;
@@ -202,7 +202,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
       details,
     });
   }
-  if (result.failed) throw commandFailed(spec.command, result, details);
+  if (result.failed) throw createFailedError(spec.command, result, details);
   return {
     exitCode: 0,
     pid: pid!,
@@ -241,7 +241,7 @@ interface FailedResult {
   cause?: unknown;
 }
 
-function commandFailed(
+function createFailedError(
   command: string,
   result: FailedResult,
   details: { exitCode: number | null; signal: string | null; stderrTail: string },
