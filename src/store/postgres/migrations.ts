@@ -6,11 +6,18 @@
  * others wait on the lock and then find nothing left to do. `CREATE SCHEMA IF NOT EXISTS` alone is not safe
  * under concurrency (two sessions can both decide to create it), hence the lock before it.
  *
+ * Indexes follow the SQLite store's measurements: every index costs each write of a row (PostgreSQL updates a
+ * task non-HOT, so each index gets a new entry), hence partial indexes where a state narrows the rows, and the
+ * priority / weighted-random claim indexes only for a store that uses that strategy (`ensureStrategyIndex`,
+ * looked up in the catalog first, so opening an existing schema takes no table lock). Switching a big table to
+ * another strategy builds its index inside the migration transaction, blocking writes meanwhile.
+ *
  * A database whose recorded version is newer than the last migration here was written by newer code: opening it
  * fails with STORE_VERSION rather than guessing at a schema this code does not know.
  */
 import type { PoolClient } from 'pg';
 import { ErrorCodes, TroupeError } from '../../errors.ts';
+import type { Strategy } from '../store.ts';
 import type { PgNames } from './sql.ts';
 
 export interface Migration {
@@ -35,7 +42,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
         input jsonb,
         result jsonb,
         error jsonb,
-        priority integer NOT NULL DEFAULT 0,
+        priority double precision NOT NULL DEFAULT 0,
         weight double precision NOT NULL DEFAULT 1,
         key text,
         attempts integer NOT NULL DEFAULT 0,
@@ -57,14 +64,11 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       )`,
       `CREATE UNIQUE INDEX tasks_key ON ${n.tasks} (key) WHERE key IS NOT NULL`,
       `CREATE INDEX tasks_due_time ON ${n.tasks} (run_at, id) WHERE ${CLAIMABLE}`,
-      `CREATE INDEX tasks_due_weight ON ${n.tasks} (weight, name, run_at, id) WHERE ${CLAIMABLE}`,
-      `CREATE INDEX tasks_due_priority ON ${n.tasks} (priority DESC, run_at, id) WHERE ${CLAIMABLE}`,
       `CREATE INDEX tasks_waiting ON ${n.tasks} (run_at) WHERE state IN ('scheduled', 'retrying')`,
       `CREATE INDEX tasks_running ON ${n.tasks} (owner, lease_until) WHERE state = 'running'`,
-      `CREATE INDEX tasks_state ON ${n.tasks} (state, id)`,
+      `CREATE INDEX tasks_dead ON ${n.tasks} (state, id) WHERE state IN ('failed', 'timed_out', 'cancelled')`,
       `CREATE INDEX tasks_name ON ${n.tasks} (name, id)`,
       `CREATE INDEX tasks_schedule ON ${n.tasks} (schedule_id, id) WHERE schedule_id IS NOT NULL`,
-      `CREATE INDEX tasks_finished ON ${n.tasks} (finished_at) WHERE finished_at IS NOT NULL`,
       `CREATE TABLE ${n.transitions} (
         seq bigserial PRIMARY KEY,
         task_id text COLLATE "C" NOT NULL,
@@ -101,14 +105,41 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   },
 ]);
 
+/** The partial index each strategy claims through, beyond `tasks_due_time` (fifo and lifo use that one). */
+const STRATEGY_INDEXES: Readonly<Record<Strategy, ((n: PgNames) => { name: string; sql: string }) | undefined>> = Object.freeze({
+  fifo: undefined,
+  lifo: undefined,
+  priority: (n: PgNames) => ({
+    name: 'tasks_due_priority',
+    sql: `CREATE INDEX tasks_due_priority ON ${n.tasks} (priority DESC, run_at, id) WHERE ${CLAIMABLE}`,
+  }),
+  'weighted-random': (n: PgNames) => ({
+    name: 'tasks_due_weight',
+    sql: `CREATE INDEX tasks_due_weight ON ${n.tasks} (weight, name, run_at, id) WHERE ${CLAIMABLE}`,
+  }),
+});
+
+/** Why: only a store that claims by priority or weight pays for that index on every write. */
+async function ensureStrategyIndex(client: PoolClient, n: PgNames, strategy: Strategy): Promise<void> {
+  const index = STRATEGY_INDEXES[strategy]?.(n);
+  if (!index) return;
+  const { rowCount } = await client.query('SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = $2', [n.schema, index.name]);
+  if (!rowCount) await client.query(index.sql);
+}
+
 /** The schema version this code writes. */
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 /**
- * Creates the schema if missing and applies every migration newer than the recorded version, under an advisory
- * lock so concurrent nodes serialise. Returns the version now in place.
+ * Creates the schema if missing, applies every migration newer than the recorded version and the strategy's
+ * index, under an advisory lock so concurrent nodes serialise. Returns the version now in place.
  */
-export async function migrate(client: PoolClient, n: PgNames, migrations: readonly Migration[] = MIGRATIONS): Promise<number> {
+export async function migrate(
+  client: PoolClient,
+  n: PgNames,
+  strategy: Strategy,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<number> {
   const latest = migrations.length === 0 ? 0 : migrations[migrations.length - 1]!.version;
   await client.query('BEGIN');
   try {
@@ -129,6 +160,7 @@ export async function migrate(client: PoolClient, n: PgNames, migrations: readon
       for (const statement of m.up(n)) await client.query(statement);
       await client.query(`INSERT INTO ${n.version} (version, applied_at) VALUES ($1, $2)`, [m.version, Date.now()]);
     }
+    await ensureStrategyIndex(client, n, strategy);
     await client.query('COMMIT');
     return Math.max(current, latest);
   } catch (error) {

@@ -187,7 +187,7 @@ class PgStore implements PostgresStore {
       throw this.#fail(error, 'open');
     }
     try {
-      await migrate(client, this.#n);
+      await migrate(client, this.#n, this.strategy);
       client.release();
     } catch (error) {
       client.release(isConnectionError(error) ? (error as Error) : undefined);

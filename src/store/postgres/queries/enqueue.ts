@@ -13,7 +13,7 @@ function insertSql(n: PgNames): string {
   return `
     WITH input AS (
       SELECT (e->>'i')::int AS i, e->>'id' AS id, e->>'name' AS name, e->'input' AS input,
-             (e->>'priority')::int AS priority, (e->>'weight')::float8 AS weight, e->>'key' AS key,
+             (e->>'priority')::float8 AS priority, (e->>'weight')::float8 AS weight, e->>'key' AS key,
              (e->>'maxAttempts')::int AS max_attempts, (e->>'createdAt')::bigint AS created_at,
              (e->>'runAt')::bigint AS run_at, e->>'scheduleId' AS schedule_id, e->'options' AS options
       FROM jsonb_array_elements($1::jsonb) AS e
