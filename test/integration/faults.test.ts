@@ -5,18 +5,13 @@ import { describe, it } from 'node:test';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { createRuntime } from '../../src/runtime.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { isRunning } from '../process/pid-probe.ts';
 
 const fixture = (p: string) => new URL(`../fixtures/${p}`, import.meta.url);
 const node = process.execPath;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Zombies (this sandbox's PID 1 does not reap orphans) count as gone. */
+const alive = isRunning;
 
 async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
   try {
