@@ -62,6 +62,8 @@ export interface ThreadPoolStats {
   queued: number;
   /** Jobs settled. */
   completed: number;
+  /** Piscina runs made so far; `completed / runs` is the mean batch size. */
+  runs: number;
   /** Piscina's utilization (0–1). */
   utilization: number;
 }
@@ -154,6 +156,7 @@ class HandlerThreadPool implements ThreadPool {
   #runs = 0;
   #seq = 0;
   #completed = 0;
+  #dispatched = 0;
   #status: PoolStatus = 'running';
   #forced = false;
   #closing: Promise<void> | undefined;
@@ -196,6 +199,7 @@ class HandlerThreadPool implements ThreadPool {
       busy: this.#runs,
       queued: this.#queued,
       completed: this.#completed,
+      runs: this.#dispatched,
       utilization: this.#piscina.utilization,
     };
   }
@@ -334,6 +338,7 @@ class HandlerThreadPool implements ThreadPool {
       wire[k] = { s: slot, q: e.seq, h: job.handler, i: job.input, id: job.id, n: job.name, a: job.attempt };
     }
     this.#runs++;
+    this.#dispatched++;
     this.#piscina.run(entries.length === 1 ? wire[0] : wire).then(
       (value: WireReply | WireReply[]) => this.#onRunDone(run, value),
       (error: unknown) => this.#onRunFailed(run, error),
@@ -368,32 +373,46 @@ class HandlerThreadPool implements ThreadPool {
     this.#checkIdle();
   }
 
+  /**
+   * A run that failed: its thread died (or we ended it), or its message could not be cloned. Who is to blame
+   * comes from the slot flags: a job that had started and not finished is the suspect; jobs that had not started,
+   * or had finished, are not. A batch with no suspect failed while its message crossed threads (input or result
+   * not cloneable): its jobs are sent again one by one, which isolates the one at fault.
+   */
   #onRunFailed(run: Run, error: unknown): void {
     this.#runs--;
-    const cloneFailed = (error as { name?: unknown } | null)?.name === 'DataCloneError';
+    const { entries } = run;
+    const flags = entries.map((e) => this.#releaseSlot(e));
+    const suspect = (f: number) => (f & (SlotFlags.STARTED | SlotFlags.DONE)) === SlotFlags.STARTED;
+    const noSuspect = !run.hardStopped && !flags.some(suspect);
     const outOfMemory = (error as { code?: unknown } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
-    for (const e of run.entries) {
-      const flags = this.#releaseSlot(e);
-      if (e.state === EntryStates.settled) continue;
-      const started = (flags & SlotFlags.STARTED) !== 0;
+    const cloneFailed = (error as { name?: unknown } | null)?.name === 'DataCloneError';
+    const resend: Entry[] = [];
+    entries.forEach((e, k) => {
+      if (e.state === EntryStates.settled) return;
+      const f = flags[k]!;
+      const name = e.job.name;
       if (this.#forced) {
         this.#settle(e, new TroupeError(ErrorCodes.CLOSED, 'The thread pool was closed while the job ran', { cause: error }));
-      } else if (cloneFailed && !started) {
-        if (run.entries.length === 1) {
-          this.#settle(e, new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${e.job.name}\` cannot be sent to a worker thread`, { cause: error }));
-        } else {
-          e.state = EntryStates.queued;
-          e.solo = true;
-          this.#queue.splice(this.#head, 0, e);
-          this.#queued++;
-        }
-      } else if (run.hardStopped || !started) {
-        this.#settle(e, new TroupeError(ErrorCodes.WORKER_CRASHED, `The worker thread of \`${e.job.name}\` ended before the job finished; it can run again`, { cause: error, details: { requeue: true } }));
+      } else if (noSuspect && entries.length > 1) {
+        resend.push(e);
+      } else if (noSuspect && cloneFailed && (f & SlotFlags.STARTED) === 0) {
+        this.#settle(e, new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${name}\` cannot be sent to a worker thread`, { cause: error }));
+      } else if (run.hardStopped || (f & SlotFlags.STARTED) === 0 || (!suspect(f) && !noSuspect)) {
+        this.#settle(e, new TroupeError(ErrorCodes.WORKER_CRASHED, `The worker thread of \`${name}\` ended before the job finished; it can run again`, { cause: error, details: { requeue: true } }));
       } else if (outOfMemory) {
-        this.#settle(e, new TroupeError(ErrorCodes.RESOURCE_LIMIT, `Handler of \`${e.job.name}\` ran out of memory (worker resource limits)`, { cause: error, details: { requeue: false } }));
+        this.#settle(e, new TroupeError(ErrorCodes.RESOURCE_LIMIT, `Handler of \`${name}\` ran out of memory (worker resource limits)`, { cause: error, details: { requeue: false } }));
       } else {
-        this.#settle(e, new TroupeError(ErrorCodes.WORKER_CRASHED, `The worker thread running \`${e.job.name}\` died`, { cause: error, details: { requeue: false } }));
+        this.#settle(e, new TroupeError(ErrorCodes.WORKER_CRASHED, `The worker thread running \`${name}\` died`, { cause: error, details: { requeue: false } }));
       }
+    });
+    if (resend.length > 0) {
+      for (const e of resend) {
+        e.state = EntryStates.queued;
+        e.solo = true;
+      }
+      this.#queue.splice(this.#head, 0, ...resend);
+      this.#queued += resend.length;
     }
     this.#pump();
     this.#checkIdle();

@@ -1,0 +1,281 @@
+/**
+ * The handler thread pool on real worker threads: results, live progress/log, error fidelity across the thread
+ * boundary, crashes, resource limits, soft and hard stops (also inside a batch), batching, load failures, close.
+ * Waits are on events (callbacks, shared memory), never on time; timeouts are safety nets only.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ErrorCodes, TroupeError, isTroupeError } from '../../src/errors.ts';
+import { createThreadPool, type HandlerJob, type ThreadPool } from '../../src/pool/thread-pool.ts';
+
+const fixture = (name: string) => new URL(`../fixtures/handlers/${name}.ts`, import.meta.url).href;
+
+interface JobControl {
+  job: HandlerJob;
+  soft: AbortController;
+  hard: AbortController;
+  logs: string[];
+  progress: { fraction: number; done?: number; total?: number }[];
+  /** Resolves with the first log line. */
+  firstLog: Promise<string>;
+}
+
+let seq = 0;
+function makeJob(name: string, input: unknown = {}, handler = fixture(name)): JobControl {
+  const soft = new AbortController();
+  const hard = new AbortController();
+  const logs: string[] = [];
+  const progress: JobControl['progress'] = [];
+  let onFirst!: (line: string) => void;
+  const firstLog = new Promise<string>((resolve) => (onFirst = resolve));
+  const job: HandlerJob = {
+    id: `job-${++seq}`, name, handler, input, attempt: 1, signal: soft.signal, hardSignal: hard.signal,
+    onLog: (line) => {
+      logs.push(line);
+      if (logs.length === 1) onFirst(line);
+    },
+    onProgress: (p) => progress.push(p),
+  };
+  return { job, soft, hard, logs, progress, firstLog };
+}
+
+/** Resolves with the rejection of `promise`; fails the test if it resolves. */
+async function rejectionOf(promise: Promise<unknown>): Promise<TroupeError> {
+  try {
+    const value = await promise;
+    assert.fail(`expected a rejection, got ${JSON.stringify(value)}`);
+  } catch (error) {
+    return error as TroupeError;
+  }
+}
+
+/** Polls on setImmediate until `check` holds; the timeout is only a safety net. */
+async function until(check: () => boolean, label: string, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${label}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+function newPool(extra: Partial<Parameters<typeof createThreadPool>[0]> = {}): ThreadPool {
+  return createThreadPool({ minThreads: 1, maxThreads: 2, idleTimeoutMs: 30_000, maxQueue: Infinity, ...extra });
+}
+
+describe('thread pool', () => {
+  let pool: ThreadPool;
+  before(() => {
+    pool = newPool();
+  });
+  after(() => pool.close({ force: true }));
+
+  test('a handler result comes back, and ctx carries id, name and attempt', async () => {
+    assert.equal(await pool.run(makeJob('add', { a: 2, b: 3 }).job), 5);
+    const { job } = makeJob('echo-ctx', { hello: 'world' });
+    job.attempt = 3;
+    assert.deepEqual(await pool.run(job), { input: { hello: 'world' }, id: job.id, name: 'echo-ctx', attempt: 3, aborted: false });
+  });
+
+  test('a default export object with run() is accepted', async () => {
+    assert.equal(await pool.run(makeJob('object-run', 21).job), 42);
+  });
+
+  test('progress and log lines arrive while the handler still runs, and all before the result', async () => {
+    const gate = new SharedArrayBuffer(4);
+    const c = makeJob('progress', { gate });
+    let settled = false;
+    const result = pool.run(c.job).finally(() => (settled = true));
+    assert.equal(await c.firstLog, 'quarter');
+    await until(() => c.progress.length === 1, 'first progress');
+    assert.deepEqual(c.progress[0], { fraction: 0.25, done: 1, total: 4 });
+    assert.equal(settled, false, 'the handler is still waiting on the gate');
+    const cell = new Int32Array(gate);
+    Atomics.store(cell, 0, 1);
+    Atomics.notify(cell, 0);
+    assert.equal(await result, 'done');
+    assert.deepEqual(c.progress.map((p) => p.fraction), [0.25, 1], 'the last report is delivered before the result');
+  });
+
+  test('a thrown TroupeError keeps its code, name, details and stack', async () => {
+    const error = await rejectionOf(pool.run(makeJob('throw', { field: 'email' }).job));
+    assert.ok(isTroupeError(error));
+    assert.equal(error.code, ErrorCodes.INVALID_INPUT);
+    assert.equal(error.name, 'TroupeError');
+    assert.deepEqual(error.details, { field: 'email' });
+    assert.match(error.stack ?? '', /throw\.ts/);
+  });
+
+  test('the PermanentError hint survives the thread boundary', async () => {
+    const error = await rejectionOf(pool.run(makeJob('permanent').job));
+    assert.equal(error.code, ErrorCodes.TASK_FAILED);
+    assert.equal(error.name, 'PermanentError');
+    assert.equal((error as TroupeError & { permanent?: boolean }).permanent, true);
+  });
+
+  test('process.exit in a handler rejects with WORKER_CRASHED and the next job runs', async () => {
+    const error = await rejectionOf(pool.run(makeJob('exit', { code: 3 }).job));
+    assert.equal(error.code, ErrorCodes.WORKER_CRASHED);
+    assert.equal(error.details?.requeue, false);
+    assert.equal(await pool.run(makeJob('add', { a: 1, b: 1 }).job), 2);
+  });
+
+  test('an endless loop is ended by hardSignal: the thread goes, the reason comes back, the pool goes on', async () => {
+    const c = makeJob('forever-loop');
+    const result = pool.run(c.job);
+    assert.equal(await c.firstLog, 'looping');
+    const before = pool.threadIds();
+    c.hard.abort(new TroupeError(ErrorCodes.TIMEOUT, 'hard stop'));
+    const error = await rejectionOf(result);
+    assert.equal(error.code, ErrorCodes.TIMEOUT);
+    await until(() => pool.threadIds().length < before.length || pool.threadIds().some((id) => !before.includes(id)), 'the looping thread to be replaced');
+    assert.equal(await pool.run(makeJob('add', { a: 4, b: 4 }).job), 8);
+  });
+
+  test('soft cancel aborts ctx.signal with the reason, and the handler\'s rejection is returned', async () => {
+    const c = makeJob('until-aborted');
+    const result = pool.run(c.job);
+    assert.equal(await c.firstLog, 'waiting');
+    c.soft.abort(new TroupeError(ErrorCodes.CANCELLED, 'cancelled by the test'));
+    const error = await rejectionOf(result);
+    assert.equal(error.code, ErrorCodes.CANCELLED);
+    assert.ok(isTroupeError(error));
+  });
+
+  test('a job whose signal is already aborted is refused with the reason', async () => {
+    const c = makeJob('add', { a: 1, b: 2 });
+    c.soft.abort(new TroupeError(ErrorCodes.CANCELLED, 'too late'));
+    assert.equal((await rejectionOf(pool.run(c.job))).code, ErrorCodes.CANCELLED);
+  });
+
+  test('200 jobs at once go in batches; each result reaches its own promise; one is cancelled inside a batch', async () => {
+    const runsBefore = pool.stats.runs;
+    const controls = Array.from({ length: 200 }, (_, i) => (i === 100 ? makeJob('until-aborted') : makeJob('add', { a: i, b: 1000 })));
+    const queuedCancel = makeJob('add', { a: 0, b: 0 });
+    const results = controls.map((c) => pool.run(c.job).then((value) => ({ value }), (error: TroupeError) => ({ error })));
+    const cancelledWhileQueued = rejectionOf(pool.run(queuedCancel.job));
+    queuedCancel.soft.abort(new TroupeError(ErrorCodes.CANCELLED, 'never started'));
+    await controls[100]!.firstLog;
+    controls[100]!.soft.abort(new TroupeError(ErrorCodes.CANCELLED, 'cancelled inside a batch'));
+    const settled = await Promise.all(results);
+    settled.forEach((outcome, i) => {
+      if (i === 100) assert.equal((outcome as { error: TroupeError }).error.code, ErrorCodes.CANCELLED);
+      else assert.deepEqual(outcome, { value: i + 1000 });
+    });
+    assert.equal((await cancelledWhileQueued).code, ErrorCodes.CANCELLED);
+    const runs = pool.stats.runs - runsBefore;
+    assert.ok(runs < 100, `200 jobs took ${runs} Piscina runs: they were not batched`);
+  });
+
+  test('a hard stop inside a batch ends that job; its unfinished batch mates come back with requeue', async () => {
+    const blockers = [makeJob('until-aborted'), makeJob('until-aborted')];
+    const blocked = blockers.map((b) => pool.run(b.job).catch(() => undefined));
+    await Promise.all(blockers.map((b) => b.firstLog));
+    const loop = makeJob('forever-loop');
+    const mates = Array.from({ length: 5 }, (_, i) => makeJob('add', { a: i, b: 0 }));
+    const loopResult = pool.run(loop.job);
+    const mateResults = mates.map((m) => rejectionOf(pool.run(m.job)));
+    assert.equal(pool.stats.queued, 6);
+    blockers[0]!.soft.abort('free one thread');
+    assert.equal(await loop.firstLog, 'looping');
+    loop.hard.abort(new TroupeError(ErrorCodes.TIMEOUT, 'hard stop in a batch'));
+    assert.equal((await rejectionOf(loopResult)).code, ErrorCodes.TIMEOUT);
+    for (const error of await Promise.all(mateResults)) {
+      assert.equal(error.code, ErrorCodes.WORKER_CRASHED);
+      assert.equal(error.details?.requeue, true);
+    }
+    blockers[1]!.soft.abort('done');
+    await Promise.all(blocked);
+    assert.equal(await pool.run(makeJob('add', { a: 2, b: 2 }).job), 4);
+  });
+
+  test('a crash inside a batch blames the job that ran; the ones that had not started come back with requeue', async () => {
+    const blockers = [makeJob('until-aborted'), makeJob('until-aborted')];
+    const blocked = blockers.map((b) => pool.run(b.job).catch(() => undefined));
+    await Promise.all(blockers.map((b) => b.firstLog));
+    const crash = pool.run(makeJob('exit', { code: 9 }).job);
+    const mates = Array.from({ length: 3 }, (_, i) => rejectionOf(pool.run(makeJob('add', { a: i, b: 0 }).job)));
+    blockers[0]!.soft.abort('free one thread');
+    const error = await rejectionOf(crash);
+    assert.equal(error.code, ErrorCodes.WORKER_CRASHED);
+    assert.equal(error.details?.requeue, false);
+    for (const mate of await Promise.all(mates)) {
+      assert.equal(mate.code, ErrorCodes.WORKER_CRASHED);
+      assert.equal(mate.details?.requeue, true);
+    }
+    blockers[1]!.soft.abort('done');
+    await Promise.all(blocked);
+  });
+
+  test('input that cannot be cloned is INVALID_INPUT; its batch mates still run', async () => {
+    assert.equal((await rejectionOf(pool.run(makeJob('add', { a: () => 1 }).job))).code, ErrorCodes.INVALID_INPUT);
+    const blockers = [makeJob('until-aborted'), makeJob('until-aborted')];
+    const blocked = blockers.map((b) => pool.run(b.job).catch(() => undefined));
+    await Promise.all(blockers.map((b) => b.firstLog));
+    const good = [pool.run(makeJob('add', { a: 1, b: 1 }).job), pool.run(makeJob('add', { a: 2, b: 2 }).job)];
+    const bad = rejectionOf(pool.run(makeJob('add', { a: Symbol('x') }).job));
+    blockers[0]!.soft.abort('free one thread');
+    assert.deepEqual(await Promise.all(good), [2, 4]);
+    assert.equal((await bad).code, ErrorCodes.INVALID_INPUT);
+    blockers[1]!.soft.abort('done');
+    await Promise.all(blocked);
+  });
+
+  test('a handler module that cannot be loaded rejects with HANDLER_LOAD', async () => {
+    for (const name of ['does-not-exist', 'no-default', 'load-throws']) {
+      const error = await rejectionOf(pool.run(makeJob(name).job));
+      assert.equal(error.code, ErrorCodes.HANDLER_LOAD, name);
+    }
+    assert.equal(await pool.run(makeJob('add', { a: 1, b: 2 }).job), 3);
+  });
+
+  test('a bad ctx.progress() value fails the job with INVALID_OPTION', async () => {
+    const { job } = makeJob('add', {}, `data:text/javascript,export default (i, ctx) => ctx.progress('half')`);
+    assert.equal((await rejectionOf(pool.run(job))).code, ErrorCodes.INVALID_OPTION);
+  });
+});
+
+describe('thread pool limits and lifecycle', () => {
+  test('a handler over the heap limit rejects with RESOURCE_LIMIT and the pool recovers', async () => {
+    await using pool = newPool({ maxThreads: 1, resourceLimits: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 } });
+    const error = await rejectionOf(pool.run(makeJob('oom').job));
+    assert.equal(error.code, ErrorCodes.RESOURCE_LIMIT);
+    assert.equal(await pool.run(makeJob('add', { a: 20, b: 22 }).job), 42);
+  });
+
+  test('a full queue refuses with POOL_EXHAUSTED', async () => {
+    await using pool = newPool({ maxThreads: 1, maxQueue: 1 });
+    const blocker = makeJob('until-aborted');
+    const running = pool.run(blocker.job).catch(() => undefined);
+    const waiting = pool.run(makeJob('add', { a: 1, b: 1 }).job);
+    assert.equal((await rejectionOf(pool.run(makeJob('add', { a: 1, b: 1 }).job))).code, ErrorCodes.POOL_EXHAUSTED);
+    await blocker.firstLog;
+    blocker.soft.abort('done');
+    await running;
+    assert.equal(await waiting, 2);
+  });
+
+  test('close drains, is idempotent, and refuses new jobs with CLOSED', async () => {
+    const pool = newPool();
+    const pending = pool.run(makeJob('add', { a: 1, b: 1 }).job);
+    const first = pool.close();
+    assert.equal(pool.close(), first);
+    assert.equal(pool.status, 'stopping');
+    assert.equal(await pending, 2);
+    await first;
+    assert.equal(pool.status, 'stopped');
+    assert.equal((await rejectionOf(pool.run(makeJob('add', { a: 1, b: 1 }).job))).code, ErrorCodes.CLOSED);
+    assert.equal(pool.threadIds().length, 0);
+  });
+
+  test('close({ force }) rejects running and waiting jobs with CLOSED', async () => {
+    const pool = newPool({ maxThreads: 1 });
+    const running = makeJob('until-aborted');
+    const runningResult = rejectionOf(pool.run(running.job));
+    const waitingResult = rejectionOf(pool.run(makeJob('add', { a: 1, b: 1 }).job));
+    await running.firstLog;
+    await pool.close({ force: true });
+    assert.equal((await runningResult).code, ErrorCodes.CLOSED);
+    assert.equal((await waitingResult).code, ErrorCodes.CLOSED);
+    assert.equal(pool.status, 'stopped');
+  });
+});
