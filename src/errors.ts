@@ -163,17 +163,28 @@ export function invalidOption(path: string, expected: string, got: unknown): Tro
   );
 }
 
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
 /** Renders a value the way execa and p-queue do in their messages: `` `0` (number) ``. */
 export function describeValue(value: unknown): string {
   if (value === null) return '`null`';
   if (value === undefined) return '`undefined`';
   const type = Array.isArray(value) ? 'array' : typeof value;
-  let text: string;
+  let text: string | undefined;
   try {
-    text = typeof value === 'string' ? value : typeof value === 'function' ? '[function]' : JSON.stringify(value);
+    // Numbers and symbols by String(): JSON would print NaN and Infinity as `null`, and a symbol as nothing.
+    text = typeof value === 'string' ? value : typeof value === 'function' ? '[function]'
+      : typeof value === 'number' || typeof value === 'symbol' ? String(value) : JSON.stringify(value);
   } catch {
-    text = String(value);
+    text = undefined;
   }
-  if (text !== undefined && text.length > 60) text = `${text.slice(0, 57)}...`;
+  text ??= safeString(value);
+  if (text.length > 60) text = `${text.slice(0, 57)}...`;
   return `\`${text}\` (${type})`;
 }

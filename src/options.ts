@@ -164,14 +164,15 @@ export function positiveInteger(value: unknown, path: string, { min = 1, max = N
 /** Copies a user object into a null-prototype record, refusing non-objects and unknown keys. */
 export function plainObject(value: unknown, path: string, known?: ReadonlySet<string>): Record<string, unknown> {
   if (value === undefined) return Object.create(null) as Record<string, unknown>;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidOption(path, 'an object', value);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidOption(path === '' ? 'options' : path, 'an object', value);
   const out = Object.create(null) as Record<string, unknown>;
   for (const key of Object.keys(value)) {
+    const keyPath = path === '' ? key : `${path}.${key}`;
     if (key === '__proto__' || key === 'constructor' || key === 'prototype') {
-      throw invalidOption(`${path}.${key}`, 'absent (reserved name)', (value as Record<string, unknown>)[key]);
+      throw invalidOption(keyPath, 'absent (reserved name)', (value as Record<string, unknown>)[key]);
     }
     if (known && !known.has(key)) {
-      throw invalidOption(path === '' ? key : `${path}.${key}`, `one of the known options (${[...known].join(', ')})`, (value as Record<string, unknown>)[key]);
+      throw invalidOption(keyPath, `one of the known options (${[...known].join(', ')})`, (value as Record<string, unknown>)[key]);
     }
     out[key] = (value as Record<string, unknown>)[key];
   }
@@ -203,7 +204,11 @@ export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
   const sup = plainObject(o.supervisor, 'supervisor', new Set(['maxRestarts', 'within']));
   const leaseMs = parseDuration(o.lease ?? DEFAULTS.leaseMs, 'lease', { positive: true });
   const heartbeatMs = parseDuration(o.heartbeat ?? Math.max(1, Math.floor(leaseMs / 3)), 'heartbeat', { positive: true });
-  if (heartbeatMs >= leaseMs) throw invalidOption('heartbeat', `shorter than lease (${leaseMs} ms)`, o.heartbeat);
+  if (heartbeatMs >= leaseMs) {
+    // With no heartbeat given, the one derived from a 1 ms lease cannot fit: the lease is what is wrong.
+    if (o.heartbeat === undefined) throw invalidOption('lease', 'at least 2 ms (a heartbeat must renew it before it ends)', o.lease);
+    throw invalidOption('heartbeat', `shorter than lease (${leaseMs} ms)`, o.heartbeat);
+  }
   const synchronous = o.synchronous ?? 'NORMAL';
   if (synchronous !== 'NORMAL' && synchronous !== 'FULL') throw invalidOption('synchronous', "'NORMAL' or 'FULL'", synchronous);
   const clock = (o.clock ?? systemClock) as Clock;

@@ -37,7 +37,8 @@ export function parseSize(value: unknown, path: string): number {
     const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$/i.exec(value);
     if (m) bytes = Number(m[1]) * SIZE_UNITS[(m[2] ?? 'b').toLowerCase()]!;
   }
-  if (bytes === undefined || !Number.isFinite(bytes) || bytes <= 0) {
+  // Checked after flooring: 0.5 bytes would otherwise become a size of 0.
+  if (bytes === undefined || !Number.isFinite(bytes) || Math.floor(bytes) <= 0) {
     throw invalidOption(path, "a positive size (bytes or a string like '10MB')", value);
   }
   return Math.floor(bytes);
