@@ -484,14 +484,21 @@ export class Runtime implements AsyncDisposable {
   }
 
   /** Liveness: status, uptime, and when a task last made progress (started or ended). */
-  liveness(): { status: RuntimeStatus; uptimeMs: number; lastProgressAt: number; nodeId: string; store: Store['kind']; escalated?: string } {
+  liveness(): { status: RuntimeStatus; uptimeMs: number; lastProgressAt: number; nodeId: string; store: Store['kind']; storeHealthy: boolean; storeError?: string; escalated?: string } {
     const now = this.options.clock.now();
+    const tracker = this.#root.actorAt('tracker') as Tracker | undefined;
+    const writes = tracker?.storeHealth ?? { healthy: true };
+    const probe = (this.#store as Store & { health?: () => { healthy: boolean; lastError?: string } }).health?.();
+    const storeHealthy = writes.healthy && (probe?.healthy ?? true);
+    const storeError = writes.lastError ?? probe?.lastError;
     return {
       status: this.#status,
       uptimeMs: now - this.#startedAt,
       lastProgressAt: this.#lastProgressAt,
       nodeId: this.nodeId,
       store: this.#store.kind,
+      storeHealthy,
+      ...(!storeHealthy && storeError ? { storeError } : {}),
       ...(this.#escalation ? { escalated: this.#escalation.message } : {}),
     };
   }

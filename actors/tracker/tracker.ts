@@ -60,6 +60,9 @@ export class Tracker implements Actor<TroupeMessage> {
   #recovery: TimerHandle | undefined;
   #stopped = false;
   #stats = { enqueued: 0, settled: 0, batches: 0, recovered: 0 };
+  #retryTimer: TimerHandle | undefined;
+  #backoffMs = 100;
+  #storeHealth: { healthy: boolean; lastError?: string; since?: number } = { healthy: true };
 
   constructor(ctx: ActorContext<TroupeMessage>, deps: TrackerDeps) {
     this.#ctx = ctx;
@@ -74,10 +77,27 @@ export class Tracker implements Actor<TroupeMessage> {
     this.#stopped = true;
     this.#d.clock.clearTimeout(this.#heartbeat);
     this.#d.clock.clearTimeout(this.#recovery);
+    this.#d.clock.clearTimeout(this.#retryTimer);
   }
 
   describe(): Record<string, unknown> {
-    return { ...this.#stats, pendingWrites: this.#settles.length + this.#enqueues.length, runningHere: this.#running };
+    return { ...this.#stats, pendingWrites: this.#settles.length + this.#enqueues.length, runningHere: this.#running, store: this.#storeHealth };
+  }
+
+  /** Whether the last write reached the store (false while it is unreachable and writes are being retried). */
+  get storeHealth(): { healthy: boolean; lastError?: string; since?: number } {
+    return this.#storeHealth;
+  }
+
+  #storeError(error: unknown): void {
+    const message = serializeError(error).message;
+    if (this.#storeHealth.healthy) this.#d.logger.error('store write failed; retrying', { error: message });
+    this.#storeHealth = { healthy: false, lastError: message, since: this.#storeHealth.since ?? this.#d.clock.now() };
+  }
+
+  #storeOk(): void {
+    this.#backoffMs = 100;
+    if (!this.#storeHealth.healthy) this.#storeHealth = { healthy: true };
   }
 
   receive(msg: TroupeMessage): void {
@@ -174,7 +194,7 @@ export class Tracker implements Actor<TroupeMessage> {
   }
 
   #flushSettles(): void {
-    if (this.#settleBusy) return;
+    if (this.#settleBusy || this.#retryTimer !== undefined) return;
     if (this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) return;
     const settles = this.#settles;
     const ops: SettleOp[] = [...this.#sideOps, ...this.#progress.values()];
@@ -187,13 +207,17 @@ export class Tracker implements Actor<TroupeMessage> {
     this.#d.store.settle(ops).then(
       (applied) => {
         this.#settleBusy = false;
+        this.#storeOk();
         this.#stats.batches++;
         this.#stats.settled += settles.length;
         let wake = false;
         for (let i = 0; i < settles.length; i++) {
           const s = settles[i]!;
           if (s.op.type !== 'progress' && s.op.type !== 'output') this.#running = Math.max(0, this.#running - 1);
-          if (!applied[sideCount + i]) continue;
+          if (!applied[sideCount + i]) {
+            this.#reconcile(s);
+            continue;
+          }
           wake = this.#publishOutcome(s) || wake;
         }
         if (wake) this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('requeued'));
@@ -202,11 +226,34 @@ export class Tracker implements Actor<TroupeMessage> {
       },
       (error: unknown) => {
         this.#settleBusy = false;
-        // Nothing was written: put the batch back and let the supervisor restart us (the store may be down).
+        // Nothing was written: keep the batch (outcomes first, in order) and try again with backoff. Running tasks
+        // go on meanwhile; their leases are only taken back by others if the store stays away past the lease.
         this.#settles = [...settles, ...this.#settles];
-        this.#d.logger.error('settle failed', { error: serializeError(error).message });
-        this.#ctx.fail(error);
+        this.#sideOps = [...ops.slice(0, sideCount).filter((op) => op.type === 'output'), ...this.#sideOps];
+        this.#storeError(error);
+        this.#retryTimer ??= this.#d.clock.setTimeout(() => {
+          this.#retryTimer = undefined;
+          this.#flushSettles();
+        }, this.#backoffMs);
+        this.#backoffMs = Math.min(this.#backoffMs * 2, 5000);
       },
+    );
+  }
+
+  /**
+   * An outcome the store refused: usually a cancel or a lease taken over (nothing to say). But when a retried
+   * batch had in fact been committed before the connection dropped, the row already holds this very outcome:
+   * publish it then, so waiters are not left hanging.
+   */
+  #reconcile(s: TrackerSettle): void {
+    const op = s.op;
+    if (op.type !== 'succeeded' && op.type !== 'failed' && op.type !== 'timed_out' && op.type !== 'retry') return;
+    const expected = op.type === 'retry' ? 'retrying' : op.type;
+    this.#d.store.get(op.id).then(
+      (task) => {
+        if (task && task.state === expected && task.attempts === op.attempt && task.owner === op.owner) this.#publishOutcome(s);
+      },
+      () => {},
     );
   }
 
@@ -303,9 +350,10 @@ export class Tracker implements Actor<TroupeMessage> {
       this.#heartbeat = undefined;
       if (this.#running === 0 || this.#stopped) return;
       const now = clock.now();
-      this.#d.store.heartbeat(this.#d.owner, now + this.#d.leaseMs).catch((error: unknown) => {
-        this.#d.logger.warn('heartbeat failed', { error: serializeError(error).message });
-      });
+      this.#d.store.heartbeat(this.#d.owner, now + this.#d.leaseMs).then(
+        () => this.#storeOk(),
+        (error: unknown) => this.#storeError(error),
+      );
       this.#armHeartbeat();
     }, heartbeatMs);
   }
