@@ -206,7 +206,8 @@ export class Registry {
       if (args === undefined) build = () => [];
       else if (Array.isArray(args)) {
         const fixed = checkArgs(args, `${p}.args`);
-        build = () => fixed;
+        // A copy per run: a caller that appends to its argv must not change the next run's.
+        build = () => [...fixed];
       } else if (typeof args === 'function') {
         build = (input) => {
           let argv: unknown;
@@ -279,14 +280,15 @@ function createValidator(schema: unknown, name: string, path: string): (input: u
 
 /** Input and results are stored as JSON: refuse what JSON cannot carry (functions, cycles, BigInt). */
 export function assertJson(value: unknown, name: string): void {
+  if (value === undefined) return;
   try {
-    if (value === undefined) return;
-    JSON.stringify(value);
+    // JSON.stringify silently drops a nested function or symbol; the replacer makes that an error too.
+    JSON.stringify(value, (_key, v: unknown) => {
+      if (typeof v === 'function' || typeof v === 'symbol') throw new TypeError(`A ${typeof v} cannot be stored as JSON`);
+      return v;
+    });
   } catch (error) {
     throw new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${name}\` cannot be stored as JSON`, { cause: error });
-  }
-  if (typeof value === 'function' || typeof value === 'symbol') {
-    throw new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${name}\` cannot be stored as JSON`);
   }
 }
 
