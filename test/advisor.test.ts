@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { adviseFromTraits, LONG_RUNNING_MS, type Pattern, type TaskTraits } from '../src/advisor.ts';
+import { ErrorCodes } from '../src/errors.ts';
+
+const pattern = (traits: TaskTraits): Pattern => adviseFromTraits(traits).pattern;
+
+describe('adviseFromTraits', () => {
+  it('recommends each pattern from its trait, with the call and a reason', () => {
+    const cases: Array<[TaskTraits, Pattern, string]> = [
+      [{ recurring: true }, 'schedule', 'rt.schedule'],
+      [{ streaming: true }, 'start', 'rt.start'],
+      [{ expectedDurationMs: LONG_RUNNING_MS + 1 }, 'start', 'rt.start'],
+      [{ count: 10 }, 'runAll', 'rt.runAll'],
+      [{ needsResult: false }, 'enqueue', 'rt.enqueue'],
+      [{ highFrequency: true }, 'pool', 'rt.run'],
+      [{}, 'run', 'await rt.run'],
+    ];
+    for (const [traits, expected, call] of cases) {
+      const advice = adviseFromTraits(traits);
+      assert.equal(advice.pattern, expected, JSON.stringify(traits));
+      assert.ok(advice.call.startsWith(call), advice.call);
+      assert.ok(advice.reason.length > 10);
+    }
+  });
+
+  it('checks the rules in order: the first match wins', () => {
+    const all: TaskTraits = { recurring: true, streaming: true, expectedDurationMs: 10 * LONG_RUNNING_MS, count: 5, needsResult: false, highFrequency: true };
+    assert.equal(pattern(all), 'schedule');
+    assert.equal(pattern({ ...all, recurring: false }), 'start');
+    assert.equal(pattern({ ...all, recurring: false, streaming: false }), 'start', 'long-running also means start');
+    assert.equal(pattern({ ...all, recurring: false, streaming: false, expectedDurationMs: 10 }), 'runAll');
+    assert.equal(pattern({ ...all, recurring: false, streaming: false, expectedDurationMs: 10, count: 1 }), 'enqueue');
+    assert.equal(pattern({ ...all, recurring: false, streaming: false, expectedDurationMs: 10, count: 1, needsResult: true }), 'pool');
+  });
+
+  it('treats exactly LONG_RUNNING_MS as short, one above as long', () => {
+    assert.equal(pattern({ expectedDurationMs: LONG_RUNNING_MS }), 'run');
+    assert.equal(pattern({ expectedDurationMs: LONG_RUNNING_MS + 1 }), 'start');
+    assert.match(adviseFromTraits({ expectedDurationMs: LONG_RUNNING_MS + 1 }).reason, /60 s/);
+  });
+
+  it('names the count in the runAll reason and treats count 1 as a single run', () => {
+    assert.match(adviseFromTraits({ count: 7 }).reason, /^7 runs/);
+    assert.equal(pattern({ count: 1 }), 'run');
+  });
+
+  it('refuses bad traits with TROUPE_ERR_INVALID_OPTION', () => {
+    const bad: unknown[] = [null, undefined, 'fast', { expectedDurationMs: -1 }, { expectedDurationMs: NaN }, { expectedDurationMs: '5s' }, { count: 0 }, { count: 1.5 }, { count: '3' }];
+    for (const traits of bad) assert.throws(() => adviseFromTraits(traits as TaskTraits), { code: ErrorCodes.INVALID_OPTION }, JSON.stringify(traits));
+  });
+});
