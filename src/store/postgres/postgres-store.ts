@@ -38,7 +38,7 @@ import { NotifyListener } from './listener.ts';
 import { migrate } from './migrations.ts';
 import { isConnectionError, toStoreError } from './pg-errors.ts';
 import { cancel } from './queries/cancel.ts';
-import { claim } from './queries/claim.ts';
+import { claim, claimWeighted } from './queries/claim.ts';
 import { counts } from './queries/counts.ts';
 import { enqueue } from './queries/enqueue.ts';
 import { get } from './queries/get.ts';
@@ -180,18 +180,10 @@ class PgStore implements PostgresStore {
   }
 
   async #open(): Promise<void> {
-    let client: PoolClient;
     try {
-      client = await this.#pool.connect();
+      await this.#withClient((client) => migrate(client, this.#n, this.strategy));
     } catch (error) {
       throw this.#fail(error, 'open');
-    }
-    try {
-      await migrate(client, this.#n, this.strategy);
-      client.release();
-    } catch (error) {
-      client.release(isConnectionError(error) ? (error as Error) : undefined);
-      throw this.#fail(error, 'migrate');
     }
     if (this.#s.listen) {
       const listener = new NotifyListener({
@@ -240,7 +232,12 @@ class PgStore implements PostgresStore {
   }
 
   claim(request: ClaimRequest): Promise<TaskRecord[]> {
-    return this.#use('claim', (db) => claim(db, this.#n, this.strategy, this.#options.random, request));
+    const strategy = this.strategy;
+    if (strategy === 'weighted-random') {
+      if (!(request.limit >= 1)) return this.#use('claim', async () => []);
+      return this.#transaction('claim', (client) => claimWeighted(client, this.#n, this.#options.random, request));
+    }
+    return this.#use('claim', (db) => claim(db, this.#n, strategy, request));
   }
 
   heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number> {
@@ -362,24 +359,43 @@ class PgStore implements PostgresStore {
   }
 
   /** Runs `fn` inside BEGIN … COMMIT on one connection; a broken connection is discarded, not reused. */
-  async #transaction<T>(operation: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-    return this.#use(operation, async (pool) => {
-      const client = await pool.connect();
-      try {
+  #transaction<T>(operation: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    return this.#use(operation, () =>
+      this.#withClient(async (client) => {
         await client.query('BEGIN');
-        const result = await fn(client);
-        await client.query('COMMIT');
-        client.release();
-        return result;
-      } catch (error) {
-        if (isConnectionError(error)) client.release(error as Error);
-        else {
-          await client.query('ROLLBACK').catch(() => undefined);
-          client.release();
+        try {
+          const result = await fn(client);
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          if (!isConnectionError(error)) await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
         }
-        throw error;
-      }
-    });
+      }),
+    );
+  }
+
+  /**
+   * Checks a client out for several statements. Out of the pool a client has no 'error' listener, and a
+   * connection that drops between two statements would emit an unhandled 'error' (a crash): one is attached
+   * meanwhile, and a client whose connection failed is destroyed on release instead of going back.
+   */
+  async #withClient<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    const onError = (error: Error): void => {
+      broken = error;
+    };
+    client.on('error', onError);
+    try {
+      return await fn(client);
+    } catch (error) {
+      if (isConnectionError(error)) broken ??= error as Error;
+      throw error;
+    } finally {
+      client.removeListener('error', onError);
+      client.release(broken);
+    }
   }
 
   #fail(error: unknown, operation: string): TroupeError {

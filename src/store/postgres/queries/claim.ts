@@ -14,9 +14,13 @@
  * A `scheduled`/`retrying` task that is claimed first records `→ queued` (reason `due`), then `queued → running`,
  * exactly as the other stores do.
  *
- * weighted-random draws in JavaScript (see pick.ts), so every store given one seed draws alike: one read of the
- * due tasks' (weight, name) counts and the oldest candidates of each, the draw, then a claim of the chosen ids.
- * A chosen task that another node took in between is simply missing from the result.
+ * weighted-random draws in JavaScript (see pick.ts), so every store given one seed draws alike. It runs in a
+ * short transaction: one statement counts the due tasks per (weight, name) and locks the oldest `limit` of each
+ * group that no other node holds (`SKIP LOCKED` in a LATERAL); the draw picks among those; a second statement
+ * starts the chosen ones; the commit frees the rest. Locking the candidates matters: without it a weighted node
+ * keeps choosing the oldest rows, which a fifo node is taking at that moment, and comes back empty-handed while
+ * the queue is full. A group whose available rows are fewer than `limit` counts only those (the others are
+ * being claimed elsewhere).
  */
 import type { ClaimRequest, Strategy } from '../../store.ts';
 import type { TaskRecord } from '../../../task.ts';
@@ -128,25 +132,30 @@ function candidatesSql(n: PgNames, f: Filters): string {
   if (sql) return sql;
   const { where } = filterSql(f, 3);
   sql = `
-    SELECT id, name, weight, run_at, priority, cnt FROM (
-      SELECT id, name, weight, run_at, priority,
-             count(*) OVER (PARTITION BY weight, name) AS cnt,
-             row_number() OVER (PARTITION BY weight, name ORDER BY run_at, id) AS rn
-      FROM ${n.tasks} WHERE ${where}
-    ) AS ranked WHERE rn <= $2
-    ORDER BY weight, name, run_at, id`;
+    WITH g AS (
+      SELECT weight, name, count(*) AS cnt FROM ${n.tasks} WHERE ${where} GROUP BY weight, name
+    )
+    SELECT x.id, g.name, g.weight, x.run_at, x.priority, g.cnt FROM g
+    CROSS JOIN LATERAL (
+      SELECT id, run_at, priority FROM ${n.tasks}
+      WHERE ${where} AND weight = g.weight AND name = g.name
+      ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+    ) AS x
+    ORDER BY g.weight, g.name, x.run_at, x.id`;
   cache.set(cacheKey, sql);
   return sql;
 }
 
 type StartRow = TaskRow & { prev: string };
 
-/** Why: the lease step of every node's dispatch loop; `SKIP LOCKED` keeps concurrent nodes from colliding. */
+/**
+ * Why: the lease step of every node's dispatch loop; `SKIP LOCKED` keeps concurrent nodes from colliding.
+ * fifo, lifo and priority: one statement. weighted-random: `claimWeighted`, inside a transaction.
+ */
 export async function claim(
   db: Queryable,
   n: PgNames,
-  strategy: Strategy,
-  random: () => number,
+  strategy: Exclude<Strategy, 'weighted-random'>,
   request: ClaimRequest,
 ): Promise<TaskRecord[]> {
   const limit = Math.floor(request.limit);
@@ -156,8 +165,6 @@ export async function claim(
   const filterValues: unknown[] = [];
   if (f.names) filterValues.push(request.names);
   if (f.exclude) filterValues.push(request.exclude);
-
-  if (strategy === 'weighted-random') return claimWeighted(db, n, random, request, limit, f, filterValues);
 
   const caps = Object.entries(request.perName ?? {});
   const sql = orderedClaimSql(n, strategy, f, caps.length > 0);
@@ -176,17 +183,21 @@ interface Candidate {
   cnt: number;
 }
 
-async function claimWeighted(
-  db: Queryable,
+/** Why: the weighted-random claim; `client` must be inside a transaction (the candidate locks last until commit). */
+export async function claimWeighted(
+  client: Queryable,
   n: PgNames,
   random: () => number,
   request: ClaimRequest,
-  limit: number,
-  f: Filters,
-  filterValues: unknown[],
 ): Promise<TaskRecord[]> {
+  const limit = Math.floor(request.limit);
+  if (!(limit > 0)) return [];
+  const f: Filters = { names: request.names !== undefined, exclude: request.exclude !== undefined && request.exclude.length > 0 };
+  const filterValues: unknown[] = [];
+  if (f.names) filterValues.push(request.names);
+  if (f.exclude) filterValues.push(request.exclude);
   const caps = new Map<string, number>(Object.entries(request.perName ?? {}));
-  const { rows } = await run<Candidate>(db, candidatesSql(n, f), [request.now, limit, ...filterValues]);
+  const { rows } = await run<Candidate>(client, candidatesSql(n, f), [request.now, limit, ...filterValues]);
   // (weight, name) groups: how many are due, and the oldest few in claim order.
   const groups = new Map<number, Map<string, { count: number; queue: Candidate[]; next: number }>>();
   for (const r of rows) {
@@ -198,6 +209,8 @@ async function claimWeighted(
     if (!g) byName.set(r.name, (g = { count: r.cnt, queue: [], next: 0 }));
     g.queue.push(r);
   }
+  // Fewer available than asked for: the rest of the group is held by other nodes.
+  for (const byName of groups.values()) for (const g of byName.values()) if (g.queue.length < limit) g.count = g.queue.length;
   const weights = [...groups.keys()].sort((a, b) => a - b);
   const chosen: string[] = [];
   while (chosen.length < limit) {
@@ -224,7 +237,7 @@ async function claimWeighted(
     if (cap !== undefined) caps.set(best.name, cap - 1);
   }
   if (chosen.length === 0) return [];
-  const { rows: started } = await run<StartRow>(db, idsClaimSql(n), [
+  const { rows: started } = await run<StartRow>(client, idsClaimSql(n), [
     request.now, limit, request.owner, request.now + request.leaseMs, chosen,
   ]);
   const position = new Map(chosen.map((id, i) => [id, i]));
