@@ -1,0 +1,254 @@
+/**
+ * A task's output as server-sent events: the stored lines first, then live lines and progress, then ONE final
+ * `end` event with the outcome — also when the task had already finished (lines, end, close).
+ *
+ * No line is lost or doubled between "stored" and "live":
+ *
+ *   1. Subscribe to the task's live facts first, and hold them.
+ *   2. Read the task (if it is already final, every line of it is stored: the outcome is committed after them).
+ *   3. Send the stored lines (paged), remembering the last `seq` sent.
+ *   4. Send the held facts, then live ones; a line whose `seq` was already sent is a duplicate and skipped.
+ *
+ * One window remains, because the tracker publishes a line live *before* its batch is committed: a line
+ * published just before step 1 and committed just after step 3 arrives neither live nor in the stored read.
+ * Such "gap" lines have a `seq` between the last stored line and the first live one, so they are fetched by a
+ * catch-up read once the tracker has flushed (`rt.flush()`), and at the latest when the outcome arrives (by
+ * then everything before it is committed). A gap line can therefore arrive after a later live line; each line
+ * carries its `seq` (also as the SSE `id`), which orders them.
+ *
+ * A reconnecting client sends `Last-Event-ID` (the last `seq` it saw) and gets only what came after.
+ */
+import type { Runtime, TaskView } from '../runtime.ts';
+import type { TaskId } from '../ids.ts';
+import type { OutputLine, TaskState } from '../task.ts';
+import type { TaskFact } from '../../actors/task/messages.ts';
+import { publicError } from './errors.ts';
+import type { SseStream } from './sse.ts';
+
+/** Lines read from the store per page. */
+const PAGE = 1000;
+
+const FACTS = ['task.output', 'task.progress', 'task.started', 'task.retrying', 'task.queued', 'task.succeeded', 'task.failed', 'task.cancelled', 'task.timed_out'] as const;
+
+/** The `data` of the final `end` event. */
+export interface EndEvent {
+  state: TaskState;
+  attempts?: number;
+  result?: unknown;
+  error?: ReturnType<typeof publicError>;
+}
+
+type Phase = 'holding' | 'live' | 'ended';
+
+/** One task's output feed, subscribed before anything is read. */
+export class TaskOutputFeed {
+  readonly #rt: Runtime;
+  readonly #id: TaskId;
+  readonly #offs: Array<() => void> = [];
+  #held: TaskFact[] = [];
+  #phase: Phase = 'holding';
+  #sse: SseStream | undefined;
+  /** The last seq sent in order (stored pages, then live). */
+  #lastSent = -1;
+  /** Gap lines are those with gapFrom < seq < firstLive; gapFrom advances as catch-up reads send them. */
+  #gapFrom = -1;
+  #firstLive: number | undefined;
+  #catchUp: Promise<void> | undefined;
+
+  private constructor(rt: Runtime, id: TaskId) {
+    this.#rt = rt;
+    this.#id = id;
+    const onFact = (fact: TaskFact) => {
+      if (fact.id !== this.#id) return;
+      if (this.#phase === 'holding') this.#held.push(fact);
+      else if (this.#phase === 'live') this.#handle(fact);
+    };
+    for (const type of FACTS) this.#offs.push(rt.on(type, onFact as never));
+    this.#offs.push(
+      rt.on('runtime.status', (fact) => {
+        if (fact.status === 'stopped' && this.#phase !== 'ended') this.#finish(undefined);
+      }),
+    );
+  }
+
+  /**
+   * Subscribes, then reads the task (why this order: a task that ends in between is seen either way).
+   * Resolves with the feed and the task's view, or `undefined` (nothing left subscribed) when there is no task.
+   */
+  static async open(rt: Runtime, id: TaskId): Promise<{ feed: TaskOutputFeed; view: TaskView } | undefined> {
+    const feed = new TaskOutputFeed(rt, id);
+    let view: TaskView | undefined;
+    try {
+      view = await rt.get(id);
+    } catch (error) {
+      feed.dispose();
+      throw error;
+    }
+    if (!view) {
+      feed.dispose();
+      return undefined;
+    }
+    return { feed, view };
+  }
+
+  /** Streams into `sse`: state, stored lines after `after`, live facts, one `end`. */
+  async pipe(sse: SseStream, view: TaskView, after = -1): Promise<void> {
+    this.#sse = sse;
+    sse.onClose(() => this.dispose());
+    this.#lastSent = after;
+    sse.send('state', { state: view.state, attempts: view.attempts, ...(view.progress ? { progress: view.progress } : {}) });
+    if (view.progress) sse.send('progress', view.progress);
+    try {
+      await this.#sendStored(after);
+    } catch {
+      this.#finish(undefined);
+      return;
+    }
+    if (this.#phase === 'ended') return;
+    if (isFinal(view.state)) {
+      this.#finish(endFromView(view));
+      return;
+    }
+    this.#gapFrom = this.#lastSent;
+    this.#phase = 'live';
+    const held = this.#held;
+    this.#held = [];
+    for (const fact of held) {
+      if (this.#phase !== 'live') break;
+      this.#handle(fact);
+    }
+    if (this.#phase === 'live') {
+      this.#rt.flush().then(
+        () => this.#runCatchUp(),
+        () => {},
+      );
+    }
+  }
+
+  /** Unsubscribes everything. Idempotent. */
+  dispose(): void {
+    this.#phase = 'ended';
+    this.#held = [];
+    for (const off of this.#offs.splice(0)) off();
+  }
+
+  #handle(fact: TaskFact): void {
+    const sse = this.#sse!;
+    switch (fact.type) {
+      case 'task.output': {
+        const line = fact.line;
+        if (line.seq <= this.#lastSent) return;
+        this.#firstLive ??= line.seq;
+        this.#lastSent = line.seq;
+        sendLine(sse, line);
+        return;
+      }
+      case 'task.progress':
+        sse.send('progress', fact.progress);
+        return;
+      case 'task.started':
+        sse.send('state', { state: 'running', attempts: fact.attempt });
+        return;
+      case 'task.retrying':
+        sse.send('state', { state: 'retrying', attempts: fact.attempt, runAt: fact.runAt, error: publicError(fact.error) });
+        return;
+      case 'task.queued':
+        sse.send('state', { state: 'queued' });
+        return;
+      case 'task.succeeded':
+        this.#end({ state: 'succeeded', attempts: fact.attempt, result: fact.result });
+        return;
+      case 'task.failed':
+        this.#end({ state: 'failed', attempts: fact.attempt, error: publicError(fact.error) });
+        return;
+      case 'task.timed_out':
+        this.#end({ state: 'timed_out', attempts: fact.attempt, error: publicError(fact.error) });
+        return;
+      case 'task.cancelled':
+        this.#end({ state: 'cancelled' });
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The outcome arrived: every line before it is committed, so one last catch-up read, then `end`. */
+  #end(event: EndEvent): void {
+    if (this.#phase !== 'live') return;
+    this.#phase = 'holding';
+    const previous = this.#catchUp ?? Promise.resolve();
+    previous
+      .then(() => this.#catchUpOnce())
+      .catch(() => {})
+      .then(() => this.#finish(event));
+  }
+
+  #runCatchUp(): void {
+    if (this.#phase !== 'live' || this.#catchUp) return;
+    this.#catchUp = this.#catchUpOnce()
+      .catch(() => {})
+      .finally(() => {
+        this.#catchUp = undefined;
+      });
+  }
+
+  /** Sends stored lines with gapFrom < seq < firstLive (lines committed after the first read, never seen live). */
+  async #catchUpOnce(): Promise<void> {
+    let after = this.#gapFrom;
+    for (;;) {
+      if (this.#firstLive !== undefined && after >= this.#firstLive) return;
+      const lines = await this.#rt.output(this.#id, { ...(after >= 0 ? { after } : {}), limit: PAGE });
+      for (const line of lines) {
+        // Read per line: a live line may have arrived while the page was read.
+        const firstLive = this.#firstLive;
+        if (firstLive !== undefined && line.seq >= firstLive) {
+          this.#gapFrom = firstLive;
+          return;
+        }
+        sendLine(this.#sse!, line);
+        after = line.seq;
+        this.#gapFrom = after;
+        if (firstLive === undefined) this.#lastSent = Math.max(this.#lastSent, line.seq);
+      }
+      if (lines.length < PAGE) return;
+    }
+  }
+
+  async #sendStored(after: number): Promise<void> {
+    let cursor = after;
+    for (;;) {
+      const lines = await this.#rt.output(this.#id, { ...(cursor >= 0 ? { after: cursor } : {}), limit: PAGE });
+      for (const line of lines) {
+        sendLine(this.#sse!, line);
+        cursor = line.seq;
+      }
+      this.#lastSent = Math.max(this.#lastSent, cursor);
+      if (lines.length < PAGE || this.#phase === 'ended') return;
+    }
+  }
+
+  #finish(event: EndEvent | undefined): void {
+    const sse = this.#sse;
+    this.dispose();
+    if (!sse) return;
+    if (event) sse.send('end', event);
+    else sse.send('shutdown', { reason: 'the runtime stopped before the task ended; reconnect later' });
+    sse.close();
+  }
+}
+
+function sendLine(sse: SseStream, line: OutputLine): void {
+  sse.send('output', line, line.seq);
+}
+
+function isFinal(state: TaskState): boolean {
+  return state === 'succeeded' || state === 'failed' || state === 'cancelled' || state === 'timed_out';
+}
+
+/** The `end` event of a task that was already final when the client connected. */
+export function endFromView(view: TaskView): EndEvent {
+  const event: EndEvent = { state: view.state, attempts: view.attempts };
+  if (view.state === 'succeeded') event.result = view.result;
+  if (view.error !== undefined && view.state !== 'succeeded') event.error = publicError(view.error);
+  return event;
+}

@@ -1,0 +1,108 @@
+/**
+ * Reading request values the schemas let through. Query strings arrive as text, so the schemas only bound
+ * their shape (digits, length) and these helpers turn them into numbers and dates with a coded error naming
+ * the parameter; bodies are JSON and are checked by type. Ids of the wrong shape are "not found", never a
+ * lookup.
+ */
+import { ErrorCodes, invalidOption, TroupeError } from '../errors.ts';
+import { isTaskId, type TaskId } from '../ids.ts';
+import type { EnqueueOptions } from '../runtime.ts';
+import { isTaskState, type TaskState } from '../task.ts';
+
+/** Throws NOT_FOUND unless `id` has the shape of a task id (why: junk ids never reach the store). */
+export function requireTaskId(id: unknown): TaskId {
+  if (!isTaskId(id)) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${String(id).slice(0, 64)}\``);
+  return id;
+}
+
+const SCHEDULE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** Throws NOT_FOUND unless `id` has the shape of a schedule id. */
+export function requireScheduleId(id: unknown): string {
+  if (typeof id !== 'string' || !SCHEDULE_ID.test(id)) throw new TroupeError(ErrorCodes.NOT_FOUND, `No schedule \`${String(id).slice(0, 64)}\``);
+  return id;
+}
+
+/** Reads an optional integer query parameter in [min, max]. */
+export function readIntParam(value: string | undefined, path: string, min: number, max: number): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = /^-?\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw invalidOption(path, `an integer from ${min} to ${max}`, value);
+  return n;
+}
+
+/** Reads a time: epoch milliseconds (number or digits) or an ISO-8601 date. */
+export function readTime(value: unknown, path: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0) throw invalidOption(path, 'epoch milliseconds or an ISO date', value);
+    return value;
+  }
+  if (typeof value === 'string') {
+    if (/^\d{1,16}$/.test(value)) return Number(value);
+    if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
+      const t = Date.parse(value);
+      if (Number.isFinite(t)) return t;
+    }
+  }
+  throw invalidOption(path, 'epoch milliseconds or an ISO date', value);
+}
+
+/** Reads `state=failed` or `state=failed,timed_out`. */
+export function readStates(value: string | undefined): TaskState | TaskState[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  const parts = value.split(',').map((s) => s.trim());
+  for (const p of parts) if (!isTaskState(p)) throw invalidOption('state', 'a task state (scheduled, queued, running, retrying, succeeded, failed, cancelled, timed_out) or a comma-separated list of them', p);
+  return parts.length === 1 ? (parts[0] as TaskState) : (parts as TaskState[]);
+}
+
+/** The fields of one enqueue request (`POST /api/tasks` and each bulk item). */
+export interface EnqueueBody {
+  name: string;
+  input?: unknown;
+  priority?: number;
+  weight?: number;
+  delay?: number | string;
+  runAt?: number | string;
+  key?: string;
+  timeout?: number | string;
+}
+
+/** Maps an enqueue body onto the runtime's options (which validates them again, with the same path names). */
+export function toEnqueueOptions(body: EnqueueBody, path = 'body'): EnqueueOptions {
+  const options: EnqueueOptions = {};
+  if (body.priority !== undefined) options.priority = body.priority;
+  if (body.weight !== undefined) options.weight = body.weight;
+  if (body.delay !== undefined) options.delay = body.delay as EnqueueOptions['delay'];
+  if (body.timeout !== undefined) options.timeout = body.timeout as EnqueueOptions['timeout'];
+  if (body.key !== undefined) options.key = body.key;
+  if (body.runAt !== undefined) options.runAt = readTime(body.runAt, `${path}.runAt`);
+  return options;
+}
+
+/** JSON schema of one enqueue request. */
+export const ENQUEUE_ITEM_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 128 },
+    input: {},
+    priority: { type: 'integer' },
+    weight: { type: 'number' },
+    delay: { type: ['integer', 'string'], maxLength: 32 },
+    runAt: { type: ['integer', 'string'], maxLength: 40 },
+    key: { type: 'string', minLength: 1, maxLength: 512 },
+    timeout: { type: ['integer', 'string'], maxLength: 32 },
+  },
+} as const;
+
+/** A body that must be absent or `{}` (actions that take no arguments). An absent body is validated as null. */
+export const EMPTY_BODY_SCHEMA = { type: ['object', 'null'], additionalProperties: false, maxProperties: 0 } as const;
+
+/** Querystring schema helper: the named parameters, each a bounded string; nothing else. */
+export function querySchema(props: Record<string, number>): Record<string, unknown> {
+  const properties: Record<string, unknown> = {};
+  for (const [name, maxLength] of Object.entries(props)) properties[name] = { type: 'string', maxLength };
+  return { type: 'object', additionalProperties: false, properties };
+}

@@ -1,0 +1,135 @@
+/**
+ * The HTTP API's app factory: builds a fastify instance over a runtime and does NOT listen (tests inject or
+ * listen on port 0; `startServer` in listen.ts binds it for real).
+ *
+ * Order of a request:
+ *   1. host guard — without a token, the `Host` header must name this machine (a DNS-rebinding page cannot
+ *      reach a loopback API through its own domain);
+ *   2. origin guard — a state-changing request sent by a page of another origin is refused (CSRF);
+ *   3. bearer token — when one is set, every route except the dashboard page and its assets needs it;
+ *   4. JSON body (size-limited, parsed by fastify's prototype-poisoning-safe parser) and schema validation
+ *      (unknown properties are refused, not dropped; no type coercion);
+ *   5. the route, which calls the runtime (which validates again).
+ * Every error leaves as `{ error: { code, message, details? } }` (errors.ts).
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { ErrorCodes } from '../errors.ts';
+import type { Runtime } from '../runtime.ts';
+import { parseSize } from '../units.ts';
+import { createAdmission, type AdmissionOptions } from './admission.ts';
+import { createAuthHook, isLoopbackHost, validateToken } from './auth.ts';
+import { errorBody, toHttpError } from './errors.ts';
+import { createMetrics } from './metrics.ts';
+import { registerDashboardRoutes } from './routes/dashboard.ts';
+import { registerMaintenanceRoutes } from './routes/maintenance.ts';
+import { registerQueueRoutes } from './routes/queues.ts';
+import { registerScheduleRoutes } from './routes/schedules.ts';
+import { registerSystemRoutes } from './routes/system.ts';
+import { registerTaskRoutes, type RouteContext } from './routes/tasks.ts';
+import { SseHub } from './sse.ts';
+
+export interface ServerOptions {
+  /** Bearer token every API request must carry. @default none: no token is asked for */
+  token?: string;
+  /** The address the server will be bound to; without a token, `Host` headers must name it or loopback. @default '127.0.0.1' */
+  host?: string;
+  /** Largest request body, in bytes or as `'1MB'`. @default '1MB' */
+  bodyLimit?: number | string;
+  /** fastify's request logging (pino) to stdout. @default false */
+  logger?: boolean;
+  /** Interval of SSE heartbeat comments. @default 15000 */
+  heartbeatMs?: number;
+  /** Expose prom-client's process metrics on /metrics. @default true */
+  processMetrics?: boolean;
+  /** Due work waiting this long with no task started or finished makes /api/health answer 503. @default 300000 */
+  stallMs?: number;
+  /** Resource-aware admission: pause intake while the health check is in error. @default off */
+  admission?: AdmissionOptions;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Builds the app (why: a factory that does not listen lets tests and embedders choose how it is served). */
+export function createServer(rt: Runtime, options: ServerOptions = {}): FastifyInstance {
+  const token = options.token === undefined ? undefined : validateToken(options.token, 'token');
+  const host = options.host ?? '127.0.0.1';
+  const bodyLimit = parseSize(options.bodyLimit ?? '1MB', 'bodyLimit');
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, allowUnionTypes: true } },
+    routerOptions: { maxParamLength: 300 },
+  });
+  const hub = new SseHub();
+  const metrics = createMetrics(rt, { processMetrics: options.processMetrics ?? true, sseClients: () => hub.size });
+  const ctx: RouteContext = { rt, hub, sse: { clock: rt.options.clock, heartbeatMs: options.heartbeatMs ?? 15_000 } };
+  const admission = options.admission ? createAdmission(rt, options.admission) : undefined;
+
+  app.setErrorHandler((error, request, reply) => {
+    const { status, body } = toHttpError(error);
+    if (status >= 500 && body.error.code === ErrorCodes.INTERNAL) request.log.error({ err: error }, 'request failed');
+    void reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(errorBody(ErrorCodes.NOT_FOUND, `No route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`));
+  });
+
+  if (token === undefined) app.addHook('onRequest', hostGuard(host));
+  app.addHook('onRequest', originGuard);
+  if (token !== undefined) app.addHook('onRequest', createAuthHook(token));
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    return payload;
+  });
+
+  registerTaskRoutes(app, ctx);
+  registerScheduleRoutes(app, ctx);
+  registerQueueRoutes(app, ctx);
+  registerMaintenanceRoutes(app, ctx);
+  registerSystemRoutes(app, ctx, { metrics, ...(options.stallMs !== undefined ? { stallMs: options.stallMs } : {}) });
+  registerDashboardRoutes(app);
+
+  app.addHook('preClose', async () => {
+    hub.closeAll();
+  });
+  app.addHook('onClose', async () => {
+    admission?.stop();
+    metrics.close();
+  });
+  return app;
+}
+
+/** Without a token, only requests addressed to this machine (or the configured host) are served. */
+function hostGuard(boundHost: string): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  const bound = boundHost.toLowerCase();
+  return async (request, reply) => {
+    const header = request.headers.host;
+    const name = typeof header === 'string' ? hostnameOf(header) : '';
+    if (name && (isLoopbackHost(name) || name === bound)) return;
+    await reply.code(403).send(errorBody(ErrorCodes.UNAUTHORIZED, 'This server answers only requests addressed to its own host; set a token to serve other names'));
+  };
+}
+
+/** A browser page of another origin may not change anything (it cannot read answers anyway: no CORS). */
+async function originGuard(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  if (SAFE_METHODS.has(request.method)) return;
+  const site = request.headers['sec-fetch-site'];
+  const origin = request.headers.origin;
+  let crossSite = site === 'cross-site';
+  if (!crossSite && typeof origin === 'string' && origin !== 'null') {
+    try {
+      crossSite = new URL(origin).host.toLowerCase() !== String(request.headers.host ?? '').toLowerCase();
+    } catch {
+      crossSite = true;
+    }
+  } else if (origin === 'null') crossSite = true;
+  if (!crossSite) return;
+  await reply.code(403).send(errorBody(ErrorCodes.UNAUTHORIZED, 'Cross-origin requests may not change anything here'));
+}
+
+function hostnameOf(hostHeader: string): string {
+  const h = hostHeader.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, h.indexOf(']') > 0 ? h.indexOf(']') : undefined);
+  const colon = h.lastIndexOf(':');
+  return colon > 0 && h.indexOf(':') === colon ? h.slice(0, colon) : h;
+}
