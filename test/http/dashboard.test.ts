@@ -1,0 +1,106 @@
+// The dashboard in a real browser: Debian's Chromium driven by playwright-core against the real server.
+// Issue 4: open the dashboard, enqueue a task, watch its output and progress arrive, cancel it.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { startHarness, type Harness } from './helpers.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
+if (skip) console.log(`# skipping the dashboard browser tests: ${skip}`);
+
+async function openBrowser(): Promise<{ context: BrowserContext; dir: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'troupe-chromium-'));
+  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1400, height: 1000 } });
+  return { context, dir };
+}
+
+describe('dashboard (real browser)', { skip }, () => {
+  let h: Harness;
+  let context: BrowserContext;
+  let dir: string;
+  let page: Page;
+  const errors: string[] = [];
+
+  before(async () => {
+    h = await startHarness();
+    ({ context, dir } = await openBrowser());
+    page = await context.newPage();
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  });
+
+  after(async () => {
+    await context?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    await h?.close();
+  });
+
+  it('enqueues a command, shows its live output and progress, and cancels it', async () => {
+    await page.goto(h.url);
+    await page.locator('#enqueue-name option[value="gated"]').waitFor({ state: 'attached' });
+    await page.selectOption('#enqueue-name', 'gated');
+    await page.fill('#enqueue-input', '{"lines": 3, "gate": "browser"}');
+    await page.click('#enqueue-submit');
+
+    // Lines and progress arrive while the command waits for its gate (it never opens: we cancel).
+    await page.locator('#detail-output .line', { hasText: 'line 3' }).waitFor();
+    assert.deepEqual(await page.locator('#detail-output .line').allTextContents(), ['line 1\n', 'line 2\n', 'line 3\n']);
+    await page.waitForFunction(() => document.getElementById('detail-progress')?.getAttribute('aria-valuenow') === '75');
+    assert.equal(await page.getAttribute('#detail-state', 'data-state'), 'running');
+    const id = (await page.textContent('#detail-id'))!;
+    assert.equal((await h.rt.get(id))?.state, 'running');
+
+    // The table got the new task from the live event stream.
+    await page.locator(`#task-rows tr[data-id="${id}"]`).waitFor();
+    await page.screenshot({ path: '/tmp/troupe-dashboard.png', fullPage: true });
+
+    await page.click('#detail-cancel');
+    await page.locator('#detail-outcome[data-state="cancelled"]').waitFor();
+    await page.locator('#detail-state[data-state="cancelled"]').waitFor();
+    assert.equal((await h.rt.get(id))?.state, 'cancelled');
+    await page.locator(`#task-rows tr[data-id="${id}"] .badge.s-cancelled`).waitFor();
+    assert.deepEqual(errors, []);
+  });
+
+  it('shows the counts, the supervision tree and the health report', async () => {
+    await page.goto(h.url);
+    await page.locator('#counts .n[data-state="cancelled"]', { hasText: '1' }).waitFor();
+    await page.locator('#tree .actor', { hasText: 'executor' }).waitFor();
+    await page.locator('#health table').waitFor();
+    assert.match((await page.textContent('#health-pill')) ?? '', /ok|stalled/);
+  });
+});
+
+describe('dashboard with a token (real browser)', { skip }, () => {
+  const token = 'dashboard-token-0123456789abcdef';
+  let h: Harness;
+  let context: BrowserContext;
+  let dir: string;
+
+  before(async () => {
+    h = await startHarness({ server: { token } });
+    ({ context, dir } = await openBrowser());
+  });
+
+  after(async () => {
+    await context?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    await h?.close();
+  });
+
+  it('loads the page without the token, asks for it on 401, then works', async () => {
+    const page = await context.newPage();
+    await page.goto(h.url);
+    await page.locator('#token-form:not([hidden])').waitFor();
+    await page.fill('#token-input', token);
+    await page.click('#token-form button[type="submit"]');
+    await page.locator('#enqueue-name option[value="echo"]').waitFor({ state: 'attached' });
+    await page.locator('#tree .actor', { hasText: 'tracker' }).waitFor();
+  });
+});
