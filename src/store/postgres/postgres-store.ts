@@ -38,7 +38,8 @@ import { NotifyListener } from './listener.ts';
 import { migrate } from './migrations.ts';
 import { isConnectionError, toStoreError } from './pg-errors.ts';
 import { cancel } from './queries/cancel.ts';
-import { claim, claimWeighted } from './queries/claim.ts';
+import { claim } from './queries/claim.ts';
+import { claimWeighted, claimWeightedOne, createDraws, type Draws } from './queries/claim-weighted.ts';
 import { counts } from './queries/counts.ts';
 import { enqueue } from './queries/enqueue.ts';
 import { get } from './queries/get.ts';
@@ -133,6 +134,7 @@ class PgStore implements PostgresStore {
   readonly #n: PgNames;
   readonly #types = createTypes();
   readonly #pool: Pool;
+  readonly #draws: Draws;
   #status: StoreStatus = StoreStatus.idle;
   #opening: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -147,6 +149,7 @@ class PgStore implements PostgresStore {
     this.#s = settings;
     this.#n = settings.names;
     this.strategy = options.strategy;
+    this.#draws = createDraws(options.random);
     this.#pool = new pg.Pool({
       connectionString: url,
       max: settings.poolSize,
@@ -233,11 +236,18 @@ class PgStore implements PostgresStore {
 
   claim(request: ClaimRequest): Promise<TaskRecord[]> {
     const strategy = this.strategy;
-    if (strategy === 'weighted-random') {
-      if (!(request.limit >= 1)) return this.#use('claim', async () => []);
-      return this.#transaction('claim', (client) => claimWeighted(client, this.#n, this.#options.random, request));
-    }
+    if (strategy === 'weighted-random') return this.#claimWeighted(request);
     return this.#use('claim', (db) => claim(db, this.#n, strategy, request));
+  }
+
+  async #claimWeighted(request: ClaimRequest): Promise<TaskRecord[]> {
+    const limit = Math.floor(request.limit);
+    if (!(limit >= 1)) return this.#use('claim', async () => []);
+    if (limit === 1) {
+      const one = await this.#use('claim', (db) => claimWeightedOne(db, this.#n, this.#draws, request));
+      if (one) return one;
+    }
+    return this.#transaction('claim', (client) => claimWeighted(client, this.#n, this.#draws, request));
   }
 
   heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number> {
