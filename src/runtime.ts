@@ -586,7 +586,9 @@ export class Runtime implements AsyncDisposable {
   }
 
   #threadPool(): ThreadPool {
-    this.#pool ??= createThreadPool({ ...this.options.pool });
+    // The executor may hand the pool as many jobs as it runs tasks: an automatic queue bound never refuses them.
+    const { pool, concurrency } = this.options;
+    this.#pool ??= createThreadPool({ ...pool, maxQueue: pool.maxQueue === 'auto' ? Math.max(concurrency, pool.maxThreads ** 2 * pool.maxBatch) : pool.maxQueue });
     return this.#pool;
   }
 

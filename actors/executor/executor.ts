@@ -291,6 +291,9 @@ export class Executor implements Actor<TroupeMessage> {
   }
 }
 
+/** Errors that say "not this task's fault, run it again": a batch-mate's thread ended, the pool's queue was full. */
 function isRequeue(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { details?: { requeue?: unknown } }).details?.requeue === true;
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { code?: unknown; details?: { requeue?: unknown } };
+  return e.details?.requeue === true || e.code === ErrorCodes.POOL_EXHAUSTED;
 }
