@@ -51,7 +51,7 @@ describe('dashboard (real browser)', { skip }, () => {
     // Lines and progress arrive while the command waits for its gate (it never opens: we cancel).
     await page.locator('#detail-output .line', { hasText: 'line 3' }).waitFor();
     assert.deepEqual(await page.locator('#detail-output .line').allTextContents(), ['line 1\n', 'line 2\n', 'line 3\n']);
-    await page.waitForFunction(() => document.getElementById('detail-progress')?.getAttribute('aria-valuenow') === '75');
+    await page.locator('#detail-progress[aria-valuenow="75"]').waitFor();
     assert.equal(await page.getAttribute('#detail-state', 'data-state'), 'running');
     const id = (await page.textContent('#detail-id'))!;
     assert.equal((await h.rt.get(id))?.state, 'running');
