@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TreeNode } from './actor/actor.ts';
 import { Supervisor } from './actor/supervisor.ts';
-import { ask } from './bus/ask.ts';
+import { Requester } from './bus/requester.ts';
 import { Bus } from './bus/bus.ts';
 import type { Inspection } from './bus/message.ts';
 import { adviseFromTraits, type Advice, type TaskTraits } from './advisor.ts';
@@ -23,7 +23,7 @@ import { resolveOptions, plainObject, positiveInteger, type ResolvedOptions, typ
 import { Orchestrator } from './orchestrator.ts';
 import { createThreadPool, type ThreadPool } from './pool/thread-pool.ts';
 import { activeCommandPids, runCommand } from './process/run-command.ts';
-import { Registry, type ResolvedTask, type TaskDefinition } from './registry.ts';
+import { assertJson, Registry, type ResolvedTask, type TaskDefinition } from './registry.ts';
 import { resolveRetryPolicy } from './schedule/backoff.ts';
 import { validateScheduleSpec } from './schedule/cron.ts';
 import { openStore } from './store/open-store.ts';
@@ -144,6 +144,7 @@ export class Runtime implements AsyncDisposable {
   readonly #store: Store;
   readonly #bus: Bus<TroupeMessage>;
   readonly #root: Supervisor<TroupeMessage>;
+  readonly #requester: Requester<TroupeMessage, Reply>;
   #status: RuntimeStatus = RuntimeStatus.idle;
   #pool: ThreadPool | undefined;
   #handles = new Map<TaskId, HandleState<any>>();
@@ -164,6 +165,7 @@ export class Runtime implements AsyncDisposable {
     this.#lastProgressAt = this.#startedAt;
     this.nodeId = options.nodeId ?? createNodeId(os.hostname(), process.pid, this.#startedAt);
     this.#bus = new Bus<TroupeMessage>(options.clock);
+    this.#requester = new Requester<TroupeMessage, Reply>(this.#bus, `${SELF}/req`);
     this.#root = new Supervisor<TroupeMessage>(this.#bus, options.clock, {
       address: ROOT,
       strategy: 'one-for-one',
@@ -572,6 +574,7 @@ export class Runtime implements AsyncDisposable {
     if (this.#pool) await step(() => this.#pool!.close({ force: true }));
     if (this.#builtin) await step(() => this.#builtin!.close());
     await step(() => this.#store.close());
+    this.#requester.close();
     this.#status = RuntimeStatus.stopped;
     this.#bus.publish(SELF, { type: 'runtime.status', status: 'stopped', at: o.clock.now() });
     if (errors.length > 0) o.logger.error('errors while closing', { errors: errors.map((e) => serializeError(e).message) });
@@ -597,7 +600,10 @@ export class Runtime implements AsyncDisposable {
   }
 
   async #askRaw(msg: TroupeMessage & { replyTo: string }, timeoutMs = 30_000): Promise<unknown> {
-    const reply = await ask<TroupeMessage, Reply>(this.#bus, SELF, ORCH, (replyTo) => ({ ...msg, replyTo }) as TroupeMessage, { timeoutMs });
+    const reply = await this.#requester.request(SELF, ORCH, (replyTo) => {
+      msg.replyTo = replyTo;
+      return msg;
+    }, timeoutMs);
     if (!reply.ok) throw deserializeError(reply.error);
     return reply.value;
   }
@@ -619,7 +625,7 @@ export class Runtime implements AsyncDisposable {
   async #buildTask(name: string, input: unknown, options: EnqueueOptions, extra?: { id?: string; key?: string; scheduleId?: string; runAt?: number }, path = 'options'): Promise<NewTask> {
     this.#assertOpen();
     const def = this.#registry.require(name);
-    const o = plainObject(options, path, ENQUEUE_KEYS) as EnqueueOptions;
+    const o = isEmpty(options) ? EMPTY_OPTIONS : (plainObject(options, path, ENQUEUE_KEYS) as EnqueueOptions);
     const now = this.options.clock.now();
     let runAt = extra?.runAt ?? now;
     if (o.delay !== undefined) runAt = now + parseDuration(o.delay, `${path}.delay`);
@@ -636,7 +642,10 @@ export class Runtime implements AsyncDisposable {
     if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 512)) throw invalidOption(`${path}.key`, 'a non-empty string of at most 512 characters', key);
     const retry = o.retry === undefined ? undefined : resolveRetryPolicy(o.retry, `${path}.retry`, def.retry);
     const timeoutMs = o.timeout === undefined ? undefined : parseDuration(o.timeout, `${path}.timeout`);
-    const value = await this.#registry.validateInput(def, input);
+    let value = input;
+    if (def.validate) value = await this.#registry.validateInput(def, input);
+    else if (input !== null && typeof input === 'object') assertJson(input, def.name);
+    else if (typeof input === 'function' || typeof input === 'symbol' || typeof input === 'bigint') assertJson(input, def.name);
     const task: NewTask = {
       id: extra?.id ?? createTaskId(now),
       name: def.name,
@@ -733,6 +742,15 @@ export class Runtime implements AsyncDisposable {
     this.options.logger.error('supervision tree gave up', { error: error.message });
     void this.close({ force: true, timeout: 0 });
   }
+}
+
+const EMPTY_OPTIONS: EnqueueOptions = Object.freeze({});
+
+function isEmpty(options: unknown): boolean {
+  if (options === undefined) return true;
+  if (typeof options !== 'object' || options === null || Object.getPrototypeOf(options) !== Object.prototype) return false;
+  for (const _ in options) return false;
+  return true;
 }
 
 function outcomeState(fact: TaskOutcome): TaskState {

@@ -16,7 +16,8 @@ import { BROADCAST, type Inspection, type ListenerMap, type Message, type Messag
 
 /** Anything that can take a message: an actor's mailbox, or a one-shot reply slot of `ask`. */
 export interface Deliverable<M extends Message> {
-  deliver(msg: M, from: ActorAddress): void;
+  /** `to` is the full address told, e.g. `runtime/req#42` for a target registered at `runtime/req`. */
+  deliver(msg: M, from: ActorAddress, to: ActorAddress): void;
 }
 
 export class Bus<M extends Message> {
@@ -48,14 +49,19 @@ export class Bus<M extends Message> {
 
   /** Sends `msg` to the actor at `to`. A message to nobody is counted as a dead letter and dropped. */
   tell(from: ActorAddress, to: ActorAddress, msg: M): void {
-    const target = this.#targets.get(to);
+    // `base#tag` reaches the target registered at `base` (one requester serves many reply addresses).
+    let target = this.#targets.get(to);
+    if (target === undefined) {
+      const hash = to.indexOf('#');
+      if (hash > 0) target = this.#targets.get(to.slice(0, hash));
+    }
     if (this.#inspectors.size > 0) this.#emitInspection(from, to, msg, target === undefined);
     if (target === undefined) {
       this.#deadLetters++;
       return;
     }
     this.#delivered++;
-    target.deliver(msg, from);
+    target.deliver(msg, from, to);
   }
 
   /** Emits a fact to every subscriber of its type. */
