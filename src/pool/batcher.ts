@@ -30,7 +30,7 @@ export const SlotFlags = {
 /** Int32 cells per slot: flags, threadId. */
 export const CELLS_PER_SLOT = 2;
 
-/** One job as sent to a worker. Short keys: this object is structured-cloned once per job. */
+/** One job as the worker reads it. */
 export interface WireJob {
   /** Slot index. */
   s: number;
@@ -47,12 +47,77 @@ export interface WireJob {
   a: number;
 }
 
-/** What the worker sends back for one job. */
-export type WireReply =
-  | { r: unknown; m?: number; e?: undefined; x?: undefined }
-  | { e: SerializedError; m?: number; r?: undefined; x?: undefined }
-  /** Skipped: the job was aborted before it started. */
-  | { x: 1; r?: undefined; e?: undefined; m?: undefined };
+/**
+ * One Piscina run's message, flat: `[H, ...handlers, N, ...names, ...jobs]`, each job JOB_WIDTH cells
+ * (slot, seq, handler index, input, id, name index, attempt). A flat array of primitives clones in about half
+ * the time of an array of job objects, and handler URLs and names are sent once per run, not once per job.
+ */
+export type WireRun = unknown[];
+export const JOB_WIDTH = 7;
+
+/** Packs jobs into a WireRun. */
+export class RunWriter {
+  readonly #handlers: string[] = [];
+  readonly #names: string[] = [];
+  readonly #jobs: unknown[] = [];
+
+  add(slot: number, seq: number, handler: string, input: unknown, id: string, name: string, attempt: number): void {
+    let h = this.#handlers.indexOf(handler);
+    if (h === -1) h = this.#handlers.push(handler) - 1;
+    let n = this.#names.indexOf(name);
+    if (n === -1) n = this.#names.push(name) - 1;
+    this.#jobs.push(slot, seq, h, input, id, n, attempt);
+  }
+
+  finish(): WireRun {
+    const head: unknown[] = [this.#handlers.length, ...this.#handlers, this.#names.length, ...this.#names];
+    return head.concat(this.#jobs);
+  }
+}
+
+/** Unpacks a WireRun (worker side). */
+export function readRun(wire: WireRun): WireJob[] {
+  const handlerCount = wire[0] as number;
+  const handlers = wire.slice(1, 1 + handlerCount) as string[];
+  const nameCount = wire[1 + handlerCount] as number;
+  const names = wire.slice(2 + handlerCount, 2 + handlerCount + nameCount) as string[];
+  const jobs: WireJob[] = [];
+  for (let at = 2 + handlerCount + nameCount; at < wire.length; at += JOB_WIDTH) {
+    jobs.push({
+      s: wire[at] as number, q: wire[at + 1] as number, h: handlers[wire[at + 2] as number]!, i: wire[at + 3],
+      id: wire[at + 4] as string, n: names[wire[at + 5] as number]!, a: wire[at + 6] as number,
+    });
+  }
+  return jobs;
+}
+
+/**
+ * A run's replies, flat: two cells per job, `[tag, value]`. The tag's low two bits say what happened
+ * (ReplyKinds); the rest is the number of side messages the job sent (`tag >> 2`).
+ */
+export type WireReplies = unknown[];
+
+export const ReplyKinds = {
+  /** value: the result. */
+  ok: 0,
+  /** value: a SerializedError. */
+  error: 1,
+  /** Not run: aborted before it started. */
+  skipped: 2,
+} as const;
+export type ReplyKind = (typeof ReplyKinds)[keyof typeof ReplyKinds];
+
+export function replyTag(kind: ReplyKind, sideMessages: number): number {
+  return kind | (sideMessages << 2);
+}
+
+export function replyKind(tag: number): ReplyKind {
+  return (tag & 3) as ReplyKind;
+}
+
+export function replySideMessages(tag: number): number {
+  return tag >> 2;
+}
 
 /** Worker → main, on the `:up` channel. */
 export interface UpMessage {

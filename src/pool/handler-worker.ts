@@ -2,7 +2,7 @@
  * Runs inside a Piscina worker thread: loads handler modules (once per file URL per thread), builds each job's
  * `ctx`, and turns outcomes into replies the main thread can rebuild (errors keep code, name, stack and hints).
  *
- * Piscina hands this module one task at a time: a single job, or an array of jobs (a batch). A batch's
+ * Piscina hands this module one run at a time: one job, or several (a batch), packed by `batcher.ts`. A batch's
  * handlers are *called* in order; a synchronous handler runs to completion before the next is called, an
  * async one is awaited together with the rest, so async handlers of one batch overlap. The reply comes back
  * when every job of the batch has settled.
@@ -13,8 +13,8 @@
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { ErrorCodes, TroupeError, deserializeError, invalidOption, serializeError } from '../errors.ts';
 import {
-  CELLS_PER_SLOT, SlotFlags, channelNames,
-  type DownMessage, type UpMessage, type WireJob, type WireReply, type WorkerData,
+  CELLS_PER_SLOT, ReplyKinds, SlotFlags, channelNames, readRun, replyTag,
+  type DownMessage, type UpMessage, type WireJob, type WireReplies, type WireRun, type WorkerData,
 } from './batcher.ts';
 
 type Handler = (input: unknown, ctx: JobContext) => unknown;
@@ -22,7 +22,6 @@ type Handler = (input: unknown, ctx: JobContext) => unknown;
 const data = workerData as WorkerData;
 const cells = new Int32Array(data.cells);
 const names = channelNames(data.channel);
-const SKIPPED: WireReply = Object.freeze({ x: 1 }) as WireReply;
 
 /** Loaded handlers by file URL, or the import still under way. */
 const handlers = new Map<string, Handler | Promise<Handler>>();
@@ -128,67 +127,74 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     && typeof (value as { then?: unknown }).then === 'function';
 }
 
-function finish(ctx: JobContext, ok: boolean, value: unknown): WireReply {
+/** Writes a job's outcome into its two reply cells. */
+function finish(ctx: JobContext, ok: boolean, value: unknown, out: WireReplies, at: number): void {
   running[ctx.slot] = undefined;
   Atomics.or(cells, ctx.slot * CELLS_PER_SLOT, SlotFlags.DONE);
-  let reply: WireReply;
   if (ok && (typeof value === 'function' || typeof value === 'symbol')) {
-    reply = { e: serializeError(new TroupeError(ErrorCodes.TASK_FAILED, `Handler of \`${ctx.name}\` returned a ${typeof value}, which cannot leave the worker thread`)) };
-  } else {
-    reply = ok ? { r: value } : { e: serializeError(value) };
+    ok = false;
+    value = new TroupeError(ErrorCodes.TASK_FAILED, `Handler of \`${ctx.name}\` returned a ${typeof value}, which cannot leave the worker thread`);
   }
-  if (ctx.sent > 0) reply.m = ctx.sent;
-  return reply;
+  out[at] = replyTag(ok ? ReplyKinds.ok : ReplyKinds.error, ctx.sent);
+  out[at + 1] = ok ? value : serializeError(value);
 }
 
-function invoke(fn: Handler, job: WireJob, ctx: JobContext): WireReply | Promise<WireReply> {
-  let out: unknown;
+/** Calls the handler; returns a promise only when the job is still running. */
+function invoke(fn: Handler, job: WireJob, ctx: JobContext, out: WireReplies, at: number): Promise<void> | undefined {
+  let result: unknown;
   try {
-    out = fn(job.i, ctx);
+    result = fn(job.i, ctx);
   } catch (error) {
-    return finish(ctx, false, error);
+    finish(ctx, false, error, out, at);
+    return undefined;
   }
-  if (isThenable(out)) {
-    return Promise.resolve(out).then((v) => finish(ctx, true, v), (e: unknown) => finish(ctx, false, e));
+  if (isThenable(result)) {
+    return Promise.resolve(result).then(
+      (v) => finish(ctx, true, v, out, at),
+      (e: unknown) => finish(ctx, false, e, out, at),
+    );
   }
-  return finish(ctx, true, out);
+  finish(ctx, true, result, out, at);
+  return undefined;
 }
 
 /** Starts one job: skipped if main aborted it first; otherwise the handler runs with a fresh ctx. */
-function start(job: WireJob): WireReply | Promise<WireReply> {
-  const at = job.s * CELLS_PER_SLOT;
-  Atomics.store(cells, at + 1, threadId);
-  if (Atomics.or(cells, at, SlotFlags.STARTED) & SlotFlags.ABORTED) return SKIPPED;
+function start(job: WireJob, out: WireReplies, at: number): Promise<void> | undefined {
+  const cell = job.s * CELLS_PER_SLOT;
+  Atomics.store(cells, cell + 1, threadId);
+  if (Atomics.or(cells, cell, SlotFlags.STARTED) & SlotFlags.ABORTED) {
+    out[at] = replyTag(ReplyKinds.skipped, 0);
+    out[at + 1] = undefined;
+    return undefined;
+  }
   const ctx = new JobContext(job);
   running[job.s] = ctx;
   const cached = handlers.get(job.h);
-  if (typeof cached === 'function') return invoke(cached, job, ctx);
-  return (cached ?? loadHandler(job.h)).then((fn) => invoke(fn, job, ctx), (e: unknown) => finish(ctx, false, e));
+  if (typeof cached === 'function') return invoke(cached, job, ctx, out, at);
+  return (cached ?? loadHandler(job.h)).then(
+    (fn) => invoke(fn, job, ctx, out, at),
+    (e: unknown) => finish(ctx, false, e, out, at),
+  );
 }
 
-function startBatch(jobs: WireJob[]): WireReply[] | Promise<WireReply[]> {
-  const replies = new Array<WireReply>(jobs.length);
+/** Piscina's entry: a run of one or more jobs in, their replies out. Never throws: failures are replies. */
+export default function runJobs(wire: WireRun): WireReplies | Promise<WireReplies> {
+  const jobs = readRun(wire);
+  const out: WireReplies = new Array(jobs.length * 2);
   let waiting = 0;
-  let done: ((r: WireReply[]) => void) | undefined;
+  let done: ((r: WireReplies) => void) | undefined;
+  const settleOne = () => {
+    if (--waiting === 0 && done !== undefined) done(out);
+  };
   for (let k = 0; k < jobs.length; k++) {
-    const r = start(jobs[k]!);
-    if (r instanceof Promise) {
+    const running = start(jobs[k]!, out, k * 2);
+    if (running !== undefined) {
       waiting++;
-      void r.then((reply) => {
-        replies[k] = reply;
-        if (--waiting === 0 && done) done(replies);
-      });
-    } else {
-      replies[k] = r;
+      void running.then(settleOne);
     }
   }
-  if (waiting === 0) return replies;
+  if (waiting === 0) return out;
   return new Promise((resolve) => {
     done = resolve;
   });
-}
-
-/** Piscina's entry: one job or a batch in, its reply or replies out. Never throws: failures are replies. */
-export default function runJobs(task: WireJob | WireJob[]): WireReply | WireReply[] | Promise<WireReply | WireReply[]> {
-  return Array.isArray(task) ? startBatch(task) : start(task);
 }

@@ -19,10 +19,10 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { Piscina } from 'piscina';
-import { ErrorCodes, TroupeError, deserializeError, serializeError } from '../errors.ts';
+import { ErrorCodes, TroupeError, deserializeError, serializeError, type SerializedError } from '../errors.ts';
 import {
-  SlotFlags, SlotTable, channelNames, resolveBatchSize,
-  type DownMessage, type UpMessage, type WireJob, type WireReply, type WorkerData,
+  ReplyKinds, RunWriter, SlotFlags, SlotTable, channelNames, replyKind, replySideMessages, resolveBatchSize,
+  type DownMessage, type UpMessage, type WireReplies, type WorkerData,
 } from './batcher.ts';
 
 export interface ThreadPoolOptions {
@@ -81,6 +81,8 @@ export interface ThreadPool {
 
 export type PoolStatus = 'running' | 'stopping' | 'stopped';
 
+/** How often pending jobs are checked for aborts before they have listeners. */
+const SWEEP_MS = 10;
 const WORKER_FILE = new URL('./handler-worker.ts', import.meta.url).href;
 const EntryStates = { queued: 0, sent: 1, settled: 2 } as const;
 type EntryState = (typeof EntryStates)[keyof typeof EntryStates];
@@ -101,32 +103,48 @@ interface Run {
   hardStopped: boolean;
 }
 
-/** One job's bookkeeping; it is its own abort listener (no closure per job). */
+/** One job's bookkeeping. */
 class Entry {
   state: EntryState = EntryStates.queued;
   slot = -1;
   run: Run | undefined;
-  /** Side messages received, and the reply held back until all of them came. */
+  /** Side messages received, and the reply (tag, value) held back until all of them came. */
   received = 0;
-  reply: WireReply | undefined;
+  replyTag = -1;
+  replyValue: unknown;
   /** Send alone (after its batch could not be cloned). */
   solo = false;
+  /** Abort listeners attached (only jobs that outlive one sweep get them). */
+  listening = false;
   readonly seq: number;
   readonly job: HandlerJob;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
-  readonly #onAbort: (entry: Entry, signal: AbortSignal) => void;
 
-  constructor(seq: number, job: HandlerJob, resolve: (v: unknown) => void, reject: (e: unknown) => void, onAbort: (entry: Entry, signal: AbortSignal) => void) {
+  constructor(seq: number, job: HandlerJob, resolve: (v: unknown) => void, reject: (e: unknown) => void) {
     this.seq = seq;
     this.job = job;
     this.resolve = resolve;
     this.reject = reject;
+  }
+}
+
+/**
+ * One abort listener per distinct signal, whatever the number of jobs watching it: a signal shared by many jobs
+ * (a runtime-wide shutdown signal, say) gets one listener, not one per job.
+ */
+class SignalWatch {
+  readonly entries = new Set<Entry>();
+  readonly #signal: AbortSignal;
+  readonly #onAbort: (entry: Entry, signal: AbortSignal) => void;
+
+  constructor(signal: AbortSignal, onAbort: (entry: Entry, signal: AbortSignal) => void) {
+    this.#signal = signal;
     this.#onAbort = onAbort;
   }
 
-  handleEvent(event: Event): void {
-    this.#onAbort(this, event.target as AbortSignal);
+  handleEvent(): void {
+    for (const e of [...this.entries]) this.#onAbort(e, this.#signal);
   }
 }
 
@@ -150,6 +168,7 @@ class HandlerThreadPool implements ThreadPool {
   readonly #down: BroadcastChannel;
   readonly #onError: ((error: unknown) => void) | undefined;
   readonly #abortListener = (entry: Entry, signal: AbortSignal): void => this.#onAbort(entry, signal);
+  readonly #watches = new Map<AbortSignal, SignalWatch>();
   #queue: Entry[] = [];
   #head = 0;
   #queued = 0;
@@ -161,6 +180,7 @@ class HandlerThreadPool implements ThreadPool {
   #forced = false;
   #closing: Promise<void> | undefined;
   #idle: (() => void) | undefined;
+  #sweepTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: ThreadPoolOptions) {
     this.#maxRuns = options.maxThreads;
@@ -221,9 +241,8 @@ class HandlerThreadPool implements ThreadPool {
       resolve = res;
       reject = rej;
     });
-    const entry = new Entry(++this.#seq, job, resolve, reject, this.#abortListener);
-    job.signal.addEventListener('abort', entry);
-    if (job.hardSignal !== job.signal) job.hardSignal.addEventListener('abort', entry);
+    const entry = new Entry(++this.#seq, job, resolve, reject);
+    if (this.#sweepTimer === undefined) this.#armSweep();
     if (this.#runs < this.#maxRuns && this.#queued === 0) {
       this.#dispatch([entry]);
     } else {
@@ -267,7 +286,7 @@ class HandlerThreadPool implements ThreadPool {
     this.#queue = [];
     this.#head = 0;
     this.#queued = 0;
-    for (const e of this.#held.values()) this.#settleReply(e, e.reply!);
+    for (const e of this.#held.values()) this.#settleReply(e, e.replyTag, e.replyValue);
     this.#held.clear();
     void this.#piscina.destroy().catch((error: unknown) => this.#report(error));
     this.#checkIdle();
@@ -293,6 +312,69 @@ class HandlerThreadPool implements ThreadPool {
     }
   }
 
+  #armSweep(): void {
+    this.#sweepTimer = setTimeout(() => this.#sweep(), SWEEP_MS);
+    this.#sweepTimer.unref();
+  }
+
+  /**
+   * Notices aborts without paying for abort listeners on every job (adding and removing two listeners costs
+   * more main-thread time than a batched job's whole dispatch). Every SWEEP_MS while jobs are pending: a waiting
+   * job whose signal aborted is dropped; a job in flight gets its listeners now, so a long-running job reacts at
+   * once from then on. Short jobs never get listeners; an abort reaches any job within SWEEP_MS.
+   */
+  #sweep(): void {
+    this.#sweepTimer = undefined;
+    let pending = false;
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const e = this.#queue[i]!;
+      if (e.state !== EntryStates.queued) continue;
+      pending = true;
+      const signal = e.job.hardSignal.aborted ? e.job.hardSignal : e.job.signal.aborted ? e.job.signal : undefined;
+      if (signal !== undefined) this.#onAbort(e, signal);
+    }
+    for (const e of this.#bySlot) {
+      if (e === undefined || e.state !== EntryStates.sent || e.listening) {
+        if (e !== undefined && e.state === EntryStates.sent) pending = true;
+        continue;
+      }
+      pending = true;
+      this.#watch(e);
+      const signal = e.job.hardSignal.aborted ? e.job.hardSignal : e.job.signal.aborted ? e.job.signal : undefined;
+      if (signal !== undefined) this.#onAbort(e, signal);
+    }
+    if (pending && this.#sweepTimer === undefined) this.#armSweep();
+  }
+
+  #watch(e: Entry): void {
+    e.listening = true;
+    this.#watchSignal(e, e.job.signal);
+    if (e.job.hardSignal !== e.job.signal) this.#watchSignal(e, e.job.hardSignal);
+  }
+
+  #watchSignal(e: Entry, signal: AbortSignal): void {
+    let watch = this.#watches.get(signal);
+    if (watch === undefined) {
+      watch = new SignalWatch(signal, this.#abortListener);
+      this.#watches.set(signal, watch);
+      signal.addEventListener('abort', watch);
+    }
+    watch.entries.add(e);
+  }
+
+  #unwatch(e: Entry): void {
+    e.listening = false;
+    this.#unwatchSignal(e, e.job.signal);
+    if (e.job.hardSignal !== e.job.signal) this.#unwatchSignal(e, e.job.hardSignal);
+  }
+
+  #unwatchSignal(e: Entry, signal: AbortSignal): void {
+    const watch = this.#watches.get(signal);
+    if (watch === undefined || !watch.entries.delete(e) || watch.entries.size > 0) return;
+    this.#watches.delete(signal);
+    signal.removeEventListener('abort', watch);
+  }
+
   /** Sends waiting jobs while runs are free, spread over the free runs. */
   #pump(): void {
     while (this.#runs < this.#maxRuns && this.#queued > 0) {
@@ -306,6 +388,11 @@ class HandlerThreadPool implements ThreadPool {
         }
         if (e.solo && batch.length > 0) break;
         this.#head++;
+        const aborted = e.job.hardSignal.aborted ? e.job.hardSignal : e.job.signal.aborted ? e.job.signal : undefined;
+        if (aborted !== undefined) {
+          this.#onAbort(e, aborted);
+          continue;
+        }
         this.#queued--;
         batch.push(e);
         if (e.solo) break;
@@ -325,9 +412,8 @@ class HandlerThreadPool implements ThreadPool {
 
   #dispatch(entries: Entry[]): void {
     const run: Run = { entries, hardStopped: false };
-    const wire: WireJob[] = new Array<WireJob>(entries.length);
-    for (let k = 0; k < entries.length; k++) {
-      const e = entries[k]!;
+    const writer = new RunWriter();
+    for (const e of entries) {
       const slot = this.#slots.alloc();
       if (slot === undefined) throw new TroupeError(ErrorCodes.INTERNAL, 'No free job slot in the thread pool');
       e.slot = slot;
@@ -335,12 +421,12 @@ class HandlerThreadPool implements ThreadPool {
       e.state = EntryStates.sent;
       this.#bySlot[slot] = e;
       const { job } = e;
-      wire[k] = { s: slot, q: e.seq, h: job.handler, i: job.input, id: job.id, n: job.name, a: job.attempt };
+      writer.add(slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt);
     }
     this.#runs++;
     this.#dispatched++;
-    this.#piscina.run(entries.length === 1 ? wire[0] : wire).then(
-      (value: WireReply | WireReply[]) => this.#onRunDone(run, value),
+    this.#piscina.run(writer.finish()).then(
+      (replies: WireReplies) => this.#onRunDone(run, replies),
       (error: unknown) => this.#onRunFailed(run, error),
     );
   }
@@ -353,20 +439,22 @@ class HandlerThreadPool implements ThreadPool {
     return flags;
   }
 
-  #onRunDone(run: Run, value: WireReply | WireReply[]): void {
+  #onRunDone(run: Run, replies: WireReplies): void {
     this.#runs--;
     const { entries } = run;
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k]!;
       this.#releaseSlot(e);
       if (e.state === EntryStates.settled) continue;
-      const reply = entries.length === 1 ? (value as WireReply) : (value as WireReply[])[k]!;
-      if (reply.m !== undefined && e.received < reply.m) {
-        e.reply = reply;
+      const tag = replies[2 * k] as number;
+      const value = replies[2 * k + 1];
+      if (e.received < replySideMessages(tag)) {
+        e.replyTag = tag;
+        e.replyValue = value;
         this.#held.set(e.seq, e);
         this.#up.ref();
       } else {
-        this.#settleReply(e, reply);
+        this.#settleReply(e, tag, value);
       }
     }
     this.#pump();
@@ -461,25 +549,25 @@ class HandlerThreadPool implements ThreadPool {
     } catch (error) {
       this.#report(error);
     }
-    if (e.reply !== undefined && e.received >= (e.reply.m ?? 0)) {
+    if (e.replyTag !== -1 && e.received >= replySideMessages(e.replyTag)) {
       this.#held.delete(e.seq);
       if (this.#held.size === 0) this.#up.unref();
-      this.#settleReply(e, e.reply);
+      this.#settleReply(e, e.replyTag, e.replyValue);
       this.#checkIdle();
     }
   }
 
-  #settleReply(e: Entry, reply: WireReply): void {
-    if (reply.e !== undefined) this.#settle(e, deserializeError(reply.e));
-    else if (reply.x === 1) this.#settle(e, e.job.hardSignal.aborted ? e.job.hardSignal.reason : e.job.signal.reason);
-    else this.#settle(e, undefined, true, reply.r);
+  #settleReply(e: Entry, tag: number, value: unknown): void {
+    const kind = replyKind(tag);
+    if (kind === ReplyKinds.ok) this.#settle(e, undefined, true, value);
+    else if (kind === ReplyKinds.error) this.#settle(e, deserializeError(value as SerializedError));
+    else this.#settle(e, e.job.hardSignal.aborted ? e.job.hardSignal.reason : e.job.signal.reason);
   }
 
   /** Settles a job once: rejects with `error`, or resolves with `value` when `ok`. */
   #settle(e: Entry, error: unknown, ok = false, value?: unknown): void {
     e.state = EntryStates.settled;
-    e.job.signal.removeEventListener('abort', e);
-    if (e.job.hardSignal !== e.job.signal) e.job.hardSignal.removeEventListener('abort', e);
+    if (e.listening) this.#unwatch(e);
     this.#completed++;
     if (ok) e.resolve(value);
     else e.reject(error);
