@@ -4,6 +4,7 @@
  * Waits are on events (callbacks, shared memory), never on time; timeouts are safety nets only.
  */
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCodes, TroupeError, isTroupeError } from '../../src/errors.ts';
 import { createThreadPool, type HandlerJob, type ThreadPool } from '../../src/pool/thread-pool.ts';
@@ -166,6 +167,28 @@ describe('thread pool', () => {
     assert.ok(runs < 100, `200 jobs took ${runs} Piscina runs: they were not batched`);
   });
 
+  test('jobs sharing one signal put one listener on it, and its abort reaches all of them', async () => {
+    const soft = new AbortController();
+    const hard = new AbortController();
+    const openers = [pool.run(makeJob('add', { a: 1, b: 1 }).job), pool.run(makeJob('add', { a: 1, b: 1 }).job)];
+    const shared = Array.from({ length: 30 }, () => {
+      const c = makeJob('until-aborted');
+      c.job.signal = soft.signal;
+      c.job.hardSignal = hard.signal;
+      return c;
+    });
+    const results = shared.map((c) => rejectionOf(pool.run(c.job)));
+    await Promise.all(openers);
+    await Promise.all(shared.map((c) => c.firstLog));
+    await until(() => getEventListeners(soft.signal, 'abort').length > 0 && getEventListeners(hard.signal, 'abort').length > 0, 'a sweep to watch the signals');
+    assert.equal(getEventListeners(soft.signal, 'abort').length, 1);
+    assert.equal(getEventListeners(hard.signal, 'abort').length, 1);
+    soft.abort(new TroupeError(ErrorCodes.CANCELLED, 'shutdown'));
+    for (const error of await Promise.all(results)) assert.equal(error.code, ErrorCodes.CANCELLED);
+    assert.equal(getEventListeners(soft.signal, 'abort').length, 0);
+    assert.equal(getEventListeners(hard.signal, 'abort').length, 0);
+  });
+
   test('a hard stop inside a batch ends that job; its unfinished batch mates come back with requeue', async () => {
     const blockers = [makeJob('until-aborted'), makeJob('until-aborted')];
     const blocked = blockers.map((b) => pool.run(b.job).catch(() => undefined));
@@ -216,6 +239,23 @@ describe('thread pool', () => {
     blockers[0]!.soft.abort('free one thread');
     assert.deepEqual(await Promise.all(good), [2, 4]);
     assert.equal((await bad).code, ErrorCodes.INVALID_INPUT);
+    blockers[1]!.soft.abort('done');
+    await Promise.all(blocked);
+  });
+
+  test('a result that cannot leave the thread fails that job only', async () => {
+    assert.equal((await rejectionOf(pool.run(makeJob('bad-result', { nested: false }).job))).code, ErrorCodes.TASK_FAILED);
+    const single = await rejectionOf(pool.run(makeJob('bad-result', { nested: true }).job));
+    assert.equal(single.code, ErrorCodes.WORKER_CRASHED);
+    assert.equal(single.details?.requeue, false);
+    const blockers = [makeJob('until-aborted'), makeJob('until-aborted')];
+    const blocked = blockers.map((b) => pool.run(b.job).catch(() => undefined));
+    await Promise.all(blockers.map((b) => b.firstLog));
+    const good = [pool.run(makeJob('add', { a: 1, b: 1 }).job), pool.run(makeJob('add', { a: 2, b: 2 }).job)];
+    const bad = rejectionOf(pool.run(makeJob('bad-result', { nested: true }).job));
+    blockers[0]!.soft.abort('free one thread');
+    assert.deepEqual(await Promise.all(good), [2, 4], 'batch mates are sent again one by one and succeed');
+    assert.equal((await bad).code, ErrorCodes.WORKER_CRASHED);
     blockers[1]!.soft.abort('done');
     await Promise.all(blocked);
   });
