@@ -51,8 +51,10 @@ interface FastifyLikeError {
  */
 export function toHttpError(error: unknown): { status: number; body: HttpErrorBody } {
   if (isTroupeError(error)) {
-    const details = publicDetails(error.details);
-    return { status: statusOfCode(error.code), body: errorBody(error.code, error.message, details) };
+    const status = statusOfCode(error.code);
+    // A coded failure inside the server keeps its code; its text (which may name files or hosts) stays here.
+    if (status === 500) return { status, body: errorBody(error.code, 'The server failed to answer this request') };
+    return { status, body: errorBody(error.code, error.message, publicDetails(error.details)) };
   }
   const e = (typeof error === 'object' && error !== null ? error : {}) as FastifyLikeError;
   if (Array.isArray(e.validation)) {

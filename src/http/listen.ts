@@ -33,7 +33,8 @@ export interface StartedServer extends AsyncDisposable {
 
 /** Validates the listener settings and refuses a non-loopback bind without a token (why: safe by default). */
 export function resolveListen(config: StartServerOptions = {}): { host: string; port: number; token: string | undefined } {
-  const host = config.host ?? DEFAULT_HOST;
+  const raw = config.host ?? DEFAULT_HOST;
+  const host = typeof raw === 'string' ? raw.trim().replace(/^\[(.*)\]$/, '$1') : raw;
   if (typeof host !== 'string' || host.length === 0 || host.length > 255 || /[\s/]/.test(host)) throw invalidOption('http.host', 'a host name or IP address', host);
   const port = config.port ?? DEFAULT_PORT;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65_535) throw invalidOption('http.port', 'an integer from 0 to 65535', port);

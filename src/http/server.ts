@@ -67,7 +67,7 @@ export function createServer(rt: Runtime, options: ServerOptions = {}): FastifyI
 
   app.setErrorHandler((error, request, reply) => {
     const { status, body } = toHttpError(error);
-    if (status >= 500 && body.error.code === ErrorCodes.INTERNAL) request.log.error({ err: error }, 'request failed');
+    if (status === 500) request.log.error({ err: error }, 'request failed');
     void reply.code(status).send(body);
   });
   app.setNotFoundHandler((request, reply) => {

@@ -1,0 +1,69 @@
+// Resource-aware admission (opt-in): while the health check is in error, user task names are paused (intake
+// stops) and resumed when it recovers; names paused by hand and built-ins are left alone. Driven by a
+// ManualClock: the queue-age reading is pushed past its error threshold by moving time, not by waiting.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ManualClock } from '../../src/clock.ts';
+import { createAdmission } from '../../src/http/admission.ts';
+import { isTroupeError, ErrorCodes } from '../../src/errors.ts';
+import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import type { RuntimeIntake } from '../../actors/system-messages.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+describe('admission', () => {
+  let rt: Runtime;
+  let clock: ManualClock;
+  before(async () => {
+    clock = new ManualClock(Date.now());
+    rt = await createRuntime({
+      store: 'memory',
+      clock,
+      tasks: { held: { run: () => 'held' }, work: { run: () => 'work' } },
+    });
+  });
+  after(async () => {
+    await rt?.close({ timeout: 1000 });
+  });
+
+  it('refuses a bad interval', () => {
+    for (const intervalMs of [0, 50, 1.5, Number.NaN]) {
+      assert.throws(() => createAdmission(rt, { intervalMs }), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION);
+    }
+  });
+
+  it('pauses user names while the queue age is in error, and resumes them when it recovers', async () => {
+    const intake: RuntimeIntake[] = [];
+    const off = rt.on('runtime.intake', (f) => intake.push(f));
+    rt.pause('held');
+    await waitFor(() => rt.pausedNames().includes('held'));
+    const stuck = await rt.enqueue('held');
+    const admission = createAdmission(rt, { intervalMs: 1000 });
+    try {
+      // Two hours later the oldest due task is past the error threshold (1 h by default).
+      await clock.advance(2 * 3_600_000);
+      await waitFor(() => intake.some((f) => f.paused), { timeout: 5000, label: 'intake paused' });
+      assert.deepEqual([...admission.paused], ['work']);
+      await waitFor(() => rt.pausedNames().includes('work'));
+      assert.ok(rt.pausedNames().includes('held'));
+      assert.ok(!rt.pausedNames().includes('health-check'), 'built-ins keep running');
+      assert.match(intake.find((f) => f.paused)!.reason, /oldestDueAgeSec/);
+
+      await rt.cancel(stuck);
+      // The next samples see an empty queue and resume what admission paused (not what the operator paused).
+      await waitFor(
+        async () => {
+          await clock.advance(1000);
+          return intake.some((f) => !f.paused);
+        },
+        { timeout: 5000, label: 'intake resumed' },
+      );
+      await waitFor(() => !rt.pausedNames().includes('work'));
+      assert.deepEqual([...admission.paused], []);
+      assert.ok(rt.pausedNames().includes('held'));
+      assert.equal(await rt.run('work'), 'work');
+    } finally {
+      admission.stop();
+      off();
+    }
+  });
+});

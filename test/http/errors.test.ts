@@ -1,0 +1,77 @@
+// The error format of the HTTP API: every error is { error: { code, message, details? } }; a failure inside the
+// server is an opaque 500 that leaks no message, stack or path; unknown routes are 404; a stopping runtime is 503.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ErrorCodes, TroupeError } from '../../src/errors.ts';
+import { statusOfCode, toHttpError } from '../../src/http/errors.ts';
+import { createMemoryStore } from '../../src/store/memory-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import { startHarness } from './helpers.ts';
+
+describe('error mapping', () => {
+  it('maps each troupe code to its status', () => {
+    const expected: Array<[string, number]> = [
+      [ErrorCodes.INVALID_INPUT, 422], [ErrorCodes.INVALID_OPTION, 400], [ErrorCodes.UNKNOWN_TASK, 404], [ErrorCodes.NOT_FOUND, 404],
+      [ErrorCodes.CONFLICT, 409], [ErrorCodes.CLOSED, 503], [ErrorCodes.UNAUTHORIZED, 401], [ErrorCodes.RESOURCE_LIMIT, 413],
+      [ErrorCodes.INTERNAL, 500], [ErrorCodes.STORE, 500], [ErrorCodes.TASK_FAILED, 500],
+    ];
+    for (const [code, status] of expected) assert.equal(statusOfCode(code), status, code);
+  });
+
+  it('never passes on a stack, a cause or the text of an unknown error', () => {
+    const internal = toHttpError(new Error('ENOENT /home/secret/file'));
+    assert.equal(internal.status, 500);
+    assert.equal(internal.body.error.code, ErrorCodes.INTERNAL);
+    assert.doesNotMatch(JSON.stringify(internal.body), /secret/);
+    const coded = toHttpError(new TroupeError(ErrorCodes.CONFLICT, 'busy', { details: { id: 'x', stack: 'at y', cause: 'z' } }));
+    assert.deepEqual(coded.body, { error: { code: ErrorCodes.CONFLICT, message: 'busy', details: { id: 'x' } } });
+    const store = toHttpError(new TroupeError(ErrorCodes.STORE, 'cannot open /var/lib/secret.db'));
+    assert.equal(store.status, 500);
+    assert.equal(store.body.error.code, ErrorCodes.STORE);
+    assert.doesNotMatch(JSON.stringify(store.body), /secret/);
+  });
+});
+
+describe('over HTTP', () => {
+  it('answers 500 without details when the store fails, and 404 for unknown routes', async () => {
+    const broken = (): Store => {
+      const store = createMemoryStore({});
+      return new Proxy(store, {
+        get(target, prop, receiver) {
+          if (prop === 'list') return async () => { throw new Error('disk I/O error at /var/lib/secret.db'); };
+          const value = Reflect.get(target, prop, receiver);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+    };
+    const h = await startHarness({ runtime: { store: broken() as never, maintenance: false } });
+    try {
+      const res = await h.request('GET', '/api/tasks');
+      assert.equal(res.status, 500);
+      assert.equal(res.body.error.code, ErrorCodes.INTERNAL);
+      assert.doesNotMatch(res.text, /secret|disk I\/O|    at /);
+      const missing = await h.request('GET', '/api/nothing-here');
+      assert.equal(missing.status, 404);
+      assert.equal(missing.body.error.code, ErrorCodes.NOT_FOUND);
+      const wrongMethod = await h.request('PUT', '/api/tasks');
+      assert.equal(wrongMethod.status, 404);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('answers 503 once the runtime is closing or closed', async () => {
+    const h = await startHarness({ runtime: { maintenance: false } });
+    try {
+      await h.rt.close();
+      const res = await h.request('POST', '/api/tasks', { body: { name: 'echo' } });
+      assert.equal(res.status, 503);
+      assert.equal(res.body.error.code, ErrorCodes.CLOSED);
+      const health = await h.request('GET', '/api/health');
+      assert.equal(health.status, 503);
+      assert.equal(health.body.status, 'stopped');
+    } finally {
+      await h.close();
+    }
+  });
+});
