@@ -18,7 +18,7 @@
  * aborts go down on another that only workers listen to. A reply says how many side messages its job sent, so
  * main settles the job only after all of them arrived (the two channels are not ordered with each other).
  */
-import type { SerializedError } from '../errors.ts';
+import { serializeError, type SerializedError } from '../errors.ts';
 
 /** Bits of a slot's flag cell. */
 export const SlotFlags = {
@@ -134,6 +134,14 @@ export interface DownMessage {
   q: number;
   /** The reason, as an error (`e`) or a cloneable value (`v`). */
   r: { e: SerializedError } | { v: unknown };
+}
+
+/** Puts an abort reason in a DownMessage: errors as SerializedError (code kept), anything else as is. */
+export function encodeReason(reason: unknown): DownMessage['r'] {
+  if (reason instanceof Error || (typeof reason === 'object' && reason !== null && 'message' in reason)) {
+    return { e: serializeError(reason) };
+  }
+  return { v: reason };
 }
 
 /** What every worker of one pool is started with (Piscina `workerData`). */

@@ -19,11 +19,13 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { Piscina } from 'piscina';
-import { ErrorCodes, TroupeError, deserializeError, serializeError, type SerializedError } from '../errors.ts';
+import { ErrorCodes, TroupeError, deserializeError, type SerializedError } from '../errors.ts';
+import { AbortWatch, abortedSignalOf } from './abort-watch.ts';
 import {
-  ReplyKinds, RunWriter, SlotFlags, SlotTable, channelNames, replyKind, replySideMessages, resolveBatchSize,
+  ReplyKinds, RunWriter, SlotFlags, SlotTable, channelNames, encodeReason, replyKind, replySideMessages, resolveBatchSize,
   type DownMessage, type UpMessage, type WireReplies, type WorkerData,
 } from './batcher.ts';
+import { Verdicts, judgeFailedRun } from './crash-verdict.ts';
 
 export interface ThreadPoolOptions {
   minThreads: number;
@@ -81,8 +83,6 @@ export interface ThreadPool {
 
 export type PoolStatus = 'running' | 'stopping' | 'stopped';
 
-/** How often pending jobs are checked for aborts before they have listeners. */
-const SWEEP_MS = 10;
 const WORKER_FILE = new URL('./handler-worker.ts', import.meta.url).href;
 const EntryStates = { queued: 0, sent: 1, settled: 2 } as const;
 type EntryState = (typeof EntryStates)[keyof typeof EntryStates];
@@ -129,32 +129,6 @@ class Entry {
   }
 }
 
-/**
- * One abort listener per distinct signal, whatever the number of jobs watching it: a signal shared by many jobs
- * (a runtime-wide shutdown signal, say) gets one listener, not one per job.
- */
-class SignalWatch {
-  readonly entries = new Set<Entry>();
-  readonly #signal: AbortSignal;
-  readonly #onAbort: (entry: Entry, signal: AbortSignal) => void;
-
-  constructor(signal: AbortSignal, onAbort: (entry: Entry, signal: AbortSignal) => void) {
-    this.#signal = signal;
-    this.#onAbort = onAbort;
-  }
-
-  handleEvent(): void {
-    for (const e of [...this.entries]) this.#onAbort(e, this.#signal);
-  }
-}
-
-function encodeReason(reason: unknown): DownMessage['r'] {
-  if (reason instanceof Error || (typeof reason === 'object' && reason !== null && 'message' in reason)) {
-    return { e: serializeError(reason) };
-  }
-  return { v: reason };
-}
-
 class HandlerThreadPool implements ThreadPool {
   readonly #piscina: Piscina;
   readonly #maxRuns: number;
@@ -167,8 +141,10 @@ class HandlerThreadPool implements ThreadPool {
   readonly #up: BroadcastChannel;
   readonly #down: BroadcastChannel;
   readonly #onError: ((error: unknown) => void) | undefined;
-  readonly #abortListener = (entry: Entry, signal: AbortSignal): void => this.#onAbort(entry, signal);
-  readonly #watches = new Map<AbortSignal, SignalWatch>();
+  readonly #aborts: AbortWatch<Entry> = new AbortWatch<Entry>({
+    onAbort: (entry, signal) => this.#onAbort(entry, signal),
+    sweep: (watch) => this.#sweep(watch),
+  });
   #queue: Entry[] = [];
   #head = 0;
   #queued = 0;
@@ -180,7 +156,6 @@ class HandlerThreadPool implements ThreadPool {
   #forced = false;
   #closing: Promise<void> | undefined;
   #idle: (() => void) | undefined;
-  #sweepTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: ThreadPoolOptions) {
     this.#maxRuns = options.maxThreads;
@@ -242,7 +217,7 @@ class HandlerThreadPool implements ThreadPool {
       reject = rej;
     });
     const entry = new Entry(++this.#seq, job, resolve, reject);
-    if (this.#sweepTimer === undefined) this.#armSweep();
+    this.#aborts.arm();
     if (this.#runs < this.#maxRuns && this.#queued === 0) {
       this.#dispatch([entry]);
     } else {
@@ -270,6 +245,7 @@ class HandlerThreadPool implements ThreadPool {
     } catch (error) {
       this.#report(error);
     }
+    this.#aborts.close();
     this.#up.close();
     this.#down.close();
     this.#status = 'stopped';
@@ -312,67 +288,21 @@ class HandlerThreadPool implements ThreadPool {
     }
   }
 
-  #armSweep(): void {
-    this.#sweepTimer = setTimeout(() => this.#sweep(), SWEEP_MS);
-    this.#sweepTimer.unref();
-  }
-
-  /**
-   * Notices aborts without paying for abort listeners on every job (adding and removing two listeners costs
-   * more main-thread time than a batched job's whole dispatch). Every SWEEP_MS while jobs are pending: a waiting
-   * job whose signal aborted is dropped; a job in flight gets its listeners now, so a long-running job reacts at
-   * once from then on. Short jobs never get listeners; an abort reaches any job within SWEEP_MS.
-   */
-  #sweep(): void {
-    this.#sweepTimer = undefined;
+  /** Waiting jobs are checked for aborts; jobs in flight get listeners (see abort-watch.ts). */
+  #sweep(watch: AbortWatch<Entry>): boolean {
     let pending = false;
     for (let i = this.#head; i < this.#queue.length; i++) {
       const e = this.#queue[i]!;
       if (e.state !== EntryStates.queued) continue;
       pending = true;
-      const signal = e.job.hardSignal.aborted ? e.job.hardSignal : e.job.signal.aborted ? e.job.signal : undefined;
-      if (signal !== undefined) this.#onAbort(e, signal);
+      watch.check(e);
     }
     for (const e of this.#bySlot) {
-      if (e === undefined || e.state !== EntryStates.sent || e.listening) {
-        if (e !== undefined && e.state === EntryStates.sent) pending = true;
-        continue;
-      }
+      if (e === undefined || e.state !== EntryStates.sent) continue;
       pending = true;
-      this.#watch(e);
-      const signal = e.job.hardSignal.aborted ? e.job.hardSignal : e.job.signal.aborted ? e.job.signal : undefined;
-      if (signal !== undefined) this.#onAbort(e, signal);
+      watch.adopt(e);
     }
-    if (pending && this.#sweepTimer === undefined) this.#armSweep();
-  }
-
-  #watch(e: Entry): void {
-    e.listening = true;
-    this.#watchSignal(e, e.job.signal);
-    if (e.job.hardSignal !== e.job.signal) this.#watchSignal(e, e.job.hardSignal);
-  }
-
-  #watchSignal(e: Entry, signal: AbortSignal): void {
-    let watch = this.#watches.get(signal);
-    if (watch === undefined) {
-      watch = new SignalWatch(signal, this.#abortListener);
-      this.#watches.set(signal, watch);
-      signal.addEventListener('abort', watch);
-    }
-    watch.entries.add(e);
-  }
-
-  #unwatch(e: Entry): void {
-    e.listening = false;
-    this.#unwatchSignal(e, e.job.signal);
-    if (e.job.hardSignal !== e.job.signal) this.#unwatchSignal(e, e.job.hardSignal);
-  }
-
-  #unwatchSignal(e: Entry, signal: AbortSignal): void {
-    const watch = this.#watches.get(signal);
-    if (watch === undefined || !watch.entries.delete(e) || watch.entries.size > 0) return;
-    this.#watches.delete(signal);
-    signal.removeEventListener('abort', watch);
+    return pending;
   }
 
   /** Sends waiting jobs while runs are free, spread over the free runs. */
@@ -388,7 +318,7 @@ class HandlerThreadPool implements ThreadPool {
         }
         if (e.solo && batch.length > 0) break;
         this.#head++;
-        const aborted = e.job.hardSignal.aborted ? e.job.hardSignal : e.job.signal.aborted ? e.job.signal : undefined;
+        const aborted = abortedSignalOf(e);
         if (aborted !== undefined) {
           this.#onAbort(e, aborted);
           continue;
@@ -461,47 +391,46 @@ class HandlerThreadPool implements ThreadPool {
     this.#checkIdle();
   }
 
-  /**
-   * A run that failed: its thread died (or we ended it), or its message could not be cloned. Who is to blame
-   * comes from the slot flags: a job that had started and not finished is the suspect; jobs that had not started,
-   * or had finished, are not. A batch with no suspect failed while its message crossed threads (input or result
-   * not cloneable): its jobs are sent again one by one, which isolates the one at fault.
-   */
+  /** A run that failed: see crash-verdict.ts for who is blamed and who may run again. */
   #onRunFailed(run: Run, error: unknown): void {
     this.#runs--;
     const { entries } = run;
     const flags = entries.map((e) => this.#releaseSlot(e));
-    const suspect = (f: number) => (f & (SlotFlags.STARTED | SlotFlags.DONE)) === SlotFlags.STARTED;
-    const noSuspect = !run.hardStopped && !flags.some(suspect);
+    const verdicts = judgeFailedRun(flags, {
+      hardStopped: run.hardStopped,
+      cloneFailed: (error as { name?: unknown } | null)?.name === 'DataCloneError',
+    });
     const outOfMemory = (error as { code?: unknown } | null)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
-    const cloneFailed = (error as { name?: unknown } | null)?.name === 'DataCloneError';
     const resend: Entry[] = [];
     entries.forEach((e, k) => {
       if (e.state === EntryStates.settled) return;
-      const f = flags[k]!;
       const name = e.job.name;
       if (this.#forced) {
         this.#settle(e, new TroupeError(ErrorCodes.CLOSED, 'The thread pool was closed while the job ran', { cause: error }));
-      } else if (noSuspect && entries.length > 1) {
-        resend.push(e);
-      } else if (noSuspect && cloneFailed && (f & SlotFlags.STARTED) === 0) {
-        this.#settle(e, new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${name}\` cannot be sent to a worker thread`, { cause: error }));
-      } else if (run.hardStopped || (f & SlotFlags.STARTED) === 0 || (!suspect(f) && !noSuspect)) {
-        this.#settle(e, new TroupeError(ErrorCodes.WORKER_CRASHED, `The worker thread of \`${name}\` ended before the job finished; it can run again`, { cause: error, details: { requeue: true } }));
-      } else if (outOfMemory) {
-        this.#settle(e, new TroupeError(ErrorCodes.RESOURCE_LIMIT, `Handler of \`${name}\` ran out of memory (worker resource limits)`, { cause: error, details: { requeue: false } }));
-      } else {
-        this.#settle(e, new TroupeError(ErrorCodes.WORKER_CRASHED, `The worker thread running \`${name}\` died`, { cause: error, details: { requeue: false } }));
+        return;
+      }
+      switch (verdicts[k]) {
+        case Verdicts.resend:
+          resend.push(e);
+          break;
+        case Verdicts.invalidInput:
+          this.#settle(e, new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${name}\` cannot be sent to a worker thread`, { cause: error }));
+          break;
+        case Verdicts.requeue:
+          this.#settle(e, new TroupeError(ErrorCodes.WORKER_CRASHED, `The worker thread of \`${name}\` ended before the job finished; it can run again`, { cause: error, details: { requeue: true } }));
+          break;
+        default:
+          this.#settle(e, outOfMemory
+            ? new TroupeError(ErrorCodes.RESOURCE_LIMIT, `Handler of \`${name}\` ran out of memory (worker resource limits)`, { cause: error, details: { requeue: false } })
+            : new TroupeError(ErrorCodes.WORKER_CRASHED, `The worker thread running \`${name}\` died`, { cause: error, details: { requeue: false } }));
       }
     });
-    if (resend.length > 0) {
-      for (const e of resend) {
-        e.state = EntryStates.queued;
-        e.solo = true;
-      }
-      this.#queue.splice(this.#head, 0, ...resend);
-      this.#queued += resend.length;
+    for (const e of resend) {
+      e.state = EntryStates.queued;
+      e.solo = true;
     }
+    this.#queue.splice(this.#head, 0, ...resend);
+    this.#queued += resend.length;
     this.#pump();
     this.#checkIdle();
   }
@@ -561,13 +490,13 @@ class HandlerThreadPool implements ThreadPool {
     const kind = replyKind(tag);
     if (kind === ReplyKinds.ok) this.#settle(e, undefined, true, value);
     else if (kind === ReplyKinds.error) this.#settle(e, deserializeError(value as SerializedError));
-    else this.#settle(e, e.job.hardSignal.aborted ? e.job.hardSignal.reason : e.job.signal.reason);
+    else this.#settle(e, (abortedSignalOf(e) ?? e.job.signal).reason);
   }
 
   /** Settles a job once: rejects with `error`, or resolves with `value` when `ok`. */
   #settle(e: Entry, error: unknown, ok = false, value?: unknown): void {
     e.state = EntryStates.settled;
-    if (e.listening) this.#unwatch(e);
+    if (e.listening) this.#aborts.release(e);
     this.#completed++;
     if (ok) e.resolve(value);
     else e.reject(error);

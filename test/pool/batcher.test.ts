@@ -1,0 +1,60 @@
+/** The wire between pool and workers: run packing, reply tags, slots, batch sizing (pure). */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ErrorCodes, TroupeError } from '../../src/errors.ts';
+import {
+  ReplyKinds, RunWriter, SlotFlags, SlotTable, encodeReason, readRun, replyKind, replySideMessages, replyTag, resolveBatchSize,
+} from '../../src/pool/batcher.ts';
+
+test('a run round-trips through structured clone; handler URLs and names go once', () => {
+  const writer = new RunWriter();
+  writer.add(3, 10, 'file:///a.ts', { x: 1 }, 'id-1', 'alpha', 1);
+  writer.add(4, 11, 'file:///a.ts', [2], 'id-2', 'alpha', 2);
+  writer.add(5, 12, 'file:///b.ts', null, 'id-3', 'beta', 1);
+  const wire = structuredClone(writer.finish());
+  assert.equal(wire.filter((cell) => cell === 'file:///a.ts').length, 1);
+  assert.deepEqual(readRun(wire), [
+    { s: 3, q: 10, h: 'file:///a.ts', i: { x: 1 }, id: 'id-1', n: 'alpha', a: 1 },
+    { s: 4, q: 11, h: 'file:///a.ts', i: [2], id: 'id-2', n: 'alpha', a: 2 },
+    { s: 5, q: 12, h: 'file:///b.ts', i: null, id: 'id-3', n: 'beta', a: 1 },
+  ]);
+});
+
+test('a reply tag carries the outcome and the side-message count', () => {
+  for (const kind of Object.values(ReplyKinds)) {
+    for (const sent of [0, 1, 1000]) {
+      const tag = replyTag(kind, sent);
+      assert.equal(replyKind(tag), kind);
+      assert.equal(replySideMessages(tag), sent);
+    }
+  }
+});
+
+test('slots are handed out once, cleared on reuse, and record aborts against starts', () => {
+  const table = new SlotTable(2);
+  const a = table.alloc()!;
+  const b = table.alloc()!;
+  assert.notEqual(a, b);
+  assert.equal(table.alloc(), undefined);
+  Atomics.or(table.cells, a * 2, SlotFlags.STARTED);
+  assert.equal(table.markAborted(a), SlotFlags.STARTED, 'the flags from before the abort');
+  assert.equal(table.flags(a), SlotFlags.STARTED | SlotFlags.ABORTED);
+  table.release(a);
+  assert.equal(table.alloc(), a);
+  assert.equal(table.flags(a), 0);
+});
+
+test('waiting jobs are spread over free runs, at most maxBatch each', () => {
+  assert.equal(resolveBatchSize(0, 2, 16), 0);
+  assert.equal(resolveBatchSize(5, 0, 16), 0);
+  assert.equal(resolveBatchSize(1, 2, 16), 1);
+  assert.equal(resolveBatchSize(3, 2, 16), 2);
+  assert.equal(resolveBatchSize(1000, 1, 16), 16);
+});
+
+test('an abort reason keeps its code when it is an error', () => {
+  const r = encodeReason(new TroupeError(ErrorCodes.TIMEOUT, 'slow'));
+  assert.ok('e' in r);
+  assert.equal(r.e.code, ErrorCodes.TIMEOUT);
+  assert.deepEqual(encodeReason('shutdown'), { v: 'shutdown' });
+});
