@@ -105,7 +105,7 @@ function pickHandler(href: string, mod: { default?: unknown }): Handler {
   throw new TroupeError(ErrorCodes.HANDLER_LOAD, `Handler module ${href} has no default export function`);
 }
 
-/** Imports a handler module once per thread; a failed import is forgotten so a later job may try again. */
+/** Imports a handler module once per thread. A failed import is forgotten (a later job tries again); a module without a handler stays refused. */
 function loadHandler(href: string): Promise<Handler> {
   const loading = import(href).then(
     (mod: { default?: unknown }) => {

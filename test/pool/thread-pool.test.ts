@@ -276,7 +276,7 @@ describe('thread pool', () => {
 
 describe('thread pool limits and lifecycle', () => {
   test('a handler over the heap limit rejects with RESOURCE_LIMIT and the pool recovers', async () => {
-    await using pool = newPool({ maxThreads: 1, resourceLimits: { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 } });
+    await using pool = newPool({ maxThreads: 1, resourceLimits: { maxOldGenerationSizeMb: 24, maxYoungGenerationSizeMb: 4 } });
     const error = await rejectionOf(pool.run(makeJob('oom').job));
     assert.equal(error.code, ErrorCodes.RESOURCE_LIMIT);
     assert.equal(await pool.run(makeJob('add', { a: 20, b: 22 }).job), 42);
