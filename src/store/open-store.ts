@@ -1,7 +1,7 @@
 /**
- * Opens a store from the `store` option: `'memory'`, `'sqlite:./path.db'` (or a bare path ending in .db),
- * `'postgres://…[?schema=name]'`, or an object that already implements Store. The PostgreSQL adapter is imported lazily so an
- * embedded runtime never loads `pg`.
+ * Opens a store from the `store` option: `'memory'`, `'sqlite:./path.db'` (or a bare path ending in .db,
+ * .sqlite or .sqlite3), `'postgres://…'`/`'postgresql://…'`, or an object that already implements Store. The
+ * PostgreSQL adapter is imported lazily, so an embedded runtime never loads `pg`.
  */
 import type { Clock } from '../clock.ts';
 import { invalidOption } from '../errors.ts';
@@ -11,28 +11,42 @@ import type { Store, StoreOptions } from './store.ts';
 
 export interface OpenStoreOptions extends StoreOptions {
   clock?: Clock;
+  /** SQLite only. @default 'NORMAL' */
   synchronous?: 'NORMAL' | 'FULL';
-  /** PostgreSQL schema. @default 'troupe' */
+  /** PostgreSQL only: the schema holding troupe's tables. @default 'troupe' */
   schema?: string;
 }
 
-/** Builds the store the spec names and opens it (migrating its schema). */
+const EXPECTED = "'memory', 'sqlite:PATH', a path ending in .db, 'postgres://…' or a Store";
+const STORE_METHODS = ['open', 'enqueue', 'claim', 'settle', 'get', 'close'] as const;
+
+function isStore(value: unknown): value is Store {
+  return typeof value === 'object' && value !== null && STORE_METHODS.every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
+}
+
+/** Why: one door from a config value to an opened (and migrated) store, with a clear error for anything else. */
 export async function openStore(spec: string | Store, options: OpenStoreOptions = {}): Promise<Store> {
-  let store: Store;
-  if (typeof spec === 'object' && spec !== null && typeof spec.claim === 'function') store = spec;
-  else if (spec === 'memory') store = createMemoryStore(options);
-  else if (typeof spec === 'string' && spec.startsWith('sqlite:')) store = createSqliteStore(spec.slice('sqlite:'.length), options);
-  else if (typeof spec === 'string' && /\.(db|sqlite3?)$/i.test(spec) && !spec.includes('://')) store = createSqliteStore(spec, options);
-  else if (typeof spec === 'string' && /^postgres(ql)?:\/\//.test(spec)) {
-    // `?schema=name` picks the schema (several runtimes, or tests, can share one database apart).
-    const url = new URL(spec);
-    const schema = url.searchParams.get('schema') ?? options.schema;
-    url.searchParams.delete('schema');
-    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw invalidOption('store', 'a schema name of lowercase letters, digits and _', schema);
-    const modulePath = './postgres/postgres-store.ts';
-    const mod = (await import(modulePath)) as { createPostgresStore(url: string, o: OpenStoreOptions): Store };
-    store = mod.createPostgresStore(url.toString(), { ...options, ...(schema !== undefined ? { schema } : {}) });
-  } else throw invalidOption('store', "'memory', 'sqlite:PATH', 'postgres://…' or a Store", spec);
+  const store = await createStore(spec, options);
   await store.open();
   return store;
+}
+
+async function createStore(spec: string | Store, options: OpenStoreOptions): Promise<Store> {
+  if (isStore(spec)) return spec;
+  if (typeof spec !== 'string') throw invalidOption('store', EXPECTED, spec);
+  const { schema, synchronous, ...common } = options;
+  if (spec === 'memory') return createMemoryStore(common);
+  if (spec.startsWith('sqlite:')) {
+    const path = spec.slice('sqlite:'.length);
+    if (path === '') throw invalidOption('store', EXPECTED, spec);
+    return createSqliteStore(path, synchronous === undefined ? common : { ...common, synchronous });
+  }
+  if (/^postgres(ql)?:\/\//i.test(spec)) {
+    const { createPostgresStore } = await import('./postgres/postgres-store.ts');
+    return createPostgresStore(spec, schema === undefined ? common : { ...common, schema });
+  }
+  if (/\.(db|sqlite3?)$/i.test(spec) && !spec.includes('://')) {
+    return createSqliteStore(spec, synchronous === undefined ? common : { ...common, synchronous });
+  }
+  throw invalidOption('store', EXPECTED, spec);
 }

@@ -68,6 +68,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       CREATE INDEX tasks_dead ON tasks (state, id) WHERE ${DEAD};
       CREATE INDEX tasks_name ON tasks (name, id);
       CREATE INDEX tasks_schedule ON tasks (schedule_id, id) WHERE schedule_id IS NOT NULL;
+      CREATE INDEX tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
 
       CREATE TABLE transitions (
         seq INTEGER PRIMARY KEY,

@@ -12,7 +12,7 @@
  * is newer than this code (STORE_VERSION). All SQL lives in ./queries, one file per verb.
  */
 import Database from 'better-sqlite3';
-import { accessSync, closeSync, constants, mkdirSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Clock } from '../../clock.ts';
 import { ErrorCodes, TroupeError, invalidOption } from '../../errors.ts';
@@ -284,7 +284,7 @@ class SqliteStore implements Store, AsyncDisposable {
   #checkFile(): Stats | undefined {
     const dir = dirname(this.#path);
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirectory(dir);
     } catch (error) {
       throw new TroupeError(ErrorCodes.STORE_UNAVAILABLE, `Cannot create the directory ${dir} of the SQLite store: ${codeOf(error)}`, { cause: error });
     }
@@ -360,6 +360,25 @@ class SqliteStore implements Store, AsyncDisposable {
       return new TroupeError(ErrorCodes.STORE_UNAVAILABLE, `The SQLite store ${this.#path} is unavailable (${code}) during ${during}: ${message}`, { cause: error });
     }
     return new TroupeError(ErrorCodes.STORE, `The SQLite store ${this.#path} failed during ${during}: ${message}`, { cause: error });
+  }
+}
+
+/**
+ * `mkdir -p`, one level at a time: Node 20's `mkdirSync(…, { recursive: true })` never returns for a path the
+ * kernel refuses with ENOENT (e.g. under /proc).
+ */
+function makeDirectory(dir: string): void {
+  const missing: string[] = [];
+  for (let current = dir; !existsSync(current); current = dirname(current)) {
+    missing.push(current);
+    if (dirname(current) === current) break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d);
+    } catch (error) {
+      if (codeOf(error) !== 'EEXIST') throw error;
+    }
   }
 }
 

@@ -6,12 +6,12 @@ import type { TransitionWriter } from './record-transition.ts';
 
 /** Why: retention; only final states can ever be purged. */
 export function preparePurge(db: Database.Database, writer: TransitionWriter): (request: PurgeRequest) => number {
-  const stmt = db.prepare<[string, number], { state: TaskState }>(
-    'DELETE FROM tasks WHERE state IN (SELECT value FROM json_each(?)) AND finished_at < ? RETURNING state',
+  const stmt = db.prepare<[number, string], { state: TaskState }>(
+    'DELETE FROM tasks INDEXED BY tasks_finished WHERE finished_at < ? AND state IN (SELECT value FROM json_each(?)) RETURNING state',
   );
   return (request) => {
     const states = (request.states ?? [...FINAL_STATES]).filter((s) => FINAL_STATES.has(s));
-    const deleted = stmt.all(JSON.stringify(states), request.finishedBefore);
+    const deleted = stmt.all(request.finishedBefore, JSON.stringify(states));
     for (const row of deleted) writer.removed(row.state);
     return deleted.length;
   };

@@ -1,7 +1,7 @@
 /**
  * recoverExpired: running rows whose lease ended before `now` go back to `queued` (the attempt stays counted)
- * or, with no attempts left, end `failed` with TROUPE_ERR_LEASE_EXPIRED. Running rows are few, so they are
- * found through the (state, id) index.
+ * or, with no attempts left, end `failed` with TROUPE_ERR_LEASE_EXPIRED. Running rows are few; they are
+ * found through their partial index.
  */
 import type Database from 'better-sqlite3';
 import type { TaskRecord } from '../../../task.ts';
@@ -12,7 +12,7 @@ import { TASK_COLUMNS, toTaskRecord, type TaskRow } from './rows.ts';
 /** Why: the recovery half of a lease; a crashed node's tasks come back without anyone's help. */
 export function prepareRecoverExpired(db: Database.Database, record: RecordTransition): (now: number) => TaskRecord[] {
   const expired = db.prepare<[number], { id: string; attempts: number; max_attempts: number }>(
-    `SELECT id, attempts, max_attempts FROM tasks WHERE state = 'running' AND lease_until < ? ORDER BY id`,
+    `SELECT id, attempts, max_attempts FROM tasks INDEXED BY tasks_running WHERE state = 'running' AND lease_until < ? ORDER BY id`,
   );
   const requeue = db.prepare<[number, string], TaskRow>(
     `UPDATE tasks SET state = 'queued', owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ? RETURNING ${TASK_COLUMNS}`,
