@@ -91,6 +91,8 @@ export interface RuntimeOptions {
   logger?: Logger;
   /** Built-in maintenance tasks (`cleanup-runs`, `health-check`, …) are registered. @default true */
   maintenance?: boolean;
+  /** OpenTelemetry spans per run when `@opentelemetry/api` is installed. @default true */
+  telemetry?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -120,6 +122,7 @@ export interface ResolvedOptions {
   random: () => number;
   logger: Logger;
   maintenance: boolean;
+  telemetry: boolean;
 }
 
 const silentLogger: Logger = Object.freeze({ debug() {}, info() {}, warn() {}, error() {} });
@@ -149,7 +152,7 @@ export const DEFAULTS = Object.freeze({
 
 const KNOWN_KEYS = new Set([
   'store', 'concurrency', 'strategy', 'pool', 'retry', 'timeout', 'killGrace', 'output', 'lease', 'heartbeat',
-  'claimBatch', 'supervisor', 'synchronous', 'tempDir', 'nodeId', 'clock', 'random', 'logger', 'maintenance',
+  'claimBatch', 'supervisor', 'synchronous', 'tempDir', 'nodeId', 'clock', 'random', 'logger', 'maintenance', 'telemetry',
 ]);
 
 /** Checks `value` is a positive integer (or within [min, max]). */
@@ -223,6 +226,7 @@ export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
   const logger = (o.logger ?? silentLogger) as Logger;
   if (typeof logger.warn !== 'function') throw invalidOption('logger', 'an object with debug/info/warn/error', logger);
   if (o.maintenance !== undefined && typeof o.maintenance !== 'boolean') throw invalidOption('maintenance', 'a boolean', o.maintenance);
+  if (o.telemetry !== undefined && typeof o.telemetry !== 'boolean') throw invalidOption('telemetry', 'a boolean', o.telemetry);
 
   const resolved: ResolvedOptions = {
     store: store as string | Store,
@@ -257,6 +261,7 @@ export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
     random,
     logger,
     maintenance: (o.maintenance as boolean | undefined) ?? true,
+    telemetry: (o.telemetry as boolean | undefined) ?? true,
   };
   return Object.freeze(resolved);
 }

@@ -30,6 +30,7 @@ import { openStore } from './store/open-store.ts';
 import type { CancelResult, EnqueueResult, ListFilter, ListPage, QueueCounts, ScheduleRecord, Store } from './store/store.ts';
 import { HandleState, type TaskHandle } from './task-handle.ts';
 import { isFinalState, timingsOf, type NewTask, type OutputLine, type Progress, type TaskRecord, type TaskState, type Timings, type Transition } from './task.ts';
+import { loadTelemetry, type Telemetry } from './telemetry.ts';
 import { parseDuration, type Duration } from './units.ts';
 import { Executor } from '../actors/executor/executor.ts';
 import type { TroupeMessage } from '../actors/messages.ts';
@@ -155,6 +156,7 @@ export class Runtime implements AsyncDisposable {
   #escalation: TroupeError | undefined;
   #unsubscribes: Array<() => void> = [];
   #builtin: BuiltinServices | undefined;
+  #telemetry: Telemetry | undefined;
 
   /** @internal Use `createRuntime()`. */
   constructor(options: ResolvedOptions, registry: Registry, store: Store) {
@@ -192,6 +194,7 @@ export class Runtime implements AsyncDisposable {
       escalated: (address, error) => this.#bus.publish(ROOT, { type: 'actor.escalated', address, error: serializeError(error), at: clock.now() }),
     });
     this.#subscribeFacts();
+    if (o.telemetry) this.#telemetry = await loadTelemetry();
     if (o.maintenance) {
       const spec = typeof o.store === 'string' ? o.store : '';
       const file = spec.startsWith('sqlite:') ? spec.slice('sqlite:'.length) : /\.(db|sqlite3?)$/i.test(spec) ? spec : undefined;
@@ -233,6 +236,7 @@ export class Runtime implements AsyncDisposable {
           orchestrator: ORCH,
           pool: () => this.#threadPool(),
           runCommand,
+          ...(this.#telemetry ? { telemetry: this.#telemetry } : {}),
         }),
     });
     const wakeable = store as Store & { onWake?: (fn: () => void) => () => void; onCancel?: (fn: (id: string) => void) => () => void };
@@ -658,7 +662,10 @@ export class Runtime implements AsyncDisposable {
     };
     if (key !== undefined) task.key = key;
     if (extra?.scheduleId) task.scheduleId = extra.scheduleId;
-    if (retry !== undefined || timeoutMs !== undefined) task.options = { ...(retry ? { retry } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
+    const trace = this.#telemetry?.capture();
+    if (retry !== undefined || timeoutMs !== undefined || trace !== undefined) {
+      task.options = { ...(retry ? { retry } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(trace ? { trace } : {}) };
+    }
     return task;
   }
 

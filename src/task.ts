@@ -60,6 +60,8 @@ export interface RetryPolicy {
 export interface TaskRunOptions {
   timeoutMs?: number;
   retry?: RetryPolicy;
+  /** W3C trace context active at enqueue (`traceparent`, `tracestate`), when OpenTelemetry is in use. */
+  trace?: Record<string, string>;
 }
 
 /** A task as stored. `input`/`result` are the user's JSON values. */

@@ -22,6 +22,7 @@ import { normalizeProgress, type Registry, type ResolvedTask, type TaskContext }
 import { computeBackoff } from '../../src/schedule/backoff.ts';
 import type { SettleOp } from '../../src/store/store.ts';
 import type { OutputStream, Progress, RetryPolicy, TaskRecord } from '../../src/task.ts';
+import type { Telemetry } from '../../src/telemetry.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createSchedulerDemand } from '../scheduler/messages.ts';
 import { TaskActor } from '../task/task-actor.ts';
@@ -37,6 +38,8 @@ export interface ExecutorDeps {
   orchestrator: string;
   pool: () => ThreadPool;
   runCommand: typeof RunCommand;
+  /** OpenTelemetry hooks, when the API is installed. */
+  telemetry?: Telemetry;
 }
 
 export class Executor implements Actor<TroupeMessage> {
@@ -139,6 +142,7 @@ export class Executor implements Actor<TroupeMessage> {
       this.#finish(run, undefined, new TroupeError(ErrorCodes.UNKNOWN_TASK, `No task named \`${task.name}\` is registered on this node`, { details: { permanent: true } }), true);
       return;
     }
+    if (this.#d.telemetry) run.span = this.#d.telemetry.startRun({ id: task.id, name: task.name, attempt: task.attempts, ...(task.options?.trace ? { trace: task.options.trace } : {}) });
     run.armTimeout(task.options?.timeoutMs ?? def.timeoutMs);
     let work: Promise<unknown>;
     try {
@@ -234,6 +238,10 @@ export class Executor implements Actor<TroupeMessage> {
     else this.#perName.set(run.name, left);
 
     const op = this.#decide(run, def, error, permanent, result);
+    if (run.span) {
+      const outcome = op === undefined ? 'cancelled' : op.type === 'retry' ? 'retrying' : op.type === 'release' ? 'released' : (op.type as 'succeeded' | 'failed' | 'timed_out');
+      run.span.end(outcome, op && 'error' in op ? op.error : undefined);
+    }
     if (op) this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.settle', op, name: run.name, startedAt: run.startedAt });
     this.#maybeDrained();
     this.#demand();
@@ -270,7 +278,8 @@ export class Executor implements Actor<TroupeMessage> {
       this.#stats.retried++;
       return { type: 'retry', ...base, runAt: err.details.until as number, error: err, reason: 'delayed by the task' };
     }
-    const retry = canRetry && err.hint !== 'permanent' && err.details?.permanent !== true;
+    // A module that cannot load will not load on the next attempt either: no crash loop.
+    const retry = canRetry && err.hint !== 'permanent' && err.details?.permanent !== true && err.code !== ErrorCodes.HANDLER_LOAD;
     run.send({ type: 'fail', retry });
     if (run.state === 'retrying') return this.#retryOp(base, policy, err);
     this.#stats.failed++;

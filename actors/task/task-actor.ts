@@ -11,11 +11,14 @@ import type { Clock, TimerHandle } from '../../src/clock.ts';
 import { ErrorCodes, TroupeError } from '../../src/errors.ts';
 import type { TaskId } from '../../src/ids.ts';
 import type { TaskRecord, TaskState } from '../../src/task.ts';
+import type { RunSpan } from '../../src/telemetry.ts';
 import { nextTaskState, type TaskEvent } from './task-machine.ts';
 
 export type EndReason = 'timeout' | 'cancel' | 'shutdown';
 
 export class TaskActor {
+  /** The run's OpenTelemetry span, when tracing is on. */
+  span: RunSpan | undefined;
   readonly id: TaskId;
   readonly name: string;
   readonly attempt: number;
