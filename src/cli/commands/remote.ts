@@ -1,0 +1,163 @@
+/**
+ * The commands that talk to a running server: enqueue, status, list, logs, cancel, retry, types, health, maint.
+ * Each one is a call on the HTTP Backend and a rendering: aligned text for people, `--json` for scripts.
+ */
+import { ErrorCodes, TroupeError } from '../../errors.ts';
+import { MAINTENANCE_TASKS, type Backend } from '../../repl/backend.ts';
+import { DEFAULT_URL } from '../../repl/client.ts';
+import { createHttpBackend } from '../../repl/http-backend.ts';
+import { isTaskState, TASK_STATES } from '../../task.ts';
+import { ExitCodes, parseJsonInput, readInputOption } from '../errors.ts';
+import type { Style } from '../format.ts';
+import { renderEnd, renderHealth, renderLine, renderTask, renderTaskList, renderTaskTypes } from '../render.ts';
+
+export interface RemoteGlobals {
+  url?: string;
+  token?: string;
+  json?: boolean;
+}
+
+export interface RemoteContext {
+  backend: Backend;
+  json: boolean;
+  style: Style;
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+/** Why: `--url` beats TROUPE_URL beats the default; the same for the token. */
+export function createRemoteContext(g: RemoteGlobals, style: Style): RemoteContext {
+  const url = g.url ?? (process.env.TROUPE_URL || DEFAULT_URL);
+  const token = g.token ?? (process.env.TROUPE_TOKEN || undefined);
+  return {
+    backend: createHttpBackend({ url, ...(token ? { token } : {}) }),
+    json: g.json === true,
+    style,
+    out: (text) => void process.stdout.write(`${text}\n`),
+    err: (text) => void process.stderr.write(`${text}\n`),
+  };
+}
+
+const printJson = (ctx: RemoteContext, value: unknown) => ctx.out(JSON.stringify(value, null, 2));
+
+/** Why: an integer option must fail as a usage error that names it. */
+export function parseInteger(value: string, name: string, { min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER } = {}): number {
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new TroupeError(ErrorCodes.INVALID_OPTION, `Expected \`${name}\` to be an integer from ${min} to ${max}, got \`${value}\``);
+  }
+  return n;
+}
+
+export async function enqueueCommand(ctx: RemoteContext, task: string, o: { input?: string; inputFile?: string; priority?: string; delay?: string; key?: string }): Promise<number> {
+  const input = await readInputOption(o);
+  const id = await ctx.backend.enqueue(task, input, {
+    ...(o.priority !== undefined ? { priority: parseInteger(o.priority, '--priority') } : {}),
+    ...(o.delay !== undefined ? { delay: /^\d+$/.test(o.delay) ? Number(o.delay) : o.delay } : {}),
+    ...(o.key !== undefined ? { key: o.key } : {}),
+  });
+  if (ctx.json) printJson(ctx, { id });
+  else ctx.out(id);
+  return ExitCodes.ok;
+}
+
+export async function statusCommand(ctx: RemoteContext, id: string): Promise<number> {
+  const view = await ctx.backend.get(id);
+  if (ctx.json) printJson(ctx, view);
+  else ctx.out(renderTask(view, ctx.style));
+  return ExitCodes.ok;
+}
+
+export async function listCommand(ctx: RemoteContext, o: { state?: string; name?: string; limit?: string; cursor?: string }): Promise<number> {
+  if (o.state !== undefined) {
+    for (const s of o.state.split(',')) {
+      if (!isTaskState(s)) throw new TroupeError(ErrorCodes.INVALID_OPTION, `Expected \`--state\` to be one of ${TASK_STATES.join(', ')}, got \`${s}\``);
+    }
+  }
+  const page = await ctx.backend.list({
+    ...(o.state !== undefined ? { state: o.state } : {}),
+    ...(o.name !== undefined ? { name: o.name } : {}),
+    ...(o.limit !== undefined ? { limit: parseInteger(o.limit, '--limit', { min: 1, max: 1000 }) } : {}),
+    ...(o.cursor !== undefined ? { cursor: o.cursor } : {}),
+  });
+  if (ctx.json) {
+    printJson(ctx, page);
+    return ExitCodes.ok;
+  }
+  ctx.out(renderTaskList(page.tasks, ctx.style));
+  if (page.nextCursor) ctx.out(ctx.style.dim(`more: --cursor ${page.nextCursor}`));
+  return ExitCodes.ok;
+}
+
+/** `logs -f` mirrors the outcome in its exit code (0 only when the task succeeded), like `docker wait`. */
+export async function logsCommand(ctx: RemoteContext, id: string, o: { follow?: boolean }): Promise<number> {
+  const print = (line: Parameters<typeof renderLine>[0]) => ctx.out(ctx.json ? JSON.stringify(line) : renderLine(line, ctx.style));
+  if (!o.follow) {
+    for (const line of await ctx.backend.output(id)) print(line);
+    return ExitCodes.ok;
+  }
+  const end = await ctx.backend.follow(id, { onLine: print });
+  if (!end) return ExitCodes.interrupted;
+  if (ctx.json) ctx.err(JSON.stringify({ end }));
+  else ctx.err(renderEnd(id, end, ctx.style));
+  return end.state === 'succeeded' ? ExitCodes.ok : ExitCodes.failure;
+}
+
+export async function cancelCommand(ctx: RemoteContext, id: string): Promise<number> {
+  const cancelled = await ctx.backend.cancel(id);
+  if (ctx.json) {
+    printJson(ctx, { id, cancelled });
+    return ExitCodes.ok;
+  }
+  if (cancelled) ctx.out(`cancelled ${id}`);
+  else ctx.out(`${id} was not cancelled: it had already ended (${(await ctx.backend.get(id)).state})`);
+  return ExitCodes.ok;
+}
+
+export async function retryCommand(ctx: RemoteContext, id: string): Promise<number> {
+  await ctx.backend.retry(id);
+  if (ctx.json) printJson(ctx, { id, retried: true });
+  else ctx.out(`retried ${id}: queued again with a fresh attempt budget`);
+  return ExitCodes.ok;
+}
+
+export async function typesCommand(ctx: RemoteContext): Promise<number> {
+  const types = await ctx.backend.taskTypes();
+  if (ctx.json) printJson(ctx, types);
+  else ctx.out(renderTaskTypes(types, ctx.style));
+  return ExitCodes.ok;
+}
+
+/** `health` exits 1 when the runtime is not live (stalled, stopping…) or a check is at `error`, so it can gate a deploy. */
+export async function healthCommand(ctx: RemoteContext): Promise<number> {
+  const info = await ctx.backend.health();
+  if (ctx.json) printJson(ctx, info);
+  else ctx.out(renderHealth(info, ctx.style));
+  const report = (info.report as { status?: string } | undefined)?.status;
+  return info.status !== 'ok' || report === 'error' ? ExitCodes.failure : ExitCodes.ok;
+}
+
+export async function maintCommand(ctx: RemoteContext, name: string, o: { maxAgeHours?: string; input?: string; wait?: boolean }): Promise<number> {
+  if (!(MAINTENANCE_TASKS as readonly string[]).includes(name)) {
+    throw new TroupeError(ErrorCodes.UNKNOWN_TASK, `No maintenance task \`${name}\`: use one of ${MAINTENANCE_TASKS.join(', ')}`);
+  }
+  const input = (o.input !== undefined ? parseJsonInput(o.input, '--input') : {}) as Record<string, unknown>;
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new TroupeError(ErrorCodes.INVALID_INPUT, 'Expected `--input` to be a JSON object');
+  if (o.maxAgeHours !== undefined) {
+    const hours = Number(o.maxAgeHours);
+    if (!(hours > 0) || !Number.isFinite(hours)) throw new TroupeError(ErrorCodes.INVALID_OPTION, `Expected \`--max-age-hours\` to be a positive number, got \`${o.maxAgeHours}\``);
+    input.maxAgeHours = hours;
+  }
+  const id = await ctx.backend.maintenance(name, input);
+  if (!o.wait) {
+    if (ctx.json) printJson(ctx, { id });
+    else ctx.out(id);
+    return ExitCodes.ok;
+  }
+  const end = await ctx.backend.follow(id, {});
+  if (!end) return ExitCodes.interrupted;
+  if (ctx.json) printJson(ctx, { id, ...end });
+  else if (end.state === 'succeeded') ctx.out(JSON.stringify(end.result ?? null, null, 2));
+  else ctx.err(renderEnd(id, end, ctx.style));
+  return end.state === 'succeeded' ? ExitCodes.ok : ExitCodes.failure;
+}

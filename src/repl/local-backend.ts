@@ -1,0 +1,151 @@
+/**
+ * The Backend in-process: commands call an embedded `Runtime` directly (`troupe run`, `troupe repl --config`).
+ * Following output subscribes to the task's facts first and then reads what was already captured, so no line
+ * falls between the two; lines are told apart by their `seq`.
+ */
+import { ErrorCodes, TroupeError, type SerializedError } from '../errors.ts';
+import type { Runtime } from '../runtime.ts';
+import { isFinalState, type OutputLine, type Progress, type TaskState } from '../task.ts';
+import { MAINTENANCE_TASKS, normalizeTaskTypes, type Backend, type FollowOptions } from './backend.ts';
+import type { FollowEnd } from './client.ts';
+
+export interface LocalBackendOptions {
+  /** What `target` says. @default 'embedded runtime' */
+  target?: string;
+  /** Close the runtime when the backend closes. @default true */
+  closeRuntime?: boolean;
+  /** How long running tasks may finish when the runtime closes. @default '10s' */
+  closeTimeout?: number | string;
+}
+
+const OUTCOMES = ['task.succeeded', 'task.failed', 'task.cancelled', 'task.timed_out'] as const;
+
+/** Why: the same command set runs against an embedded runtime without a server. */
+export function createLocalBackend(rt: Runtime, options: LocalBackendOptions = {}): Backend {
+  const get = async (id: string) => {
+    const view = await rt.get(id as never);
+    if (!view) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${id}\` — \`ps\` lists recent tasks`);
+    return view;
+  };
+  return {
+    target: options.target ?? 'embedded runtime',
+    enqueue: (name, input, o) => rt.enqueue(name, input, o as never),
+    get,
+    list: (query = {}) => rt.list({ ...(query as object) } as never),
+    cancel: (id) => rt.cancel(id as never),
+    retry: async (id) => {
+      await rt.retry(id as never);
+    },
+    output: (id) => rt.output(id as never, { limit: 100_000 }),
+    follow: (id, o) => followLocal(rt, id, o ?? {}),
+    taskTypes: async () => normalizeTaskTypes(rt.tasks()),
+    schedules: () => rt.schedules(),
+    schedule: async (id, action) => {
+      if (action === 'trigger') return rt.triggerSchedule(id);
+      await (action === 'pause' ? rt.pauseSchedule(id) : rt.resumeSchedule(id));
+      return undefined;
+    },
+    queue: async (name, action) => {
+      if (action === 'pause') rt.pause(name);
+      else rt.resume(name);
+    },
+    maintenance: async (name, input) => {
+      if (!(MAINTENANCE_TASKS as readonly string[]).includes(name)) {
+        throw new TroupeError(ErrorCodes.UNKNOWN_TASK, `No maintenance task \`${name}\`: use one of ${MAINTENANCE_TASKS.join(', ')}`);
+      }
+      return rt.enqueue(name, input ?? {});
+    },
+    health: async () => {
+      // The shape of `GET /api/health?full=1`, so both modes render alike.
+      const live = rt.liveness();
+      const counts = live.status === 'running' ? await rt.counts().catch(() => undefined) : undefined;
+      const report = live.status === 'running' && rt.builtin ? await rt.builtin.healthCheck() : undefined;
+      const now = rt.options.clock.now();
+      return {
+        status: live.escalated ? 'escalated' : live.status !== 'running' ? live.status : 'ok',
+        runtime: live.status,
+        uptimeMs: live.uptimeMs,
+        nodeId: live.nodeId,
+        store: live.store,
+        ...(counts ? { tasks: { queued: counts.byState.queued, running: counts.byState.running, oldestDueAgeMs: counts.oldestDueAt !== undefined ? Math.max(0, now - counts.oldestDueAt) : 0 } } : {}),
+        ...(live.escalated ? { escalated: live.escalated } : {}),
+        ...(report ? { report } : {}),
+      };
+    },
+    tree: async () => rt.tree(),
+    restart: (address) => rt.restartActor(address),
+    close: async () => {
+      if (options.closeRuntime !== false) await rt.close({ timeout: (options.closeTimeout ?? '10s') as never });
+    },
+  };
+}
+
+async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress }: FollowOptions): Promise<FollowEnd | undefined> {
+  if (signal?.aborted) return undefined;
+  let lastSeq = Number.NEGATIVE_INFINITY;
+  // Lines and progress keep the order the tracker published them in.
+  const live: Array<{ line: OutputLine } | { progress: Progress }> = [];
+  let ended = false;
+  let wake: (() => void) | undefined;
+  const poke = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const emit = (line: OutputLine) => {
+    if (line.seq >= 0 && line.seq <= lastSeq) return;
+    if (line.seq >= 0) lastSeq = line.seq;
+    onLine?.(line);
+  };
+  const offs = [
+    rt.on('task.output', (f) => {
+      if (f.id !== id) return;
+      live.push({ line: f.line });
+      poke();
+    }),
+    rt.on('task.progress', (f) => {
+      if (f.id !== id) return;
+      live.push({ progress: f.progress });
+      poke();
+    }),
+    ...OUTCOMES.map((type) =>
+      rt.on(type, (f) => {
+        if (f.id !== id) return;
+        ended = true;
+        poke();
+      }),
+    ),
+  ];
+  const onAbort = () => poke();
+  signal?.addEventListener('abort', onAbort);
+  try {
+    // Lines published before the subscription are written by now; the seq check drops the ones seen twice.
+    await rt.flush();
+    const view = await rt.get(id as never);
+    if (!view) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${id}\` — \`ps\` lists recent tasks`);
+    for (const line of await rt.output(id as never, { limit: 100_000 })) emit(line);
+    if (view.progress && !isFinalState(view.state)) onProgress?.(view.progress);
+    if (isFinalState(view.state)) ended = true;
+    for (;;) {
+      while (live.length > 0) {
+        const next = live.shift()!;
+        if ('line' in next) emit(next.line);
+        else onProgress?.(next.progress);
+      }
+      if (signal?.aborted) return undefined;
+      if (ended) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+    await rt.flush();
+    for (const line of await rt.output(id as never, { after: Number.isFinite(lastSeq) ? lastSeq : -1, limit: 100_000 })) emit(line);
+    const final = await rt.get(id as never);
+    return endOf(final?.state ?? 'failed', final?.result, final?.error);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    for (const off of offs) off();
+  }
+}
+
+function endOf(state: TaskState, result: unknown, error: SerializedError | undefined): FollowEnd {
+  return { state, ...(result !== undefined ? { result } : {}), ...(error !== undefined ? { error } : {}) };
+}
