@@ -116,12 +116,12 @@ function statsOf(bench: Bench, name: string): { p50: number; mean: number } | un
   return { p50: result.latency.p50, mean: result.latency.mean };
 }
 
-/** The figures the targets are stated in, from a finished run. */
+/** The figures the targets are stated in, from a finished run. Medians (p50), the machine being noisy. */
 export function summarizePool(bench: Bench): Record<string, number | undefined> {
   const s = (name: string) => statsOf(bench, name);
   const perSec = (name: string, jobs: number) => {
     const st = s(name);
-    return st ? Math.round((jobs / st.mean) * 1000) : undefined;
+    return st ? Math.round((jobs / st.p50) * 1000) : undefined;
   };
   const rawBurst = perSec(PoolTasks.rawBurst, BURST);
   const troupeBurst = perSec(PoolTasks.troupeBurst, BURST);

@@ -318,11 +318,6 @@ class HandlerThreadPool implements ThreadPool {
         }
         if (e.solo && batch.length > 0) break;
         this.#head++;
-        const aborted = abortedSignalOf(e);
-        if (aborted !== undefined) {
-          this.#onAbort(e, aborted);
-          continue;
-        }
         this.#queued--;
         batch.push(e);
         if (e.solo) break;
