@@ -128,7 +128,8 @@ export const STRATEGY_INDEXES: Readonly<Record<Strategy, { name: string; sql: st
   },
   'weighted-random': {
     name: 'tasks_due_weight',
-    sql: `CREATE INDEX IF NOT EXISTS tasks_due_weight ON tasks (weight, run_at, id) WHERE ${CLAIMABLE}`,
+    // name and state make it covering for the per-class counts a weighted claim starts with
+    sql: `CREATE INDEX IF NOT EXISTS tasks_due_weight ON tasks (weight, run_at, id, name, state) WHERE ${CLAIMABLE}`,
   },
 });
 

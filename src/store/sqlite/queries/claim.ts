@@ -62,7 +62,7 @@ export function prepareClaim(
 
   if (strategy === 'weighted-random') {
     const classes = db.prepare<[Params], { name: string; weight: number; n: number }>(
-      `SELECT name, weight, COUNT(*) AS n FROM tasks WHERE ${DUE} ${FILTER} GROUP BY name, weight`,
+      `SELECT name, weight, COUNT(*) AS n FROM tasks INDEXED BY tasks_due_weight WHERE ${DUE} ${FILTER} GROUP BY name, weight`,
     );
     const oldest = db.prepare<[Params & { weight: number }], TaskRow>(
       `SELECT ${TASK_COLUMNS} FROM tasks INDEXED BY tasks_due_weight WHERE ${DUE} AND weight = @weight ${FILTER}
