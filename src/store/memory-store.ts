@@ -14,7 +14,7 @@
  * Records handed out are shallow copies; `input` and `result` values are shared, not cloned.
  */
 import type { Clock } from '../clock.ts';
-import { ErrorCodes, TroupeError, type SerializedError } from '../errors.ts';
+import { ErrorCodes, TroupeError, invalidOption, type SerializedError } from '../errors.ts';
 import type { TaskId } from '../ids.ts';
 import {
   DEAD_STATES,
@@ -73,6 +73,8 @@ interface Entry {
   where: Where;
   gen: number;
   bucket?: Bucket;
+  /** Sequence number of the latest time the task became final (for retention). */
+  fin: number;
 }
 
 interface Item {
@@ -98,11 +100,21 @@ type Status = (typeof Status)[keyof typeof Status];
 export interface MemoryStoreOptions extends StoreOptions {
   /** Unused by the logic (every method takes its time), kept for symmetry with the other stores. */
   clock?: Clock;
+  /**
+   * Final tasks kept (with their history and output); beyond it the earliest finished are forgotten, as a
+   * purge would. A finished task costs about 1.5 KB, so an unbounded store under `rt.run()` at tens of
+   * thousands of tasks per second would fill the heap in minutes. @default 10000
+   */
+  maxFinished?: number;
 }
 
 /** Why: a Store with no I/O, fast enough to sit under `rt.run()` at tens of thousands of tasks per second. */
 export function createMemoryStore(options: MemoryStoreOptions = {}): Store & AsyncDisposable {
-  return new MemoryStore(resolveStoreOptions(options));
+  const maxFinished = options.maxFinished ?? 10_000;
+  if (maxFinished !== Infinity && (!Number.isSafeInteger(maxFinished) || maxFinished < 0)) {
+    throw invalidOption('store.maxFinished', 'a non-negative integer or Infinity', maxFinished);
+  }
+  return new MemoryStore(resolveStoreOptions(options), maxFinished);
 }
 
 class MemoryStore implements Store, AsyncDisposable {
@@ -124,9 +136,15 @@ class MemoryStore implements Store, AsyncDisposable {
   #counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
   #schedules = new Map<string, ScheduleRecord>();
   #meta = new Map<string, string>();
+  readonly #maxFinished: number;
+  /** Final tasks in the order they finished (stale items are skipped), for retention. */
+  #finished: Array<{ e: Entry; fin: number }> = [];
+  #finishedHead = 0;
+  #finSeq = 0;
 
-  constructor(options: ResolvedStoreOptions) {
+  constructor(options: ResolvedStoreOptions, maxFinished: number) {
     this.#options = options;
+    this.#maxFinished = maxFinished;
     this.strategy = options.strategy;
     const compare = compareForStrategy(options.strategy);
     this.#compareItems = (a, b) => compare(a.e.rec, b.e.rec);
@@ -162,7 +180,7 @@ class MemoryStore implements Store, AsyncDisposable {
       if (t.key !== undefined) rec.key = t.key;
       if (t.scheduleId !== undefined) rec.scheduleId = t.scheduleId;
       if (t.options !== undefined) rec.options = t.options;
-      const e: Entry = { rec, history: [], where: Where.none, gen: 0 };
+      const e: Entry = { rec, history: [], where: Where.none, gen: 0, fin: 0 };
       this.#tasks.set(t.id, e);
       if (t.key !== undefined) this.#byKey.set(t.key, e);
       const last = this.#order[this.#order.length - 1];
@@ -234,7 +252,9 @@ class MemoryStore implements Store, AsyncDisposable {
 
   async settle(ops: readonly SettleOp[]): Promise<boolean[]> {
     this.#assertOpen();
-    return ops.map((op) => this.#settleOne(op));
+    const applied = ops.map((op) => this.#settleOne(op));
+    this.#retain();
+    return applied;
   }
 
   async cancel(id: TaskId, at: number, reason?: string): Promise<CancelResult> {
@@ -252,6 +272,7 @@ class MemoryStore implements Store, AsyncDisposable {
     e.rec.updatedAt = at;
     delete e.rec.leaseUntil;
     this.#record(e, previous, 'cancelled', at, e.rec.attempts, reason ?? 'cancelled');
+    this.#retain();
     return owner === undefined ? { previous, cancelled: true } : { previous, cancelled: true, owner };
   }
 
@@ -278,7 +299,7 @@ class MemoryStore implements Store, AsyncDisposable {
       for (const e of set) if ((e.rec.leaseUntil ?? -Infinity) < now) expired.push(e);
     }
     expired.sort((a, b) => (a.rec.id < b.rec.id ? -1 : 1));
-    return expired.map((e) => {
+    const records = expired.map((e) => {
       const rec = e.rec;
       this.#leaveRunning(e);
       rec.updatedAt = now;
@@ -297,6 +318,8 @@ class MemoryStore implements Store, AsyncDisposable {
       }
       return { ...rec };
     });
+    this.#retain();
+    return records;
   }
 
   async get(id: TaskId): Promise<TaskRecord | undefined> {
@@ -397,12 +420,10 @@ class MemoryStore implements Store, AsyncDisposable {
     this.#assertOpen();
     const states = new Set((request.states ?? [...FINAL_STATES]).filter((s) => FINAL_STATES.has(s)));
     let n = 0;
-    for (const [id, e] of this.#tasks) {
+    for (const e of this.#tasks.values()) {
       const { rec } = e;
       if (!states.has(rec.state) || rec.finishedAt === undefined || rec.finishedAt >= request.finishedBefore) continue;
-      this.#tasks.delete(id);
-      if (rec.key !== undefined && this.#byKey.get(rec.key) === e) this.#byKey.delete(rec.key);
-      this.#counts[rec.state]--;
+      this.#forget(e);
       n++;
     }
     if (n > 0) this.#order = this.#order.filter((id) => this.#tasks.has(id));
@@ -467,6 +488,7 @@ class MemoryStore implements Store, AsyncDisposable {
     this.#running.clear();
     this.#promoted.clear();
     this.#order = [];
+    this.#finished = [];
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -680,6 +702,34 @@ class MemoryStore implements Store, AsyncDisposable {
     this.#counts[e.rec.state]--;
     this.#counts[to]++;
     e.rec.state = to;
+    if (FINAL_STATES.has(to)) {
+      e.fin = ++this.#finSeq;
+      this.#finished.push({ e, fin: e.fin });
+    }
+  }
+
+  /** Forgets the earliest finished tasks beyond `maxFinished` (called once a verb has done its work). */
+  #retain(): void {
+    const c = this.#counts;
+    let excess = c.succeeded + c.failed + c.cancelled + c.timed_out - this.#maxFinished;
+    while (excess > 0 && this.#finishedHead < this.#finished.length) {
+      const { e, fin } = this.#finished[this.#finishedHead++]!;
+      if (e.fin !== fin || !isFinalState(e.rec.state) || this.#tasks.get(e.rec.id) !== e) continue;
+      this.#forget(e);
+      excess--;
+    }
+    if (this.#finishedHead > 1024 && this.#finishedHead * 2 > this.#finished.length) {
+      this.#finished = this.#finished.slice(this.#finishedHead);
+      this.#finishedHead = 0;
+    }
+    if (this.#order.length > 2 * this.#tasks.size + 1024) this.#order = this.#order.filter((id) => this.#tasks.has(id));
+  }
+
+  #forget(e: Entry): void {
+    const { rec } = e;
+    this.#tasks.delete(rec.id);
+    if (rec.key !== undefined && this.#byKey.get(rec.key) === e) this.#byKey.delete(rec.key);
+    this.#counts[rec.state]--;
   }
 
   #record(

@@ -48,4 +48,42 @@ describe('memory store (smoke)', () => {
   });
 });
 
+describe('memory store retention', () => {
+  it('forgets the earliest finished tasks beyond maxFinished, never waiting or running ones', async () => {
+    const clock = new ManualClock();
+    await using store = createMemoryStore({ maxFinished: 3 });
+    const tasks = Array.from({ length: 6 }, (_, i) => task(clock, { key: `k${i}` }));
+    await store.enqueue(tasks);
+    const claimed = await store.claim({ owner: 'n', limit: 5, leaseMs: 1000, now: clock.now() });
+    await store.settle(claimed.slice(0, 4).map((t) => ({ type: 'succeeded' as const, id: t.id, owner: 'n', attempt: 1, at: clock.now(), result: t.id })));
+    assert.equal(await store.get(tasks[0]!.id), undefined);
+    assert.equal((await store.get(tasks[1]!.id))?.state, 'succeeded');
+    await store.cancel(tasks[5]!.id, clock.now());
+    assert.equal(await store.get(tasks[1]!.id), undefined);
+    assert.equal((await store.get(tasks[4]!.id))?.state, 'running');
+    const counts = await store.counts(clock.now());
+    assert.deepEqual([counts.byState.succeeded, counts.byState.cancelled, counts.byState.running], [2, 1, 1]);
+    assert.deepEqual((await store.list()).tasks.map((t) => t.id), [5, 4, 3, 2].map((i) => tasks[i]!.id));
+    assert.equal((await store.enqueue([task(clock, { key: 'k0' })]))[0]!.created, true);
+    // a retried dead letter leaves the finished set and is not forgotten while it waits
+    assert.equal((await store.retry(tasks[5]!.id, clock.now()))?.state, 'queued');
+    await store.settle([{ type: 'succeeded', id: tasks[4]!.id, owner: 'n', attempt: 1, at: clock.now(), result: 1 }]);
+    assert.equal((await store.get(tasks[5]!.id))?.state, 'queued');
+  });
+
+  it('hands out copies: changing a returned record changes nothing stored', async () => {
+    const clock = new ManualClock();
+    await using store = createMemoryStore();
+    const t = task(clock);
+    await store.enqueue([t]);
+    const got = (await store.get(t.id))!;
+    got.state = 'failed';
+    got.attempts = 99;
+    (await store.history(t.id))[0]!.to = 'failed';
+    assert.equal((await store.get(t.id))?.state, 'queued');
+    assert.equal((await store.history(t.id))[0]?.to, 'queued');
+    assert.throws(() => createMemoryStore({ maxFinished: -1 }), { code: 'TROUPE_ERR_INVALID_OPTION' });
+  });
+});
+
 runStoreContract('memory', async (options) => createMemoryStore(options));
