@@ -27,6 +27,10 @@
  * - Rebase: if two decreases in a row (of 10 % or more each) left the mean duration where it was, the runs were
  *   not queueing and the work itself got slower: the baseline becomes the new mean. Likewise after three windows
  *   at `min` with a queue.
+ * - Overhead is not a queue: when an increase of 10 % or more (and well above the noise) added runs of which,
+ *   by Little's law, under a quarter queued, the mean's growth (if above the noise) is taken into the baseline. Timer-bound work slows
+ *   a little as the event loop gets busier; without this the controller would stop far below the downstream's
+ *   capacity.
  * - Failed runs that are not drops carry no latency signal (a fast error is not a fast run).
  *
  * Pure: time comes from the injected clock, nothing is scheduled, and each call is O(1).
@@ -170,7 +174,7 @@ class GradientLimit implements AdaptiveLimit {
   #streak = 0;
   #atMinQueued = 0;
   #unmoved = 0;
-  /** The limit before the last decrease and the mean measured at it (0 = no check pending). */
+  /** The limit before the last change and the mean measured at it (0 = no check pending). */
   #checkFrom = PENDING_NONE;
   #checkMean = 0;
   #windows = 0;
@@ -240,28 +244,37 @@ class GradientLimit implements AdaptiveLimit {
       this.#phase = 'slow-start';
       if (this.#o.initial > this.#limit) {
         this.#last.decision = 'calibrated';
-        this.#set(this.#o.initial);
+        this.#change(this.#o.initial, mean);
         return;
       }
     }
     if (mean < this.#base) this.#base = mean;
+    const from = this.#checkFrom;
+    const fromMean = this.#checkMean;
+    this.#checkFrom = PENDING_NONE;
+    // The standard error of this window's mean: differences smaller than a few of these are noise.
+    const se = Math.sqrt(Math.max(0, this.#sumSq / this.#n - mean * mean) / this.#n);
+    if (from !== PENDING_NONE && this.#limit > from && mean - fromMean > 2 * se && this.#limit / from - 1 >= Math.max(0.1, (4 * se) / mean)) {
+      // Of the runs an increase added, Little's law says this share queued; when it is small, the mean grew from
+      // per-run overhead (a busier event loop, say), not from a queue: that growth joins the baseline, so it is
+      // not mistaken for queueing later.
+      const queuedShare = (this.#limit * (1 - fromMean / mean)) / (this.#limit - from);
+      if (queuedShare < 0.25) this.#base = Math.min(mean, this.#base * (mean / fromMean));
+    }
     const served = Math.min(this.#limit, this.#peak);
     const queue = served * (1 - this.#base / mean);
     this.#last.queue = queue;
     const { tolerance, min, max, smoothing } = this.#o;
     // A queue within three standard errors of the window mean is noise, not evidence.
-    const se = Math.sqrt(Math.max(0, this.#sumSq / this.#n - mean * mean) / this.#n);
     const alpha = Math.max(0.5, (tolerance / 2) * this.#limit, (3 * served * se) / mean);
     const beta = Math.max(1.5, 2 * tolerance * this.#limit, 2 * alpha);
-    const checkFrom = this.#checkFrom;
-    this.#checkFrom = PENDING_NONE;
     if (queue > beta) {
       this.#phase = 'steady';
       this.#streak = 0;
       // The last decrease should have cut the mean by about (1 − limit/checkFrom). When two decreases in a row
       // left it where it was, the runs were not queueing: the work itself got slower and the baseline is stale.
       // (One is not enough: a window that straddles a change of the system looks the same.)
-      const unmoved = checkFrom !== PENDING_NONE && 1 - this.#limit / checkFrom >= 0.1 && mean >= this.#checkMean * 0.95;
+      const unmoved = from !== PENDING_NONE && 1 - this.#limit / from >= 0.1 && mean >= fromMean * 0.95;
       this.#unmoved = unmoved ? this.#unmoved + 1 : 0;
       if (this.#unmoved >= 2) return this.#rebase(mean);
       if (this.#limit === min) {
@@ -273,10 +286,8 @@ class GradientLimit implements AdaptiveLimit {
       const target = knee + Math.max(0.5, tolerance * knee);
       let next = this.#estimate + smoothing * (target - this.#estimate);
       if (Math.floor(next) >= this.#limit) next = this.#limit - 1;
-      this.#checkFrom = this.#limit;
-      this.#checkMean = mean;
       this.#last.decision = 'decrease';
-      this.#set(next);
+      this.#change(next, mean);
       return;
     }
     this.#atMinQueued = 0;
@@ -294,7 +305,7 @@ class GradientLimit implements AdaptiveLimit {
     }
     if (this.#phase === 'slow-start') {
       this.#last.decision = 'increase';
-      this.#set(Math.max(this.#estimate + 1, this.#estimate * 2));
+      this.#change(Math.max(this.#estimate + 1, this.#estimate * 2), mean);
       return;
     }
     // Steady: a second window without a queue in a row is needed; then steps of 1, 2, 4… (at most limit/4).
@@ -304,7 +315,7 @@ class GradientLimit implements AdaptiveLimit {
     }
     this.#last.decision = 'increase';
     const step = Math.min(2 ** Math.min(this.#streak - 2, 10), Math.max(1, Math.floor(this.#limit / 4)));
-    this.#set(Math.floor(this.#estimate) + step);
+    this.#change(Math.floor(this.#estimate) + step, mean);
   }
 
   #backOff(): void {
@@ -324,6 +335,13 @@ class GradientLimit implements AdaptiveLimit {
     this.#unmoved = 0;
     this.#last.decision = 'rebase';
     this.#resetWindow();
+  }
+
+  /** Moves the estimate, remembering the limit and mean it left so the next window can check the move. */
+  #change(estimate: number, mean: number): void {
+    this.#checkFrom = this.#limit;
+    this.#checkMean = mean;
+    this.#set(estimate);
   }
 
   #set(estimate: number): void {
