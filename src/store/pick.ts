@@ -64,17 +64,18 @@ export interface WeightClass {
 /**
  * Why: the exact weighted draw, shared so that stores given the same seed pick the same classes.
  * `classes` must be sorted by ascending weight; `r` is in [0, 1). Returns the chosen index, or -1 if none is due.
+ * A class whose weight is not positive is never chosen.
  */
 export function pickWeightClass(classes: readonly WeightClass[], r: number): number {
   let total = 0;
-  for (const c of classes) if (c.count > 0) total += c.weight * c.count;
+  for (const c of classes) if (c.count > 0 && c.weight > 0) total += c.weight * c.count;
   if (!(total > 0)) return -1;
   const target = r * total;
   let cumulative = 0;
   let last = -1;
   for (let i = 0; i < classes.length; i++) {
     const c = classes[i]!;
-    if (c.count <= 0) continue;
+    if (c.count <= 0 || !(c.weight > 0)) continue;
     last = i;
     cumulative += c.weight * c.count;
     if (target < cumulative) return i;

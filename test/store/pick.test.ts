@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Heap, compareByPriority, compareByTime, compareByTimeDesc, pickWeightClass, resolveStoreOptions } from '../../src/store/pick.ts';
+
+describe('pick', () => {
+  it('pickWeightClass maps [0, 1) onto classes in proportion to weight × count', () => {
+    const classes = [{ weight: 1, count: 2 }, { weight: 2, count: 0 }, { weight: 3, count: 1 }];
+    // total 5: [0, 0.4) → class 0, [0.4, 1) → class 2; the empty class is never chosen
+    assert.equal(pickWeightClass(classes, 0), 0);
+    assert.equal(pickWeightClass(classes, 0.399), 0);
+    assert.equal(pickWeightClass(classes, 0.4), 2);
+    assert.equal(pickWeightClass(classes, 0.999999), 2);
+    assert.equal(pickWeightClass([], 0.5), -1);
+    assert.equal(pickWeightClass([{ weight: 1, count: 0 }], 0.5), -1);
+    assert.equal(pickWeightClass([{ weight: 0, count: 5 }, { weight: -1, count: 5 }, { weight: 2, count: 1 }], 0), 2);
+  });
+
+  it('orders by time, reverse time and priority, ties broken by id', () => {
+    const a = { id: 'a', runAt: 1, priority: 0 };
+    const b = { id: 'b', runAt: 1, priority: 5 };
+    const c = { id: 'c', runAt: 0, priority: 0 };
+    assert.deepEqual([a, b, c].sort(compareByTime).map((x) => x.id), ['c', 'a', 'b']);
+    assert.deepEqual([a, b, c].sort(compareByTimeDesc).map((x) => x.id), ['b', 'a', 'c']);
+    assert.deepEqual([a, b, c].sort(compareByPriority).map((x) => x.id), ['b', 'c', 'a']);
+  });
+
+  it('Heap pops in comparator order and filters', () => {
+    const heap = new Heap<number>((x, y) => x - y);
+    const values = Array.from({ length: 200 }, (_, i) => (i * 7919) % 211);
+    for (const v of values) heap.push(v);
+    heap.filter((v) => v % 2 === 0);
+    const out: number[] = [];
+    while (heap.size > 0) out.push(heap.pop()!);
+    assert.deepEqual(out, values.filter((v) => v % 2 === 0).sort((x, y) => x - y));
+    assert.equal(heap.pop(), undefined);
+  });
+
+  it('resolveStoreOptions applies defaults and rejects bad values by code', () => {
+    const r = resolveStoreOptions();
+    assert.deepEqual([r.strategy, r.maxOutputLines, r.random], ['fifo', 10_000, Math.random]);
+    for (const bad of [{ strategy: 'random' }, { maxOutputLines: 1.5 }, { maxOutputLines: 0 }, { random: 1 }]) {
+      assert.throws(() => resolveStoreOptions(bad as never), { code: 'TROUPE_ERR_INVALID_OPTION' });
+    }
+  });
+});
