@@ -237,8 +237,9 @@ export class TaskOutputFeed {
   }
 }
 
+/** An output line as event data, written by hand: the same JSON as `JSON.stringify(line)`, a few times faster. */
 function sendLine(sse: SseStream, line: OutputLine): void {
-  sse.send('output', line, line.seq);
+  sse.sendJson('output', `{"seq":${line.seq},"stream":"${line.stream}","text":${JSON.stringify(line.text)},"at":${line.at}}`, line.seq);
 }
 
 function isFinal(state: TaskState): boolean {
