@@ -51,6 +51,9 @@ function recordingStream() {
       sent.push({ event, data, ...(id !== undefined ? { id } : {}) });
       return true;
     },
+    sendJson(event: string, json: string, id?: string | number) {
+      return stream.send(event, JSON.parse(json), id);
+    },
     close() {
       if (closed) return;
       closed = true;
