@@ -86,7 +86,12 @@ describe('sqlite store files', () => {
     const fixture = new URL('./fixtures/claim-then-hang.ts', import.meta.url).pathname;
     const child = spawn(process.execPath, ['--import', 'tsx', fixture, path, String(T0)], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
-      const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
+      // safety nets only: the child either prints its ids or exits early
+      const signal = AbortSignal.timeout(30_000);
+      const [chunk] = (await Promise.race([
+        once(child.stdout, 'data', { signal }),
+        once(child, 'exit', { signal }).then(([code]) => Promise.reject(new Error(`fixture exited with ${code}`))),
+      ])) as [Buffer];
       const ids = JSON.parse(chunk.toString()) as string[];
       child.kill('SIGKILL');
       await once(child, 'exit');
