@@ -4,9 +4,10 @@
  *
  * executor     crashes, heavy memory or (for handlers) long runs → a subprocess; CPU-heavy work on the main
  *              thread → a handler; short CPU-heavy commands → a handler on the warm pool
- * timeout      none, too tight (timeouts seen, or p99 near it) or far too loose → max(p99 × 3, p99 + 1 s)
+ * timeout      none, too tight (timeouts seen, or p99 near it) or far too loose → max(p99 × 3, p99 + 1 s);
+ *              timeouts far above the p99 of finished runs are hangs: keep the timeout, find the hang
  * concurrency  CPU-bound → cores; waiting work → cores × 0.8 / CPU-per-second (or adaptive)
- * retry        timeouts dominate → raise the timeout; retries never help → fewer attempts + PermanentError;
+ * retry        timeouts (of slow runs) dominate → raise the timeout; retries never help → fewer attempts + PermanentError;
  *              retries help but run out → more attempts
  * streaming    long runs with much output → rt.start
  * schedule     runs outlast the interval or overlap their previous run → overlap 'skip' or a longer interval
@@ -30,8 +31,16 @@ export function suggestTimeout(s: TaskStatsSummary, def: TaskProfile): number | 
   const d = s.durationMs;
   if (!d) return undefined;
   let base = Math.max(d.p99 * 3, d.p99 + 1_000);
-  if (def.timeoutMs > 0 && s.timeoutRate >= TH.timeoutRate) base = Math.max(base, def.timeoutMs * 2);
+  if (def.timeoutMs > 0 && s.timeoutRate >= TH.timeoutRate && !timeoutsLookHung(s, def)) base = Math.max(base, def.timeoutMs * 2);
   return niceCeil(base);
+}
+
+/**
+ * Runs that finish take under a third of the timeout at p99, yet some hit it: those are hung runs, not slow ones,
+ * and a longer timeout (or more attempts) would only keep them waiting longer.
+ */
+export function timeoutsLookHung(s: TaskStatsSummary, def: TaskProfile): boolean {
+  return def.timeoutMs > 0 && s.durationMs !== undefined && s.durationMs.p99 * 3 < def.timeoutMs;
 }
 
 /** Every measured rule, in topic order. */
@@ -108,6 +117,13 @@ export function timeoutRule(s: TaskStatsSummary, def: TaskProfile): Recommendati
   if (s.timeoutRate >= TH.timeoutRate) {
     evidence.timeouts = s.causes.timeout;
     evidence.timeoutRate = rate(s.timeoutRate);
+    if (timeoutsLookHung(s, def)) {
+      return [{
+        topic: 'timeout',
+        advice: `${Math.round(s.timeoutRate * 1000) / 10} % of attempts hit the ${def.timeoutMs} ms timeout while runs that finish take ${ms(d.p99)} ms at p99: those runs hang rather than run slow. Keep the timeout and look for the hang (a lock, a call without its own timeout); a longer one would only wait longer.`,
+        evidence,
+      }];
+    }
     return rec(`${Math.round(s.timeoutRate * 1000) / 10} % of attempts hit the ${def.timeoutMs} ms timeout, so the true p99 is above it (${ms(d.p99)} ms among runs that finished). Raise it to ${suggested} ms.`);
   }
   if (def.timeoutMs < d.p99 * TH.tightTimeoutFactor) {
@@ -157,7 +173,7 @@ export function retryRule(s: TaskStatsSummary, def: TaskProfile): Recommendation
     attempts, failedAttempts: failures, timeouts: c.timeout, recoveredByRetry: s.recoveredByRetry, exhaustedRetries: s.exhaustedRetries,
   };
   const out: Recommendation[] = [];
-  if (attempts > 1 && c.timeout >= TH.minFailures && c.timeout * 2 >= failures) {
+  if (attempts > 1 && c.timeout >= TH.minFailures && c.timeout * 2 >= failures && !timeoutsLookHung(s, def)) {
     const suggested = suggestTimeout(s, def);
     out.push({
       topic: 'retry',

@@ -310,7 +310,7 @@ export class TaskStats {
     return out;
   }
 
-  /** The persisted form (see `TaskStatsJSON`). */
+  /** The persisted form (see `TaskStatsJSON`); measurements are rounded to 0.001 (a microsecond for durations). */
   toJSON(): TaskStatsJSON {
     const n = this.#n;
     const start = n < this.capacity ? 0 : this.#head;
