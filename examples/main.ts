@@ -1,8 +1,10 @@
-// `npm start`: the example runtime showing each pattern at work, then (with the HTTP API) serving it.
+// `npm start`: the example runtime showing each pattern at work, then serving it over the HTTP API and the
+// dashboard on 127.0.0.1:7420 until Ctrl-C (SIGINT) or SIGTERM, which shut it down gracefully.
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { createResourcePool, isTroupeError } from '../src/index.ts';
 import { createRuntimeFromConfig, loadConfig } from '../src/config.ts';
+import { startServer, type StartedServer } from '../src/http/listen.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const say = (label: string, text: string) => console.log(`\x1b[1m${label.padEnd(4)}\x1b[0m ${text}`);
@@ -63,4 +65,32 @@ try {
   if (isTroupeError(error)) say('', `unknown task → ${error.code}`);
 }
 
-await rt.close();
+// Serve: the HTTP API and the dashboard. Any other address than loopback needs TROUPE_TOKEN.
+let server: StartedServer;
+try {
+  server = await startServer(rt, loaded.config.http ?? {});
+} catch (error) {
+  console.error(isTroupeError(error) ? `${error.code}: ${error.message}` : error);
+  await rt.close();
+  process.exit(1);
+}
+say('', `HTTP API and dashboard on ${server.url}${server.authenticated ? ' (bearer token required)' : ''}`);
+say('', `try: curl -s ${server.url}/api/task-types · curl -s -X POST ${server.url}/api/tasks -H 'content-type: application/json' -d '{"name":"report","input":{"steps":20}}'`);
+say('', 'Ctrl-C stops (running tasks get 10 s to finish, then go back to the queue)');
+
+let stopping = false;
+const shutdown = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  say('', `${signal}: stopping…`);
+  try {
+    await server.close();
+    await rt.close({ timeout: '10s' });
+    process.exit(0);
+  } catch (error) {
+    console.error(error);
+    process.exit(1);
+  }
+};
+process.once('SIGINT', () => void shutdown('SIGINT'));
+process.once('SIGTERM', () => void shutdown('SIGTERM'));
