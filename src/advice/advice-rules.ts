@@ -263,7 +263,7 @@ export function traitRules(def: TaskProfile, window: number): Recommendation[] {
   }
   if (def.streaming) {
     const advice = adviseFromTraits({ streaming: true });
-    out.push({ topic: 'streaming', advice: `Use \`${advice.call}\`: ${advice.reason}.`, value: 'rt.start', evidence: { streaming: 'declared', window } });
+    out.push({ topic: 'streaming', advice: `Start it with \`${advice.call}\` (${advice.reason}).`, value: 'rt.start', evidence: { streaming: 'declared', window } });
   }
   for (const sched of def.schedules ?? []) {
     if (sched.overlap !== 'allow') continue;
