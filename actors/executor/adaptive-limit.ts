@@ -70,6 +70,8 @@ export const ADAPTIVE_LIMIT_DEFAULTS = Object.freeze({
   backoff: 0.9,
 });
 
+const OPTION_KEYS: ReadonlySet<string> = new Set(['min', 'max', 'initial', 'windowSamples', 'windowMs', 'tolerance', 'smoothing', 'backoff']);
+
 export type AdaptivePhase = 'calibrating' | 'slow-start' | 'steady';
 export type AdaptiveDecision = 'none' | 'calibrated' | 'increase' | 'hold' | 'app-limited' | 'decrease' | 'backoff' | 'rebase';
 
@@ -122,7 +124,10 @@ export interface AdaptiveLimit {
 
 /** Validates adaptive-limit options into a complete set; `path` names the option in errors. */
 export function resolveAdaptiveLimitOptions(raw: AdaptiveLimitOptions = {}, path = 'concurrency'): ResolvedAdaptiveLimitOptions {
-  if (typeof raw !== 'object' || raw === null) throw invalidOption(path, 'an object', raw);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidOption(path, 'an object', raw);
+  for (const key of Object.keys(raw)) {
+    if (!OPTION_KEYS.has(key)) throw invalidOption(`${path}.${key}`, `one of ${[...OPTION_KEYS].join(', ')} (unknown key)`, (raw as Record<string, unknown>)[key]);
+  }
   const int = (key: 'min' | 'max' | 'initial' | 'windowSamples', fallback: number, low: number): number => {
     const v = raw[key] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < low) throw invalidOption(`${path}.${key}`, `an integer ≥ ${low}`, v);
@@ -149,8 +154,26 @@ export function resolveAdaptiveLimitOptions(raw: AdaptiveLimitOptions = {}, path
   };
 }
 
-/** Creates an adaptive limit for one task name (see the file header); options are validated here. */
-export function createAdaptiveLimit(options: AdaptiveLimitOptions, clock: Clock): AdaptiveLimit {
+/** A task's `concurrency` option: a fixed limit, or an adaptive one within bounds. */
+export type ConcurrencyOption = number | ({ adaptive: true } & AdaptiveLimitOptions);
+
+export type ResolvedConcurrency = { kind: 'fixed'; limit: number } | { kind: 'adaptive'; options: ResolvedAdaptiveLimitOptions };
+
+/** Validates a task definition's `concurrency` (`8`, or `{ adaptive: true, min: 1, max: 64 }`) at registration. */
+export function resolveConcurrencyOption(raw: unknown, path = 'concurrency'): ResolvedConcurrency {
+  if (typeof raw === 'number') {
+    if (!Number.isInteger(raw) || raw < 1) throw invalidOption(path, 'a positive integer or { adaptive: true, min, max }', raw);
+    return { kind: 'fixed', limit: raw };
+  }
+  if (typeof raw !== 'object' || raw === null || (raw as { adaptive?: unknown }).adaptive !== true) {
+    throw invalidOption(path, 'a positive integer or { adaptive: true, min, max }', raw);
+  }
+  const { adaptive: _adaptive, ...options } = raw as { adaptive: true } & AdaptiveLimitOptions;
+  return { kind: 'adaptive', options: resolveAdaptiveLimitOptions(options, path) };
+}
+
+/** Creates an adaptive limit for one task name (see the file header); raw options are validated here. */
+export function createAdaptiveLimit(options: AdaptiveLimitOptions | ResolvedAdaptiveLimitOptions, clock: Clock): AdaptiveLimit {
   return new GradientLimit(resolveAdaptiveLimitOptions(options), clock);
 }
 

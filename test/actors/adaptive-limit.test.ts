@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { createAdaptiveLimit, resolveAdaptiveLimitOptions, type AdaptiveLimitOptions } from '../../actors/executor/adaptive-limit.ts';
+import { createAdaptiveLimit, resolveAdaptiveLimitOptions, resolveConcurrencyOption, type AdaptiveLimitOptions } from '../../actors/executor/adaptive-limit.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes } from '../../src/errors.ts';
 import { bestFixedLimit, simulate, tail, type ServerModel } from '../advice/helpers/simulated-server.ts';
@@ -232,7 +232,18 @@ describe('adaptive limit rules', () => {
     for (const options of bad) {
       assert.throws(() => createAdaptiveLimit(options as AdaptiveLimitOptions, new ManualClock()), { code: ErrorCodes.INVALID_OPTION }, JSON.stringify(options));
     }
+    assert.throws(() => resolveAdaptiveLimitOptions({ mni: 1 } as AdaptiveLimitOptions, 'tasks.x.concurrency'), { code: ErrorCodes.INVALID_OPTION });
     assert.deepEqual(resolveAdaptiveLimitOptions({}), { min: 1, max: 64, initial: 1, windowSamples: 16, windowMs: 100, tolerance: 0.1, smoothing: 0.5, backoff: 0.9 });
     assert.equal(resolveAdaptiveLimitOptions({ min: 80 }).max, 80, 'max follows a min above its default');
+  });
+
+  it('resolves a task definition’s concurrency: a fixed number or { adaptive: true, … }', () => {
+    assert.deepEqual(resolveConcurrencyOption(8), { kind: 'fixed', limit: 8 });
+    const adaptive = resolveConcurrencyOption({ adaptive: true, min: 2, max: 32 });
+    assert.equal(adaptive.kind, 'adaptive');
+    assert.deepEqual(adaptive.kind === 'adaptive' && [adaptive.options.min, adaptive.options.max, adaptive.options.initial], [2, 32, 2]);
+    for (const bad of [0, 1.5, '8', null, {}, { adaptive: false, max: 4 }, { adaptive: true, max: 0 }, { adaptive: true, limit: 4 }]) {
+      assert.throws(() => resolveConcurrencyOption(bad, 'tasks.x.concurrency'), { code: ErrorCodes.INVALID_OPTION }, JSON.stringify(bad));
+    }
   });
 });
