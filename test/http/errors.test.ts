@@ -55,6 +55,13 @@ describe('over HTTP', () => {
       assert.equal(missing.body.error.code, ErrorCodes.NOT_FOUND);
       const wrongMethod = await h.request('PUT', '/api/tasks');
       assert.equal(wrongMethod.status, 404);
+      for (const url of ['/api/schedules?x=1', '/api/queues?x=1', '/api/actors?x=1', '/metrics?x=1', '/api/task-types?x=1', `/api/tasks/${'0'.repeat(28)}?x=1`]) {
+        const res = await h.request('GET', url);
+        assert.equal(res.status, 400, url);
+        assert.equal(res.body.error.code, ErrorCodes.INVALID_OPTION, url);
+      }
+      const withBody = await h.request('POST', '/api/actors/tracker/restart', { body: { now: true } });
+      assert.equal(withBody.status, 400);
     } finally {
       await h.close();
     }

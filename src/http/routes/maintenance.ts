@@ -49,7 +49,7 @@ export function registerMaintenanceRoutes(app: FastifyInstance, { rt }: RouteCon
     );
   }
 
-  app.get<{ Params: { id: string } }>('/api/system/maintenance/tasks/:id', async (request) => {
+  app.get<{ Params: { id: string } }>('/api/system/maintenance/tasks/:id', { schema: { querystring: querySchema({}) } }, async (request) => {
     const id = requireTaskId(request.params.id);
     const view = await rt.get(id);
     if (!view || !(MAINTENANCE_TASKS as readonly string[]).includes(view.name)) throw new TroupeError(ErrorCodes.NOT_FOUND, `No maintenance task \`${id}\``);

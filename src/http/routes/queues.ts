@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { TaskState } from '../../task.ts';
-import { EMPTY_BODY_SCHEMA } from '../params.ts';
+import { EMPTY_BODY_SCHEMA, querySchema } from '../params.ts';
 import type { RouteContext } from './tasks.ts';
 
 const NAME_PARAMS = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const;
@@ -14,7 +14,7 @@ export const ACTIVE_COUNT_CAP = 1000;
 
 /** Registers the /api/queues routes (why: an operator pauses a misbehaving task type without stopping the runtime). */
 export function registerQueueRoutes(app: FastifyInstance, { rt }: RouteContext): void {
-  app.get('/api/queues', async () => {
+  app.get('/api/queues', { schema: { querystring: querySchema({}) } }, async () => {
     const [counts, paused] = [await rt.counts(), new Set(rt.pausedNames())];
     const queues = await Promise.all(
       rt.tasks().map(async (t) => {

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ErrorCodes, TroupeError } from '../../errors.ts';
 import type { ScheduleOptions } from '../../runtime.ts';
-import { EMPTY_BODY_SCHEMA, requireScheduleId } from '../params.ts';
+import { EMPTY_BODY_SCHEMA, querySchema, requireScheduleId } from '../params.ts';
 import type { RouteContext } from './tasks.ts';
 
 interface ScheduleBody {
@@ -37,7 +37,7 @@ const ID_PARAMS = { type: 'object', properties: { id: { type: 'string' } }, requ
 
 /** Registers the /api/schedules routes (why: schedules are driven from the API like tasks). */
 export function registerScheduleRoutes(app: FastifyInstance, { rt }: RouteContext): void {
-  app.get('/api/schedules', async () => ({ schedules: await rt.schedules() }));
+  app.get('/api/schedules', { schema: { querystring: querySchema({}) } }, async () => ({ schedules: await rt.schedules() }));
 
   app.post<{ Body: ScheduleBody }>('/api/schedules', { schema: { body: SCHEDULE_BODY } }, async (request, reply) => {
     const { task, input, ...rest } = request.body;

@@ -8,7 +8,7 @@ import type { Runtime } from '../../runtime.ts';
 import { TASK_FACT_TYPES } from '../../../actors/task/messages.ts';
 import { publicError } from '../errors.ts';
 import type { ServerMetrics } from '../metrics.ts';
-import { querySchema } from '../params.ts';
+import { EMPTY_BODY_SCHEMA, querySchema } from '../params.ts';
 import type { RouteContext } from './tasks.ts';
 
 /** How long due work may wait with nothing started or finished before the consumer loop counts as stalled. */
@@ -60,16 +60,16 @@ export function registerSystemRoutes(app: FastifyInstance, { rt, hub, sse }: Rou
     return reply.code(status).send(body);
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { schema: { querystring: querySchema({}) } }, async (_request, reply) => {
     const text = await options.metrics.render();
     return reply.type(options.metrics.contentType).send(text);
   });
 
-  app.get('/api/actors', async () => rt.tree());
+  app.get('/api/actors', { schema: { querystring: querySchema({}) } }, async () => rt.tree());
 
   app.post<{ Params: { address: string } }>(
     '/api/actors/:address/restart',
-    { schema: { params: { type: 'object', properties: { address: { type: 'string' } }, required: ['address'] } } },
+    { schema: { params: { type: 'object', properties: { address: { type: 'string' } }, required: ['address'] }, body: EMPTY_BODY_SCHEMA } },
     async (request) => {
       const address = request.params.address;
       if (address.length === 0 || address.length > 256) throw new TroupeError(ErrorCodes.UNKNOWN_ACTOR, 'No such actor');

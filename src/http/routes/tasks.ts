@@ -28,6 +28,7 @@ export interface RouteContext {
 }
 
 const ID_PARAMS = { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } as const;
+const NO_QUERY = querySchema({});
 /** Most items one bulk request may hold. */
 export const MAX_BULK_ITEMS = 1000;
 
@@ -87,7 +88,7 @@ export function registerTaskRoutes(app: FastifyInstance, { rt, hub, sse }: Route
     },
   );
 
-  app.get<{ Params: { id: string } }>('/api/tasks/:id', { schema: { params: ID_PARAMS } }, async (request) => {
+  app.get<{ Params: { id: string } }>('/api/tasks/:id', { schema: { params: ID_PARAMS, querystring: NO_QUERY } }, async (request) => {
     const id = requireTaskId(request.params.id);
     const view = await rt.get(id);
     if (!view) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${id}\``);
@@ -125,7 +126,7 @@ export function registerTaskRoutes(app: FastifyInstance, { rt, hub, sse }: Route
     },
   );
 
-  app.get('/api/task-types', async () => ({ tasks: rt.tasks() }));
+  app.get('/api/task-types', { schema: { querystring: NO_QUERY } }, async () => ({ tasks: rt.tasks() }));
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
