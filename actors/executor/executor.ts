@@ -49,6 +49,7 @@ export class Executor implements Actor<TroupeMessage> {
   readonly #perName = new Map<string, number>();
   #limit: number;
   #demanding = false;
+  #demandQueued = false;
   #draining = false;
   #drainWaiters: string[] = [];
   #stats = { started: 0, succeeded: 0, failed: 0, retried: 0, released: 0 };
@@ -113,7 +114,15 @@ export class Executor implements Actor<TroupeMessage> {
     }
   }
 
+  /** Asks for work at most once per microtask turn, however many runs end in it. */
   #demand(): void {
+    if (this.#demandQueued) return;
+    this.#demandQueued = true;
+    queueMicrotask(this.#sendDemand);
+  }
+
+  readonly #sendDemand = (): void => {
+    this.#demandQueued = false;
     if (this.#draining) return;
     const free = this.#limit - this.#running.size;
     if (free <= 0) return;
@@ -128,7 +137,7 @@ export class Executor implements Actor<TroupeMessage> {
     // One demand outstanding at a time; a newer one replaces it at the scheduler.
     this.#demanding = true;
     this.#ctx.tell(this.#d.orchestrator, createSchedulerDemand(free, perName, exclude));
-  }
+  };
 
   #start(task: TaskRecord): void {
     const { clock } = this.#d;

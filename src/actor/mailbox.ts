@@ -12,7 +12,8 @@ export interface MailboxHandler<M extends Message> {
 }
 
 export class Mailbox<M extends Message> {
-  #queue: Array<[M, ActorAddress]> = [];
+  #queue: M[] = [];
+  #senders: ActorAddress[] = [];
   #head = 0;
   #handler: MailboxHandler<M> | undefined;
   #scheduled = false;
@@ -43,13 +44,15 @@ export class Mailbox<M extends Message> {
   clear(): number {
     const n = this.size;
     this.#queue = [];
+    this.#senders = [];
     this.#head = 0;
     this.#dropped += n;
     return n;
   }
 
   deliver(msg: M, from: ActorAddress): void {
-    this.#queue.push([msg, from]);
+    this.#queue.push(msg);
+    this.#senders.push(from);
     this.#schedule();
   }
 
@@ -70,10 +73,13 @@ export class Mailbox<M extends Message> {
   #drain(): void {
     this.#scheduled = false;
     while (!this.#paused && !this.#busy && this.#head < this.#queue.length) {
-      const [msg, from] = this.#queue[this.#head]!;
-      this.#queue[this.#head++] = undefined as unknown as [M, ActorAddress];
+      const msg = this.#queue[this.#head]!;
+      const from = this.#senders[this.#head]!;
+      this.#queue[this.#head] = undefined as unknown as M;
+      this.#head++;
       if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head);
+        this.#senders = this.#senders.slice(this.#head);
         this.#head = 0;
       }
       const handler = this.#handler!;
@@ -103,7 +109,8 @@ export class Mailbox<M extends Message> {
       }
     }
     if (this.#head === this.#queue.length && this.#head > 0) {
-      this.#queue = [];
+      this.#queue.length = 0;
+      this.#senders.length = 0;
       this.#head = 0;
     }
   }
