@@ -61,7 +61,14 @@ export class TaskOutputFeed {
     const onFact = (fact: TaskFact) => {
       if (fact.id !== this.#id) return;
       if (this.#phase === 'holding') this.#held.push(fact);
-      else if (this.#phase === 'live') this.#handle(fact);
+      else if (this.#phase === 'live') {
+        // A listener runs inside the publisher (the tracker): whatever goes wrong here must stay here.
+        try {
+          this.#handle(fact);
+        } catch {
+          this.#finish(undefined);
+        }
+      }
     };
     for (const type of FACTS) this.#offs.push(rt.on(type, onFact as never));
     this.#offs.push(

@@ -73,7 +73,14 @@ export class SseStream {
 
   /** Queues one event; false once the stream is closed. */
   send(event: string, data: unknown, id?: string | number): boolean {
-    return this.sendJson(event, JSON.stringify(data), id);
+    let json: string;
+    try {
+      json = JSON.stringify(data) ?? 'null';
+    } catch {
+      // A value JSON cannot hold (a BigInt, a cycle) must not end the stream or reach the publisher.
+      json = '{"error":{"code":"TROUPE_ERR_INTERNAL","message":"This event could not be serialised as JSON"}}';
+    }
+    return this.sendJson(event, json, id);
   }
 
   /** Queues one event whose data is already JSON text (one line); the hot path of output lines. */

@@ -93,7 +93,12 @@ export function registerSystemRoutes(app: FastifyInstance, { rt, hub, sse }: Rou
       const onTask = (fact: { type: string; id: string; name: string; error?: unknown }) => {
         if ((name && fact.name !== name) || (id && fact.id !== id)) return;
         const data = fact.error ? { ...fact, error: publicError(fact.error as never) } : fact;
-        stream.send(fact.type, data);
+        // A listener runs inside the publisher (the tracker): a fact that cannot be sent ends this stream only.
+        try {
+          stream.send(fact.type, data);
+        } catch {
+          stream.close();
+        }
       };
       for (const type of TASK_FACT_TYPES) {
         if (type === 'task.output' && !withOutput) continue;
@@ -102,7 +107,11 @@ export function registerSystemRoutes(app: FastifyInstance, { rt, hub, sse }: Rou
       for (const type of SYSTEM_FACTS) {
         offs.push(
           rt.on(type, ((fact: { type: string; error?: unknown }) => {
-            stream.send(fact.type, fact.error ? { ...fact, error: publicError(fact.error as never) } : fact);
+            try {
+              stream.send(fact.type, fact.error ? { ...fact, error: publicError(fact.error as never) } : fact);
+            } catch {
+              stream.close();
+            }
             if (fact.type === 'runtime.status' && (fact as { status?: string }).status === 'stopped') stream.close();
           }) as never),
         );
