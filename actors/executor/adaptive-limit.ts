@@ -10,7 +10,8 @@
  *   phase         entered when                        each window
  *   calibrating   created                             runs at `min` to measure the baseline, then goes to `initial`
  *   slow-start    calibrated                          no queue → double; a queue → steady (below)
- *   steady        first queue seen                    q < α → +1 (faster after several in a row, at most limit/4)
+ *   steady        first queue seen                    q < α twice in a row → +1 (then +2, +4… while it lasts,
+ *                                                      at most limit/4)
  *                                                      α ≤ q ≤ β → hold (the tolerance band)
  *                                                      q > β → move halfway to the served count × (1 + tolerance)
  *
@@ -22,15 +23,16 @@
  * Other rules:
  * - A window ends after max(`windowSamples`, 2 × limit) successful runs and at least `windowMs`. Runs that were
  *   in flight when the limit changed are left out of the next window (they measured the old limit).
- * - A dropped run (timeout, overload) ends the window at once and cuts the limit by `backoff` (at least by one).
+ * - A dropped run (timeout, overload) ends the window at once and cuts the limit by `backoff` (at least by one);
+ *   while calibrating (already at `min`) it only ends the window.
  * - No increase while fewer than `limit` runs were in flight in the window (the limit was not what held it back).
  * - Rebase: if two decreases in a row (of 10 % or more each) left the mean duration where it was, the runs were
  *   not queueing and the work itself got slower: the baseline becomes the new mean. Likewise after three windows
  *   at `min` with a queue.
  * - Overhead is not a queue: when an increase of 10 % or more (and well above the noise) added runs of which,
- *   by Little's law, under a quarter queued, the mean's growth (if above the noise) is taken into the baseline. Timer-bound work slows
- *   a little as the event loop gets busier; without this the controller would stop far below the downstream's
- *   capacity.
+ *   by Little's law, under a quarter queued, the mean's growth (if above the noise) is taken into the baseline.
+ *   Timer-bound work slows a little as the event loop gets busier; without this the controller would stop far
+ *   below the downstream's capacity.
  * - Failed runs that are not drops carry no latency signal (a fast error is not a fast run).
  *
  * Pure: time comes from the injected clock, nothing is scheduled, and each call is O(1).
@@ -77,6 +79,7 @@ export type AdaptiveDecision = 'none' | 'calibrated' | 'increase' | 'hold' | 'ap
 
 /** One completed run. */
 export interface AdaptiveSample {
+  /** Start to end, with sub-millisecond resolution (`performance.now()` differences). */
   durationMs: number;
   /** It succeeded: its duration is a latency sample. */
   ok: boolean;
@@ -174,12 +177,12 @@ export function resolveConcurrencyOption(raw: unknown, path = 'concurrency'): Re
 
 /** Creates an adaptive limit for one task name (see the file header); raw options are validated here. */
 export function createAdaptiveLimit(options: AdaptiveLimitOptions | ResolvedAdaptiveLimitOptions, clock: Clock): AdaptiveLimit {
-  return new GradientLimit(resolveAdaptiveLimitOptions(options), clock);
+  return new QueueLimit(resolveAdaptiveLimitOptions(options), clock);
 }
 
 const PENDING_NONE = 0;
 
-class GradientLimit implements AdaptiveLimit {
+class QueueLimit implements AdaptiveLimit {
   readonly #o: ResolvedAdaptiveLimitOptions;
   readonly #clock: Clock;
   #limit: number;
@@ -262,6 +265,11 @@ class GradientLimit implements AdaptiveLimit {
     const elapsed = now - this.#windowStart;
     this.#windows++;
     this.#last = { decision: 'hold', meanMs: mean, samples: this.#n, at: now, ...(elapsed > 0 ? { throughput: (this.#n * 1000) / elapsed } : {}) };
+    if (!(mean > 0)) {
+      // Durations below the timer's resolution say nothing about queueing (feed it performance.now() differences).
+      this.#resetWindow();
+      return;
+    }
     if (this.#phase === 'calibrating') {
       this.#base = mean;
       this.#phase = 'slow-start';
@@ -342,6 +350,11 @@ class GradientLimit implements AdaptiveLimit {
   }
 
   #backOff(): void {
+    if (this.#phase === 'calibrating') {
+      // Already at min, and the baseline is not measured yet: start the window again.
+      this.#resetWindow();
+      return;
+    }
     this.#phase = 'steady';
     this.#streak = 0;
     this.#checkFrom = PENDING_NONE;

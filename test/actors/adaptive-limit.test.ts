@@ -169,6 +169,18 @@ describe('adaptive limit rules', () => {
     assert.equal(limit.limit, 2);
   });
 
+  it('a drop while calibrating only restarts the window: the baseline still comes from successful runs', () => {
+    const clock = new ManualClock(0);
+    const limit = createAdaptiveLimit({ min: 1, max: 8 }, clock);
+    feed(limit, clock, 5, 10);
+    limit.onStart();
+    limit.onEnd({ durationMs: 10, ok: false, dropped: true });
+    assert.deepEqual([limit.limit, limit.snapshot().phase, limit.snapshot().windows], [1, 'calibrating', 0]);
+    feed(limit, clock, 16, 20);
+    assert.equal(limit.snapshot().baselineMs, 20);
+    assert.equal(limit.limit, 2);
+  });
+
   it('does not grow while demand stays below the limit (app-limited)', () => {
     const clock = new ManualClock(0);
     const limit = createAdaptiveLimit({ min: 1, max: 64, initial: 8 }, clock);
@@ -195,6 +207,15 @@ describe('adaptive limit rules', () => {
     assert.equal(limit.snapshot().windows, 0);
     assert.equal(limit.limit, 1);
     assert.equal(limit.snapshot().inflight, 0);
+  });
+
+  it('a window of zero durations (below the timer resolution) moves nothing', () => {
+    const clock = new ManualClock(0);
+    const limit = createAdaptiveLimit({ min: 1, max: 8 }, clock);
+    feed(limit, clock, 64, 0);
+    assert.deepEqual([limit.limit, limit.snapshot().phase, limit.snapshot().baselineMs], [1, 'calibrating', undefined]);
+    feed(limit, clock, 16, 0.25);
+    assert.deepEqual([limit.limit, limit.snapshot().baselineMs], [2, 0.25]);
   });
 
   it('a window needs windowSamples runs and windowMs of time', () => {
