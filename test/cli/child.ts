@@ -3,6 +3,7 @@
  * stdout/stderr re-checks the pending waits. Every child started here is tracked and killed by `killAll()`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -11,7 +12,8 @@ export const CONFIG = fileURLToPath(new URL('../fixtures/cli/troupe.config.ts', 
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
-export const stripAnsi = (text: string) => text.replace(ANSI, '');
+/** Output as a person reads it: no escape codes, no carriage returns (a pseudo-terminal sends \r\n). */
+export const stripAnsi = (text: string) => text.replace(ANSI, '').replace(/\r/g, '');
 
 const live = new Set<ChildProcess>();
 
@@ -131,4 +133,13 @@ export async function killAll(): Promise<void> {
     child.kill('SIGKILL');
   }
   await Promise.all(waits);
+}
+
+/** A port nothing listens on: bound, then released. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -1,11 +1,10 @@
 // The real `troupe` binary as a child process: run exit codes, and serve + enqueue + status + logs -f + cancel.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CONFIG, killAll, serve, startTroupe, troupe, type TroupeProcess } from './child.ts';
+import { closedPort, CONFIG, killAll, serve, startTroupe, troupe, type TroupeProcess } from './child.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'troupe-cli-'));
 
@@ -13,15 +12,6 @@ after(async () => {
   await killAll();
   rmSync(tmp, { recursive: true, force: true });
 });
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('troupe run', () => {
   it('exits 0 with the result as JSON on stdout, output and progress on stderr', async () => {
@@ -75,7 +65,7 @@ describe('troupe serve and the client commands', () => {
   const client = (args: string[], env: Record<string, string | undefined> = {}) => troupe(args, { TROUPE_URL: server.url, TROUPE_TOKEN: token, ...env });
 
   before(async () => {
-    server = await serve(['--store', `sqlite:${path.join(tmp, 'serve.db')}`], { TROUPE_TOKEN: token });
+    server = await serve(['--store', `sqlite:${path.join(tmp, 'serve.db')}`, '--grace', '300ms'], { TROUPE_TOKEN: token });
   });
 
   after(async () => {
@@ -85,9 +75,9 @@ describe('troupe serve and the client commands', () => {
     }
   });
 
-  it('prints the URL it bound and the store it opened', () => {
+  it('prints the URL it bound and the store it opened', async () => {
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.match(server.process.stdout, /store\s+sqlite/);
+    await server.process.waitFor(/^\s+store\s+sqlite$/m, { from: 0 });
   });
 
   it('enqueue → status → logs -f follows the output to the end; exit 0 when the task succeeded', async () => {
@@ -130,15 +120,17 @@ describe('troupe serve and the client commands', () => {
     assert.equal(code, 1);
     assert.match(logs.stderr, new RegExp(`${id} cancelled`));
 
-    const again = await client(['cancel', id, '--json']);
+    const [again, status, listed, table] = await Promise.all([
+      client(['cancel', id, '--json']),
+      client(['status', id, '--json']),
+      client(['list', '--state', 'cancelled', '--json']),
+      client(['list', '--name', 'forever']),
+    ]);
     assert.deepEqual(JSON.parse(again.stdout), { id, cancelled: false });
-    const view = JSON.parse((await client(['status', id, '--json'])).stdout);
+    const view = JSON.parse(status.stdout);
     assert.equal(view.state, 'cancelled');
     assert.equal(view.error.code, 'TROUPE_ERR_CANCELLED');
-
-    const listed = JSON.parse((await client(['list', '--state', 'cancelled', '--json'])).stdout);
-    assert.ok(listed.tasks.some((t: { id: string }) => t.id === id));
-    const table = await client(['list', '--name', 'forever']);
+    assert.ok(JSON.parse(listed.stdout).tasks.some((t: { id: string }) => t.id === id));
     assert.match(table.stdout, /^ID\s+NAME\s+STATE/);
     assert.match(table.stdout, new RegExp(`^${id}\\s+forever\\s+cancelled`, 'm'));
 
