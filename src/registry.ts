@@ -46,8 +46,8 @@ interface CommonDefinition<I> {
   timeout?: Duration;
   killGrace?: Duration;
   retry?: RetryOptions;
-  /** At most this many of this name at once. */
-  concurrency?: number;
+  /** At most this many of this name at once, or `{ adaptive: true, min, max }` to let the executor find the limit. */
+  concurrency?: number | ({ adaptive: true } & Record<string, unknown>);
   /** Validates input before anything is stored. */
   input?: StandardSchema<I>;
   /** Default priority of enqueues of this name. */
@@ -82,6 +82,8 @@ interface ResolvedCommon {
   killGraceMs: number;
   retry: RetryPolicy;
   concurrency?: number;
+  /** Adaptive concurrency bounds (validated by the runtime), when `concurrency: { adaptive: true, … }`. */
+  adaptive?: Record<string, unknown>;
   priority: number;
   output: { maxLines: number; maxBytes: number };
   validate?: (input: unknown) => Promise<unknown>;
@@ -104,9 +106,13 @@ export class Registry {
   readonly #defaults: ResolvedOptions;
   readonly #baseDir: string;
 
-  constructor(defaults: ResolvedOptions, baseDir = process.cwd()) {
+  readonly #checkAdaptive: ((bounds: Record<string, unknown>, path: string) => void) | undefined;
+
+  /** `checkAdaptive` validates adaptive-concurrency bounds at registration (the executor owns their meaning). */
+  constructor(defaults: ResolvedOptions, baseDir = process.cwd(), checkAdaptive?: (bounds: Record<string, unknown>, path: string) => void) {
     this.#defaults = defaults;
     this.#baseDir = baseDir;
+    this.#checkAdaptive = checkAdaptive;
   }
 
   /** Validates a definition and adds it. A second registration of a name is refused. */
@@ -186,7 +192,13 @@ export class Registry {
       if (typeof d.description !== 'string') throw invalidOption(`${p}.description`, 'a string', d.description);
       common.description = d.description;
     }
-    if (d.concurrency !== undefined) common.concurrency = positiveInteger(d.concurrency, `${p}.concurrency`);
+    if (d.concurrency !== undefined) {
+      if (typeof d.concurrency === 'object' && d.concurrency !== null && (d.concurrency as { adaptive?: unknown }).adaptive === true) {
+        const { adaptive: _a, ...bounds } = d.concurrency as Record<string, unknown>;
+        this.#checkAdaptive?.(bounds, `${p}.concurrency`);
+        common.adaptive = bounds;
+      } else common.concurrency = positiveInteger(d.concurrency, `${p}.concurrency`);
+    }
     if (d.input !== undefined) common.validate = createValidator(d.input, name, `${p}.input`);
 
     if (isHandler) {

@@ -31,6 +31,10 @@ import type { CancelResult, EnqueueResult, ListFilter, ListPage, QueueCounts, Sc
 import { HandleState, type TaskHandle } from './task-handle.ts';
 import { isFinalState, timingsOf, type NewTask, type OutputLine, type Progress, type TaskRecord, type TaskState, type Timings, type Transition } from './task.ts';
 import { loadTelemetry, type Telemetry } from './telemetry.ts';
+import { createStatsPersister, restoreStats, StatsBook, type StatsPersister } from './advice/stats-book.ts';
+import { recommend, type TaskAdvice } from './advice/recommend.ts';
+import { nextSlot } from './schedule/cron.ts';
+import { resolveAdaptiveLimitOptions } from '../actors/executor/adaptive-limit.ts';
 import { parseDuration, type Duration } from './units.ts';
 import { Executor } from '../actors/executor/executor.ts';
 import type { TroupeMessage } from '../actors/messages.ts';
@@ -117,7 +121,7 @@ const SCHEDULE_KEYS = new Set(['cron', 'every', 'timezone', 'overlap', 'id']);
 export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<Runtime> {
   const { tasks, baseDir, ...rest } = (options ?? {}) as CreateRuntimeOptions;
   const resolved = resolveOptions(rest);
-  const registry = new Registry(resolved, baseDir ?? process.cwd());
+  const registry = new Registry(resolved, baseDir ?? process.cwd(), (bounds, path) => void resolveAdaptiveLimitOptions(bounds, path));
   if (tasks !== undefined) {
     for (const [name, def] of Object.entries(plainObject(tasks, 'tasks'))) registry.register(name, def as TaskDefinition);
   }
@@ -157,6 +161,8 @@ export class Runtime implements AsyncDisposable {
   #unsubscribes: Array<() => void> = [];
   #builtin: BuiltinServices | undefined;
   #telemetry: Telemetry | undefined;
+  readonly #stats: StatsBook;
+  #statsPersister: StatsPersister | undefined;
 
   /** @internal Use `createRuntime()`. */
   constructor(options: ResolvedOptions, registry: Registry, store: Store) {
@@ -168,6 +174,7 @@ export class Runtime implements AsyncDisposable {
     this.nodeId = options.nodeId ?? createNodeId(os.hostname(), process.pid, this.#startedAt);
     this.#bus = new Bus<TroupeMessage>(options.clock);
     this.#requester = new Requester<TroupeMessage, Reply>(this.#bus, `${SELF}/req`);
+    this.#stats = new StatsBook({ clock: options.clock });
     this.#root = new Supervisor<TroupeMessage>(this.#bus, options.clock, {
       address: ROOT,
       strategy: 'one-for-one',
@@ -202,6 +209,9 @@ export class Runtime implements AsyncDisposable {
       this.#builtin = registerBuiltinTasks(this.#registry, { store, clock, tempRoot: o.tempDir, pids: () => this.pids(), counts: () => store.counts(clock.now()), ...(diskPath ? { diskPath } : {}) });
     }
 
+    const restored = await restoreStats(this.#stats, store, this.#registry.names());
+    if (restored.unreadable.length) o.logger.warn('stored task statistics could not be read', { names: restored.unreadable });
+    this.#statsPersister = createStatsPersister({ book: this.#stats, store, clock, onError: (error) => o.logger.warn('task statistics not saved', { error: serializeError(error).message }) });
     await this.#root.startChild({ address: ORCH, create: (ctx) => new Orchestrator(ctx, { scheduler: 'scheduler', executor: 'executor', tracker: 'tracker' }) });
     await this.#root.startChild({
       address: 'tracker',
@@ -221,6 +231,7 @@ export class Runtime implements AsyncDisposable {
           names: () => this.#registry.names(),
           createTask: (name, input, extra) => this.#buildTask(name, input, {}, extra),
           pollMs: store.kind === 'memory' ? 0 : 1000,
+          onSlot: (task, scheduleId, overlapped) => this.#stats.observeOverlap(task, scheduleId, overlapped),
         }),
     });
     await this.#root.startChild({
@@ -237,6 +248,7 @@ export class Runtime implements AsyncDisposable {
           pool: () => this.#threadPool(),
           runCommand,
           ...(this.#telemetry ? { telemetry: this.#telemetry } : {}),
+          stats: this.#stats,
         }),
     });
     const wakeable = store as Store & { onWake?: (fn: () => void) => () => void; onCancel?: (fn: (id: string) => void) => () => void };
@@ -464,8 +476,37 @@ export class Runtime implements AsyncDisposable {
   // ── P7, tree, health ───────────────────────────────────────────────────────────────────────────────────
 
   /** P7: which pattern fits a task with these traits, and why. */
-  advise(traits: TaskTraits): Advice {
-    return adviseFromTraits(traits);
+  advise(traits: TaskTraits): Advice;
+  /** How to run a registered task, from its measured history (durations, failures, output) and its definition. */
+  advise(name: string): Promise<TaskAdvice>;
+  advise(subject: TaskTraits | string): Advice | Promise<TaskAdvice> {
+    if (typeof subject !== 'string') return adviseFromTraits(subject);
+    return this.#adviseTask(subject);
+  }
+
+  async #adviseTask(name: string): Promise<TaskAdvice> {
+    const def = this.#registry.require(name);
+    const now = this.options.clock.now();
+    const schedules = (await this.#store.listSchedules())
+      .filter((s) => s.task === name)
+      .map((s) => {
+        const first = nextSlot(s, now);
+        const second = first === undefined ? undefined : nextSlot(s, first);
+        const intervalMs = s.everyMs ?? (first !== undefined && second !== undefined ? second - first : undefined);
+        return { id: s.id, overlap: s.overlap, ...(intervalMs !== undefined ? { intervalMs } : {}) };
+      });
+    return recommend(
+      name,
+      this.#stats.get(name),
+      { kind: def.kind, timeoutMs: def.timeoutMs, retry: def.retry, schedules, ...(def.concurrency !== undefined ? { concurrency: def.concurrency } : {}) },
+      { cores: typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length },
+    );
+  }
+
+  /** Current limits of task names with adaptive concurrency. */
+  adaptiveLimits(): Record<string, number> {
+    const executor = this.#root.actorAt('executor') as Executor | undefined;
+    return executor?.adaptiveLimits() ?? {};
   }
 
   /** A read-only snapshot of the supervision tree. */
@@ -566,6 +607,7 @@ export class Runtime implements AsyncDisposable {
       );
     }
     if (this.#bus.has('tracker')) await step(() => this.#askRaw({ type: 'tracker.flush', replyTo: '' }, 30_000));
+    if (this.#statsPersister) await step(() => this.#statsPersister!.close());
     const closed = new TroupeError(ErrorCodes.CLOSED, 'The runtime was closed before the task ended');
     for (const list of this.#waiters.values()) for (const w of list) w.reject(this.#escalation ?? closed);
     this.#waiters.clear();

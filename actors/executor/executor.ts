@@ -23,6 +23,9 @@ import { computeBackoff } from '../../src/schedule/backoff.ts';
 import type { SettleOp } from '../../src/store/store.ts';
 import type { OutputStream, Progress, RetryPolicy, TaskRecord } from '../../src/task.ts';
 import type { Telemetry } from '../../src/telemetry.ts';
+import type { StatsBook } from '../../src/advice/stats-book.ts';
+import type { FailureCause, RunOutcome } from '../../src/advice/stats-types.ts';
+import { createAdaptiveLimit, type AdaptiveLimit } from './adaptive-limit.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createSchedulerDemand } from '../scheduler/messages.ts';
 import { TaskActor } from '../task/task-actor.ts';
@@ -40,6 +43,8 @@ export interface ExecutorDeps {
   runCommand: typeof RunCommand;
   /** OpenTelemetry hooks, when the API is installed. */
   telemetry?: Telemetry;
+  /** Per-name run statistics for the advisor. */
+  stats?: StatsBook;
 }
 
 export class Executor implements Actor<TroupeMessage> {
@@ -47,6 +52,7 @@ export class Executor implements Actor<TroupeMessage> {
   readonly #d: ExecutorDeps;
   readonly #running = new Map<TaskId, TaskActor>();
   readonly #perName = new Map<string, number>();
+  readonly #adaptive = new Map<string, AdaptiveLimit>();
   #limit: number;
   #demanding = false;
   #demandQueued = false;
@@ -69,7 +75,25 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   describe(): Record<string, unknown> {
-    return { running: this.#running.size, limit: this.#limit, draining: this.#draining, ...this.#stats };
+    const adaptive: Record<string, unknown> = {};
+    for (const [name, limit] of this.#adaptive) adaptive[name] = limit.snapshot();
+    return { running: this.#running.size, limit: this.#limit, draining: this.#draining, ...this.#stats, ...(this.#adaptive.size ? { adaptive } : {}) };
+  }
+
+  /** Current per-name limits of adaptive names. */
+  adaptiveLimits(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, limit] of this.#adaptive) out[name] = limit.limit;
+    return out;
+  }
+
+  #adaptiveOf(task: ResolvedTask): AdaptiveLimit {
+    let limit = this.#adaptive.get(task.name);
+    if (!limit) {
+      limit = createAdaptiveLimit(task.adaptive as never, this.#d.clock);
+      this.#adaptive.set(task.name, limit);
+    }
+    return limit;
   }
 
   children(): TreeNode[] {
@@ -129,8 +153,9 @@ export class Executor implements Actor<TroupeMessage> {
     const perName: Record<string, number> = {};
     const exclude: string[] = [];
     for (const task of this.#d.registry.list()) {
-      if (task.concurrency === undefined) continue;
-      const room = task.concurrency - (this.#perName.get(task.name) ?? 0);
+      const cap = task.adaptive ? this.#adaptiveOf(task).limit : task.concurrency;
+      if (cap === undefined) continue;
+      const room = cap - (this.#perName.get(task.name) ?? 0);
       if (room <= 0) exclude.push(task.name);
       else if (room < free) perName[task.name] = room;
     }
@@ -150,6 +175,10 @@ export class Executor implements Actor<TroupeMessage> {
     if (!def) {
       this.#finish(run, undefined, new TroupeError(ErrorCodes.UNKNOWN_TASK, `No task named \`${task.name}\` is registered on this node`, { details: { permanent: true } }), true);
       return;
+    }
+    if (def.adaptive) {
+      this.#adaptiveOf(def).onStart();
+      run.t0 = performance.now();
     }
     if (this.#d.telemetry) run.span = this.#d.telemetry.startRun({ id: task.id, name: task.name, attempt: task.attempts, ...(task.options?.trace ? { trace: task.options.trace } : {}) });
     run.armTimeout(task.options?.timeoutMs ?? def.timeoutMs);
@@ -235,6 +264,7 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   #output(run: TaskActor, stream: OutputStream, text: string): void {
+    run.outputLines++;
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.output', id: run.id, name: run.name, stream, text, at: this.#d.clock.now() });
   }
 
@@ -247,6 +277,12 @@ export class Executor implements Actor<TroupeMessage> {
     else this.#perName.set(run.name, left);
 
     const op = this.#decide(run, def, error, permanent, result);
+    if (def?.adaptive) {
+      const code = (error as { code?: unknown } | undefined)?.code;
+      this.#adaptive.get(run.name)?.onEnd({ durationMs: performance.now() - run.t0, ok: op?.type === 'succeeded', dropped: run.reason === 'timeout' || code === ErrorCodes.RESOURCE_LIMIT });
+    }
+    if (this.#d.stats && op && op.type !== 'release' && op.type !== 'progress' && op.type !== 'output') this.#observe(run, op, error);
+    else if (this.#d.stats && run.reason === 'cancel') this.#observe(run, undefined, error);
     if (run.span) {
       const outcome = op === undefined ? 'cancelled' : op.type === 'retry' ? 'retrying' : op.type === 'release' ? 'released' : (op.type as 'succeeded' | 'failed' | 'timed_out');
       run.span.end(outcome, op && 'error' in op ? op.error : undefined);
@@ -293,6 +329,28 @@ export class Executor implements Actor<TroupeMessage> {
     if (run.state === 'retrying') return this.#retryOp(base, policy, err);
     this.#stats.failed++;
     return { type: 'failed', ...base, error: err };
+  }
+
+  #observe(run: TaskActor, op: SettleOp | undefined, error: unknown): void {
+    const at = this.#d.clock.now();
+    const outcome: RunOutcome = op === undefined ? 'cancelled' : op.type === 'retry' ? 'retrying' : (op.type as RunOutcome);
+    let cause: FailureCause | undefined;
+    if (outcome !== 'succeeded' && outcome !== 'cancelled') {
+      const code = (error as { code?: unknown } | undefined)?.code;
+      const hint = op && 'error' in op ? op.error.hint : undefined;
+      if (op && op.type === 'retry' && hint === 'delay') return;
+      cause = run.reason === 'timeout' ? 'timeout' : code === ErrorCodes.WORKER_CRASHED ? 'crash' : code === ErrorCodes.RESOURCE_LIMIT ? 'out_of_memory' : hint === 'permanent' ? 'permanent' : 'error';
+    }
+    this.#d.stats!.observe({
+      name: run.name,
+      at,
+      attempt: run.attempt,
+      outcome,
+      ...(cause ? { cause } : {}),
+      durationMs: Math.max(0, at - run.startedAt),
+      waitMs: Math.max(0, run.startedAt - run.record.runAt),
+      outputLines: run.outputLines,
+    });
   }
 
   #retryOp(base: { id: TaskId; owner: string; attempt: number; at: number }, policy: RetryPolicy | undefined, error: SerializedError): SettleOp {

@@ -36,6 +36,8 @@ export interface SchedulerDeps {
   createTask: (name: string, input: unknown, extra: { key: string; scheduleId: string; runAt: number }) => Promise<NewTask>;
   /** Poll interval while hungry, for stores shared with other processes; 0 = never poll. */
   pollMs: number;
+  /** Told, per slot, whether the schedule's previous run was still active (the advisor's overlap figure). */
+  onSlot?: (task: string, scheduleId: string, overlapped: boolean) => void;
 }
 
 const PAUSED_KEY = 'paused-names';
@@ -242,6 +244,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     if (s.overlap !== 'allow') {
       const states = s.overlap === 'skip' ? (['queued', 'scheduled', 'running', 'retrying'] as const) : (['queued', 'scheduled', 'retrying'] as const);
       const active = await store.list({ scheduleId: s.id, state: states, limit: 1 });
+      this.#d.onSlot?.(s.task, s.id, active.tasks.length > 0);
       if (active.tasks.length > 0) {
         this.#stats.skipped++;
         await store.markScheduleSlot(s.id, slot);

@@ -19,6 +19,10 @@ export type EndReason = 'timeout' | 'cancel' | 'shutdown';
 export class TaskActor {
   /** The run's OpenTelemetry span, when tracing is on. */
   span: RunSpan | undefined;
+  /** Lines this run produced (stdout, stderr, ctx.log), for the advisor's statistics. */
+  outputLines = 0;
+  /** performance.now() at start, for adaptive concurrency (sub-millisecond durations). */
+  t0 = 0;
   readonly id: TaskId;
   readonly name: string;
   readonly attempt: number;
