@@ -13,7 +13,7 @@
  *
  * Run alone: `npx tsx bench/suites/sse.bench.ts` (add `--json` for JSON; `--lines=N`, `--rate=N` to change the load).
  */
-import { Worker } from 'node:worker_threads';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,6 +66,8 @@ export interface StreamFigures {
   capturedPerSec: number;
   /** Lines per second from the first line printed to the last one parsed by the SSE client. */
   deliveredPerSec: number;
+  /** The server process's CPU time (user + system, all its threads) per line, in µs: the cost on a loaded machine. */
+  serverCpuUsPerLine: number;
   delayP50Ms: number;
   delayP99Ms: number;
   delayMaxMs: number;
@@ -104,16 +106,18 @@ async function tearDown(s: Setup): Promise<void> {
 }
 
 /**
- * The SSE client runs on its own worker thread (its own event loop), as a real client would be elsewhere:
- * parsing 100k events/s on the server's loop would measure the client, not the server.
+ * The SSE client runs in its own process, as a real client would be elsewhere: parsing 100k events/s on the
+ * server's loop would measure the client, not the server, and in another process the server's CPU time
+ * (`process.cpuUsage`) is the server's alone.
  */
 const CLIENT = String.raw`
-const { parentPort, workerData } = require('node:worker_threads');
 const http = require('node:http');
+const args = { url: process.argv[1], lines: Number(process.argv[2]) };
+const report = (m) => process.send({ ...m, delays: m.delays ? Array.from(m.delays) : undefined }, () => m.opened || process.exit(0));
 const wallNow = () => performance.timeOrigin + performance.now();
-const delays = new Float64Array(workerData.lines);
+const delays = new Float64Array(args.lines);
 let count = 0, lastAt = 0, firstPrinted = Infinity, buffer = '', ended = false;
-const req = http.get(workerData.url, { headers: { accept: 'text/event-stream' } }, (res) => {
+const req = http.get(args.url, { headers: { accept: 'text/event-stream' } }, (res) => {
   res.setEncoding('utf8');
   res.on('data', (chunk) => {
     const at = wallNow();
@@ -133,11 +137,11 @@ const req = http.get(workerData.url, { headers: { accept: 'text/event-stream' } 
     }
     buffer = buffer.slice(start);
   });
-  res.on('end', () => parentPort.postMessage({ ended, count, lastAt, firstPrinted, delays }, [delays.buffer]));
-  res.on('error', (e) => parentPort.postMessage({ error: String(e) }));
+  res.on('end', () => report({ ended, count, lastAt, firstPrinted, delays }));
+  res.on('error', (e) => report({ error: String(e) }));
 });
-req.on('error', (e) => parentPort.postMessage({ error: String(e) }));
-parentPort.postMessage({ opened: true });
+req.on('error', (e) => report({ error: String(e) }));
+report({ opened: true });
 `;
 
 interface ClientResult {
@@ -149,20 +153,20 @@ interface ClientResult {
   error?: string;
 }
 
-/** Starts a client thread reading one task's SSE output stream until `end`. */
+/** Starts a client process reading one task's SSE output stream until `end`. */
 function readStream(url: string, lines: number): { opened: Promise<void>; done: Promise<ClientResult> } {
-  const worker = new Worker(CLIENT, { eval: true, workerData: { url, lines } });
+  const child = spawn(process.execPath, ['-e', CLIENT, url, String(lines)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   let opened!: () => void;
   const openedP = new Promise<void>((r) => (opened = r));
   const done = new Promise<ClientResult>((resolve, reject) => {
-    worker.on('message', (m: ClientResult & { opened?: boolean }) => {
+    child.on('message', (m: Omit<ClientResult, 'delays'> & { delays?: number[]; opened?: boolean }) => {
       if (m.opened) return opened();
-      void worker.terminate();
       if (m.error) reject(new Error(m.error));
       else if (!m.ended) reject(new Error('stream ended without `end`'));
-      else resolve(m);
+      else resolve({ ...m, delays: Float64Array.from(m.delays ?? []) });
     });
-    worker.once('error', reject);
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the client exited (${code}) before reporting`)));
   });
   return { opened: openedP, done };
 }
@@ -199,8 +203,10 @@ export async function measureStream(s: Setup, workload: 'flood' | 'paced'): Prom
   await reading.opened;
   // Let the client's stream open before the command starts (its first event is the task's state), then release it.
   await waitForStreams(s, 1);
+  const cpu0 = process.cpuUsage();
   rt.resume('printer');
   const got = await reading.done;
+  const cpu = process.cpuUsage(cpu0);
   off();
   if (got.count !== lines) throw new Error(`expected ${lines} lines, the client got ${got.count}`);
   if (captured !== lines) throw new Error(`expected ${lines} lines, the runtime captured ${captured}`);
@@ -212,6 +218,7 @@ export async function measureStream(s: Setup, workload: 'flood' | 'paced'): Prom
     lines,
     capturedPerSec: Math.round(lines / ((lastCapturedAt - got.firstPrinted) / 1000)),
     deliveredPerSec: Math.round(lines / ((got.lastAt - got.firstPrinted) / 1000)),
+    serverCpuUsPerLine: Math.round(((cpu.user + cpu.system) / lines) * 100) / 100,
     delayP50Ms: round(percentile(sorted, 50)),
     delayP99Ms: round(percentile(sorted, 99)),
     delayMaxMs: round(sorted[sorted.length - 1] ?? Number.NaN),
@@ -270,6 +277,7 @@ export function summarizeSse(): Array<StreamFigures & { runs: number }> {
     runs: rs.length,
     capturedPerSec: median(rs.map((r) => r.capturedPerSec)),
     deliveredPerSec: median(rs.map((r) => r.deliveredPerSec)),
+    serverCpuUsPerLine: median(rs.map((r) => r.serverCpuUsPerLine)),
     delayP50Ms: median(rs.map((r) => r.delayP50Ms)),
     delayP99Ms: median(rs.map((r) => r.delayP99Ms)),
     delayMaxMs: median(rs.map((r) => r.delayMaxMs)),
@@ -288,6 +296,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     if (r?.error) console.error(`${task.name}: ${String((r.error as Error).message ?? r.error)}`);
   }
   const summary = summarizeSse();
-  if (process.argv.includes('--json')) console.log(JSON.stringify({ node: process.version, cpus: os.cpus().length, summary }, null, 2));
-  else console.table(summary);
+  const floods = summary.filter((r) => r.workload === 'flood');
+  const paced = summary.filter((r) => r.workload === 'paced');
+  const target = {
+    capturedAtLeast100kPerSec: floods.length > 0 && floods.every((r) => r.capturedPerSec >= 100_000),
+    pacedP99Below20Ms: paced.length > 0 && paced.every((r) => r.delayP99Ms < 20),
+  };
+  const machine = { node: process.version, cpus: os.cpus().length, loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100) };
+  if (process.argv.includes('--json')) console.log(JSON.stringify({ ...machine, summary, target }, null, 2));
+  else {
+    console.table(summary);
+    console.log(machine, target);
+  }
 }
