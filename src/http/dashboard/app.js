@@ -1,10 +1,11 @@
 // troupe dashboard: a small vanilla app over the HTTP API (fetch + server-sent events, no framework, no build).
-// Streams are read with fetch rather than EventSource so the bearer token can be sent in a header.
+// The HTTP side (requests, the token, event streams) is in api.js.
+
+import { api, readSse, setToken, setUnauthorizedHandler } from './api.js';
 
 const STATES = ['scheduled', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled', 'timed_out'];
 const FINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out']);
 const DEAD = new Set(['failed', 'cancelled', 'timed_out']);
-const TOKEN_KEY = 'troupe.token';
 const MAX_OUTPUT_LINES = 5000;
 
 const $ = (id) => document.getElementById(id);
@@ -28,34 +29,7 @@ const fmtTime = (ms) => (ms ? new Date(ms).toLocaleTimeString() : '—');
 const fmtDuration = (ms) => (ms === undefined ? '—' : ms < 1000 ? `${ms} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`);
 const badge = (state) => h('span', { class: `badge s-${state}` }, state.replace('_', ' '));
 
-// ── API ──────────────────────────────────────────────────────────────────────────────────────────────────
-
-function authHeaders() {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  return token ? { authorization: `Bearer ${token}` } : {};
-}
-
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body?.error?.message ?? `HTTP ${status}`);
-    this.status = status;
-    this.code = body?.error?.code;
-  }
-}
-
-async function api(method, path, body) {
-  const init = { method, headers: { ...authHeaders() } };
-  if (body !== undefined) {
-    init.headers['content-type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(path, init);
-  const text = await res.text();
-  const data = text ? JSON.parse(text) : undefined;
-  if (res.status === 401) askForToken();
-  if (!res.ok && !(path.startsWith('/api/health') && res.status === 503)) throw new ApiError(res.status, data);
-  return data;
-}
+// ── errors and the token ─────────────────────────────────────────────────────────────────────────────────
 
 function showError(error) {
   const box = $('error');
@@ -71,39 +45,6 @@ function showError(error) {
 function askForToken() {
   $('token-form').hidden = false;
   $('token-input').focus();
-}
-
-/**
- * Reads a server-sent-event stream with fetch. Calls onEvent(type, data, id) per event; resolves when the stream
- * ends. `signal` aborts it.
- */
-async function readSse(path, onEvent, signal, lastEventId) {
-  const headers = { accept: 'text/event-stream', ...authHeaders() };
-  if (lastEventId !== undefined) headers['last-event-id'] = String(lastEventId);
-  const res = await fetch(path, { headers, signal });
-  if (res.status === 401) askForToken();
-  if (!res.ok || !res.body) throw new ApiError(res.status, await res.json().catch(() => undefined));
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    let cut;
-    while ((cut = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      let type = 'message';
-      let id;
-      const data = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith('event: ')) type = line.slice(7);
-        else if (line.startsWith('id: ')) id = line.slice(4);
-        else if (line.startsWith('data: ')) data.push(line.slice(6));
-      }
-      if (data.length > 0) onEvent(type, JSON.parse(data.join('\n')), id);
-    }
-  }
 }
 
 // ── state ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -463,7 +404,7 @@ function wire() {
   $('token-button').addEventListener('click', askForToken);
   $('token-form').addEventListener('submit', (event) => {
     event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, $('token-input').value.trim());
+    setToken($('token-input').value.trim());
     $('token-form').hidden = true;
     loadAll().then(() => showError(undefined), showError);
   });
@@ -477,6 +418,7 @@ function wire() {
   }
 }
 
+setUnauthorizedHandler(askForToken);
 wire();
 loadAll().catch(showError);
 followEvents();

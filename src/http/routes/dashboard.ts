@@ -1,5 +1,5 @@
 /**
- * The dashboard: one HTML page, one script and one stylesheet, read once from `src/http/dashboard/` and served
+ * The dashboard: one HTML page, two scripts (the app and its API client) and one stylesheet, read once from `src/http/dashboard/` and served
  * from memory. Only the files in the fixed table below exist; a request for anything else under `/assets/` is a
  * 404, so no part of a URL ever becomes a file path. The page loads without the token (it holds no data).
  */
@@ -14,6 +14,7 @@ interface Asset {
 
 const ASSETS: Record<string, Asset> = {
   'app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  'api.js': { file: 'api.js', type: 'text/javascript; charset=utf-8' },
   'app.css': { file: 'app.css', type: 'text/css; charset=utf-8' },
 };
 
