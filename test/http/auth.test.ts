@@ -111,6 +111,7 @@ describe('bearer token', () => {
     assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
     assert.equal((await h.request('GET', '/assets/app.js')).status, 200);
     assert.equal((await h.request('GET', '/assets/app.css')).status, 200);
+    assert.equal((await h.request('GET', '/assets/api.js')).status, 200);
   });
 
   it('compares tokens without early exit on length or prefix', () => {
