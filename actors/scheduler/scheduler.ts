@@ -67,6 +67,8 @@ export class Scheduler implements Actor<TroupeMessage> {
     if (paused) this.#paused = new Set(JSON.parse(paused) as string[]);
     for (const s of await this.#d.store.listSchedules()) this.#schedules.set(s.id, s);
     this.#armSchedules();
+    // A restarted scheduler starts without the executor's demand: ask for it again.
+    this.#ctx.tell(this.#d.orchestrator, { type: 'executor.poke' });
   }
 
   stop(): void {

@@ -402,3 +402,16 @@ describe('lifecycle', () => {
     });
   });
 });
+
+describe('restarts by hand', () => {
+  for (const address of ['scheduler', 'executor', 'tracker', 'orchestrator']) {
+    it(`tasks still run after restarting the ${address}`, async () => {
+      await withRuntime({ tasks: { echo: { run: (i: unknown) => i } } }, async (rt) => {
+        assert.equal(await rt.run('echo', 1), 1);
+        await rt.restartActor(address);
+        assert.equal(await rt.run('echo', 2), 2);
+        assert.equal(rt.tree().children?.find((c) => c.address === address)?.restarts, 1);
+      });
+    });
+  }
+});
