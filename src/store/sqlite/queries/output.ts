@@ -24,6 +24,10 @@ export interface OutputQueries {
 export function prepareOutput(db: Database.Database, maxLines: number): OutputQueries {
   const state = db.prepare<[string], OutputState>('SELECT output_lines, output_dropped, output_last_seq FROM tasks WHERE id = ?');
   const insert = db.prepare('INSERT OR IGNORE INTO output (task_id, seq, stream, text, at) VALUES (?, ?, ?, ?, ?)');
+  // Lines arrive in bursts: one statement for CHUNK rows costs far less than CHUNK statements.
+  const CHUNK = 32;
+  const insertChunk = db.prepare(`INSERT OR IGNORE INTO output (task_id, seq, stream, text, at) VALUES ${Array(CHUNK).fill('(?, ?, ?, ?, ?)').join(', ')}`);
+  const args: unknown[] = new Array(CHUNK * 5);
   const nth = db.prepare<[string, number], { seq: number; at: number }>('SELECT seq, at FROM output WHERE task_id = ? ORDER BY seq LIMIT 1 OFFSET ?');
   const dropThrough = db.prepare('DELETE FROM output WHERE task_id = ? AND seq <= ?');
   const save = db.prepare('UPDATE tasks SET output_lines = ?, output_dropped = ?, output_last_seq = ? WHERE id = ?');
@@ -37,12 +41,23 @@ export function prepareOutput(db: Database.Database, maxLines: number): OutputQu
       let count = s.output_lines;
       let dropped = s.output_dropped;
       let lastSeq = s.output_last_seq ?? -Infinity;
+      let filled = 0;
       for (const line of lines) {
         if (line.seq <= lastSeq) continue;
-        insert.run(taskId, line.seq, line.stream, line.text, line.at);
+        const o = filled * 5;
+        args[o] = taskId;
+        args[o + 1] = line.seq;
+        args[o + 2] = line.stream;
+        args[o + 3] = line.text;
+        args[o + 4] = line.at;
+        if (++filled === CHUNK) {
+          insertChunk.run(...args);
+          filled = 0;
+        }
         lastSeq = line.seq;
         count++;
       }
+      for (let i = 0; i < filled; i++) insert.run(args[i * 5], args[i * 5 + 1], args[i * 5 + 2], args[i * 5 + 3], args[i * 5 + 4]);
       const excess = count - maxLines;
       if (excess > 0) {
         // the marker, when present, is the lowest row: skip it when counting lines to drop
