@@ -119,6 +119,16 @@ export function createMetrics(rt: Runtime, options: MetricsOptions = {}): Server
       this.set(rt.poolStats().utilization);
     },
   });
+  new Gauge({
+    name: 'troupe_task_concurrency_limit',
+    help: 'Current limit of task names with adaptive concurrency',
+    labelNames: ['name'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [name, limit] of Object.entries(rt.adaptiveLimits())) this.set({ name }, limit);
+    },
+  });
   let lastDelivered = 0;
   new Counter({
     name: 'troupe_bus_messages_total',

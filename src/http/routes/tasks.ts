@@ -127,6 +127,13 @@ export function registerTaskRoutes(app: FastifyInstance, { rt, hub, sse }: Route
   );
 
   app.get('/api/task-types', { schema: { querystring: NO_QUERY } }, async () => ({ tasks: rt.tasks() }));
+
+  // How to run a task, from its measured history: recommendations with their evidence (404 for an unknown name).
+  app.get<{ Querystring: { name?: string } }>('/api/tasks/advice', { schema: { querystring: querySchema({ name: 128 }) } }, async (request) => {
+    const name = request.query.name;
+    if (!name) throw new TroupeError(ErrorCodes.INVALID_OPTION, 'Expected the query parameter `name` (a registered task name)');
+    return rt.advise(name);
+  });
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
