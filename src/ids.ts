@@ -25,7 +25,13 @@ function randomHex(bytes: number): string {
   return hex;
 }
 
-/** A new task id: 12 hex digits of milliseconds, 4 of a per-millisecond counter, 12 random. Monotonic in one process. */
+/** Random per process: tells apart ids made in the same millisecond by different processes. */
+const PROCESS_TAG = randomHex(6);
+
+/**
+ * A new task id: 12 hex digits of milliseconds, 4 of a per-millisecond counter, 12 of a per-process random tag.
+ * Monotonic in one process; unique across processes (the tag) without drawing randomness per id.
+ */
 export function createTaskId(now = Date.now()): TaskId {
   if (now <= lastMs) counter++;
   else {
@@ -36,7 +42,7 @@ export function createTaskId(now = Date.now()): TaskId {
     lastMs++;
     counter = 0;
   }
-  return lastMs.toString(16).padStart(12, '0') + counter.toString(16).padStart(4, '0') + randomHex(6);
+  return lastMs.toString(16).padStart(12, '0') + counter.toString(16).padStart(4, '0') + PROCESS_TAG;
 }
 
 const TASK_ID = /^[0-9a-f]{28}$/;

@@ -23,6 +23,8 @@ export interface Telemetry {
   startRun(run: { id: string; name: string; attempt: number; trace?: Record<string, string> }): RunSpan;
 }
 
+const NOOP_SPAN: RunSpan = Object.freeze({ event() {}, end() {} });
+
 /** Loads the API if it is installed; resolves undefined otherwise. */
 export async function loadTelemetry(): Promise<Telemetry | undefined> {
   let api: OtelApi;
@@ -63,6 +65,8 @@ export function createTelemetry(api: OtelApi): Telemetry {
         links,
         attributes: { 'troupe.task.id': run.id, 'troupe.task.name': run.name, 'troupe.task.attempt': run.attempt },
       });
+      // No SDK registered (or sampled out): a shared no-op, so an idle API costs one startSpan per run.
+      if (!span.isRecording()) return NOOP_SPAN;
       span.addEvent('running', { attempt: run.attempt });
       return {
         event: (name, attributes) => span.addEvent(name, attributes),

@@ -48,6 +48,8 @@ export class Scheduler implements Actor<TroupeMessage> {
   #demand: SchedulerDemand | undefined;
   #claiming = false;
   #wakeAgain = false;
+  /** The last claim returned fewer tasks than it asked for: nothing more is due until something changes. */
+  #drained = false;
   #stopped = false;
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
@@ -96,16 +98,19 @@ export class Scheduler implements Actor<TroupeMessage> {
     const m = msg as SchedulerMessage;
     switch (m.type) {
       case 'scheduler.wake':
+        this.#drained = false;
         this.#pump();
         return;
       case 'scheduler.demand':
         this.#demand = m;
-        this.#pump();
+        // The last claim took everything due and nothing new came since: hold the demand until a wake-up.
+        if (!this.#drained) this.#pump();
         return;
       case 'scheduler.pause-name':
         if (m.paused) this.#paused.add(m.name);
         else this.#paused.delete(m.name);
         void this.#d.store.setMeta(PAUSED_KEY, this.#paused.size ? JSON.stringify([...this.#paused]) : undefined);
+        this.#drained = false;
         this.#pump();
         return;
       case 'scheduler.schedule-saved':
@@ -140,10 +145,11 @@ export class Scheduler implements Actor<TroupeMessage> {
     this.#wakeAgain = false;
     const { store, clock } = this.#d;
     const exclude = this.#paused.size ? [...demand.exclude, ...this.#paused] : demand.exclude;
+    const limit = Math.min(demand.slots, this.#d.claimBatch);
     store
       .claim({
         owner: this.#d.owner,
-        limit: Math.min(demand.slots, this.#d.claimBatch),
+        limit,
         leaseMs: this.#d.leaseMs,
         now: clock.now(),
         names: this.#d.names(),
@@ -158,6 +164,8 @@ export class Scheduler implements Actor<TroupeMessage> {
             if (tasks.length) this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
             return;
           }
+          // Fewer than asked (and no per-name cap in play): the queue is drained for now.
+          this.#drained = tasks.length < limit && exclude.length === 0 && Object.keys(demand.perName).length === 0 && !this.#wakeAgain;
           if (tasks.length > 0) {
             this.#stats.claimed += tasks.length;
             this.#demand = undefined;
@@ -197,6 +205,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     this.#timer = clock.setTimeout(() => {
       this.#timer = undefined;
       this.#timerAt = Infinity;
+      this.#drained = false;
       this.#pump();
     }, Math.max(0, at - clock.now()));
   }
