@@ -4,13 +4,16 @@
  * short line each time it crosses a tenth, so a log is readable and not flooded.
  */
 import cliProgress from 'cli-progress';
+import type { FollowState } from '../repl/backend.ts';
 import type { OutputLine, Progress } from '../task.ts';
 import type { Style } from './format.ts';
-import { renderLine, renderProgress } from './render.ts';
+import { renderLine, renderProgress, renderRetry } from './render.ts';
 
 export interface ProgressView {
   line(line: OutputLine): void;
   progress(progress: Progress): void;
+  /** A state change worth a line (a retry). */
+  state(state: FollowState): void;
   /** Removes the bar (if any); later writes go straight to the stream. */
   stop(): void;
 }
@@ -34,6 +37,10 @@ export function createPlainProgressView(writeLine: (text: string) => void, style
   let lastTenth = -1;
   return {
     line: (line) => writeLine(renderLine(line, style)),
+    state: (s) => {
+      const text = renderRetry(s);
+      if (text) writeLine(style.yellow(text));
+    },
     progress: (p) => {
       const tenth = Math.floor(Math.max(0, Math.min(1, p.fraction)) * 10);
       if (tenth === lastTenth) return;
@@ -54,6 +61,10 @@ function barView(stream: NodeJS.WritableStream, style: Style, label: string): Pr
   };
   return {
     line: (line) => write(renderLine(line, style)),
+    state: (s) => {
+      const text = renderRetry(s);
+      if (text) write(style.yellow(text));
+    },
     progress: (p) => {
       if (stopped) return;
       const total = p.total ?? 100;
@@ -72,6 +83,8 @@ function barView(stream: NodeJS.WritableStream, style: Style, label: string): Pr
     stop: () => {
       if (stopped) return;
       stopped = true;
+      // log() lines wait for the next redraw: draw once more so the last ones are not lost.
+      multi?.update();
       multi?.stop();
     },
   };

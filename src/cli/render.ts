@@ -6,7 +6,7 @@
 import type { TreeNode } from '../actor/actor.ts';
 import type { Advice } from '../advisor.ts';
 import type { SerializedError } from '../errors.ts';
-import type { FollowEnd, HealthInfo, TaskTypeInfo } from '../repl/backend.ts';
+import type { FollowEnd, FollowState, HealthInfo, TaskTypeInfo } from '../repl/backend.ts';
 import type { TaskView } from '../runtime.ts';
 import type { ScheduleRecord } from '../store/store.ts';
 import type { OutputLine, Progress, TaskState } from '../task.ts';
@@ -174,6 +174,14 @@ export function renderLine(line: OutputLine, style: Style): string {
 export function renderEnd(id: string, end: FollowEnd, style: Style): string {
   const tail = end.state === 'succeeded' ? (end.result !== undefined ? ` → ${formatJson(end.result, 200)}` : '') : end.error ? ` — ${describeError(end.error)}` : '';
   return `${style.dim(id)} ${paintState(end.state, style)}${tail}`;
+}
+
+/** Why: a failed attempt that will be retried is worth a line while following; other state changes are not. */
+export function renderRetry(s: FollowState, now = Date.now()): string | undefined {
+  if (s.state !== 'retrying') return undefined;
+  const wait = s.runAt !== undefined ? ` — retrying in ${formatDuration(Math.max(0, s.runAt - now))}` : ' — retrying';
+  const why = describeError(s.error);
+  return `attempt ${s.attempts ?? '?'} failed${why ? `: ${why}` : ''}${wait}`;
 }
 
 /** Why: progress as one short line when no bar can be drawn. */

@@ -4,6 +4,7 @@
  * are written once against this interface, so the console behaves the same in both modes.
  */
 import type { TreeNode } from '../actor/actor.ts';
+import type { SerializedError } from '../errors.ts';
 import type { TaskView } from '../runtime.ts';
 import type { ScheduleRecord } from '../store/store.ts';
 import type { OutputLine, Progress } from '../task.ts';
@@ -25,11 +26,21 @@ export interface HealthInfo {
   [key: string]: unknown;
 }
 
+/** A change of a followed task's state other than its end: a new attempt, or a failed one waiting to retry. */
+export interface FollowState {
+  state: string;
+  attempts?: number;
+  /** When a retrying task runs again. */
+  runAt?: number;
+  error?: SerializedError;
+}
+
 export interface FollowOptions {
   /** Stops the follow (not the task): the follow resolves `undefined`. */
   signal?: AbortSignal;
   onLine?: (line: OutputLine) => void;
   onProgress?: (progress: Progress) => void;
+  onState?: (state: FollowState) => void;
 }
 
 export const MAINTENANCE_TASKS = ['cleanup-runs', 'cleanup-temp-files', 'health-check', 'log-statistics'] as const;

@@ -53,7 +53,7 @@ function taskAndJson(rest: string): { task: string; json: unknown } {
 
 async function follow(s: ReplSession, id: string): Promise<void> {
   const view = createPlainProgressView((text) => s.write(text), s.style);
-  const end = await s.backend.follow(id, { signal: s.signal, onLine: view.line, onProgress: view.progress });
+  const end = await s.backend.follow(id, { signal: s.signal, onLine: view.line, onProgress: view.progress, onState: view.state });
   if (!end) {
     s.write(s.style.dim(`stopped following ${id} (the task goes on; \`cancel ${id}\` stops it)`));
     return;

@@ -4,7 +4,7 @@
  */
 import { ErrorCodes, TroupeError } from '../errors.ts';
 import type { OutputLine, Progress } from '../task.ts';
-import { normalizeTaskTypes, type Backend, type FollowOptions, type HealthInfo } from './backend.ts';
+import { normalizeTaskTypes, type Backend, type FollowOptions, type FollowState, type HealthInfo } from './backend.ts';
 import { TroupeClient, type ClientOptions, type FollowEnd } from './client.ts';
 
 /** Why: the REPL and the remote CLI commands share one way to talk to a server. */
@@ -42,7 +42,7 @@ export function createHttpBackend(options: ClientOptions | TroupeClient): Backen
   };
 }
 
-async function followOverSse(client: TroupeClient, id: string, { signal, onLine, onProgress }: FollowOptions): Promise<FollowEnd | undefined> {
+async function followOverSse(client: TroupeClient, id: string, { signal, onLine, onProgress, onState }: FollowOptions): Promise<FollowEnd | undefined> {
   if (signal?.aborted) return undefined;
   const path = `/api/tasks/${encodeURIComponent(id)}/output`;
   // A line that fell between the server's stored read and its live feed may come after a later one: skip
@@ -60,8 +60,12 @@ async function followOverSse(client: TroupeClient, id: string, { signal, onLine,
         onLine?.(line);
       } else if (event.event === 'progress') {
         onProgress?.(data as Progress);
+      } else if (event.event === 'state') {
+        onState?.(data as FollowState);
       } else if (event.event === 'end') {
         return data as FollowEnd;
+      } else if (event.event === 'shutdown') {
+        throw new TroupeError(ErrorCodes.CLOSED, `${client.url} stopped before ${id} ended — follow it again once the server is back`);
       }
     }
   } catch (error) {

@@ -6,7 +6,7 @@
 import { ErrorCodes, TroupeError, type SerializedError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import { isFinalState, type OutputLine, type Progress, type TaskState } from '../task.ts';
-import { MAINTENANCE_TASKS, normalizeTaskTypes, type Backend, type FollowOptions } from './backend.ts';
+import { MAINTENANCE_TASKS, normalizeTaskTypes, type Backend, type FollowOptions, type FollowState } from './backend.ts';
 import type { FollowEnd } from './client.ts';
 
 export interface LocalBackendOptions {
@@ -80,11 +80,11 @@ export function createLocalBackend(rt: Runtime, options: LocalBackendOptions = {
   };
 }
 
-async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress }: FollowOptions): Promise<FollowEnd | undefined> {
+async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress, onState }: FollowOptions): Promise<FollowEnd | undefined> {
   if (signal?.aborted) return undefined;
   let lastSeq = Number.NEGATIVE_INFINITY;
   // Lines and progress keep the order the tracker published them in.
-  const live: Array<{ line: OutputLine } | { progress: Progress }> = [];
+  const live: Array<{ line: OutputLine } | { progress: Progress } | { state: FollowState }> = [];
   let ended = false;
   let wake: (() => void) | undefined;
   const poke = () => {
@@ -106,6 +106,11 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
     rt.on('task.progress', (f) => {
       if (f.id !== id) return;
       live.push({ progress: f.progress });
+      poke();
+    }),
+    rt.on('task.retrying', (f) => {
+      if (f.id !== id) return;
+      live.push({ state: { state: 'retrying', attempts: f.attempt, runAt: f.runAt, error: f.error } });
       poke();
     }),
     ...OUTCOMES.map((type) =>
@@ -130,7 +135,8 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
       while (live.length > 0) {
         const next = live.shift()!;
         if ('line' in next) emit(next.line);
-        else onProgress?.(next.progress);
+        else if ('progress' in next) onProgress?.(next.progress);
+        else onState?.(next.state);
       }
       if (signal?.aborted) return undefined;
       if (ended) break;

@@ -57,6 +57,15 @@ describe('troupe run', () => {
     assert.equal(fromFile.code, 0, fromFile.stderr);
     assert.deepEqual(JSON.parse(fromFile.stdout), { from: 'file' });
   });
+
+  it('Ctrl-C cancels the running task and exits 130', async () => {
+    const p = startTroupe(['run', 'forever', '--config', CONFIG]);
+    await p.waitFor(/^ready$/m, { stream: 'stderr', from: 0 });
+    p.child.kill('SIGINT');
+    const { code } = await p.exited;
+    assert.equal(code, 130);
+    assert.match(p.stderr, /^error TROUPE_ERR_CANCELLED: /m);
+  });
 });
 
 describe('troupe serve and the client commands', () => {

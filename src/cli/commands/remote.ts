@@ -9,7 +9,7 @@ import { createHttpBackend } from '../../repl/http-backend.ts';
 import { isTaskState, TASK_STATES } from '../../task.ts';
 import { ExitCodes, parseJsonInput, readInputOption } from '../errors.ts';
 import type { Style } from '../format.ts';
-import { renderEnd, renderHealth, renderLine, renderTask, renderTaskList, renderTaskTypes } from '../render.ts';
+import { renderEnd, renderHealth, renderLine, renderRetry, renderTask, renderTaskList, renderTaskTypes } from '../render.ts';
 
 export interface RemoteGlobals {
   url?: string;
@@ -96,7 +96,13 @@ export async function logsCommand(ctx: RemoteContext, id: string, o: { follow?: 
     for (const line of await ctx.backend.output(id)) print(line);
     return ExitCodes.ok;
   }
-  const end = await ctx.backend.follow(id, { onLine: print });
+  const end = await ctx.backend.follow(id, {
+    onLine: print,
+    onState: (state) => {
+      const text = renderRetry(state);
+      if (text && !ctx.json) ctx.err(ctx.style.yellow(text));
+    },
+  });
   if (!end) return ExitCodes.interrupted;
   if (ctx.json) ctx.err(JSON.stringify({ end }));
   else ctx.err(renderEnd(id, end, ctx.style));

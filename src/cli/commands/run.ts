@@ -48,7 +48,7 @@ export async function runTask(task: string, o: RunOptions, style: Style, bar: bo
     const view = createProgressView({ stream: process.stderr, bar, style, label: task });
     let end;
     try {
-      end = await backend.follow(id, { onLine: view.line, onProgress: view.progress });
+      end = await backend.follow(id, { onLine: view.line, onProgress: view.progress, onState: view.state });
     } finally {
       view.stop();
     }

@@ -6,7 +6,7 @@
  */
 import type { HttpConfig } from '../../config.ts';
 import { ErrorCodes, TroupeError } from '../../errors.ts';
-import type { Runtime } from '../../runtime.ts';
+import type { StartedServer } from '../../http/listen.ts';
 import { parseDuration } from '../../units.ts';
 import { createStderrLogger, openRuntime } from '../config-file.ts';
 import { ExitCodes } from '../errors.ts';
@@ -21,32 +21,18 @@ export interface ServeOptions {
   grace?: string;
 }
 
-interface Listening {
-  url: string;
-  close(): Promise<void>;
-}
-
-type StartServer = (rt: Runtime, http: HttpConfig) => Promise<Listening>;
-
-/** Why: the server module loads only for `serve`, so client commands start fast. */
-async function loadStartServer(): Promise<StartServer> {
-  const specifier = '../../http/listen.ts';
-  const mod = (await import(specifier)) as { startServer?: StartServer };
-  if (typeof mod.startServer !== 'function') throw new TroupeError(ErrorCodes.INTERNAL, 'src/http/listen.ts does not export startServer');
-  return mod.startServer;
-}
-
 /** Why: one entry point that runs until a signal and then shuts down in order. */
 export async function serve(o: ServeOptions, style: Style): Promise<number> {
   const graceMs = parseDuration(o.grace ?? '10s', '--grace');
   const { rt, loaded } = await openRuntime({ config: o.config, store: o.store, requireConfig: true, logger: createStderrLogger() });
-  let server: Listening;
+  let server: StartedServer;
   const http: HttpConfig = { ...(loaded?.config.http ?? {}) };
   if (o.host !== undefined) http.host = o.host;
   if (o.port !== undefined) http.port = o.port;
   if (http.token === undefined && process.env.TROUPE_TOKEN) http.token = process.env.TROUPE_TOKEN;
   try {
-    const startServer = await loadStartServer();
+    // Imported here, so the client commands never load fastify.
+    const { startServer } = await import('../../http/listen.ts');
     server = await startServer(rt, http);
   } catch (error) {
     await rt.close({ timeout: 0 }).catch(() => {});
@@ -90,10 +76,12 @@ function withDeadline(promise: Promise<unknown>, ms: number): Promise<unknown> {
 }
 
 function listenError(error: unknown, http: HttpConfig): unknown {
-  const code = (error as NodeJS.ErrnoException)?.code;
+  // startServer wraps the listen error; the system code is on its cause.
+  const e = error as { code?: string; cause?: { code?: string } } | undefined;
+  const errno = e?.cause?.code ?? e?.code;
   const where = `${http.host ?? '127.0.0.1'}:${http.port ?? 7420}`;
-  if (code === 'EADDRINUSE') return new TroupeError(ErrorCodes.CONFLICT, `cannot listen on ${where}: the address is in use — stop the other server or pick another --port`, { cause: error });
-  if (code === 'EACCES') return new TroupeError(ErrorCodes.CONFLICT, `cannot listen on ${where}: permission denied — use a port above 1023`, { cause: error });
-  if (code === 'EADDRNOTAVAIL') return new TroupeError(ErrorCodes.INVALID_OPTION, `cannot listen on ${where}: no such address on this machine — check --host`, { cause: error });
+  if (errno === 'EADDRINUSE') return new TroupeError(ErrorCodes.CONFLICT, `cannot listen on ${where}: the address is in use — stop the other server or pick another --port`, { cause: error });
+  if (errno === 'EACCES') return new TroupeError(ErrorCodes.CONFLICT, `cannot listen on ${where}: permission denied — use a port above 1023`, { cause: error });
+  if (errno === 'EADDRNOTAVAIL') return new TroupeError(ErrorCodes.INVALID_OPTION, `cannot listen on ${where}: no such address on this machine — check --host`, { cause: error });
   return error;
 }
