@@ -160,11 +160,9 @@ export async function startRepl(o: ReplOptions): Promise<void> {
         return;
       }
       if (terminal && rl.line.length > 0) {
-        // Drop the half-typed line, as a shell does.
-        (rl as unknown as { line: string; cursor: number }).line = '';
-        (rl as unknown as { cursor: number }).cursor = 0;
-        output.write('\n');
-        prompt();
+        // Drop the half-typed line, as a shell does: end of line, then delete to its start.
+        rl.write(null, { ctrl: true, name: 'e' });
+        rl.write(null, { ctrl: true, name: 'u' });
         return;
       }
       if (askedToLeave) {

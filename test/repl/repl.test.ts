@@ -150,6 +150,16 @@ describe('repl in a pseudo-terminal', () => {
     pty.write('\r');
     await seen;
 
+    // Ctrl-C on a half-typed line drops the line (and does not ask to leave).
+    const typed = pty.stdout.length;
+    pty.write('hel');
+    await pty.waitFor(/hel$/, { from: typed });
+    pty.write('\x03');
+    seen = pty.waitFor(/^tail <id>$/m);
+    pty.write('help tail\r');
+    await seen;
+    assert.doesNotMatch(pty.stdout, /press Ctrl-C again/);
+
     // At an empty prompt Ctrl-C asks for a second one, which leaves.
     seen = pty.waitFor(/press Ctrl-C again, type exit or press Ctrl-D to leave/);
     pty.write('\x03');
@@ -157,6 +167,6 @@ describe('repl in a pseudo-terminal', () => {
     pty.write('\x03');
     const { code } = await pty.exited;
     assert.equal(code, 0, pty.stdout);
-    assert.deepEqual(readFileSync(history, 'utf8').trim().split('\n'), ['types', 'run echo {"a":2}', 'enqueue forever', `tail ${id}`, `cancel ${id}`]);
+    assert.deepEqual(readFileSync(history, 'utf8').trim().split('\n'), ['types', 'run echo {"a":2}', 'enqueue forever', `tail ${id}`, `cancel ${id}`, 'help tail']);
   });
 });

@@ -32,6 +32,7 @@ export function traitsFromFlags(o: AdviseOptions): TaskTraits {
   return traits;
 }
 
+/** Prints the advice for the flags given (`--json` for scripts). */
 export function adviseCommand(o: AdviseOptions, style: Style): number {
   const advice = adviseFromTraits(traitsFromFlags(o));
   process.stdout.write(`${o.json ? JSON.stringify(advice, null, 2) : renderAdvice(advice, style)}\n`);

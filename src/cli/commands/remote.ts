@@ -40,6 +40,7 @@ export function createRemoteContext(g: RemoteGlobals, style: Style): RemoteConte
 
 const printJson = (ctx: RemoteContext, value: unknown) => ctx.out(JSON.stringify(value, null, 2));
 
+
 /** Why: an integer option must fail as a usage error that names it. */
 export function parseInteger(value: string, name: string, { min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER } = {}): number {
   const n = Number(value);
@@ -49,6 +50,7 @@ export function parseInteger(value: string, name: string, { min = Number.MIN_SAF
   return n;
 }
 
+/** Prints only the id (or `{ id }`), so `id=$(troupe enqueue …)` works. */
 export async function enqueueCommand(ctx: RemoteContext, task: string, o: { input?: string; inputFile?: string; priority?: string; delay?: string; key?: string }): Promise<number> {
   const input = await readInputOption(o);
   const id = await ctx.backend.enqueue(task, input, {
@@ -61,6 +63,7 @@ export async function enqueueCommand(ctx: RemoteContext, task: string, o: { inpu
   return ExitCodes.ok;
 }
 
+/** One task with its history, as `inspect` shows it in the REPL. */
 export async function statusCommand(ctx: RemoteContext, id: string): Promise<number> {
   const view = await ctx.backend.get(id);
   if (ctx.json) printJson(ctx, view);
@@ -68,6 +71,7 @@ export async function statusCommand(ctx: RemoteContext, id: string): Promise<num
   return ExitCodes.ok;
 }
 
+/** Checks `--state` before asking, so a typo is a usage error and not an empty table. */
 export async function listCommand(ctx: RemoteContext, o: { state?: string; name?: string; limit?: string; cursor?: string }): Promise<number> {
   if (o.state !== undefined) {
     for (const s of o.state.split(',')) {
@@ -109,6 +113,7 @@ export async function logsCommand(ctx: RemoteContext, id: string, o: { follow?: 
   return end.state === 'succeeded' ? ExitCodes.ok : ExitCodes.failure;
 }
 
+/** Says whether this call cancelled the task, and if not, what state it had ended in. */
 export async function cancelCommand(ctx: RemoteContext, id: string): Promise<number> {
   const cancelled = await ctx.backend.cancel(id);
   if (ctx.json) {
@@ -120,6 +125,7 @@ export async function cancelCommand(ctx: RemoteContext, id: string): Promise<num
   return ExitCodes.ok;
 }
 
+/** Puts a dead letter back; a task that is not one is a CONFLICT from the server. */
 export async function retryCommand(ctx: RemoteContext, id: string): Promise<number> {
   await ctx.backend.retry(id);
   if (ctx.json) printJson(ctx, { id, retried: true });
@@ -127,6 +133,7 @@ export async function retryCommand(ctx: RemoteContext, id: string): Promise<numb
   return ExitCodes.ok;
 }
 
+/** What the server may run: the registry is the security boundary. */
 export async function typesCommand(ctx: RemoteContext): Promise<number> {
   const types = await ctx.backend.taskTypes();
   if (ctx.json) printJson(ctx, types);
@@ -143,6 +150,7 @@ export async function healthCommand(ctx: RemoteContext): Promise<number> {
   return info.status !== 'ok' || report === 'error' ? ExitCodes.failure : ExitCodes.ok;
 }
 
+/** Enqueues a built-in; `--wait` follows it and prints its result, exiting with its outcome. */
 export async function maintCommand(ctx: RemoteContext, name: string, o: { maxAgeHours?: string; input?: string; wait?: boolean }): Promise<number> {
   if (!(MAINTENANCE_TASKS as readonly string[]).includes(name)) {
     throw new TroupeError(ErrorCodes.UNKNOWN_TASK, `No maintenance task \`${name}\`: use one of ${MAINTENANCE_TASKS.join(', ')}`);
