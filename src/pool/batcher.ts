@@ -7,12 +7,14 @@
  *
  * | cell            | written by | meaning                                                              |
  * |-----------------|------------|----------------------------------------------------------------------|
- * | `slot*2`        | both       | bit flags: STARTED, DONE (worker), ABORTED (main)                     |
- * | `slot*2 + 1`    | worker     | the threadId that started the job (the thread to end on a hard stop) |
+ * | `slot*2`        | both       | bit flags: STARTED, RUNNING, DONE (worker), ABORTED (main)           |
+ * | `slot*2 + 1`    | worker     | the threadId that took the job (the thread to end on a hard stop)    |
  *
- * The flags settle the races without messages: main sets ABORTED and reads the old flags in one `Atomics.or`;
- * the worker sets STARTED the same way. Whoever comes second sees the other's bit, so a job aborted before it
- * started is skipped by the worker and rejected by main at once, and a started one gets a message or a hard stop.
+ * STARTED: the worker took the job (its handler module may still be loading); RUNNING: the handler was called;
+ * DONE: it settled. The flags settle the races without messages: main sets ABORTED and reads the old flags in
+ * one `Atomics.or`; the worker sets RUNNING the same way just before calling the handler. Whoever comes second
+ * sees the other's bit, so a job aborted before its handler was called is skipped by the worker and rejected by
+ * main at once, and a running one gets a message (soft) or has its thread ended (hard).
  *
  * Side traffic (progress, log lines) goes up on a BroadcastChannel that only the main thread listens to; soft
  * aborts go down on another that only workers listen to. A reply says how many side messages its job sent, so
@@ -25,6 +27,7 @@ export const SlotFlags = {
   STARTED: 1,
   DONE: 2,
   ABORTED: 4,
+  RUNNING: 8,
 } as const;
 
 /** Int32 cells per slot: flags, threadId. */
@@ -109,6 +112,8 @@ export const ReplyKinds = {
   error: 1,
   /** Not run: aborted before it started. */
   skipped: 2,
+  /** Sent ahead on the side channel (a `R` message); main waits for that message. */
+  early: 3,
 } as const;
 export type ReplyKind = (typeof ReplyKinds)[keyof typeof ReplyKinds];
 
@@ -126,10 +131,14 @@ export function replySideMessages(tag: number): number {
 
 /** Worker → main, on the `:up` channel. */
 export interface UpMessage {
+  /** Slot and seq of the job (-1 for `R` and `S`). */
   s: number;
   q: number;
-  /** `p` progress, `l` log line. */
-  k: 'p' | 'l';
+  /**
+   * `p` progress, `l` log line; `R` results sent ahead of their run's reply, `v` = `[slot, seq, tag, value]*`;
+   * `S` a handler became slow or fast again, `v` = `[href, slow]`.
+   */
+  k: 'p' | 'l' | 'R' | 'S';
   v: unknown;
 }
 

@@ -4,8 +4,9 @@
  *
  * Piscina hands this module one run at a time: one job, or several (a batch), packed by `batcher.ts`. A batch's
  * handlers are *called* in order; a synchronous handler runs to completion before the next is called, an
- * async one is awaited together with the rest, so async handlers of one batch overlap. The reply comes back
- * when every job of the batch has settled.
+ * async one is awaited together with the rest, so async handlers of one batch overlap. The run's reply leaves
+ * when its last job settles; results that are ready earlier go ahead of it when a batch mate may hold them up
+ * (see `runJobs`).
  *
  * Nothing costs anything unless used: `ctx.signal` is created on first read, and the side channel for
  * progress and log lines is opened on the first report.
@@ -13,18 +14,30 @@
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { ErrorCodes, TroupeError, deserializeError, invalidOption, serializeError } from '../errors.ts';
 import {
-  CELLS_PER_SLOT, ReplyKinds, SlotFlags, channelNames, readRun, replyTag,
+  CELLS_PER_SLOT, ReplyKinds, SlotFlags, channelNames, readRun, replyKind, replyTag,
   type DownMessage, type UpMessage, type WireJob, type WireReplies, type WireRun, type WorkerData,
 } from './batcher.ts';
 
 type Handler = (input: unknown, ctx: JobContext) => unknown;
+
+/** A loaded handler and how long its calls take (a moving mean, ms; -1 before the first call ends). */
+interface LoadedHandler {
+  href: string;
+  fn: Handler;
+  meanMs: number;
+  /** What main was last told: whether this handler is slow (main then stops batching its jobs). */
+  toldSlow: boolean;
+}
+
+/** A handler slower than this on average is "slow": results go ahead of its calls, and main runs it alone. */
+const SLOW_CALL_MS = 1;
 
 const data = workerData as WorkerData;
 const cells = new Int32Array(data.cells);
 const names = channelNames(data.channel);
 
 /** Loaded handlers by file URL, or the import still under way. */
-const handlers = new Map<string, Handler | Promise<Handler>>();
+const handlers = new Map<string, LoadedHandler | Promise<LoadedHandler>>();
 /** The context of the job running in each slot of this thread. */
 const running: (JobContext | undefined)[] = [];
 let up: BroadcastChannel | undefined;
@@ -46,6 +59,9 @@ class JobContext {
   readonly seq: number;
   /** Side messages sent so far. */
   sent = 0;
+  /** Set when the handler is called: what to time. */
+  handler: LoadedHandler | undefined;
+  calledAt = 0;
   #controller: AbortController | undefined;
   #abort: { reason: unknown } | undefined;
 
@@ -80,11 +96,14 @@ class JobContext {
   }
 
   #post(k: UpMessage['k'], v: unknown): void {
-    up ??= new BroadcastChannel(names.up);
-    const message: UpMessage = { s: this.slot, q: this.seq, k, v };
-    up.postMessage(message);
+    postUp({ s: this.slot, q: this.seq, k, v });
     this.sent++;
   }
+}
+
+function postUp(message: UpMessage): void {
+  up ??= new BroadcastChannel(names.up);
+  up.postMessage(message);
 }
 
 function normalizeProgress(value: unknown): { fraction: number; done?: number; total?: number } {
@@ -98,20 +117,22 @@ function normalizeProgress(value: unknown): { fraction: number; done?: number; t
   throw invalidOption('ctx.progress()', 'a fraction in [0, 1] or `{ done, total }` with total > 0', value);
 }
 
-function pickHandler(href: string, mod: { default?: unknown }): Handler {
+function pickHandler(href: string, mod: { default?: unknown }): LoadedHandler {
   const d = mod.default as Handler | { run?: unknown } | undefined;
-  if (typeof d === 'function') return d;
-  if (typeof d === 'object' && d !== null && typeof d.run === 'function') return d.run.bind(d) as Handler;
+  if (typeof d === 'function') return { href, fn: d, meanMs: -1, toldSlow: false };
+  if (typeof d === 'object' && d !== null && typeof d.run === 'function') {
+    return { href, fn: d.run.bind(d) as Handler, meanMs: -1, toldSlow: false };
+  }
   throw new TroupeError(ErrorCodes.HANDLER_LOAD, `Handler module ${href} has no default export function`);
 }
 
 /** Imports a handler module once per thread. A failed import is forgotten (a later job tries again); a module without a handler stays refused. */
-function loadHandler(href: string): Promise<Handler> {
+function loadHandler(href: string): Promise<LoadedHandler> {
   const loading = import(href).then(
     (mod: { default?: unknown }) => {
-      const fn = pickHandler(href, mod);
-      handlers.set(href, fn);
-      return fn;
+      const loaded = pickHandler(href, mod);
+      handlers.set(href, loaded);
+      return loaded;
     },
     (cause: unknown) => {
       handlers.delete(href);
@@ -127,74 +148,171 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     && typeof (value as { then?: unknown }).then === 'function';
 }
 
+/** One run on this thread: its replies, and the finished jobs main has not been told about yet. */
+interface RunState {
+  jobs: WireJob[];
+  out: WireReplies;
+  /** Jobs not settled yet. */
+  remaining: number;
+  /** True while runJobs is still calling handlers synchronously. */
+  starting: boolean;
+  /** Settled jobs whose result is only in `out` so far. */
+  unsent: number[];
+  resolve: ((out: WireReplies) => void) | undefined;
+}
+
+/**
+ * Sends the results of settled jobs ahead of the run's reply, on the side channel (after their own progress
+ * and log lines, so their order holds), and marks them `early` in the reply.
+ */
+function flush(run: RunState): void {
+  if (run.unsent.length === 0) return;
+  const results: unknown[] = [];
+  for (const k of run.unsent) {
+    const job = run.jobs[k]!;
+    results.push(job.s, job.q, run.out[2 * k], run.out[2 * k + 1]);
+    run.out[2 * k] = replyTag(ReplyKinds.early, 0);
+    run.out[2 * k + 1] = undefined;
+  }
+  run.unsent = [];
+  try {
+    postUp({ s: -1, q: -1, k: 'R', v: results });
+  } catch {
+    postOneByOne(run, results);
+  }
+}
+
+/** A result that cannot be cloned fails its own job instead of taking the thread down with it. */
+function postOneByOne(run: RunState, results: unknown[]): void {
+  for (let at = 0; at < results.length; at += 4) {
+    const one = results.slice(at, at + 4);
+    try {
+      postUp({ s: -1, q: -1, k: 'R', v: one });
+    } catch (cause) {
+      const job = run.jobs.find((j) => j.s === one[0] && j.q === one[1])!;
+      const error = new TroupeError(ErrorCodes.TASK_FAILED, `Handler of \`${job.n}\` returned a value that cannot leave the worker thread`, { cause });
+      postUp({ s: -1, q: -1, k: 'R', v: [one[0], one[1], replyTag(ReplyKinds.error, 0), serializeError(error)] });
+    }
+  }
+}
+
+/** Records that job `k` settled: the run's reply goes with the last one; earlier ones go ahead if others still run. */
+function settled(run: RunState, k: number): void {
+  run.remaining--;
+  if (run.starting) {
+    run.unsent.push(k);
+  } else if (run.remaining === 0) {
+    run.resolve?.(run.out);
+  } else {
+    run.unsent.push(k);
+    flush(run);
+  }
+}
+
+function timeCall(ctx: JobContext): void {
+  const h = ctx.handler;
+  if (h === undefined) return;
+  const ms = performance.now() - ctx.calledAt;
+  h.meanMs = h.meanMs < 0 ? ms : h.meanMs * 0.8 + ms * 0.2;
+  const slow = h.meanMs >= SLOW_CALL_MS;
+  if (slow !== h.toldSlow) {
+    h.toldSlow = slow;
+    postUp({ s: -1, q: -1, k: 'S', v: [h.href, slow] });
+  }
+}
+
 /** Writes a job's outcome into its two reply cells. */
-function finish(ctx: JobContext, ok: boolean, value: unknown, out: WireReplies, at: number): void {
+function finish(ctx: JobContext, ok: boolean, value: unknown, run: RunState, k: number): void {
   running[ctx.slot] = undefined;
   Atomics.or(cells, ctx.slot * CELLS_PER_SLOT, SlotFlags.DONE);
+  timeCall(ctx);
   if (ok && (typeof value === 'function' || typeof value === 'symbol')) {
     ok = false;
     value = new TroupeError(ErrorCodes.TASK_FAILED, `Handler of \`${ctx.name}\` returned a ${typeof value}, which cannot leave the worker thread`);
   }
-  out[at] = replyTag(ok ? ReplyKinds.ok : ReplyKinds.error, ctx.sent);
-  out[at + 1] = ok ? value : serializeError(value);
+  run.out[2 * k] = replyTag(ok ? ReplyKinds.ok : ReplyKinds.error, ctx.sent);
+  run.out[2 * k + 1] = ok ? value : serializeError(value);
+  settled(run, k);
 }
 
-/** Calls the handler; returns a promise only when the job is still running. */
-function invoke(fn: Handler, job: WireJob, ctx: JobContext, out: WireReplies, at: number): Promise<void> | undefined {
+function skip(run: RunState, k: number): void {
+  run.out[2 * k] = replyTag(ReplyKinds.skipped, 0);
+  run.out[2 * k + 1] = undefined;
+  run.remaining--;
+  if (!run.starting && run.remaining === 0) run.resolve?.(run.out);
+}
+
+/** Whether a call may take a while: never timed, or slow on average. */
+function mayBeSlow(h: LoadedHandler): boolean {
+  return h.meanMs < 0 || h.meanMs >= SLOW_CALL_MS;
+}
+
+/** Calls the handler, unless main aborted the job first. Results ready before a call that may be slow go ahead. */
+function invoke(h: LoadedHandler, job: WireJob, ctx: JobContext, run: RunState, k: number): void {
+  if (Atomics.or(cells, job.s * CELLS_PER_SLOT, SlotFlags.RUNNING) & SlotFlags.ABORTED) {
+    skip(run, k);
+    return;
+  }
+  if (run.unsent.length > 0 && mayBeSlow(h)) flush(run);
+  running[job.s] = ctx;
+  ctx.handler = h;
+  ctx.calledAt = performance.now();
   let result: unknown;
   try {
-    result = fn(job.i, ctx);
+    result = h.fn(job.i, ctx);
   } catch (error) {
-    finish(ctx, false, error, out, at);
-    return undefined;
+    finish(ctx, false, error, run, k);
+    return;
   }
   if (isThenable(result)) {
-    return Promise.resolve(result).then(
-      (v) => finish(ctx, true, v, out, at),
-      (e: unknown) => finish(ctx, false, e, out, at),
+    Promise.resolve(result).then(
+      (v) => finish(ctx, true, v, run, k),
+      (e: unknown) => finish(ctx, false, e, run, k),
     );
+    return;
   }
-  finish(ctx, true, result, out, at);
-  return undefined;
+  finish(ctx, true, result, run, k);
 }
 
-/** Starts one job: skipped if main aborted it first; otherwise the handler runs with a fresh ctx. */
-function start(job: WireJob, out: WireReplies, at: number): Promise<void> | undefined {
+/** Takes one job: skipped if main aborted it already; otherwise its handler is loaded (once) and called. */
+function start(run: RunState, k: number): void {
+  const job = run.jobs[k]!;
   const cell = job.s * CELLS_PER_SLOT;
   Atomics.store(cells, cell + 1, threadId);
   if (Atomics.or(cells, cell, SlotFlags.STARTED) & SlotFlags.ABORTED) {
-    out[at] = replyTag(ReplyKinds.skipped, 0);
-    out[at + 1] = undefined;
-    return undefined;
+    skip(run, k);
+    return;
   }
   const ctx = new JobContext(job);
-  running[job.s] = ctx;
   const cached = handlers.get(job.h);
-  if (typeof cached === 'function') return invoke(cached, job, ctx, out, at);
-  return (cached ?? loadHandler(job.h)).then(
-    (fn) => invoke(fn, job, ctx, out, at),
-    (e: unknown) => finish(ctx, false, e, out, at),
+  if (cached !== undefined && !(cached instanceof Promise)) {
+    invoke(cached, job, ctx, run, k);
+    return;
+  }
+  (cached ?? loadHandler(job.h)).then(
+    (h) => invoke(h, job, ctx, run, k),
+    (e: unknown) => finish(ctx, false, e, run, k),
   );
 }
 
-/** Piscina's entry: a run of one or more jobs in, their replies out. Never throws: failures are replies. */
+/**
+ * Piscina's entry: a run of one or more jobs in, their replies out. Never throws: failures are replies.
+ *
+ * The run's reply leaves when its last job settles, so a ready result must not wait behind a slow batch mate:
+ * - an async job that settles while others still run sends its result ahead at once;
+ * - before a call that may be slow (a handler never timed, or slower than SLOW_CALL_MS on average), the results
+ *   ready so far go ahead; so do they when the synchronous pass ends with jobs still running.
+ * A synchronous handler that is fast on average but slow this time still holds back the results before it until
+ * it returns. Fast batches (the throughput case) send nothing extra.
+ */
 export default function runJobs(wire: WireRun): WireReplies | Promise<WireReplies> {
   const jobs = readRun(wire);
-  const out: WireReplies = new Array(jobs.length * 2);
-  let waiting = 0;
-  let done: ((r: WireReplies) => void) | undefined;
-  const settleOne = () => {
-    if (--waiting === 0 && done !== undefined) done(out);
-  };
-  for (let k = 0; k < jobs.length; k++) {
-    const running = start(jobs[k]!, out, k * 2);
-    if (running !== undefined) {
-      waiting++;
-      void running.then(settleOne);
-    }
-  }
-  if (waiting === 0) return out;
+  const run: RunState = { jobs, out: new Array(jobs.length * 2), remaining: jobs.length, starting: true, unsent: [], resolve: undefined };
+  for (let k = 0; k < jobs.length; k++) start(run, k);
+  run.starting = false;
+  if (run.remaining === 0) return run.out;
+  flush(run);
   return new Promise((resolve) => {
-    done = resolve;
+    run.resolve = resolve;
   });
 }

@@ -138,6 +138,8 @@ class HandlerThreadPool implements ThreadPool {
   readonly #bySlot: (Entry | undefined)[] = [];
   /** Entries whose run came back before all their side messages did. */
   readonly #held = new Map<number, Entry>();
+  /** Handlers the workers measured as slow (≥ 1 ms a call): their jobs go alone, batching would only delay results. */
+  readonly #slowHandlers = new Set<string>();
   readonly #up: BroadcastChannel;
   readonly #down: BroadcastChannel;
   readonly #onError: ((error: unknown) => void) | undefined;
@@ -262,8 +264,12 @@ class HandlerThreadPool implements ThreadPool {
     this.#queue = [];
     this.#head = 0;
     this.#queued = 0;
-    for (const e of this.#held.values()) this.#settleReply(e, e.replyTag, e.replyValue);
+    for (const e of this.#held.values()) {
+      if (replyKind(e.replyTag) === ReplyKinds.early) this.#settle(e, new TroupeError(ErrorCodes.CLOSED, 'The thread pool was closed before the result arrived'));
+      else this.#settleReply(e, e.replyTag, e.replyValue);
+    }
     this.#held.clear();
+    this.#up.unref();
     void this.#piscina.destroy().catch((error: unknown) => this.#report(error));
     this.#checkIdle();
   }
@@ -316,11 +322,12 @@ class HandlerThreadPool implements ThreadPool {
           this.#head++;
           continue;
         }
-        if (e.solo && batch.length > 0) break;
+        const alone = e.solo || (this.#slowHandlers.size > 0 && this.#slowHandlers.has(e.job.handler));
+        if (alone && batch.length > 0) break;
         this.#head++;
         this.#queued--;
         batch.push(e);
-        if (e.solo) break;
+        if (alone) break;
       }
       if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head);
@@ -372,14 +379,13 @@ class HandlerThreadPool implements ThreadPool {
       this.#releaseSlot(e);
       if (e.state === EntryStates.settled) continue;
       const tag = replies[2 * k] as number;
-      const value = replies[2 * k + 1];
-      if (e.received < replySideMessages(tag)) {
+      if (replyKind(tag) === ReplyKinds.early || e.received < replySideMessages(tag)) {
         e.replyTag = tag;
-        e.replyValue = value;
+        e.replyValue = replies[2 * k + 1];
         this.#held.set(e.seq, e);
         this.#up.ref();
       } else {
-        this.#settleReply(e, tag, value);
+        this.#settleReply(e, tag, replies[2 * k + 1]);
       }
     }
     this.#pump();
@@ -441,8 +447,8 @@ class HandlerThreadPool implements ThreadPool {
     }
     if (e.slot === -1) return; // held: finished, waiting for its side messages
     const prior = this.#slots.markAborted(e.slot);
-    if ((prior & SlotFlags.STARTED) === 0) {
-      this.#settle(e, signal.reason); // the worker will see ABORTED and skip it
+    if ((prior & SlotFlags.RUNNING) === 0) {
+      this.#settle(e, signal.reason); // the worker will see ABORTED and not call the handler
       return;
     }
     if ((prior & SlotFlags.DONE) !== 0) return;
@@ -462,9 +468,25 @@ class HandlerThreadPool implements ThreadPool {
     }
   }
 
+  /** The job of a side message: by slot while its run is out, else among the held ones. */
+  #entryOf(slot: number, seq: number): Entry | undefined {
+    const e = this.#bySlot[slot];
+    if (e !== undefined && e.seq === seq) return e;
+    return this.#held.get(seq);
+  }
+
   #onSideMessage(m: UpMessage): void {
-    let e = this.#bySlot[m.s];
-    if (e === undefined || e.seq !== m.q) e = this.#held.get(m.q);
+    if (m.k === 'R') {
+      this.#onEarlyResults(m.v as unknown[]);
+      return;
+    }
+    if (m.k === 'S') {
+      const [href, slow] = m.v as [string, boolean];
+      if (slow) this.#slowHandlers.add(href);
+      else this.#slowHandlers.delete(href);
+      return;
+    }
+    const e = this.#entryOf(m.s, m.q);
     if (e === undefined || e.state === EntryStates.settled) return;
     e.received++;
     try {
@@ -473,12 +495,27 @@ class HandlerThreadPool implements ThreadPool {
     } catch (error) {
       this.#report(error);
     }
-    if (e.replyTag !== -1 && e.received >= replySideMessages(e.replyTag)) {
-      this.#held.delete(e.seq);
-      if (this.#held.size === 0) this.#up.unref();
+    if (e.replyTag !== -1 && replyKind(e.replyTag) !== ReplyKinds.early && e.received >= replySideMessages(e.replyTag)) {
+      this.#unhold(e);
       this.#settleReply(e, e.replyTag, e.replyValue);
       this.#checkIdle();
     }
+  }
+
+  /** Results a worker sent ahead of their run's reply (their batch mates still run): settled now. */
+  #onEarlyResults(results: unknown[]): void {
+    for (let at = 0; at < results.length; at += 4) {
+      const e = this.#entryOf(results[at] as number, results[at + 1] as number);
+      if (e === undefined || e.state === EntryStates.settled) continue;
+      this.#unhold(e);
+      this.#settleReply(e, results[at + 2] as number, results[at + 3]);
+    }
+    this.#checkIdle();
+  }
+
+  #unhold(e: Entry): void {
+    if (!this.#held.delete(e.seq)) return;
+    if (this.#held.size === 0) this.#up.unref();
   }
 
   #settleReply(e: Entry, tag: number, value: unknown): void {

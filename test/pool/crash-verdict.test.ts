@@ -5,12 +5,22 @@ import { SlotFlags } from '../../src/pool/batcher.ts';
 import { Verdicts, judgeFailedRun } from '../../src/pool/crash-verdict.ts';
 
 const NOT_STARTED = 0;
-const RUNNING = SlotFlags.STARTED;
-const FINISHED = SlotFlags.STARTED | SlotFlags.DONE;
+const LOADING = SlotFlags.STARTED;
+const RUNNING = SlotFlags.STARTED | SlotFlags.RUNNING;
+const FINISHED = SlotFlags.STARTED | SlotFlags.RUNNING | SlotFlags.DONE;
 const crash = { hardStopped: false, cloneFailed: false };
 
 test('a crash blames the job that was running; finished and waiting batch mates may run again', () => {
   assert.deepEqual(judgeFailedRun([FINISHED, RUNNING, NOT_STARTED], crash), [Verdicts.requeue, Verdicts.blame, Verdicts.requeue]);
+});
+
+test('a job still loading its module is not blamed while a handler was running', () => {
+  assert.deepEqual(judgeFailedRun([LOADING, RUNNING], crash), [Verdicts.requeue, Verdicts.blame]);
+});
+
+test('with no handler running, the jobs loading their module are the suspects', () => {
+  assert.deepEqual(judgeFailedRun([LOADING, FINISHED, NOT_STARTED], crash), [Verdicts.blame, Verdicts.requeue, Verdicts.requeue]);
+  assert.deepEqual(judgeFailedRun([LOADING], crash), [Verdicts.blame]);
 });
 
 test('async jobs running together are all suspects', () => {
@@ -19,7 +29,7 @@ test('async jobs running together are all suspects', () => {
 
 test('a hard stop sends every other job of the run back', () => {
   const hard = { hardStopped: true, cloneFailed: false };
-  assert.deepEqual(judgeFailedRun([RUNNING, RUNNING, NOT_STARTED, FINISHED], hard), [Verdicts.requeue, Verdicts.requeue, Verdicts.requeue, Verdicts.requeue]);
+  assert.deepEqual(judgeFailedRun([RUNNING, LOADING, NOT_STARTED, FINISHED], hard), [Verdicts.requeue, Verdicts.requeue, Verdicts.requeue, Verdicts.requeue]);
 });
 
 test('a batch with no suspect is sent again job by job', () => {

@@ -65,8 +65,9 @@ function newPool(extra: Partial<Parameters<typeof createThreadPool>[0]> = {}): T
 
 describe('thread pool', () => {
   let pool: ThreadPool;
+  const poolErrors: unknown[] = [];
   before(() => {
-    pool = newPool();
+    pool = newPool({ onError: (error) => poolErrors.push(error) });
   });
   after(() => pool.close({ force: true }));
 
@@ -95,6 +96,26 @@ describe('thread pool', () => {
     Atomics.notify(cell, 0);
     assert.equal(await result, 'done');
     assert.deepEqual(c.progress.map((p) => p.fraction), [0.25, 1], 'the last report is delivered before the result');
+  });
+
+  test('every log line is delivered before the result, even when the result arrives first', async () => {
+    for (let round = 0; round < 3; round++) {
+      const c = makeJob('chatty', { lines: 3000 });
+      const result = await pool.run(c.job);
+      assert.equal(result, 3000);
+      assert.equal(c.logs.length, 3000, 'all lines arrived before the promise resolved');
+      assert.equal(c.logs.at(-1), 'line 2999');
+    }
+  });
+
+  test('a throwing progress/log callback is reported to onError and does not fail the job', async () => {
+    const c = makeJob('chatty', { lines: 2 });
+    c.job.onLog = () => {
+      throw new Error('callback bug');
+    };
+    const before = poolErrors.length;
+    assert.equal(await pool.run(c.job), 2);
+    assert.equal(poolErrors.length - before, 2);
   });
 
   test('a thrown TroupeError keeps its code, name, details and stack', async () => {
@@ -150,7 +171,8 @@ describe('thread pool', () => {
 
   test('200 jobs at once go in batches; each result reaches its own promise; one is cancelled inside a batch', async () => {
     const runsBefore = pool.stats.runs;
-    const controls = Array.from({ length: 200 }, (_, i) => (i === 100 ? makeJob('until-aborted') : makeJob('add', { a: i, b: 1000 })));
+    // One module for all 200, fast on average: job 100 waits for its signal inside a batch.
+    const controls = Array.from({ length: 200 }, (_, i) => makeJob('add-or-wait', i === 100 ? { wait: true } : { a: i, b: 1000 }));
     const queuedCancel = makeJob('add', { a: 0, b: 0 });
     const results = controls.map((c) => pool.run(c.job).then((value) => ({ value }), (error: TroupeError) => ({ error })));
     const cancelledWhileQueued = rejectionOf(pool.run(queuedCancel.job));
@@ -167,10 +189,9 @@ describe('thread pool', () => {
     assert.ok(runs < 100, `200 jobs took ${runs} Piscina runs: they were not batched`);
   });
 
-  test('jobs sharing one signal put one listener on it, and its abort reaches all of them', async () => {
+  test('jobs sharing one signal put one listener on it, and its abort reaches running and waiting jobs', async () => {
     const soft = new AbortController();
     const hard = new AbortController();
-    const openers = [pool.run(makeJob('add', { a: 1, b: 1 }).job), pool.run(makeJob('add', { a: 1, b: 1 }).job)];
     const shared = Array.from({ length: 30 }, () => {
       const c = makeJob('until-aborted');
       c.job.signal = soft.signal;
@@ -178,8 +199,7 @@ describe('thread pool', () => {
       return c;
     });
     const results = shared.map((c) => rejectionOf(pool.run(c.job)));
-    await Promise.all(openers);
-    await Promise.all(shared.map((c) => c.firstLog));
+    await Promise.all([shared[0]!.firstLog, shared[1]!.firstLog]);
     await until(() => getEventListeners(soft.signal, 'abort').length > 0 && getEventListeners(hard.signal, 'abort').length > 0, 'a sweep to watch the signals');
     assert.equal(getEventListeners(soft.signal, 'abort').length, 1);
     assert.equal(getEventListeners(hard.signal, 'abort').length, 1);
@@ -193,13 +213,18 @@ describe('thread pool', () => {
     const blockers = [makeJob('until-aborted'), makeJob('until-aborted')];
     const blocked = blockers.map((b) => pool.run(b.job).catch(() => undefined));
     await Promise.all(blockers.map((b) => b.firstLog));
-    const loop = makeJob('forever-loop');
-    const mates = Array.from({ length: 5 }, (_, i) => makeJob('add', { a: i, b: 0 }));
+    // One module for the loop and its mates: whether cached or not, the loop is called first and never yields.
+    const loop = makeJob('loop-or-add', { loop: true });
+    const mates = Array.from({ length: 5 }, (_, i) => makeJob('loop-or-add', { a: i, b: 0 }));
     const loopResult = pool.run(loop.job);
     const mateResults = mates.map((m) => rejectionOf(pool.run(m.job)));
-    assert.equal(pool.stats.queued, 6);
+    const cancelledMate = makeJob('loop-or-add', { a: 0, b: 0 });
+    const cancelledMateResult = rejectionOf(pool.run(cancelledMate.job));
+    assert.equal(pool.stats.queued, 7);
     blockers[0]!.soft.abort('free one thread');
     assert.equal(await loop.firstLog, 'looping');
+    cancelledMate.soft.abort(new TroupeError(ErrorCodes.CANCELLED, 'sent, never called'));
+    assert.equal((await cancelledMateResult).code, ErrorCodes.CANCELLED, 'a job behind the loop in its batch is dropped at once');
     loop.hard.abort(new TroupeError(ErrorCodes.TIMEOUT, 'hard stop in a batch'));
     assert.equal((await rejectionOf(loopResult)).code, ErrorCodes.TIMEOUT);
     for (const error of await Promise.all(mateResults)) {
@@ -211,12 +236,35 @@ describe('thread pool', () => {
     assert.equal(await pool.run(makeJob('add', { a: 2, b: 2 }).job), 4);
   });
 
+  test('ready results do not wait for a slow batch mate, async or sync', async () => {
+    await using solo = newPool({ minThreads: 1, maxThreads: 1 });
+    assert.equal(await solo.run(makeJob('add', { a: 0, b: 0 }).job), 0, 'warm: add is loaded and known to be fast');
+    const stragglers = [
+      { name: 'until-aborted', stop: (c: JobControl) => c.soft.abort(new TroupeError(ErrorCodes.CANCELLED, 'stop')), code: ErrorCodes.CANCELLED },
+      { name: 'forever-loop', stop: (c: JobControl) => c.hard.abort(new TroupeError(ErrorCodes.TIMEOUT, 'stop')), code: ErrorCodes.TIMEOUT },
+    ];
+    for (const { name, stop, code } of stragglers) {
+      const blocker = makeJob('until-aborted');
+      const blocked = solo.run(blocker.job).catch(() => undefined);
+      await blocker.firstLog;
+      const fast = [1, 2, 3].map((a) => solo.run(makeJob('add', { a, b: 10 }).job));
+      const straggler = makeJob(name);
+      const stragglerResult = rejectionOf(solo.run(straggler.job));
+      blocker.soft.abort('free the thread');
+      await blocked;
+      assert.deepEqual(await Promise.all(fast), [11, 12, 13], `results came back while ${name} still ran`);
+      await straggler.firstLog;
+      stop(straggler);
+      assert.equal((await stragglerResult).code, code);
+    }
+  });
+
   test('a crash inside a batch blames the job that ran; the ones that had not started come back with requeue', async () => {
     const blockers = [makeJob('until-aborted'), makeJob('until-aborted')];
     const blocked = blockers.map((b) => pool.run(b.job).catch(() => undefined));
     await Promise.all(blockers.map((b) => b.firstLog));
-    const crash = pool.run(makeJob('exit', { code: 9 }).job);
-    const mates = Array.from({ length: 3 }, (_, i) => rejectionOf(pool.run(makeJob('add', { a: i, b: 0 }).job)));
+    const crash = pool.run(makeJob('loop-or-add', { exit: 9 }).job);
+    const mates = Array.from({ length: 3 }, (_, i) => rejectionOf(pool.run(makeJob('loop-or-add', { a: i, b: 0 }).job)));
     blockers[0]!.soft.abort('free one thread');
     const error = await rejectionOf(crash);
     assert.equal(error.code, ErrorCodes.WORKER_CRASHED);
@@ -254,8 +302,9 @@ describe('thread pool', () => {
     const good = [pool.run(makeJob('add', { a: 1, b: 1 }).job), pool.run(makeJob('add', { a: 2, b: 2 }).job)];
     const bad = rejectionOf(pool.run(makeJob('bad-result', { nested: true }).job));
     blockers[0]!.soft.abort('free one thread');
-    assert.deepEqual(await Promise.all(good), [2, 4], 'batch mates are sent again one by one and succeed');
-    assert.equal((await bad).code, ErrorCodes.WORKER_CRASHED);
+    assert.deepEqual(await Promise.all(good), [2, 4], 'batch mates succeed (sent ahead, or sent again one by one)');
+    // Sent ahead of its batch's reply, the result fails alone (TASK_FAILED); in the reply, it takes the thread down.
+    assert.ok([ErrorCodes.TASK_FAILED, ErrorCodes.WORKER_CRASHED].includes((await bad).code as never));
     blockers[1]!.soft.abort('done');
     await Promise.all(blocked);
   });
