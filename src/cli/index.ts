@@ -172,15 +172,20 @@ export function createProgram(setExit: (code: number) => void): Command {
     });
 
   program
-    .command('advise')
-    .description('which pattern fits a task with these traits (no server needed)')
+    .command('advise [task]')
+    .description('advice for a task from its measured history (from the server), or which pattern fits the traits given as flags')
     .option('--recurring', 'it runs on a timetable')
     .option('--streaming', 'its output is watched while it runs')
     .option('--duration <duration>', "expected duration, e.g. '2m'")
     .option('--count <n>', 'how many are started together')
     .option('--no-result', 'nobody waits for the result')
     .option('--high-frequency', 'started many times a minute')
-    .action(async (o, cmd: Command) => {
+    .action(async (task: string | undefined, o, cmd: Command) => {
+      if (task !== undefined) {
+        const { ctx, mod } = await remote(cmd);
+        setExit(await mod.adviseTaskCommand(ctx, task));
+        return;
+      }
       const { adviseCommand } = await import('./commands/advise.ts');
       const g = globals(cmd);
       setExit(adviseCommand({ ...o, json: g.json }, styleFor(g, process.stdout)));

@@ -3,6 +3,7 @@
  * schedules, task types, output lines and a task's end. Pure functions from data to text, shared by the CLI and
  * the REPL so both print the same thing.
  */
+import type { TaskAdvice } from '../advice/recommend.ts';
 import type { TreeNode } from '../actor/actor.ts';
 import type { Advice } from '../advisor.ts';
 import type { SerializedError } from '../errors.ts';
@@ -160,6 +161,19 @@ export function renderTaskTypes(list: readonly TaskTypeInfo[], style: Style): st
 /** Why: the advisor's answer: the pattern, the call that implements it and the reason. */
 export function renderAdvice(advice: Advice, style: Style): string {
   return keyValues([['pattern', style.bold(advice.pattern)], ['call', advice.call], ['reason', advice.reason]], style);
+}
+
+/** Why: measured advice reads as a list of topics, each with its advice and the numbers behind it. */
+export function renderTaskAdvice(advice: TaskAdvice, style: Style): string {
+  const head = `${style.bold(advice.name)}  ${advice.basedOn.runs} runs measured${advice.enoughData ? '' : style.dim(' (too few for measured advice)')}`;
+  const lines = [head];
+  if (advice.note) lines.push(style.dim(advice.note));
+  for (const r of advice.recommendations) {
+    const evidence = Object.entries(r.evidence).map(([k, v]) => `${k}=${v}`).join(' ');
+    lines.push(`- ${style.cyan(r.topic)}: ${r.advice}${evidence ? style.dim(`  [${evidence}]`) : ''}`);
+  }
+  if (advice.recommendations.length === 0) lines.push(style.dim('no recommendation'));
+  return lines.join('\n');
 }
 
 /** Why: captured lines print as they were written; stderr and drop markers are marked. */

@@ -3,6 +3,7 @@
  * (attached to a running `troupe serve`) and in-process (an embedded `Runtime` started from a config). Commands
  * are written once against this interface, so the console behaves the same in both modes.
  */
+import type { TaskAdvice } from '../advice/recommend.ts';
 import type { TreeNode } from '../actor/actor.ts';
 import type { SerializedError } from '../errors.ts';
 import type { TaskView } from '../runtime.ts';
@@ -67,6 +68,8 @@ export interface Backend {
   /** Enqueues a built-in maintenance task; resolves with its id. */
   maintenance(name: string, input?: unknown): Promise<string>;
   health(): Promise<HealthInfo>;
+  /** Recommendations for a registered task from its measured history. */
+  advise(name: string): Promise<TaskAdvice>;
   tree(): Promise<TreeNode>;
   restart(address: string): Promise<void>;
   close(): Promise<void>;

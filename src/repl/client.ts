@@ -4,6 +4,7 @@
  * saying what happened and what to do (server not running, bad token, unknown task…). Output is followed through
  * the server-sent events of `GET /api/tasks/:id/output`.
  */
+import type { TaskAdvice } from '../advice/recommend.ts';
 import type { TreeNode } from '../actor/actor.ts';
 import { ErrorCodes, TroupeError, type ErrorCode, type SerializedError } from '../errors.ts';
 import type { TaskView } from '../runtime.ts';
@@ -169,6 +170,11 @@ export class TroupeClient {
 
   async maintenance(name: string, input?: unknown): Promise<string> {
     return (await this.request<{ id: string }>('POST', `/api/system/maintenance/${encodeURIComponent(name)}`, { body: input ?? {} })).id;
+  }
+
+  /** Recommendations for a registered task from its measured history (`GET /api/tasks/advice`). */
+  advice(name: string): Promise<TaskAdvice> {
+    return this.request('GET', '/api/tasks/advice', { query: { name } });
   }
 
   /** Liveness (and with `full` the health report); a 503 answer is an unhealthy status, not an error. */

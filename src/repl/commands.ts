@@ -8,7 +8,7 @@ import { adviseFromTraits, type TaskTraits } from '../advisor.ts';
 import { formatError, parseJsonInput } from '../cli/errors.ts';
 import type { Style } from '../cli/format.ts';
 import { createPlainProgressView } from '../cli/progress-view.ts';
-import { renderAdvice, renderEnd, renderHealth, renderSchedules, renderTask, renderTaskList, renderTaskTypes, renderTree } from '../cli/render.ts';
+import { renderAdvice, renderTaskAdvice, renderEnd, renderHealth, renderSchedules, renderTask, renderTaskList, renderTaskTypes, renderTree } from '../cli/render.ts';
 import { ErrorCodes, TroupeError } from '../errors.ts';
 import { isTaskState } from '../task.ts';
 import { MAINTENANCE_TASKS, type Backend } from './backend.ts';
@@ -242,10 +242,15 @@ export const COMMANDS: readonly ReplCommand[] = [
   },
   {
     name: 'advise',
-    usage: 'advise [json traits]',
-    summary: 'which pattern fits, e.g. advise {"expectedDurationMs":120000,"streaming":true}',
+    usage: 'advise <task> | advise [json traits]',
+    summary: 'advice for a task from its measured history, or which pattern fits traits, e.g. advise {"streaming":true}',
     run: async (s, _args, rest) => {
-      const traits = rest.trim() ? parseJsonInput(rest.trim(), 'the traits') : {};
+      const text = rest.trim();
+      if (text && !text.startsWith('{')) {
+        s.write(renderTaskAdvice(await s.backend.advise(text), s.style));
+        return;
+      }
+      const traits = text ? parseJsonInput(text, 'the traits') : {};
       s.write(renderAdvice(adviseFromTraits(traits as TaskTraits), s.style));
     },
   },

@@ -34,6 +34,7 @@ export function createHttpBackend(options: ClientOptions | TroupeClient): Backen
     },
     maintenance: (name, input) => client.maintenance(name, input),
     health: async () => (await client.health(true)) as HealthInfo,
+    advise: (name) => client.advice(name),
     tree: () => client.actors(),
     restart: async (address) => {
       await client.restartActor(address);

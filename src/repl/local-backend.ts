@@ -55,6 +55,7 @@ export function createLocalBackend(rt: Runtime, options: LocalBackendOptions = {
       }
       return rt.enqueue(name, input ?? {});
     },
+    advise: (name) => rt.advise(name),
     health: async () => {
       // The shape of `GET /api/health?full=1`, so both modes render alike.
       const live = rt.liveness();

@@ -9,7 +9,7 @@ import { createHttpBackend } from '../../repl/http-backend.ts';
 import { isTaskState, TASK_STATES } from '../../task.ts';
 import { ExitCodes, parseJsonInput, readInputOption } from '../errors.ts';
 import type { Style } from '../format.ts';
-import { renderEnd, renderHealth, renderLine, renderRetry, renderTask, renderTaskList, renderTaskTypes } from '../render.ts';
+import { renderEnd, renderHealth, renderLine, renderRetry, renderTask, renderTaskList, renderTaskTypes, renderTaskAdvice } from '../render.ts';
 
 export interface RemoteGlobals {
   url?: string;
@@ -148,6 +148,14 @@ export async function healthCommand(ctx: RemoteContext): Promise<number> {
   else ctx.out(renderHealth(info, ctx.style));
   const report = (info.report as { status?: string } | undefined)?.status;
   return info.status !== 'ok' || report === 'error' ? ExitCodes.failure : ExitCodes.ok;
+}
+
+/** Prints the server's recommendations for one task, from its measured history. */
+export async function adviseTaskCommand(ctx: RemoteContext, task: string): Promise<number> {
+  const advice = await ctx.backend.advise(task);
+  if (ctx.json) printJson(ctx, advice);
+  else ctx.out(renderTaskAdvice(advice, ctx.style));
+  return ExitCodes.ok;
 }
 
 /** Enqueues a built-in; `--wait` follows it and prints its result, exiting with its outcome. */
