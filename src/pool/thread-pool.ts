@@ -2,19 +2,21 @@
  * The thread pool for handler tasks: a Piscina 5 pool that runs `handler-worker.ts`, plus a queue in front of it
  * that packs waiting jobs into batches.
  *
- * Dispatch rule: at most `maxThreads` Piscina runs are in flight. A job that finds a run free goes at once, alone
+ * Dispatch: at most `maxThreads` Piscina runs are in flight. A job that finds a run free goes at once, alone
  * (no added latency when the pool is idle). Otherwise it waits in the queue, and each time a run comes back the
- * waiting jobs are spread over the free runs, up to `maxBatch` per run. Piscina's per-`run()` cost is then paid
- * once per batch instead of once per job.
+ * waiting jobs are spread over the free runs, up to `maxBatch` per run: Piscina's per-`run()` cost (≈31 µs of
+ * main-thread time) is then paid once per batch. Jobs of a handler the workers measured as slow (≥ 1 ms a call)
+ * always go alone: batching would save nothing and could hold their batch mates' results back. A result that is
+ * ready before its batch's reply is sent ahead (see `runJobs` in handler-worker.ts).
  *
- * Stops, per job:
- * - `signal` (soft): a job not yet started is dropped and rejects with the reason at once; a running one gets
- *   the abort in its `ctx.signal` (same reason) and the job settles with whatever the handler does.
- * - `hardSignal`: a job not yet started is dropped as above; a running one has its thread ended and rejects with
+ * Stops, per job (an abort is noticed at once once a job has listeners, else within one sweep, see abort-watch.ts):
+ * - `signal` (soft): a job whose handler was not called yet is dropped and rejects with the reason at once; a
+ *   running one gets the abort in its `ctx.signal` (same reason) and settles with whatever the handler does.
+ * - `hardSignal`: a job not called yet is dropped as above; a running one has its thread ended and rejects with
  *   the reason. The other unfinished jobs of its batch reject with WORKER_CRASHED and `details.requeue: true`.
- * - a thread that dies (process.exit, an uncaught error, resource limits) rejects the jobs it had started with
- *   WORKER_CRASHED (RESOURCE_LIMIT when out of memory); the jobs of its batch that had not started reject with
- *   WORKER_CRASHED and `details.requeue: true`. Piscina replaces the thread.
+ * - a thread that dies (process.exit, an uncaught error, resource limits): see crash-verdict.ts for who is blamed
+ *   (WORKER_CRASHED, or RESOURCE_LIMIT when out of memory) and who may run again (`details.requeue: true`).
+ *   Piscina replaces the thread.
  */
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
