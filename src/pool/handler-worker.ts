@@ -102,7 +102,10 @@ class JobContext {
 }
 
 function postUp(message: UpMessage): void {
-  up ??= new BroadcastChannel(names.up);
+  if (up === undefined) {
+    up = new BroadcastChannel(names.up);
+    up.unref();
+  }
   up.postMessage(message);
 }
 
@@ -214,7 +217,8 @@ function timeCall(ctx: JobContext): void {
   if (h === undefined) return;
   const ms = performance.now() - ctx.calledAt;
   h.meanMs = h.meanMs < 0 ? ms : h.meanMs * 0.8 + ms * 0.2;
-  const slow = h.meanMs >= SLOW_CALL_MS;
+  // Hysteresis: slow from SLOW_CALL_MS up, fast again below half of it, so a handler near the line does not flap.
+  const slow = h.toldSlow ? h.meanMs >= SLOW_CALL_MS / 2 : h.meanMs >= SLOW_CALL_MS;
   if (slow !== h.toldSlow) {
     h.toldSlow = slow;
     postUp({ s: -1, q: -1, k: 'S', v: [h.href, slow] });
