@@ -3,7 +3,8 @@
  *
  * Rules:
  * - `max` is never exceeded: resources that exist, are being validated or are being created all count.
- * - `min` are kept warm: created at start, and made again after evictions and discards.
+ * - `min` are kept warm: created at start, and made again after discards and failed validations; a warm-up
+ *   `create()` that fails is reported to `onError` and tried again after 1 s (doubling up to 30 s).
  * - Waiters are served first come, first served. Idle resources are lent last-in first-out, so that the ones
  *   not needed sit idle and age out: after `idleMs` idle, a resource is destroyed if the pool is above `min`.
  * - `validate` runs on every borrow of an idle resource; one that fails (false or throws) is destroyed and
@@ -80,6 +81,9 @@ interface Resolved<T> {
   onError: ((error: unknown) => void) | undefined;
 }
 
+const WARM_UP_RETRY_MS = 1000;
+const WARM_UP_RETRY_MAX_MS = 30_000;
+
 const KNOWN_OPTIONS = new Set(['create', 'destroy', 'validate', 'min', 'max', 'idleMs', 'acquireTimeoutMs', 'clock', 'onError']);
 
 function optionalFunction(value: unknown, path: string): void {
@@ -136,6 +140,8 @@ class Pool<T> implements ResourcePool<T> {
   #creating = 0;
   #validating = 0;
   #evictTimer: TimerHandle | undefined;
+  #warmUpTimer: TimerHandle | undefined;
+  #warmUpDelayMs = WARM_UP_RETRY_MS;
   #state: 'open' | 'stopping' | 'stopped' = 'open';
   #closing: Promise<void> | undefined;
   #settled: (() => void) | undefined;
@@ -245,6 +251,8 @@ class Pool<T> implements ResourcePool<T> {
     this.#state = 'stopping';
     this.#o.clock.clearTimeout(this.#evictTimer);
     this.#evictTimer = undefined;
+    this.#o.clock.clearTimeout(this.#warmUpTimer);
+    this.#warmUpTimer = undefined;
     for (const w of this.#waiters.splice(0)) this.#settleWaiter(w, new TroupeError(ErrorCodes.CLOSED, 'The resource pool was closed while waiting'));
     for (const { r } of this.#idle.splice(0)) this.#destroy(r);
     if (force) this.#retireBorrowed();
@@ -360,6 +368,7 @@ class Pool<T> implements ResourcePool<T> {
     made.then(
       (resource) => {
         this.#creating--;
+        this.#warmUpDelayMs = WARM_UP_RETRY_MS;
         if (this.#state !== 'open') this.#destroy(resource);
         else this.#offer(resource);
         this.#dispatch();
@@ -369,7 +378,10 @@ class Pool<T> implements ResourcePool<T> {
         this.#creating--;
         const waiter = forWaiter ? this.#waiters.shift() : undefined;
         if (waiter) this.#settleWaiter(waiter, error);
-        else this.#report(error);
+        else {
+          this.#report(error);
+          this.#retryWarmUp();
+        }
         this.#dispatch();
         this.#checkDrained();
         this.#checkSettled();
@@ -379,6 +391,18 @@ class Pool<T> implements ResourcePool<T> {
 
   #ensureMin(): void {
     while (this.#state === 'open' && this.size < this.#o.min) this.#create(false);
+  }
+
+  /** A warm-up create() failed: try again later (1 s, doubling up to 30 s), not in a hot loop. */
+  #retryWarmUp(): void {
+    if (this.#warmUpTimer !== undefined || this.#state !== 'open') return;
+    const delay = this.#warmUpDelayMs;
+    this.#warmUpDelayMs = Math.min(WARM_UP_RETRY_MAX_MS, delay * 2);
+    this.#warmUpTimer = this.#o.clock.setTimeout(() => {
+      this.#warmUpTimer = undefined;
+      this.#ensureMin();
+    }, delay);
+    this.#warmUpTimer.unref?.();
   }
 
   #destroy(resource: T): void {

@@ -98,6 +98,25 @@ describe('resource pool', () => {
     await p.close();
   });
 
+  test('a failed warm-up is reported and tried again later, backing off', async () => {
+    const reported: unknown[] = [];
+    const f = factory();
+    f.state.failNext = true;
+    const { p, clock } = pool({ min: 1, max: 2, onError: (e) => reported.push(e) }, f);
+    await flushMicrotasks();
+    assert.equal(reported.length, 1);
+    assert.equal(p.size, 0);
+    f.state.failNext = true;
+    await clock.advance(1000);
+    assert.equal(reported.length, 2, 'tried again after 1 s, failed again');
+    await clock.advance(1999);
+    assert.equal(p.size, 0, 'the next try waits 2 s');
+    await clock.advance(1);
+    assert.equal(p.size, 1);
+    assert.equal(p.available, 1);
+    await p.close();
+  });
+
   test('max is never exceeded; a waiter gets the next released resource', async () => {
     const { p, f } = pool({ max: 2 });
     const a = await p.acquire();
