@@ -42,8 +42,19 @@ async function createStore(spec: string | Store, options: OpenStoreOptions): Pro
     return createSqliteStore(path, synchronous === undefined ? common : { ...common, synchronous });
   }
   if (/^postgres(ql)?:\/\//i.test(spec)) {
+    // `?schema=name` picks the schema (several runtimes, or tests, can share one database apart).
+    let url: URL;
+    try {
+      url = new URL(spec);
+    } catch (error) {
+      throw invalidOption('store', EXPECTED, spec);
+    }
+    const fromUrl = url.searchParams.get('schema') ?? undefined;
+    url.searchParams.delete('schema');
+    const chosen = fromUrl ?? schema;
+    if (chosen !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(chosen)) throw invalidOption('store', 'a schema name of lowercase letters, digits and _', chosen);
     const { createPostgresStore } = await import('./postgres/postgres-store.ts');
-    return createPostgresStore(spec, schema === undefined ? common : { ...common, schema });
+    return createPostgresStore(url.toString(), chosen === undefined ? common : { ...common, schema: chosen });
   }
   if (/\.(db|sqlite3?)$/i.test(spec) && !spec.includes('://')) {
     return createSqliteStore(spec, synchronous === undefined ? common : { ...common, synchronous });

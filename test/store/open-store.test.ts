@@ -62,3 +62,25 @@ describe('openStore', () => {
     }
   });
 });
+
+describe('openStore: PostgreSQL schema from the URL', () => {
+  const url = process.env.TROUPE_TEST_PG_URL;
+  it('`?schema=name` selects the schema; a bad name is refused', { skip: url ? false : 'TROUPE_TEST_PG_URL not set' }, async () => {
+    const { openStore } = await import('../../src/store/open-store.ts');
+    const pg = (await import('pg')).default;
+    const schema = `os_${process.pid}_${Date.now().toString(36)}`;
+    const sep = url!.includes('?') ? '&' : '?';
+    const store = await openStore(`${url}${sep}schema=${schema}`);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const found = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+      assert.equal(found.rowCount, 1);
+    } finally {
+      await store.close();
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+    }
+    await assert.rejects(openStore(`${url}${sep}schema=Bad-Name`), (e: unknown) => (e as { code?: string }).code === 'TROUPE_ERR_INVALID_OPTION');
+  });
+});
