@@ -34,6 +34,7 @@ import type {
   StoreOptions,
   Strategy,
 } from '../store.ts';
+import { STARTUP_OPTIONS, withStartupOptions } from './connection-options.ts';
 import { NotifyListener } from './listener.ts';
 import { migrate } from './migrations.ts';
 import { isConnectionError, toStoreError } from './pg-errors.ts';
@@ -91,14 +92,6 @@ export interface PostgresStore extends Store, AsyncDisposable {
   /** false while the LISTEN connection is down or the last query could not reach the server. */
   health(): StoreHealth;
 }
-
-/**
- * A queue table swings between nearly empty and large. A prepared statement's cached generic plan is chosen from
- * the statistics of the moment, so one planned while the table looked empty keeps scanning the whole table (seq
- * scan + sort for a claim, even for a primary-key lookup) after it has grown: measured 1 s per claim at 13k
- * rows. Custom plans use the table's current size; the statements stay named, so parsing is still saved.
- */
-const PLAN_MODE_SQL = 'SET plan_cache_mode = force_custom_plan';
 
 /** BIGINT (epoch ms, counts) as numbers for this store's connections only, not for the whole process. */
 function createTypes(): pg.CustomTypesConfig {
@@ -159,7 +152,7 @@ class PgStore implements PostgresStore {
     this.strategy = options.strategy;
     this.#draws = createDraws(options.random);
     this.#pool = new pg.Pool({
-      connectionString: url,
+      ...withStartupOptions(url, STARTUP_OPTIONS),
       max: settings.poolSize,
       types: this.#types,
       application_name: settings.applicationName,
@@ -171,11 +164,7 @@ class PgStore implements PostgresStore {
     this.#pool.on('error', (error) => {
       this.#poolError = error.message;
     });
-    // Plan every execution against the table as it is now (see PLAN_MODE_SQL). Queued on the new client ahead
-    // of its first query; a failure surfaces on that query.
-    this.#pool.on('connect', (client) => {
-      client.query(PLAN_MODE_SQL).catch(() => undefined);
-    });
+
   }
 
   get schema(): string {
@@ -205,7 +194,7 @@ class PgStore implements PostgresStore {
       const listener = new NotifyListener({
         createClient: () =>
           new pg.Client({
-            connectionString: this.#url,
+            ...withStartupOptions(this.#url, STARTUP_OPTIONS),
             types: this.#types,
             application_name: `${this.#s.applicationName}:listen`,
             connectionTimeoutMillis: this.#s.connectionTimeoutMs,
