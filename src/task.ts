@@ -95,6 +95,50 @@ export interface TaskRecord {
   /** The schedule that produced the task, if any. */
   scheduleId?: string;
   options?: TaskRunOptions;
+  /** Group key (a tenant, a customer): per-group concurrency, rate limits and pausing apply to it. */
+  group?: string;
+  /** Dedup key (debounce / throttle), scoped to the task name. */
+  dedupKey?: string;
+  /** The flow parent this task is a child of. */
+  parentId?: TaskId;
+  /** Set on a flow parent: children not yet final, and what a failed child does to the parent. */
+  flow?: FlowState;
+  /** Only on records returned by a claim of a flow parent: its children's outcomes (see `FlowPolicy`). */
+  children?: FlowChild[];
+}
+
+/** What a child that ends failed, timed out or cancelled does to its flow parent. */
+export type FlowPolicy = 'fail' | 'continue' | 'ignore';
+export const FLOW_POLICIES: readonly FlowPolicy[] = Object.freeze(['fail', 'continue', 'ignore']);
+
+export interface FlowState {
+  /** Children not final yet; the parent becomes due when this reaches 0. */
+  pending: number;
+  policy: FlowPolicy;
+}
+
+/** One child of a flow as its parent sees it (`ctx.children`). */
+export interface FlowChild {
+  id: TaskId;
+  name: string;
+  state: TaskState;
+  result?: unknown;
+  error?: SerializedError;
+}
+
+/**
+ * The `runAt` of a flow parent waiting for its children: it is `scheduled` and never due by time; the store makes
+ * it due when its last child ends. (The largest time a Date can hold.)
+ */
+export const FLOW_WAITING_RUN_AT = 8_640_000_000_000_000;
+
+export type DedupMode = 'throttle' | 'debounce';
+
+/** Dedup of an enqueue against earlier tasks of the same name and key (see src/dedup.ts). */
+export interface DedupSpec {
+  key: string;
+  mode: DedupMode;
+  windowMs: number;
 }
 
 /** What `enqueue` writes. The caller fills every field; the store adds state, attempts and times. */
@@ -110,6 +154,12 @@ export interface NewTask {
   runAt: number;
   scheduleId?: string;
   options?: TaskRunOptions;
+  group?: string;
+  dedup?: DedupSpec;
+  /** A child of this flow parent. The parent must be enqueued before (or in an earlier position of the same batch). */
+  parentId?: TaskId;
+  /** A flow parent, `pending` = its number of children: the store keeps it `scheduled` at `FLOW_WAITING_RUN_AT` until they end. */
+  flow?: FlowState;
 }
 
 /** One entry of a task's history: every state change is one. */

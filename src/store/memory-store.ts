@@ -14,13 +14,18 @@
  * Records handed out are shallow copies; `input` and `result` values are shared, not cloned.
  */
 import type { Clock } from '../clock.ts';
+import { DEBOUNCED_REASON, debounceRunAt, throttleSince } from '../dedup.ts';
 import { ErrorCodes, TroupeError, invalidOption, type SerializedError } from '../errors.ts';
+import { FLOW_FAILED_REASON, FLOW_RELEASED_REASON, createChildFailedError, decideFlowStep, visibleChildren } from '../flow.ts';
 import type { TaskId } from '../ids.ts';
 import {
   DEAD_STATES,
   FINAL_STATES,
+  FLOW_WAITING_RUN_AT,
   TASK_STATES,
   isFinalState,
+  type DedupSpec,
+  type FlowChild,
   type NewTask,
   type OutputLine,
   type TaskRecord,
@@ -39,6 +44,7 @@ import {
   type ResolvedStoreOptions,
   type WeightClass,
 } from './pick.ts';
+import { ClaimGate, limitedNames, needsGate, pairKey } from './claim-gate.ts';
 import type {
   CancelResult,
   ClaimRequest,
@@ -50,6 +56,7 @@ import type {
   ScheduleRecord,
   SettleOp,
   Store,
+  StoreChange,
   StoreOptions,
   Strategy,
 } from './store.ts';
@@ -84,6 +91,8 @@ interface Item {
 
 interface Bucket {
   weight: number;
+  /** Tasks of one group wait in buckets of their own, so a full or paused group is skipped whole. */
+  group: string | undefined;
   heap: Heap<Item>;
   /** Live (non-stale) items. */
   size: number;
@@ -91,7 +100,8 @@ interface Bucket {
 
 interface NameQueue {
   name: string;
-  buckets: Map<number, Bucket>;
+  /** By weight (a number) for tasks without a group, by `group \u001f weight` for grouped ones. */
+  buckets: Map<number | string, Bucket>;
 }
 
 const Status = { open: 'open', closed: 'closed' } as const;
@@ -141,6 +151,14 @@ class MemoryStore implements Store, AsyncDisposable {
   #finished: Array<{ e: Entry; fin: number }> = [];
   #finishedHead = 0;
   #finSeq = 0;
+  /** Flow parent id → its children, in creation order. */
+  #children = new Map<TaskId, Entry[]>();
+  /** `name \u001f dedup key` → the latest task created with it. */
+  #dedup = new Map<string, Entry>();
+  /** Rate-limited starts per name, oldest first (pruned to the window at each gated claim). */
+  #rateEvents = new Map<string, Array<{ group: string; at: number }>>();
+  #listeners = new Set<(change: StoreChange) => void>();
+  #changes: StoreChange[] = [];
 
   constructor(options: ResolvedStoreOptions, maxFinished: number) {
     this.#options = options;
@@ -157,42 +175,100 @@ class MemoryStore implements Store, AsyncDisposable {
   async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
     this.#assertOpen();
     const results: EnqueueResult[] = [];
+    /** Flow parents of this batch that were not created (their key matched): their children are not either. */
+    let skipped: Map<TaskId, EnqueueResult> | undefined;
     for (const t of tasks) {
-      const existing = (t.key !== undefined ? this.#byKey.get(t.key) : undefined) ?? this.#tasks.get(t.id);
-      if (existing) {
-        results.push({ id: existing.rec.id, created: false, state: existing.rec.state });
+      const parentSkip = t.parentId !== undefined ? skipped?.get(t.parentId) : undefined;
+      if (parentSkip) {
+        if (t.flow) skipped!.set(t.id, parentSkip);
+        results.push(parentSkip);
         continue;
       }
-      const state: TaskState = t.runAt > t.createdAt ? 'scheduled' : 'queued';
-      const rec: TaskRecord = {
-        id: t.id,
-        name: t.name,
-        state,
-        input: t.input,
-        priority: t.priority,
-        weight: t.weight,
-        attempts: 0,
-        maxAttempts: t.maxAttempts,
-        createdAt: t.createdAt,
-        runAt: t.runAt,
-        updatedAt: t.createdAt,
-      };
-      if (t.key !== undefined) rec.key = t.key;
-      if (t.scheduleId !== undefined) rec.scheduleId = t.scheduleId;
-      if (t.options !== undefined) rec.options = t.options;
-      const e: Entry = { rec, history: [], where: Where.none, gen: 0, fin: 0 };
-      this.#tasks.set(t.id, e);
-      if (t.key !== undefined) this.#byKey.set(t.key, e);
-      const last = this.#order[this.#order.length - 1];
-      if (last !== undefined && t.id < last) this.#orderSorted = false;
-      this.#order.push(t.id);
-      this.#counts[state]++;
-      this.#record(e, null, state, t.createdAt, 0);
-      if (state === 'scheduled') this.#toDelayed(e);
-      else this.#toReady(e);
-      results.push({ id: t.id, created: true, state });
+      const existing = (t.key !== undefined ? this.#byKey.get(t.key) : undefined) ?? this.#tasks.get(t.id);
+      if (existing) {
+        const result: EnqueueResult = { id: existing.rec.id, created: false, state: existing.rec.state };
+        if (t.flow) (skipped ??= new Map()).set(t.id, result);
+        results.push(result);
+        continue;
+      }
+      if (t.dedup !== undefined) {
+        const answer = this.#dedupe(t as NewTask & { dedup: DedupSpec });
+        if (answer) {
+          results.push(answer);
+          continue;
+        }
+      }
+      results.push(this.#insert(t));
     }
+    this.#emitChanges();
     return results;
+  }
+
+  /** Throttle or debounce against the latest task of the same name and dedup key; undefined: create the task. */
+  #dedupe(t: NewTask & { dedup: DedupSpec }): EnqueueResult | undefined {
+    const latest = this.#dedup.get(pairKey(t.name, t.dedup.key));
+    if (!latest || this.#tasks.get(latest.rec.id) !== latest) return undefined;
+    const rec = latest.rec;
+    if (t.dedup.mode === 'throttle') {
+      return rec.createdAt > throttleSince(t) ? { id: rec.id, created: false, state: rec.state } : undefined;
+    }
+    if ((rec.state !== 'queued' && rec.state !== 'scheduled') || rec.attempts > 0 || rec.flow) return undefined;
+    const from = rec.state;
+    const at = t.createdAt;
+    this.#leaveQueue(latest);
+    rec.input = t.input;
+    rec.runAt = debounceRunAt(t);
+    rec.updatedAt = at;
+    this.#setState(latest, 'scheduled');
+    this.#record(latest, from, 'scheduled', at, rec.attempts, DEBOUNCED_REASON);
+    this.#toDelayed(latest);
+    this.#changes.push({ type: 'debounced', id: rec.id, name: rec.name, at, runAt: rec.runAt });
+    return { id: rec.id, created: false, state: 'scheduled' };
+  }
+
+  #insert(t: NewTask): EnqueueResult {
+    const waiting = t.flow !== undefined && t.flow.pending > 0;
+    const runAt = waiting ? FLOW_WAITING_RUN_AT : t.dedup?.mode === 'debounce' ? debounceRunAt(t as NewTask & { dedup: DedupSpec }) : t.runAt;
+    const state: TaskState = runAt > t.createdAt ? 'scheduled' : 'queued';
+    const rec: TaskRecord = {
+      id: t.id,
+      name: t.name,
+      state,
+      input: t.input,
+      priority: t.priority,
+      weight: t.weight,
+      attempts: 0,
+      maxAttempts: t.maxAttempts,
+      createdAt: t.createdAt,
+      runAt,
+      updatedAt: t.createdAt,
+    };
+    if (t.key !== undefined) rec.key = t.key;
+    if (t.scheduleId !== undefined) rec.scheduleId = t.scheduleId;
+    if (t.options !== undefined) rec.options = t.options;
+    if (t.group !== undefined) rec.group = t.group;
+    if (t.dedup !== undefined) rec.dedupKey = t.dedup.key;
+    if (t.parentId !== undefined) rec.parentId = t.parentId;
+    if (t.flow !== undefined) rec.flow = { pending: t.flow.pending, policy: t.flow.policy };
+    const e: Entry = { rec, history: [], where: Where.none, gen: 0, fin: 0 };
+    this.#tasks.set(t.id, e);
+    if (t.key !== undefined) this.#byKey.set(t.key, e);
+    if (t.dedup !== undefined) this.#dedup.set(pairKey(t.name, t.dedup.key), e);
+    if (t.parentId !== undefined) {
+      const siblings = this.#children.get(t.parentId);
+      if (siblings) siblings.push(e);
+      else this.#children.set(t.parentId, [e]);
+    }
+    const last = this.#order[this.#order.length - 1];
+    if (last !== undefined && t.id < last) this.#orderSorted = false;
+    this.#order.push(t.id);
+    this.#counts[state]++;
+    this.#record(e, null, state, t.createdAt, 0);
+    // a waiting flow parent sits in no queue: its last child puts it in one
+    if (waiting) e.where = Where.none;
+    else if (state === 'scheduled') this.#toDelayed(e);
+    else this.#toReady(e);
+    return { id: t.id, created: true, state };
   }
 
   async claim(request: ClaimRequest): Promise<TaskRecord[]> {
@@ -200,6 +276,7 @@ class MemoryStore implements Store, AsyncDisposable {
     const { owner, limit, leaseMs, now } = request;
     if (!(limit > 0)) return [];
     this.#promoteDue(now);
+    if (needsGate(request)) return this.#claimGated(request);
     const only = request.names ? new Set(request.names) : undefined;
     const exclude = request.exclude ? new Set(request.exclude) : undefined;
     const caps = new Map<string, number>(Object.entries(request.perName ?? {}));
@@ -225,9 +302,96 @@ class MemoryStore implements Store, AsyncDisposable {
         if (cap - 1 <= 0) eligible = eligible.filter((q) => q.name !== name);
       }
       this.#start(e, owner, now, leaseMs);
-      claimed.push({ ...e.rec });
+      claimed.push(this.#claimedRecord(e));
     }
     return claimed;
+  }
+
+  /** The claim under group/rate limits and paused groups: buckets of blocked pairs and names are skipped whole. */
+  #claimGated(request: ClaimRequest): TaskRecord[] {
+    const { owner, limit, leaseMs, now } = request;
+    const gate = new ClaimGate(request);
+    const names = limitedNames(request);
+    if (names.length > 0) this.#loadCounts(gate, names, now);
+    const only = request.names ? new Set(request.names) : undefined;
+    const pausedGroups = new Set(gate.excludedGroups);
+    const claimed: TaskRecord[] = [];
+    while (claimed.length < limit) {
+      const eligible: NameQueue[] = [];
+      for (const q of this.#queues.values()) {
+        if ((only && !only.has(q.name)) || gate.excludedNames.has(q.name)) continue;
+        eligible.push(q);
+      }
+      const open = (q: NameQueue, b: Bucket): boolean =>
+        b.group === undefined ? !gate.blockedPairs.has(pairKey(q.name, undefined)) : !pausedGroups.has(b.group) && !gate.blockedPairs.has(pairKey(q.name, b.group));
+      const bucket = this.strategy === 'weighted-random' ? this.#pickWeighted(eligible, open) : this.#pickOrdered(eligible, open);
+      if (!bucket) break;
+      const e = this.#bucketHead(bucket)!.e;
+      if (!gate.admit(e.rec.name, e.rec.group)) break;
+      bucket.heap.pop();
+      this.#leaveQueue(e);
+      this.#start(e, owner, now, leaseMs);
+      claimed.push(this.#claimedRecord(e));
+    }
+    for (const s of gate.starts) {
+      let list = this.#rateEvents.get(s.name);
+      if (!list) this.#rateEvents.set(s.name, (list = []));
+      list.push({ group: s.group, at: s.at });
+    }
+    gate.finish(claimed.length);
+    return claimed;
+  }
+
+  /** Running tasks per group and recent starts per group of the limited names, for the gate. */
+  #loadCounts(gate: ClaimGate, names: readonly string[], now: number): void {
+    const wanted = new Set(names);
+    const running = new Map<string, Map<string, number>>();
+    for (const set of this.#running.values()) {
+      for (const e of set) {
+        const { name, group } = e.rec;
+        if (group === undefined || !wanted.has(name)) continue;
+        let byGroup = running.get(name);
+        if (!byGroup) running.set(name, (byGroup = new Map()));
+        byGroup.set(group, (byGroup.get(group) ?? 0) + 1);
+      }
+    }
+    for (const name of names) {
+      const recent = new Map<string, { n: number; oldest: number }>();
+      const rate = gate.rateOf(name);
+      const list = this.#rateEvents.get(name);
+      if (rate && list) {
+        const since = now - rate.perMs;
+        let drop = 0;
+        while (drop < list.length && list[drop]!.at <= since) drop++;
+        if (drop > 0) list.splice(0, drop);
+        for (const ev of list) {
+          const r = recent.get(ev.group);
+          if (r) {
+            r.n++;
+            r.oldest = Math.min(r.oldest, ev.at);
+          } else recent.set(ev.group, { n: 1, oldest: ev.at });
+        }
+      }
+      gate.load(name, { running: running.get(name) ?? new Map(), recent });
+    }
+  }
+
+  /** A copy of a just-claimed record; a flow parent's carries its children's outcomes. */
+  #claimedRecord(e: Entry): TaskRecord {
+    const rec: TaskRecord = { ...e.rec };
+    if (rec.flow) {
+      rec.flow = { ...rec.flow };
+      const children: FlowChild[] = [];
+      for (const c of this.#children.get(rec.id) ?? []) {
+        if (this.#tasks.get(c.rec.id) !== c) continue;
+        const child: FlowChild = { id: c.rec.id, name: c.rec.name, state: c.rec.state };
+        if (c.rec.result !== undefined) child.result = c.rec.result;
+        if (c.rec.error !== undefined) child.error = c.rec.error;
+        children.push(child);
+      }
+      rec.children = visibleChildren(rec.flow.policy, children);
+    }
+    return rec;
   }
 
   async heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number> {
@@ -254,6 +418,7 @@ class MemoryStore implements Store, AsyncDisposable {
     this.#assertOpen();
     const applied = ops.map((op) => this.#settleOne(op));
     this.#retain();
+    this.#emitChanges();
     return applied;
   }
 
@@ -272,7 +437,9 @@ class MemoryStore implements Store, AsyncDisposable {
     e.rec.updatedAt = at;
     delete e.rec.leaseUntil;
     this.#record(e, previous, 'cancelled', at, e.rec.attempts, reason ?? 'cancelled');
+    this.#childFinal(e, at);
     this.#retain();
+    this.#emitChanges();
     return owner === undefined ? { previous, cancelled: true } : { previous, cancelled: true, owner };
   }
 
@@ -310,6 +477,7 @@ class MemoryStore implements Store, AsyncDisposable {
         rec.error = error;
         rec.finishedAt = now;
         this.#record(e, 'running', 'failed', now, rec.attempts, 'lease expired', error);
+        this.#childFinal(e, now);
       } else {
         this.#setState(e, 'queued');
         delete rec.owner;
@@ -319,6 +487,7 @@ class MemoryStore implements Store, AsyncDisposable {
       return { ...rec };
     });
     this.#retain();
+    this.#emitChanges();
     return records;
   }
 
@@ -382,6 +551,8 @@ class MemoryStore implements Store, AsyncDisposable {
       if (states && !states.has(rec.state)) continue;
       if (filter.name !== undefined && rec.name !== filter.name) continue;
       if (filter.scheduleId !== undefined && rec.scheduleId !== filter.scheduleId) continue;
+      if (filter.parentId !== undefined && rec.parentId !== filter.parentId) continue;
+      if (filter.group !== undefined && rec.group !== filter.group) continue;
       if (filter.since !== undefined && rec.createdAt < filter.since) continue;
       tasks.push({ ...rec });
     }
@@ -479,9 +650,18 @@ class MemoryStore implements Store, AsyncDisposable {
     else this.#meta.set(key, value);
   }
 
+  onChange(listener: (change: StoreChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   async close(): Promise<void> {
     if (this.#status === Status.closed) return;
     this.#status = Status.closed;
+    this.#listeners.clear();
+    this.#children.clear();
+    this.#dedup.clear();
+    this.#rateEvents.clear();
     this.#tasks.clear();
     this.#byKey.clear();
     this.#queues.clear();
@@ -525,6 +705,7 @@ class MemoryStore implements Store, AsyncDisposable {
         delete rec.error;
         rec.finishedAt = op.at;
         this.#record(e, 'running', 'succeeded', op.at, op.attempt);
+        this.#childFinal(e, op.at);
         break;
       case 'failed':
       case 'timed_out':
@@ -532,6 +713,7 @@ class MemoryStore implements Store, AsyncDisposable {
         rec.error = op.error;
         rec.finishedAt = op.at;
         this.#record(e, 'running', op.type, op.at, op.attempt, undefined, op.error);
+        this.#childFinal(e, op.at);
         break;
       case 'retry':
         this.#setState(e, 'retrying');
@@ -594,11 +776,12 @@ class MemoryStore implements Store, AsyncDisposable {
     set.add(e);
   }
 
-  #pickOrdered(eligible: readonly NameQueue[]): Bucket | undefined {
+  #pickOrdered(eligible: readonly NameQueue[], open?: (q: NameQueue, b: Bucket) => boolean): Bucket | undefined {
     let best: Bucket | undefined;
     let bestItem: Item | undefined;
     for (const q of eligible) {
       for (const b of q.buckets.values()) {
+        if (open && !open(q, b)) continue;
         const head = this.#bucketHead(b);
         if (head && (!bestItem || this.#compareItems(head, bestItem) < 0)) {
           best = b;
@@ -609,9 +792,11 @@ class MemoryStore implements Store, AsyncDisposable {
     return best;
   }
 
-  #pickWeighted(eligible: readonly NameQueue[]): Bucket | undefined {
+  #pickWeighted(eligible: readonly NameQueue[], open?: (q: NameQueue, b: Bucket) => boolean): Bucket | undefined {
     const byWeight = new Map<number, number>();
-    for (const q of eligible) for (const b of q.buckets.values()) if (b.size > 0) byWeight.set(b.weight, (byWeight.get(b.weight) ?? 0) + b.size);
+    for (const q of eligible) {
+      for (const b of q.buckets.values()) if (b.size > 0 && (!open || open(q, b))) byWeight.set(b.weight, (byWeight.get(b.weight) ?? 0) + b.size);
+    }
     if (byWeight.size === 0) return undefined;
     const classes: WeightClass[] = [...byWeight].map(([weight, count]) => ({ weight, count })).sort((a, b) => a.weight - b.weight);
     const index = pickWeightClass(classes, this.#options.random());
@@ -620,11 +805,13 @@ class MemoryStore implements Store, AsyncDisposable {
     let best: Bucket | undefined;
     let bestItem: Item | undefined;
     for (const q of eligible) {
-      const b = q.buckets.get(weight);
-      const head = b && this.#bucketHead(b);
-      if (head && (!bestItem || compareByTime(head.e.rec, bestItem.e.rec) < 0)) {
-        best = b;
-        bestItem = head;
+      for (const b of q.buckets.values()) {
+        if (b.weight !== weight || (open && !open(q, b))) continue;
+        const head = this.#bucketHead(b);
+        if (head && (!bestItem || compareByTime(head.e.rec, bestItem.e.rec) < 0)) {
+          best = b;
+          bestItem = head;
+        }
       }
     }
     return best;
@@ -663,9 +850,11 @@ class MemoryStore implements Store, AsyncDisposable {
     const name = e.rec.name;
     let q = this.#queues.get(name);
     if (!q) this.#queues.set(name, (q = { name, buckets: new Map() }));
-    const key = this.strategy === 'weighted-random' ? e.rec.weight : 0;
+    const weight = this.strategy === 'weighted-random' ? e.rec.weight : 0;
+    const group = e.rec.group;
+    const key = group === undefined ? weight : `${group}\u001f${weight}`;
     let b = q.buckets.get(key);
-    if (!b) q.buckets.set(key, (b = { weight: key, heap: new Heap(this.#compareItems), size: 0 }));
+    if (!b) q.buckets.set(key, (b = { weight, group, heap: new Heap(this.#compareItems), size: 0 }));
     e.where = Where.ready;
     e.gen++;
     e.bucket = b;
@@ -729,7 +918,67 @@ class MemoryStore implements Store, AsyncDisposable {
     const { rec } = e;
     this.#tasks.delete(rec.id);
     if (rec.key !== undefined && this.#byKey.get(rec.key) === e) this.#byKey.delete(rec.key);
+    if (rec.flow) this.#children.delete(rec.id);
+    if (rec.dedupKey !== undefined) {
+      const k = pairKey(rec.name, rec.dedupKey);
+      if (this.#dedup.get(k) === e) this.#dedup.delete(k);
+    }
     this.#counts[rec.state]--;
+  }
+
+  /** A task became final: its waiting flow parent counts it (and may become due, or fail and cascade). */
+  #childFinal(child: Entry, at: number): void {
+    const parentId = child.rec.parentId;
+    if (parentId === undefined) return;
+    const p = this.#tasks.get(parentId);
+    if (!p) return;
+    const rec = p.rec;
+    const step = decideFlowStep(rec, child.rec.state);
+    switch (step.kind) {
+      case 'none':
+        return;
+      case 'count':
+        rec.flow = { ...rec.flow!, pending: step.pending };
+        return;
+      case 'release':
+        rec.flow = { ...rec.flow!, pending: 0 };
+        rec.runAt = at;
+        rec.updatedAt = at;
+        this.#setState(p, 'queued');
+        this.#record(p, 'scheduled', 'queued', at, rec.attempts, FLOW_RELEASED_REASON);
+        this.#toReady(p);
+        this.#changes.push({ type: 'flow.released', id: rec.id, name: rec.name, at });
+        return;
+      case 'fail': {
+        const error = createChildFailedError(child.rec);
+        rec.flow = { ...rec.flow!, pending: rec.flow!.pending - 1 };
+        rec.error = error;
+        rec.finishedAt = at;
+        rec.updatedAt = at;
+        this.#leaveQueue(p);
+        this.#setState(p, 'failed');
+        this.#record(p, 'scheduled', 'failed', at, rec.attempts, FLOW_FAILED_REASON, error);
+        this.#changes.push({ type: 'flow.failed', id: rec.id, name: rec.name, at, error });
+        this.#childFinal(p, at);
+        return;
+      }
+    }
+  }
+
+  /** Tells listeners what the last verb changed by itself, once it is done. */
+  #emitChanges(): void {
+    if (this.#changes.length === 0) return;
+    const changes = this.#changes;
+    this.#changes = [];
+    for (const change of changes) {
+      for (const fn of this.#listeners) {
+        try {
+          fn(change);
+        } catch {
+          // a listener's failure must not undo or stop the store's work
+        }
+      }
+    }
   }
 
   #record(

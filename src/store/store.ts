@@ -16,6 +16,14 @@ import type { SerializedError } from '../errors.ts';
 import type { TaskId } from '../ids.ts';
 import type { NewTask, OutputLine, Progress, TaskRecord, TaskState, Transition } from '../task.ts';
 
+/** A rate limit of one task name: at most `max` starts in any `perMs` window, per name or per group of it. */
+export interface RateLimit {
+  max: number;
+  perMs: number;
+  /** `name`: all tasks of the name share the window; `group`: each group key of the name has its own. */
+  by: 'name' | 'group';
+}
+
 export type Strategy = 'fifo' | 'lifo' | 'priority' | 'weighted-random';
 export const STRATEGIES: readonly Strategy[] = Object.freeze(['fifo', 'lifo', 'priority', 'weighted-random']);
 
@@ -49,7 +57,31 @@ export interface ClaimRequest {
   exclude?: readonly string[];
   /** Per-name caps for this claim (remaining capacity of a name). A name absent here is uncapped. */
   perName?: Readonly<Record<string, number>>;
+  /**
+   * Per name: at most this many tasks of one group running at once, counted over the whole store (every node).
+   * Tasks without a group are not limited by it.
+   */
+  groupLimits?: Readonly<Record<string, number>>;
+  /** Per name: starts allowed per window, counted over the whole store (see claim-gate.ts). */
+  rateLimits?: Readonly<Record<string, RateLimit>>;
+  /** Never tasks of these groups (paused groups). */
+  excludeGroups?: readonly string[];
+  /**
+   * Called (before the claim resolves) when it returned fewer than `limit` while a group or rate limit held tasks
+   * back; `retryAt` is when a rate window frees up (absent when only running tasks block: their end frees room).
+   */
+  onHeldBack?: (retryAt: number | undefined) => void;
 }
+
+/**
+ * A change the store made by itself as a consequence of a verb, reported after it is committed: a flow parent
+ * made due or failed by its last child, a debounced task pushed back by a newer enqueue. The PostgreSQL store
+ * reports flow changes through LISTEN/NOTIFY (to every node; only with `listen` on).
+ */
+export type StoreChange =
+  | { type: 'flow.released'; id: TaskId; name: string; at: number }
+  | { type: 'flow.failed'; id: TaskId; name: string; at: number; error: SerializedError }
+  | { type: 'debounced'; id: TaskId; name: string; at: number; runAt: number };
 
 /** An outcome or a fact about a running task, applied by `settle` in one transaction. */
 export type SettleOp =
@@ -77,6 +109,10 @@ export interface ListFilter {
   state?: TaskState | readonly TaskState[];
   name?: string;
   scheduleId?: string;
+  /** Children of this flow parent. */
+  parentId?: string;
+  /** Tasks of this group. */
+  group?: string;
   /** Created at or after (epoch ms). */
   since?: number;
   /** @default 50, at most 1000 */
@@ -124,9 +160,16 @@ export interface Store {
   readonly strategy: Strategy;
   /** Opens the store and migrates its schema; fails clearly on a corrupt, unwritable or newer database. */
   open(): Promise<void>;
-  /** Inserts tasks in one transaction, honouring idempotency keys (also against each other in the batch). */
+  /**
+   * Inserts tasks in one transaction, honouring idempotency keys and dedup modes (also against each other in the
+   * batch). A flow's parent comes before its children in the batch; when the parent is not created (its key
+   * matched), its children are not either and answer with the existing parent.
+   */
   enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]>;
-  /** Leases up to `limit` due tasks in strategy order: state → running, attempts + 1, startedAt = now. */
+  /**
+   * Leases up to `limit` due tasks in strategy order: state → running, attempts + 1, startedAt = now, within the
+   * request's name, group and rate limits. A claimed flow parent comes with its children's outcomes (`children`).
+   */
   claim(request: ClaimRequest): Promise<TaskRecord[]>;
   /** Extends the leases of `owner`'s running tasks (all of them, or `ids`). Returns how many were extended. */
   heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number>;
@@ -158,6 +201,11 @@ export interface Store {
   /** Small persistent settings (paused names and the like). */
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string | undefined): Promise<void>;
+  /**
+   * Subscribes to the changes the store makes by itself (see `StoreChange`). Returns an unsubscribe function.
+   * Optional for stores written before flows and dedup; the three built-in stores have it.
+   */
+  onChange?(listener: (change: StoreChange) => void): () => void;
   close(): Promise<void>;
 }
 

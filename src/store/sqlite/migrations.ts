@@ -116,6 +116,28 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       );
     `,
   },
+  {
+    version: 2,
+    description: 'groups, dedup keys, flows (parent and pending children), rate-limit events',
+    // Partial indexes only: a task without a group, dedup key or parent costs them nothing on write.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN grp TEXT;
+      ALTER TABLE tasks ADD COLUMN dedup_key TEXT;
+      ALTER TABLE tasks ADD COLUMN parent_id TEXT;
+      ALTER TABLE tasks ADD COLUMN flow_pending INTEGER;
+      ALTER TABLE tasks ADD COLUMN flow_policy TEXT;
+      CREATE INDEX tasks_parent ON tasks (parent_id, id) WHERE parent_id IS NOT NULL;
+      CREATE INDEX tasks_dedup ON tasks (name, dedup_key, created_at, id) WHERE dedup_key IS NOT NULL;
+      CREATE INDEX tasks_group ON tasks (grp, id) WHERE grp IS NOT NULL;
+
+      CREATE TABLE rate_events (
+        name TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );
+      CREATE INDEX rate_events_name ON rate_events (name, at);
+    `,
+  },
 ]);
 
 /** The partial index each strategy claims through. */

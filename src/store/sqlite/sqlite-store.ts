@@ -30,6 +30,7 @@ import type {
   ScheduleRecord,
   SettleOp,
   Store,
+  StoreChange,
   StoreOptions,
   Strategy,
 } from '../store.ts';
@@ -38,6 +39,7 @@ import { prepareCancel } from './queries/cancel.ts';
 import { prepareClaim } from './queries/claim.ts';
 import { prepareCounts } from './queries/counts.ts';
 import { prepareEnqueue } from './queries/enqueue.ts';
+import { prepareFlow } from './queries/flow.ts';
 import { prepareGet } from './queries/get.ts';
 import { prepareHeartbeat } from './queries/heartbeat.ts';
 import { prepareList } from './queries/list.ts';
@@ -80,6 +82,7 @@ export function createSqliteStore(path: string, options: SqliteStoreOptions = {}
 function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
   const writer = prepareTransitionWriter(db);
   const { record } = writer;
+  const flow = prepareFlow(db, record);
   /** A write transaction that also writes the state counts its transitions changed. */
   const tx = <A extends unknown[], R>(fn: (...args: A) => R) =>
     db.transaction((...args: A): R => {
@@ -89,11 +92,12 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
         return result;
       } catch (error) {
         writer.discard();
+        flow.discard();
         throw error;
       }
     });
   const output = prepareOutput(db, options.maxOutputLines);
-  const settle = prepareSettle(db, record, output);
+  const settle = prepareSettle(db, record, output, flow);
   const schedules = prepareSchedules(db);
   return {
     ...prepareGet(db),
@@ -103,12 +107,13 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
     nextRunAt: prepareNextRunAt(db),
     schedules,
     meta: prepareMeta(db),
-    enqueue: tx(prepareEnqueue(db, record)),
-    claim: tx(prepareClaim(db, options.strategy, options.random, record)),
+    flow,
+    enqueue: tx(prepareEnqueue(db, record, flow)),
+    claim: tx(prepareClaim(db, options.strategy, options.random, record, flow)),
     settle: tx((ops: readonly SettleOp[]) => ops.map(settle)),
-    cancel: tx(prepareCancel(db, record)),
+    cancel: tx(prepareCancel(db, record, flow)),
     retry: tx(prepareRetry(db, record)),
-    recover: tx(prepareRecoverExpired(db, record)),
+    recover: tx(prepareRecoverExpired(db, record, flow)),
     heartbeat: tx(prepareHeartbeat(db)),
     purge: tx(preparePurge(db, writer)),
     markSlot: tx((id: string, slot: number) => schedules.markSlot(id, slot)),
@@ -125,6 +130,7 @@ class SqliteStore implements Store, AsyncDisposable {
   #status: Status = Status.idle;
   #db: Database.Database | undefined;
   #q: Prepared | undefined;
+  #listeners = new Set<(change: StoreChange) => void>();
 
   constructor(path: string, options: ResolvedStoreOptions, synchronous: 'NORMAL' | 'FULL', busyTimeoutMs: number) {
     this.#path = path === ':memory:' ? path : resolve(path);
@@ -247,9 +253,15 @@ class SqliteStore implements Store, AsyncDisposable {
     this.#run((q) => q.meta.set(key, value));
   }
 
+  onChange(listener: (change: StoreChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   async close(): Promise<void> {
     if (this.#status === Status.closed) return;
     this.#status = Status.closed;
+    this.#listeners.clear();
     const db = this.#db;
     this.#db = undefined;
     this.#q = undefined;
@@ -273,10 +285,27 @@ class SqliteStore implements Store, AsyncDisposable {
         ? this.#closedError()
         : new TroupeError(ErrorCodes.STORE_UNAVAILABLE, `The SQLite store ${this.#path} is not open: call open() first`);
     }
+    let result: T;
     try {
-      return fn(q);
+      result = fn(q);
     } catch (error) {
       throw this.#storeError(error, 'query');
+    }
+    const changes = q.flow.take();
+    if (changes.length > 0) this.#emit(changes);
+    return result;
+  }
+
+  /** Hands committed changes (flow parents, debounced tasks) to the listeners. */
+  #emit(changes: readonly StoreChange[]): void {
+    for (const change of changes) {
+      for (const fn of this.#listeners) {
+        try {
+          fn(change);
+        } catch {
+          // a listener's failure must not fail the verb that was committed
+        }
+      }
     }
   }
 

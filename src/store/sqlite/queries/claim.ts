@@ -7,11 +7,16 @@
  * selected again (rows already taken are running by then, so nothing is taken twice and order is kept).
  * weighted-random: one GROUP BY of the due rows per claim gives the class sizes; each pick draws a class
  * (see pick.ts) and takes its oldest row.
+ * A request with group or rate limits, or paused groups, goes through claim-gated.ts instead. A claimed flow
+ * parent carries its children's outcomes.
  */
 import type Database from 'better-sqlite3';
 import type { TaskRecord, TaskState } from '../../../task.ts';
 import { pickWeightClass, type WeightClass } from '../../pick.ts';
 import type { ClaimRequest, Strategy } from '../../store.ts';
+import { needsGate } from '../../claim-gate.ts';
+import { prepareGatedClaim } from './claim-gated.ts';
+import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
 import { TASK_COLUMNS, toTaskRecord, type TaskRow } from './rows.ts';
 
@@ -37,6 +42,7 @@ export function prepareClaim(
   strategy: Strategy,
   random: () => number,
   record: RecordTransition,
+  flow: FlowQueries,
 ): (request: ClaimRequest) => TaskRecord[] {
   const lease = db.prepare<[string, number, number, number, string]>(
     `UPDATE tasks SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
@@ -57,8 +63,10 @@ export function prepareClaim(
     rec.updatedAt = now;
     delete rec.progress;
     record(row.id, 'queued', 'running', now, rec.attempts);
+    if (rec.flow) rec.children = flow.children(rec.id, rec.flow.policy);
     return rec;
   };
+  const gated = prepareGatedClaim(db, strategy, random, take);
 
   if (strategy === 'weighted-random') {
     const classes = db.prepare<[Params], { name: string; weight: number; n: number }>(
@@ -69,6 +77,7 @@ export function prepareClaim(
        ORDER BY run_at, id LIMIT 1`,
     );
     return (request) => {
+      if (needsGate(request)) return gated(request);
       const caps = new Map(Object.entries(request.perName ?? {}));
       const excluded = new Set(request.exclude ?? []);
       for (const [name, cap] of caps) if (!(cap > 0)) excluded.add(name);
@@ -114,6 +123,7 @@ export function prepareClaim(
 
   const select = db.prepare<[Params & { limit: number }], TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks ${ORDERED[strategy]} LIMIT @limit`);
   return (request) => {
+    if (needsGate(request)) return gated(request);
     const out: TaskRecord[] = [];
     if (!(request.limit > 0)) return out;
     const caps = new Map(Object.entries(request.perName ?? {}));

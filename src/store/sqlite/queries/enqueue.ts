@@ -1,24 +1,77 @@
 /**
  * enqueue: one INSERT per task that does nothing on a conflicting id or idempotency key; on a conflict the
  * existing task answers. Runs inside the caller's transaction, so a batch sees its own earlier rows.
+ *
+ * Dedup modes (src/dedup.ts) read the latest task of the same name and dedup key first: throttle answers with it
+ * inside its window; debounce pushes it back (new input, `runAt = now + window`) while it has not started. A flow
+ * parent is stored waiting (`FLOW_WAITING_RUN_AT`); when a parent's key matched an existing task, its children in
+ * the batch are not inserted and answer with that task.
  */
 import type Database from 'better-sqlite3';
-import type { NewTask, TaskState } from '../../../task.ts';
+import { DEBOUNCED_REASON, debounceRunAt, throttleSince } from '../../../dedup.ts';
+import { FLOW_WAITING_RUN_AT, type DedupSpec, type NewTask, type TaskState } from '../../../task.ts';
 import type { EnqueueResult } from '../../store.ts';
+import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
 import { toJson } from './rows.ts';
 
+interface Latest {
+  id: string;
+  state: TaskState;
+  attempts: number;
+  created_at: number;
+  flow_pending: number | null;
+}
+
 /** Why: idempotent inserts in one statement on the common path. */
-export function prepareEnqueue(db: Database.Database, record: RecordTransition): (tasks: readonly NewTask[]) => EnqueueResult[] {
+export function prepareEnqueue(
+  db: Database.Database,
+  record: RecordTransition,
+  flow: FlowQueries,
+): (tasks: readonly NewTask[]) => EnqueueResult[] {
   const insert = db.prepare(
-    `INSERT INTO tasks (id, name, state, input, priority, weight, key, max_attempts, created_at, run_at, updated_at, schedule_id, options)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    `INSERT INTO tasks (id, name, state, input, priority, weight, key, max_attempts, created_at, run_at, updated_at, schedule_id, options,
+                        grp, dedup_key, parent_id, flow_pending, flow_policy)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
   );
   const byKey = db.prepare<[string], { id: string; state: TaskState }>('SELECT id, state FROM tasks WHERE key = ?');
   const byId = db.prepare<[string], { id: string; state: TaskState }>('SELECT id, state FROM tasks WHERE id = ?');
-  return (tasks) =>
-    tasks.map((t) => {
-      const state: TaskState = t.runAt > t.createdAt ? 'scheduled' : 'queued';
+  const latest = db.prepare<[string, string], Latest>(
+    `SELECT id, state, attempts, created_at, flow_pending FROM tasks INDEXED BY tasks_dedup
+     WHERE name = ? AND dedup_key = ? ORDER BY created_at DESC, id DESC LIMIT 1`,
+  );
+  const debounce = db.prepare<[string | null, number, number, string]>(
+    `UPDATE tasks SET input = ?, run_at = ?, state = 'scheduled', updated_at = ? WHERE id = ?`,
+  );
+
+  /** Throttle or debounce against the latest task of the same name and key; undefined: insert the task. */
+  const dedupe = (t: NewTask & { dedup: DedupSpec }): EnqueueResult | undefined => {
+    const last = latest.get(t.name, t.dedup.key);
+    if (!last) return undefined;
+    if (t.dedup.mode === 'throttle') return last.created_at > throttleSince(t) ? { id: last.id, created: false, state: last.state } : undefined;
+    if ((last.state !== 'queued' && last.state !== 'scheduled') || last.attempts > 0 || last.flow_pending !== null) return undefined;
+    const runAt = debounceRunAt(t);
+    debounce.run(toJson(t.input), runAt, t.createdAt, last.id);
+    record(last.id, last.state, 'scheduled', t.createdAt, last.attempts, DEBOUNCED_REASON);
+    flow.push({ type: 'debounced', id: last.id, name: t.name, at: t.createdAt, runAt });
+    return { id: last.id, created: false, state: 'scheduled' };
+  };
+
+  return (tasks) => {
+    let skipped: Map<string, EnqueueResult> | undefined;
+    return tasks.map((t) => {
+      const parentSkip = t.parentId !== undefined ? skipped?.get(t.parentId) : undefined;
+      if (parentSkip) {
+        if (t.flow) skipped!.set(t.id, parentSkip);
+        return parentSkip;
+      }
+      if (t.dedup !== undefined && (t.key === undefined || !byKey.get(t.key))) {
+        const answer = dedupe(t as NewTask & { dedup: DedupSpec });
+        if (answer) return answer;
+      }
+      const waiting = t.flow !== undefined && t.flow.pending > 0;
+      const runAt = waiting ? FLOW_WAITING_RUN_AT : t.dedup?.mode === 'debounce' ? debounceRunAt(t as NewTask & { dedup: DedupSpec }) : t.runAt;
+      const state: TaskState = runAt > t.createdAt ? 'scheduled' : 'queued';
       const info = insert.run(
         t.id,
         t.name,
@@ -29,16 +82,24 @@ export function prepareEnqueue(db: Database.Database, record: RecordTransition):
         t.key ?? null,
         t.maxAttempts,
         t.createdAt,
-        t.runAt,
+        runAt,
         t.createdAt,
         t.scheduleId ?? null,
         toJson(t.options),
+        t.group ?? null,
+        t.dedup?.key ?? null,
+        t.parentId ?? null,
+        t.flow ? t.flow.pending : null,
+        t.flow ? t.flow.policy : null,
       );
       if (info.changes === 1) {
         record(t.id, null, state, t.createdAt, 0);
         return { id: t.id, created: true, state };
       }
       const existing = (t.key !== undefined ? byKey.get(t.key) : undefined) ?? byId.get(t.id)!;
-      return { id: existing.id, created: false, state: existing.state };
+      const result: EnqueueResult = { id: existing.id, created: false, state: existing.state };
+      if (t.flow) (skipped ??= new Map()).set(t.id, result);
+      return result;
     });
+  };
 }

@@ -1,7 +1,8 @@
 /**
  * list: newest first (ids are time-ordered), keyset-paged by the last id of the previous page. One statement
  * per combination of filters, prepared on first use, so each can use its own index: the dead-letter or
- * running partial index, (name, id), (schedule_id, id), or the primary key walked backwards.
+ * running partial index, (name, id), (schedule_id, id), (parent_id, id), (grp, id), or the primary key walked
+ * backwards.
  */
 import type Database from 'better-sqlite3';
 import { DEAD_STATES, type TaskState } from '../../../task.ts';
@@ -29,6 +30,10 @@ export function prepareList(db: Database.Database): (filter?: ListFilter) => Lis
             return 'name = @name';
           case 'scheduleId':
             return 'schedule_id = @scheduleId';
+          case 'parentId':
+            return 'parent_id = @parentId';
+          case 'group':
+            return 'grp = @group';
           case 'since':
             return 'created_at >= @since';
           default:
@@ -60,6 +65,14 @@ export function prepareList(db: Database.Database): (filter?: ListFilter) => Lis
     if (filter.scheduleId !== undefined) {
       shape.push('scheduleId');
       params.scheduleId = filter.scheduleId;
+    }
+    if (filter.parentId !== undefined) {
+      shape.push('parentId');
+      params.parentId = filter.parentId;
+    }
+    if (filter.group !== undefined) {
+      shape.push('group');
+      params.group = filter.group;
     }
     if (filter.since !== undefined) {
       shape.push('since');

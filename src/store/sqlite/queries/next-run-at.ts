@@ -1,8 +1,11 @@
 /** nextRunAt: the earliest runAt among tasks waiting for their time, read from a partial index. */
 import type Database from 'better-sqlite3';
+import { FLOW_WAITING_RUN_AT } from '../../../task.ts';
 
-/** Why: lets the scheduler arm one timer instead of polling. */
+/** Why: lets the scheduler arm one timer instead of polling. Flow parents waiting for children are not waiting for a time. */
 export function prepareNextRunAt(db: Database.Database): () => number | undefined {
-  const stmt = db.prepare<[], { at: number | null }>(`SELECT MIN(run_at) AS at FROM tasks WHERE state IN ('scheduled', 'retrying')`);
+  const stmt = db.prepare<[], { at: number | null }>(
+    `SELECT MIN(run_at) AS at FROM tasks WHERE state IN ('scheduled', 'retrying') AND run_at < ${FLOW_WAITING_RUN_AT}`,
+  );
   return () => stmt.get()?.at ?? undefined;
 }

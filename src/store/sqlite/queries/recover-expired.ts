@@ -6,11 +6,12 @@
 import type Database from 'better-sqlite3';
 import type { TaskRecord } from '../../../task.ts';
 import { createLeaseExpiredError } from '../../pick.ts';
+import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
 import { TASK_COLUMNS, toTaskRecord, type TaskRow } from './rows.ts';
 
 /** Why: the recovery half of a lease; a crashed node's tasks come back without anyone's help. */
-export function prepareRecoverExpired(db: Database.Database, record: RecordTransition): (now: number) => TaskRecord[] {
+export function prepareRecoverExpired(db: Database.Database, record: RecordTransition, flow: FlowQueries): (now: number) => TaskRecord[] {
   const expired = db.prepare<[number], { id: string; attempts: number; max_attempts: number }>(
     `SELECT id, attempts, max_attempts FROM tasks INDEXED BY tasks_running WHERE state = 'running' AND lease_until < ? ORDER BY id`,
   );
@@ -26,6 +27,7 @@ export function prepareRecoverExpired(db: Database.Database, record: RecordTrans
         const error = createLeaseExpiredError(t.attempts);
         const row = fail.get(JSON.stringify(error), now, now, t.id)!;
         record(t.id, 'running', 'failed', now, t.attempts, 'lease expired', error);
+        if (row.parent_id !== null) flow.childFinal({ id: t.id, name: row.name, state: 'failed', parentId: row.parent_id }, now);
         return toTaskRecord(row);
       }
       const row = requeue.get(now, t.id)!;

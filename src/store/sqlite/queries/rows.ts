@@ -4,7 +4,7 @@
  */
 import type { SerializedError } from '../../../errors.ts';
 import type { TaskId } from '../../../ids.ts';
-import type { OutputLine, OutputStream, TaskRecord, TaskState, Transition } from '../../../task.ts';
+import type { FlowPolicy, OutputLine, OutputStream, TaskRecord, TaskState, Transition } from '../../../task.ts';
 import type { ScheduleRecord } from '../../store.ts';
 
 export interface TaskRow {
@@ -29,6 +29,11 @@ export interface TaskRow {
   lease_until: number | null;
   schedule_id: string | null;
   options: string | null;
+  grp: string | null;
+  dedup_key: string | null;
+  parent_id: string | null;
+  flow_pending: number | null;
+  flow_policy: string | null;
 }
 
 export interface TransitionRow {
@@ -63,7 +68,8 @@ export interface ScheduleRow {
 
 /** The columns a task query selects (everything but the output bookkeeping). */
 export const TASK_COLUMNS = `id, name, state, input, result, error, priority, weight, key, attempts, max_attempts, progress,
-  created_at, run_at, started_at, finished_at, updated_at, owner, lease_until, schedule_id, options`;
+  created_at, run_at, started_at, finished_at, updated_at, owner, lease_until, schedule_id, options,
+  grp, dedup_key, parent_id, flow_pending, flow_policy`;
 
 /** Why: JSON text for a user value; `undefined` is stored as NULL. */
 export function toJson(value: unknown): string | null {
@@ -99,6 +105,10 @@ export function toTaskRecord(row: TaskRow): TaskRecord {
   if (row.lease_until !== null) rec.leaseUntil = row.lease_until;
   if (row.schedule_id !== null) rec.scheduleId = row.schedule_id;
   if (row.options !== null) rec.options = fromJson(row.options)!;
+  if (row.grp !== null) rec.group = row.grp;
+  if (row.dedup_key !== null) rec.dedupKey = row.dedup_key;
+  if (row.parent_id !== null) rec.parentId = row.parent_id as TaskId;
+  if (row.flow_pending !== null) rec.flow = { pending: row.flow_pending, policy: row.flow_policy as FlowPolicy };
   return rec;
 }
 

@@ -1,22 +1,37 @@
 /**
  * settle: outcomes and facts about running tasks. An outcome is one guarded UPDATE (the row must still be
- * running under the same owner and attempt); when it changes the row, its transition is written. The caller
- * runs the whole batch in one transaction (group commit).
+ * running under the same owner and attempt); when it changes the row, its transition is written, and a final
+ * outcome of a flow child is counted in its parent (flow.ts). The caller runs the whole batch in one transaction
+ * (group commit).
  */
 import type Database from 'better-sqlite3';
 import type { SettleOp } from '../../store.ts';
+import type { FlowQueries } from './flow.ts';
 import type { OutputQueries } from './output.ts';
 import type { RecordTransition } from './record-transition.ts';
 import { toJson } from './rows.ts';
 
 const GUARD = `WHERE id = ? AND state = 'running' AND owner = ? AND attempts = ?`;
 
+interface Ended {
+  name: string;
+  parent_id: string | null;
+}
+
 /** Why: apply one op and say whether it changed the task. */
-export function prepareSettle(db: Database.Database, record: RecordTransition, output: OutputQueries): (op: SettleOp) => boolean {
-  const succeed = db.prepare(
-    `UPDATE tasks SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD}`,
+export function prepareSettle(
+  db: Database.Database,
+  record: RecordTransition,
+  output: OutputQueries,
+  flow: FlowQueries,
+): (op: SettleOp) => boolean {
+  const succeed = db.prepare<unknown[], Ended>(
+    `UPDATE tasks SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD}
+     RETURNING name, parent_id`,
   );
-  const fail = db.prepare(`UPDATE tasks SET state = ?, error = ?, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD}`);
+  const fail = db.prepare<unknown[], Ended>(
+    `UPDATE tasks SET state = ?, error = ?, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD} RETURNING name, parent_id`,
+  );
   const retry = db.prepare(
     `UPDATE tasks SET state = 'retrying', run_at = ?, error = ?, updated_at = ?, owner = NULL, lease_until = NULL ${GUARD}`,
   );
@@ -27,14 +42,18 @@ export function prepareSettle(db: Database.Database, record: RecordTransition, o
   return (op) => {
     switch (op.type) {
       case 'succeeded': {
-        if (succeed.run(toJson(op.result), op.at, op.at, op.id, op.owner, op.attempt).changes === 0) return false;
+        const ended = succeed.get(toJson(op.result), op.at, op.at, op.id, op.owner, op.attempt);
+        if (!ended) return false;
         record(op.id, 'running', 'succeeded', op.at, op.attempt);
+        if (ended.parent_id !== null) flow.childFinal({ id: op.id, name: ended.name, state: 'succeeded', parentId: ended.parent_id }, op.at);
         return true;
       }
       case 'failed':
       case 'timed_out': {
-        if (fail.run(op.type, JSON.stringify(op.error), op.at, op.at, op.id, op.owner, op.attempt).changes === 0) return false;
+        const ended = fail.get(op.type, JSON.stringify(op.error), op.at, op.at, op.id, op.owner, op.attempt);
+        if (!ended) return false;
         record(op.id, 'running', op.type, op.at, op.attempt, undefined, op.error);
+        if (ended.parent_id !== null) flow.childFinal({ id: op.id, name: ended.name, state: op.type, parentId: ended.parent_id }, op.at);
         return true;
       }
       case 'retry': {

@@ -1,0 +1,145 @@
+/**
+ * The gated claim: the claim of claim.ts under group concurrency, rate limits and paused groups (claim-gate.ts).
+ *
+ * The counts of every limited name are read first (running tasks per group through the running partial index,
+ * recent starts from `rate_events`); full groups and exhausted windows are then left out of the selection as
+ * `name \x1f group` pairs (json_each), paused groups as groups. Rows are walked in strategy order and each is
+ * admitted by the gate; when one fills a group or a window, the rest of the batch of that pair is passed over and
+ * the remainder is selected again with the new exclusions (taken rows are running by then, so none is taken
+ * twice). weighted-random draws its class among the rows the exclusions leave.
+ *
+ * One start per task of a rate-limited name is written to `rate_events`, and events out of every window are
+ * deleted, in the claim's transaction. SQLite serialises writers, so the counts hold across processes too.
+ */
+import type Database from 'better-sqlite3';
+import { ClaimGate, limitedNames } from '../../claim-gate.ts';
+import { pickWeightClass, type WeightClass } from '../../pick.ts';
+import type { ClaimRequest, Strategy } from '../../store.ts';
+import type { TaskRecord } from '../../../task.ts';
+import { TASK_COLUMNS, type TaskRow } from './rows.ts';
+
+// The same due condition and orders as claim.ts, plus the gate's exclusions.
+const DUE = `state IN ('queued', 'scheduled', 'retrying') AND run_at <= @now`;
+const FILTER = `AND (@names IS NULL OR name IN (SELECT value FROM json_each(@names)))
+  AND (@exclude IS NULL OR name NOT IN (SELECT value FROM json_each(@exclude)))
+  AND (@groups IS NULL OR grp IS NULL OR grp NOT IN (SELECT value FROM json_each(@groups)))
+  AND (@pairs IS NULL OR (name || char(31) || coalesce(grp, '')) NOT IN (SELECT value FROM json_each(@pairs)))`;
+
+const ORDERED: Record<Exclude<Strategy, 'weighted-random'>, string> = {
+  fifo: `INDEXED BY tasks_due_time WHERE ${DUE} ${FILTER} ORDER BY run_at, id`,
+  lifo: `INDEXED BY tasks_due_time WHERE ${DUE} ${FILTER} ORDER BY run_at DESC, id DESC`,
+  priority: `INDEXED BY tasks_due_priority WHERE ${DUE} ${FILTER} ORDER BY priority DESC, run_at, id`,
+};
+
+interface Params {
+  now: number;
+  names: string | null;
+  exclude: string | null;
+  groups: string | null;
+  pairs: string | null;
+}
+
+type Take = (row: TaskRow, request: ClaimRequest) => TaskRecord;
+
+const jsonOrNull = (values: Iterable<string>): string | null => {
+  const list = [...values];
+  return list.length > 0 ? JSON.stringify(list) : null;
+};
+
+/** Why: groups and rate limits decided in the claim's own transaction, in strategy order. */
+export function prepareGatedClaim(
+  db: Database.Database,
+  strategy: Strategy,
+  random: () => number,
+  take: Take,
+): (request: ClaimRequest) => TaskRecord[] {
+  const running = db.prepare<[string], { name: string; grp: string; n: number }>(
+    `SELECT name, grp, COUNT(*) AS n FROM tasks INDEXED BY tasks_running
+     WHERE state = 'running' AND grp IS NOT NULL AND name IN (SELECT value FROM json_each(?)) GROUP BY name, grp`,
+  );
+  const recent = db.prepare<[string, number], { grp: string; n: number; oldest: number }>(
+    'SELECT grp, COUNT(*) AS n, MIN(at) AS oldest FROM rate_events WHERE name = ? AND at > ? GROUP BY grp',
+  );
+  const addEvent = db.prepare<[string, string, number]>('INSERT INTO rate_events (name, grp, at) VALUES (?, ?, ?)');
+  const prune = db.prepare<[string, number]>('DELETE FROM rate_events WHERE name = ? AND at <= ?');
+  const ordered =
+    strategy === 'weighted-random' ? undefined : db.prepare<[Params & { limit: number }], TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks ${ORDERED[strategy]} LIMIT @limit`);
+  const classes = db.prepare<[Params], { weight: number; n: number }>(
+    `SELECT weight, COUNT(*) AS n FROM tasks INDEXED BY tasks_due_time WHERE ${DUE} ${FILTER} GROUP BY weight`,
+  );
+  const oldest = db.prepare<[Params & { weight: number }], TaskRow>(
+    `SELECT ${TASK_COLUMNS} FROM tasks INDEXED BY tasks_due_time WHERE ${DUE} AND weight = @weight ${FILTER} ORDER BY run_at, id LIMIT 1`,
+  );
+
+  const load = (gate: ClaimGate, request: ClaimRequest): void => {
+    const names = limitedNames(request);
+    if (names.length === 0) return;
+    const byName = new Map<string, Map<string, number>>();
+    for (const r of running.all(JSON.stringify(names))) {
+      let m = byName.get(r.name);
+      if (!m) byName.set(r.name, (m = new Map()));
+      m.set(r.grp, r.n);
+    }
+    for (const name of names) {
+      const rate = gate.rateOf(name);
+      const since = rate ? request.now - rate.perMs : 0;
+      const starts = new Map<string, { n: number; oldest: number }>();
+      if (rate) for (const r of recent.all(name, since)) starts.set(r.grp, { n: r.n, oldest: r.oldest });
+      gate.load(name, { running: byName.get(name) ?? new Map(), recent: starts });
+    }
+  };
+
+  const params = (gate: ClaimGate, request: ClaimRequest): Params => ({
+    now: request.now,
+    names: request.names ? JSON.stringify(request.names) : null,
+    exclude: jsonOrNull(gate.excludedNames),
+    groups: jsonOrNull(gate.excludedGroups),
+    pairs: jsonOrNull(gate.blockedPairs),
+  });
+
+  const claimOrdered = (gate: ClaimGate, request: ClaimRequest, out: TaskRecord[]): void => {
+    for (;;) {
+      const want = request.limit - out.length;
+      const rows = ordered!.all({ ...params(gate, request), limit: want });
+      for (const row of rows) if (gate.admit(row.name, row.grp ?? undefined)) out.push(take(row, request));
+      if (!gate.takeChanged() || rows.length < want || out.length >= request.limit) return;
+    }
+  };
+
+  const claimWeighted = (gate: ClaimGate, request: ClaimRequest, out: TaskRecord[]): void => {
+    let p = params(gate, request);
+    let counts = new Map(classes.all(p).map((c) => [c.weight, c.n]));
+    while (out.length < request.limit) {
+      const list: WeightClass[] = [...counts].map(([weight, count]) => ({ weight, count })).sort((a, b) => a.weight - b.weight);
+      const index = pickWeightClass(list, random());
+      if (index < 0) return;
+      const weight = list[index]!.weight;
+      const row = oldest.get({ ...p, weight });
+      if (!row) {
+        counts.delete(weight);
+        continue;
+      }
+      if (gate.admit(row.name, row.grp ?? undefined)) {
+        out.push(take(row, request));
+        counts.set(weight, (counts.get(weight) ?? 1) - 1);
+      }
+      if (gate.takeChanged()) {
+        p = params(gate, request);
+        counts = new Map(classes.all(p).map((c) => [c.weight, c.n]));
+      }
+    }
+  };
+
+  return (request) => {
+    const out: TaskRecord[] = [];
+    if (!(request.limit > 0)) return out;
+    const gate = new ClaimGate(request);
+    load(gate, request);
+    if (strategy === 'weighted-random') claimWeighted(gate, request, out);
+    else claimOrdered(gate, request, out);
+    for (const s of gate.starts) addEvent.run(s.name, s.group, s.at);
+    for (const [name, rate] of Object.entries(request.rateLimits ?? {})) prune.run(name, request.now - rate.perMs);
+    gate.finish(out.length);
+    return out;
+  };
+}
