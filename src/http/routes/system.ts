@@ -32,7 +32,7 @@ export async function livenessOf(rt: Runtime, stallMs: number): Promise<{ status
   const waitingMs = counts?.oldestDueAt !== undefined ? Math.max(0, now - counts.oldestDueAt) : 0;
   const idleMs = Math.max(0, now - live.lastProgressAt);
   const stalled = due > 0 && running === 0 && waitingMs > stallMs && idleMs > stallMs && rt.pausedNames().length === 0;
-  const status = live.escalated ? 'escalated' : live.status !== 'running' ? live.status : stalled ? 'stalled' : 'ok';
+  const status = live.escalated ? 'escalated' : live.status !== 'running' ? live.status : !live.storeHealthy ? 'store-unavailable' : stalled ? 'stalled' : 'ok';
   const body: Record<string, unknown> = {
     status,
     runtime: live.status,
@@ -42,6 +42,8 @@ export async function livenessOf(rt: Runtime, stallMs: number): Promise<{ status
     progressing: !stalled,
     nodeId: live.nodeId,
     store: live.store,
+    storeHealthy: live.storeHealthy,
+    ...(live.storeError ? { storeError: live.storeError } : {}),
     ...(counts ? { tasks: { queued: due, running, oldestDueAgeMs: waitingMs } } : {}),
     ...(live.escalated ? { escalated: live.escalated } : {}),
   };
