@@ -12,11 +12,11 @@ const schemas = trackSchemas('contract');
 after(() => schemas.dropAll());
 
 // The contract checks behaviour, not crash durability: sessions skip the WAL flush wait, which keeps the
-// 10 000-claim weighted-random test at a few seconds.
+// 10 000-claim weighted-random test at a few seconds. LISTEN is on: flow changes are reported through NOTIFY.
 const url = PG_URL ? asyncCommitUrl(PG_URL) : '';
 
 runStoreContract(
   'postgres',
-  async (options) => createPostgresStore(url, { ...options, schema: schemas.next(), poolSize: 4, listen: false }),
+  async (options) => createPostgresStore(url, { ...options, schema: schemas.next(), poolSize: 4 }),
   PG_SKIP ? { skip: PG_SKIP } : {},
 );

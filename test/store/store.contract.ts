@@ -6,7 +6,10 @@
  * it receives the strategy, seeded `random`, `maxOutputLines` and a `ManualClock` the test drives.
  */
 import { describe } from 'node:test';
+import { dedupContract } from './contract/dedup.ts';
 import { enqueueClaimContract } from './contract/enqueue-claim.ts';
+import { flowsContract } from './contract/flows.ts';
+import { groupsContract } from './contract/groups.ts';
 import { queryContract } from './contract/query.ts';
 import { settleContract } from './contract/settle.ts';
 import type { MakeStore } from './contract/context.ts';
@@ -19,5 +22,8 @@ export function runStoreContract(name: string, makeStore: MakeStore, opts: { ski
     enqueueClaimContract(makeStore);
     settleContract(makeStore);
     queryContract(makeStore);
+    groupsContract(makeStore);
+    dedupContract(makeStore);
+    flowsContract(makeStore);
   });
 }

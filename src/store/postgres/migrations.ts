@@ -12,6 +12,12 @@
  * looked up in the catalog first, so opening an existing schema takes no table lock). Switching a big table to
  * another strategy builds its index inside the migration transaction, blocking writes meanwhile.
  *
+ * Migration 2 (groups, dedup, flows, rate limits) counts a flow child's end in its parent with a row trigger, so
+ * every verb that ends a task (settle, cancel, lease recovery, and any written later) does it in its own statement
+ * and transaction: the trigger fires only for a child (`parent_id`) entering a final state. A parent failed by its
+ * child is itself such a child, so nested flows cascade. The trigger notifies `<schema>_flow` with the change and
+ * `<schema>_wake` when a parent became due.
+ *
  * A database whose recorded version is newer than the last migration here was written by newer code: opening it
  * fails with STORE_VERSION rather than guessing at a schema this code does not know.
  */
@@ -30,6 +36,7 @@ export interface Migration {
 const LOCK_CLASS = 0x74727031;
 
 const CLAIMABLE = `state IN ('queued', 'scheduled', 'retrying')`;
+const FINAL = `('succeeded', 'failed', 'timed_out', 'cancelled')`;
 
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   {
@@ -103,7 +110,59 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       `CREATE TABLE ${n.meta} (key text PRIMARY KEY, value text NOT NULL)`,
     ],
   },
+  {
+    version: 2,
+    up: (n) => [
+      `ALTER TABLE ${n.tasks} ADD COLUMN grp text, ADD COLUMN dedup_key text, ADD COLUMN parent_id text COLLATE "C",
+         ADD COLUMN flow_pending integer, ADD COLUMN flow_policy text`,
+      `CREATE INDEX tasks_parent ON ${n.tasks} (parent_id, id) WHERE parent_id IS NOT NULL`,
+      `CREATE INDEX tasks_dedup ON ${n.tasks} (name, dedup_key, created_at DESC, id DESC) WHERE dedup_key IS NOT NULL`,
+      `CREATE INDEX tasks_group ON ${n.tasks} (grp, id) WHERE grp IS NOT NULL`,
+      `CREATE TABLE ${n.rateEvents} (name text NOT NULL, grp text NOT NULL, at bigint NOT NULL)`,
+      `CREATE INDEX rate_events_name ON ${n.rateEvents} (name, at)`,
+      flowFunctionSql(n),
+      `CREATE TRIGGER tasks_flow_child_final AFTER UPDATE OF state ON ${n.tasks} FOR EACH ROW
+         WHEN (NEW.parent_id IS NOT NULL AND NEW.state IN ${FINAL} AND OLD.state NOT IN ${FINAL})
+         EXECUTE FUNCTION ${n.flowFunction}()`,
+    ],
+  },
 ]);
+
+/**
+ * The flow rules of src/flow.ts (`decideFlowStep`, `createChildFailedError`) in PL/pgSQL. `at` is the child's
+ * `updated_at`, which every verb sets to the time of the change.
+ */
+function flowFunctionSql(n: PgNames): string {
+  return `CREATE FUNCTION ${n.flowFunction}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    DECLARE
+      p record;
+      err jsonb;
+    BEGIN
+      SELECT id, name, state, attempts, flow_pending, flow_policy INTO p FROM ${n.tasks} WHERE id = NEW.parent_id FOR UPDATE;
+      IF NOT FOUND OR p.state <> 'scheduled' OR p.flow_pending IS NULL OR p.flow_pending <= 0 THEN
+        RETURN NULL;
+      END IF;
+      IF NEW.state <> 'succeeded' AND p.flow_policy = 'fail' THEN
+        err := jsonb_build_object('name', 'TroupeError', 'message', format('Child task \`%s\` (%s) ended %s', NEW.name, NEW.id, NEW.state),
+          'code', 'TROUPE_ERR_TASK_FAILED', 'details', jsonb_build_object('child', NEW.id, 'state', NEW.state), 'hint', 'permanent');
+        UPDATE ${n.tasks} SET state = 'failed', flow_pending = p.flow_pending - 1, error = err, finished_at = NEW.updated_at,
+          updated_at = NEW.updated_at WHERE id = p.id;
+        INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason, error)
+          VALUES (p.id, 'scheduled', 'failed', NEW.updated_at, p.attempts, 'child failed', err);
+        PERFORM pg_notify('${n.flowChannel}', json_build_object('type', 'flow.failed', 'id', p.id, 'name', p.name, 'at', NEW.updated_at, 'error', err)::text);
+      ELSIF p.flow_pending <= 1 THEN
+        UPDATE ${n.tasks} SET state = 'queued', flow_pending = 0, run_at = NEW.updated_at, updated_at = NEW.updated_at WHERE id = p.id;
+        INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason)
+          VALUES (p.id, 'scheduled', 'queued', NEW.updated_at, p.attempts, 'children done');
+        PERFORM pg_notify('${n.wakeChannel}', '');
+        PERFORM pg_notify('${n.flowChannel}', json_build_object('type', 'flow.released', 'id', p.id, 'name', p.name, 'at', NEW.updated_at)::text);
+      ELSE
+        UPDATE ${n.tasks} SET flow_pending = p.flow_pending - 1 WHERE id = p.id;
+      END IF;
+      RETURN NULL;
+    END
+  $fn$`;
+}
 
 /** The partial index each strategy claims through, beyond `tasks_due_time` (fifo and lifo use that one). */
 const STRATEGY_INDEXES: Readonly<Record<Strategy, ((n: PgNames) => { name: string; sql: string }) | undefined>> = Object.freeze({

@@ -7,7 +7,10 @@
  * - Wake-ups travel by LISTEN/NOTIFY: `enqueue` (and a release, a recovered lease, a retried dead letter)
  *   notifies `<schema>_wake`; cancelling a running task notifies `<schema>_cancel` with its id. `onWake` /
  *   `onCancel` subscribe; one dedicated connection listens and reconnects with backoff when it drops, and
- *   `health()` says so meanwhile.
+ *   `health()` says so meanwhile. Flow parents made due or failed by a child (a trigger, see migrations.ts)
+ *   notify `<schema>_flow`; `onChange` hears those from every node, and this node's debounced enqueues.
+ * - Claims under group or rate limits, and enqueues with dedup modes or keyed flow parents, run in a transaction
+ *   (queries/claim-gated.ts, queries/enqueue-features.ts); every other call keeps its single statement.
  * - A lost connection makes a call fail with STORE_UNAVAILABLE (the driver's error as cause); the pool replaces
  *   broken connections by itself, so the next call works once the server is back.
  *
@@ -31,6 +34,7 @@ import type {
   ScheduleRecord,
   SettleOp,
   Store,
+  StoreChange,
   StoreOptions,
   Strategy,
 } from '../store.ts';
@@ -41,6 +45,10 @@ import { isConnectionError, toStoreError } from './pg-errors.ts';
 import { cancel } from './queries/cancel.ts';
 import { claim } from './queries/claim.ts';
 import { claimWeighted, claimWeightedOne, createDraws, type Draws } from './queries/claim-weighted.ts';
+import { claimGated } from './queries/claim-gated.ts';
+import { attachChildren } from './queries/children.ts';
+import { enqueueWithFeatures, needsFeatureEnqueue } from './queries/enqueue-features.ts';
+import { needsGate } from '../claim-gate.ts';
 import { counts } from './queries/counts.ts';
 import { enqueue } from './queries/enqueue.ts';
 import { get } from './queries/get.ts';
@@ -142,6 +150,7 @@ class PgStore implements PostgresStore {
   #listener: NotifyListener | undefined;
   #wake = new Set<() => void>();
   #cancel = new Set<(id: TaskId) => void>();
+  #changes = new Set<(change: StoreChange) => void>();
   #poolError: string | undefined;
 
   constructor(url: string, options: ResolvedStoreOptions, settings: Settings) {
@@ -200,7 +209,7 @@ class PgStore implements PostgresStore {
             connectionTimeoutMillis: this.#s.connectionTimeoutMs,
             keepAlive: true,
           }),
-        channels: [this.#n.wakeChannel, this.#n.cancelChannel],
+        channels: [this.#n.wakeChannel, this.#n.cancelChannel, this.#n.flowChannel],
         onNotification: (channel, payload) => this.#dispatch(channel, payload),
         onReconnect: () => this.#dispatch(this.#n.wakeChannel, ''),
         clock: this.#s.clock,
@@ -225,6 +234,11 @@ class PgStore implements PostgresStore {
     return () => this.#cancel.delete(fn);
   }
 
+  onChange(fn: (change: StoreChange) => void): () => void {
+    this.#changes.add(fn);
+    return () => this.#changes.delete(fn);
+  }
+
   health(): StoreHealth {
     const listenerDown = this.#listener !== undefined && !this.#listener.healthy;
     const healthy = this.#status === StoreStatus.running && !listenerDown && this.#poolError === undefined;
@@ -232,14 +246,21 @@ class PgStore implements PostgresStore {
     return lastError === undefined ? { healthy } : { healthy, lastError };
   }
 
-  enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
-    return this.#use('enqueue', (db) => enqueue(db, this.#n, tasks));
+  async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
+    if (!needsFeatureEnqueue(tasks)) return this.#use('enqueue', (db) => enqueue(db, this.#n, tasks));
+    const { results, changes } = await this.#transaction('enqueue', (client) => enqueueWithFeatures(client, this.#n, tasks));
+    for (const change of changes) this.#emitChange(change);
+    return results;
   }
 
-  claim(request: ClaimRequest): Promise<TaskRecord[]> {
+  async claim(request: ClaimRequest): Promise<TaskRecord[]> {
     const strategy = this.strategy;
-    if (strategy === 'weighted-random') return this.#claimWeighted(request);
-    return this.#use('claim', (db) => claim(db, this.#n, strategy, request));
+    let tasks: TaskRecord[];
+    if (needsGate(request)) tasks = await this.#transaction('claim', (client) => claimGated(client, this.#n, strategy, this.#draws, request));
+    else if (strategy === 'weighted-random') tasks = await this.#claimWeighted(request);
+    else tasks = await this.#use('claim', (db) => claim(db, this.#n, strategy, request));
+    // Children are final by the time their parent is due: read outside the claim's statement.
+    return tasks.some((t) => t.flow !== undefined) ? this.#use('claim', (db) => attachChildren(db, this.#n, tasks)) : tasks;
   }
 
   async #claimWeighted(request: ClaimRequest): Promise<TaskRecord[]> {
@@ -354,6 +375,7 @@ class PgStore implements PostgresStore {
     }
     this.#wake.clear();
     this.#cancel.clear();
+    this.#changes.clear();
     this.#status = StoreStatus.stopped;
   }
 
@@ -436,6 +458,24 @@ class PgStore implements PostgresStore {
         } catch {
           // same as above
         }
+      }
+    } else if (channel === this.#n.flowChannel) {
+      let change: StoreChange;
+      try {
+        change = JSON.parse(payload) as StoreChange;
+      } catch {
+        return;
+      }
+      this.#emitChange(change);
+    }
+  }
+
+  #emitChange(change: StoreChange): void {
+    for (const fn of [...this.#changes]) {
+      try {
+        fn(change);
+      } catch {
+        // a subscriber's failure must not stop the others or the listener
       }
     }
   }

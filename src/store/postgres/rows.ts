@@ -5,7 +5,7 @@
  */
 import type { SerializedError } from '../../errors.ts';
 import type { ScheduleRecord } from '../store.ts';
-import type { OutputLine, OutputStream, Progress, TaskRecord, TaskRunOptions, TaskState, Transition } from '../../task.ts';
+import type { FlowPolicy, OutputLine, OutputStream, Progress, TaskRecord, TaskRunOptions, TaskState, Transition } from '../../task.ts';
 import { fromJson } from './sql.ts';
 
 /** The task columns every query returns, with `t.` as the table alias. */
@@ -13,7 +13,7 @@ export const TASK_COLUMNS = [
   't.id', 't.name', 't.state', 't.input::text AS input', 't.result::text AS result', 't.error::text AS error',
   't.priority', 't.weight', 't.key', 't.attempts', 't.max_attempts', 't.progress::text AS progress', 't.created_at',
   't.run_at', 't.started_at', 't.finished_at', 't.updated_at', 't.owner', 't.lease_until', 't.schedule_id',
-  't.options::text AS options',
+  't.options::text AS options', 't.grp', 't.dedup_key', 't.parent_id', 't.flow_pending', 't.flow_policy',
 ].join(', ');
 
 export interface TaskRow {
@@ -38,6 +38,11 @@ export interface TaskRow {
   lease_until: number | null;
   schedule_id: string | null;
   options: string | null;
+  grp: string | null;
+  dedup_key: string | null;
+  parent_id: string | null;
+  flow_pending: number | null;
+  flow_policy: string | null;
 }
 
 /** Why: one mapping from a row to the record users read, shared by every query that returns tasks. */
@@ -65,6 +70,10 @@ export function rowToTask(row: TaskRow): TaskRecord {
   if (row.lease_until !== null) task.leaseUntil = row.lease_until;
   if (row.schedule_id !== null) task.scheduleId = row.schedule_id;
   if (row.options !== null) task.options = fromJson(row.options) as TaskRunOptions;
+  if (row.grp !== null) task.group = row.grp;
+  if (row.dedup_key !== null) task.dedupKey = row.dedup_key;
+  if (row.parent_id !== null) task.parentId = row.parent_id;
+  if (row.flow_pending !== null) task.flow = { pending: row.flow_pending, policy: row.flow_policy as FlowPolicy };
   return task;
 }
 

@@ -18,9 +18,15 @@ export interface PgNames {
   schedules: string;
   meta: string;
   version: string;
+  /** Starts of rate-limited tasks (claim-gated.ts). */
+  rateEvents: string;
+  /** The trigger function that counts a flow child's end in its parent (migration 2). */
+  flowFunction: string;
   /** Channel names as `pg_notify` takes them (text) and as `LISTEN` takes them (quoted identifiers). */
   wakeChannel: string;
   cancelChannel: string;
+  /** Flow parents made due or failed by a child (JSON `StoreChange` payloads). */
+  flowChannel: string;
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,50}$/;
@@ -44,8 +50,11 @@ export function createNames(schema: string): PgNames {
     schedules: `${s}.schedules`,
     meta: `${s}.meta`,
     version: `${s}.schema_version`,
+    rateEvents: `${s}.rate_events`,
+    flowFunction: `${s}.flow_child_final`,
     wakeChannel: `${schema}_wake`,
     cancelChannel: `${schema}_cancel`,
+    flowChannel: `${schema}_flow`,
   });
 }
 

@@ -3,9 +3,12 @@
  * notification (delivered at commit). Idempotency keys (and ids) are settled by the unique indexes: `ON CONFLICT
  * DO NOTHING` skips a key that another transaction holds, even one committing at this moment, and a follow-up
  * read returns the task that owns it. Duplicates inside one batch are folded before the insert (first one wins).
+ * A flow parent is stored waiting (`FLOW_WAITING_RUN_AT`), a debounced task a window later; batches with dedup
+ * modes or a keyed flow parent go through enqueue-features.ts, which calls this for the plain stretches.
  */
 import type { EnqueueResult } from '../../store.ts';
-import type { NewTask, TaskState } from '../../../task.ts';
+import { debounceRunAt } from '../../../dedup.ts';
+import { FLOW_WAITING_RUN_AT, type DedupSpec, type NewTask, type TaskState } from '../../../task.ts';
 import { ErrorCodes, TroupeError } from '../../../errors.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
 
@@ -15,13 +18,17 @@ function insertSql(n: PgNames): string {
       SELECT (e->>'i')::int AS i, e->>'id' AS id, e->>'name' AS name, e->'input' AS input,
              (e->>'priority')::float8 AS priority, (e->>'weight')::float8 AS weight, e->>'key' AS key,
              (e->>'maxAttempts')::int AS max_attempts, (e->>'createdAt')::bigint AS created_at,
-             (e->>'runAt')::bigint AS run_at, e->>'scheduleId' AS schedule_id, e->'options' AS options
+             (e->>'runAt')::bigint AS run_at, e->>'scheduleId' AS schedule_id, e->'options' AS options,
+             e->>'group' AS grp, e->>'dedupKey' AS dedup_key, e->>'parentId' AS parent_id,
+             (e->>'flowPending')::int AS flow_pending, e->>'flowPolicy' AS flow_policy
       FROM jsonb_array_elements($1::jsonb) AS e
     ), ins AS (
       INSERT INTO ${n.tasks} AS t (id, name, state, input, priority, weight, key, attempts, max_attempts,
-                                   created_at, run_at, updated_at, schedule_id, options)
+                                   created_at, run_at, updated_at, schedule_id, options,
+                                   grp, dedup_key, parent_id, flow_pending, flow_policy)
       SELECT id, name, CASE WHEN run_at > created_at THEN 'scheduled' ELSE 'queued' END, input, priority, weight,
-             key, 0, max_attempts, created_at, run_at, created_at, schedule_id, options
+             key, 0, max_attempts, created_at, run_at, created_at, schedule_id, options,
+             grp, dedup_key, parent_id, flow_pending, flow_policy
       FROM input ORDER BY i
       ON CONFLICT DO NOTHING
       RETURNING t.id, t.state, t.created_at
@@ -38,6 +45,13 @@ function existingSql(n: PgNames): string {
   return `SELECT key, id, state FROM ${n.tasks} WHERE key = ANY($1::text[]) OR id = ANY($2::text[])`;
 }
 
+/** When a new task may first run: a waiting flow parent never by time, a debounced task a window later. */
+function effectiveRunAt(t: NewTask): number {
+  if (t.flow !== undefined && t.flow.pending > 0) return FLOW_WAITING_RUN_AT;
+  if (t.dedup?.mode === 'debounce') return debounceRunAt(t as NewTask & { dedup: DedupSpec });
+  return t.runAt;
+}
+
 /** Why: the durable write behind `rt.enqueue`; resolves only after the batch is committed. */
 export async function enqueue(db: Queryable, n: PgNames, tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
   if (tasks.length === 0) return [];
@@ -52,7 +66,8 @@ export async function enqueue(db: Queryable, n: PgNames, tasks: readonly NewTask
     if (t.key !== undefined) seenKeys.add(t.key);
     rows.push({
       i, id: t.id, name: t.name, input: t.input, priority: t.priority, weight: t.weight, key: t.key,
-      maxAttempts: t.maxAttempts, createdAt: t.createdAt, runAt: t.runAt, scheduleId: t.scheduleId, options: t.options,
+      maxAttempts: t.maxAttempts, createdAt: t.createdAt, runAt: effectiveRunAt(t), scheduleId: t.scheduleId, options: t.options,
+      group: t.group, dedupKey: t.dedup?.key, parentId: t.parentId, flowPending: t.flow?.pending, flowPolicy: t.flow?.policy,
     });
   }
   const inserted = await run<{ id: string; state: TaskState }>(db, insertSql(n), [JSON.stringify(rows), n.wakeChannel]);

@@ -18,6 +18,8 @@ export async function list(db: Queryable, n: PgNames, filter: ListFilter = {}): 
   }
   if (filter.name !== undefined) where.push(`t.name = ${param(filter.name)}`);
   if (filter.scheduleId !== undefined) where.push(`t.schedule_id = ${param(filter.scheduleId)}`);
+  if (filter.parentId !== undefined) where.push(`t.parent_id = ${param(filter.parentId)}`);
+  if (filter.group !== undefined) where.push(`t.grp = ${param(filter.group)}`);
   if (filter.since !== undefined) where.push(`t.created_at >= ${param(filter.since)}`);
   if (filter.cursor !== undefined) where.push(`t.id < ${param(filter.cursor)}`);
   const sql = `SELECT ${TASK_COLUMNS} FROM ${n.tasks} AS t ${where.length ? `WHERE ${where.join(' AND ')}` : ''}

@@ -1,0 +1,163 @@
+/** Contract (issue 8): flows — a parent waits for its children, then sees their outcomes; failure policies. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { SerializedError } from '../../../src/errors.ts';
+import type { StoreChange } from '../../../src/store/store.ts';
+import { FLOW_WAITING_RUN_AT, type FlowPolicy, type NewTask, type TaskRecord } from '../../../src/task.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
+import { OWNER, ids, withStore, type ContractContext, type MakeStore } from './context.ts';
+
+const boom: SerializedError = { name: 'Error', message: 'boom' };
+
+/** A parent with `n` children, as a batch (parent first). */
+function flowBatch(ctx: ContractContext, n: number, policy: FlowPolicy, parent: Partial<NewTask> = {}): { parent: NewTask; children: NewTask[] } {
+  const p = ctx.task({ name: 'parent', flow: { pending: n, policy }, ...parent });
+  const children = Array.from({ length: n }, (_, i) => ctx.task({ name: `child-${i}`, input: i, parentId: p.id }));
+  return { parent: p, children };
+}
+
+function byId(tasks: readonly TaskRecord[], id: string): TaskRecord {
+  const t = tasks.find((x) => x.id === id);
+  assert.ok(t, `task ${id} not claimed`);
+  return t;
+}
+
+export function flowsContract(makeStore: MakeStore): void {
+  describe('flows', () => {
+    it('the parent waits for its children, becomes due with the last one, and is claimed with their results', () =>
+      withStore(makeStore, {}, async (ctx) => {
+        const { store, clock, claim, succeed } = ctx;
+        const changes: StoreChange[] = [];
+        store.onChange?.((c) => changes.push(c));
+        const { parent, children } = flowBatch(ctx, 2, 'fail');
+        const res = await store.enqueue([parent, ...children]);
+        assert.deepEqual(res.map((r) => [r.created, r.state]), [[true, 'scheduled'], [true, 'queued'], [true, 'queued']]);
+        const p0 = await store.get(parent.id);
+        assert.deepEqual([p0?.runAt, p0?.flow], [FLOW_WAITING_RUN_AT, { pending: 2, policy: 'fail' }]);
+        assert.equal((await store.get(children[0]!.id))?.parentId, parent.id);
+        assert.equal(await store.nextRunAt(), undefined);
+        assert.deepEqual(ids((await store.list({ parentId: parent.id })).tasks), [children[1]!.id, children[0]!.id]);
+
+        const running = await claim();
+        assert.deepEqual(ids(running), ids(children));
+        await clock.advance(10);
+        assert.ok(await succeed(byId(running, children[1]!.id), 'second'));
+        assert.deepEqual((await store.get(parent.id))?.flow, { pending: 1, policy: 'fail' });
+        assert.deepEqual(await claim(), []);
+        await clock.advance(10);
+        const at = clock.now();
+        assert.ok(await succeed(byId(running, children[0]!.id), 'first'));
+        const p1 = await store.get(parent.id);
+        assert.deepEqual([p1?.state, p1?.runAt, p1?.flow?.pending], ['queued', at, 0]);
+        assert.deepEqual((await store.history(parent.id)).at(-1), { taskId: parent.id, from: 'scheduled', to: 'queued', at, attempt: 0, reason: 'children done' });
+        // PostgreSQL reports flow changes through NOTIFY, after the commit
+        await waitFor(() => changes.length > 0, { label: 'flow.released reported' });
+        assert.deepEqual(changes, [{ type: 'flow.released', id: parent.id, name: 'parent', at }]);
+
+        const [claimed] = await claim();
+        assert.equal(claimed?.id, parent.id);
+        assert.deepEqual(claimed?.children, [
+          { id: children[0]!.id, name: 'child-0', state: 'succeeded', result: 'first' },
+          { id: children[1]!.id, name: 'child-1', state: 'succeeded', result: 'second' },
+        ]);
+        assert.equal((await store.counts(clock.now())).byState.running, 1);
+      }));
+
+    it("policy 'fail': a failed child fails the parent at once; later children leave it alone", () =>
+      withStore(makeStore, {}, async (ctx) => {
+        const { store, clock, claim, settleOne, succeed } = ctx;
+        const changes: StoreChange[] = [];
+        store.onChange?.((c) => changes.push(c));
+        const { parent, children } = flowBatch(ctx, 2, 'fail');
+        await store.enqueue([parent, ...children]);
+        const running = await claim();
+        const at = clock.now();
+        assert.ok(await settleOne({ type: 'failed', id: children[0]!.id, owner: OWNER, attempt: 1, at, error: boom }));
+        const p = await store.get(parent.id);
+        assert.equal(p?.state, 'failed');
+        assert.equal(p?.finishedAt, at);
+        assert.equal(p?.error?.code, 'TROUPE_ERR_TASK_FAILED');
+        assert.deepEqual(p?.error?.details, { child: children[0]!.id, state: 'failed' });
+        assert.equal((await store.history(parent.id)).at(-1)?.reason, 'child failed');
+        await waitFor(() => changes.length > 0, { label: 'flow.failed reported' });
+        assert.deepEqual(changes.map((c) => [c.type, c.id]), [['flow.failed', parent.id]]);
+        assert.deepEqual(changes[0]!.type === 'flow.failed' && changes[0].error, p?.error);
+        assert.ok(await succeed(byId(running, children[1]!.id)));
+        assert.equal((await store.get(parent.id))?.state, 'failed');
+        assert.deepEqual(await claim(), []);
+        assert.equal((await store.counts(clock.now())).byState.failed, 2);
+      }));
+
+    it("policy 'continue' shows failed children; 'ignore' leaves them out", () =>
+      withStore(makeStore, {}, async (ctx) => {
+        const { store, clock, claim, settleOne, succeed } = ctx;
+        const flows = { continue: flowBatch(ctx, 2, 'continue'), ignore: flowBatch(ctx, 2, 'ignore') };
+        await store.enqueue([flows.continue.parent, ...flows.continue.children, flows.ignore.parent, ...flows.ignore.children]);
+        const running = await claim();
+        assert.equal(running.length, 4);
+        const at = clock.now();
+        for (const f of Object.values(flows)) {
+          assert.ok(await settleOne({ type: 'timed_out', id: f.children[0]!.id, owner: OWNER, attempt: 1, at, error: boom }));
+          assert.equal((await store.get(f.parent.id))?.state, 'scheduled');
+          assert.ok(await succeed(byId(running, f.children[1]!.id), 'ok'));
+        }
+        const parents = await claim();
+        assert.deepEqual(byId(parents, flows.continue.parent.id).children, [
+          { id: flows.continue.children[0]!.id, name: 'child-0', state: 'timed_out', error: boom },
+          { id: flows.continue.children[1]!.id, name: 'child-1', state: 'succeeded', result: 'ok' },
+        ]);
+        assert.deepEqual(byId(parents, flows.ignore.parent.id).children, [
+          { id: flows.ignore.children[1]!.id, name: 'child-1', state: 'succeeded', result: 'ok' },
+        ]);
+      }));
+
+    it('a cancelled child and a child whose lease expired with no attempts left count as failed', () =>
+      withStore(makeStore, {}, async (ctx) => {
+        const { store, clock, claim } = ctx;
+        const a = flowBatch(ctx, 2, 'continue');
+        const b = flowBatch(ctx, 1, 'fail');
+        b.children[0]!.maxAttempts = 1;
+        await store.enqueue([a.parent, ...a.children, b.parent, ...b.children]);
+        assert.equal((await store.cancel(a.children[0]!.id, clock.now(), 'by user')).cancelled, true);
+        assert.deepEqual((await store.get(a.parent.id))?.flow, { pending: 1, policy: 'continue' });
+        await claim({ leaseMs: 100 });
+        assert.equal((await store.cancel(a.children[1]!.id, clock.now())).cancelled, true);
+        assert.equal((await store.get(a.parent.id))?.state, 'queued');
+        await clock.advance(101);
+        await store.recoverExpired(clock.now());
+        assert.equal((await store.get(b.children[0]!.id))?.state, 'failed');
+        assert.deepEqual((await store.get(b.parent.id))?.error?.details, { child: b.children[0]!.id, state: 'failed' });
+      }));
+
+    it('nested flows cascade: a parent failed by its child fails its own parent in the same call', () =>
+      withStore(makeStore, {}, async ({ store, task, clock, claim, settleOne }) => {
+        const root = task({ name: 'root', flow: { pending: 2, policy: 'fail' } });
+        const mid = task({ name: 'mid', parentId: root.id, flow: { pending: 1, policy: 'fail' } });
+        const leaf = task({ name: 'leaf', parentId: mid.id });
+        const sibling = task({ name: 'sibling', parentId: root.id });
+        await store.enqueue([root, mid, leaf, sibling]);
+        assert.equal((await store.get(mid.id))?.state, 'scheduled');
+        const running = await claim();
+        assert.deepEqual(ids(running), [leaf.id, sibling.id]);
+        assert.ok(await settleOne({ type: 'failed', id: leaf.id, owner: OWNER, attempt: 1, at: clock.now(), error: boom }));
+        assert.equal((await store.get(mid.id))?.state, 'failed');
+        const r = await store.get(root.id);
+        assert.equal(r?.state, 'failed');
+        assert.deepEqual(r?.error?.details, { child: mid.id, state: 'failed' });
+      }));
+
+    it('a parent whose key matched an existing task creates none of its children', () =>
+      withStore(makeStore, {}, async (ctx) => {
+        const { store } = ctx;
+        const first = flowBatch(ctx, 2, 'fail', { key: 'order-42' });
+        await store.enqueue([first.parent, ...first.children]);
+        const again = flowBatch(ctx, 2, 'fail', { key: 'order-42' });
+        const res = await store.enqueue([again.parent, ...again.children, ctx.task({ name: 'unrelated' })]);
+        const same = { id: first.parent.id, created: false, state: 'scheduled' };
+        assert.deepEqual(res.slice(0, 3), [same, same, same]);
+        assert.equal(res[3]?.created, true);
+        for (const c of again.children) assert.equal(await store.get(c.id), undefined);
+        assert.equal((await store.list({ parentId: first.parent.id })).tasks.length, 2);
+      }));
+  });
+}
