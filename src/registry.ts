@@ -11,8 +11,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCodes, TroupeError, invalidOption } from './errors.ts';
 import { plainObject, positiveInteger, type OutputOptions, type ResolvedOptions, type RetryOptions } from './options.ts';
+import { resolveRateLimit, type RateLimitOptions } from './rate-limit.ts';
 import { resolveRetryPolicy } from './schedule/backoff.ts';
-import type { Progress, RetryPolicy } from './task.ts';
+import type { RateLimit } from './store/store.ts';
+import type { FlowChild, Progress, RetryPolicy } from './task.ts';
 import { parseDuration, parseSize, type Duration } from './units.ts';
 
 /** What running code gets: its identity, a cancel signal, and ways to report. */
@@ -27,6 +29,8 @@ export interface TaskContext {
   progress(value: number | { done: number; total: number }): void;
   /** Adds a line to the task's output. */
   log(line: string): void;
+  /** A flow parent's children, in the order they were given (`ignore` leaves out those that did not succeed). */
+  children?: readonly FlowChild[];
 }
 
 /** A Standard Schema validator (zod, valibot, arktype…): only its `~standard.validate` is used. */
@@ -54,6 +58,10 @@ interface CommonDefinition<I> {
   priority?: number;
   output?: OutputOptions;
   description?: string;
+  /** At most this many tasks of this name run at once per group key (enqueue option `group`), over all nodes. */
+  groupConcurrency?: number;
+  /** At most `max` starts per `per` window, for the whole name or per group (`by: 'group'`), over all nodes. */
+  rateLimit?: RateLimitOptions;
 }
 
 export interface HandlerDefinition<I = unknown> extends CommonDefinition<I> {
@@ -84,6 +92,8 @@ interface ResolvedCommon {
   concurrency?: number;
   /** Adaptive concurrency bounds (validated by the runtime), when `concurrency: { adaptive: true, … }`. */
   adaptive?: Record<string, unknown>;
+  groupConcurrency?: number;
+  rateLimit?: RateLimit;
   priority: number;
   output: { maxLines: number; maxBytes: number };
   validate?: (input: unknown) => Promise<unknown>;
@@ -96,7 +106,7 @@ export type ResolvedTask =
   | (ResolvedCommon & { kind: 'inline'; run: (input: unknown, ctx: TaskContext) => unknown });
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-const COMMON_KEYS = ['timeout', 'killGrace', 'retry', 'concurrency', 'input', 'priority', 'output', 'description'];
+const COMMON_KEYS = ['timeout', 'killGrace', 'retry', 'concurrency', 'input', 'priority', 'output', 'description', 'groupConcurrency', 'rateLimit'];
 const HANDLER_KEYS = new Set([...COMMON_KEYS, 'handler']);
 const COMMAND_KEYS = new Set([...COMMON_KEYS, 'command', 'args', 'cwd', 'env']);
 const INLINE_KEYS = new Set([...COMMON_KEYS, 'run']);
@@ -200,6 +210,8 @@ export class Registry {
       } else common.concurrency = positiveInteger(d.concurrency, `${p}.concurrency`);
     }
     if (d.input !== undefined) common.validate = createValidator(d.input, name, `${p}.input`);
+    if (d.groupConcurrency !== undefined) common.groupConcurrency = positiveInteger(d.groupConcurrency, `${p}.groupConcurrency`);
+    if (d.rateLimit !== undefined) common.rateLimit = resolveRateLimit(d.rateLimit, `${p}.rateLimit`);
 
     if (isHandler) {
       const h = d.handler;

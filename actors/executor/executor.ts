@@ -238,6 +238,7 @@ export class Executor implements Actor<TroupeMessage> {
           },
           log: (line) => this.#output(run, 'log', String(line)),
         };
+        if (task.children) ctx.children = task.children;
         const result = Promise.resolve().then(() => def.run(task.input, ctx));
         // Inline code cannot be killed: once the hard signal fires, the run counts as ended.
         return new Promise((resolve, reject) => {

@@ -14,6 +14,8 @@ export interface SchedulerScheduleRemoved { type: 'scheduler.schedule-removed'; 
 export interface SchedulerTrigger { type: 'scheduler.trigger'; id: string; replyTo: ActorAddress }
 /** Pauses or resumes claiming of one task name (its queue is kept). */
 export interface SchedulerPauseName { type: 'scheduler.pause-name'; name: string; paused: boolean }
+/** Pauses or resumes claiming of the tasks of one group key, whatever their name (their queue is kept). */
+export interface SchedulerPauseGroup { type: 'scheduler.pause-group'; group: string; paused: boolean }
 /** Stops claiming for good (shutdown). */
 export interface SchedulerStop { type: 'scheduler.stop' }
 
@@ -24,6 +26,7 @@ export type SchedulerMessage =
   | SchedulerScheduleRemoved
   | SchedulerTrigger
   | SchedulerPauseName
+  | SchedulerPauseGroup
   | SchedulerStop;
 
 export const createSchedulerWake = (reason: string): SchedulerWake => ({ type: 'scheduler.wake', reason });

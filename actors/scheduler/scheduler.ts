@@ -15,7 +15,7 @@ import type { Clock, TimerHandle } from '../../src/clock.ts';
 import { deserializeError, ErrorCodes, serializeError, TroupeError } from '../../src/errors.ts';
 import type { Logger } from '../../src/options.ts';
 import { latestSlot, nextSlot } from '../../src/schedule/cron.ts';
-import type { EnqueueResult, ScheduleRecord, Store } from '../../src/store/store.ts';
+import type { EnqueueResult, RateLimit, ScheduleRecord, Store } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
 import { createExecutorDispatch } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
@@ -38,9 +38,12 @@ export interface SchedulerDeps {
   pollMs: number;
   /** Told, per slot, whether the schedule's previous run was still active (the advisor's overlap figure). */
   onSlot?: (task: string, scheduleId: string, overlapped: boolean) => void;
+  /** Per-name group concurrency and rate limits of the registered definitions (absent: none). */
+  limits?: () => { groupLimits?: Record<string, number>; rateLimits?: Record<string, RateLimit> };
 }
 
 const PAUSED_KEY = 'paused-names';
+const PAUSED_GROUPS_KEY = 'paused-groups';
 
 export class Scheduler implements Actor<TroupeMessage> {
   readonly #ctx: ActorContext<TroupeMessage>;
@@ -54,6 +57,7 @@ export class Scheduler implements Actor<TroupeMessage> {
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
   #paused = new Set<string>();
+  #pausedGroups = new Set<string>();
   #schedules = new Map<string, ScheduleRecord>();
   #scheduleTimer: TimerHandle | undefined;
   #firing = false;
@@ -67,6 +71,8 @@ export class Scheduler implements Actor<TroupeMessage> {
   async start(): Promise<void> {
     const paused = await this.#d.store.getMeta(PAUSED_KEY);
     if (paused) this.#paused = new Set(JSON.parse(paused) as string[]);
+    const pausedGroups = await this.#d.store.getMeta(PAUSED_GROUPS_KEY);
+    if (pausedGroups) this.#pausedGroups = new Set(JSON.parse(pausedGroups) as string[]);
     for (const s of await this.#d.store.listSchedules()) this.#schedules.set(s.id, s);
     this.#armSchedules();
     // A restarted scheduler starts without the executor's demand: ask for it again.
@@ -84,6 +90,7 @@ export class Scheduler implements Actor<TroupeMessage> {
       ...this.#stats,
       hungry: this.#demand !== undefined,
       pausedNames: [...this.#paused],
+      pausedGroups: [...this.#pausedGroups],
       schedules: this.#schedules.size,
       strategy: this.#d.store.strategy,
     };
@@ -92,6 +99,11 @@ export class Scheduler implements Actor<TroupeMessage> {
   /** Names whose claiming is paused. */
   get pausedNames(): string[] {
     return [...this.#paused];
+  }
+
+  /** Groups whose claiming is paused. */
+  get pausedGroups(): string[] {
+    return [...this.#pausedGroups];
   }
 
   receive(msg: TroupeMessage): void {
@@ -110,6 +122,13 @@ export class Scheduler implements Actor<TroupeMessage> {
         if (m.paused) this.#paused.add(m.name);
         else this.#paused.delete(m.name);
         void this.#d.store.setMeta(PAUSED_KEY, this.#paused.size ? JSON.stringify([...this.#paused]) : undefined);
+        this.#drained = false;
+        this.#pump();
+        return;
+      case 'scheduler.pause-group':
+        if (m.paused) this.#pausedGroups.add(m.group);
+        else this.#pausedGroups.delete(m.group);
+        void this.#d.store.setMeta(PAUSED_GROUPS_KEY, this.#pausedGroups.size ? JSON.stringify([...this.#pausedGroups]) : undefined);
         this.#drained = false;
         this.#pump();
         return;
@@ -146,6 +165,12 @@ export class Scheduler implements Actor<TroupeMessage> {
     const { store, clock } = this.#d;
     const exclude = this.#paused.size ? [...demand.exclude, ...this.#paused] : demand.exclude;
     const limit = Math.min(demand.slots, this.#d.claimBatch);
+    // Group and rate limits hold tasks back without the queue being drained: a task's end or a timer frees them.
+    let heldBack = false;
+    const onHeldBack = (retryAt: number | undefined): void => {
+      heldBack = true;
+      if (retryAt !== undefined) this.#armTimer(retryAt);
+    };
     store
       .claim({
         owner: this.#d.owner,
@@ -155,6 +180,9 @@ export class Scheduler implements Actor<TroupeMessage> {
         names: this.#d.names(),
         exclude,
         perName: demand.perName,
+        ...this.#d.limits?.(),
+        ...(this.#pausedGroups.size ? { excludeGroups: [...this.#pausedGroups] } : {}),
+        onHeldBack,
       })
       .then(
         (tasks) => {
@@ -165,7 +193,7 @@ export class Scheduler implements Actor<TroupeMessage> {
             return;
           }
           // Fewer than asked (and no per-name cap in play): the queue is drained for now.
-          this.#drained = tasks.length < limit && exclude.length === 0 && Object.keys(demand.perName).length === 0 && !this.#wakeAgain;
+          this.#drained = tasks.length < limit && !heldBack && exclude.length === 0 && Object.keys(demand.perName).length === 0 && !this.#wakeAgain;
           if (tasks.length > 0) {
             this.#stats.claimed += tasks.length;
             this.#demand = undefined;
