@@ -29,7 +29,10 @@ import { validateScheduleSpec } from './schedule/cron.ts';
 import { openStore } from './store/open-store.ts';
 import type { CancelResult, EnqueueResult, ListFilter, ListPage, QueueCounts, ScheduleRecord, Store } from './store/store.ts';
 import { HandleState, type TaskHandle } from './task-handle.ts';
-import { isFinalState, timingsOf, type NewTask, type OutputLine, type Progress, type TaskRecord, type TaskState, type Timings, type Transition } from './task.ts';
+import { debounceRunAt, resolveDedup, type DedupOptions } from './dedup.ts';
+import { buildFlowTasks, type FlowSpec } from './flow-spec.ts';
+import type { RateLimit, StoreChange } from './store/store.ts';
+import { isFinalState, timingsOf, type DedupSpec, type FlowState, type NewTask, type OutputLine, type Progress, type TaskRecord, type TaskState, type Timings, type Transition } from './task.ts';
 import { loadTelemetry, type Telemetry } from './telemetry.ts';
 import { createStatsPersister, restoreStats, StatsBook, type StatsPersister } from './advice/stats-book.ts';
 import { recommend, type TaskAdvice } from './advice/recommend.ts';
@@ -63,6 +66,10 @@ export interface EnqueueOptions {
   timeout?: Duration;
   /** Override of the definition's retry policy for this task. */
   retry?: RetryOptions;
+  /** Group key (a tenant, a customer): the definition's `groupConcurrency` and `rateLimit: { by: 'group' }` apply per group; `rt.pauseGroup()` holds it. */
+  group?: string;
+  /** Debounce or throttle against earlier enqueues of this name with the same key (not with `key`). */
+  dedup?: DedupOptions;
 }
 
 /** A task as `get`/`list` show it. */
@@ -82,6 +89,12 @@ export interface TaskView {
   timings: Timings;
   owner?: string;
   scheduleId?: string;
+  group?: string;
+  dedupKey?: string;
+  /** The flow parent of this task. */
+  parentId?: TaskId;
+  /** On a flow parent: children not final yet, and the failure policy. */
+  flow?: FlowState;
   history?: Transition[];
 }
 
@@ -114,7 +127,8 @@ export interface CreateRuntimeOptions extends RuntimeOptions {
 const ROOT = 'root';
 const ORCH = 'orchestrator';
 const SELF = 'runtime';
-const ENQUEUE_KEYS = new Set(['priority', 'weight', 'delay', 'runAt', 'key', 'timeout', 'retry']);
+const ENQUEUE_KEYS = new Set(['priority', 'weight', 'delay', 'runAt', 'key', 'timeout', 'retry', 'group', 'dedup']);
+const GROUP_KEY = /^[^\u0000-\u001f]{1,256}$/;
 const SCHEDULE_KEYS = new Set(['cron', 'every', 'timezone', 'overlap', 'id']);
 
 /** Creates and starts a runtime: opens (and migrates) the store, starts the tree, recovers expired leases. */
@@ -163,6 +177,7 @@ export class Runtime implements AsyncDisposable {
   #telemetry: Telemetry | undefined;
   readonly #stats: StatsBook;
   #statsPersister: StatsPersister | undefined;
+  #limits: { groupLimits?: Record<string, number>; rateLimits?: Record<string, RateLimit> } | undefined;
 
   /** @internal Use `createRuntime()`. */
   constructor(options: ResolvedOptions, registry: Registry, store: Store) {
@@ -232,6 +247,7 @@ export class Runtime implements AsyncDisposable {
           createTask: (name, input, extra) => this.#buildTask(name, input, {}, extra),
           pollMs: store.kind === 'memory' ? 0 : 1000,
           onSlot: (task, scheduleId, overlapped) => this.#stats.observeOverlap(task, scheduleId, overlapped),
+          limits: () => this.#claimLimits(),
         }),
     });
     await this.#root.startChild({
@@ -258,6 +274,7 @@ export class Runtime implements AsyncDisposable {
     if (typeof wakeable.onCancel === 'function') {
       this.#unsubscribes.push(wakeable.onCancel((id) => this.#tell({ type: 'executor.abort', id, reason: 'cancel' })));
     }
+    if (typeof store.onChange === 'function') this.#unsubscribes.push(store.onChange((change) => this.#onStoreChange(change)));
     this.#status = RuntimeStatus.running;
     this.#bus.publish(SELF, { type: 'runtime.status', status: 'running', at: clock.now() });
   }
@@ -267,6 +284,7 @@ export class Runtime implements AsyncDisposable {
   /** Registers a task by name. The registry is the security boundary: only registered names can run. */
   register<I = unknown, O = unknown>(name: string, definition: TaskDefinition<I, O>): this {
     this.#registry.register(name, definition as TaskDefinition);
+    this.#limits = undefined;
     this.#tell({ type: 'executor.poke' });
     this.#tell({ type: 'scheduler.wake', reason: 'registered' });
     return this;
@@ -471,6 +489,33 @@ export class Runtime implements AsyncDisposable {
   pausedNames(): string[] {
     const s = this.#root.actorAt('scheduler') as Scheduler | undefined;
     return s?.pausedNames ?? [];
+  }
+
+  /** Pauses claiming of the tasks of one group key, whatever their name; their queue is kept and survives a restart. */
+  pauseGroup(group: string): void {
+    this.#tell({ type: 'scheduler.pause-group', group: validateGroup(group, 'group'), paused: true });
+  }
+
+  resumeGroup(group: string): void {
+    this.#tell({ type: 'scheduler.pause-group', group: validateGroup(group, 'group'), paused: false });
+    this.#tell({ type: 'executor.poke' });
+  }
+
+  /** Groups whose claiming is paused. */
+  pausedGroups(): string[] {
+    const s = this.#root.actorAt('scheduler') as Scheduler | undefined;
+    return s?.pausedGroups ?? [];
+  }
+
+  /**
+   * Stores a flow in one transaction: the parent waits until its children are final, then runs with their
+   * outcomes in `ctx.children` (inline tasks). Resolves with the parent's id (the existing root's, when the root's
+   * `key` matched). See docs/features.md.
+   */
+  async flow(spec: FlowSpec): Promise<TaskId> {
+    const tasks = await buildFlowTasks(spec, (name, input, options, path) => this.#buildTask(name, input, options, undefined, path));
+    const [root] = await this.#submit(tasks);
+    return root!.id;
   }
 
   // ── P7, tree, health ───────────────────────────────────────────────────────────────────────────────────
@@ -687,6 +732,12 @@ export class Runtime implements AsyncDisposable {
     const key = extra?.key ?? o.key;
     if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 512)) throw invalidOption(`${path}.key`, 'a non-empty string of at most 512 characters', key);
     const retry = o.retry === undefined ? undefined : resolveRetryPolicy(o.retry, `${path}.retry`, def.retry);
+    const group = o.group === undefined ? undefined : validateGroup(o.group, `${path}.group`);
+    let dedup: DedupSpec | undefined;
+    if (o.dedup !== undefined) {
+      if (key !== undefined) throw invalidOption(`${path}.dedup`, 'absent when `key` is given (an idempotency key already deduplicates)', o.dedup);
+      dedup = resolveDedup(o.dedup, `${path}.dedup`);
+    }
     const timeoutMs = o.timeout === undefined ? undefined : parseDuration(o.timeout, `${path}.timeout`);
     let value = input;
     if (def.validate) value = await this.#registry.validateInput(def, input);
@@ -704,11 +755,48 @@ export class Runtime implements AsyncDisposable {
     };
     if (key !== undefined) task.key = key;
     if (extra?.scheduleId) task.scheduleId = extra.scheduleId;
+    if (group !== undefined) task.group = group;
+    if (dedup !== undefined) {
+      task.dedup = dedup;
+      if (dedup.mode === 'debounce') task.runAt = debounceRunAt(task as NewTask & { dedup: DedupSpec });
+    }
     const trace = this.#telemetry?.capture();
     if (retry !== undefined || timeoutMs !== undefined || trace !== undefined) {
       task.options = { ...(retry ? { retry } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(trace ? { trace } : {}) };
     }
     return task;
+  }
+
+  /** Group and rate limits of the registered definitions, for every claim (rebuilt after a registration). */
+  #claimLimits(): { groupLimits?: Record<string, number>; rateLimits?: Record<string, RateLimit> } {
+    if (this.#limits) return this.#limits;
+    const groupLimits: Record<string, number> = {};
+    const rateLimits: Record<string, RateLimit> = {};
+    for (const def of this.#registry.list()) {
+      if (def.groupConcurrency !== undefined) groupLimits[def.name] = def.groupConcurrency;
+      if (def.rateLimit !== undefined) rateLimits[def.name] = def.rateLimit;
+    }
+    this.#limits = {
+      ...(Object.keys(groupLimits).length ? { groupLimits } : {}),
+      ...(Object.keys(rateLimits).length ? { rateLimits } : {}),
+    };
+    return this.#limits;
+  }
+
+  /** Facts for what the store changed by itself: a flow parent made due or failed, a debounced task pushed back. */
+  #onStoreChange(change: StoreChange): void {
+    switch (change.type) {
+      case 'flow.released':
+        this.#bus.publish(SELF, { type: 'task.queued', id: change.id, name: change.name, at: change.at, runAt: change.at });
+        this.#tell({ type: 'scheduler.wake', reason: 'flow released' });
+        return;
+      case 'flow.failed':
+        this.#bus.publish(SELF, { type: 'task.failed', id: change.id, name: change.name, at: change.at, attempt: 0, error: change.error });
+        return;
+      case 'debounced':
+        this.#bus.publish(SELF, { type: 'task.scheduled', id: change.id, name: change.name, at: change.at, runAt: change.runAt });
+        return;
+    }
   }
 
   #wait(id: TaskId): Promise<unknown> {
@@ -795,6 +883,11 @@ export class Runtime implements AsyncDisposable {
 
 const EMPTY_OPTIONS: EnqueueOptions = Object.freeze({});
 
+function validateGroup(group: unknown, path: string): string {
+  if (typeof group !== 'string' || !GROUP_KEY.test(group)) throw invalidOption(path, 'a non-empty string of at most 256 characters without control characters', group);
+  return group;
+}
+
 function isEmpty(options: unknown): boolean {
   if (options === undefined) return true;
   if (typeof options !== 'object' || options === null || Object.getPrototypeOf(options) !== Object.prototype) return false;
@@ -867,6 +960,10 @@ export function toView(task: TaskRecord, history?: Transition[]): TaskView {
   if (task.progress !== undefined) view.progress = task.progress;
   if (task.owner !== undefined) view.owner = task.owner;
   if (task.scheduleId !== undefined) view.scheduleId = task.scheduleId;
+  if (task.group !== undefined) view.group = task.group;
+  if (task.dedupKey !== undefined) view.dedupKey = task.dedupKey;
+  if (task.parentId !== undefined) view.parentId = task.parentId;
+  if (task.flow !== undefined) view.flow = task.flow;
   if (history) view.history = history;
   return view;
 }

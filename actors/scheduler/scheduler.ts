@@ -89,6 +89,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     return {
       ...this.#stats,
       hungry: this.#demand !== undefined,
+      claiming: this.#claiming,
       pausedNames: [...this.#paused],
       pausedGroups: [...this.#pausedGroups],
       schedules: this.#schedules.size,
