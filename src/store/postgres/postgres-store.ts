@@ -97,6 +97,8 @@ export interface PostgresStore extends Store, AsyncDisposable {
   onWake(fn: () => void): () => void;
   /** Called with the id of a running task that was cancelled anywhere in the cluster. */
   onCancel(fn: (id: TaskId) => void): () => void;
+  /** Flow parents made due or failed anywhere in the cluster (with `listen`), and this node's debounced enqueues. */
+  onChange(fn: (change: StoreChange) => void): () => void;
   /** false while the LISTEN connection is down or the last query could not reach the server. */
   health(): StoreHealth;
 }
