@@ -307,10 +307,11 @@ export class Runtime implements AsyncDisposable {
   }
 
   /** P2: starts a task and returns a handle to watch its output and progress, await its result, or cancel it. */
-  start<O = unknown>(name: string, input?: unknown, options?: Omit<EnqueueOptions, 'key'>): TaskHandle<O> {
+  start<O = unknown>(name: string, input?: unknown, options?: Omit<EnqueueOptions, 'key' | 'dedup'>): TaskHandle<O> {
     this.#assertOpen();
     const def = this.#registry.require(name);
     if (options && 'key' in options) throw invalidOption('options.key', 'absent (start() always creates a new task)', (options as EnqueueOptions).key);
+    if (options && 'dedup' in options) throw invalidOption('options.dedup', 'absent (start() always creates a new task)', (options as EnqueueOptions).dedup);
     const id = createTaskId(this.options.clock.now());
     const handle = new HandleState<O>(id, name, def.output.maxLines, (taskId) => this.cancel(taskId));
     this.#handles.set(id, handle);

@@ -239,6 +239,8 @@ describe('dedup', () => {
       for (const options of bad) {
         await assert.rejects(rt.enqueue('a', null, options as never), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION);
       }
+      // start() always makes a new task to watch: dedup could hand it someone else's
+      assert.throws(() => rt.start('a', null, { dedup: { key: 'd', mode: 'throttle', window: '1s' } } as never), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION);
     });
   });
 });

@@ -16,7 +16,7 @@ import type { SerializedError } from '../../../errors.ts';
 
 export interface FlowQueries {
   /** A task just became final in this transaction: count it in its parent (no-op without a parent). */
-  childFinal(child: { id: string; name: string; state: TaskState; parentId: string | null }, at: number): void;
+  childFinal(child: { id: string; name?: string; state: TaskState; parentId: string | null }, at: number): void;
   /** The outcomes of a parent's children, in creation order, as its policy shows them. */
   children(parentId: string, policy: FlowPolicy): FlowChild[];
   /** Records a change to report after the commit (also used by enqueue for debounced tasks). */
@@ -60,6 +60,7 @@ export function prepareFlow(db: Database.Database, record: RecordTransition): Fl
   const children = db.prepare<[string], ChildRow>(
     'SELECT id, name, state, result, error FROM tasks INDEXED BY tasks_parent WHERE parent_id = ? ORDER BY id',
   );
+  const nameOf = db.prepare<[string], string>('SELECT name FROM tasks WHERE id = ?').pluck();
   let changes: StoreChange[] = [];
 
   const childFinal: FlowQueries['childFinal'] = (child, at) => {
@@ -79,7 +80,7 @@ export function prepareFlow(db: Database.Database, record: RecordTransition): Fl
         changes.push({ type: 'flow.released', id: p.id, name: p.name, at });
         return;
       case 'fail': {
-        const error = createChildFailedError(child);
+        const error = createChildFailedError({ id: child.id, name: child.name ?? nameOf.get(child.id) ?? '', state: child.state });
         fail.run(p.flow_pending - 1, JSON.stringify(error), at, at, p.id);
         record(p.id, 'scheduled', 'failed', at, p.attempts, FLOW_FAILED_REASON, error);
         changes.push({ type: 'flow.failed', id: p.id, name: p.name, at, error });

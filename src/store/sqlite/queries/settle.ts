@@ -13,10 +13,6 @@ import { toJson } from './rows.ts';
 
 const GUARD = `WHERE id = ? AND state = 'running' AND owner = ? AND attempts = ?`;
 
-interface Ended {
-  name: string;
-  parent_id: string | null;
-}
 
 /** Why: apply one op and say whether it changed the task. */
 export function prepareSettle(
@@ -25,13 +21,18 @@ export function prepareSettle(
   output: OutputQueries,
   flow: FlowQueries,
 ): (op: SettleOp) => boolean {
-  const succeed = db.prepare<unknown[], Ended>(
-    `UPDATE tasks SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD}
-     RETURNING name, parent_id`,
-  );
-  const fail = db.prepare<unknown[], Ended>(
-    `UPDATE tasks SET state = ?, error = ?, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD} RETURNING name, parent_id`,
-  );
+  // RETURNING the parent (plucked: no row object per task): undefined when the guard refused, null without a parent
+  const succeed = db
+    .prepare<unknown[], string | null>(
+      `UPDATE tasks SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD}
+       RETURNING parent_id`,
+    )
+    .pluck();
+  const fail = db
+    .prepare<unknown[], string | null>(
+      `UPDATE tasks SET state = ?, error = ?, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD} RETURNING parent_id`,
+    )
+    .pluck();
   const retry = db.prepare(
     `UPDATE tasks SET state = 'retrying', run_at = ?, error = ?, updated_at = ?, owner = NULL, lease_until = NULL ${GUARD}`,
   );
@@ -42,18 +43,18 @@ export function prepareSettle(
   return (op) => {
     switch (op.type) {
       case 'succeeded': {
-        const ended = succeed.get(toJson(op.result), op.at, op.at, op.id, op.owner, op.attempt);
-        if (!ended) return false;
+        const parentId = succeed.get(toJson(op.result), op.at, op.at, op.id, op.owner, op.attempt);
+        if (parentId === undefined) return false;
         record(op.id, 'running', 'succeeded', op.at, op.attempt);
-        if (ended.parent_id !== null) flow.childFinal({ id: op.id, name: ended.name, state: 'succeeded', parentId: ended.parent_id }, op.at);
+        if (parentId !== null) flow.childFinal({ id: op.id, state: 'succeeded', parentId }, op.at);
         return true;
       }
       case 'failed':
       case 'timed_out': {
-        const ended = fail.get(op.type, JSON.stringify(op.error), op.at, op.at, op.id, op.owner, op.attempt);
-        if (!ended) return false;
+        const parentId = fail.get(op.type, JSON.stringify(op.error), op.at, op.at, op.id, op.owner, op.attempt);
+        if (parentId === undefined) return false;
         record(op.id, 'running', op.type, op.at, op.attempt, undefined, op.error);
-        if (ended.parent_id !== null) flow.childFinal({ id: op.id, name: ended.name, state: op.type, parentId: ended.parent_id }, op.at);
+        if (parentId !== null) flow.childFinal({ id: op.id, state: op.type, parentId }, op.at);
         return true;
       }
       case 'retry': {
