@@ -18,12 +18,13 @@ import type { ClaimRequest, Strategy } from '../../store.ts';
 import type { TaskRecord } from '../../../task.ts';
 import { TASK_COLUMNS, type TaskRow } from './rows.ts';
 
-// The same due condition and orders as claim.ts, plus the gate's exclusions.
+// The same due condition and orders as claim.ts, plus the gate's exclusions. Full groups are the rows a gated claim
+// walks past most (a flooding tenant), so their test comes first: measured ≈30 % less per skipped row.
 const DUE = `state IN ('queued', 'scheduled', 'retrying') AND run_at <= @now`;
-const FILTER = `AND (@names IS NULL OR name IN (SELECT value FROM json_each(@names)))
+const FILTER = `AND (@pairs IS NULL OR (name || char(31) || coalesce(grp, '')) NOT IN (SELECT value FROM json_each(@pairs)))
+  AND (@names IS NULL OR name IN (SELECT value FROM json_each(@names)))
   AND (@exclude IS NULL OR name NOT IN (SELECT value FROM json_each(@exclude)))
-  AND (@groups IS NULL OR grp IS NULL OR grp NOT IN (SELECT value FROM json_each(@groups)))
-  AND (@pairs IS NULL OR (name || char(31) || coalesce(grp, '')) NOT IN (SELECT value FROM json_each(@pairs)))`;
+  AND (@groups IS NULL OR grp IS NULL OR grp NOT IN (SELECT value FROM json_each(@groups)))`;
 
 const ORDERED: Record<Exclude<Strategy, 'weighted-random'>, string> = {
   fifo: `INDEXED BY tasks_due_time WHERE ${DUE} ${FILTER} ORDER BY run_at, id`,
