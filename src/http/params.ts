@@ -66,6 +66,8 @@ export interface EnqueueBody {
   runAt?: number | string;
   key?: string;
   timeout?: number | string;
+  group?: string;
+  dedup?: { key: string; mode: 'throttle' | 'debounce'; window: number | string };
 }
 
 /** Maps an enqueue body onto the runtime's options (which validates them again, with the same path names). */
@@ -77,6 +79,8 @@ export function toEnqueueOptions(body: EnqueueBody, path = 'body'): EnqueueOptio
   if (body.timeout !== undefined) options.timeout = body.timeout as EnqueueOptions['timeout'];
   if (body.key !== undefined) options.key = body.key;
   if (body.runAt !== undefined) options.runAt = readTime(body.runAt, `${path}.runAt`);
+  if (body.group !== undefined) options.group = body.group;
+  if (body.dedup !== undefined) options.dedup = body.dedup as EnqueueOptions['dedup'];
   return options;
 }
 
@@ -94,6 +98,17 @@ export const ENQUEUE_ITEM_SCHEMA = {
     runAt: { type: ['integer', 'string'], maxLength: 40 },
     key: { type: 'string', minLength: 1, maxLength: 512 },
     timeout: { type: ['integer', 'string'], maxLength: 32 },
+    group: { type: 'string', minLength: 1, maxLength: 256 },
+    dedup: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['key', 'mode', 'window'],
+      properties: {
+        key: { type: 'string', minLength: 1, maxLength: 512 },
+        mode: { type: 'string', enum: ['throttle', 'debounce'] },
+        window: { type: ['integer', 'string'], maxLength: 32 },
+      },
+    },
   },
 } as const;
 

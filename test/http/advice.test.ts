@@ -22,3 +22,18 @@ describe('advice over HTTP', () => {
     assert.match(metrics, /troupe_task_concurrency_limit\{name="io"\} \d+/);
   });
 });
+
+describe('enqueue options for groups and dedup over HTTP', () => {
+  it('accepts group and dedup (throttle returns the first id); rejects a bad mode with 400', async () => {
+    await using rt = await createRuntime({ store: 'memory', maintenance: false, tasks: { t: { run: () => 1 } } });
+    await using server = await startServer(rt, { port: 0 });
+    const post = (body: unknown) => fetch(`${server.url}/api/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const a = await post({ name: 't', group: 'tenant-1', dedup: { key: 'k', mode: 'throttle', window: '1m' } });
+    assert.equal(a.status, 202);
+    const b = await post({ name: 't', dedup: { key: 'k', mode: 'throttle', window: '1m' } });
+    assert.equal(((await a.json()) as { id: string }).id, ((await b.json()) as { id: string }).id);
+    assert.equal((await post({ name: 't', dedup: { key: 'k', mode: 'sometimes', window: '1m' } })).status, 400);
+    const [task] = (await rt.list()).tasks;
+    assert.equal((task as { group?: string }).group, 'tenant-1');
+  });
+});
