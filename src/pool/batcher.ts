@@ -21,6 +21,7 @@
  * main settles the job only after all of them arrived (the two channels are not ordered with each other).
  */
 import { serializeError, type SerializedError } from '../errors.ts';
+import type { RecycleData } from './recycle.ts';
 
 /** Bits of a slot's flag cell. */
 export const SlotFlags = {
@@ -164,6 +165,8 @@ export interface WorkerData {
   channel: string;
   /** The slot cells. */
   cells: SharedArrayBuffer;
+  /** Worker recycling, when on (see recycle.ts). */
+  recycle?: RecycleData;
 }
 
 /** Names of the two side channels of a pool. */

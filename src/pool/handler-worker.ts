@@ -17,6 +17,7 @@ import {
   CELLS_PER_SLOT, ReplyKinds, SlotFlags, channelNames, readRun, replyKind, replyTag,
   type DownMessage, type UpMessage, type WireJob, type WireReplies, type WireRun, type WorkerData,
 } from './batcher.ts';
+import { RetireCheck } from './recycle.ts';
 
 type Handler = (input: unknown, ctx: JobContext) => unknown;
 
@@ -35,6 +36,8 @@ const SLOW_CALL_MS = 1;
 const data = workerData as WorkerData;
 const cells = new Int32Array(data.cells);
 const names = channelNames(data.channel);
+/** Recycling, when on: asks main to replace this thread once over its job count or heap limit. */
+const retire = data.recycle === undefined ? undefined : new RetireCheck(data.recycle, threadId);
 
 /** Loaded handlers by file URL, or the import still under way. */
 const handlers = new Map<string, LoadedHandler | Promise<LoadedHandler>>();
@@ -205,7 +208,7 @@ function settled(run: RunState, k: number): void {
   if (run.starting) {
     run.unsent.push(k);
   } else if (run.remaining === 0) {
-    run.resolve?.(run.out);
+    reply(run);
   } else {
     run.unsent.push(k);
     flush(run);
@@ -243,7 +246,14 @@ function skip(run: RunState, k: number): void {
   run.out[2 * k] = replyTag(ReplyKinds.skipped, 0);
   run.out[2 * k + 1] = undefined;
   run.remaining--;
-  if (!run.starting && run.remaining === 0) run.resolve?.(run.out);
+  if (!run.starting && run.remaining === 0) reply(run);
+}
+
+/** Sends the run's reply (its last job settled); a thread over its recycling limits first asks to retire. */
+function reply(run: RunState): WireReplies {
+  retire?.afterRun();
+  run.resolve?.(run.out);
+  return run.out;
 }
 
 /** Whether a call may take a while: never timed, or slow on average. */
@@ -312,9 +322,10 @@ function start(run: RunState, k: number): void {
 export default function runJobs(wire: WireRun): WireReplies | Promise<WireReplies> {
   const jobs = readRun(wire);
   const run: RunState = { jobs, out: new Array(jobs.length * 2), remaining: jobs.length, starting: true, unsent: [], resolve: undefined };
+  retire?.took(jobs.length);
   for (let k = 0; k < jobs.length; k++) start(run, k);
   run.starting = false;
-  if (run.remaining === 0) return run.out;
+  if (run.remaining === 0) return reply(run);
   flush(run);
   return new Promise((resolve) => {
     run.resolve = resolve;

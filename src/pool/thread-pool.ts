@@ -17,6 +17,10 @@
  * - a thread that dies (process.exit, an uncaught error, resource limits): see crash-verdict.ts for who is blamed
  *   (WORKER_CRASHED, or RESOURCE_LIMIT when out of memory) and who may run again (`details.requeue: true`).
  *   Piscina replaces the thread.
+ *
+ * Recycling (`recycle`, see recycle.ts): a thread over `maxTasks` jobs or its heap limit finishes its run, is
+ * ended once its reply is settled, and its run's place stays taken until it has exited; Piscina starts a fresh
+ * one for the next run. A batch is then at most `maxTasks` jobs, so a thread runs fewer than 2 × maxTasks.
  */
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
@@ -28,6 +32,7 @@ import {
   type DownMessage, type UpMessage, type WireReplies, type WorkerData,
 } from './batcher.ts';
 import { Verdicts, judgeFailedRun } from './crash-verdict.ts';
+import { RetireBoard, recyclingOn, type RecycleOptions } from './recycle.ts';
 
 export interface ThreadPoolOptions {
   minThreads: number;
@@ -39,6 +44,8 @@ export interface ThreadPoolOptions {
   resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; stackSizeMb?: number };
   /** Most jobs sent in one worker message when the queue is deep. @default 16 */
   maxBatch?: number;
+  /** Replace a thread after `maxTasks` jobs or above `maxRssMb` of heap, without failing its jobs. @default undefined (never) */
+  recycle?: RecycleOptions;
   /** Told about failures that belong to no job (a thread failing while idle, a throwing progress/log callback). */
   onError?(error: unknown): void;
 }
@@ -70,6 +77,8 @@ export interface ThreadPoolStats {
   runs: number;
   /** Piscina's utilization (0–1). */
   utilization: number;
+  /** Threads replaced by recycling (`recycle.maxTasks` / `recycle.maxRssMb`). */
+  recycled: number;
 }
 
 export interface ThreadPool {
@@ -145,6 +154,7 @@ class HandlerThreadPool implements ThreadPool {
   readonly #up: BroadcastChannel;
   readonly #down: BroadcastChannel;
   readonly #onError: ((error: unknown) => void) | undefined;
+  readonly #retire: RetireBoard | undefined;
   readonly #aborts: AbortWatch<Entry> = new AbortWatch<Entry>({
     onAbort: (entry, signal) => this.#onAbort(entry, signal),
     sweep: (watch) => this.#sweep(watch),
@@ -156,6 +166,7 @@ class HandlerThreadPool implements ThreadPool {
   #seq = 0;
   #completed = 0;
   #dispatched = 0;
+  #recycled = 0;
   #status: PoolStatus = 'running';
   #forced = false;
   #closing: Promise<void> | undefined;
@@ -163,8 +174,11 @@ class HandlerThreadPool implements ThreadPool {
 
   constructor(options: ThreadPoolOptions) {
     this.#maxRuns = options.maxThreads;
-    this.#maxBatch = Math.max(1, options.maxBatch ?? 16);
-    this.#maxQueue = options.maxQueue === 'auto' ? options.maxThreads ** 2 * this.#maxBatch : options.maxQueue;
+    this.#retire = recyclingOn(options.recycle) ? new RetireBoard(options.recycle, options.maxThreads) : undefined;
+    const maxTasks = options.recycle?.maxTasks ?? 0;
+    const maxBatch = Math.max(1, options.maxBatch ?? 16);
+    this.#maxBatch = Math.min(maxBatch, maxTasks > 0 ? maxTasks : Infinity);
+    this.#maxQueue = options.maxQueue === 'auto' ? options.maxThreads ** 2 * maxBatch : options.maxQueue;
     this.#onError = options.onError;
     this.#slots = new SlotTable(this.#maxRuns * this.#maxBatch);
     const prefix = `troupe-pool-${randomUUID()}`;
@@ -174,7 +188,11 @@ class HandlerThreadPool implements ThreadPool {
     this.#up.unref();
     this.#down = new BroadcastChannel(names.down);
     this.#down.unref();
-    const workerData: WorkerData = { channel: prefix, cells: this.#slots.cells.buffer as SharedArrayBuffer };
+    const workerData: WorkerData = {
+      channel: prefix,
+      cells: this.#slots.cells.buffer as SharedArrayBuffer,
+      ...(this.#retire ? { recycle: this.#retire.data } : {}),
+    };
     this.#piscina = new Piscina({
       filename: WORKER_FILE,
       minThreads: options.minThreads,
@@ -184,6 +202,7 @@ class HandlerThreadPool implements ThreadPool {
       execArgv: WORKER_EXEC_ARGV,
       workerData,
       ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
+      ...(this.#retire ? { loadBalancer: this.#retire.balancer() } : {}),
     });
     this.#piscina.on('error', (error: unknown) => this.#report(error));
   }
@@ -200,6 +219,7 @@ class HandlerThreadPool implements ThreadPool {
       completed: this.#completed,
       runs: this.#dispatched,
       utilization: this.#piscina.utilization,
+      recycled: this.#recycled,
     };
   }
 
@@ -374,8 +394,9 @@ class HandlerThreadPool implements ThreadPool {
   }
 
   #onRunDone(run: Run, replies: WireReplies): void {
-    this.#runs--;
     const { entries } = run;
+    const retiring = this.#retiringThread(entries);
+    if (retiring === undefined) this.#runs--;
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k]!;
       this.#releaseSlot(e);
@@ -390,14 +411,46 @@ class HandlerThreadPool implements ThreadPool {
         this.#settleReply(e, tag, replies[2 * k + 1]);
       }
     }
+    if (retiring !== undefined) this.#retireThread(retiring);
     this.#pump();
     this.#checkIdle();
   }
 
+  /** The thread that ran these jobs and asked to retire (its threadId and cell), if it did. */
+  #retiringThread(entries: Entry[]): { threadId: number; cell: number } | undefined {
+    if (this.#retire === undefined) return undefined;
+    const threadId = this.#slots.threadOf(entries[0]!.slot);
+    const cell = this.#retire.find(threadId);
+    return cell === -1 ? undefined : { threadId, cell };
+  }
+
+  /**
+   * Ends a thread that asked to retire; it has no job (one run per thread, its reply settled). Its run's place
+   * stays taken until it has exited, so the next run goes to the fresh thread Piscina starts in its place.
+   */
+  #retireThread({ threadId, cell }: { threadId: number; cell: number }): void {
+    const worker = this.#piscina.threads.find((w) => w.threadId === threadId);
+    const release = (): void => {
+      this.#retire!.clear(cell);
+      this.#runs--;
+      this.#pump();
+      this.#checkIdle();
+    };
+    if (worker === undefined) {
+      // Already gone (its run failed as it ended): nothing to end.
+      queueMicrotask(release);
+      return;
+    }
+    this.#recycled++;
+    worker.once('exit', release);
+    worker.terminate().catch((error: unknown) => this.#report(error));
+  }
+
   /** A run that failed: see crash-verdict.ts for who is blamed and who may run again. */
   #onRunFailed(run: Run, error: unknown): void {
-    this.#runs--;
     const { entries } = run;
+    const retiring = this.#retiringThread(entries);
+    if (retiring === undefined) this.#runs--;
     const flags = entries.map((e) => this.#releaseSlot(e));
     const verdicts = judgeFailedRun(flags, {
       hardStopped: run.hardStopped,
@@ -434,6 +487,7 @@ class HandlerThreadPool implements ThreadPool {
     }
     this.#queue.splice(this.#head, 0, ...resend);
     this.#queued += resend.length;
+    if (retiring !== undefined) this.#retireThread(retiring);
     this.#pump();
     this.#checkIdle();
   }
