@@ -47,6 +47,11 @@ export interface PoolOptions {
   resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; stackSizeMb?: number };
   /** Most handler jobs sent to a thread in one message when the queue is deep. @default 16 */
   maxBatch?: number;
+  /**
+   * Replace a thread after `maxTasks` jobs, or when its heap in use is above `maxRssMb` after a job; the jobs in
+   * flight finish first, none fails. A batch is then at most `maxTasks` jobs. @default undefined (never recycled)
+   */
+  recycle?: { maxTasks?: number; maxRssMb?: number };
 }
 
 export interface OutputOptions {
@@ -106,6 +111,7 @@ export interface ResolvedOptions {
     maxQueue: number | 'auto';
     resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; stackSizeMb?: number };
     maxBatch: number;
+    recycle?: { maxTasks?: number; maxRssMb?: number };
   };
   retry: RetryPolicy;
   timeoutMs: number;
@@ -193,7 +199,7 @@ export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
   const strategy = (o.strategy ?? DEFAULTS.strategy) as Strategy;
   if (!STRATEGIES.includes(strategy)) throw invalidOption('strategy', `one of ${STRATEGIES.map((s) => `'${s}'`).join(', ')}`, o.strategy);
 
-  const p = plainObject(o.pool, 'pool', new Set(['minThreads', 'maxThreads', 'idleTimeout', 'maxQueue', 'resourceLimits', 'maxBatch']));
+  const p = plainObject(o.pool, 'pool', new Set(['minThreads', 'maxThreads', 'idleTimeout', 'maxQueue', 'resourceLimits', 'maxBatch', 'recycle']));
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   const maxThreads = positiveInteger(p.maxThreads ?? Math.max(1, cores), 'pool.maxThreads', { max: 1024 });
   const minThreads = positiveInteger(p.minThreads ?? 1, 'pool.minThreads', { min: 0, max: 1024 });
@@ -202,6 +208,8 @@ export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
   if (maxQueue !== 'auto') positiveInteger(maxQueue, 'pool.maxQueue', { min: 0 });
   const resourceLimits = p.resourceLimits === undefined ? undefined : plainObject(p.resourceLimits, 'pool.resourceLimits', new Set(['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'stackSizeMb']));
   if (resourceLimits) for (const [k, v] of Object.entries(resourceLimits)) positiveInteger(v, `pool.resourceLimits.${k}`);
+  const recycle = p.recycle === undefined ? undefined : plainObject(p.recycle, 'pool.recycle', new Set(['maxTasks', 'maxRssMb']));
+  if (recycle) for (const [k, v] of Object.entries(recycle)) positiveInteger(v, `pool.recycle.${k}`);
 
   const out = plainObject(o.output, 'output', new Set(['maxLines', 'maxBytes']));
   const sup = plainObject(o.supervisor, 'supervisor', new Set(['maxRestarts', 'within']));
@@ -239,6 +247,7 @@ export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
       maxQueue: maxQueue as number | 'auto',
       maxBatch: positiveInteger(p.maxBatch ?? DEFAULTS.maxBatch, 'pool.maxBatch', { max: 1024 }),
       ...(resourceLimits ? { resourceLimits: resourceLimits as ResolvedOptions['pool']['resourceLimits'] } : {}),
+      ...(recycle ? { recycle: { ...recycle } as ResolvedOptions['pool']['recycle'] } : {}),
     },
     retry: resolveRetryPolicy(o.retry, 'retry', DEFAULT_RETRY),
     timeoutMs: parseDuration(o.timeout ?? 0, 'timeout'),

@@ -80,7 +80,7 @@ describe('resolveOptions: each option', () => {
 describe('resolveOptions: nested groups', () => {
   const cases: Array<[string, unknown, string]> = [
     ['pool as a string', { pool: 'big' }, 'Expected `pool` to be an object, got `big` (string)'],
-    ['an unknown pool key', { pool: { threads: 2 } }, 'Expected `pool.threads` to be one of the known options (minThreads, maxThreads, idleTimeout, maxQueue, resourceLimits, maxBatch), got `2` (number)'],
+    ['an unknown pool key', { pool: { threads: 2 } }, 'Expected `pool.threads` to be one of the known options (minThreads, maxThreads, idleTimeout, maxQueue, resourceLimits, maxBatch, recycle), got `2` (number)'],
     ['an own pool.__proto__', { pool: JSON.parse('{"__proto__": 1}') }, 'Expected `pool.__proto__` to be absent (reserved name), got `1` (number)'],
     ['minThreads > maxThreads', { pool: { minThreads: 4, maxThreads: 2 } }, 'Expected `pool.minThreads` to be at most pool.maxThreads (2), got `4` (number)'],
     ['maxThreads 0', { pool: { maxThreads: 0 } }, 'Expected `pool.maxThreads` to be an integer from 1 to 1024, got `0` (number)'],
@@ -90,6 +90,8 @@ describe('resolveOptions: nested groups', () => {
     ["idleTimeout 'soon'", { pool: { idleTimeout: 'soon' } }, `Expected \`pool.idleTimeout\` to be ${DURATION}, got \`soon\` (string)`],
     ['maxBatch 0', { pool: { maxBatch: 0 } }, 'Expected `pool.maxBatch` to be an integer from 1 to 1024, got `0` (number)'],
     ['an unknown resource limit', { pool: { resourceLimits: { heap: 1 } } }, 'Expected `pool.resourceLimits.heap` to be one of the known options (maxOldGenerationSizeMb, maxYoungGenerationSizeMb, stackSizeMb), got `1` (number)'],
+    ['an unknown recycle key', { pool: { recycle: { tasks: 5 } } }, 'Expected `pool.recycle.tasks` to be one of the known options (maxTasks, maxRssMb), got `5` (number)'],
+    ['a zero recycle limit', { pool: { recycle: { maxTasks: 0 } } }, 'Expected `pool.recycle.maxTasks` to be a positive integer, got `0` (number)'],
     ['a zero resource limit', { pool: { resourceLimits: { maxOldGenerationSizeMb: 0 } } }, 'Expected `pool.resourceLimits.maxOldGenerationSizeMb` to be a positive integer, got `0` (number)'],
     ['an unknown output key', { output: { lines: 1 } }, 'Expected `output.lines` to be one of the known options (maxLines, maxBytes), got `1` (number)'],
     ['output.maxLines 0', { output: { maxLines: 0 } }, 'Expected `output.maxLines` to be an integer from 1 to 10000000, got `0` (number)'],
