@@ -571,9 +571,9 @@ export class Runtime implements AsyncDisposable {
   }
 
   /** Thread pool figures (zeros before the first handler runs). */
-  poolStats(): { threads: number; busy: number; queued: number; completed: number; utilization: number } {
+  poolStats(): { threads: number; busy: number; queued: number; completed: number; utilization: number; recycled: number } {
     const s = this.#pool?.stats;
-    return s ? { threads: s.threads, busy: s.busy, queued: s.queued, completed: s.completed, utilization: s.utilization } : { threads: 0, busy: 0, queued: 0, completed: 0, utilization: 0 };
+    return s ? { threads: s.threads, busy: s.busy, queued: s.queued, completed: s.completed, utilization: s.utilization, recycled: s.recycled } : { threads: 0, busy: 0, queued: 0, completed: 0, utilization: 0, recycled: 0 };
   }
 
   /** Liveness: status, uptime, and when a task last made progress (started or ended). */
