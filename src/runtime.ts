@@ -246,6 +246,7 @@ export class Runtime implements AsyncDisposable {
           names: () => this.#registry.names(),
           createTask: (name, input, extra) => this.#buildTask(name, input, {}, extra),
           pollMs: store.kind === 'memory' ? 0 : 1000,
+          shared: store.kind === 'postgres',
           onSlot: (task, scheduleId, overlapped) => this.#stats.observeOverlap(task, scheduleId, overlapped),
           limits: () => this.#claimLimits(),
         }),

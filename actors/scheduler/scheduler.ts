@@ -36,6 +36,8 @@ export interface SchedulerDeps {
   createTask: (name: string, input: unknown, extra: { key: string; scheduleId: string; runAt: number }) => Promise<NewTask>;
   /** Poll interval while hungry, for stores shared with other processes; 0 = never poll. */
   pollMs: number;
+  /** Other nodes claim from the same store: a short claim (rows locked by them) does not mean nothing is due. */
+  shared?: boolean;
   /** Told, per slot, whether the schedule's previous run was still active (the advisor's overlap figure). */
   onSlot?: (task: string, scheduleId: string, overlapped: boolean) => void;
   /** Per-name group concurrency and rate limits of the registered definitions (absent: none). */
@@ -194,7 +196,7 @@ export class Scheduler implements Actor<TroupeMessage> {
             return;
           }
           // Fewer than asked (and no per-name cap in play): the queue is drained for now.
-          this.#drained = tasks.length < limit && !heldBack && exclude.length === 0 && Object.keys(demand.perName).length === 0 && !this.#wakeAgain;
+          this.#drained = !this.#d.shared && tasks.length < limit && !heldBack && exclude.length === 0 && Object.keys(demand.perName).length === 0 && !this.#wakeAgain;
           if (tasks.length > 0) {
             this.#stats.claimed += tasks.length;
             this.#demand = undefined;
