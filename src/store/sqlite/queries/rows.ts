@@ -2,69 +2,16 @@
  * Row shapes and their mapping to records. NULL columns become absent fields, so a record read back from
  * SQLite equals the one the memory store keeps.
  */
-import type { SerializedError } from '../../../errors.ts';
-import type { TaskId } from '../../../ids.ts';
-import type { FlowPolicy, OutputLine, OutputStream, TaskRecord, TaskState, Transition } from '../../../task.ts';
-import type { ScheduleRecord } from '../../store.ts';
-
-export interface TaskRow {
-  id: string;
-  name: string;
-  state: string;
-  input: string | null;
-  result: string | null;
-  error: string | null;
-  priority: number;
-  weight: number;
-  key: string | null;
-  attempts: number;
-  max_attempts: number;
-  progress: string | null;
-  created_at: number;
-  run_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  updated_at: number;
-  owner: string | null;
-  lease_until: number | null;
-  schedule_id: string | null;
-  options: string | null;
-  grp: string | null;
-  dedup_key: string | null;
-  parent_id: string | null;
-  flow_pending: number | null;
-  flow_policy: string | null;
-}
-
-export interface TransitionRow {
-  task_id: string;
-  from_state: string | null;
-  to_state: string;
-  at: number;
-  attempt: number;
-  reason: string | null;
-  error: string | null;
-}
-
-export interface OutputRow {
-  seq: number;
-  stream: string;
-  text: string;
-  at: number;
-}
-
-export interface ScheduleRow {
-  id: string;
-  task: string;
-  cron: string | null;
-  every_ms: number | null;
-  timezone: string | null;
-  input: string | null;
-  overlap: string;
-  paused: number;
-  last_slot: number | null;
-  created_at: number;
-}
+export {
+  type TaskRow,
+  type TransitionRow,
+  type OutputRow,
+  type ScheduleRow,
+  taskFromRow as toTaskRecord,
+  transitionFromRow as toTransition,
+  outputFromRow as toOutputLine,
+  scheduleFromRow as toScheduleRecord,
+} from '../../task-row.ts';
 
 /** The columns a task query selects (everything but the output bookkeeping). */
 export const TASK_COLUMNS = `id, name, state, input, result, error, priority, weight, key, attempts, max_attempts, progress,
@@ -74,74 +21,4 @@ export const TASK_COLUMNS = `id, name, state, input, result, error, priority, we
 /** Why: JSON text for a user value; `undefined` is stored as NULL. */
 export function toJson(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
-}
-
-function fromJson<T>(text: string | null): T | undefined {
-  return text === null ? undefined : (JSON.parse(text) as T);
-}
-
-/** Why: the one mapping from a tasks row to a TaskRecord. */
-export function toTaskRecord(row: TaskRow): TaskRecord {
-  const rec: TaskRecord = {
-    id: row.id as TaskId,
-    name: row.name,
-    state: row.state as TaskState,
-    input: fromJson(row.input),
-    priority: row.priority,
-    weight: row.weight,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    createdAt: row.created_at,
-    runAt: row.run_at,
-    updatedAt: row.updated_at,
-  };
-  if (row.result !== null) rec.result = fromJson(row.result);
-  if (row.error !== null) rec.error = fromJson<SerializedError>(row.error)!;
-  if (row.key !== null) rec.key = row.key;
-  if (row.progress !== null) rec.progress = fromJson(row.progress)!;
-  if (row.started_at !== null) rec.startedAt = row.started_at;
-  if (row.finished_at !== null) rec.finishedAt = row.finished_at;
-  if (row.owner !== null) rec.owner = row.owner;
-  if (row.lease_until !== null) rec.leaseUntil = row.lease_until;
-  if (row.schedule_id !== null) rec.scheduleId = row.schedule_id;
-  if (row.options !== null) rec.options = fromJson(row.options)!;
-  if (row.grp !== null) rec.group = row.grp;
-  if (row.dedup_key !== null) rec.dedupKey = row.dedup_key;
-  if (row.parent_id !== null) rec.parentId = row.parent_id as TaskId;
-  if (row.flow_pending !== null) rec.flow = { pending: row.flow_pending, policy: row.flow_policy as FlowPolicy };
-  return rec;
-}
-
-/** Why: the one mapping from a transitions row to a Transition. */
-export function toTransition(row: TransitionRow): Transition {
-  const t: Transition = {
-    taskId: row.task_id as TaskId,
-    from: row.from_state as TaskState | null,
-    to: row.to_state as TaskState,
-    at: row.at,
-    attempt: row.attempt,
-  };
-  if (row.reason !== null) t.reason = row.reason;
-  if (row.error !== null) t.error = fromJson<SerializedError>(row.error)!;
-  return t;
-}
-
-export function toOutputLine(row: OutputRow): OutputLine {
-  return { seq: row.seq, stream: row.stream as OutputStream, text: row.text, at: row.at };
-}
-
-export function toScheduleRecord(row: ScheduleRow): ScheduleRecord {
-  const s: ScheduleRecord = {
-    id: row.id,
-    task: row.task,
-    input: fromJson(row.input),
-    overlap: row.overlap as ScheduleRecord['overlap'],
-    paused: row.paused !== 0,
-    createdAt: row.created_at,
-  };
-  if (row.cron !== null) s.cron = row.cron;
-  if (row.every_ms !== null) s.everyMs = row.every_ms;
-  if (row.timezone !== null) s.timezone = row.timezone;
-  if (row.last_slot !== null) s.lastSlot = row.last_slot;
-  return s;
 }
