@@ -1,0 +1,77 @@
+/**
+ * One measurement in a fresh process: the durable, latency and scale suites run each system in its own child, so
+ * its peak RSS is its own, no heap or thread left by the previous system weighs on it, and a peer's leaked handle
+ * cannot keep the harness alive.
+ *
+ * The parent calls `runInChild(suiteUrl, spec)`; the suite file, started with `--bench-child <json>`, calls
+ * `childSpec()` to get the spec, measures, and hands its result back with `reportToParent(result)` (one line
+ * `@bench-result <json>` on stdout). `TROUPE_BENCH_CPU_PROF=<dir>` makes every child write a V8 CPU profile there.
+ */
+import { spawn } from 'node:child_process';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const FLAG = '--bench-child';
+const MARK = '@bench-result ';
+
+export interface ChildOptions {
+  /** The child is killed (and the promise rejects) after this long. @default 600000 */
+  timeoutMs?: number;
+  /** Extra Node flags (e.g. `--expose-gc`). */
+  execArgv?: readonly string[];
+}
+
+/** Why: runs `suiteUrl` in a new Node process with `spec` and resolves with what it reported. */
+export function runInChild<T>(suiteUrl: string | URL, spec: unknown, { timeoutMs = 600_000, execArgv = [] }: ChildOptions = {}): Promise<T> {
+  const file = fileURLToPath(suiteUrl);
+  const prof = process.env.TROUPE_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.TROUPE_BENCH_CPU_PROF] : [];
+  const child = spawn(process.execPath, [...prof, ...execArgv, '--import', 'tsx', file, FLAG, JSON.stringify(spec)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise<T>((resolve, reject) => {
+    let result: { value: T } | undefined;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${file} ${JSON.stringify(spec)}: no result after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const lines = readline.createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      if (line.startsWith(MARK)) result = { value: JSON.parse(line.slice(MARK.length)) as T };
+      else console.log(`  ${line}`);
+    });
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (result) resolve(result.value);
+      else reject(new Error(`${file} ${JSON.stringify(spec)}: exited (${signal ?? code}) without a result`));
+    });
+  });
+}
+
+/** Why: a suite file tells "I am a child, here is my spec" from a normal import. */
+export function childSpec<S>(): S | undefined {
+  const i = process.argv.indexOf(FLAG);
+  return i >= 0 ? (JSON.parse(process.argv[i + 1]!) as S) : undefined;
+}
+
+/** Why: hands the result to the parent and ends the child, whatever handles a peer left open. */
+export function reportToParent(result: unknown): Promise<never> {
+  return new Promise<never>(() => {
+    process.stdout.write(`${MARK}${JSON.stringify(result)}\n`, () => process.exit(0));
+  });
+}
+
+/** Why: the peak resident set size of this process so far, in MB (the kernel's high-water mark). */
+export function peakRssMb(): number {
+  return Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10;
+}
+
+/** Why: a measurement step that hangs (a peer that never answers) fails with a reason instead of stalling the run. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms} ms`)), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

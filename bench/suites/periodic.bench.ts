@@ -1,0 +1,149 @@
+/**
+ * Workload 6, periodic firing accuracy: how late a task starts after its `every` slot, p50 and p99.
+ *
+ * A runtime (memory, SQLite WAL NORMAL, or PostgreSQL store) in a fresh child process gets one schedule
+ * `{ every: '1s' }` (the shortest troupe accepts; `every` slots are multiples of the interval from the epoch) of
+ * an inline task that reads the wall clock when it is called. The delay of a run is that time minus its slot.
+ * The clock is `performance.timeOrigin + performance.now()`, corrected once at start to `Date.now()` (which the
+ * scheduler uses), so delays have µs resolution. The first slot is a warm-up and not counted; each store runs in
+ * turn (their slots would coincide), `slots` (25) slots each.
+ *
+ * Run: `npm run bench -- --scope periodic [--filter memory|sqlite|postgres]`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { childSpec, reportToParent, runInChild, within } from '../lib/child.ts';
+import { PG_URL, type Peers } from '../lib/peers.ts';
+import { createNamespace, dropNamespace } from '../lib/queue-systems.ts';
+import { createRow, type Row } from '../lib/results.ts';
+import { round, summarize } from '../lib/stats.ts';
+
+const STORES = ['memory', 'sqlite', 'postgres'] as const;
+type PeriodicStore = (typeof STORES)[number];
+const LABELS: Record<PeriodicStore, string> = { memory: 'troupe (memory)', sqlite: 'troupe (SQLite, WAL, NORMAL)', postgres: 'troupe (PostgreSQL)' };
+const EVERY_MS = 1000;
+
+export interface PeriodicOptions {
+  /** Counted slots per store. @default 25 */
+  slots?: number;
+  match?: (text: string) => boolean;
+  peers: Peers;
+}
+
+interface ChildSpec {
+  store: PeriodicStore;
+  slots: number;
+  sqliteFile: string;
+  pgUrl: string;
+  pgSchema: string;
+}
+
+interface PeriodicResult {
+  delays: number[];
+  error?: string;
+}
+
+/** Why: workload 6 on each store; rows keyed `periodic/every/troupe-<store>`. */
+export async function runPeriodic({ slots = 25, match = () => true, peers }: PeriodicOptions): Promise<{ rows: Row[]; skipped: string[]; info: Record<string, unknown> }> {
+  const rows: Row[] = [];
+  const skipped: string[] = [];
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'troupe-bench-periodic-'));
+  try {
+    for (const store of STORES) {
+      if (!match(store) && !match(LABELS[store])) continue;
+      if (store === 'postgres' && !peers.postgres.ok) {
+        skipped.push(`${LABELS[store]}: ${peers.postgres.reason}`);
+        console.log(`  skipped ${LABELS[store]}: ${peers.postgres.reason}`);
+        continue;
+      }
+      const ns = createNamespace(dir);
+      const spec: ChildSpec = { store, slots, sqliteFile: ns.sqliteFile, pgUrl: PG_URL, pgSchema: ns.pgSchema };
+      let result: PeriodicResult;
+      try {
+        result = await runInChild<PeriodicResult>(import.meta.url, spec, { timeoutMs: (slots + 30) * EVERY_MS });
+      } catch (error) {
+        result = { delays: [], error: (error as Error).message };
+      } finally {
+        if (store === 'postgres') await dropNamespace({ system: 'troupe-postgres', concurrency: 1, namespace: ns, pgUrl: PG_URL, redisUrl: '' }).catch(() => {});
+      }
+      if (result.error || result.delays.length === 0) {
+        skipped.push(`${LABELS[store]}: ${result.error ?? 'no slot fired'}`);
+        console.log(`  ${LABELS[store]}: error: ${result.error ?? 'no slot fired'}`);
+        continue;
+      }
+      const s = summarize(result.delays);
+      console.log(`  periodic ${LABELS[store]}: p50 ${s.p50Ms.toFixed(3)} ms, p99 ${s.p99Ms.toFixed(3)} ms late (${s.samples} slots)`);
+      rows.push(createRow('periodic', `every/troupe-${store}`, {
+        workload: `every 1 s: slot → task start (${s.samples} slots)`,
+        system: LABELS[store],
+        meanMs: round(s.meanMs, 4),
+        p50Ms: round(s.p50Ms, 4),
+        p99Ms: round(s.p99Ms, 4),
+        maxMs: round(s.maxMs, 4),
+        samples: s.samples,
+        note: 'latency = how late after the slot',
+      }));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { rows, skipped, info: { everyMs: EVERY_MS, slots, task: 'inline no-op reading the clock' } };
+}
+
+/** A wall clock with µs resolution, aligned to `Date.now()` at a millisecond edge. */
+function preciseWallClock(): () => number {
+  const start = Date.now();
+  let edge = Date.now();
+  while (edge === start) edge = Date.now();
+  const offset = edge - (performance.timeOrigin + performance.now());
+  return () => performance.timeOrigin + performance.now() + offset;
+}
+
+/** The child's side: one store, one schedule, `slots` + 1 firings. */
+async function measure(spec: ChildSpec): Promise<PeriodicResult> {
+  const { createRuntime } = await import('../../src/runtime.ts');
+  const store =
+    spec.store === 'memory'
+      ? 'memory'
+      : spec.store === 'sqlite'
+        ? `sqlite:${spec.sqliteFile}`
+        : (await import('../../src/store/postgres/postgres-store.ts')).createPostgresStore(spec.pgUrl, { schema: spec.pgSchema });
+  const wall = preciseWallClock();
+  const starts: number[] = [];
+  let enough: (() => void) | undefined;
+  const rt = await createRuntime({
+    store,
+    maintenance: false,
+    tasks: {
+      tick: {
+        run: () => {
+          starts.push(wall());
+          if (starts.length > spec.slots) enough?.();
+          return null;
+        },
+      },
+    },
+  });
+  try {
+    const finished = new Promise<void>((resolve) => (enough = resolve));
+    await rt.schedule('tick', { every: EVERY_MS, id: 'bench-tick' });
+    await within(finished, (spec.slots + 5) * EVERY_MS, `${spec.store}: ${spec.slots + 1} slots`);
+  } finally {
+    await rt.close();
+    if (spec.store === 'sqlite') for (const suffix of ['', '-wal', '-shm']) rmSync(`${spec.sqliteFile}${suffix}`, { force: true });
+  }
+  // Each run belongs to the latest slot at or before its start (runs are far less than a second late).
+  return { delays: starts.slice(1).map((at) => at - Math.floor(at / EVERY_MS) * EVERY_MS) };
+}
+
+const child = childSpec<ChildSpec>();
+if (child) {
+  let result: PeriodicResult;
+  try {
+    result = await measure(child);
+  } catch (error) {
+    result = { delays: [], error: (error as Error).message };
+  }
+  await reportToParent(result);
+}

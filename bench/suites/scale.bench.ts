@@ -1,0 +1,187 @@
+/**
+ * Workload 7, scale: 1,000,000 queued tasks in the SQLite store (WAL, synchronous=NORMAL). Not part of `--scope
+ * all` (it takes minutes and writes a database of several hundred MB): `npm run bench -- --scope scale`.
+ *
+ * Everything runs in one fresh child process, so its RSS is the runtime's own:
+ * 1. enqueue: a runtime with the task name paused takes 1,000,000 no-op tasks through `rt.enqueueMany` in batches
+ *    of 1000 (validated and committed like any enqueue): time and rate;
+ * 2. held: the RSS of the runtime sitting on the full queue (at rest, after a GC), and its peak;
+ * 3. drain at depth: the name is resumed and the runtime runs the first 20,000 tasks (concurrency 16, inline
+ *    no-op, default claim batch): tasks/s;
+ * 4. store claim at depth: the runtime closed, the store alone claims 64 and settles 64, 300 times, with 64 new
+ *    tasks enqueued before each claim outside the timing (so the depth stays put): tasks/s;
+ * 5. the same two on a fresh, near-empty database (20,000 queued for the drain; 64 for each claim): the baselines.
+ * The targets: RSS under 150 MB; claim and drain rates at depth within 10 % of the near-empty ones.
+ *
+ * Options: `--scale-tasks N` (default 1,000,000).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { childSpec, peakRssMb, reportToParent, runInChild } from '../lib/child.ts';
+import { createRow, type Row } from '../lib/results.ts';
+import { round } from '../lib/stats.ts';
+
+const ENQUEUE_BATCH = 1000;
+const DRAIN = 20_000;
+const CLAIM = 64;
+const CLAIM_ROUNDS = 300;
+const CONCURRENCY = 16;
+
+export interface ScaleOptions {
+  /** @default 1000000 */
+  tasks?: number;
+}
+
+interface ChildSpec {
+  tasks: number;
+  dir: string;
+}
+
+interface ScaleResult {
+  tasks: number;
+  enqueueSeconds: number;
+  enqueuePeakRssMb: number;
+  baseRssMb: number;
+  heldRssMb: number;
+  dbSizeMb: number;
+  deepDrainPerSec: number;
+  deepPeakRssMb: number;
+  deepClaimPerSec: number;
+  emptyDrainPerSec: number;
+  emptyClaimPerSec: number;
+  error?: string;
+}
+
+/** Why: workload 7; rows keyed `scale/<phase>/troupe-sqlite`. */
+export async function runScale({ tasks = 1_000_000 }: ScaleOptions = {}): Promise<{ rows: Row[]; skipped: string[]; info: Record<string, unknown> }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'troupe-bench-scale-'));
+  let r: ScaleResult;
+  try {
+    r = await runInChild<ScaleResult>(import.meta.url, { tasks, dir } satisfies ChildSpec, { timeoutMs: 1_800_000, execArgv: ['--expose-gc'] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (r.error) return { rows: [], skipped: [`scale: ${r.error}`], info: {} };
+  const n = tasks.toLocaleString('en-US');
+  const sys = 'troupe-SQLite (WAL, NORMAL)';
+  const rows: Row[] = [
+    createRow('scale', 'enqueue/troupe-sqlite', { workload: `enqueue ${n} (enqueueMany × ${ENQUEUE_BATCH})`, system: sys, opsPerSec: Math.round(tasks / r.enqueueSeconds), meanMs: round(r.enqueueSeconds * 1000, 4), peakRssMb: r.enqueuePeakRssMb, note: `whole enqueue; database ${Math.round(r.dbSizeMb)} MB` }),
+    createRow('scale', 'held/troupe-sqlite', { workload: `${n} queued, runtime idle then draining`, system: sys, peakRssMb: r.deepPeakRssMb, note: `RSS at rest ${Math.round(r.heldRssMb)} MB (idle runtime before enqueue: ${Math.round(r.baseRssMb)} MB)` }),
+    createRow('scale', 'drain-deep/troupe-sqlite', { workload: `runtime drains ${DRAIN.toLocaleString('en-US')} from ${n} deep`, system: sys, concurrency: CONCURRENCY, opsPerSec: Math.round(r.deepDrainPerSec) }),
+    createRow('scale', 'drain-empty/troupe-sqlite', { workload: `runtime drains ${DRAIN.toLocaleString('en-US')} from ${DRAIN.toLocaleString('en-US')} deep`, system: sys, concurrency: CONCURRENCY, opsPerSec: Math.round(r.emptyDrainPerSec) }),
+    createRow('scale', 'claim-deep/troupe-sqlite', { workload: `store claim ${CLAIM} + settle ${CLAIM}, ${n} deep`, system: sys, opsPerSec: Math.round(r.deepClaimPerSec), samples: CLAIM_ROUNDS }),
+    createRow('scale', 'claim-empty/troupe-sqlite', { workload: `store claim ${CLAIM} + settle ${CLAIM}, ${CLAIM} queued`, system: sys, opsPerSec: Math.round(r.emptyClaimPerSec), samples: CLAIM_ROUNDS }),
+  ];
+  return { rows, skipped: [], info: { tasks, enqueueBatch: ENQUEUE_BATCH, drain: DRAIN, claim: CLAIM, claimRounds: CLAIM_ROUNDS, concurrency: CONCURRENCY } };
+}
+
+// ── the child's side ─────────────────────────────────────────────────────────────────────────────────────────
+
+const rssMb = () => Math.round((process.memoryUsage.rss() / 2 ** 20) * 10) / 10;
+
+async function settleRss(): Promise<number> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return rssMb();
+}
+
+async function openRuntime(file: string, onRun: () => void) {
+  const { createRuntime } = await import('../../src/runtime.ts');
+  return createRuntime({
+    store: `sqlite:${file}`,
+    concurrency: CONCURRENCY,
+    maintenance: false,
+    tasks: { noop: { run: () => (onRun(), null) } },
+  });
+}
+
+/** Enqueues `count` paused tasks through the runtime; returns the seconds it took. */
+async function fill(rt: Awaited<ReturnType<typeof openRuntime>>, count: number): Promise<number> {
+  const started = performance.now();
+  for (let at = 0; at < count; at += ENQUEUE_BATCH) {
+    const n = Math.min(ENQUEUE_BATCH, count - at);
+    await rt.enqueueMany(Array.from({ length: n }, (_, k) => ({ name: 'noop', input: { i: at + k } })));
+  }
+  return (performance.now() - started) / 1000;
+}
+
+/** Resumes the name and times the first `DRAIN` runs. */
+async function drain(rt: Awaited<ReturnType<typeof openRuntime>>, counter: { ran: number; target: number; done?: () => void }): Promise<number> {
+  counter.ran = 0;
+  counter.target = DRAIN;
+  const finished = new Promise<void>((resolve) => (counter.done = resolve));
+  const started = performance.now();
+  rt.resume('noop');
+  await finished;
+  const rate = DRAIN / ((performance.now() - started) / 1000);
+  rt.pause('noop');
+  await rt.flush();
+  return rate;
+}
+
+/** Store-level claim 64 + settle 64, `CLAIM_ROUNDS` times, with 64 new tasks enqueued (untimed) before each. */
+async function claimRate(file: string): Promise<number> {
+  const { createSqliteStore } = await import('../../src/store/sqlite/sqlite-store.ts');
+  const { createTaskId } = await import('../../src/ids.ts');
+  const store = createSqliteStore(file);
+  await store.open();
+  let timed = 0;
+  try {
+    for (let round = 0; round < CLAIM_ROUNDS; round++) {
+      const now = Date.now();
+      await store.enqueue(Array.from({ length: CLAIM }, (_, i) => ({ id: createTaskId(now), name: 'noop', input: { i }, priority: 0, weight: 1, maxAttempts: 1, createdAt: now, runAt: now })));
+      const t0 = performance.now();
+      const claimed = await store.claim({ owner: 'bench', limit: CLAIM, leaseMs: 30_000, now, names: ['noop'] });
+      await store.settle(claimed.map((t) => ({ type: 'succeeded', id: t.id, owner: 'bench', attempt: t.attempts, at: now, result: null })));
+      timed += performance.now() - t0;
+      if (claimed.length !== CLAIM) throw new Error(`claimed ${claimed.length} of ${CLAIM}`);
+    }
+  } finally {
+    await store.close();
+  }
+  return (CLAIM_ROUNDS * CLAIM) / (timed / 1000);
+}
+
+async function measure(spec: ChildSpec): Promise<ScaleResult> {
+  const counter: { ran: number; target: number; done?: () => void } = { ran: 0, target: Number.POSITIVE_INFINITY };
+  const onRun = () => {
+    if (++counter.ran === counter.target) counter.done?.();
+  };
+  const deepFile = path.join(spec.dir, 'deep.db');
+  const rt = await openRuntime(deepFile, onRun);
+  rt.pause('noop');
+  const baseRssMb = await settleRss();
+  const enqueueSeconds = await fill(rt, spec.tasks);
+  const enqueuePeakRssMb = peakRssMb();
+  const heldRssMb = await settleRss();
+  const deepDrainPerSec = await drain(rt, counter);
+  const deepPeakRssMb = peakRssMb();
+  await rt.close();
+  const { statSync } = await import('node:fs');
+  const dbSizeMb = (statSync(deepFile).size + (statSync(`${deepFile}-wal`, { throwIfNoEntry: false })?.size ?? 0)) / 2 ** 20;
+  const deepClaimPerSec = await claimRate(deepFile);
+
+  const emptyFile = path.join(spec.dir, 'empty.db');
+  const rt2 = await openRuntime(emptyFile, onRun);
+  rt2.pause('noop');
+  await fill(rt2, DRAIN);
+  const emptyDrainPerSec = await drain(rt2, counter);
+  await rt2.close();
+  const emptyClaimPerSec = await claimRate(path.join(spec.dir, 'claim-empty.db'));
+  return { tasks: spec.tasks, enqueueSeconds, enqueuePeakRssMb, baseRssMb, heldRssMb, dbSizeMb, deepDrainPerSec, deepPeakRssMb, deepClaimPerSec, emptyDrainPerSec, emptyClaimPerSec };
+}
+
+const child = childSpec<ChildSpec>();
+if (child) {
+  let result: ScaleResult;
+  try {
+    result = await measure(child);
+  } catch (error) {
+    result = { error: (error as Error).stack ?? String(error) } as ScaleResult;
+  }
+  await reportToParent(result);
+}
