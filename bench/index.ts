@@ -15,12 +15,15 @@
  * `--concurrency 1,8,32` (durable), `--samples N` (latency), `--slots N` (periodic), `--scale-tasks N` (scale).
  * Peers: PostgreSQL at TROUPE_BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/test), Redis at
  * TROUPE_BENCH_REDIS_URL (default redis://127.0.0.1:6379); an unreachable one is skipped with a printed reason.
- * `TROUPE_BENCH_CPU_PROF=<dir>` writes a V8 CPU profile of every child process there.
+ * `TROUPE_BENCH_CPU_PROF=<dir>` writes a V8 CPU profile of every child process there. Several scopes run one
+ * after the other, each in its own process.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { finishMachineInfo, loadavg, packageVersions, readMachineInfo } from './lib/machine.ts';
 import { checkPeers, serverVersions, type Peers } from './lib/peers.ts';
-import { writeResultsMarkdown } from './lib/report.ts';
+import { latestResults, writeResultsMarkdown } from './lib/report.ts';
 import { DEFAULT_SCOPES, SCOPES, writeScopeResult, type Row, type Scope, type ScopeResult } from './lib/results.ts';
 import { formatRows, formatVerdicts } from './lib/table.ts';
 import { evaluateTargets } from './lib/targets.ts';
@@ -95,6 +98,63 @@ async function runScope(scope: Scope, peers: Peers, match: (text: string) => boo
   }
 }
 
+/** Runs one scope in this process: measure, evaluate, print, write its result file. */
+async function measureScope(scope: Scope, peers: Peers, versions: Record<string, string>, command: string, match: (text: string) => boolean, log: (...args: unknown[]) => void): Promise<ScopeResult | undefined> {
+  const machine = readMachineInfo();
+  const startedAt = new Date().toISOString();
+  log(`\n── ${scope} ── (load average ${machine.loadavgStart.join(' / ')})`);
+  let suite: SuiteResult;
+  try {
+    suite = await runScope(scope, peers, match);
+  } catch (error) {
+    console.error(`${scope}: ${(error as Error).stack ?? String(error)}`);
+    return undefined;
+  }
+  const verdicts = evaluateTargets(scope, suite.rows, suite.skipped);
+  const result: ScopeResult = {
+    scope,
+    command,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine: finishMachineInfo(machine),
+    versions,
+    rows: suite.rows,
+    verdicts,
+    skipped: suite.skipped,
+    info: suite.info,
+  };
+  const file = writeScopeResult(result);
+  log(`\n${formatRows(suite.rows)}`);
+  if (verdicts.length) log(`\n${formatVerdicts(verdicts)}`);
+  for (const s of suite.skipped) log(`skipped: ${s}`);
+  log(`load average at the end ${result.machine.loadavgEnd.join(' / ')}; wrote ${file}`);
+  return result;
+}
+
+/**
+ * Several scopes: each in its own process, so one scope's threads, heap and RSS never weigh on the next (forking a
+ * subprocess from a process that just ran the thread-pool scopes measured 4× slower here). The child prints its
+ * tables and writes its file; the parent reads the file back.
+ */
+function runScopeInChild(scope: Scope): Promise<ScopeResult | undefined> {
+  const args: string[] = [];
+  const pass = ['filter', 'passes', 'tasks', 'concurrency', 'samples', 'slots', 'scale-tasks'] as const;
+  for (const k of pass) if (values[k] !== undefined) args.push(`--${k}`, String(values[k]));
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--scope', scope, ...args], {
+    stdio: ['ignore', values.json ? 2 : 'inherit', 'inherit'],
+    env: { ...process.env, TROUPE_BENCH_COMMAND: COMMAND },
+  });
+  const started = new Date().toISOString();
+  return new Promise((resolve) => {
+    child.once('close', () => {
+      const r = latestResults().get(scope);
+      resolve(r && r.finishedAt >= started ? r : undefined);
+    });
+  });
+}
+
+const COMMAND = process.env.TROUPE_BENCH_COMMAND ?? ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
+
 async function main(): Promise<number> {
   const onlyReport = values.report && !process.argv.slice(2).some((a) => a.startsWith('--scope'));
   if (onlyReport) {
@@ -104,55 +164,31 @@ async function main(): Promise<number> {
   const scopes = parseScopes(values.scope!);
   const filter = values.filter ? new RegExp(values.filter, 'i') : undefined;
   const match = (text: string) => !filter || filter.test(text);
-  const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
   const log = values.json ? (..._: unknown[]) => {} : (...args: unknown[]) => console.log(...args);
   if (values.json) console.log = (...args: unknown[]) => console.error(...args);
-
-  const needsServers = scopes.some((s) => s === 'durable' || s === 'latency' || s === 'periodic');
-  const peers: Peers = needsServers ? await checkPeers() : { postgres: { ok: false, reason: 'not probed' }, redis: { ok: false, reason: 'not probed' } };
-  if (needsServers) {
-    for (const [name, a] of Object.entries(peers)) log(a.ok ? `${name}: ${a.version}` : `${name}: skipped, ${a.reason}`);
-  }
-  const versions = { ...packageVersions(), ...(await serverVersions(peers)) };
   log(`troupe bench: ${scopes.join(', ')}; Node ${process.version}; load average ${loadavg().join(' / ')}${filter ? `; filter ${filter}` : ''}`);
 
   const results: ScopeResult[] = [];
-  let failed = false;
-  for (const scope of scopes) {
-    const machine = readMachineInfo();
-    const startedAt = new Date().toISOString();
-    log(`\n── ${scope} ── (load average ${machine.loadavgStart.join(' / ')})`);
-    let suite: SuiteResult;
-    try {
-      suite = await runScope(scope, peers, match);
-    } catch (error) {
-      failed = true;
-      console.error(`${scope}: ${(error as Error).stack ?? String(error)}`);
-      continue;
+  if (scopes.length > 1) {
+    for (const scope of scopes) {
+      const r = await runScopeInChild(scope);
+      if (r) results.push(r);
     }
-    const verdicts = evaluateTargets(scope, suite.rows, suite.skipped);
-    const result: ScopeResult = {
-      scope,
-      command,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-      machine: finishMachineInfo(machine),
-      versions,
-      rows: suite.rows,
-      verdicts,
-      skipped: suite.skipped,
-      info: suite.info,
-    };
-    const file = writeScopeResult(result);
-    results.push(result);
-    log(`\n${formatRows(suite.rows)}`);
-    if (verdicts.length) log(`\n${formatVerdicts(verdicts)}`);
-    for (const s of suite.skipped) log(`skipped: ${s}`);
-    log(`load average at the end ${result.machine.loadavgEnd.join(' / ')}; wrote ${file}`);
+    log(`\n── all targets ──\n${formatVerdicts(results.flatMap((r) => r.verdicts))}`);
+  } else {
+    const scope = scopes[0]!;
+    const needsServers = scope === 'durable' || scope === 'latency' || scope === 'periodic';
+    const peers: Peers = needsServers ? await checkPeers() : { postgres: { ok: false, reason: 'not probed' }, redis: { ok: false, reason: 'not probed' } };
+    if (needsServers) {
+      for (const [name, a] of Object.entries(peers)) log(a.ok ? `${name}: ${a.version}` : `${name}: skipped, ${a.reason}`);
+    }
+    const versions = { ...packageVersions(), ...(await serverVersions(peers)) };
+    const r = await measureScope(scope, peers, versions, COMMAND, match, log);
+    if (r) results.push(r);
   }
   if (values.report) log(`\nwrote ${writeResultsMarkdown()}`);
   if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-  return failed ? 1 : 0;
+  return results.length === scopes.length ? 0 : 1;
 }
 
 // Peers (ioredis, pg pools) may leave handles behind after their close: end the process once the results are out.

@@ -8,6 +8,7 @@
  * `@bench-result <json>` on stdout). `TROUPE_BENCH_CPU_PROF=<dir>` makes every child write a V8 CPU profile there.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -64,8 +65,17 @@ export function reportToParent(result: unknown): Promise<never> {
   });
 }
 
-/** Why: the peak resident set size of this process so far, in MB (the kernel's high-water mark). */
+/**
+ * Why: the peak resident set size of this process so far, in MB. Linux's `VmHWM` is reset when a process execs;
+ * `getrusage`'s maxRSS is not (a child would report its parent's peak), so it is only the fallback.
+ */
 export function peakRssMb(): number {
+  try {
+    const kb = Number(/^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
+    if (Number.isFinite(kb) && kb > 0) return Math.round((kb / 1024) * 10) / 10;
+  } catch {
+    // not Linux
+  }
   return Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10;
 }
 

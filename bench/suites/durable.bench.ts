@@ -4,15 +4,19 @@
  * graphile-worker (local batching on). Settings of each system: bench/lib/queue-systems.ts.
  *
  * One measurement: a fresh child process opens the system (its own SQLite file, PostgreSQL schema or Redis key
- * prefix) with a running worker, runs a warm-up of 500 tasks through it untimed, refreshes the planner statistics
- * (PostgreSQL systems, as a database in use has them), then times from the first enqueue until the last of the
- * 10,000 is stored as completed. Tasks are enqueued with each system's bulk API in batches of 500 while the worker
- * already runs. The child reports tasks/s, the enqueue time and its peak RSS; the parent drops the namespace.
- * Runs are interleaved (for each pass, for each concurrency, every system in turn) so the ratios of one
- * concurrency come from neighbouring minutes of this shared machine.
+ * prefix) with a running worker, runs a warm-up of 500 tasks through it untimed, then times from the first
+ * enqueue until the last of the 10,000 is stored as completed. The PostgreSQL schemas are fresh, as in the peers'
+ * own benchmarks: autovacuum has not analysed them yet. Planner statistics change some systems a lot (measured
+ * here: graphile-worker ≈29k/s fresh, ≈1.7k/s once its drained table was analysed as empty; troupe-PostgreSQL
+ * about twice as fast analysed), so troupe-PostgreSQL and graphile-worker also get an `…-analyzed` row: the same
+ * run with ANALYZE of the schema after the warm-up. The targets read the fresh rows.
  *
- * Run alone: `npx tsx bench/suites/durable.bench.ts [--tasks 10000] [--concurrency 1,8,32] [--passes 1]
- * [--filter regex] [--json]`.
+ * Tasks are enqueued with each system's bulk API in batches of 500 while the worker already runs. The child
+ * reports tasks/s, the enqueue time and its peak RSS; the parent drops the namespace. Runs are interleaved (for
+ * each pass, for each concurrency, every system in turn) so the ratios of one concurrency come from neighbouring
+ * minutes of this shared machine.
+ *
+ * Run: `npm run bench -- --scope durable [--tasks 10000] [--concurrency 1,8,32] [--passes 1] [--filter regex]`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -24,6 +28,9 @@ import { createRow, type Row } from '../lib/results.ts';
 import { median, round } from '../lib/stats.ts';
 
 export const DURABLE_SYSTEMS = ['troupe-sqlite-normal', 'troupe-sqlite-full', 'troupe-postgres', 'bullmq', 'pg-boss', 'graphile-worker'] as const satisfies readonly QueueSystem[];
+
+/** Systems also measured with planner statistics taken after the warm-up (the ones whose speed depends on them). */
+const ANALYZED_TOO: ReadonlySet<QueueSystem> = new Set(['troupe-postgres', 'graphile-worker']);
 
 export interface DurableOptions {
   /** @default 10000 */
@@ -42,6 +49,8 @@ interface ChildSpec extends SystemSpec {
   tasks: number;
   warmup: number;
   batch: number;
+  /** ANALYZE the schema's tables after the warm-up. */
+  analyze: boolean;
 }
 
 interface RunResult {
@@ -55,7 +64,18 @@ interface RunResult {
   error?: string;
 }
 
-/** Why: workload 4 over every available system; rows keyed `durable/c<n>/<system>`, plus what was skipped. */
+/** One system in one database condition. */
+interface Variant {
+  system: QueueSystem;
+  analyze: boolean;
+  key: string;
+  label: string;
+}
+
+/**
+ * Why: workload 4 over every available system; rows keyed `durable/c<n>/<system>` (fresh schema) and
+ * `durable/c<n>/<system>-analyzed`, plus what was skipped.
+ */
 export async function runDurable(options: DurableOptions): Promise<{ rows: Row[]; skipped: string[]; info: Record<string, unknown> }> {
   const { tasks = 10_000, concurrency = [1, 8, 32], passes = 1, match = () => true, peers } = options;
   const skipped: string[] = [];
@@ -69,27 +89,30 @@ export async function runDurable(options: DurableOptions): Promise<{ rows: Row[]
     }
     return true;
   });
+  const variants: Variant[] = systems.flatMap((system) => [
+    { system, analyze: false, key: system, label: LABELS[system] },
+    ...(ANALYZED_TOO.has(system) ? [{ system, analyze: true, key: `${system}-analyzed`, label: `${LABELS[system]}, ANALYZEd` }] : []),
+  ]);
+  const warmup = Math.min(500, Math.ceil(tasks / 10));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'troupe-bench-durable-'));
   const results = new Map<string, RunResult[]>();
   try {
     for (let pass = 0; pass < passes; pass++) {
       for (const c of concurrency) {
-        for (const system of systems) {
-          const spec: ChildSpec = { system, concurrency: c, namespace: createNamespace(dir), pgUrl: PG_URL, redisUrl: REDIS_URL, tasks, warmup: Math.min(500, Math.ceil(tasks / 10)), batch: 500 };
+        for (const v of variants) {
+          const spec: ChildSpec = { system: v.system, concurrency: c, namespace: createNamespace(dir), pgUrl: PG_URL, redisUrl: REDIS_URL, tasks, warmup, batch: 500, analyze: v.analyze };
           let r: RunResult;
           try {
             r = await runInChild<RunResult>(import.meta.url, spec, { timeoutMs: 900_000 });
           } catch (error) {
-            r = { system, concurrency: c, tasks, seconds: Number.NaN, enqueueSeconds: Number.NaN, tasksPerSec: Number.NaN, peakRssMb: Number.NaN, error: (error as Error).message };
+            r = { system: v.system, concurrency: c, tasks, seconds: Number.NaN, enqueueSeconds: Number.NaN, tasksPerSec: Number.NaN, peakRssMb: Number.NaN, error: (error as Error).message };
           } finally {
             await dropNamespace(spec).catch(() => {});
-            rmSync(spec.namespace.sqliteFile, { force: true });
-            rmSync(`${spec.namespace.sqliteFile}-wal`, { force: true });
-            rmSync(`${spec.namespace.sqliteFile}-shm`, { force: true });
+            for (const suffix of ['', '-wal', '-shm']) rmSync(`${spec.namespace.sqliteFile}${suffix}`, { force: true });
           }
           const line = r.error ? `error: ${r.error}` : `${Math.round(r.tasksPerSec).toLocaleString('en-US')} tasks/s (${r.seconds.toFixed(2)} s, enqueue ${r.enqueueSeconds.toFixed(2)} s, peak RSS ${r.peakRssMb} MB)`;
-          console.log(`  durable pass ${pass + 1} c=${c} ${LABELS[system]}: ${line}`);
-          const key = `c${c}/${system}`;
+          console.log(`  durable pass ${pass + 1} c=${c} ${v.label}: ${line}`);
+          const key = `c${c}/${v.key}`;
           results.set(key, [...(results.get(key) ?? []), r]);
         }
       }
@@ -99,18 +122,18 @@ export async function runDurable(options: DurableOptions): Promise<{ rows: Row[]
   }
   const rows: Row[] = [];
   for (const c of concurrency) {
-    for (const system of systems) {
-      const runs = results.get(`c${c}/${system}`) ?? [];
+    for (const v of variants) {
+      const runs = results.get(`c${c}/${v.key}`) ?? [];
       const ok = runs.filter((r) => !r.error);
       const errors = runs.filter((r) => r.error).map((r) => r.error!);
       if (ok.length === 0) {
-        skipped.push(`${LABELS[system]} c=${c}: ${errors[0] ?? 'no run'}`);
+        skipped.push(`${v.label} c=${c}: ${errors[0] ?? 'no run'}`);
         continue;
       }
       const rate = median(ok.map((r) => r.tasksPerSec));
-      rows.push(createRow('durable', `c${c}/${system}`, {
+      rows.push(createRow('durable', `c${c}/${v.key}`, {
         workload: `${tasks.toLocaleString('en-US')} no-ops enqueue → stored`,
-        system: LABELS[system],
+        system: v.label,
         concurrency: c,
         opsPerSec: Math.round(rate),
         meanMs: round((tasks / rate) * 1000, 4),
@@ -120,7 +143,11 @@ export async function runDurable(options: DurableOptions): Promise<{ rows: Row[]
       }));
     }
   }
-  return { rows, skipped, info: { tasks, concurrency, passes, enqueueBatch: 500, warmup: Math.min(500, Math.ceil(tasks / 10)), meanMsIs: 'the whole run (seconds for all tasks)' } };
+  return {
+    rows,
+    skipped,
+    info: { tasks, concurrency, passes, enqueueBatch: 500, warmup, meanMsIs: 'the whole run (all tasks)', analyzedRows: 'ANALYZE of the schema after the warm-up (queue drained): statistics of an empty queue table' },
+  };
 }
 
 /** The child's side: one system, one concurrency, one timed run. */
@@ -138,7 +165,7 @@ async function measure(spec: ChildSpec): Promise<RunResult> {
     };
     await enqueueAll(-spec.warmup, spec.warmup);
     await sys.waitCompleted(spec.warmup);
-    await sys.analyze();
+    if (spec.analyze) await sys.analyze();
     const started = performance.now();
     await enqueueAll(0, spec.tasks);
     const enqueued = performance.now();
