@@ -4,8 +4,10 @@
  *
  * Everything runs in one fresh child process, so its RSS is the runtime's own:
  * 1. enqueue: a runtime with the task name paused takes 1,000,000 no-op tasks through `rt.enqueueMany` in batches
- *    of 1000 (validated and committed like any enqueue): time and rate;
- * 2. held: the RSS of the runtime sitting on the full queue (at rest, after a GC), and its peak;
+ *    of 1000 (validated and committed like any enqueue): time and rate. Paused is how a queue fills without being
+ *    drained, and it is a real case: every batch wakes the scheduler, whose claim excludes the paused name;
+ * 2. held: the RSS of the runtime sitting on the full queue (at rest, after a GC), and its peak; the note splits
+ *    off what Node alone and the tsx loader (the suite runs TypeScript through tsx) take;
  * 3. drain at depth: the name is resumed and the runtime runs the first 20,000 tasks (concurrency 16, inline
  *    no-op, default claim batch): tasks/s;
  * 4. store claim at depth: the runtime closed, the store alone claims 64 and settles 64, 300 times, with 64 new
@@ -15,6 +17,7 @@
  *
  * Options: `--scale-tasks N` (default 1,000,000).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +43,8 @@ interface ChildSpec {
 
 interface ScaleResult {
   tasks: number;
+  /** RSS of the child before it imported troupe: Node plus the tsx loader. */
+  startRssMb: number;
   enqueueSeconds: number;
   enqueuePeakRssMb: number;
   baseRssMb: number;
@@ -56,6 +61,7 @@ interface ScaleResult {
 /** Why: workload 7; rows keyed `scale/<phase>/troupe-sqlite`. */
 export async function runScale({ tasks = 1_000_000 }: ScaleOptions = {}): Promise<{ rows: Row[]; skipped: string[]; info: Record<string, unknown> }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'troupe-bench-scale-'));
+  const nodeRssMb = Math.round(Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.memoryUsage.rss()))'], { encoding: 'utf8' })) / 2 ** 20);
   let r: ScaleResult;
   try {
     r = await runInChild<ScaleResult>(import.meta.url, { tasks, dir } satisfies ChildSpec, { timeoutMs: 1_800_000, execArgv: ['--expose-gc'] });
@@ -67,13 +73,22 @@ export async function runScale({ tasks = 1_000_000 }: ScaleOptions = {}): Promis
   const sys = 'troupe-SQLite (WAL, NORMAL)';
   const rows: Row[] = [
     createRow('scale', 'enqueue/troupe-sqlite', { workload: `enqueue ${n} (enqueueMany × ${ENQUEUE_BATCH})`, system: sys, opsPerSec: Math.round(tasks / r.enqueueSeconds), meanMs: round(r.enqueueSeconds * 1000, 4), peakRssMb: r.enqueuePeakRssMb, note: `whole enqueue; database ${Math.round(r.dbSizeMb)} MB` }),
-    createRow('scale', 'held/troupe-sqlite', { workload: `${n} queued, runtime idle then draining`, system: sys, peakRssMb: r.deepPeakRssMb, note: `RSS at rest ${Math.round(r.heldRssMb)} MB (idle runtime before enqueue: ${Math.round(r.baseRssMb)} MB)` }),
+    createRow('scale', 'held/troupe-sqlite', {
+      workload: `${n} queued, runtime idle then draining`,
+      system: sys,
+      peakRssMb: r.deepPeakRssMb,
+      note: `at rest ${Math.round(r.heldRssMb)} MB; idle runtime before enqueue ${Math.round(r.baseRssMb)} MB; of which Node ${nodeRssMb} MB + tsx loader ${Math.round(r.startRssMb - nodeRssMb)} MB`,
+    }),
     createRow('scale', 'drain-deep/troupe-sqlite', { workload: `runtime drains ${DRAIN.toLocaleString('en-US')} from ${n} deep`, system: sys, concurrency: CONCURRENCY, opsPerSec: Math.round(r.deepDrainPerSec) }),
     createRow('scale', 'drain-empty/troupe-sqlite', { workload: `runtime drains ${DRAIN.toLocaleString('en-US')} from ${DRAIN.toLocaleString('en-US')} deep`, system: sys, concurrency: CONCURRENCY, opsPerSec: Math.round(r.emptyDrainPerSec) }),
     createRow('scale', 'claim-deep/troupe-sqlite', { workload: `store claim ${CLAIM} + settle ${CLAIM}, ${n} deep`, system: sys, opsPerSec: Math.round(r.deepClaimPerSec), samples: CLAIM_ROUNDS }),
     createRow('scale', 'claim-empty/troupe-sqlite', { workload: `store claim ${CLAIM} + settle ${CLAIM}, ${CLAIM} queued`, system: sys, opsPerSec: Math.round(r.emptyClaimPerSec), samples: CLAIM_ROUNDS }),
   ];
-  return { rows, skipped: [], info: { tasks, enqueueBatch: ENQUEUE_BATCH, drain: DRAIN, claim: CLAIM, claimRounds: CLAIM_ROUNDS, concurrency: CONCURRENCY } };
+  return {
+    rows,
+    skipped: [],
+    info: { tasks, enqueueBatch: ENQUEUE_BATCH, drain: DRAIN, claim: CLAIM, claimRounds: CLAIM_ROUNDS, concurrency: CONCURRENCY, nodeRssMb, childStartRssMb: r.startRssMb, enqueueWhile: 'task name paused (the scheduler is woken by every batch and claims with the name excluded)' },
+  };
 }
 
 // ── the child's side ─────────────────────────────────────────────────────────────────────────────────────────
@@ -147,6 +162,7 @@ async function claimRate(file: string): Promise<number> {
 }
 
 async function measure(spec: ChildSpec): Promise<ScaleResult> {
+  const startRssMb = rssMb();
   const counter: { ran: number; target: number; done?: () => void } = { ran: 0, target: Number.POSITIVE_INFINITY };
   const onRun = () => {
     if (++counter.ran === counter.target) counter.done?.();
@@ -172,7 +188,7 @@ async function measure(spec: ChildSpec): Promise<ScaleResult> {
   const emptyDrainPerSec = await drain(rt2, counter);
   await rt2.close();
   const emptyClaimPerSec = await claimRate(path.join(spec.dir, 'claim-empty.db'));
-  return { tasks: spec.tasks, enqueueSeconds, enqueuePeakRssMb, baseRssMb, heldRssMb, dbSizeMb, deepDrainPerSec, deepPeakRssMb, deepClaimPerSec, emptyDrainPerSec, emptyClaimPerSec };
+  return { tasks: spec.tasks, startRssMb, enqueueSeconds, enqueuePeakRssMb, baseRssMb, heldRssMb, dbSizeMb, deepDrainPerSec, deepPeakRssMb, deepClaimPerSec, emptyDrainPerSec, emptyClaimPerSec };
 }
 
 const child = childSpec<ChildSpec>();
