@@ -38,7 +38,7 @@ interface Target {
 
 function field(rows: ReadonlyMap<string, Row>, key: string, f: Field): number | string {
   const row = rows.get(key);
-  if (!row) return `no row ${key}`;
+  if (!row) return `no row ${key}: filtered out or not run`;
   const v = row[f];
   return typeof v === 'number' && Number.isFinite(v) ? v : `${key} has no ${f}`;
 }
