@@ -12,8 +12,9 @@
 import { availableParallelism } from 'node:os';
 import { execa } from 'execa';
 import { Piscina } from 'piscina';
-import { Bench, type Task } from 'tinybench';
+import { Bench } from 'tinybench';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { tasksPerSecOf } from '../lib/rates.ts';
 
 const THREADS = Math.max(2, Math.min(4, availableParallelism()));
 const BURST = 1000;
@@ -77,12 +78,7 @@ export default function dispatchSuite(bench: Bench): Bench {
   return bench;
 }
 
-function perSec(bench: Bench, name: string, jobs: number): number | undefined {
-  const task: Task | undefined = bench.getTask(name);
-  const result = task?.result;
-  if (!result || !('latency' in result)) return undefined;
-  return Math.round((jobs / result.latency.mean) * 1000);
-}
+const perSec = tasksPerSecOf;
 
 /** Throughputs and the ratios the targets are stated in. */
 export function summarizeDispatch(bench: Bench): Record<string, number | undefined> {

@@ -16,11 +16,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { Bench, type Task } from 'tinybench';
+import { Bench } from 'tinybench';
 import { createTaskId } from '../../src/ids.ts';
 import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { SettleOp } from '../../src/store/store.ts';
 import type { NewTask, TaskRecord } from '../../src/task.ts';
+import { tasksPerSecOf } from '../lib/rates.ts';
 
 const URL_ENV = process.env.TROUPE_BENCH_PG_URL || process.env.TROUPE_TEST_PG_URL || undefined;
 const BATCH = 100;
@@ -125,18 +126,9 @@ export default function postgresSuite(bench: Bench): Bench {
   return bench;
 }
 
-function meanOf(bench: Bench, name: string): number | undefined {
-  const task: Task | undefined = bench.getTask(name);
-  const result = task?.result;
-  return result && 'latency' in result ? result.latency.mean : undefined;
-}
-
 /** Tasks per second for each row, from a finished run. */
 export function summarizePostgres(bench: Bench): Record<string, number | undefined> {
-  const perSec = (name: string, tasks: number) => {
-    const mean = meanOf(bench, name);
-    return mean ? Math.round((tasks / mean) * 1000) : undefined;
-  };
+  const perSec = (name: string, tasks: number) => tasksPerSecOf(bench, name, tasks);
   return {
     enqueueSingleTasksPerSec: perSec(PostgresTasks.enqueueSingle, BATCH),
     enqueueBatchTasksPerSec: perSec(PostgresTasks.enqueueBatch, BATCH),

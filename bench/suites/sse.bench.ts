@@ -20,6 +20,7 @@ import path from 'node:path';
 import { Bench } from 'tinybench';
 import { startServer, type StartedServer } from '../../src/http/listen.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { PRINTER } from '../lib/line-printer.ts';
 
 const arg = (name: string, fallback: number) => {
   const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -29,32 +30,6 @@ const LINES = arg('lines', 200_000);
 const PACED_RATE = arg('rate', 20_000);
 const PACED_SECONDS = 2;
 
-/** The command: `node -e PRINTER <lines> <rate>`; rate 0 = as fast as the pipe takes them. Each line is `<i> <printed-at-ms>`. */
-const PRINTER = String.raw`
-const n = Number(process.argv[1]); const rate = Number(process.argv[2]);
-const now = () => (performance.timeOrigin + performance.now()).toFixed(3);
-let i = 0;
-if (rate === 0) {
-  const pump = () => {
-    while (i < n) {
-      let batch = '';
-      for (const end = Math.min(n, i + 500); i < end; i++) batch += i + ' ' + now() + '\n';
-      if (!process.stdout.write(batch)) return process.stdout.once('drain', pump);
-    }
-  };
-  pump();
-} else {
-  const perTick = Math.max(1, Math.round(rate / 1000));
-  const start = performance.now();
-  const timer = setInterval(() => {
-    const due = Math.min(n, Math.floor(((performance.now() - start) / 1000) * rate) + perTick);
-    let batch = '';
-    for (; i < due; i++) batch += i + ' ' + now() + '\n';
-    if (batch) process.stdout.write(batch);
-    if (i >= n) clearInterval(timer);
-  }, 1);
-}
-`;
 
 const wallNow = () => performance.timeOrigin + performance.now();
 

@@ -15,12 +15,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Bench, type Task } from 'tinybench';
+import { Bench } from 'tinybench';
 import { createTaskId } from '../../src/ids.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import type { SettleOp, Store } from '../../src/store/store.ts';
 import type { NewTask, TaskRecord } from '../../src/task.ts';
+import { tasksPerSecOf } from '../lib/rates.ts';
 
 const BATCH = 100;
 const CLAIM = 64;
@@ -105,18 +106,9 @@ export default function storeSuite(bench: Bench): Bench {
   return bench;
 }
 
-function meanOf(bench: Bench, name: string): number | undefined {
-  const task: Task | undefined = bench.getTask(name);
-  const result = task?.result;
-  return result && 'latency' in result ? result.latency.mean : undefined;
-}
-
 /** Tasks per second for each row, from a finished run. */
 export function summarizeStore(bench: Bench): Record<string, number | undefined> {
-  const perSec = (name: string, tasks: number) => {
-    const mean = meanOf(bench, name);
-    return mean ? Math.round((tasks / mean) * 1000) : undefined;
-  };
+  const perSec = (name: string, tasks: number) => tasksPerSecOf(bench, name, tasks);
   return {
     sqliteEnqueueSingleTasksPerSec: perSec(StoreTasks.sqliteEnqueueSingle, BATCH),
     sqliteEnqueueBatchTasksPerSec: perSec(StoreTasks.sqliteEnqueueBatch, BATCH),
