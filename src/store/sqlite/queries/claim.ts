@@ -18,17 +18,11 @@ import { needsGate } from '../../claim-gate.ts';
 import { prepareGatedClaim } from './claim-gated.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
+import { DUE, NAME_FILTER, orderedDue } from './claim-order.ts';
 import { TASK_COLUMNS, toTaskRecord, type TaskRow } from './rows.ts';
 
-const DUE = `state IN ('queued', 'scheduled', 'retrying') AND run_at <= @now`;
-const FILTER = `AND (@names IS NULL OR name IN (SELECT value FROM json_each(@names)))
-  AND (@exclude IS NULL OR name NOT IN (SELECT value FROM json_each(@exclude)))`;
-
-const ORDERED: Record<Exclude<Strategy, 'weighted-random'>, string> = {
-  fifo: `INDEXED BY tasks_due_time WHERE ${DUE} ${FILTER} ORDER BY run_at, id`,
-  lifo: `INDEXED BY tasks_due_time WHERE ${DUE} ${FILTER} ORDER BY run_at DESC, id DESC`,
-  priority: `INDEXED BY tasks_due_priority WHERE ${DUE} ${FILTER} ORDER BY priority DESC, run_at, id`,
-};
+const FILTER = NAME_FILTER;
+const ORDERED = orderedDue(FILTER);
 
 interface Params {
   now: number;
