@@ -60,7 +60,8 @@ function schemaOf<T>(parse: (raw: unknown) => T): StandardSchema<T> {
 export function registerBuiltinTasks(registry: Registry, deps: BuiltinDeps): BuiltinServices {
   const sampler = createHealthSampler({ clock: deps.clock, ...(deps.diskPath ? { diskPath: deps.diskPath } : {}) });
   const thresholds = deps.thresholds ?? DEFAULT_HEALTH_THRESHOLDS;
-  const check = () => healthCheck(undefined, { sampler, store: deps.store, thresholds, pids: deps.pids, clock: deps.clock });
+  const healthDeps = { sampler, store: deps.store, thresholds, pids: deps.pids, clock: deps.clock };
+  const check = () => healthCheck(undefined, healthDeps);
   const options = { builtin: true };
   registry.register('cleanup-runs', {
     description: 'Deletes finished tasks older than maxAgeHours (default 24), with their history and output',
@@ -78,7 +79,7 @@ export function registerBuiltinTasks(registry: Registry, deps: BuiltinDeps): Bui
     description: 'Samples CPU, memory, disk, event-loop delay and queue counts against warning/error thresholds',
     input: schemaOf(parseHealthCheckInput),
     timeout: '30s',
-    run: (input) => healthCheck(input as ReturnType<typeof parseHealthCheckInput>, { sampler, store: deps.store, thresholds, pids: deps.pids, clock: deps.clock }),
+    run: (input) => healthCheck(input as ReturnType<typeof parseHealthCheckInput>, healthDeps),
   }, options);
   registry.register('log-statistics', {
     description: 'Throughput, failure rate and duration percentiles of recent tasks, with a resource snapshot',
