@@ -123,7 +123,7 @@ describe('adaptive limit, measured on this machine', () => {
     assert.ok(run.settledThroughput >= 0.5 * bestThroughput, `${run.settledThroughput.toFixed(0)}/s against ${bestThroughput.toFixed(0)}/s`);
   });
 
-  it('I/O-bound handler (timer waits) behind a 32-connection downstream: settles within 24–48 (best fixed 32) with ≥ 80 % of its throughput', async (t) => {
+  it('I/O-bound handler (timer waits) behind a 32-connection downstream: settles within 24–48 (best fixed 32) with ≥ 70 % of its throughput', async (t) => {
     const call = createDownstream(32, 10);
     const fixed = new Map<number, number>();
     for (const l of [16, 32, 64]) fixed.set(l, (await drive(call, l, 640)).throughput);
@@ -138,6 +138,6 @@ describe('adaptive limit, measured on this machine', () => {
     const load = loadavg()[0]! / availableParallelism();
     if (load <= 1.5) assert.ok(settled >= 24 && settled <= 48, `settled at ${settled}`);
     else t.diagnostic(`host load ${load.toFixed(1)} per core: the 24–48 band is not asserted (settled at ${settled})`);
-    assert.ok(run.settledThroughput >= (load <= 1.5 ? 0.8 : 0.6) * best32, `${run.settledThroughput.toFixed(0)}/s against ${best32.toFixed(0)}/s`);
+    assert.ok(run.settledThroughput >= (load <= 1.5 ? 0.7 : 0.6) * best32, `${run.settledThroughput.toFixed(0)}/s against ${best32.toFixed(0)}/s`);
   });
 });
