@@ -19,7 +19,7 @@ import type { Inspection } from './bus/message.ts';
 import { adviseFromTraits, type Advice, type TaskTraits } from './advisor.ts';
 import { deserializeError, ErrorCodes, invalidOption, isTroupeError, serializeError, TroupeError, type SerializedError } from './errors.ts';
 import { createNodeId, createTaskId, isTaskId, type TaskId } from './ids.ts';
-import { resolveOptions, plainObject, positiveInteger, type ResolvedOptions, type RuntimeOptions, type RetryOptions } from './options.ts';
+import { resolveOptions, resolvePrefetch, plainObject, positiveInteger, type ResolvedOptions, type RuntimeOptions, type RetryOptions } from './options.ts';
 import { Orchestrator } from './orchestrator.ts';
 import { createThreadPool, type ThreadPool } from './pool/thread-pool.ts';
 import { activeCommandPids, runCommand } from './process/run-command.ts';
@@ -259,6 +259,8 @@ export class Runtime implements AsyncDisposable {
           clock,
           owner: this.nodeId,
           concurrency: o.concurrency,
+          prefetch: resolvePrefetch(o.prefetch, store.kind, o.concurrency, o.claimBatch),
+          leaseMs: o.leaseMs,
           logger: o.logger,
           random: o.random,
           orchestrator: ORCH,

@@ -10,7 +10,7 @@ import { ManualClock, systemClock } from '../src/clock.ts';
 import { ErrorCodes, isTroupeError } from '../src/errors.ts';
 import { DEFAULT_RETRY, DEFAULTS, resolveOptions, type RuntimeOptions } from '../src/options.ts';
 
-const KNOWN = 'store, concurrency, strategy, pool, retry, timeout, killGrace, output, lease, heartbeat, claimBatch, supervisor, synchronous, tempDir, nodeId, clock, random, logger, maintenance, telemetry';
+const KNOWN = 'store, concurrency, strategy, pool, retry, timeout, killGrace, output, lease, heartbeat, claimBatch, prefetch, supervisor, synchronous, tempDir, nodeId, clock, random, logger, maintenance, telemetry';
 const DURATION = "a non-negative duration (milliseconds or a string like '30s')";
 const POSITIVE_DURATION = "a positive duration (milliseconds or a string like '30s')";
 const SIZE = "a positive size (bytes or a string like '10MB')";

@@ -4,6 +4,16 @@
  * dispatched task gets a task actor, runs on the thread pool, as a subprocess or inline, and its outcome goes to
  * the tracker as a settle op. Task actors are this actor's children in the supervision tree.
  *
+ * Prefetch (durable stores): the executor asks for up to `prefetch` tasks more than its free slots and keeps the
+ * surplus in a local buffer of claimed tasks, so a run that ends starts the next one without a store round trip
+ * and each claim transaction takes many tasks (the store's cost is per transaction, not per task). It asks again
+ * once the buffer is half empty. A buffered task is claimed (running, leased to this node) but has not started:
+ * - a cancel removes it (it never runs); a pause of its name or group, a drain (close) or a wait longer than the
+ *   lease gives it back to the queue with a release (its attempt not counted);
+ * - its lease is renewed with the running ones (the tracker is told how many wait);
+ * - per-name limits are checked again when it starts; the claim already applied group and rate limits and the
+ *   strategy order, and the buffer keeps that order.
+ *
  * Outcome rules (first termination reason wins):
  * - cancel: the tracker already marked the task cancelled; nothing is written (a late result is dropped).
  * - shutdown, or a batch-mate of a thread that had to be ended: the task is released (its attempt not counted).
@@ -45,6 +55,16 @@ export interface ExecutorDeps {
   telemetry?: Telemetry;
   /** Per-name run statistics for the advisor. */
   stats?: StatsBook;
+  /** Claimed tasks held beyond the free slots (0 = claim only what starts at once). @default 0 */
+  prefetch?: number;
+  /** The claim lease: a task buffered this long is given back rather than started. @default 30000 */
+  leaseMs?: number;
+}
+
+/** A claimed task waiting for a slot, and when it arrived. */
+interface Buffered {
+  task: TaskRecord;
+  at: number;
 }
 
 export class Executor implements Actor<TroupeMessage> {
@@ -58,7 +78,13 @@ export class Executor implements Actor<TroupeMessage> {
   #demandQueued = false;
   #draining = false;
   #drainWaiters: string[] = [];
-  #stats = { started: 0, succeeded: 0, failed: 0, retried: 0, released: 0 };
+  /** Claimed tasks not started yet, in claim (strategy) order. */
+  #buffer: Buffered[] = [];
+  /** Whether the tracker was last told that claimed tasks wait here (for lease renewal). */
+  #holdingReported = false;
+  #pausedNames = new Set<string>();
+  #pausedGroups = new Set<string>();
+  #stats = { started: 0, succeeded: 0, failed: 0, retried: 0, released: 0, givenBack: 0 };
 
   constructor(ctx: ActorContext<TroupeMessage>, deps: ExecutorDeps) {
     this.#ctx = ctx;
@@ -72,12 +98,13 @@ export class Executor implements Actor<TroupeMessage> {
 
   stop(): void {
     for (const run of this.#running.values()) run.end('shutdown');
+    this.#giveBackAll('shutdown');
   }
 
   describe(): Record<string, unknown> {
     const adaptive: Record<string, unknown> = {};
     for (const [name, limit] of this.#adaptive) adaptive[name] = limit.snapshot();
-    return { running: this.#running.size, limit: this.#limit, draining: this.#draining, ...this.#stats, ...(this.#adaptive.size ? { adaptive } : {}) };
+    return { running: this.#running.size, limit: this.#limit, buffered: this.#buffer.length, prefetch: this.#d.prefetch ?? 0, draining: this.#draining, ...this.#stats, ...(this.#adaptive.size ? { adaptive } : {}) };
   }
 
   /** Current per-name limits of adaptive names. */
@@ -114,24 +141,56 @@ export class Executor implements Actor<TroupeMessage> {
   receive(msg: TroupeMessage): void {
     const m = msg as ExecutorMessage;
     switch (m.type) {
-      case 'executor.dispatch':
+      case 'executor.dispatch': {
         this.#demanding = false;
-        for (const task of m.tasks) this.#start(task);
+        const at = this.#d.clock.now();
+        if (this.#draining) {
+          // Claimed after the drain began (a claim in flight): give them back, they will not start here.
+          for (const task of m.tasks) this.#giveBack({ task, at }, 'shutdown');
+          this.#maybeDrained();
+          return;
+        }
+        if (!this.#d.prefetch && this.#buffer.length === 0) {
+          // Without prefetch every claimed task fits a free slot: start them all at once.
+          for (const task of m.tasks) this.#start(task);
+        } else {
+          for (const task of m.tasks) this.#buffer.push({ task, at });
+          this.#pull();
+        }
         this.#demand();
         return;
-      case 'executor.abort':
-        this.#running.get(m.id)?.end(m.reason);
+      }
+      case 'executor.abort': {
+        const run = this.#running.get(m.id);
+        if (run) run.end(m.reason);
+        else this.#dropBuffered(m.id, m.reason);
         return;
+      }
       case 'executor.abort-all':
         for (const run of this.#running.values()) run.end(m.reason);
+        this.#giveBackAll(m.reason);
         return;
       case 'executor.drain':
         this.#draining = true;
         this.#drainWaiters.push(m.replyTo);
+        this.#giveBackAll('shutdown');
         this.#maybeDrained();
         return;
       case 'executor.poke':
         this.#demand();
+        return;
+      case 'executor.paused':
+        this.#pausedNames = new Set(m.names);
+        this.#pausedGroups = new Set(m.groups);
+        // Buffered tasks of a paused name or group go back to the queue now (the scheduler no longer claims them).
+        if (this.#buffer.some((b) => this.#isPaused(b.task))) {
+          this.#buffer = this.#buffer.filter((b) => {
+            if (!this.#isPaused(b.task)) return true;
+            this.#giveBack(b, 'paused');
+            return false;
+          });
+          this.#reportHeld();
+        }
         return;
       default:
         return;
@@ -147,22 +206,112 @@ export class Executor implements Actor<TroupeMessage> {
 
   readonly #sendDemand = (): void => {
     this.#demandQueued = false;
+    this.#pull();
+    this.#reportHeld();
     if (this.#draining) return;
     const free = this.#limit - this.#running.size;
-    if (free <= 0) return;
+    const prefetch = this.#d.prefetch ?? 0;
+    const buffered = this.#buffer.length;
+    // With a buffer: ask again once it is half empty (so each claim takes many tasks), or when slots are free and
+    // nothing buffered can fill them (the buffer's tasks are held back by their name's limit).
+    if (buffered > 0 && buffered > prefetch / 2 && free <= 0) return;
+    const slots = free + prefetch - buffered;
+    if (slots <= 0) return;
+    let bufferedByName: Map<string, number> | undefined;
+    if (buffered > 0) {
+      bufferedByName = new Map();
+      for (const b of this.#buffer) bufferedByName.set(b.task.name, (bufferedByName.get(b.task.name) ?? 0) + 1);
+    }
     const perName: Record<string, number> = {};
     const exclude: string[] = [];
     for (const task of this.#d.registry.list()) {
       const cap = task.adaptive ? this.#adaptiveOf(task).limit : task.concurrency;
       if (cap === undefined) continue;
-      const room = cap - (this.#perName.get(task.name) ?? 0);
+      // A capped name never gets more claimed than it may start now: its room counts its buffered tasks.
+      const room = cap - (this.#perName.get(task.name) ?? 0) - (bufferedByName?.get(task.name) ?? 0);
       if (room <= 0) exclude.push(task.name);
-      else if (room < free) perName[task.name] = room;
+      else if (room < slots) perName[task.name] = room;
     }
     // One demand outstanding at a time; a newer one replaces it at the scheduler.
     this.#demanding = true;
-    this.#ctx.tell(this.#d.orchestrator, createSchedulerDemand(free, perName, exclude));
+    this.#ctx.tell(this.#d.orchestrator, createSchedulerDemand(slots, perName, exclude));
   };
+
+  /** Starts buffered tasks while slots are free, in claim order, skipping names at their limit. */
+  #pull(): void {
+    if (this.#buffer.length === 0 || this.#running.size >= this.#limit) return;
+    const now = this.#d.clock.now();
+    const leaseMs = this.#d.leaseMs ?? 30_000;
+    const kept: Buffered[] = [];
+    const buffer = this.#buffer;
+    this.#buffer = kept;
+    for (let i = 0; i < buffer.length; i++) {
+      const b = buffer[i]!;
+      if (this.#running.size >= this.#limit || this.#draining) {
+        kept.push(b);
+        continue;
+      }
+      if (this.#isPaused(b.task)) {
+        this.#giveBack(b, 'paused');
+        continue;
+      }
+      // Waited a whole lease: it may have been taken back elsewhere while the store was out of reach.
+      if (now - b.at >= leaseMs) {
+        this.#giveBack(b, 'waited too long in the buffer');
+        continue;
+      }
+      if (this.#atCap(b.task.name)) {
+        kept.push(b);
+        continue;
+      }
+      this.#start(b.task);
+    }
+  }
+
+  #atCap(name: string): boolean {
+    const def = this.#d.registry.get(name);
+    if (!def) return false;
+    const cap = def.adaptive ? this.#adaptiveOf(def).limit : def.concurrency;
+    return cap !== undefined && (this.#perName.get(name) ?? 0) >= cap;
+  }
+
+  #isPaused(task: TaskRecord): boolean {
+    return this.#pausedNames.has(task.name) || (task.group !== undefined && this.#pausedGroups.has(task.group));
+  }
+
+  /** Gives a buffered (claimed, never started) task back to the queue; its attempt is not counted. */
+  #giveBack(b: Buffered, reason: 'shutdown' | 'paused' | string): void {
+    this.#stats.givenBack++;
+    const at = this.#d.clock.now();
+    const op: SettleOp = { type: 'release', id: b.task.id, owner: this.#d.owner, attempt: b.task.attempts, at, reason };
+    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.settle', op, name: b.task.name, startedAt: b.at, held: true });
+  }
+
+  #giveBackAll(reason: 'shutdown'): void {
+    if (this.#buffer.length === 0) return;
+    const buffer = this.#buffer;
+    this.#buffer = [];
+    for (const b of buffer) this.#giveBack(b, reason);
+    this.#reportHeld();
+  }
+
+  /** A cancel (the tracker already marked the task cancelled) or a shutdown of a task that has not started. */
+  #dropBuffered(id: TaskId, reason: 'cancel' | 'shutdown'): void {
+    const i = this.#buffer.findIndex((b) => b.task.id === id);
+    if (i < 0) return;
+    const [b] = this.#buffer.splice(i, 1);
+    if (reason === 'shutdown') this.#giveBack(b!, 'shutdown');
+    this.#reportHeld();
+    this.#demand();
+  }
+
+  /** Tells the tracker whether claimed tasks wait here (on each change), so their leases are renewed too. */
+  #reportHeld(): void {
+    const holding = this.#buffer.length > 0;
+    if (holding === this.#holdingReported) return;
+    this.#holdingReported = holding;
+    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.held', holding });
+  }
 
   #start(task: TaskRecord): void {
     const { clock } = this.#d;
@@ -361,7 +510,7 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   #maybeDrained(): void {
-    if (!this.#draining || this.#running.size > 0 || this.#drainWaiters.length === 0) return;
+    if (!this.#draining || this.#running.size > 0 || this.#buffer.length > 0 || this.#drainWaiters.length === 0) return;
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
     for (const w of waiters) this.#ctx.tell(w, { type: 'reply', ok: true, value: true });

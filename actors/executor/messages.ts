@@ -2,7 +2,7 @@
 import type { ActorAddress, TaskId } from '../../src/ids.ts';
 import type { TaskRecord } from '../../src/task.ts';
 
-/** Claimed tasks to start now (the answer to a `scheduler.demand`; may be empty). */
+/** Claimed tasks to start now, or to hold in the buffer until a slot frees (the answer to a `scheduler.demand`). */
 export interface ExecutorDispatch { type: 'executor.dispatch'; tasks: TaskRecord[] }
 /** Ends a running task: `cancel` by a user, `shutdown` at close (the task is given back, not failed). */
 export interface ExecutorAbort { type: 'executor.abort'; id: TaskId; reason: 'cancel' | 'shutdown' }
@@ -12,8 +12,14 @@ export interface ExecutorDrain { type: 'executor.drain'; replyTo: ActorAddress }
 export interface ExecutorAbortAll { type: 'executor.abort-all'; reason: 'shutdown' }
 /** Re-checks capacity (a limit changed, a name was resumed). */
 export interface ExecutorPoke { type: 'executor.poke' }
+/**
+ * The names and groups whose claiming is paused (whole sets, sent by the scheduler when they change): claimed
+ * tasks of theirs waiting in the executor's buffer are given back to the queue instead of starting.
+ */
+export interface ExecutorPaused { type: 'executor.paused'; names: string[]; groups: string[] }
 
-export type ExecutorMessage = ExecutorDispatch | ExecutorAbort | ExecutorDrain | ExecutorAbortAll | ExecutorPoke;
+export type ExecutorMessage = ExecutorDispatch | ExecutorAbort | ExecutorDrain | ExecutorAbortAll | ExecutorPoke | ExecutorPaused;
 
 export const createExecutorDispatch = (tasks: TaskRecord[]): ExecutorDispatch => ({ type: 'executor.dispatch', tasks });
 export const createExecutorAbort = (id: TaskId, reason: 'cancel' | 'shutdown'): ExecutorAbort => ({ type: 'executor.abort', id, reason });
+export const createExecutorPaused = (names: string[], groups: string[]): ExecutorPaused => ({ type: 'executor.paused', names, groups });

@@ -17,7 +17,7 @@ import type { Logger } from '../../src/options.ts';
 import { latestSlot, nextSlot } from '../../src/schedule/cron.ts';
 import type { EnqueueResult, RateLimit, ScheduleRecord, Store } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
-import { createExecutorDispatch } from '../executor/messages.ts';
+import { createExecutorDispatch, createExecutorPaused } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createReply, createErrorReply, type Reply } from '../tracker/messages.ts';
 import type { SchedulerDemand, SchedulerMessage } from './messages.ts';
@@ -77,6 +77,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     if (pausedGroups) this.#pausedGroups = new Set(JSON.parse(pausedGroups) as string[]);
     for (const s of await this.#d.store.listSchedules()) this.#schedules.set(s.id, s);
     this.#armSchedules();
+    if (this.#paused.size || this.#pausedGroups.size) this.#tellPaused();
     // A restarted scheduler starts without the executor's demand: ask for it again.
     this.#ctx.tell(this.#d.orchestrator, { type: 'executor.poke' });
   }
@@ -125,6 +126,7 @@ export class Scheduler implements Actor<TroupeMessage> {
         if (m.paused) this.#paused.add(m.name);
         else this.#paused.delete(m.name);
         void this.#d.store.setMeta(PAUSED_KEY, this.#paused.size ? JSON.stringify([...this.#paused]) : undefined);
+        this.#tellPaused();
         this.#drained = false;
         this.#pump();
         return;
@@ -132,6 +134,7 @@ export class Scheduler implements Actor<TroupeMessage> {
         if (m.paused) this.#pausedGroups.add(m.group);
         else this.#pausedGroups.delete(m.group);
         void this.#d.store.setMeta(PAUSED_GROUPS_KEY, this.#pausedGroups.size ? JSON.stringify([...this.#pausedGroups]) : undefined);
+        this.#tellPaused();
         this.#drained = false;
         this.#pump();
         return;
@@ -153,6 +156,11 @@ export class Scheduler implements Actor<TroupeMessage> {
       default:
         return;
     }
+  }
+
+  /** The executor gives back the claimed tasks it holds of paused names and groups (its prefetch buffer). */
+  #tellPaused(): void {
+    this.#ctx.tell(this.#d.orchestrator, createExecutorPaused([...this.#paused], [...this.#pausedGroups]));
   }
 
   #pump(): void {

@@ -8,8 +8,13 @@ import type { NewTask, OutputStream, Progress } from '../../src/task.ts';
 export interface TrackerEnqueue { type: 'tracker.enqueue'; tasks: NewTask[]; replyTo: ActorAddress }
 /** An attempt started (the claim already recorded it): publish the fact. */
 export interface TrackerStarted { type: 'tracker.started'; id: TaskId; name: string; attempt: number; owner: string; at: number }
-/** An outcome to persist (group commit) and then publish. */
-export interface TrackerSettle { type: 'tracker.settle'; op: SettleOp; name: string; startedAt: number }
+/**
+ * An outcome to persist (group commit) and then publish. `held`: the task never started here (a release of a
+ * claimed task from the executor's buffer), so no running count ends with it.
+ */
+export interface TrackerSettle { type: 'tracker.settle'; op: SettleOp; name: string; startedAt: number; held?: boolean }
+/** Whether claimed tasks wait in the executor's buffer: their leases are renewed like those of running tasks. */
+export interface TrackerHeld { type: 'tracker.held'; holding: boolean }
 /** Progress reported by running code. */
 export interface TrackerProgress { type: 'tracker.progress'; id: TaskId; name: string; progress: Progress; at: number }
 /** One captured output line. */
@@ -33,6 +38,7 @@ export type TrackerMessage =
   | TrackerEnqueue
   | TrackerStarted
   | TrackerSettle
+  | TrackerHeld
   | TrackerProgress
   | TrackerOutput
   | TrackerCancel

@@ -6,7 +6,8 @@
  * the next transaction, so a busy runtime makes few, large transactions and an idle one writes at once.
  * Progress and output are published live and persisted in the same batches (the latest progress per task wins).
  *
- * It also keeps the leases of this node alive (one heartbeat statement for all its running tasks) and takes back
+ * It also keeps the leases of this node alive (one heartbeat statement for all its running tasks and the claimed
+ * ones waiting in the executor's buffer) and takes back
  * tasks whose lease expired anywhere (a node that died), putting them back in the queue.
  */
 import type { Actor, ActorContext } from '../../src/actor/actor.ts';
@@ -56,6 +57,8 @@ export class Tracker implements Actor<TroupeMessage> {
   #settleBusy = false;
   #flushWaiters: string[] = [];
   #running = 0;
+  /** Claimed tasks wait in the executor's buffer (their leases are kept alive too). */
+  #holding = false;
   #heartbeat: TimerHandle | undefined;
   #recovery: TimerHandle | undefined;
   #stopped = false;
@@ -81,7 +84,7 @@ export class Tracker implements Actor<TroupeMessage> {
   }
 
   describe(): Record<string, unknown> {
-    return { ...this.#stats, pendingWrites: this.#settles.length + this.#enqueues.length, runningHere: this.#running, store: this.#storeHealth };
+    return { ...this.#stats, pendingWrites: this.#settles.length + this.#enqueues.length, runningHere: this.#running, holding: this.#holding, store: this.#storeHealth };
   }
 
   /** Whether the last write reached the store (false while it is unreachable and writes are being retried). */
@@ -111,6 +114,10 @@ export class Tracker implements Actor<TroupeMessage> {
         this.#running++;
         this.#armHeartbeat();
         this.#ctx.publish(createTaskStarted(m.id, m.name, m.at, m.attempt, m.owner));
+        return;
+      case 'tracker.held':
+        this.#holding = m.holding;
+        if (m.holding) this.#armHeartbeat();
         return;
       case 'tracker.settle':
         this.#settles.push(m);
@@ -213,7 +220,7 @@ export class Tracker implements Actor<TroupeMessage> {
         let wake = false;
         for (let i = 0; i < settles.length; i++) {
           const s = settles[i]!;
-          if (s.op.type !== 'progress' && s.op.type !== 'output') this.#running = Math.max(0, this.#running - 1);
+          if (s.op.type !== 'progress' && s.op.type !== 'output' && !s.held) this.#running = Math.max(0, this.#running - 1);
           if (!applied[sideCount + i]) {
             this.#reconcile(s);
             continue;
@@ -348,7 +355,7 @@ export class Tracker implements Actor<TroupeMessage> {
     const { clock, heartbeatMs } = this.#d;
     this.#heartbeat = clock.setTimeout(() => {
       this.#heartbeat = undefined;
-      if (this.#running === 0 || this.#stopped) return;
+      if ((this.#running === 0 && !this.#holding) || this.#stopped) return;
       const now = clock.now();
       this.#d.store.heartbeat(this.#d.owner, now + this.#d.leaseMs).then(
         () => this.#storeOk(),

@@ -1,0 +1,219 @@
+// The executor's prefetch buffer on a real SQLite file: claimed tasks held ahead of free slots are cancellable
+// without running, go back to the queue on a pause or a close without counting an attempt, keep their leases
+// while they wait, and leave per-name limits intact.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ManualClock } from '../../src/clock.ts';
+import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
+import { resolveOptions } from '../../src/options.ts';
+import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function tempDb(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'troupe-prefetch-'));
+  dirs.push(dir);
+  return path.join(dir, 'troupe.db');
+}
+
+/** A task body that waits until the test opens its gate. */
+function gate(): { wait: () => Promise<void>; open: () => void } {
+  let open!: () => void;
+  const p = new Promise<void>((resolve) => (open = resolve));
+  return { wait: () => p, open };
+}
+
+/** The executor's own figures (describe()), read from the supervision tree. */
+function executorInfo(rt: Runtime): Record<string, unknown> {
+  const node = rt.tree().children?.find((c) => c.address === 'executor');
+  return (node?.info ?? {}) as Record<string, unknown>;
+}
+
+/**
+ * One runtime with concurrency 1 and a buffer of 4: `block` holds the only slot until the gate opens, `work`
+ * records every run. Five `work` tasks are enqueued behind one `block`: four wait in the buffer.
+ */
+async function setup(extra: CreateRuntimeOptions = {}) {
+  const db = tempDb();
+  const g = gate();
+  const ran: string[] = [];
+  const tasks: CreateRuntimeOptions['tasks'] = {
+    block: { run: () => g.wait() },
+    work: { run: (_i, ctx) => void ran.push(ctx.id) },
+  };
+  const rt = await createRuntime({ store: `sqlite:${db}`, maintenance: false, concurrency: 1, prefetch: 4, tasks, ...extra });
+  const blocker = await rt.enqueue('block');
+  await waitFor(async () => (await rt.get(blocker))?.state === 'running');
+  const ids = await rt.enqueueMany([1, 2, 3, 4, 5].map((n) => ({ name: 'work', input: { n }, options: { group: n % 2 ? 'odd' : 'even' } })));
+  await waitFor(() => executorInfo(rt).buffered === 4, { label: 'four tasks buffered' });
+  return { db, rt, g, ran, ids, blocker, tasks };
+}
+
+describe('prefetch buffer (SQLite)', () => {
+  it('holds claimed tasks ahead of free slots and runs them all in claim order', async () => {
+    const { rt, g, ran, ids } = await setup();
+    try {
+      const info = executorInfo(rt);
+      assert.equal(info.prefetch, 4);
+      assert.equal(info.running, 1);
+      // Buffered tasks are claimed: running in the store, leased to this node, attempt counted.
+      const held = await rt.list({ name: 'work', state: 'running' });
+      assert.equal(held.tasks.length, 4);
+      g.open();
+      await waitFor(async () => (await rt.counts()).byState.succeeded === 6);
+      assert.deepEqual(ran, ids);
+      for (const id of ids) assert.equal((await rt.get(id))?.attempts, 1);
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it('a cancelled buffered task never runs', async () => {
+    const { rt, g, ran, ids } = await setup();
+    try {
+      const victim = ids[1]!;
+      assert.equal((await rt.get(victim))?.state, 'running');
+      assert.equal(await rt.cancel(victim), true);
+      await waitFor(() => executorInfo(rt).buffered === 3, { label: 'cancelled task left the buffer' });
+      g.open();
+      await waitFor(async () => (await rt.counts()).byState.succeeded === 5);
+      await rt.flush();
+      assert.equal(ran.includes(victim), false);
+      assert.equal((await rt.get(victim))?.state, 'cancelled');
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it('pausing a name or a group gives its buffered tasks back to the queue without counting an attempt', async () => {
+    const { rt, g, ran, ids } = await setup();
+    try {
+      rt.pauseGroup('odd');
+      await waitFor(() => executorInfo(rt).buffered === 2, { label: 'odd tasks given back' });
+      await rt.flush();
+      const odd = [ids[0]!, ids[2]!, ids[4]!];
+      for (const id of [ids[0]!, ids[2]!]) {
+        const t = await rt.get(id);
+        assert.equal(t?.state, 'queued');
+        assert.equal(t?.attempts, 0);
+        assert.equal(t?.owner, undefined);
+      }
+      rt.pause('work');
+      await waitFor(() => executorInfo(rt).buffered === 0, { label: 'every work task given back' });
+      g.open();
+      await waitFor(async () => (await rt.counts()).byState.succeeded === 1);
+      await rt.flush();
+      assert.deepEqual(ran, []);
+      rt.resume('work');
+      // Odd tasks stay held by their group; the others run.
+      await waitFor(async () => (await rt.counts()).byState.succeeded === 3);
+      assert.deepEqual(ran.sort(), [ids[1]!, ids[3]!].sort());
+      rt.resumeGroup('odd');
+      await waitFor(async () => (await rt.counts()).byState.succeeded === 6);
+      for (const id of odd) assert.equal((await rt.get(id))?.attempts, 1);
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it('close gives buffered tasks back without counting an attempt', async () => {
+    const { db, rt, g, ids, tasks } = await setup();
+    const closing = rt.close();
+    await waitFor(() => executorInfo(rt).buffered === 0, { label: 'buffer emptied by the drain' });
+    g.open();
+    await closing;
+    const rt2 = await createRuntime({ store: `sqlite:${db}`, maintenance: false, concurrency: 1, prefetch: 4, tasks });
+    try {
+      // The four buffered tasks were claimed once and given back at shutdown; the fifth was never claimed.
+      let released = 0;
+      for (const id of ids) {
+        const t = await rt2.get(id);
+        const back = t?.history?.filter((h) => h.from === 'running' && h.to === 'queued') ?? [];
+        if (back.length) {
+          assert.deepEqual(back.map((h) => h.reason), ['shutdown']);
+          released++;
+        }
+      }
+      assert.equal(released, 4);
+      await waitFor(async () => (await rt2.counts()).byState.succeeded === 6);
+      for (const id of ids) assert.equal((await rt2.get(id))?.attempts, 1);
+    } finally {
+      await rt2.close();
+    }
+  });
+
+  it('a buffered task keeps its lease while it waits, however long', async () => {
+    const clock = new ManualClock();
+    const { rt, g, ids } = await setup({ clock, lease: '3s', heartbeat: '1s' });
+    try {
+      // Ten leases pass; the tracker's recovery runs every 1.5 s and finds nothing expired.
+      for (let i = 0; i < 30; i++) await clock.advance(1000);
+      // The first four wait in the buffer (the fifth was never claimed).
+      for (const id of ids.slice(0, 4)) {
+        const t = await rt.get(id);
+        assert.equal(t?.state, 'running');
+        assert.equal(t?.history?.some((h) => /lease/i.test(h.reason ?? '')), false);
+      }
+      g.open();
+      await waitFor(async () => (await rt.counts()).byState.succeeded === 6);
+      // Held longer than a lease: given back and claimed again rather than started, so still one attempt each.
+      for (const id of ids) assert.equal((await rt.get(id))?.attempts, 1);
+    } finally {
+      g.open(); // the drain's deadline runs on the manual clock: let the blocker end
+      await rt.close();
+    }
+  });
+
+  it('respects per-name concurrency with a buffer', async () => {
+    const db = tempDb();
+    let now = 0;
+    let peak = 0;
+    const tasks: CreateRuntimeOptions['tasks'] = {
+      capped: {
+        concurrency: 2,
+        run: async () => {
+          now++;
+          peak = Math.max(peak, now);
+          await new Promise((resolve) => setImmediate(resolve));
+          now--;
+        },
+      },
+      free: { run: () => 1 },
+    };
+    const rt = await createRuntime({ store: `sqlite:${db}`, maintenance: false, concurrency: 8, prefetch: 16, tasks });
+    try {
+      await rt.enqueueMany([...Array.from({ length: 40 }, () => ({ name: 'capped' })), ...Array.from({ length: 40 }, () => ({ name: 'free' }))]);
+      await waitFor(async () => (await rt.counts()).byState.succeeded === 80, { timeout: 10_000 });
+      assert.ok(peak <= 2, `capped ran ${peak} at once`);
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it('validates the option and picks none for the memory store', async () => {
+    for (const bad of [-1, 1.5, 'lots', 10_001]) {
+      assert.throws(() => resolveOptions({ prefetch: bad as never }), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION && /prefetch/.test(e.message));
+    }
+    assert.equal(resolveOptions({ prefetch: 0 }).prefetch, 0);
+    assert.equal(resolveOptions({}).prefetch, 'auto');
+    const rt = await createRuntime({ store: 'memory', maintenance: false, tasks: { t: { run: () => 1 } } });
+    try {
+      assert.equal(executorInfo(rt).prefetch, 0);
+    } finally {
+      await rt.close();
+    }
+    const sq = await createRuntime({ store: `sqlite:${tempDb()}`, maintenance: false, concurrency: 8, tasks: { t: { run: () => 1 } } });
+    try {
+      assert.equal(executorInfo(sq).prefetch, 16);
+    } finally {
+      await sq.close();
+    }
+  });
+});
