@@ -84,8 +84,8 @@ export interface RuntimeOptions {
   claimBatch?: number;
   /**
    * Claimed tasks held ready beyond the free slots, so a run that ends starts the next without a store round
-   * trip and claims come in large batches. `'auto'`: for SQLite and PostgreSQL stores, the concurrency (at least
-   * 16, at most `claimBatch`); none for the memory store. 0 turns it off. Other nodes on a shared store cannot
+   * trip and claims come in large batches. `'auto'`: for SQLite and PostgreSQL stores, twice the concurrency (at
+   * least 32, at most `claimBatch`); none for the memory store. 0 turns it off. Other nodes on a shared store cannot
    * claim the tasks held here. @default 'auto'
    */
   prefetch?: number | 'auto';
@@ -294,7 +294,7 @@ function integerOrAuto(value: unknown, path: string): number {
 export function resolvePrefetch(prefetch: number | 'auto', storeKind: string, concurrency: number, claimBatch: number): number {
   if (prefetch !== 'auto') return prefetch;
   if (storeKind === 'memory') return 0;
-  return Math.min(claimBatch, Math.max(16, concurrency));
+  return Math.min(claimBatch, Math.max(32, 2 * concurrency));
 }
 
 export { describeValue };

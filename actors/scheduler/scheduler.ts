@@ -55,6 +55,8 @@ export class Scheduler implements Actor<TroupeMessage> {
   #wakeAgain = false;
   /** The last claim returned fewer tasks than it asked for: nothing more is due until something changes. */
   #drained = false;
+  /** The last claim left tasks behind for a group or rate limit (a task's end may free them). */
+  #heldBack = false;
   #stopped = false;
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
@@ -114,6 +116,8 @@ export class Scheduler implements Actor<TroupeMessage> {
     const m = msg as SchedulerMessage;
     switch (m.type) {
       case 'scheduler.wake':
+        // Written outcomes matter only to a claim that group limits held back (they free its slots).
+        if (m.reason === 'settled' && !this.#heldBack) return;
         this.#drained = false;
         this.#pump();
         return;
@@ -199,6 +203,7 @@ export class Scheduler implements Actor<TroupeMessage> {
         (tasks) => {
           this.#claiming = false;
           this.#stats.claims++;
+          this.#heldBack = heldBack;
           if (this.#stopped) {
             if (tasks.length) this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
             return;

@@ -5,6 +5,9 @@
  * Group commit: enqueues and outcomes arriving while a write is in flight are gathered and written together in
  * the next transaction, so a busy runtime makes few, large transactions and an idle one writes at once.
  * Progress and output are published live and persisted in the same batches (the latest progress per task wins).
+ * On durable stores an outcome waits for the end of the current event-loop turn before it is written, so every
+ * run that ended in the same burst of work shares one transaction (a commit is the cost there, not a row); the
+ * memory store writes at once.
  *
  * It also keeps the leases of this node alive (one heartbeat statement for all its running tasks and the claimed
  * ones waiting in the executor's buffer) and takes back
@@ -46,6 +49,9 @@ interface PendingEnqueue {
   replyTo: string;
 }
 
+/** Outcomes written together at most, when a burst of work keeps the event-loop turn from ending. */
+const SETTLE_BATCH = 64;
+
 export class Tracker implements Actor<TroupeMessage> {
   readonly #ctx: ActorContext<TroupeMessage>;
   readonly #d: TrackerDeps;
@@ -55,6 +61,8 @@ export class Tracker implements Actor<TroupeMessage> {
   #sideOps: SettleOp[] = [];
   #progress = new Map<TaskId, SettleOp>();
   #settleBusy = false;
+  /** A settle write is queued for the end of this event-loop turn (durable stores). */
+  #settleSoon: NodeJS.Immediate | undefined;
   #flushWaiters: string[] = [];
   #running = 0;
   /** Claimed tasks wait in the executor's buffer (their leases are kept alive too). */
@@ -81,6 +89,8 @@ export class Tracker implements Actor<TroupeMessage> {
     this.#d.clock.clearTimeout(this.#heartbeat);
     this.#d.clock.clearTimeout(this.#recovery);
     this.#d.clock.clearTimeout(this.#retryTimer);
+    if (this.#settleSoon) clearImmediate(this.#settleSoon);
+    this.#settleSoon = undefined;
   }
 
   describe(): Record<string, unknown> {
@@ -203,6 +213,25 @@ export class Tracker implements Actor<TroupeMessage> {
   #flushSettles(): void {
     if (this.#settleBusy || this.#retryTimer !== undefined) return;
     if (this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) return;
+    if (this.#settleSoon !== undefined) {
+      // A turn full of work may never end (a synchronous store keeps it busy): a full batch is written at once.
+      if (this.#settles.length < SETTLE_BATCH) return;
+      clearImmediate(this.#settleSoon);
+      this.#settleSoon = undefined;
+    } else if (this.#d.store.kind !== 'memory' && !this.#stopped) {
+      // Gather what the rest of this turn settles (runs end in bursts of microtasks) into the same transaction.
+      this.#settleSoon = setImmediate(() => {
+        this.#settleSoon = undefined;
+        this.#writeSettles();
+      });
+      return;
+    }
+    this.#writeSettles();
+  }
+
+  #writeSettles(): void {
+    if (this.#settleBusy || this.#retryTimer !== undefined) return;
+    if (this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) return;
     const settles = this.#settles;
     const ops: SettleOp[] = [...this.#sideOps, ...this.#progress.values()];
     const sideCount = ops.length;
@@ -218,6 +247,7 @@ export class Tracker implements Actor<TroupeMessage> {
         this.#stats.batches++;
         this.#stats.settled += settles.length;
         let wake = false;
+        let ended = false;
         for (let i = 0; i < settles.length; i++) {
           const s = settles[i]!;
           if (s.op.type !== 'progress' && s.op.type !== 'output' && !s.held) this.#running = Math.max(0, this.#running - 1);
@@ -225,9 +255,12 @@ export class Tracker implements Actor<TroupeMessage> {
             this.#reconcile(s);
             continue;
           }
+          ended = true;
           wake = this.#publishOutcome(s) || wake;
         }
         if (wake) this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('requeued'));
+        // A claim held back by a group limit may have run before these ends were written: it may claim now.
+        else if (ended) this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('settled'));
         this.#flushSettles();
         this.#maybeAnswerFlush();
       },
@@ -290,7 +323,7 @@ export class Tracker implements Actor<TroupeMessage> {
 
   #maybeAnswerFlush(): void {
     if (this.#flushWaiters.length === 0) return;
-    const idle = !this.#settleBusy && !this.#enqueueBusy && this.#settles.length === 0 && this.#enqueues.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0;
+    const idle = !this.#settleBusy && this.#settleSoon === undefined && !this.#enqueueBusy && this.#settles.length === 0 && this.#enqueues.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0;
     if (!idle) return;
     const waiters = this.#flushWaiters;
     this.#flushWaiters = [];

@@ -197,6 +197,20 @@ describe('prefetch buffer (SQLite)', () => {
     }
   });
 
+  it('claims and settles a burst in few transactions', async () => {
+    const rt = await createRuntime({ store: `sqlite:${tempDb()}`, maintenance: false, concurrency: 8, prefetch: 32, tasks: { t: { run: () => 1 } } });
+    try {
+      await rt.enqueueMany(Array.from({ length: 400 }, (_, i) => ({ name: 't', input: { i } })));
+      await waitFor(async () => (await rt.counts()).byState.succeeded === 400, { timeout: 10_000 });
+      const node = (a: string) => rt.tree().children?.find((c) => c.address === a)?.info as Record<string, number>;
+      // Without the buffer a claim takes at most the 8 free slots (≥ 50 claims); outcomes share transactions.
+      assert.ok(node('scheduler').claims <= 30, `${node('scheduler').claims} claims`);
+      assert.ok(node('tracker').batches <= 100, `${node('tracker').batches} settle transactions`);
+    } finally {
+      await rt.close();
+    }
+  });
+
   it('validates the option and picks none for the memory store', async () => {
     for (const bad of [-1, 1.5, 'lots', 10_001]) {
       assert.throws(() => resolveOptions({ prefetch: bad as never }), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION && /prefetch/.test(e.message));
@@ -211,7 +225,7 @@ describe('prefetch buffer (SQLite)', () => {
     }
     const sq = await createRuntime({ store: `sqlite:${tempDb()}`, maintenance: false, concurrency: 8, tasks: { t: { run: () => 1 } } });
     try {
-      assert.equal(executorInfo(sq).prefetch, 16);
+      assert.equal(executorInfo(sq).prefetch, 32);
     } finally {
       await sq.close();
     }
