@@ -7,7 +7,9 @@
  * Prefetch (durable stores): the executor asks for up to `prefetch` tasks more than its free slots and keeps the
  * surplus in a local buffer of claimed tasks, so a run that ends starts the next one without a store round trip
  * and each claim transaction takes many tasks (the store's cost is per transaction, not per task). It asks again
- * once the buffer is half empty. A buffered task is claimed (running, leased to this node) but has not started:
+ * once the buffer is half empty. The buffer only fills under load: it holds about what the slots start within
+ * PREFETCH_HORIZON_MS at the measured start rate (up to `prefetch`), so slow or sparse work is not held away from
+ * other nodes, and a buffered task waits milliseconds, not a long run's time. A buffered task is claimed (running, leased to this node) but has not started:
  * - a cancel removes it (it never runs); a pause of its name or group, a drain (close) or a wait longer than the
  *   lease gives it back to the queue with a release (its attempt not counted);
  * - its lease is renewed with the running ones (the tracker is told how many wait);
@@ -61,6 +63,11 @@ export interface ExecutorDeps {
   leaseMs?: number;
 }
 
+/** The buffer holds about the tasks the slots start within this time (at the start rate of the last window). */
+const PREFETCH_HORIZON_MS = 20;
+/** Length of the window the start rate is measured over. */
+const RATE_WINDOW_MS = 100;
+
 /** A claimed task waiting for a slot, and when it arrived. */
 interface Buffered {
   task: TaskRecord;
@@ -82,6 +89,10 @@ export class Executor implements Actor<TroupeMessage> {
   #buffer: Buffered[] = [];
   /** Whether the tracker was last told that claimed tasks wait here (for lease renewal). */
   #holdingReported = false;
+  /** Starts per ms over the last full window (undefined until one has passed: a first burst may prefetch). */
+  #startRate: number | undefined;
+  #rateFrom = 0;
+  #rateStarts = 0;
   #pausedNames = new Set<string>();
   #pausedGroups = new Set<string>();
   #stats = { started: 0, succeeded: 0, failed: 0, retried: 0, released: 0, givenBack: 0 };
@@ -104,7 +115,7 @@ export class Executor implements Actor<TroupeMessage> {
   describe(): Record<string, unknown> {
     const adaptive: Record<string, unknown> = {};
     for (const [name, limit] of this.#adaptive) adaptive[name] = limit.snapshot();
-    return { running: this.#running.size, limit: this.#limit, buffered: this.#buffer.length, prefetch: this.#d.prefetch ?? 0, draining: this.#draining, ...this.#stats, ...(this.#adaptive.size ? { adaptive } : {}) };
+    return { running: this.#running.size, limit: this.#limit, buffered: this.#buffer.length, prefetch: this.#d.prefetch ?? 0, prefetchNow: this.#prefetchNow(), draining: this.#draining, ...this.#stats, ...(this.#adaptive.size ? { adaptive } : {}) };
   }
 
   /** Current per-name limits of adaptive names. */
@@ -210,7 +221,7 @@ export class Executor implements Actor<TroupeMessage> {
     this.#reportHeld();
     if (this.#draining) return;
     const free = this.#limit - this.#running.size;
-    const prefetch = this.#d.prefetch ?? 0;
+    const prefetch = this.#prefetchNow();
     const buffered = this.#buffer.length;
     // With a buffer: ask again once it is half empty (so each claim takes many tasks), or when slots are free and
     // nothing buffered can fill them (the buffer's tasks are held back by their name's limit).
@@ -265,7 +276,31 @@ export class Executor implements Actor<TroupeMessage> {
         continue;
       }
       this.#start(b.task);
+      this.#countStart(now);
     }
+  }
+
+  /** Measures the start rate per window of clock time (the prefetch follows it). */
+  #countStart(now: number): void {
+    if (this.#rateStarts === 0 && this.#startRate === undefined) this.#rateFrom = now;
+    this.#rateStarts++;
+    const span = now - this.#rateFrom;
+    if (span >= RATE_WINDOW_MS) {
+      this.#startRate = this.#rateStarts / span;
+      this.#rateFrom = now;
+      this.#rateStarts = 0;
+    }
+  }
+
+  /** The buffer's size now: `prefetch` under load, less for slower work, none when starts are sparse. */
+  #prefetchNow(): number {
+    const prefetch = this.#d.prefetch ?? 0;
+    if (prefetch === 0 || this.#startRate === undefined) return prefetch;
+    // A window that has run long since the last start: the rate it will show is at most this.
+    const now = this.#d.clock.now();
+    const span = now - this.#rateFrom;
+    const rate = span >= RATE_WINDOW_MS ? Math.min(this.#startRate, this.#rateStarts / span) : this.#startRate;
+    return Math.min(prefetch, Math.floor(rate * PREFETCH_HORIZON_MS));
   }
 
   #atCap(name: string): boolean {

@@ -198,7 +198,9 @@ describe('prefetch buffer (SQLite)', () => {
   });
 
   it('claims and settles a burst in few transactions', async () => {
-    const rt = await createRuntime({ store: `sqlite:${tempDb()}`, maintenance: false, concurrency: 8, prefetch: 32, tasks: { t: { run: () => 1 } } });
+    // A manual clock that stands still: every start falls in one rate window, so the buffer stays at its full size.
+    const clock = new ManualClock();
+    const rt = await createRuntime({ store: `sqlite:${tempDb()}`, clock, maintenance: false, concurrency: 8, prefetch: 32, tasks: { t: { run: () => 1 } } });
     try {
       await rt.enqueueMany(Array.from({ length: 400 }, (_, i) => ({ name: 't', input: { i } })));
       await waitFor(async () => (await rt.counts()).byState.succeeded === 400, { timeout: 10_000 });
@@ -207,6 +209,36 @@ describe('prefetch buffer (SQLite)', () => {
       assert.ok(node('scheduler').claims <= 30, `${node('scheduler').claims} claims`);
       assert.ok(node('tracker').batches <= 100, `${node('tracker').batches} settle transactions`);
     } finally {
+      await rt.close();
+    }
+  });
+
+  it('does not buffer when starts are sparse (slow work)', async () => {
+    const clock = new ManualClock();
+    const gates = [gate(), gate()];
+    const tasks: CreateRuntimeOptions['tasks'] = {
+      slow: { run: (i: { n: number }) => gates[i.n]!.wait() },
+      work: { run: () => 1 },
+    };
+    const rt = await createRuntime({ store: `sqlite:${tempDb()}`, clock, maintenance: false, concurrency: 1, prefetch: 4, tasks });
+    try {
+      const first = await rt.enqueue('slow', { n: 0 });
+      await waitFor(async () => (await rt.get(first))?.state === 'running');
+      await clock.advance(1000);
+      gates[0]!.open();
+      await waitFor(async () => (await rt.get(first))?.state === 'succeeded');
+      // Two starts a second apart: a start rate far below what the buffer is for.
+      const second = await rt.enqueue('slow', { n: 1 });
+      await waitFor(async () => (await rt.get(second))?.state === 'running');
+      assert.equal(executorInfo(rt).prefetchNow, 0);
+      await rt.enqueueMany([1, 2, 3].map((i) => ({ name: 'work', input: { i } })));
+      await rt.flush();
+      await waitFor(async () => (await rt.counts()).byState.queued === 3);
+      assert.equal(executorInfo(rt).buffered, 0);
+      gates[1]!.open();
+      await waitFor(async () => (await rt.counts()).byState.succeeded === 5);
+    } finally {
+      for (const g of gates) g.open();
       await rt.close();
     }
   });
