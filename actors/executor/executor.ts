@@ -9,10 +9,11 @@
  * and each claim transaction takes many tasks (the store's cost is per transaction, not per task). It asks again
  * once the buffer is half empty. The buffer only fills under load: it holds about what the slots start within
  * PREFETCH_HORIZON_MS at the measured start rate (up to `prefetch`), so slow or sparse work is not held away from
- * other nodes, and a buffered task waits milliseconds, not a long run's time. A buffered task is claimed (running, leased to this node) but has not started:
+ * other nodes, and a buffered task waits milliseconds, not a long run's time. A buffered task is claimed (running,
+ * leased to this node) but has not started:
  * - a cancel removes it (it never runs); a pause of its name or group, a drain (close) or a wait longer than the
  *   lease gives it back to the queue with a release (its attempt not counted);
- * - its lease is renewed with the running ones (the tracker is told how many wait);
+ * - its lease is renewed with the running ones (the tracker is told whether any wait);
  * - per-name limits are checked again when it starts; the claim already applied group and rate limits and the
  *   strategy order, and the buffer keeps that order.
  *
