@@ -197,6 +197,30 @@ describe('prefetch buffer (SQLite)', () => {
     }
   });
 
+  it('respects a rate limit: tasks claimed ahead still start at most max per window', async () => {
+    const clock = new ManualClock();
+    let started = 0;
+    const tasks: CreateRuntimeOptions['tasks'] = { call: { rateLimit: { max: 3, per: '1s' }, run: () => void started++ } };
+    const rt = await createRuntime({ store: `sqlite:${tempDb()}`, clock, maintenance: false, concurrency: 4, prefetch: 16, tasks });
+    try {
+      await rt.enqueueMany(Array.from({ length: 7 }, () => ({ name: 'call' })));
+      await waitFor(() => started === 3);
+      await rt.flush();
+      await clock.advance(999);
+      await rt.flush();
+      assert.equal(started, 3);
+      assert.equal(executorInfo(rt).buffered, 0);
+      await clock.advance(1);
+      await waitFor(() => started === 6);
+      await clock.advance(500);
+      assert.equal(started, 6);
+      await clock.advance(500);
+      await waitFor(() => started === 7);
+    } finally {
+      await rt.close();
+    }
+  });
+
   it('claims and settles a burst in few transactions', async () => {
     // A manual clock that stands still: every start falls in one rate window, so the buffer stays at its full size.
     const clock = new ManualClock();
