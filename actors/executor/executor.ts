@@ -204,8 +204,7 @@ export class Executor implements Actor<TroupeMessage> {
           handler: def.handler,
           input: task.input,
           attempt: task.attempts,
-          signal: run.signal,
-          hardSignal: run.hardSignal,
+          stops: run,
           onProgress,
           onLog: (text) => this.#output(run, 'log', text),
         });
