@@ -115,8 +115,9 @@ export class TaskActor implements JobStops {
       this.#reason === 'timeout' ? `Task \`${this.name}\` (${this.id}) timed out` :
       this.#reason === 'cancel' ? `Task \`${this.name}\` (${this.id}) was cancelled` :
       `Task \`${this.name}\` (${this.id}) was stopped by shutdown`;
-    this.#stop(1, new TroupeError(code, message));
+    // The grace timer first: the stop may end the run (and dispose it) before #stop returns.
     this.#grace = this.#clock.setTimeout(() => this.#stop(2, this.#stopReason), this.#killGraceMs);
+    this.#stop(1, new TroupeError(code, message));
   }
 
   /** Moves to stop `level`: the signals read so far abort, the pool's watcher (if any) is told. */

@@ -68,6 +68,15 @@ export interface HandlerJob {
   onLog?(text: string): void;
 }
 
+/** A job given to `submit`: its outcome comes to `done` instead of a promise. */
+export interface CallbackJob extends HandlerJob {
+  /**
+   * Called once with `(true, result)` or `(false, error)` (what `run()` would resolve or reject with); never
+   * synchronously from `submit`, but it may be from a stop (inside the `stops` owner's call).
+   */
+  done(ok: boolean, value: unknown): void;
+}
+
 /**
  * A job's soft and hard stop, kept by its owner without AbortSignals: a run that is almost never stopped should
  * not pay for two of them. The pool reads the level at submit and is called back on each later stop.
@@ -108,6 +117,8 @@ export interface ThreadPoolStats {
 export interface ThreadPool {
   /** Resolves with the handler's result, or rejects with an Error (deserialized; code and hints kept). */
   run(job: HandlerJob): Promise<unknown>;
+  /** `run()` without a promise: the outcome goes to `job.done` (a hot caller saves a promise and its callbacks per job). */
+  submit(job: CallbackJob): void;
   readonly stats: ThreadPoolStats;
   readonly status: PoolStatus;
   threadIds(): number[];
@@ -153,10 +164,11 @@ class Entry {
   listening = false;
   readonly seq: number;
   readonly job: HandlerJob & { signal: AbortSignal; hardSignal: AbortSignal };
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: unknown) => void;
+  /** The promise's settlers (`run`), or undefined when the outcome goes to `job.done` (`submit`). */
+  readonly resolve: ((value: unknown) => void) | undefined;
+  readonly reject: ((error: unknown) => void) | undefined;
 
-  constructor(seq: number, job: HandlerJob, resolve: (v: unknown) => void, reject: (e: unknown) => void) {
+  constructor(seq: number, job: HandlerJob, resolve?: (v: unknown) => void, reject?: (e: unknown) => void) {
     this.seq = seq;
     if (job.stops === undefined && (job.signal === undefined || job.hardSignal === undefined)) {
       job = { ...job, signal: job.signal ?? NEVER, hardSignal: job.hardSignal ?? NEVER };
@@ -255,23 +267,42 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
   }
 
   run(job: HandlerJob): Promise<unknown> {
-    if (this.#status !== 'running') return Promise.reject(new TroupeError(ErrorCodes.CLOSED, 'The thread pool is closed'));
-    if (job.stops !== undefined) {
-      if (job.stops.stopLevel > 0) return Promise.reject(job.stops.stopReason);
-    } else {
-      if (job.hardSignal?.aborted) return Promise.reject(job.hardSignal.reason);
-      if (job.signal?.aborted) return Promise.reject(job.signal.reason);
-    }
-    if (this.#runs >= this.#maxRuns && this.#queued >= this.#maxQueue) {
-      return Promise.reject(new TroupeError(ErrorCodes.POOL_EXHAUSTED, `The thread pool queue is full (${this.#maxQueue} jobs waiting)`, { details: { maxQueue: this.#maxQueue } }));
-    }
+    const refusal = this.#refusal(job);
+    if (refusal !== undefined) return Promise.reject(refusal);
     let resolve!: (v: unknown) => void;
     let reject!: (e: unknown) => void;
     const promise = new Promise<unknown>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    const entry = new Entry(++this.#seq, job, resolve, reject);
+    this.#enter(new Entry(++this.#seq, job, resolve, reject));
+    return promise;
+  }
+
+  submit(job: CallbackJob): void {
+    const refusal = this.#refusal(job);
+    if (refusal !== undefined) queueMicrotask(() => job.done(false, refusal));
+    else this.#enter(new Entry(++this.#seq, job));
+  }
+
+  /** Why a job cannot be taken now (closed, already stopped, queue full), or undefined. */
+  #refusal(job: HandlerJob): unknown {
+    if (this.#status !== 'running') return new TroupeError(ErrorCodes.CLOSED, 'The thread pool is closed');
+    if (job.stops !== undefined) {
+      if (job.stops.stopLevel > 0) return job.stops.stopReason;
+    } else {
+      if (job.hardSignal?.aborted) return job.hardSignal.reason;
+      if (job.signal?.aborted) return job.signal.reason;
+    }
+    if (this.#runs >= this.#maxRuns && this.#queued >= this.#maxQueue) {
+      return new TroupeError(ErrorCodes.POOL_EXHAUSTED, `The thread pool queue is full (${this.#maxQueue} jobs waiting)`, { details: { maxQueue: this.#maxQueue } });
+    }
+    return undefined;
+  }
+
+  /** Takes a job: at once when a run is free and nothing waits, else into the queue. */
+  #enter(entry: Entry): void {
+    const { job } = entry;
     if (job.stops !== undefined) job.stops.watchStops(this, entry);
     else this.#aborts.arm();
     if (this.#runs < this.#maxRuns && this.#queued === 0) {
@@ -280,7 +311,6 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
       this.#queue.push(entry);
       this.#queued++;
     }
-    return promise;
   }
 
   close(options: { force?: boolean } = {}): Promise<void> {
@@ -625,8 +655,9 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
     if (e.job.stops !== undefined) e.job.stops.watchStops(undefined);
     else if (e.listening) this.#aborts.release(e);
     this.#completed++;
-    if (ok) e.resolve(value);
-    else e.reject(error);
+    if (e.resolve === undefined) (e.job as CallbackJob).done(ok, ok ? value : error);
+    else if (ok) e.resolve(value);
+    else e.reject!(error);
   }
 }
 

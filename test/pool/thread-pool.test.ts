@@ -80,6 +80,31 @@ describe('thread pool', () => {
     assert.deepEqual(await pool.run(job), { input: { hello: 'world' }, id: job.id, name: 'echo-ctx', attempt: 3, aborted: false });
   });
 
+  test('submit() hands the outcome to job.done, never synchronously: a result, an error, a refusal', async () => {
+    const outcome = (c: JobControl): { sync: boolean; settled: Promise<[boolean, unknown]> } => {
+      let returned = false;
+      let sync = false;
+      const settled = new Promise<[boolean, unknown]>((resolve) => {
+        pool.submit({ ...c.job, done: (ok, value) => { sync = !returned; resolve([ok, value]); } });
+      });
+      returned = true;
+      return { get sync() { return sync; }, settled };
+    };
+    const good = outcome(makeJob('add', { a: 2, b: 3 }));
+    assert.deepEqual(await good.settled, [true, 5]);
+    const bad = outcome(makeJob('throw'));
+    const [ok, error] = await bad.settled;
+    assert.equal(ok, false);
+    assert.ok(isTroupeError(error));
+    const stopped = makeJob('add', { a: 1, b: 1 });
+    stopped.soft.abort(new TroupeError(ErrorCodes.CANCELLED, 'before submit'));
+    const refused = outcome(stopped);
+    const [refusedOk, reason] = await refused.settled;
+    assert.equal(refusedOk, false);
+    assert.equal((reason as TroupeError).code, ErrorCodes.CANCELLED);
+    assert.equal(refused.sync, false, 'a refusal comes after submit returned');
+  });
+
   test('a default export object with run() is accepted', async () => {
     assert.equal(await pool.run(makeJob('object-run', 21).job), 42);
   });
