@@ -77,7 +77,11 @@ interface OutputBuffer {
 
 interface Entry {
   rec: TaskRecord;
-  history: Transition[];
+  /**
+   * Transitions, flat: HISTORY_WIDTH cells each (from, to, at, attempt, reason, error). One array per task
+   * instead of an object per transition: fewer live objects for the collector while thousands of tasks are kept.
+   */
+  history: unknown[];
   output?: OutputBuffer;
   where: Where;
   gen: number;
@@ -263,7 +267,7 @@ class MemoryStore implements Store, AsyncDisposable {
       finishedAt: undefined,
       children: undefined,
     };
-    const e: Entry = { rec, history: [], where: Where.none, gen: 0, fin: 0 };
+    const e: Entry = { rec, history: [], output: undefined, where: Where.none, gen: 0, bucket: undefined, fin: 0 };
     this.#tasks.set(t.id, e);
     if (t.key !== undefined) this.#byKey.set(t.key, e);
     if (t.dedup !== undefined) this.#dedup.set(pairKey(t.name, t.dedup.key), e);
@@ -512,7 +516,17 @@ class MemoryStore implements Store, AsyncDisposable {
 
   async history(id: TaskId): Promise<Transition[]> {
     this.#assertOpen();
-    return (this.#tasks.get(id)?.history ?? []).map((t) => ({ ...t }));
+    const e = this.#tasks.get(id);
+    if (e === undefined) return [];
+    const h = e.history;
+    const out: Transition[] = [];
+    for (let at = 0; at < h.length; at += HISTORY_WIDTH) {
+      const t: Transition = { taskId: e.rec.id, from: h[at] as TaskState | null, to: h[at + 1] as TaskState, at: h[at + 2] as number, attempt: h[at + 3] as number };
+      if (h[at + 4] !== undefined) t.reason = h[at + 4] as string;
+      if (h[at + 5] !== undefined) t.error = h[at + 5] as SerializedError;
+      out.push(t);
+    }
+    return out;
   }
 
   async output(id: TaskId, after?: number, limit?: number): Promise<OutputLine[]> {
@@ -1006,12 +1020,12 @@ class MemoryStore implements Store, AsyncDisposable {
     reason?: string,
     error?: SerializedError,
   ): void {
-    const t: Transition = { taskId: e.rec.id, from, to, at, attempt };
-    if (reason !== undefined) t.reason = reason;
-    if (error !== undefined) t.error = error;
-    e.history.push(t);
+    e.history.push(from, to, at, attempt, reason, error);
   }
 }
+
+/** Cells per transition in Entry.history. */
+const HISTORY_WIDTH = 6;
 
 /** The copy of a record handed out: the set fields only (inside, unset ones are present as `undefined`). */
 function exportRecord(rec: TaskRecord): TaskRecord {
