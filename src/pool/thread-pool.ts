@@ -459,9 +459,13 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
     const { entries } = run;
     const retiring = this.#retiringThread(entries);
     if (retiring === undefined) this.#runs--;
+    for (const e of entries) this.#releaseSlot(e);
+    if (retiring !== undefined) this.#retireThread(retiring);
+    // The next batch leaves before this one's outcomes are handled (their callbacks may run long): the thread
+    // works meanwhile instead of waiting for the main thread.
+    this.#pump();
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k]!;
-      this.#releaseSlot(e);
       if (e.state === EntryStates.settled) continue;
       const tag = replies[2 * k] as number;
       if (replyKind(tag) === ReplyKinds.early || e.received < replySideMessages(tag)) {
@@ -473,8 +477,6 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
         this.#settleReply(e, tag, replies[2 * k + 1]);
       }
     }
-    if (retiring !== undefined) this.#retireThread(retiring);
-    this.#pump();
     this.#checkIdle();
   }
 
