@@ -27,6 +27,11 @@ function randomHex(bytes: number): string {
 
 /** Random per process: tells apart ids made in the same millisecond by different processes. */
 const PROCESS_TAG = randomHex(6);
+/** The formatted millisecond prefix of the last id, and its millisecond. */
+let prefixMs = -1;
+let prefix = '';
+/** Two hex digits per byte value (the counter's four digits). */
+const COUNTER_HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /**
  * A new task id: 12 hex digits of milliseconds, 4 of a per-millisecond counter, 12 of a per-process random tag.
@@ -42,8 +47,14 @@ export function createTaskId(now = Date.now()): TaskId {
     lastMs++;
     counter = 0;
   }
-  return lastMs.toString(16).padStart(12, '0') + counter.toString(16).padStart(4, '0') + PROCESS_TAG;
+  // The millisecond prefix is formatted once per millisecond, not once per id.
+  if (prefixMs !== lastMs) {
+    prefixMs = lastMs;
+    prefix = lastMs.toString(16).padStart(12, '0');
+  }
+  return prefix + COUNTER_HEX[counter >> 8]! + COUNTER_HEX[counter & 0xff]! + PROCESS_TAG;
 }
+
 
 const TASK_ID = /^[0-9a-f]{28}$/;
 

@@ -178,6 +178,8 @@ export class Runtime implements AsyncDisposable {
   readonly #stats: StatsBook;
   #statsPersister: StatsPersister | undefined;
   #limits: { groupLimits?: Record<string, number>; rateLimits?: Record<string, RateLimit> } | undefined;
+  /** Tasks of `run()` calls made in this microtask turn: stored with one enqueue message (see #flushRuns). */
+  #runBatch: NewTask[] = [];
 
   /** @internal Use `createRuntime()`. */
   constructor(options: ResolvedOptions, registry: Registry, store: Store) {
@@ -301,13 +303,53 @@ export class Runtime implements AsyncDisposable {
   // ── P1–P4 ──────────────────────────────────────────────────────────────────────────────────────────────
 
   /** P1: runs a task and resolves with its result, or rejects with a TroupeError. */
-  async run<O = unknown>(name: string, input?: unknown, options?: EnqueueOptions): Promise<O> {
-    const task = await this.#buildTask(name, input, options ?? {});
-    const waiting = this.#wait(task.id);
-    const [result] = await this.#submit([task]);
-    if (result && !result.created) return this.#outcomeOf(result.id, task.id) as Promise<O>;
-    return waiting as Promise<O>;
+  run<O = unknown>(name: string, input?: unknown, options?: EnqueueOptions): Promise<O> {
+    let task: NewTask | Promise<NewTask>;
+    try {
+      task = this.#makeTask(name, input, options ?? {});
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (task instanceof Promise) return task.then((t) => this.#runTask(t)) as Promise<O>;
+    return this.#runTask(task) as Promise<O>;
   }
+
+  /** Waits for the task's outcome and queues it for the next #flushRuns. */
+  #runTask(task: NewTask): Promise<unknown> {
+    const waiting = this.#wait(task.id);
+    if (this.#runBatch.push(task) === 1) queueMicrotask(this.#flushRuns);
+    return waiting;
+  }
+
+  /**
+   * Stores the tasks of the `run()` calls made in one microtask turn with one enqueue message: a burst of runs
+   * costs one request and one reply instead of one each. A task whose key matched an existing one waits for
+   * that task's outcome; when the enqueue fails, the runs of the batch reject with its error.
+   */
+  readonly #flushRuns = (): void => {
+    const tasks = this.#runBatch;
+    this.#runBatch = [];
+    this.#submit(tasks).then(
+      (results) => {
+        for (let i = 0; i < tasks.length; i++) {
+          const r = results[i];
+          if (r === undefined || r.created) continue;
+          const id = tasks[i]!.id;
+          const waiters = this.#waiters.get(id);
+          this.#outcomeOf(r.id, id).catch((error: unknown) => {
+            for (const w of waiters ?? []) w.reject(error);
+          });
+        }
+      },
+      (error: unknown) => {
+        for (const t of tasks) {
+          const waiters = this.#waiters.get(t.id);
+          this.#waiters.delete(t.id);
+          for (const w of waiters ?? []) w.reject(error);
+        }
+      },
+    );
+  };
 
   /** P2: starts a task and returns a handle to watch its output and progress, await its result, or cancel it. */
   start<O = unknown>(name: string, input?: unknown, options?: Omit<EnqueueOptions, 'key' | 'dedup'>): TaskHandle<O> {
@@ -718,6 +760,11 @@ export class Runtime implements AsyncDisposable {
   }
 
   async #buildTask(name: string, input: unknown, options: EnqueueOptions, extra?: { id?: string; key?: string; scheduleId?: string; runAt?: number }, path = 'options'): Promise<NewTask> {
+    return this.#makeTask(name, input, options, extra, path);
+  }
+
+  /** Validates and builds a task: synchronously, unless the definition validates its input (a promise then). */
+  #makeTask(name: string, input: unknown, options: EnqueueOptions, extra?: { id?: string; key?: string; scheduleId?: string; runAt?: number }, path = 'options'): NewTask | Promise<NewTask> {
     this.#assertOpen();
     const def = this.#registry.require(name);
     const o = isEmpty(options) ? EMPTY_OPTIONS : (plainObject(options, path, ENQUEUE_KEYS) as EnqueueOptions);
@@ -743,14 +790,14 @@ export class Runtime implements AsyncDisposable {
       dedup = resolveDedup(o.dedup, `${path}.dedup`);
     }
     const timeoutMs = o.timeout === undefined ? undefined : parseDuration(o.timeout, `${path}.timeout`);
-    let value = input;
-    if (def.validate) value = await this.#registry.validateInput(def, input);
-    else if (input !== null && typeof input === 'object') assertJson(input, def.name);
-    else if (typeof input === 'function' || typeof input === 'symbol' || typeof input === 'bigint') assertJson(input, def.name);
+    if (!def.validate) {
+      if (input !== null && typeof input === 'object') assertJson(input, def.name);
+      else if (typeof input === 'function' || typeof input === 'symbol' || typeof input === 'bigint') assertJson(input, def.name);
+    }
     const task: NewTask = {
       id: extra?.id ?? createTaskId(now),
       name: def.name,
-      input: value === undefined ? null : value,
+      input: input === undefined ? null : input,
       priority,
       weight,
       maxAttempts: (retry ?? def.retry).attempts,
@@ -768,7 +815,11 @@ export class Runtime implements AsyncDisposable {
     if (retry !== undefined || timeoutMs !== undefined || trace !== undefined) {
       task.options = { ...(retry ? { retry } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(trace ? { trace } : {}) };
     }
-    return task;
+    if (!def.validate) return task;
+    return this.#registry.validateInput(def, input).then((value) => {
+      task.input = value === undefined ? null : value;
+      return task;
+    });
   }
 
   /** Group and rate limits of the registered definitions, for every claim (rebuilt after a registration). */

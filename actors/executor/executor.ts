@@ -367,33 +367,40 @@ export class Executor implements Actor<TroupeMessage> {
     }
     if (this.#d.telemetry) run.span = this.#d.telemetry.startRun({ id: task.id, name: task.name, attempt: task.attempts, ...(task.options?.trace ? { trace: task.options.trace } : {}) });
     run.armTimeout(task.options?.timeoutMs ?? def.timeoutMs);
-    let work: Promise<unknown>;
+    // One callback per run for its outcome, whatever runs it (a handler job needs no promise).
+    const done = (ok: boolean, value: unknown): void => {
+      if (ok) this.#finish(run, def, undefined, false, value);
+      else this.#finish(run, def, value, false);
+    };
+    let work: Promise<unknown> | undefined;
     try {
-      work = this.#execute(def, run, task);
+      work = this.#execute(def, run, task, done);
     } catch (error) {
       work = Promise.reject(error);
     }
-    work.then(
-      (result) => this.#finish(run, def, undefined, false, result),
-      (error: unknown) => this.#finish(run, def, error, false),
+    work?.then(
+      (result) => done(true, result),
+      (error: unknown) => done(false, error),
     );
   }
 
-  #execute(def: ResolvedTask, run: TaskActor, task: TaskRecord): Promise<unknown> {
+  /** Starts the run's code: a handler job reports to `done` itself (undefined); the other kinds return a promise. */
+  #execute(def: ResolvedTask, run: TaskActor, task: TaskRecord, done: (ok: boolean, value: unknown) => void): Promise<unknown> | undefined {
     const onProgress = (p: Progress) => this.#progress(run, p);
     switch (def.kind) {
       case 'handler':
-        return this.#d.pool().run({
+        this.#d.pool().submit({
           id: task.id,
           name: task.name,
           handler: def.handler,
           input: task.input,
           attempt: task.attempts,
-          signal: run.signal,
-          hardSignal: run.hardSignal,
+          stops: run,
           onProgress,
           onLog: (text) => this.#output(run, 'log', text),
+          done,
         });
+        return undefined;
       case 'command': {
         const args = def.args(task.input);
         return this.#d

@@ -9,7 +9,8 @@
  * always go alone: batching would save nothing and could hold their batch mates' results back. A result that is
  * ready before its batch's reply is sent ahead (see `runJobs` in handler-worker.ts).
  *
- * Stops, per job (an abort is noticed at once once a job has listeners, else within one sweep, see abort-watch.ts):
+ * Stops, per job: through `stops` (the owner calls the pool back at once, no AbortSignal needed), or through the
+ * two signals (an abort is noticed at once once a job has listeners, else within one sweep, see abort-watch.ts):
  * - `signal` (soft): a job whose handler was not called yet is dropped and rejects with the reason at once; a
  *   running one gets the abort in its `ctx.signal` (same reason) and settles with whatever the handler does.
  * - `hardSignal`: a job not called yet is dropped as above; a running one has its thread ended and rejects with
@@ -57,13 +58,45 @@ export interface HandlerJob {
   handler: string;
   input: unknown;
   attempt: number;
-  /** Soft cancel/timeout: `ctx.signal` aborts inside the worker, with this signal's reason. */
-  signal: AbortSignal;
-  /** Hard stop: the job's thread is ended if the handler still runs. */
-  hardSignal: AbortSignal;
+  /** Soft cancel/timeout: `ctx.signal` aborts inside the worker, with this signal's reason. Ignored with `stops`. */
+  signal?: AbortSignal;
+  /** Hard stop: the job's thread is ended if the handler still runs. Ignored with `stops`. */
+  hardSignal?: AbortSignal;
+  /** The job's stops without AbortSignals (a task run): preferred over `signal`/`hardSignal` when given. */
+  stops?: JobStops;
   onProgress?(p: { fraction: number; done?: number; total?: number }): void;
   onLog?(text: string): void;
 }
+
+/** A job given to `submit`: its outcome comes to `done` instead of a promise. */
+export interface CallbackJob extends HandlerJob {
+  /**
+   * Called once with `(true, result)` or `(false, error)` (what `run()` would resolve or reject with); never
+   * synchronously from `submit`, but it may be from a stop (inside the `stops` owner's call).
+   */
+  done(ok: boolean, value: unknown): void;
+}
+
+/**
+ * A job's soft and hard stop, kept by its owner without AbortSignals: a run that is almost never stopped should
+ * not pay for two of them. The pool reads the level at submit and is called back on each later stop.
+ */
+export interface JobStops {
+  /** 0 = not stopped, 1 = soft stop (like `signal` aborted), 2 = hard stop (like `hardSignal` aborted). */
+  readonly stopLevel: 0 | 1 | 2;
+  /** The stop's reason (the same for both levels). */
+  readonly stopReason: unknown;
+  /** The pool watches the job while it holds it (`watcher.onStop(token, hard)` on each stop); undefined to stop. */
+  watchStops(watcher: StopWatcher | undefined, token?: unknown): void;
+}
+
+/** Told by a JobStops owner when its job is stopped. */
+export interface StopWatcher {
+  onStop(token: unknown, hard: boolean): void;
+}
+
+/** Signals that never abort, for jobs given neither signals nor `stops`. */
+const NEVER = new AbortController().signal;
 
 export interface ThreadPoolStats {
   threads: number;
@@ -84,6 +117,8 @@ export interface ThreadPoolStats {
 export interface ThreadPool {
   /** Resolves with the handler's result, or rejects with an Error (deserialized; code and hints kept). */
   run(job: HandlerJob): Promise<unknown>;
+  /** `run()` without a promise: the outcome goes to `job.done` (a hot caller saves a promise and its callbacks per job). */
+  submit(job: CallbackJob): void;
   readonly stats: ThreadPoolStats;
   readonly status: PoolStatus;
   threadIds(): number[];
@@ -128,19 +163,23 @@ class Entry {
   /** Abort listeners attached (only jobs that outlive one sweep get them). */
   listening = false;
   readonly seq: number;
-  readonly job: HandlerJob;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: unknown) => void;
+  readonly job: HandlerJob & { signal: AbortSignal; hardSignal: AbortSignal };
+  /** The promise's settlers (`run`), or undefined when the outcome goes to `job.done` (`submit`). */
+  readonly resolve: ((value: unknown) => void) | undefined;
+  readonly reject: ((error: unknown) => void) | undefined;
 
-  constructor(seq: number, job: HandlerJob, resolve: (v: unknown) => void, reject: (e: unknown) => void) {
+  constructor(seq: number, job: HandlerJob, resolve?: (v: unknown) => void, reject?: (e: unknown) => void) {
     this.seq = seq;
-    this.job = job;
+    if (job.stops === undefined && (job.signal === undefined || job.hardSignal === undefined)) {
+      job = { ...job, signal: job.signal ?? NEVER, hardSignal: job.hardSignal ?? NEVER };
+    }
+    this.job = job as Entry['job'];
     this.resolve = resolve;
     this.reject = reject;
   }
 }
 
-class HandlerThreadPool implements ThreadPool {
+class HandlerThreadPool implements ThreadPool, StopWatcher {
   readonly #piscina: Piscina;
   readonly #maxRuns: number;
   readonly #maxBatch: number;
@@ -156,7 +195,7 @@ class HandlerThreadPool implements ThreadPool {
   readonly #onError: ((error: unknown) => void) | undefined;
   readonly #retire: RetireBoard | undefined;
   readonly #aborts: AbortWatch<Entry> = new AbortWatch<Entry>({
-    onAbort: (entry, signal) => this.#onAbort(entry, signal),
+    onAbort: (entry, signal) => this.#onAbort(entry, signal === entry.job.hardSignal, signal.reason),
     sweep: (watch) => this.#sweep(watch),
   });
   #queue: Entry[] = [];
@@ -228,27 +267,50 @@ class HandlerThreadPool implements ThreadPool {
   }
 
   run(job: HandlerJob): Promise<unknown> {
-    if (this.#status !== 'running') return Promise.reject(new TroupeError(ErrorCodes.CLOSED, 'The thread pool is closed'));
-    if (job.hardSignal.aborted) return Promise.reject(job.hardSignal.reason);
-    if (job.signal.aborted) return Promise.reject(job.signal.reason);
-    if (this.#runs >= this.#maxRuns && this.#queued >= this.#maxQueue) {
-      return Promise.reject(new TroupeError(ErrorCodes.POOL_EXHAUSTED, `The thread pool queue is full (${this.#maxQueue} jobs waiting)`, { details: { maxQueue: this.#maxQueue } }));
-    }
+    const refusal = this.#refusal(job);
+    if (refusal !== undefined) return Promise.reject(refusal);
     let resolve!: (v: unknown) => void;
     let reject!: (e: unknown) => void;
     const promise = new Promise<unknown>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    const entry = new Entry(++this.#seq, job, resolve, reject);
-    this.#aborts.arm();
+    this.#enter(new Entry(++this.#seq, job, resolve, reject));
+    return promise;
+  }
+
+  submit(job: CallbackJob): void {
+    const refusal = this.#refusal(job);
+    if (refusal !== undefined) queueMicrotask(() => job.done(false, refusal));
+    else this.#enter(new Entry(++this.#seq, job));
+  }
+
+  /** Why a job cannot be taken now (closed, already stopped, queue full), or undefined. */
+  #refusal(job: HandlerJob): unknown {
+    if (this.#status !== 'running') return new TroupeError(ErrorCodes.CLOSED, 'The thread pool is closed');
+    if (job.stops !== undefined) {
+      if (job.stops.stopLevel > 0) return job.stops.stopReason;
+    } else {
+      if (job.hardSignal?.aborted) return job.hardSignal.reason;
+      if (job.signal?.aborted) return job.signal.reason;
+    }
+    if (this.#runs >= this.#maxRuns && this.#queued >= this.#maxQueue) {
+      return new TroupeError(ErrorCodes.POOL_EXHAUSTED, `The thread pool queue is full (${this.#maxQueue} jobs waiting)`, { details: { maxQueue: this.#maxQueue } });
+    }
+    return undefined;
+  }
+
+  /** Takes a job: at once when a run is free and nothing waits, else into the queue. */
+  #enter(entry: Entry): void {
+    const { job } = entry;
+    if (job.stops !== undefined) job.stops.watchStops(this, entry);
+    else this.#aborts.arm();
     if (this.#runs < this.#maxRuns && this.#queued === 0) {
       this.#dispatch([entry]);
     } else {
       this.#queue.push(entry);
       this.#queued++;
     }
-    return promise;
   }
 
   close(options: { force?: boolean } = {}): Promise<void> {
@@ -321,12 +383,12 @@ class HandlerThreadPool implements ThreadPool {
     let pending = false;
     for (let i = this.#head; i < this.#queue.length; i++) {
       const e = this.#queue[i]!;
-      if (e.state !== EntryStates.queued) continue;
+      if (e.state !== EntryStates.queued || e.job.stops !== undefined) continue;
       pending = true;
       watch.check(e);
     }
     for (const e of this.#bySlot) {
-      if (e === undefined || e.state !== EntryStates.sent) continue;
+      if (e === undefined || e.state !== EntryStates.sent || e.job.stops !== undefined) continue;
       pending = true;
       watch.adopt(e);
     }
@@ -397,9 +459,13 @@ class HandlerThreadPool implements ThreadPool {
     const { entries } = run;
     const retiring = this.#retiringThread(entries);
     if (retiring === undefined) this.#runs--;
+    for (const e of entries) this.#releaseSlot(e);
+    if (retiring !== undefined) this.#retireThread(retiring);
+    // The next batch leaves before this one's outcomes are handled (their callbacks may run long): the thread
+    // works meanwhile instead of waiting for the main thread.
+    this.#pump();
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k]!;
-      this.#releaseSlot(e);
       if (e.state === EntryStates.settled) continue;
       const tag = replies[2 * k] as number;
       if (replyKind(tag) === ReplyKinds.early || e.received < replySideMessages(tag)) {
@@ -411,8 +477,6 @@ class HandlerThreadPool implements ThreadPool {
         this.#settleReply(e, tag, replies[2 * k + 1]);
       }
     }
-    if (retiring !== undefined) this.#retireThread(retiring);
-    this.#pump();
     this.#checkIdle();
   }
 
@@ -492,35 +556,40 @@ class HandlerThreadPool implements ThreadPool {
     this.#checkIdle();
   }
 
-  #onAbort(e: Entry, signal: AbortSignal): void {
+  /** StopWatcher: a job with `stops` was stopped. */
+  onStop(token: unknown, hard: boolean): void {
+    const e = token as Entry;
+    this.#onAbort(e, hard, e.job.stops!.stopReason);
+  }
+
+  #onAbort(e: Entry, hard: boolean, reason: unknown): void {
     if (e.state === EntryStates.settled) return;
-    const hard = signal === e.job.hardSignal;
     if (e.state === EntryStates.queued) {
       this.#queued--;
-      this.#settle(e, signal.reason);
+      this.#settle(e, reason);
       this.#checkIdle();
       return;
     }
     if (e.slot === -1) return; // held: finished, waiting for its side messages
     const prior = this.#slots.markAborted(e.slot);
     if ((prior & SlotFlags.RUNNING) === 0) {
-      this.#settle(e, signal.reason); // the worker will see ABORTED and not call the handler
+      this.#settle(e, reason); // the worker will see ABORTED and not call the handler
       return;
     }
     if ((prior & SlotFlags.DONE) !== 0) return;
     if (hard) {
       const threadId = this.#slots.threadOf(e.slot);
       e.run!.hardStopped = true;
-      this.#settle(e, signal.reason);
+      this.#settle(e, reason);
       const worker = this.#piscina.threads.find((w) => w.threadId === threadId);
       void worker?.terminate();
       return;
     }
-    const message: DownMessage = { s: e.slot, q: e.seq, r: encodeReason(signal.reason) };
+    const message: DownMessage = { s: e.slot, q: e.seq, r: encodeReason(reason) };
     try {
       this.#down.postMessage(message);
     } catch {
-      this.#down.postMessage({ ...message, r: { v: String(signal.reason) } });
+      this.#down.postMessage({ ...message, r: { v: String(reason) } });
     }
   }
 
@@ -578,16 +647,19 @@ class HandlerThreadPool implements ThreadPool {
     const kind = replyKind(tag);
     if (kind === ReplyKinds.ok) this.#settle(e, undefined, true, value);
     else if (kind === ReplyKinds.error) this.#settle(e, deserializeError(value as SerializedError));
+    else if (e.job.stops !== undefined) this.#settle(e, e.job.stops.stopReason);
     else this.#settle(e, (abortedSignalOf(e) ?? e.job.signal).reason);
   }
 
   /** Settles a job once: rejects with `error`, or resolves with `value` when `ok`. */
   #settle(e: Entry, error: unknown, ok = false, value?: unknown): void {
     e.state = EntryStates.settled;
-    if (e.listening) this.#aborts.release(e);
+    if (e.job.stops !== undefined) e.job.stops.watchStops(undefined);
+    else if (e.listening) this.#aborts.release(e);
     this.#completed++;
-    if (ok) e.resolve(value);
-    else e.reject(error);
+    if (e.resolve === undefined) (e.job as CallbackJob).done(ok, ok ? value : error);
+    else if (ok) e.resolve(value);
+    else e.reject!(error);
   }
 }
 

@@ -11,7 +11,9 @@
  * Heaps drop entries lazily: an entry carries a generation number, bumped whenever the task moves, so stale
  * heap items are skipped when they surface.
  *
- * Records handed out are shallow copies; `input` and `result` values are shared, not cloned.
+ * Records handed out are shallow copies; `input` and `result` values are shared, not cloned. Inside, a record keeps
+ * one shape for its whole life (every optional field present, `undefined` when unset, never deleted): deleting
+ * a property turns a V8 object into a slow dictionary, and every settle used to. The copies carry only the set fields.
  */
 import type { Clock } from '../clock.ts';
 import { DEBOUNCED_REASON, debounceRunAt, throttleSince } from '../dedup.ts';
@@ -75,7 +77,11 @@ interface OutputBuffer {
 
 interface Entry {
   rec: TaskRecord;
-  history: Transition[];
+  /**
+   * Transitions, flat: HISTORY_WIDTH cells each (from, to, at, attempt, reason, error). One array per task
+   * instead of an object per transition: fewer live objects for the collector while thousands of tasks are kept.
+   */
+  history: unknown[];
   output?: OutputBuffer;
   where: Where;
   gen: number;
@@ -148,7 +154,9 @@ class MemoryStore implements Store, AsyncDisposable {
   #meta = new Map<string, string>();
   readonly #maxFinished: number;
   /** Final tasks in the order they finished (stale items are skipped), for retention. */
-  #finished: Array<{ e: Entry; fin: number }> = [];
+  #finished: Entry[] = [];
+  /** `fin` of each #finished entry when it was pushed (a later finish of the same task makes that item stale). */
+  #finishedFin: number[] = [];
   #finishedHead = 0;
   #finSeq = 0;
   /** Flow parent id → its children, in creation order. */
@@ -230,6 +238,7 @@ class MemoryStore implements Store, AsyncDisposable {
     const waiting = t.flow !== undefined && t.flow.pending > 0;
     const runAt = waiting ? FLOW_WAITING_RUN_AT : t.dedup?.mode === 'debounce' ? debounceRunAt(t as NewTask & { dedup: DedupSpec }) : t.runAt;
     const state: TaskState = runAt > t.createdAt ? 'scheduled' : 'queued';
+    // Every field, in the order exportRecord copies them: the record keeps this one shape (see the file's note).
     const rec: TaskRecord = {
       id: t.id,
       name: t.name,
@@ -242,15 +251,23 @@ class MemoryStore implements Store, AsyncDisposable {
       createdAt: t.createdAt,
       runAt,
       updatedAt: t.createdAt,
+      key: t.key,
+      scheduleId: t.scheduleId,
+      options: t.options,
+      group: t.group,
+      dedupKey: t.dedup?.key,
+      parentId: t.parentId,
+      flow: t.flow === undefined ? undefined : { pending: t.flow.pending, policy: t.flow.policy },
+      owner: undefined,
+      leaseUntil: undefined,
+      startedAt: undefined,
+      progress: undefined,
+      result: undefined,
+      error: undefined,
+      finishedAt: undefined,
+      children: undefined,
     };
-    if (t.key !== undefined) rec.key = t.key;
-    if (t.scheduleId !== undefined) rec.scheduleId = t.scheduleId;
-    if (t.options !== undefined) rec.options = t.options;
-    if (t.group !== undefined) rec.group = t.group;
-    if (t.dedup !== undefined) rec.dedupKey = t.dedup.key;
-    if (t.parentId !== undefined) rec.parentId = t.parentId;
-    if (t.flow !== undefined) rec.flow = { pending: t.flow.pending, policy: t.flow.policy };
-    const e: Entry = { rec, history: [], where: Where.none, gen: 0, fin: 0 };
+    const e: Entry = { rec, history: [], output: undefined, where: Where.none, gen: 0, bucket: undefined, fin: 0 };
     this.#tasks.set(t.id, e);
     if (t.key !== undefined) this.#byKey.set(t.key, e);
     if (t.dedup !== undefined) this.#dedup.set(pairKey(t.name, t.dedup.key), e);
@@ -378,7 +395,7 @@ class MemoryStore implements Store, AsyncDisposable {
 
   /** A copy of a just-claimed record; a flow parent's carries its children's outcomes. */
   #claimedRecord(e: Entry): TaskRecord {
-    const rec: TaskRecord = { ...e.rec };
+    const rec = exportRecord(e.rec);
     if (rec.flow) {
       rec.flow = { ...rec.flow };
       const children: FlowChild[] = [];
@@ -435,7 +452,7 @@ class MemoryStore implements Store, AsyncDisposable {
     e.rec.error = createCancelledError(reason);
     e.rec.finishedAt = at;
     e.rec.updatedAt = at;
-    delete e.rec.leaseUntil;
+    e.rec.leaseUntil = undefined;
     this.#record(e, previous, 'cancelled', at, e.rec.attempts, reason ?? 'cancelled');
     this.#childFinal(e, at);
     this.#retain();
@@ -453,10 +470,10 @@ class MemoryStore implements Store, AsyncDisposable {
     rec.attempts = 0;
     rec.runAt = at;
     rec.updatedAt = at;
-    for (const k of ['result', 'error', 'finishedAt', 'startedAt', 'owner', 'leaseUntil', 'progress'] as const) delete rec[k];
+    for (const k of ['result', 'error', 'finishedAt', 'startedAt', 'owner', 'leaseUntil', 'progress'] as const) rec[k] = undefined;
     this.#record(e, previous, 'queued', at, 0, 'retried');
     this.#toReady(e);
-    return { ...rec };
+    return exportRecord(rec);
   }
 
   async recoverExpired(now: number): Promise<TaskRecord[]> {
@@ -470,7 +487,7 @@ class MemoryStore implements Store, AsyncDisposable {
       const rec = e.rec;
       this.#leaveRunning(e);
       rec.updatedAt = now;
-      delete rec.leaseUntil;
+      rec.leaseUntil = undefined;
       if (rec.attempts >= rec.maxAttempts) {
         const error = createLeaseExpiredError(rec.attempts);
         this.#setState(e, 'failed');
@@ -480,11 +497,11 @@ class MemoryStore implements Store, AsyncDisposable {
         this.#childFinal(e, now);
       } else {
         this.#setState(e, 'queued');
-        delete rec.owner;
+        rec.owner = undefined;
         this.#record(e, 'running', 'queued', now, rec.attempts, 'lease expired');
         this.#toReady(e);
       }
-      return { ...rec };
+      return exportRecord(rec);
     });
     this.#retain();
     this.#emitChanges();
@@ -494,12 +511,22 @@ class MemoryStore implements Store, AsyncDisposable {
   async get(id: TaskId): Promise<TaskRecord | undefined> {
     this.#assertOpen();
     const e = this.#tasks.get(id);
-    return e ? { ...e.rec } : undefined;
+    return e ? exportRecord(e.rec) : undefined;
   }
 
   async history(id: TaskId): Promise<Transition[]> {
     this.#assertOpen();
-    return (this.#tasks.get(id)?.history ?? []).map((t) => ({ ...t }));
+    const e = this.#tasks.get(id);
+    if (e === undefined) return [];
+    const h = e.history;
+    const out: Transition[] = [];
+    for (let at = 0; at < h.length; at += HISTORY_WIDTH) {
+      const t: Transition = { taskId: e.rec.id, from: h[at] as TaskState | null, to: h[at + 1] as TaskState, at: h[at + 2] as number, attempt: h[at + 3] as number };
+      if (h[at + 4] !== undefined) t.reason = h[at + 4] as string;
+      if (h[at + 5] !== undefined) t.error = h[at + 5] as SerializedError;
+      out.push(t);
+    }
+    return out;
   }
 
   async output(id: TaskId, after?: number, limit?: number): Promise<OutputLine[]> {
@@ -554,7 +581,7 @@ class MemoryStore implements Store, AsyncDisposable {
       if (filter.parentId !== undefined && rec.parentId !== filter.parentId) continue;
       if (filter.group !== undefined && rec.group !== filter.group) continue;
       if (filter.since !== undefined && rec.createdAt < filter.since) continue;
-      tasks.push({ ...rec });
+      tasks.push(exportRecord(rec));
     }
     if (tasks.length > limit) {
       tasks.length = limit;
@@ -669,6 +696,7 @@ class MemoryStore implements Store, AsyncDisposable {
     this.#promoted.clear();
     this.#order = [];
     this.#finished = [];
+    this.#finishedFin = [];
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -696,13 +724,12 @@ class MemoryStore implements Store, AsyncDisposable {
     if (rec.state !== 'running' || rec.owner !== op.owner || rec.attempts !== op.attempt) return false;
     this.#leaveRunning(e);
     rec.updatedAt = op.at;
-    delete rec.leaseUntil;
+    rec.leaseUntil = undefined;
     switch (op.type) {
       case 'succeeded':
         this.#setState(e, 'succeeded');
-        if (op.result === undefined) delete rec.result;
-        else rec.result = op.result;
-        delete rec.error;
+        rec.result = op.result;
+        rec.error = undefined;
         rec.finishedAt = op.at;
         this.#record(e, 'running', 'succeeded', op.at, op.attempt);
         this.#childFinal(e, op.at);
@@ -719,14 +746,14 @@ class MemoryStore implements Store, AsyncDisposable {
         this.#setState(e, 'retrying');
         rec.error = op.error;
         rec.runAt = op.runAt;
-        delete rec.owner;
+        rec.owner = undefined;
         this.#record(e, 'running', 'retrying', op.at, op.attempt, op.reason, op.error);
         this.#toDelayed(e);
         break;
       case 'release':
         this.#setState(e, 'queued');
         rec.attempts = op.attempt - 1;
-        delete rec.owner;
+        rec.owner = undefined;
         this.#record(e, 'running', 'queued', op.at, op.attempt, op.reason);
         this.#toReady(e);
         break;
@@ -769,7 +796,7 @@ class MemoryStore implements Store, AsyncDisposable {
     rec.leaseUntil = now + leaseMs;
     rec.startedAt = now;
     rec.updatedAt = now;
-    delete rec.progress;
+    rec.progress = undefined;
     this.#record(e, 'queued', 'running', now, rec.attempts);
     let set = this.#running.get(owner);
     if (!set) this.#running.set(owner, (set = new Set()));
@@ -893,7 +920,8 @@ class MemoryStore implements Store, AsyncDisposable {
     e.rec.state = to;
     if (FINAL_STATES.has(to)) {
       e.fin = ++this.#finSeq;
-      this.#finished.push({ e, fin: e.fin });
+      this.#finished.push(e);
+      this.#finishedFin.push(e.fin);
     }
   }
 
@@ -902,13 +930,15 @@ class MemoryStore implements Store, AsyncDisposable {
     const c = this.#counts;
     let excess = c.succeeded + c.failed + c.cancelled + c.timed_out - this.#maxFinished;
     while (excess > 0 && this.#finishedHead < this.#finished.length) {
-      const { e, fin } = this.#finished[this.#finishedHead++]!;
+      const fin = this.#finishedFin[this.#finishedHead]!;
+      const e = this.#finished[this.#finishedHead++]!;
       if (e.fin !== fin || !isFinalState(e.rec.state) || this.#tasks.get(e.rec.id) !== e) continue;
       this.#forget(e);
       excess--;
     }
     if (this.#finishedHead > 1024 && this.#finishedHead * 2 > this.#finished.length) {
       this.#finished = this.#finished.slice(this.#finishedHead);
+      this.#finishedFin = this.#finishedFin.slice(this.#finishedHead);
       this.#finishedHead = 0;
     }
     if (this.#order.length > 2 * this.#tasks.size + 1024) this.#order = this.#order.filter((id) => this.#tasks.has(id));
@@ -990,9 +1020,42 @@ class MemoryStore implements Store, AsyncDisposable {
     reason?: string,
     error?: SerializedError,
   ): void {
-    const t: Transition = { taskId: e.rec.id, from, to, at, attempt };
-    if (reason !== undefined) t.reason = reason;
-    if (error !== undefined) t.error = error;
-    e.history.push(t);
+    e.history.push(from, to, at, attempt, reason, error);
   }
+}
+
+/** Cells per transition in Entry.history. */
+const HISTORY_WIDTH = 6;
+
+/** The copy of a record handed out: the set fields only (inside, unset ones are present as `undefined`). */
+function exportRecord(rec: TaskRecord): TaskRecord {
+  const out: TaskRecord = {
+    id: rec.id,
+    name: rec.name,
+    state: rec.state,
+    input: rec.input,
+    priority: rec.priority,
+    weight: rec.weight,
+    attempts: rec.attempts,
+    maxAttempts: rec.maxAttempts,
+    createdAt: rec.createdAt,
+    runAt: rec.runAt,
+    updatedAt: rec.updatedAt,
+  };
+  if (rec.key !== undefined) out.key = rec.key;
+  if (rec.scheduleId !== undefined) out.scheduleId = rec.scheduleId;
+  if (rec.options !== undefined) out.options = rec.options;
+  if (rec.group !== undefined) out.group = rec.group;
+  if (rec.dedupKey !== undefined) out.dedupKey = rec.dedupKey;
+  if (rec.parentId !== undefined) out.parentId = rec.parentId;
+  if (rec.flow !== undefined) out.flow = rec.flow;
+  if (rec.owner !== undefined) out.owner = rec.owner;
+  if (rec.leaseUntil !== undefined) out.leaseUntil = rec.leaseUntil;
+  if (rec.startedAt !== undefined) out.startedAt = rec.startedAt;
+  if (rec.progress !== undefined) out.progress = rec.progress;
+  if (rec.result !== undefined) out.result = rec.result;
+  if (rec.error !== undefined) out.error = rec.error;
+  if (rec.finishedAt !== undefined) out.finishedAt = rec.finishedAt;
+  if (rec.children !== undefined) out.children = rec.children;
+  return out;
 }

@@ -182,6 +182,34 @@ describe('P4 enqueue and tracking', () => {
     });
   });
 
+  it('runs called in one turn are stored with one enqueue message; a key repeated inside the burst runs once', async () => {
+    let calls = 0;
+    await withRuntime({ tasks: { sum: { run: (input: { a: number }) => (calls++, input.a + 1) } } }, async (rt) => {
+      const enqueues: number[] = [];
+      const stop = rt.inspect((r) => {
+        if (r.msg.type === 'tracker.enqueue' && r.to === 'orchestrator') enqueues.push((r.msg as { tasks: unknown[] }).tasks.length);
+      });
+      const plain = Array.from({ length: 50 }, (_, i) => rt.run('sum', { a: i }));
+      const keyed = [rt.run('sum', { a: 100 }, { key: 'same' }), rt.run('sum', { a: 200 }, { key: 'same' })];
+      assert.deepEqual(await Promise.all(plain), Array.from({ length: 50 }, (_, i) => i + 1));
+      assert.deepEqual(await Promise.all(keyed), [101, 101], 'the second run with the key waits for the first task');
+      stop();
+      assert.deepEqual(enqueues, [52]);
+      assert.equal(calls, 51);
+    });
+  });
+
+  it('a run refused at the door rejects alone; the other runs of its turn go on', async () => {
+    await withRuntime({ tasks: { sum: { input: z.object({ a: z.number() }), run: (input: { a: number }) => input.a } } }, async (rt) => {
+      const good = rt.run('sum', { a: 1 });
+      const unknown = rt.run('nope', {});
+      const invalid = rt.run('sum', { a: 'x' });
+      await rejectsWithCode(unknown, ErrorCodes.UNKNOWN_TASK);
+      await rejectsWithCode(invalid, ErrorCodes.INVALID_INPUT);
+      assert.equal(await good, 1);
+    });
+  });
+
   it('idempotency key: a second enqueue returns the first task, also after it finished', async () => {
     await withRuntime({ tasks: { sum: { run: () => 7 } } }, async (rt) => {
       const a = await rt.enqueue('sum', {}, { key: 'order-42' });

@@ -8,6 +8,8 @@ import { getEventListeners } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { ErrorCodes, TroupeError, isTroupeError } from '../../src/errors.ts';
 import { createThreadPool, type HandlerJob, type ThreadPool } from '../../src/pool/thread-pool.ts';
+import { TaskActor } from '../../actors/task/task-actor.ts';
+import { ManualClock } from '../../src/clock.ts';
 
 const fixture = (name: string) => new URL(`../fixtures/handlers/${name}.ts`, import.meta.url).href;
 
@@ -76,6 +78,31 @@ describe('thread pool', () => {
     const { job } = makeJob('echo-ctx', { hello: 'world' });
     job.attempt = 3;
     assert.deepEqual(await pool.run(job), { input: { hello: 'world' }, id: job.id, name: 'echo-ctx', attempt: 3, aborted: false });
+  });
+
+  test('submit() hands the outcome to job.done, never synchronously: a result, an error, a refusal', async () => {
+    const outcome = (c: JobControl): { sync: boolean; settled: Promise<[boolean, unknown]> } => {
+      let returned = false;
+      let sync = false;
+      const settled = new Promise<[boolean, unknown]>((resolve) => {
+        pool.submit({ ...c.job, done: (ok, value) => { sync = !returned; resolve([ok, value]); } });
+      });
+      returned = true;
+      return { get sync() { return sync; }, settled };
+    };
+    const good = outcome(makeJob('add', { a: 2, b: 3 }));
+    assert.deepEqual(await good.settled, [true, 5]);
+    const bad = outcome(makeJob('throw'));
+    const [ok, error] = await bad.settled;
+    assert.equal(ok, false);
+    assert.ok(isTroupeError(error));
+    const stopped = makeJob('add', { a: 1, b: 1 });
+    stopped.soft.abort(new TroupeError(ErrorCodes.CANCELLED, 'before submit'));
+    const refused = outcome(stopped);
+    const [refusedOk, reason] = await refused.settled;
+    assert.equal(refusedOk, false);
+    assert.equal((reason as TroupeError).code, ErrorCodes.CANCELLED);
+    assert.equal(refused.sync, false, 'a refusal comes after submit returned');
   });
 
   test('a default export object with run() is accepted', async () => {
@@ -207,6 +234,47 @@ describe('thread pool', () => {
     for (const error of await Promise.all(results)) assert.equal(error.code, ErrorCodes.CANCELLED);
     assert.equal(getEventListeners(soft.signal, 'abort').length, 0);
     assert.equal(getEventListeners(hard.signal, 'abort').length, 0);
+  });
+
+  test('jobs stopped through `stops` (a task run, no AbortSignal): refused, dropped while waiting, soft then hard', async () => {
+    const clock = new ManualClock();
+    const now = clock.now();
+    const actorFor = (c: JobControl): TaskActor => {
+      const run = new TaskActor({ id: c.job.id, name: c.job.name, state: 'running', input: c.job.input, priority: 0, weight: 1, attempts: 1, maxAttempts: 1, createdAt: now, runAt: now, updatedAt: now }, clock, 1000);
+      c.job.signal = undefined;
+      c.job.hardSignal = undefined;
+      c.job.stops = run;
+      return run;
+    };
+    // Stopped before submit: refused with the reason.
+    const early = makeJob('add', { a: 1, b: 2 });
+    actorFor(early).end('cancel');
+    assert.equal((await rejectionOf(pool.run(early.job))).code, ErrorCodes.CANCELLED);
+    // Waiting behind busy runs: dropped at once with the reason.
+    const blockers = [makeJob('until-aborted'), makeJob('until-aborted')];
+    const blockerRuns = blockers.map(actorFor);
+    const blocked = blockers.map((b) => rejectionOf(pool.run(b.job)));
+    await Promise.all(blockers.map((b) => b.firstLog));
+    const waiting = makeJob('add', { a: 0, b: 0 });
+    const waitingRun = actorFor(waiting);
+    const dropped = rejectionOf(pool.run(waiting.job));
+    waitingRun.end('timeout');
+    assert.equal((await dropped).code, ErrorCodes.TIMEOUT);
+    // Running: the soft stop reaches ctx.signal; the handler rejects with the reason.
+    blockerRuns[0]!.end('cancel');
+    assert.equal((await blocked[0]!).code, ErrorCodes.CANCELLED);
+    assert.equal(blockerRuns[0]!.signal.aborted, true, 'a signal read after the stop is already aborted');
+    // The hard stop ends the thread of a handler that ignores the soft one.
+    const loop = makeJob('forever-loop');
+    const loopRun = actorFor(loop);
+    const looping = rejectionOf(pool.run(loop.job));
+    assert.equal(await loop.firstLog, 'looping');
+    loopRun.end('timeout');
+    await clock.advance(1000);
+    assert.equal((await looping).code, ErrorCodes.TIMEOUT);
+    blockerRuns[1]!.end('shutdown');
+    assert.equal((await blocked[1]!).code, ErrorCodes.CLOSED);
+    assert.equal(await pool.run(makeJob('add', { a: 2, b: 2 }).job), 4);
   });
 
   test('a hard stop inside a batch ends that job; its unfinished batch mates come back with requeue', async () => {
