@@ -7,7 +7,7 @@ import type { QueueCounts } from '../../store.ts';
 export function prepareCounts(db: Database.Database): (now: number) => QueueCounts {
   const byState = db.prepare<[], { state: TaskState; n: number }>('SELECT state, n FROM task_counts');
   const oldestDue = db.prepare<[number], { at: number | null }>(
-    `SELECT MIN(created_at) AS at FROM tasks INDEXED BY tasks_due_time
+    `SELECT MIN(created_at) AS at FROM tasks INDEXED BY tasks_due_name
      WHERE state IN ('queued', 'scheduled', 'retrying') AND run_at <= ?`,
   );
   return (now) => {
