@@ -10,7 +10,13 @@
  */
 import type Database from 'better-sqlite3';
 import type { Strategy } from '../../store.ts';
-import type { TaskRow } from './rows.ts';
+import { TASK_COLUMNS, type TaskRow } from './rows.ts';
+
+/** A claimable row and its rowid: the lease updates the row by rowid, one B-tree descent less than by id. */
+export type ClaimRow = TaskRow & { rid: number };
+
+/** The columns a claim selects (a `ClaimRow`). */
+export const CLAIM_COLUMNS = `rowid AS rid, ${TASK_COLUMNS}`;
 
 export const DUE = `state IN ('queued', 'scheduled', 'retrying') AND run_at <= @now`;
 
@@ -75,13 +81,13 @@ const CHUNK = 16;
  * name: a fetch returns the first due rows of the name, and the taken ones have left the index by then.
  */
 export class DueMerge {
-  readonly #fetch: (name: string, limit: number) => TaskRow[];
+  readonly #fetch: (name: string, limit: number) => ClaimRow[];
   readonly #compare: (a: Keys, b: Keys) => number;
-  readonly #heads = new Map<string, { rows: TaskRow[]; at: number; more: boolean }>();
+  readonly #heads = new Map<string, { rows: ClaimRow[]; at: number; more: boolean }>();
   readonly #chunk: (want: number) => number;
 
   /** `fetch(name, n)`: the first `n` due rows of `name`, in the strategy's order. */
-  constructor(names: Iterable<string>, fetch: (name: string, limit: number) => TaskRow[], compare: (a: Keys, b: Keys) => number, want: number) {
+  constructor(names: Iterable<string>, fetch: (name: string, limit: number) => ClaimRow[], compare: (a: Keys, b: Keys) => number, want: number) {
     this.#fetch = fetch;
     this.#compare = compare;
     const list = [...new Set(names)];
@@ -90,8 +96,8 @@ export class DueMerge {
   }
 
   /** The next row in order, or undefined when no name has any left; `want` is how many the claim still needs. */
-  next(want: number): TaskRow | undefined {
-    let best: TaskRow | undefined;
+  next(want: number): ClaimRow | undefined {
+    let best: ClaimRow | undefined;
     for (const [name, head] of this.#heads) {
       let row = head.rows[head.at];
       if (!row) {

@@ -19,8 +19,8 @@ import { needsGate } from '../../claim-gate.ts';
 import { prepareGatedClaim } from './claim-gated.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
-import { COMPARE, DUE, DueMerge, NAME_FILTER, allowedNames, dueOfName, prepareClaimableNames } from './claim-order.ts';
-import { TASK_COLUMNS, toTaskRecord, type TaskRow } from './rows.ts';
+import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, dueOfName, prepareClaimableNames } from './claim-order.ts';
+import { toTaskRecord } from './rows.ts';
 
 const FILTER = NAME_FILTER;
 
@@ -38,14 +38,14 @@ export function prepareClaim(
   record: RecordTransition,
   flow: FlowQueries,
 ): (request: ClaimRequest) => TaskRecord[] {
-  const lease = db.prepare<[string, number, number, number, string]>(
+  const lease = db.prepare<[string, number, number, number, number]>(
     `UPDATE tasks SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
-       progress = NULL WHERE id = ?`,
+       progress = NULL WHERE rowid = ?`,
   );
-  const take = (row: TaskRow, request: ClaimRequest): TaskRecord => {
+  const take = (row: ClaimRow, request: ClaimRequest): TaskRecord => {
     const { now } = request;
     const leaseUntil = now + request.leaseMs;
-    lease.run(request.owner, leaseUntil, now, now, row.id);
+    lease.run(request.owner, leaseUntil, now, now, row.rid);
     const from = row.state as TaskState;
     if (from !== 'queued') record(row.id, from, 'queued', now, row.attempts, 'due');
     const rec = toTaskRecord(row);
@@ -66,8 +66,8 @@ export function prepareClaim(
     const classes = db.prepare<[Params], { name: string; weight: number; n: number }>(
       `SELECT name, weight, COUNT(*) AS n FROM tasks INDEXED BY tasks_due_weight WHERE ${DUE} ${FILTER} GROUP BY name, weight`,
     );
-    const oldest = db.prepare<[Params & { weight: number }], TaskRow>(
-      `SELECT ${TASK_COLUMNS} FROM tasks INDEXED BY tasks_due_weight WHERE ${DUE} AND weight = @weight ${FILTER}
+    const oldest = db.prepare<[Params & { weight: number }], ClaimRow>(
+      `SELECT ${CLAIM_COLUMNS} FROM tasks INDEXED BY tasks_due_weight WHERE ${DUE} AND weight = @weight ${FILTER}
        ORDER BY run_at, id LIMIT 1`,
     );
     return (request) => {
@@ -117,7 +117,7 @@ export function prepareClaim(
     };
   }
 
-  const select = db.prepare<[{ name: string; now: number; limit: number }], TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks ${dueOfName(strategy)} LIMIT @limit`);
+  const select = db.prepare<[{ name: string; now: number; limit: number }], ClaimRow>(`SELECT ${CLAIM_COLUMNS} FROM tasks ${dueOfName(strategy)} LIMIT @limit`);
   const claimable = prepareClaimableNames(db, strategy);
   const compare = COMPARE[strategy];
   return (request) => {
