@@ -149,7 +149,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     version: 3,
     description: 'claim indexes that lead with the task name (made by ensureStrategyIndex)',
     sql: `
-      DROP INDEX tasks_due_time;
+      DROP INDEX IF EXISTS tasks_due_time;
       DROP INDEX IF EXISTS tasks_due_priority;
     `,
   },
