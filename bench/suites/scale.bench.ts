@@ -2,17 +2,21 @@
  * Workload 7, scale: 1,000,000 queued tasks in the SQLite store (WAL, synchronous=NORMAL). Not part of `--scope
  * all` (it takes minutes and writes a database of several hundred MB): `npm run bench -- --scope scale`.
  *
- * Everything runs in one fresh child process, so its RSS is the runtime's own:
+ * Everything runs in one fresh child process, so its RSS is the runtime's own. The child is compiled JavaScript, as
+ * users run troupe: this file bundled with esbuild and run by plain `node` (child.ts `build`), not the TypeScript
+ * sources through the tsx loader, which alone takes ≈35 MB of RSS:
  * 1. enqueue: a runtime with the task name paused takes 1,000,000 no-op tasks through `rt.enqueueMany` in batches
  *    of 1000 (validated and committed like any enqueue): time and rate. Paused is how a queue fills without being
  *    drained, and it is a real case: every batch wakes the scheduler, whose claim excludes the paused name;
  * 2. held: the RSS of the runtime sitting on the full queue (at rest, after a GC), and its peak; the note splits
- *    off what Node alone and the tsx loader (the suite runs TypeScript through tsx) take;
+ *    off what Node alone takes;
  * 3. drain at depth: the name is resumed and the runtime runs the first 20,000 tasks (concurrency 16, inline
  *    no-op, default claim batch): tasks/s;
  * 4. store claim at depth: the runtime closed, the store alone claims 64 and settles 64, 300 times, with 64 new
- *    tasks enqueued before each claim outside the timing (so the depth stays put): tasks/s;
- * 5. the same two on a fresh, near-empty database (20,000 queued for the drain; 64 for each claim): the baselines.
+ *    tasks enqueued before each claim outside the timing (so the depth stays put): tasks/s. Its baseline, the same
+ *    on a fresh database (64 queued for each claim), runs in the same loop, round by round in alternating order,
+ *    so that both see the same load of this shared machine;
+ * 5. the drain on a fresh, near-empty database (20,000 queued): its baseline.
  * The targets: RSS under 150 MB; claim and drain rates at depth within 10 % of the near-empty ones.
  *
  * Options: `--scale-tasks N` (default 1,000,000).
@@ -43,7 +47,7 @@ interface ChildSpec {
 
 interface ScaleResult {
   tasks: number;
-  /** RSS of the child before it imported troupe: Node plus the tsx loader. */
+  /** RSS of the child before it imported troupe: Node plus the parsed bundle. */
   startRssMb: number;
   enqueueSeconds: number;
   enqueuePeakRssMb: number;
@@ -64,7 +68,7 @@ export async function runScale({ tasks = 1_000_000 }: ScaleOptions = {}): Promis
   const nodeRssMb = Math.round(Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.memoryUsage.rss()))'], { encoding: 'utf8' })) / 2 ** 20);
   let r: ScaleResult;
   try {
-    r = await runInChild<ScaleResult>(import.meta.url, { tasks, dir } satisfies ChildSpec, { timeoutMs: 1_800_000, execArgv: ['--expose-gc'] });
+    r = await runInChild<ScaleResult>(import.meta.url, { tasks, dir } satisfies ChildSpec, { timeoutMs: 1_800_000, execArgv: ['--expose-gc'], build: true });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -77,7 +81,7 @@ export async function runScale({ tasks = 1_000_000 }: ScaleOptions = {}): Promis
       workload: `${n} queued, runtime idle then draining`,
       system: sys,
       peakRssMb: r.deepPeakRssMb,
-      note: `at rest ${Math.round(r.heldRssMb)} MB; idle runtime before enqueue ${Math.round(r.baseRssMb)} MB; of which Node ${nodeRssMb} MB + tsx loader ${Math.round(r.startRssMb - nodeRssMb)} MB`,
+      note: `compiled (esbuild bundle, plain node); at rest ${Math.round(r.heldRssMb)} MB; idle runtime before enqueue ${Math.round(r.baseRssMb)} MB; of which Node ${nodeRssMb} MB + bundle loaded ${Math.round(r.startRssMb - nodeRssMb)} MB`,
     }),
     createRow('scale', 'drain-deep/troupe-sqlite', { workload: `runtime drains ${DRAIN.toLocaleString('en-US')} from ${n} deep`, system: sys, concurrency: CONCURRENCY, opsPerSec: Math.round(r.deepDrainPerSec) }),
     createRow('scale', 'drain-empty/troupe-sqlite', { workload: `runtime drains ${DRAIN.toLocaleString('en-US')} from ${DRAIN.toLocaleString('en-US')} deep`, system: sys, concurrency: CONCURRENCY, opsPerSec: Math.round(r.emptyDrainPerSec) }),
@@ -87,7 +91,7 @@ export async function runScale({ tasks = 1_000_000 }: ScaleOptions = {}): Promis
   return {
     rows,
     skipped: [],
-    info: { tasks, enqueueBatch: ENQUEUE_BATCH, drain: DRAIN, claim: CLAIM, claimRounds: CLAIM_ROUNDS, concurrency: CONCURRENCY, nodeRssMb, childStartRssMb: r.startRssMb, enqueueWhile: 'task name paused (the scheduler is woken by every batch and claims with the name excluded)' },
+    info: { tasks, child: 'esbuild bundle run by plain node (no tsx loader)', enqueueBatch: ENQUEUE_BATCH, drain: DRAIN, claim: CLAIM, claimRounds: CLAIM_ROUNDS, concurrency: CONCURRENCY, nodeRssMb, childStartRssMb: r.startRssMb, enqueueWhile: 'task name paused (the scheduler is woken by every batch and claims with the name excluded)' },
   };
 }
 
@@ -138,27 +142,35 @@ async function drain(rt: Awaited<ReturnType<typeof openRuntime>>, counter: { ran
   return rate;
 }
 
-/** Store-level claim 64 + settle 64, `CLAIM_ROUNDS` times, with 64 new tasks enqueued (untimed) before each. */
-async function claimRate(file: string): Promise<number> {
+/**
+ * Store-level claim 64 + settle 64, `CLAIM_ROUNDS` times on each file, with 64 new tasks enqueued (untimed) before
+ * each claim; the files take turns round by round (alternating which goes first). Returns tasks/s per file.
+ */
+async function claimRates(files: readonly string[]): Promise<number[]> {
   const { createSqliteStore } = await import('../../src/store/sqlite/sqlite-store.ts');
   const { createTaskId } = await import('../../src/ids.ts');
-  const store = createSqliteStore(file);
-  await store.open();
-  let timed = 0;
+  // the runtime's default strategy, which made the deep file: every file then carries the same claim index
+  const stores = files.map((file) => createSqliteStore(file, { strategy: 'priority' }));
+  const timed = files.map(() => 0);
   try {
+    for (const store of stores) await store.open();
     for (let round = 0; round < CLAIM_ROUNDS; round++) {
-      const now = Date.now();
-      await store.enqueue(Array.from({ length: CLAIM }, (_, i) => ({ id: createTaskId(now), name: 'noop', input: { i }, priority: 0, weight: 1, maxAttempts: 1, createdAt: now, runAt: now })));
-      const t0 = performance.now();
-      const claimed = await store.claim({ owner: 'bench', limit: CLAIM, leaseMs: 30_000, now, names: ['noop'] });
-      await store.settle(claimed.map((t) => ({ type: 'succeeded', id: t.id, owner: 'bench', attempt: t.attempts, at: now, result: null })));
-      timed += performance.now() - t0;
-      if (claimed.length !== CLAIM) throw new Error(`claimed ${claimed.length} of ${CLAIM}`);
+      for (let k = 0; k < stores.length; k++) {
+        const i = round % 2 === 0 ? k : stores.length - 1 - k;
+        const store = stores[i]!;
+        const now = Date.now();
+        await store.enqueue(Array.from({ length: CLAIM }, (_, j) => ({ id: createTaskId(now), name: 'noop', input: { i: j }, priority: 0, weight: 1, maxAttempts: 1, createdAt: now, runAt: now })));
+        const t0 = performance.now();
+        const claimed = await store.claim({ owner: 'bench', limit: CLAIM, leaseMs: 30_000, now, names: ['noop'] });
+        await store.settle(claimed.map((t) => ({ type: 'succeeded', id: t.id, owner: 'bench', attempt: t.attempts, at: now, result: null })));
+        timed[i]! += performance.now() - t0;
+        if (claimed.length !== CLAIM) throw new Error(`claimed ${claimed.length} of ${CLAIM}`);
+      }
     }
   } finally {
-    await store.close();
+    for (const store of stores) await store.close();
   }
-  return (CLAIM_ROUNDS * CLAIM) / (timed / 1000);
+  return timed.map((ms) => (CLAIM_ROUNDS * CLAIM) / (ms / 1000));
 }
 
 async function measure(spec: ChildSpec): Promise<ScaleResult> {
@@ -179,7 +191,7 @@ async function measure(spec: ChildSpec): Promise<ScaleResult> {
   await rt.close();
   const { statSync } = await import('node:fs');
   const dbSizeMb = (statSync(deepFile).size + (statSync(`${deepFile}-wal`, { throwIfNoEntry: false })?.size ?? 0)) / 2 ** 20;
-  const deepClaimPerSec = await claimRate(deepFile);
+  const [deepClaimPerSec, emptyClaimPerSec] = (await claimRates([deepFile, path.join(spec.dir, 'claim-empty.db')])) as [number, number];
 
   const emptyFile = path.join(spec.dir, 'empty.db');
   const rt2 = await openRuntime(emptyFile, onRun);
@@ -187,7 +199,6 @@ async function measure(spec: ChildSpec): Promise<ScaleResult> {
   await fill(rt2, DRAIN);
   const emptyDrainPerSec = await drain(rt2, counter);
   await rt2.close();
-  const emptyClaimPerSec = await claimRate(path.join(spec.dir, 'claim-empty.db'));
   return { tasks: spec.tasks, startRssMb, enqueueSeconds, enqueuePeakRssMb, baseRssMb, heldRssMb, dbSizeMb, deepDrainPerSec, deepPeakRssMb, deepClaimPerSec, emptyDrainPerSec, emptyClaimPerSec };
 }
 

@@ -8,10 +8,17 @@
  * There is deliberately no (state, id) index: it cost a third of end-to-end throughput. Running tasks and dead
  * letters have small partial indexes; `task_counts` keeps the number of tasks per state, maintained by the
  * store from the transitions it writes (one UPDATE per state per transaction), so `counts()` reads 8 rows.
- * `tasks_due_time` (fifo, lifo, counts) is always there; the priority and weighted-random indexes are created
- * by `ensureStrategyIndex` when a store opens with that strategy, because every index costs each write
- * (measured: two unused ones halve end-to-end throughput). They are never dropped, so another connection
- * using them keeps working; a file whose strategy changed keeps paying for the old index.
+ * The claim index of a strategy (`STRATEGY_INDEXES`) is created by `ensureStrategyIndex` when a store opens with
+ * that strategy, and only that one, because every index costs each write (measured: two unused ones halve
+ * end-to-end throughput); `counts` reads the oldest due task through it too. Indexes are never dropped when the
+ * strategy changes, so another connection using them keeps working; a file whose strategy changed keeps paying
+ * for the old index.
+ *
+ * The claim indexes of fifo, lifo and priority lead with the task name (version 3): a claim reads each allowed
+ * name's own part of the index, so a paused name or one at its concurrency cap costs it nothing however many of
+ * its tasks are due (with the global-order indexes of versions 1–2 a claim walked past every one of them).
+ * Version 3 drops those indexes, and with them `tasks_due_time`, which every file of versions 1–2 kept beside its
+ * strategy's index; stop processes running an older troupe on a file before it is upgraded.
  */
 import type Database from 'better-sqlite3';
 import { TASK_STATES } from '../../task.ts';
@@ -138,15 +145,23 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       CREATE INDEX rate_events_name ON rate_events (name, at);
     `,
   },
+  {
+    version: 3,
+    description: 'claim indexes that lead with the task name (made by ensureStrategyIndex)',
+    sql: `
+      DROP INDEX IF EXISTS tasks_due_time;
+      DROP INDEX IF EXISTS tasks_due_priority;
+    `,
+  },
 ]);
 
 /** The partial index each strategy claims through. */
 export const STRATEGY_INDEXES: Readonly<Record<Strategy, { name: string; sql: string }>> = Object.freeze({
-  fifo: { name: 'tasks_due_time', sql: `CREATE INDEX IF NOT EXISTS tasks_due_time ON tasks (run_at, id) WHERE ${CLAIMABLE}` },
-  lifo: { name: 'tasks_due_time', sql: `CREATE INDEX IF NOT EXISTS tasks_due_time ON tasks (run_at, id) WHERE ${CLAIMABLE}` },
+  fifo: { name: 'tasks_due_name', sql: `CREATE INDEX IF NOT EXISTS tasks_due_name ON tasks (name, run_at, id) WHERE ${CLAIMABLE}` },
+  lifo: { name: 'tasks_due_name', sql: `CREATE INDEX IF NOT EXISTS tasks_due_name ON tasks (name, run_at, id) WHERE ${CLAIMABLE}` },
   priority: {
-    name: 'tasks_due_priority',
-    sql: `CREATE INDEX IF NOT EXISTS tasks_due_priority ON tasks (priority DESC, run_at, id) WHERE ${CLAIMABLE}`,
+    name: 'tasks_due_name_priority',
+    sql: `CREATE INDEX IF NOT EXISTS tasks_due_name_priority ON tasks (name, priority DESC, run_at, id) WHERE ${CLAIMABLE}`,
   },
   'weighted-random': {
     name: 'tasks_due_weight',
@@ -155,7 +170,7 @@ export const STRATEGY_INDEXES: Readonly<Record<Strategy, { name: string; sql: st
   },
 });
 
-/** Why: only the strategy in use pays for its index (see the header). */
+/** Why: only the strategy in use pays for its index (see the header). Runs after `migrate`, outside its steps. */
 export function ensureStrategyIndex(db: Database.Database, strategy: Strategy): void {
   db.exec(STRATEGY_INDEXES[strategy].sql);
 }

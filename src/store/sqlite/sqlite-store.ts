@@ -34,7 +34,7 @@ import type {
   StoreOptions,
   Strategy,
 } from '../store.ts';
-import { APPLICATION_ID, SCHEMA_VERSION, ensureStrategyIndex, migrate } from './migrations.ts';
+import { APPLICATION_ID, SCHEMA_VERSION, STRATEGY_INDEXES, ensureStrategyIndex, migrate } from './migrations.ts';
 import { prepareCancel } from './queries/cancel.ts';
 import { prepareClaim } from './queries/claim.ts';
 import { prepareCounts } from './queries/counts.ts';
@@ -103,7 +103,8 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
     ...prepareGet(db),
     output,
     list: prepareList(db),
-    counts: prepareCounts(db),
+    // the oldest due task is read through the claim index of the strategy (the one the file is sure to have)
+    counts: prepareCounts(db, STRATEGY_INDEXES[options.strategy].name),
     nextRunAt: prepareNextRunAt(db),
     schedules,
     meta: prepareMeta(db),

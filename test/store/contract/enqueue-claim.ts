@@ -245,6 +245,42 @@ export function enqueueClaimContract(makeStore: MakeStore): void {
         assert.deepEqual((await claim()).map((t) => t.name), ['a']);
       }));
 
+    // Many rows per name, so a store that reads each name apart has to merge them and fetch again mid-claim.
+    for (const strategy of ['fifo', 'lifo', 'priority'] as const satisfies readonly Strategy[]) {
+      it(`${strategy}: several names interleave in the strategy's order, with exclusions and caps`, () =>
+        withStore(makeStore, { strategy }, async ({ store, task, claim, clock }) => {
+          const names = ['a', 'b', 'c', 'd'];
+          const added = Array.from({ length: 120 }, (_, i) => {
+            // runs of one name, of varying length, and priorities that cut across them
+            const t = task({ name: names[Math.floor(i / (1 + (i % 5))) % names.length]!, priority: (i * 7) % 4, runAt: clock.now() + i, createdAt: clock.now() + i });
+            return { ...t, rank: i };
+          });
+          await store.enqueue(added);
+          await clock.advance(1000);
+          const before = (x: (typeof added)[number], y: (typeof added)[number]): number => {
+            if (strategy === 'priority' && x.priority !== y.priority) return y.priority - x.priority;
+            return strategy === 'lifo' ? y.rank - x.rank : x.rank - y.rank;
+          };
+          const order = [...added].sort(before);
+          // a is capped at 7, b excluded, c and d free
+          const capped: string[] = [];
+          const expected = order.filter((t) => t.name !== 'b' && (t.name !== 'a' || capped.push(t.id) <= 7)).slice(0, 50);
+          const first = await claim({ limit: 50, names, exclude: ['b'], perName: { a: 7 } });
+          assert.deepEqual(ids(first), ids(expected));
+          const taken = new Set(ids(first));
+          const rest = await claim({ limit: 1000 });
+          assert.deepEqual(ids(rest), ids(order.filter((t) => !taken.has(t.id))));
+        }));
+    }
+
+    it('takes nothing when every listed name is excluded or capped at 0, and leaves the tasks queued', () =>
+      withStore(makeStore, {}, async ({ store, add, claim }) => {
+        await setup(add);
+        assert.deepEqual(await claim({ names: ['a', 'b'], exclude: ['a'], perName: { b: 0 } }), []);
+        assert.equal((await store.counts(Date.now())).byState.queued, 7);
+        assert.equal((await claim({ names: ['a', 'b'] })).length, 5);
+      }));
+
     it('honours limit and returns nothing for limit 0', () =>
       withStore(makeStore, {}, async ({ add, claim }) => {
         await setup(add);

@@ -1,11 +1,12 @@
 /**
- * claim: select due ids in strategy order through the strategy's partial index, then lease each one
- * (state → running, attempts + 1) and write its transitions. Runs inside the caller's transaction.
+ * claim: walk the due rows of every allowed name in strategy order through the strategy's name-leading partial
+ * index (claim-order.ts), then lease each one (state → running, attempts + 1) and write its transitions. Runs
+ * inside the caller's transaction.
  *
- * `names`/`exclude` are passed as JSON arrays (json_each), so one prepared statement serves every claim.
- * `perName` caps: rows are taken in order; when a name reaches its cap it joins `exclude` and the remainder is
- * selected again (rows already taken are running by then, so nothing is taken twice and order is kept).
- * weighted-random: one GROUP BY of the due rows per claim gives the class sizes; each pick draws a class
+ * Allowed names: the request's `names` (or every name with claimable rows) minus `exclude` and the names whose
+ * `perName` cap is 0; none left means no query. A name that reaches its cap during the claim leaves the walk.
+ * weighted-random: `names`/`exclude` are passed as JSON arrays (json_each), so one prepared statement serves
+ * every claim; one GROUP BY of the due rows per claim gives the class sizes; each pick draws a class
  * (see pick.ts) and takes its oldest row.
  * A request with group or rate limits, or paused groups, goes through claim-gated.ts instead. A claimed flow
  * parent carries its children's outcomes.
@@ -18,11 +19,10 @@ import { needsGate } from '../../claim-gate.ts';
 import { prepareGatedClaim } from './claim-gated.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
-import { DUE, NAME_FILTER, orderedDue } from './claim-order.ts';
-import { TASK_COLUMNS, toTaskRecord, type TaskRow } from './rows.ts';
+import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, dueOfName, prepareClaimableNames } from './claim-order.ts';
+import { toTaskRecord } from './rows.ts';
 
 const FILTER = NAME_FILTER;
-const ORDERED = orderedDue(FILTER);
 
 interface Params {
   now: number;
@@ -38,14 +38,14 @@ export function prepareClaim(
   record: RecordTransition,
   flow: FlowQueries,
 ): (request: ClaimRequest) => TaskRecord[] {
-  const lease = db.prepare<[string, number, number, number, string]>(
+  const lease = db.prepare<[string, number, number, number, number]>(
     `UPDATE tasks SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
-       progress = NULL WHERE id = ?`,
+       progress = NULL WHERE rowid = ?`,
   );
-  const take = (row: TaskRow, request: ClaimRequest): TaskRecord => {
+  const take = (row: ClaimRow, request: ClaimRequest): TaskRecord => {
     const { now } = request;
     const leaseUntil = now + request.leaseMs;
-    lease.run(request.owner, leaseUntil, now, now, row.id);
+    lease.run(request.owner, leaseUntil, now, now, row.rid);
     const from = row.state as TaskState;
     if (from !== 'queued') record(row.id, from, 'queued', now, row.attempts, 'due');
     const rec = toTaskRecord(row);
@@ -66,8 +66,8 @@ export function prepareClaim(
     const classes = db.prepare<[Params], { name: string; weight: number; n: number }>(
       `SELECT name, weight, COUNT(*) AS n FROM tasks INDEXED BY tasks_due_weight WHERE ${DUE} ${FILTER} GROUP BY name, weight`,
     );
-    const oldest = db.prepare<[Params & { weight: number }], TaskRow>(
-      `SELECT ${TASK_COLUMNS} FROM tasks INDEXED BY tasks_due_weight WHERE ${DUE} AND weight = @weight ${FILTER}
+    const oldest = db.prepare<[Params & { weight: number }], ClaimRow>(
+      `SELECT ${CLAIM_COLUMNS} FROM tasks INDEXED BY tasks_due_weight WHERE ${DUE} AND weight = @weight ${FILTER}
        ORDER BY run_at, id LIMIT 1`,
     );
     return (request) => {
@@ -75,6 +75,8 @@ export function prepareClaim(
       const caps = new Map(Object.entries(request.perName ?? {}));
       const excluded = new Set(request.exclude ?? []);
       for (const [name, cap] of caps) if (!(cap > 0)) excluded.add(name);
+      // every listed name excluded: nothing to count or take (the counts would read every due row)
+      if (request.names?.every((name) => excluded.has(name))) return [];
       const params = (): Params => ({
         now: request.now,
         names: request.names ? JSON.stringify(request.names) : null,
@@ -115,7 +117,9 @@ export function prepareClaim(
     };
   }
 
-  const select = db.prepare<[Params & { limit: number }], TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks ${ORDERED[strategy]} LIMIT @limit`);
+  const select = db.prepare<[{ name: string; now: number; limit: number }], ClaimRow>(`SELECT ${CLAIM_COLUMNS} FROM tasks ${dueOfName(strategy)} LIMIT @limit`);
+  const claimable = prepareClaimableNames(db, strategy);
+  const compare = COMPARE[strategy];
   return (request) => {
     if (needsGate(request)) return gated(request);
     const out: TaskRecord[] = [];
@@ -123,24 +127,20 @@ export function prepareClaim(
     const caps = new Map(Object.entries(request.perName ?? {}));
     const excluded = new Set(request.exclude ?? []);
     for (const [name, cap] of caps) if (!(cap > 0)) excluded.add(name);
-    const names = request.names ? JSON.stringify(request.names) : null;
-    for (;;) {
-      const want = request.limit - out.length;
-      const rows = select.all({ now: request.now, names, exclude: excluded.size > 0 ? JSON.stringify([...excluded]) : null, limit: want });
-      let capped = false;
-      for (const c of rows) {
-        if (excluded.has(c.name)) continue;
-        const cap = caps.get(c.name);
-        if (cap !== undefined) {
-          caps.set(c.name, cap - 1);
-          if (cap - 1 <= 0) {
-            excluded.add(c.name);
-            capped = true;
-          }
-        }
-        out.push(take(c, request));
+    const names = allowedNames(request.names, excluded, claimable);
+    if (names.length === 0) return out;
+    const { now } = request;
+    const merge = new DueMerge(names, (name, limit) => select.all({ name, now, limit }), compare, request.limit);
+    while (out.length < request.limit) {
+      const row = merge.next(request.limit - out.length);
+      if (!row) break;
+      out.push(take(row, request));
+      const cap = caps.get(row.name);
+      if (cap !== undefined) {
+        caps.set(row.name, cap - 1);
+        if (cap - 1 <= 0) merge.drop(row.name);
       }
-      if (!capped || rows.length < want || out.length >= request.limit) return out;
     }
+    return out;
   };
 }

@@ -4,10 +4,10 @@ import { TASK_STATES, type TaskState } from '../../../task.ts';
 import type { QueueCounts } from '../../store.ts';
 
 /** Why: the numbers health checks and metrics read, without scanning the tasks. */
-export function prepareCounts(db: Database.Database): (now: number) => QueueCounts {
+export function prepareCounts(db: Database.Database, dueIndex: string): (now: number) => QueueCounts {
   const byState = db.prepare<[], { state: TaskState; n: number }>('SELECT state, n FROM task_counts');
   const oldestDue = db.prepare<[number], { at: number | null }>(
-    `SELECT MIN(created_at) AS at FROM tasks INDEXED BY tasks_due_time
+    `SELECT MIN(created_at) AS at FROM tasks INDEXED BY ${dueIndex}
      WHERE state IN ('queued', 'scheduled', 'retrying') AND run_at <= ?`,
   );
   return (now) => {
