@@ -1,6 +1,7 @@
 /**
  * PostgreSQL claim shape and schema upgrade: the claim with a name list walks the name-leading index on a fresh
- * (never analysed) schema instead of scanning every due row, and a schema at version 2 upgrades in place.
+ * (never analysed) schema instead of scanning every due row, a schema at version 2 upgrades in place, and no
+ * query is ever sent on a pooled client that is still running one (pg 8 warns, pg 9 will throw).
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -16,6 +17,12 @@ import { PG_SKIP, PG_URL, trackSchemas, withAdmin } from '../helpers/pg.ts';
 
 const schemas = trackSchemas('claim');
 after(() => schemas.dropAll());
+
+/** pg's warning for a query sent on a client still running one (an error in pg 9); the last test asserts none. */
+const busyClientWarnings: string[] = [];
+process.on('warning', (warning) => {
+  if (/already executing a query/.test(warning.message)) busyClientWarnings.push(warning.stack ?? warning.message);
+});
 
 function newTask(i: number, now: number, fields: Partial<NewTask> = {}): NewTask {
   return { id: createTaskId(now), name: 'noop', input: { i }, priority: 0, weight: 1, maxAttempts: 1, createdAt: now, runAt: now, ...fields };
@@ -112,4 +119,27 @@ describe('postgres store: claim plan and upgrade', PG_SKIP ? { skip: PG_SKIP } :
     assert.deepEqual((await s.settle([{ type: 'succeeded', id, owner: 'o', attempt: 1, at: now, result: 1 }])), [true]);
     assert.deepEqual((await s.history(id)).map((t) => t.to), ['queued', 'running', 'succeeded']);
   });
+
+  it('never sends a query on a pooled client that is still busy, with more callers than connections', async () => {
+    const s = store(schemas.next(), 'priority');
+    await s.open();
+    const now = Date.now();
+    await s.enqueue(Array.from({ length: 400 }, (_, i) => newTask(i, now)));
+    const loop = async (owner: string): Promise<void> => {
+      for (;;) {
+        const got = await s.claim({ owner, limit: 8, leaseMs: 10_000, now, names: ['noop'] });
+        if (got.length === 0) return;
+        await Promise.all([
+          s.settle(got.map((t) => ({ type: 'succeeded' as const, id: t.id, owner, attempt: t.attempts, at: now, result: null }))),
+          s.heartbeat(owner, now + 20_000),
+          s.counts(now),
+        ]);
+      }
+    };
+    // Eight loops of three calls at once on a pool of 2: connections are handed from one caller to the next.
+    await Promise.all(Array.from({ length: 8 }, (_, i) => loop(`o${i}`)));
+    assert.equal((await s.counts(now)).byState.succeeded, 400);
+    assert.deepEqual(busyClientWarnings, []);
+  });
 });
+
