@@ -74,6 +74,27 @@ describe('postgres store: claim plan and upgrade', PG_SKIP ? { skip: PG_SKIP } :
     });
   }
 
+  it('a claim does not wait for the WAL flush, and the setting ends with its transaction', async () => {
+    const schema = schemas.next();
+    const s = store(schema, 'fifo');
+    await s.open();
+    const now = Date.now();
+    await s.enqueue([newTask(0, now), newTask(1, now)]);
+    const sql = namedClaimSql(createNames(schema), 'fifo');
+    const settings = await withAdmin(async (client) => {
+      const params = (owner: string): unknown[] => [now, 1, owner, now + 1000, ['noop'], [1]];
+      await client.query('SET synchronous_commit = on');
+      await client.query('BEGIN');
+      const inside = (await client.query(sql, params('a'))).rowCount;
+      const during = (await client.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!.synchronous_commit;
+      await client.query('COMMIT');
+      const autocommit = (await client.query(sql, params('b'))).rowCount;
+      const after = (await client.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!.synchronous_commit;
+      return { inside, during, autocommit, after };
+    });
+    assert.deepEqual(settings, { inside: 1, during: 'off', autocommit: 1, after: 'on' });
+  });
+
   it('claims across names in strategy order, honouring exclude, caps and repeated names', async () => {
     const s = store(schemas.next(), 'lifo');
     await s.open();

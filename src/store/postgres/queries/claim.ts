@@ -82,6 +82,17 @@ export function startSql(n: PgNames, pick: string, order: string, tail = `SELECT
     ${tail}`;
 }
 
+/**
+ * The tail of the one-statement claims: the started rows in claim order, with `synchronous_commit` off for the
+ * claim's own (implicit) transaction only. Why: a claim is the one write whose loss on a server crash costs
+ * nothing but a rerun: an unflushed claim rolls back to `queued` (the task runs again, as after a lost lease),
+ * and any later durable commit (the settle) flushes the WAL before it, claim included. Not waiting for the flush
+ * saves a WAL fsync per claim round trip (≈0.5 ms idle, more on a busy disk).
+ */
+export function claimTail(order: string): string {
+  return `SELECT u.* FROM u, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit ORDER BY ${order}`;
+}
+
 /** Statement texts per (schema, shape), built once. */
 export const cache = new Map<string, string>();
 
@@ -114,7 +125,7 @@ function orderedClaimSql(n: PgNames, strategy: Strategy, f: Filters, capped: boo
       ORDER BY ${order} LIMIT $2
     )`;
   }
-  sql = startSql(n, pick, order);
+  sql = startSql(n, pick, order, claimTail(order));
   cache.set(cacheKey, sql);
   return sql;
 }
@@ -133,7 +144,7 @@ export function namedClaimSql(n: PgNames, strategy: Strategy): string {
       ) AS x
       ORDER BY ${order} LIMIT $2
     )`;
-  sql = startSql(n, pick, order);
+  sql = startSql(n, pick, order, claimTail(order));
   cache.set(cacheKey, sql);
   return sql;
 }
