@@ -20,6 +20,8 @@
  * Without a name list, one ordered scan of the strategy's index; per-name caps then add one locked sub-select
  * per capped name, as above.
  *
+ * The claim's transaction does not wait for the WAL flush (`claimTail`).
+ *
  * A `scheduled`/`retrying` task that is claimed first records `→ queued` (reason `due`), then `queued → running`,
  * exactly as the other stores do.
  *
