@@ -179,7 +179,8 @@ interface StrategyIndex {
 /**
  * The partial indexes each strategy claims through, beyond `tasks_due_time` (the claim without a name list of
  * fifo and lifo). The name-leading ones serve the claim with a name list (claim.ts): one ordered scan per name
- * that stops at its limit, whatever the planner's estimates (a fresh schema has none).
+ * that stops at its limit, whatever the planner's estimates (a fresh schema has none). Their order columns are
+ * expressions (`run_at + 0`, `-priority`) that the claim orders by, so no other index can serve that scan.
  */
 const STRATEGY_INDEXES: Readonly<Record<Strategy, (n: PgNames) => StrategyIndex[]>> = Object.freeze({
   fifo: (n: PgNames) => [dueByNameAndTime(n)],
@@ -188,7 +189,7 @@ const STRATEGY_INDEXES: Readonly<Record<Strategy, (n: PgNames) => StrategyIndex[
     { name: 'tasks_due_priority', sql: `CREATE INDEX tasks_due_priority ON ${n.tasks} (priority DESC, run_at, id) WHERE ${CLAIMABLE}` },
     {
       name: 'tasks_due_name_priority',
-      sql: `CREATE INDEX tasks_due_name_priority ON ${n.tasks} (name, priority DESC, run_at, id) WHERE ${CLAIMABLE}`,
+      sql: `CREATE INDEX tasks_due_name_priority ON ${n.tasks} (name, (-priority), run_at, id) WHERE ${CLAIMABLE}`,
     },
   ],
   'weighted-random': (n: PgNames) => [
@@ -197,7 +198,7 @@ const STRATEGY_INDEXES: Readonly<Record<Strategy, (n: PgNames) => StrategyIndex[
 });
 
 function dueByNameAndTime(n: PgNames): StrategyIndex {
-  return { name: 'tasks_due_name_time', sql: `CREATE INDEX tasks_due_name_time ON ${n.tasks} (name, run_at, id) WHERE ${CLAIMABLE}` };
+  return { name: 'tasks_due_name_time', sql: `CREATE INDEX tasks_due_name_time ON ${n.tasks} (name, (run_at + 0), id) WHERE ${CLAIMABLE}` };
 }
 
 /** Why: a store pays on every write only for the claim indexes of its own strategy. */

@@ -45,6 +45,18 @@ const ORDER: Record<Strategy, string> = {
   'weighted-random': 'run_at ASC, id ASC',
 };
 
+/**
+ * The strategy orders inside each per-name scan, written as the name-leading indexes' expressions
+ * (`(run_at + 0)`, `(-priority)`, migrations.ts) so that only those indexes yield them. Why: with plain columns
+ * the strategy's global index gives the same order, and once statistics exist the planner may walk it filtering
+ * by name: every due row of the other names, for each name that has none.
+ */
+const BY_NAME: Record<Exclude<Strategy, 'weighted-random'>, string> = {
+  fifo: '(run_at + 0) ASC, id ASC',
+  lifo: '(run_at + 0) DESC, id DESC',
+  priority: '(-priority) ASC, run_at ASC, id ASC',
+};
+
 export interface Filters {
   names: boolean;
   exclude: boolean;
@@ -133,7 +145,7 @@ function orderedClaimSql(n: PgNames, strategy: Strategy, f: Filters, capped: boo
 }
 
 /** The claim with a name list. Parameters: $1 now, $2 limit, $3 owner, $4 lease until, $5 names, $6 each name's cap. */
-export function namedClaimSql(n: PgNames, strategy: Strategy): string {
+export function namedClaimSql(n: PgNames, strategy: Exclude<Strategy, 'weighted-random'>): string {
   const cacheKey = `${n.schema}|${strategy}|named`;
   let sql = cache.get(cacheKey);
   if (sql) return sql;
@@ -142,7 +154,7 @@ export function namedClaimSql(n: PgNames, strategy: Strategy): string {
       SELECT x.id, x.prev FROM unnest($5::text[], $6::int[]) AS allowed(name, cap)
       CROSS JOIN LATERAL (
         SELECT id, state AS prev, run_at, priority FROM ${n.tasks} WHERE ${DUE} AND name = allowed.name
-        ORDER BY ${order} LIMIT least(allowed.cap, $2) FOR UPDATE SKIP LOCKED
+        ORDER BY ${BY_NAME[strategy]} LIMIT least(allowed.cap, $2) FOR UPDATE SKIP LOCKED
       ) AS x
       ORDER BY ${order} LIMIT $2
     )`;
