@@ -57,7 +57,9 @@ describe('postgres store: several nodes on one schema', PG_SKIP ? { skip: PG_SKI
     const claimed: TaskRecord[] = [];
     const worker = async (node: PostgresStore, owner: string): Promise<void> => {
       for (let round = 0; round < 2000 && claimed.length < total; round++) {
-        const got = await node.claim({ owner, limit: 16, leaseMs: 60_000, now });
+        // Every other round with the name list a runtime passes (one locked scan per name), else without one.
+        const names = round % 2 === 1 ? ['job-0', 'job-1', 'job-2', 'job-3'] : undefined;
+        const got = await node.claim({ owner, limit: 16, leaseMs: 60_000, now, ...(names ? { names } : {}) });
         claimed.push(...got);
       }
     };

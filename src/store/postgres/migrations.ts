@@ -8,9 +8,10 @@
  *
  * Indexes follow the SQLite store's measurements: every index costs each write of a row (PostgreSQL updates a
  * task non-HOT, so each index gets a new entry), hence partial indexes where a state narrows the rows, and the
- * priority / weighted-random claim indexes only for a store that uses that strategy (`ensureStrategyIndex`,
- * looked up in the catalog first, so opening an existing schema takes no table lock). Switching a big table to
- * another strategy builds its index inside the migration transaction, blocking writes meanwhile.
+ * claim indexes of a strategy (name-leading, priority, weighted-random) only for a store that uses that strategy
+ * (`ensureStrategyIndex`, looked up in the catalog first, so opening an existing schema takes no table lock).
+ * Switching a big table to another strategy, or opening a schema written before the name-leading indexes, builds
+ * the missing index inside the migration transaction, blocking writes meanwhile.
  *
  * Migration 2 (groups, dedup, flows, rate limits) counts a flow child's end in its parent with a row trigger, so
  * every verb that ends a task (settle, cancel, lease recovery, and any written later) does it in its own statement
@@ -126,6 +127,12 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
          EXECUTE FUNCTION ${n.flowFunction}()`,
     ],
   },
+  {
+    // Why: nothing reads transitions by `seq` alone (history and purge go through `transitions_task`), and the
+    // primary key was one more index entry for every transition written (2–3 per task run).
+    version: 3,
+    up: (n) => [`ALTER TABLE ${n.transitions} DROP CONSTRAINT IF EXISTS transitions_pkey`],
+  },
 ]);
 
 /**
@@ -164,26 +171,45 @@ function flowFunctionSql(n: PgNames): string {
   $fn$`;
 }
 
-/** The partial index each strategy claims through, beyond `tasks_due_time` (fifo and lifo use that one). */
-const STRATEGY_INDEXES: Readonly<Record<Strategy, ((n: PgNames) => { name: string; sql: string }) | undefined>> = Object.freeze({
-  fifo: undefined,
-  lifo: undefined,
-  priority: (n: PgNames) => ({
-    name: 'tasks_due_priority',
-    sql: `CREATE INDEX tasks_due_priority ON ${n.tasks} (priority DESC, run_at, id) WHERE ${CLAIMABLE}`,
-  }),
-  'weighted-random': (n: PgNames) => ({
-    name: 'tasks_due_weight',
-    sql: `CREATE INDEX tasks_due_weight ON ${n.tasks} (weight, name, run_at, id) WHERE ${CLAIMABLE}`,
-  }),
+interface StrategyIndex {
+  name: string;
+  sql: string;
+}
+
+/**
+ * The partial indexes each strategy claims through, beyond `tasks_due_time` (the claim without a name list of
+ * fifo and lifo). The name-leading ones serve the claim with a name list (claim.ts): one ordered scan per name
+ * that stops at its limit, whatever the planner's estimates (a fresh schema has none). Their order columns are
+ * expressions (`run_at + 0`, `-priority`) that the claim orders by, so no other index can serve that scan.
+ */
+const STRATEGY_INDEXES: Readonly<Record<Strategy, (n: PgNames) => StrategyIndex[]>> = Object.freeze({
+  fifo: (n: PgNames) => [dueByNameAndTime(n)],
+  lifo: (n: PgNames) => [dueByNameAndTime(n)],
+  priority: (n: PgNames) => [
+    { name: 'tasks_due_priority', sql: `CREATE INDEX tasks_due_priority ON ${n.tasks} (priority DESC, run_at, id) WHERE ${CLAIMABLE}` },
+    {
+      name: 'tasks_due_name_priority',
+      sql: `CREATE INDEX tasks_due_name_priority ON ${n.tasks} (name, (-priority), run_at, id) WHERE ${CLAIMABLE}`,
+    },
+  ],
+  'weighted-random': (n: PgNames) => [
+    { name: 'tasks_due_weight', sql: `CREATE INDEX tasks_due_weight ON ${n.tasks} (weight, name, run_at, id) WHERE ${CLAIMABLE}` },
+  ],
 });
 
-/** Why: only a store that claims by priority or weight pays for that index on every write. */
+function dueByNameAndTime(n: PgNames): StrategyIndex {
+  return { name: 'tasks_due_name_time', sql: `CREATE INDEX tasks_due_name_time ON ${n.tasks} (name, (run_at + 0), id) WHERE ${CLAIMABLE}` };
+}
+
+/** Why: a store pays on every write only for the claim indexes of its own strategy. */
 async function ensureStrategyIndex(client: PoolClient, n: PgNames, strategy: Strategy): Promise<void> {
-  const index = STRATEGY_INDEXES[strategy]?.(n);
-  if (!index) return;
-  const { rowCount } = await client.query('SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = $2', [n.schema, index.name]);
-  if (!rowCount) await client.query(index.sql);
+  const indexes = STRATEGY_INDEXES[strategy](n);
+  const { rows } = await client.query<{ indexname: string }>(
+    'SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND indexname = ANY($2::text[])',
+    [n.schema, indexes.map((i) => i.name)],
+  );
+  const present = new Set(rows.map((r) => r.indexname));
+  for (const index of indexes) if (!present.has(index.name)) await client.query(index.sql);
 }
 
 /** The schema version this code writes. */
