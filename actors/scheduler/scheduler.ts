@@ -11,7 +11,7 @@
  */
 import type { Actor, ActorContext } from '../../src/actor/actor.ts';
 import { ask } from '../../src/bus/ask.ts';
-import type { Clock, TimerHandle } from '../../src/clock.ts';
+import { setTimeoutAt, type Clock, type TimerHandle } from '../../src/clock.ts';
 import { deserializeError, ErrorCodes, serializeError, TroupeError } from '../../src/errors.ts';
 import type { Logger } from '../../src/options.ts';
 import { latestSlot, nextSlot } from '../../src/schedule/cron.ts';
@@ -44,6 +44,25 @@ export interface SchedulerDeps {
   limits?: () => { groupLimits?: Record<string, number>; rateLimits?: Record<string, RateLimit> };
 }
 
+/**
+ * How long before a slot the scheduler builds the slot's task and asks the store about overlap, so that at the
+ * slot itself only the enqueue is left. Short, because an overlap answer this old may miss a run that ends in it.
+ */
+export const PREPARE_LEAD_MS = 10;
+
+/** One schedule's next slot, made ready ahead of time. Both promises already have a handler (never unhandled). */
+interface PreparedSlot {
+  slot: number;
+  /** The stored record it was made from: a replaced schedule does not use it. */
+  schedule: ScheduleRecord;
+  /** The slot's task (input validated), or the validation error. */
+  task: Promise<NewTask>;
+  /** Whether a run of the schedule was active ahead of the slot (`allow`: not asked). */
+  active: Promise<boolean> | undefined;
+  /** {@link Scheduler.#triggers} when the overlap question was asked. */
+  triggers: number;
+}
+
 const PAUSED_KEY = 'paused-names';
 const PAUSED_GROUPS_KEY = 'paused-groups';
 
@@ -64,6 +83,10 @@ export class Scheduler implements Actor<TroupeMessage> {
   #scheduleTimer: TimerHandle | undefined;
   #firing = false;
   #stats = { claims: 0, claimed: 0, emptyClaims: 0, fired: 0, skipped: 0 };
+  /** The next slot's work done ahead of it, per schedule id (see #prepare); dropped whenever schedules re-arm. */
+  #prepared = new Map<string, PreparedSlot>();
+  /** Bumped by every manual trigger: an overlap answer taken before one is no longer exact. */
+  #triggers = 0;
 
   constructor(ctx: ActorContext<TroupeMessage>, deps: SchedulerDeps) {
     this.#ctx = ctx;
@@ -243,10 +266,16 @@ export class Scheduler implements Actor<TroupeMessage> {
 
   // ── periodic schedules ────────────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Arms the next slot in two steps: a plain timer {@link PREPARE_LEAD_MS} ahead of it builds the slot's tasks
+   * (#prepare), then the clock's precise timer fires them the moment the clock reads the slot (never before).
+   * A plain timer alone fires about a millisecond late, plus the work that is now done ahead.
+   */
   #armSchedules(): void {
     const { clock } = this.#d;
     clock.clearTimeout(this.#scheduleTimer);
     this.#scheduleTimer = undefined;
+    this.#prepared.clear();
     if (this.#stopped) return;
     let earliest = Infinity;
     for (const s of this.#schedules.values()) {
@@ -256,7 +285,35 @@ export class Scheduler implements Actor<TroupeMessage> {
       if (next !== undefined && next < earliest) earliest = next;
     }
     if (!Number.isFinite(earliest)) return;
-    this.#scheduleTimer = clock.setTimeout(() => void this.#fireDue(), Math.max(0, earliest - clock.now()));
+    const wait = earliest - clock.now();
+    // A slot already due (catch-up after downtime, or a late wake-up): fire it now, nothing to prepare.
+    if (wait <= 0) this.#scheduleTimer = clock.setTimeout(() => void this.#fireDue(), 0);
+    else this.#scheduleTimer = clock.setTimeout(() => this.#prepareSlot(earliest), Math.max(0, wait - PREPARE_LEAD_MS));
+  }
+
+  /** Prepares the schedules due at `at`, then waits precisely for it. */
+  #prepareSlot(at: number): void {
+    this.#scheduleTimer = undefined;
+    if (this.#stopped) return;
+    for (const s of this.#schedules.values()) {
+      if (s.paused) continue;
+      if (nextSlot(s, s.lastSlot ?? s.createdAt) !== at) continue;
+      this.#prepared.set(s.id, this.#prepare(s, at));
+    }
+    this.#scheduleTimer = setTimeoutAt(this.#d.clock, () => void this.#fireDue(), at);
+  }
+
+  /**
+   * A slot's work that does not need the slot to have come: the task (input validated; its time fields are set
+   * when it fires) and, unless `allow`, whether a run of the schedule is active.
+   */
+  #prepare(s: ScheduleRecord, slot: number): PreparedSlot {
+    const task = this.#d.createTask(s.task, s.input, { key: `schedule:${s.id}:${slot}`, scheduleId: s.id, runAt: slot });
+    const active = s.overlap === 'allow' ? undefined : this.#overlapActive(s);
+    // Fired or not, nobody may be left with an unhandled rejection: the firing awaits these again and reports.
+    task.catch(() => {});
+    active?.catch(() => {});
+    return { slot, schedule: s, task, active, triggers: this.#triggers };
   }
 
   async #fireDue(): Promise<void> {
@@ -269,8 +326,9 @@ export class Scheduler implements Actor<TroupeMessage> {
         const slot = latestSlot(s, now, (s.lastSlot ?? s.createdAt) + 1);
         if (slot === undefined) continue;
         s.lastSlot = slot;
+        const ready = this.#prepared.get(s.id);
         try {
-          await this.#fire(s, slot, `schedule:${s.id}:${slot}`);
+          await this.#fire(s, slot, `schedule:${s.id}:${slot}`, ready?.slot === slot && ready.schedule === s ? ready : undefined);
         } catch (error) {
           this.#d.logger.error('schedule slot failed', { schedule: s.id, slot, error: serializeError(error).message });
         }
@@ -281,19 +339,32 @@ export class Scheduler implements Actor<TroupeMessage> {
     }
   }
 
-  async #fire(s: ScheduleRecord, slot: number, key: string): Promise<string | undefined> {
-    const { store } = this.#d;
+  /** Whether a run of the schedule is active in the sense of its overlap policy. */
+  async #overlapActive(s: ScheduleRecord): Promise<boolean> {
+    const states = s.overlap === 'skip' ? (['queued', 'scheduled', 'running', 'retrying'] as const) : (['queued', 'scheduled', 'retrying'] as const);
+    const active = await this.#d.store.list({ scheduleId: s.id, state: states, limit: 1 });
+    return active.tasks.length > 0;
+  }
+
+  async #fire(s: ScheduleRecord, slot: number, key: string, ready?: PreparedSlot): Promise<string | undefined> {
+    const { store, clock } = this.#d;
     if (s.overlap !== 'allow') {
-      const states = s.overlap === 'skip' ? (['queued', 'scheduled', 'running', 'retrying'] as const) : (['queued', 'scheduled', 'retrying'] as const);
-      const active = await store.list({ scheduleId: s.id, state: states, limit: 1 });
-      this.#d.onSlot?.(s.task, s.id, active.tasks.length > 0);
-      if (active.tasks.length > 0) {
+      // "Idle" from ahead of the slot holds unless a trigger came since (only a new task makes a schedule busy);
+      // "busy" is asked again, as a run may have ended in between and the slot must not be skipped for it.
+      let active = ready?.active && ready.triggers === this.#triggers ? await ready.active.catch(() => true) : true;
+      if (active) active = await this.#overlapActive(s);
+      this.#d.onSlot?.(s.task, s.id, active);
+      if (active) {
         this.#stats.skipped++;
         await store.markScheduleSlot(s.id, slot);
         return undefined;
       }
     }
-    const task = await this.#d.createTask(s.task, s.input, { key, scheduleId: s.id, runAt: this.#d.clock.now() });
+    let task: NewTask;
+    if (ready) {
+      // Built ahead: it is created now (so it is queued, not delayed), due at its slot.
+      task = { ...(await ready.task), createdAt: clock.now() };
+    } else task = await this.#d.createTask(s.task, s.input, { key, scheduleId: s.id, runAt: clock.now() });
     const reply = await ask<TroupeMessage, Reply>(this.#ctx.bus, this.#ctx.self, this.#d.orchestrator, (replyTo) => ({ type: 'tracker.enqueue', tasks: [task], replyTo }), { timeoutMs: 30_000 });
     if (!reply.ok) throw deserializeError(reply.error);
     await store.markScheduleSlot(s.id, slot);
@@ -308,6 +379,7 @@ export class Scheduler implements Actor<TroupeMessage> {
       return;
     }
     const now = this.#d.clock.now();
+    this.#triggers++;
     const s2: ScheduleRecord = { ...s, overlap: 'allow' };
     this.#fire(s2, s.lastSlot ?? now, `schedule:${id}:manual:${now}:${Math.random().toString(36).slice(2, 8)}`).then(
       (taskId) => this.#ctx.tell(replyTo, createReply(taskId)),
