@@ -367,6 +367,9 @@ export class Scheduler implements Actor<TroupeMessage> {
     } else task = await this.#d.createTask(s.task, s.input, { key, scheduleId: s.id, runAt: clock.now() });
     const reply = await ask<TroupeMessage, Reply>(this.#ctx.bus, this.#ctx.self, this.#d.orchestrator, (replyTo) => ({ type: 'tracker.enqueue', tasks: [task], replyTo }), { timeoutMs: 30_000 });
     if (!reply.ok) throw deserializeError(reply.error);
+    // The wake-up that claims the new task is queued behind this reply: let it claim first (a SQLite write here
+    // would run before it). The slot is already kept in memory; the stored copy only serves a restart.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     await store.markScheduleSlot(s.id, slot);
     this.#stats.fired++;
     return (reply.value as EnqueueResult[])[0]?.id;
