@@ -14,7 +14,7 @@ import { ask } from '../../src/bus/ask.ts';
 import { setTimeoutAt, type Clock, type TimerHandle } from '../../src/clock.ts';
 import { deserializeError, ErrorCodes, serializeError, TroupeError } from '../../src/errors.ts';
 import type { Logger } from '../../src/options.ts';
-import { latestSlot, nextSlot } from '../../src/schedule/cron.ts';
+import { latestSlot, MIN_EVERY_MS, nextSlot } from '../../src/schedule/cron.ts';
 import type { EnqueueResult, RateLimit, ScheduleRecord, Store } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
 import { createExecutorDispatch } from '../executor/messages.ts';
@@ -321,21 +321,45 @@ export class Scheduler implements Actor<TroupeMessage> {
     this.#firing = true;
     try {
       const now = this.#d.clock.now();
+      // Prepared slots first, all at once: their slot is known, so no cron arithmetic (30–300 µs a schedule)
+      // and no other schedule's enqueue stands between the slot and their own.
+      const prepared: Array<Promise<void>> = [];
+      const done = new Set<string>();
+      for (const [id, ready] of this.#prepared) {
+        const s = this.#schedules.get(id);
+        if (s === undefined || s !== ready.schedule || s.paused || !this.#isLatestSlot(s, ready.slot, now)) continue;
+        done.add(id);
+        prepared.push(this.#fireSlot(s, ready.slot, ready));
+      }
+      await Promise.all(prepared);
       for (const s of [...this.#schedules.values()]) {
-        if (s.paused) continue;
+        if (s.paused || done.has(s.id)) continue;
         const slot = latestSlot(s, now, (s.lastSlot ?? s.createdAt) + 1);
         if (slot === undefined) continue;
-        s.lastSlot = slot;
-        const ready = this.#prepared.get(s.id);
-        try {
-          await this.#fire(s, slot, `schedule:${s.id}:${slot}`, ready?.slot === slot && ready.schedule === s ? ready : undefined);
-        } catch (error) {
-          this.#d.logger.error('schedule slot failed', { schedule: s.id, slot, error: serializeError(error).message });
-        }
+        await this.#fireSlot(s, slot);
       }
     } finally {
       this.#firing = false;
       this.#armSchedules();
+    }
+  }
+
+  /**
+   * Whether `slot` is the schedule's latest slot at `now` and not fired yet, without asking croner: slots are at
+   * least {@link MIN_EVERY_MS} apart (the shortest `every`; cron counts whole seconds), so a slot less than that
+   * ago is the latest one.
+   */
+  #isLatestSlot(s: ScheduleRecord, slot: number, now: number): boolean {
+    return slot <= now && now - slot < MIN_EVERY_MS && slot > (s.lastSlot ?? s.createdAt);
+  }
+
+  /** Fires one slot of a schedule; a failure is logged (the slot counts as fired: it is not tried again). */
+  async #fireSlot(s: ScheduleRecord, slot: number, ready?: PreparedSlot): Promise<void> {
+    s.lastSlot = slot;
+    try {
+      await this.#fire(s, slot, `schedule:${s.id}:${slot}`, ready);
+    } catch (error) {
+      this.#d.logger.error('schedule slot failed', { schedule: s.id, slot, error: serializeError(error).message });
     }
   }
 

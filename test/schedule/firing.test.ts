@@ -54,6 +54,25 @@ describe('periodic firing on time', () => {
     });
   });
 
+  it('several schedules due on the same slot (cron and every) all fire on it, each once', async () => {
+    const clock = new ManualClock(T0);
+    const runs: Array<[string, number]> = [];
+    await withRuntime({ clock, tasks: { tick: { run: (i: { by: string }) => runs.push([i.by, clock.now()]) } } }, async (rt) => {
+      await rt.schedule('tick', { cron: '*/10 * * * * *', id: 'cron' }, { by: 'cron' });
+      await rt.schedule('tick', { cron: '*/10 * * * * *', timezone: 'Europe/Berlin', id: 'berlin' }, { by: 'berlin' });
+      await rt.schedule('tick', { every: '10s', id: 'every' }, { by: 'every' });
+      await clock.advanceTo(SLOT - 1);
+      assert.deepEqual(runs, []);
+      await clock.advance(1);
+      await waitFor(() => runs.length === 3);
+      assert.deepEqual(runs.sort(), [['berlin', SLOT], ['cron', SLOT], ['every', SLOT]]);
+      await clock.advanceTo(SLOT + 9_999);
+      await rt.flush();
+      assert.equal(runs.length, 3);
+      for (const id of ['cron', 'berlin', 'every']) assert.equal((await rt.list({ scheduleId: id })).tasks.length, 1, id);
+    });
+  });
+
   it('a slot whose lead time has already begun is prepared at once and still fires on the slot', async () => {
     const clock = new ManualClock(SLOT - 4);
     const runs: number[] = [];
