@@ -96,6 +96,16 @@ describe('runCommand: success and output', () => {
     assert.deepEqual(stdout, [realpathSync(dir), 'from-spec', String(process.env.PATH)]);
   });
 
+  test('without env the child sees process.env as it is at the run, changes included', async (t) => {
+    process.env.TROUPE_TEST_LATE = 'set-late';
+    t.after(() => delete process.env.TROUPE_TEST_LATE);
+    const first = await collect('echo.js', ['$TROUPE_TEST_LATE']);
+    assert.deepEqual(first.stdout, ['set-late']);
+    process.env.TROUPE_TEST_LATE = 'changed';
+    const second = await collect('echo.js', ['$TROUPE_TEST_LATE']);
+    assert.deepEqual(second.stdout, ['changed']);
+  });
+
   test('lines longer than maxBytes are cut; dropped counts what a buffer with the caps would drop', async () => {
     const { result, stdout } = await collect('print-lines.js', ['3', '2500'], { maxBytes: 1000, maxLines: 4 });
     assert.equal(stdout.length, 9);

@@ -1,0 +1,174 @@
+// Periodic firing on time: the scheduler prepares a slot's task a little ahead, then fires on the slot itself,
+// never before it. A memory-store runtime driven by a ManualClock; real clock only for the precise timer itself.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ManualClock, systemClock } from '../../src/clock.ts';
+import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
+import { PREPARE_LEAD_MS } from '../../actors/scheduler/scheduler.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const T0 = Date.UTC(2026, 0, 1, 0, 0, 0, 500);
+const SLOT = Date.UTC(2026, 0, 1, 0, 0, 10);
+
+async function withRuntime(options: CreateRuntimeOptions, fn: (rt: Runtime) => Promise<void>): Promise<void> {
+  const rt = await createRuntime({ store: 'memory', maintenance: false, ...options });
+  try {
+    await fn(rt);
+  } finally {
+    await rt.close({ timeout: 2000 });
+  }
+}
+
+/** A latch the test opens by hand: lets an inline task wait for the test instead of for time. */
+function latch() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { open, opened };
+}
+
+describe('periodic firing on time', () => {
+  it('arms a prepare timer ahead of the slot, then fires exactly on the slot and never before it', async () => {
+    const clock = new ManualClock(T0);
+    const runs: number[] = [];
+    await withRuntime({ clock, tasks: { tick: { run: () => runs.push(clock.now()) } } }, async (rt) => {
+      await rt.schedule('tick', { every: '10s', id: 'ten' });
+      await clock.advance(0);
+      assert.equal(clock.nextAt, SLOT - PREPARE_LEAD_MS, 'the early arm, ahead of the slot');
+      await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+      assert.equal(clock.nextAt, SLOT, 'after preparing, the precise wait ends on the slot');
+      await clock.advanceTo(SLOT - 1);
+      assert.deepEqual((await rt.list({ scheduleId: 'ten' })).tasks, [], 'nothing is stored before the slot');
+      assert.deepEqual(runs, []);
+      await clock.advance(1);
+      await waitFor(() => runs.length === 1);
+      assert.deepEqual(runs, [SLOT]);
+      const [task] = (await rt.list({ scheduleId: 'ten' })).tasks;
+      assert.equal(task?.key, `schedule:ten:${SLOT}`);
+      assert.equal(task?.timings.runAt, SLOT, 'due at its slot');
+      assert.equal(task?.timings.createdAt, SLOT, 'created when it fired, not when it was prepared');
+      await clock.advanceTo(SLOT + 10_000 - 1);
+      assert.equal(runs.length, 1, 'the next slot does not fire early either');
+      await clock.advance(1);
+      await waitFor(() => runs.length === 2);
+      assert.deepEqual(runs, [SLOT, SLOT + 10_000]);
+    });
+  });
+
+  it('several schedules due on the same slot (cron and every) all fire on it, each once', async () => {
+    const clock = new ManualClock(T0);
+    const runs: Array<[string, number]> = [];
+    await withRuntime({ clock, tasks: { tick: { run: (i: { by: string }) => runs.push([i.by, clock.now()]) } } }, async (rt) => {
+      await rt.schedule('tick', { cron: '*/10 * * * * *', id: 'cron' }, { by: 'cron' });
+      await rt.schedule('tick', { cron: '*/10 * * * * *', timezone: 'Europe/Berlin', id: 'berlin' }, { by: 'berlin' });
+      await rt.schedule('tick', { every: '10s', id: 'every' }, { by: 'every' });
+      await clock.advanceTo(SLOT - 1);
+      assert.deepEqual(runs, []);
+      await clock.advance(1);
+      await waitFor(() => runs.length === 3);
+      assert.deepEqual(runs.sort(), [['berlin', SLOT], ['cron', SLOT], ['every', SLOT]]);
+      await clock.advanceTo(SLOT + 9_999);
+      await rt.flush();
+      assert.equal(runs.length, 3);
+      for (const id of ['cron', 'berlin', 'every']) assert.equal((await rt.list({ scheduleId: id })).tasks.length, 1, id);
+    });
+  });
+
+  it('a slot whose lead time has already begun is prepared at once and still fires on the slot', async () => {
+    const clock = new ManualClock(SLOT - 4);
+    const runs: number[] = [];
+    await withRuntime({ clock, tasks: { tick: { run: () => runs.push(clock.now()) } } }, async (rt) => {
+      await rt.schedule('tick', { every: '10s', id: 'ten' });
+      await clock.advance(0);
+      assert.equal(clock.nextAt, SLOT);
+      await clock.advanceTo(SLOT - 1);
+      assert.deepEqual(runs, []);
+      await clock.advance(1);
+      await waitFor(() => runs.length === 1);
+      assert.deepEqual(runs, [SLOT]);
+    });
+  });
+
+  it('overlap skip: a run that ends between the prepared answer and the slot does not cost the slot', async () => {
+    const clock = new ManualClock(T0);
+    const gates = [latch(), latch()];
+    let started = 0;
+    await withRuntime({ clock, tasks: { slow: { run: async () => await gates[started++]!.opened } } }, async (rt) => {
+      await rt.schedule('slow', { every: '10s', id: 'slow', overlap: 'skip' });
+      await clock.advanceTo(SLOT);
+      await waitFor(() => started === 1);
+      // Prepared while the first run is still running: the schedule looks busy ahead of the next slot.
+      await clock.advanceTo(SLOT + 10_000 - PREPARE_LEAD_MS);
+      gates[0]!.open();
+      await waitFor(async () => (await rt.list({ scheduleId: 'slow', state: 'succeeded' })).tasks.length === 1);
+      await clock.advanceTo(SLOT + 10_000);
+      await waitFor(() => started === 2);
+      gates[1]!.open();
+    });
+  });
+
+  it('overlap skip: a trigger between the prepared answer and the slot makes the slot skip', async () => {
+    const clock = new ManualClock(T0);
+    const gate = latch();
+    let started = 0;
+    await withRuntime({ clock, tasks: { slow: { run: async () => { started++; await gate.opened; } } } }, async (rt) => {
+      await rt.schedule('slow', { every: '10s', id: 'slow', overlap: 'skip' });
+      await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+      const manual = await rt.triggerSchedule('slow');
+      try {
+        await waitFor(() => started === 1);
+        await clock.advanceTo(SLOT);
+        await rt.flush();
+        const tasks = (await rt.list({ scheduleId: 'slow' })).tasks;
+        assert.deepEqual(tasks.map((t) => t.id), [manual], 'the slot was skipped: the triggered run is active');
+        assert.equal(started, 1);
+      } finally {
+        gate.open();
+      }
+      await waitFor(async () => (await rt.get(manual))?.state === 'succeeded');
+    });
+  });
+
+  it('a schedule replaced between preparing and its slot fires the new definition', async () => {
+    const clock = new ManualClock(T0);
+    const inputs: unknown[] = [];
+    await withRuntime({ clock, tasks: { echo: { run: (i: unknown) => inputs.push(i) } } }, async (rt) => {
+      await rt.schedule('echo', { every: '10s', id: 'e' }, { v: 1 });
+      await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+      await rt.schedule('echo', { every: '10s', id: 'e' }, { v: 2 });
+      await clock.advanceTo(SLOT);
+      await waitFor(() => inputs.length === 1);
+      assert.deepEqual(inputs, [{ v: 2 }]);
+    });
+  });
+});
+
+describe('systemClock.setTimeoutAt', () => {
+  it('never calls back before Date.now() reads the due time', async () => {
+    for (const ahead of [0, 2, 7]) {
+      const at = Date.now() + ahead;
+      const seen = await new Promise<number>((resolve) => systemClock.setTimeoutAt!(() => resolve(Date.now()), at));
+      assert.ok(seen >= at, `fired at ${seen}, due ${at}`);
+    }
+  });
+
+  it('is cancelled by clearTimeout', async () => {
+    let fired = false;
+    const handle = systemClock.setTimeoutAt!(() => (fired = true), Date.now() + 5);
+    systemClock.clearTimeout(handle);
+    // A later precise timer fires; the cancelled one, due before it, must not have.
+    await new Promise<void>((resolve) => systemClock.setTimeoutAt!(resolve, Date.now() + 10));
+    assert.equal(fired, false);
+  });
+});
+
+describe('ManualClock.setTimeoutAt', () => {
+  it('fires on its due time when advanced there, not before', async () => {
+    const clock = new ManualClock(1000);
+    const fired: number[] = [];
+    clock.setTimeoutAt(() => fired.push(clock.now()), 1010);
+    await clock.advanceTo(1009);
+    assert.deepEqual(fired, []);
+    await clock.advance(1);
+    assert.deepEqual(fired, [1010]);
+  });
+});
