@@ -45,7 +45,7 @@ export interface PoolOptions {
   maxQueue?: number | 'auto';
   /** Worker thread limits; a handler exceeding them fails with TROUPE_ERR_RESOURCE_LIMIT. */
   resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; stackSizeMb?: number };
-  /** Most handler jobs sent to a thread in one message when the queue is deep. @default 16 */
+  /** Most handler jobs sent to a thread in one message when the queue is deep. @default 64 */
   maxBatch?: number;
   /**
    * Replace a thread after `maxTasks` jobs, or when its heap in use is above `maxRssMb` after a job; the jobs in
@@ -158,7 +158,7 @@ export const DEFAULTS = Object.freeze({
   maxBytes: 10 * 1000 * 1000,
   leaseMs: 30_000,
   claimBatch: 64,
-  maxBatch: 16,
+  maxBatch: 64,
   idleTimeoutMs: 30_000,
   maxRestarts: 3,
   withinMs: 5000,

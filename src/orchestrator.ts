@@ -3,6 +3,9 @@
  * here; the `type` prefix (`scheduler.`, `executor.`, `tracker.`) names the actor that owns it. This is the one
  * place that knows the routing between scheduler, executor and tracker, so swapping or splitting an actor
  * changes this table only. It imports no store and no pool.
+ *
+ * While it runs it is a router on the bus (`Bus.route`): a message is passed on in its sender's call, so it waits
+ * in one mailbox (its target's), not two. Forwarding never throws, so nothing is lost to a crash here.
  */
 import type { Actor, ActorContext } from './actor/actor.ts';
 import type { Message } from './bus/message.ts';
@@ -15,10 +18,20 @@ export class Orchestrator<M extends Message> implements Actor<M> {
   readonly #routes: RoutingTable;
   #routed = 0;
   #unroutable = 0;
+  #unroute: (() => void) | undefined;
 
   constructor(ctx: ActorContext<M>, routes: RoutingTable) {
     this.#ctx = ctx;
     this.#routes = routes;
+  }
+
+  start(): void {
+    this.#unroute = this.#ctx.bus.route(this.#ctx.self, (msg, from) => this.receive(msg, from));
+  }
+
+  stop(): void {
+    this.#unroute?.();
+    this.#unroute = undefined;
   }
 
   receive(msg: M, from: ActorAddress): void {

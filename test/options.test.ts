@@ -128,7 +128,7 @@ describe('resolveOptions: defaults', () => {
       assert.equal(resolved.store, DEFAULTS.store);
       assert.equal(resolved.concurrency, DEFAULTS.concurrency);
       assert.equal(resolved.strategy, 'priority');
-      assert.deepEqual(resolved.pool, { minThreads: 1, maxThreads: cores, idleTimeoutMs: 30_000, maxQueue: 'auto', maxBatch: 16 });
+      assert.deepEqual(resolved.pool, { minThreads: 1, maxThreads: cores, idleTimeoutMs: 30_000, maxQueue: 'auto', maxBatch: 64 });
       assert.deepEqual(resolved.retry, { ...DEFAULT_RETRY });
       assert.equal(resolved.timeoutMs, 0);
       assert.equal(resolved.killGraceMs, 5000);
@@ -164,7 +164,7 @@ describe('resolveOptions: defaults', () => {
     assert.deepEqual(resolved.output, { maxLines: 10, maxBytes: 1024 });
     assert.deepEqual(resolved.supervisor, { maxRestarts: 0, withinMs: 1000 });
     const { resourceLimits, ...pool } = resolved.pool;
-    assert.deepEqual(pool, { minThreads: 0, maxThreads: 2, idleTimeoutMs: 5000, maxQueue: 0, maxBatch: 16 });
+    assert.deepEqual(pool, { minThreads: 0, maxThreads: 2, idleTimeoutMs: 5000, maxQueue: 0, maxBatch: 64 });
     assert.deepEqual({ ...resourceLimits }, { maxOldGenerationSizeMb: 64 });
     assert.deepEqual(resolved.retry, { attempts: 3, backoff: 'fixed', delayMs: 2000, maxDelayMs: 300_000, jitter: 0.2 });
     assert.equal(resolved.clock, clock);

@@ -41,7 +41,7 @@ import type { FailureCause, RunOutcome } from '../../src/advice/stats-types.ts';
 import { createAdaptiveLimit, type AdaptiveLimit } from './adaptive-limit.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createSchedulerDemand } from '../scheduler/messages.ts';
-import { TaskActor } from '../task/task-actor.ts';
+import { TaskActor, type RunSink } from '../task/task-actor.ts';
 import type { ExecutorMessage } from './messages.ts';
 
 export interface ExecutorDeps {
@@ -97,6 +97,15 @@ export class Executor implements Actor<TroupeMessage> {
   #pausedNames = new Set<string>();
   #pausedGroups = new Set<string>();
   #stats = { started: 0, succeeded: 0, failed: 0, retried: 0, released: 0, givenBack: 0 };
+  /** Where handler runs (their own pool jobs, see TaskActor.asJob) report. */
+  readonly #sink: RunSink = {
+    runDone: (run, ok, value) => {
+      if (ok) this.#finish(run, run.def, undefined, false, value);
+      else this.#finish(run, run.def, value, false);
+    },
+    runProgress: (run, progress) => this.#progress(run, progress),
+    runLog: (run, text) => this.#output(run, 'log', text),
+  };
 
   constructor(ctx: ActorContext<TroupeMessage>, deps: ExecutorDeps) {
     this.#ctx = ctx;
@@ -367,40 +376,32 @@ export class Executor implements Actor<TroupeMessage> {
     }
     if (this.#d.telemetry) run.span = this.#d.telemetry.startRun({ id: task.id, name: task.name, attempt: task.attempts, ...(task.options?.trace ? { trace: task.options.trace } : {}) });
     run.armTimeout(task.options?.timeoutMs ?? def.timeoutMs);
-    // One callback per run for its outcome, whatever runs it (a handler job needs no promise).
-    const done = (ok: boolean, value: unknown): void => {
-      if (ok) this.#finish(run, def, undefined, false, value);
-      else this.#finish(run, def, value, false);
-    };
-    let work: Promise<unknown> | undefined;
+    run.def = def;
+    if (def.kind === 'handler') {
+      // The run is its own pool job and reports to #sink: no job object or closures per run.
+      try {
+        this.#d.pool().submit(run.asJob(def.handler, task.input, this.#sink));
+      } catch (error) {
+        queueMicrotask(() => this.#finish(run, def, error, false));
+      }
+      return;
+    }
+    let work: Promise<unknown>;
     try {
-      work = this.#execute(def, run, task, done);
+      work = this.#execute(def, run, task);
     } catch (error) {
       work = Promise.reject(error);
     }
-    work?.then(
-      (result) => done(true, result),
-      (error: unknown) => done(false, error),
+    work.then(
+      (result) => this.#finish(run, def, undefined, false, result),
+      (error: unknown) => this.#finish(run, def, error, false),
     );
   }
 
-  /** Starts the run's code: a handler job reports to `done` itself (undefined); the other kinds return a promise. */
-  #execute(def: ResolvedTask, run: TaskActor, task: TaskRecord, done: (ok: boolean, value: unknown) => void): Promise<unknown> | undefined {
+  /** Starts the code of a command or inline run (a handler run is a pool job, see #start). */
+  #execute(def: Exclude<ResolvedTask, { kind: 'handler' }>, run: TaskActor, task: TaskRecord): Promise<unknown> {
     const onProgress = (p: Progress) => this.#progress(run, p);
     switch (def.kind) {
-      case 'handler':
-        this.#d.pool().submit({
-          id: task.id,
-          name: task.name,
-          handler: def.handler,
-          input: task.input,
-          attempt: task.attempts,
-          stops: run,
-          onProgress,
-          onLog: (text) => this.#output(run, 'log', text),
-          done,
-        });
-        return undefined;
       case 'command': {
         const args = def.args(task.input);
         return this.#d

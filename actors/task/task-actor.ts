@@ -14,14 +14,25 @@
 import type { Clock, TimerHandle } from '../../src/clock.ts';
 import { ErrorCodes, TroupeError } from '../../src/errors.ts';
 import type { TaskId } from '../../src/ids.ts';
-import type { TaskRecord, TaskState } from '../../src/task.ts';
-import type { JobStops, StopWatcher } from '../../src/pool/thread-pool.ts';
+import type { Progress, TaskRecord, TaskState } from '../../src/task.ts';
+import type { CallbackJob, JobStops, StopWatcher } from '../../src/pool/thread-pool.ts';
+import type { ResolvedTask } from '../../src/registry.ts';
 import type { RunSpan } from '../../src/telemetry.ts';
 import { nextTaskState, type TaskEvent } from './task-machine.ts';
 
 export type EndReason = 'timeout' | 'cancel' | 'shutdown';
 
-export class TaskActor implements JobStops {
+/**
+ * Where a run given to the thread pool as its own job (`asJob`) reports: one object for every run, so a run
+ * costs no closures and no job object of its own.
+ */
+export interface RunSink {
+  runDone(run: TaskActor, ok: boolean, value: unknown): void;
+  runProgress(run: TaskActor, progress: Progress): void;
+  runLog(run: TaskActor, text: string): void;
+}
+
+export class TaskActor implements JobStops, CallbackJob {
   /** The run's OpenTelemetry span, when tracing is on. */
   span: RunSpan | undefined;
   /** Lines this run produced (stdout, stderr, ctx.log), for the advisor's statistics. */
@@ -33,6 +44,12 @@ export class TaskActor implements JobStops {
   readonly attempt: number;
   readonly startedAt: number;
   readonly record: TaskRecord;
+  /** The task's definition when it started (set by the executor). */
+  def: ResolvedTask | undefined;
+  /** As a thread-pool job (`asJob`): the handler module's href and the input. */
+  handler = '';
+  input: unknown;
+  #sink: RunSink | undefined;
   #controller: AbortController | undefined;
   #hard: AbortController | undefined;
   /** 0 = not stopped, 1 = soft stop, 2 = hard stop (see JobStops). */
@@ -90,6 +107,34 @@ export class TaskActor implements JobStops {
   watchStops(watcher: StopWatcher | undefined, token?: unknown): void {
     this.#watcher = watcher;
     this.#token = token;
+  }
+
+  /** The run as its own thread-pool job: the pool reads its fields and stops, and reports to `sink`. */
+  asJob(handler: string, input: unknown, sink: RunSink): this {
+    this.handler = handler;
+    this.input = input;
+    this.#sink = sink;
+    return this;
+  }
+
+  /** CallbackJob: the run watches its own stops. */
+  get stops(): JobStops {
+    return this;
+  }
+
+  /** CallbackJob: the pool's outcome. */
+  done(ok: boolean, value: unknown): void {
+    this.#sink!.runDone(this, ok, value);
+  }
+
+  /** CallbackJob: progress from the handler. */
+  onProgress(progress: Progress): void {
+    this.#sink?.runProgress(this, progress);
+  }
+
+  /** CallbackJob: `ctx.log` from the handler. */
+  onLog(text: string): void {
+    this.#sink?.runLog(this, text);
   }
 
   /** Applies a lifecycle event through the machine's table; false when the machine does not allow it. */

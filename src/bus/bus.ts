@@ -25,6 +25,8 @@ export class Bus<M extends Message> {
   readonly #topics: Emitter<ListenerMap<M>> = createNanoEvents<ListenerMap<M>>();
   readonly #inspectors = new Set<(record: Inspection<M>) => void>();
   readonly #targets = new Map<ActorAddress, Deliverable<M>>();
+  /** Addresses whose messages are handed on in the sender's call (see `route`). */
+  readonly #routers = new Map<ActorAddress, (msg: M, from: ActorAddress) => void>();
   #deadLetters = 0;
   #delivered = 0;
 
@@ -61,7 +63,23 @@ export class Bus<M extends Message> {
       return;
     }
     this.#delivered++;
-    target.deliver(msg, from, to);
+    const router = this.#routers.get(to);
+    if (router !== undefined) router(msg, from);
+    else target.deliver(msg, from, to);
+  }
+
+  /**
+   * Makes a registered address a router: a message told to it goes to `router` at once, in the sender's call,
+   * instead of waiting in its mailbox for a microtask of its own. For an actor that only passes messages on (the
+   * orchestrator): each message then costs one mailbox hop, not two, and the order of what it passes on is the
+   * order it was told. Returns the function that ends it (messages then go to the mailbox again).
+   */
+  route(address: ActorAddress, router: (msg: M, from: ActorAddress) => void): () => void {
+    if (!this.#targets.has(address)) throw new TroupeError(ErrorCodes.UNKNOWN_ACTOR, `No target at \`${address}\` to route`);
+    this.#routers.set(address, router);
+    return () => {
+      if (this.#routers.get(address) === router) this.#routers.delete(address);
+    };
   }
 
   /** Emits a fact to every subscriber of its type. */

@@ -43,7 +43,7 @@ export interface ThreadPoolOptions {
   /** Jobs that may wait for a thread before `run()` is refused; `'auto'` = maxThreads² × maxBatch. */
   maxQueue: number | 'auto';
   resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; stackSizeMb?: number };
-  /** Most jobs sent in one worker message when the queue is deep. @default 16 */
+  /** Most jobs sent in one worker message when the queue is deep. @default 64 */
   maxBatch?: number;
   /** Replace a thread after `maxTasks` jobs or above `maxRssMb` of heap, without failing its jobs. @default undefined (never) */
   recycle?: RecycleOptions;
@@ -215,7 +215,7 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
     this.#maxRuns = options.maxThreads;
     this.#retire = recyclingOn(options.recycle) ? new RetireBoard(options.recycle, options.maxThreads) : undefined;
     const maxTasks = options.recycle?.maxTasks ?? 0;
-    const maxBatch = Math.max(1, options.maxBatch ?? 16);
+    const maxBatch = Math.max(1, options.maxBatch ?? 64);
     this.#maxBatch = Math.min(maxBatch, maxTasks > 0 ? maxTasks : Infinity);
     this.#maxQueue = options.maxQueue === 'auto' ? options.maxThreads ** 2 * maxBatch : options.maxQueue;
     this.#onError = options.onError;

@@ -92,6 +92,32 @@ describe('Bus.tell', () => {
   });
 });
 
+describe('Bus.route', () => {
+  it('hands a message told to a routed address to the router in the sender\'s call, inspected, and back to the target once ended', () => {
+    const { bus } = makeBus();
+    const mailbox: number[] = [];
+    const routed: Array<[number, string]> = [];
+    const records: string[] = [];
+    bus.inspect((r) => records.push(`${r.from}->${r.to}`));
+    bus.register('router', { deliver: (msg) => mailbox.push((msg as { n: number }).n) });
+    const end = bus.route('router', (msg, from) => routed.push([(msg as { n: number }).n, from]));
+    bus.tell('a', 'router', { type: 'ping', n: 1 });
+    assert.deepEqual(routed, [[1, 'a']]);
+    assert.deepEqual(mailbox, []);
+    assert.deepEqual(records, ['a->router']);
+    end();
+    bus.tell('a', 'router', { type: 'ping', n: 2 });
+    assert.deepEqual(routed, [[1, 'a']]);
+    assert.deepEqual(mailbox, [2]);
+    assert.equal(bus.stats.delivered, 2);
+  });
+
+  it('refuses to route an address nobody registered', () => {
+    const { bus } = makeBus();
+    assert.throws(() => bus.route('nobody', () => {}), (e: { code?: string }) => e.code === ErrorCodes.UNKNOWN_ACTOR);
+  });
+});
+
 describe('Bus.publish / subscribe', () => {
   it('delivers a fact to the subscribers of its type only', () => {
     const { bus } = makeBus();
