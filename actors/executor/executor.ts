@@ -423,7 +423,10 @@ export class Executor implements Actor<TroupeMessage> {
           id: task.id,
           name: task.name,
           attempt: task.attempts,
-          signal: run.signal,
+          // made when the code reads it: most runs never do, and an AbortController is a few µs and garbage
+          get signal() {
+            return run.signal;
+          },
           progress: (value) => {
             const p = normalizeProgress(value);
             if (p) onProgress(p);
@@ -432,17 +435,17 @@ export class Executor implements Actor<TroupeMessage> {
         };
         if (task.children) ctx.children = task.children;
         const result = Promise.resolve().then(() => def.run(task.input, ctx));
-        // Inline code cannot be killed: once the hard signal fires, the run counts as ended.
+        // Inline code cannot be killed: once the hard stop comes, the run counts as ended. The stop is watched the
+        // way the thread pool watches its jobs (no hard AbortController and listener per run).
         return new Promise((resolve, reject) => {
-          const onHard = () => reject(run.hardSignal.reason);
-          run.hardSignal.addEventListener('abort', onHard, { once: true });
+          run.watchStops({ onStop: (_token, hard) => hard && reject(run.stopReason) });
           result.then(
             (v) => {
-              run.hardSignal.removeEventListener('abort', onHard);
+              run.watchStops(undefined);
               resolve(v);
             },
             (e: unknown) => {
-              run.hardSignal.removeEventListener('abort', onHard);
+              run.watchStops(undefined);
               reject(e);
             },
           );
