@@ -15,7 +15,11 @@
  *   lease gives it back to the queue with a release (its attempt not counted);
  * - its lease is renewed with the running ones (the tracker is told whether any wait);
  * - per-name limits are checked again when it starts; the claim already applied group and rate limits and the
- *   strategy order, and the buffer keeps that order.
+ *   strategy order, and the buffer keeps that order;
+ * - if the process dies, it comes back at lease expiry with its attempt counted, like a running task. Not
+ *   counting it would need the store to know it never started, i.e. a write at each start (or before it): a mark
+ *   written later (with the next heartbeat or settle) would be missing for a task that crashed the process before
+ *   that write, and such a task must count its attempt, or a task that kills its process would run forever.
  *
  * Outcome rules (first termination reason wins):
  * - cancel: the tracker already marked the task cancelled; nothing is written (a late result is dropped).
