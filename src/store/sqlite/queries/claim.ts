@@ -20,7 +20,7 @@ import { prepareGatedClaim } from './claim-gated.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
 import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, dueOfName, prepareClaimableNames } from './claim-order.ts';
-import { toTaskRecord } from './rows.ts';
+import { rowPiece, toTaskRecord } from './rows.ts';
 
 const FILTER = NAME_FILTER;
 
@@ -167,8 +167,8 @@ export function prepareClaim(
 const LEASE_CHUNK = 64;
 
 /**
- * Why: the lease of many rows in one statement (`rowid IN (?, …)`, one prepared statement per list length up to
- * LEASE_CHUNK, made when first needed), the same change `take` makes to each row.
+ * Why: the lease of many rows in one statement (`rowid IN (?, …)`, prepared for power-of-two lengths up to
+ * LEASE_CHUNK when first needed: see rowPiece), the same change `take` makes to each row.
  */
 function prepareLeaseMany(db: Database.Database): (rids: readonly number[], request: ClaimRequest) => void {
   const statements = new Map<number, Database.Statement>();
@@ -185,9 +185,10 @@ function prepareLeaseMany(db: Database.Database): (rids: readonly number[], requ
   };
   return (rids, request) => {
     const { owner, now } = request;
-    for (let start = 0; start < rids.length; start += LEASE_CHUNK) {
-      const chunk = rids.slice(start, start + LEASE_CHUNK);
-      statementOf(chunk.length).run(owner, now + request.leaseMs, now, now, ...chunk);
+    for (let done = 0; done < rids.length; ) {
+      const n = rowPiece(rids.length - done, LEASE_CHUNK);
+      statementOf(n).run(owner, now + request.leaseMs, now, now, ...rids.slice(done, done + n));
+      done += n;
     }
   };
 }

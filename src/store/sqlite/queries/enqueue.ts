@@ -13,7 +13,7 @@ import { FLOW_WAITING_RUN_AT, type DedupSpec, type NewTask, type TaskState } fro
 import type { EnqueueResult } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
-import { toJson } from './rows.ts';
+import { rowPiece, toJson } from './rows.ts';
 
 interface Latest {
   id: string;
@@ -145,8 +145,9 @@ export function prepareEnqueue(
       const ids = new Set<string>();
       while (end < tasks.length && end - i < INSERT_CHUNK && isPlain(tasks[end]!) && !ids.has(tasks[end]!.id)) ids.add(tasks[end++]!.id);
       if (end - i >= 2) {
-        insertPlain(tasks, i, end, out);
-        i = end;
+        const n = rowPiece(end - i, INSERT_CHUNK);
+        insertPlain(tasks, i, i + n, out);
+        i += n;
       } else {
         out[i] = one(tasks[i]!, skipped);
         i++;

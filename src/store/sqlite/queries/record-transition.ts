@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3';
 import type { SerializedError } from '../../../errors.ts';
 import type { TaskState } from '../../../task.ts';
+import { rowPiece } from './rows.ts';
 
 export type RecordTransition = (
   taskId: string,
@@ -33,7 +34,7 @@ const COLUMNS_PER_ROW = 7;
 
 /**
  * Why: history rows and state counts are written from many verbs; this keeps them in one place. Rows wait in a
- * flat array until `flush()` and go in as multi-row INSERTs (one statement per 64 rows instead of one per row:
+ * flat array until `flush()` and go in as multi-row INSERTs (at most 64 rows, in power-of-two pieces: see rowPiece;
  * the statement call, not the row, was the cost). Nothing reads `transitions` inside a write transaction, and
  * every row's task exists before its transition is recorded, so writing them last changes no result.
  */
@@ -59,10 +60,11 @@ export function prepareTransitionWriter(db: Database.Database): TransitionWriter
     const values = pending;
     if (values.length === 0) return;
     pending = [];
-    const perInsert = ROWS_PER_INSERT * COLUMNS_PER_ROW;
-    for (let start = 0; start < values.length; start += perInsert) {
-      const chunk = start === 0 && values.length <= perInsert ? values : values.slice(start, start + perInsert);
-      insertOf(chunk.length / COLUMNS_PER_ROW).run(chunk);
+    const rows = values.length / COLUMNS_PER_ROW;
+    for (let done = 0; done < rows; ) {
+      const n = rowPiece(rows - done, ROWS_PER_INSERT);
+      insertOf(n).run(n === rows ? values : values.slice(done * COLUMNS_PER_ROW, (done + n) * COLUMNS_PER_ROW));
+      done += n;
     }
   };
   return {

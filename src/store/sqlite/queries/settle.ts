@@ -9,7 +9,7 @@ import type { SettleOp } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
 import type { OutputQueries } from './output.ts';
 import type { RecordTransition } from './record-transition.ts';
-import { toJson } from './rows.ts';
+import { rowPiece, toJson } from './rows.ts';
 
 const GUARD = `WHERE id = ? AND state = 'running' AND owner = ? AND attempts = ?`;
 
@@ -127,8 +127,9 @@ export function prepareSettle(
       const ids = new Set<string>();
       while (end < ops.length && end - i < SUCCEED_CHUNK && ops[end]!.type === 'succeeded' && !ids.has(ops[end]!.id)) ids.add(ops[end++]!.id);
       if (end - i >= 2) {
-        settleSuccesses(ops, i, end, out);
-        i = end;
+        const n = rowPiece(end - i, SUCCEED_CHUNK);
+        settleSuccesses(ops, i, i + n, out);
+        i += n;
       } else {
         out[i] = one(ops[i]!);
         i++;
