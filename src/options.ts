@@ -84,9 +84,10 @@ export interface RuntimeOptions {
   claimBatch?: number;
   /**
    * Claimed tasks held ready beyond the free slots, so a run that ends starts the next without a store round
-   * trip and claims come in large batches. `'auto'`: for SQLite and PostgreSQL stores, twice the concurrency (at
-   * least 32, at most `claimBatch`); none for the memory store. 0 turns it off. Other nodes on a shared store cannot
-   * claim the tasks held here. @default 'auto'
+   * trip and claims come in large batches. `'auto'`: for SQLite, twice `claimBatch`; for PostgreSQL, twice the
+   * concurrency (at least 32, at most `claimBatch`); none for the memory store. Under load only: the buffer holds
+   * about what the slots start in 20 ms. 0 turns it off. Other nodes on a shared store cannot claim the tasks held
+   * here. @default 'auto'
    */
   prefetch?: number | 'auto';
   /** Restart intensity of the supervision tree. @default { maxRestarts: 3, within: '5s' } */
@@ -290,10 +291,16 @@ function integerOrAuto(value: unknown, path: string): number {
   return value;
 }
 
-/** The prefetch a runtime uses: 'auto' holds some tasks ahead on durable stores only (claims there cost a transaction). */
+/**
+ * The prefetch a runtime uses: 'auto' holds some tasks ahead on durable stores only (claims there cost a
+ * transaction). SQLite: two full claims (`2 × claimBatch`), so each refill, asked when the buffer is half empty,
+ * is one full claim: the commit is the cost of a claim there, and the file is one process's store (no other node
+ * waits for the tasks held). PostgreSQL: twice the concurrency, at least 32, at most `claimBatch`.
+ */
 export function resolvePrefetch(prefetch: number | 'auto', storeKind: string, concurrency: number, claimBatch: number): number {
   if (prefetch !== 'auto') return prefetch;
   if (storeKind === 'memory') return 0;
+  if (storeKind === 'sqlite') return 2 * claimBatch;
   return Math.min(claimBatch, Math.max(32, 2 * concurrency));
 }
 

@@ -15,7 +15,11 @@
  *   lease gives it back to the queue with a release (its attempt not counted);
  * - its lease is renewed with the running ones (the tracker is told whether any wait);
  * - per-name limits are checked again when it starts; the claim already applied group and rate limits and the
- *   strategy order, and the buffer keeps that order.
+ *   strategy order, and the buffer keeps that order;
+ * - if the process dies, it comes back at lease expiry with its attempt counted, like a running task. Not
+ *   counting it would need the store to know it never started, i.e. a write at each start (or before it): a mark
+ *   written later (with the next heartbeat or settle) would be missing for a task that crashed the process before
+ *   that write, and such a task must count its attempt, or a task that kills its process would run forever.
  *
  * Outcome rules (first termination reason wins):
  * - cancel: the tracker already marked the task cancelled; nothing is written (a late result is dropped).
@@ -424,7 +428,10 @@ export class Executor implements Actor<TroupeMessage> {
           id: task.id,
           name: task.name,
           attempt: task.attempts,
-          signal: run.signal,
+          // made when the code reads it: most runs never do, and an AbortController is a few µs and garbage
+          get signal() {
+            return run.signal;
+          },
           progress: (value) => {
             const p = normalizeProgress(value);
             if (p) onProgress(p);
@@ -433,17 +440,17 @@ export class Executor implements Actor<TroupeMessage> {
         };
         if (task.children) ctx.children = task.children;
         const result = Promise.resolve().then(() => def.run(task.input, ctx));
-        // Inline code cannot be killed: once the hard signal fires, the run counts as ended.
+        // Inline code cannot be killed: once the hard stop comes, the run counts as ended. The stop is watched the
+        // way the thread pool watches its jobs (no hard AbortController and listener per run).
         return new Promise((resolve, reject) => {
-          const onHard = () => reject(run.hardSignal.reason);
-          run.hardSignal.addEventListener('abort', onHard, { once: true });
+          run.watchStops({ onStop: (_token, hard) => hard && reject(run.stopReason) });
           result.then(
             (v) => {
-              run.hardSignal.removeEventListener('abort', onHard);
+              run.watchStops(undefined);
               resolve(v);
             },
             (e: unknown) => {
-              run.hardSignal.removeEventListener('abort', onHard);
+              run.watchStops(undefined);
               reject(e);
             },
           );

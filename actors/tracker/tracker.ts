@@ -49,8 +49,12 @@ interface PendingEnqueue {
   replyTo: string;
 }
 
-/** Outcomes written together at most, when a burst of work keeps the event-loop turn from ending. */
-const SETTLE_BATCH = 64;
+/**
+ * Outcomes written together at most, when a burst of work keeps the event-loop turn from ending (a synchronous
+ * store and a prefetch buffer can keep runs starting and ending in one turn). At 256,
+ * at 20,000 tasks/s an outcome waits ≈ 13 ms at most, and a burst costs one settle commit per 256 tasks, not 64.
+ */
+const SETTLE_BATCH = 256;
 
 export class Tracker implements Actor<TroupeMessage> {
   readonly #ctx: ActorContext<TroupeMessage>;

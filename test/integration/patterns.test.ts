@@ -288,6 +288,21 @@ describe('timeouts and cancellation', () => {
     });
   });
 
+  it('inline code that ignores its signal and never returns is ended after the grace; the slot is freed', async () => {
+    const clock = new ManualClock();
+    await withRuntime({ clock, concurrency: 1, tasks: { stuck: { timeout: '1s', killGrace: '2s', run: () => new Promise(() => {}) }, quick: { run: () => 'ok' } } }, async (rt) => {
+      const started = new Promise((resolve) => rt.on('task.started', resolve));
+      const outcome = rejectsWithCode(rt.run('stuck'), ErrorCodes.TIMEOUT);
+      await started;
+      await clock.advance(1000);
+      await rt.flush();
+      assert.equal((await rt.list()).tasks[0]?.state, 'running');
+      await clock.advance(2000);
+      await outcome;
+      assert.equal(await rt.run('quick'), 'ok');
+    });
+  });
+
   it('a handler in an endless loop is ended after the grace; the pool serves the next task', async () => {
     await withRuntime({ pool: { maxThreads: 1 }, tasks: { spin: { handler: fixture('handlers/forever-loop.ts'), timeout: 200, killGrace: 100 }, add: { handler: fixture('handlers/add.ts') } } }, async (rt) => {
       await rejectsWithCode(rt.run('spin'), ErrorCodes.TIMEOUT);

@@ -281,7 +281,7 @@ describe('prefetch buffer (SQLite)', () => {
     }
     const sq = await createRuntime({ store: `sqlite:${tempDb()}`, maintenance: false, concurrency: 8, tasks: { t: { run: () => 1 } } });
     try {
-      assert.equal(executorInfo(sq).prefetch, 32);
+      assert.equal(executorInfo(sq).prefetch, 128);
     } finally {
       await sq.close();
     }

@@ -111,7 +111,7 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
     flow,
     enqueue: tx(prepareEnqueue(db, record, flow)),
     claim: tx(prepareClaim(db, options.strategy, options.random, record, flow)),
-    settle: tx((ops: readonly SettleOp[]) => ops.map(settle)),
+    settle: tx(settle),
     cancel: tx(prepareCancel(db, record, flow)),
     retry: tx(prepareRetry(db, record)),
     recover: tx(prepareRecoverExpired(db, record, flow)),

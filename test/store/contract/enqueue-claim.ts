@@ -85,6 +85,27 @@ export function enqueueClaimContract(makeStore: MakeStore): void {
         assert.equal((await store.counts(0)).byState.queued, 2);
       }));
 
+    it('a long batch: a repeated id and key answer with the first, an existing id with the stored task', () =>
+      withStore(makeStore, {}, async ({ store, task, add }) => {
+        const old = await add();
+        const batch = Array.from({ length: 70 }, (_, i) => task({ input: { i } }));
+        batch[10] = { ...batch[9]!, input: 'again' };
+        batch[40] = { ...batch[40]!, key: 'k' };
+        batch[41] = { ...batch[41]!, key: 'k' };
+        batch[50] = { ...old, input: 'again' };
+        const res = await store.enqueue(batch);
+        const created = res.filter((r) => r.created).length;
+        assert.equal(created, 67);
+        assert.deepEqual(res[10], { id: batch[9]!.id, created: false, state: 'queued' });
+        assert.deepEqual(res[41], { id: batch[40]!.id, created: false, state: 'queued' });
+        assert.deepEqual(res[50], { id: old.id, created: false, state: 'queued' });
+        assert.deepEqual(res[69], { id: batch[69]!.id, created: true, state: 'queued' });
+        assert.deepEqual((await store.get(batch[9]!.id))?.input, { i: 9 });
+        assert.equal(await store.get(batch[41]!.id), undefined);
+        assert.deepEqual(await store.history(batch[69]!.id), [{ taskId: batch[69]!.id, from: null, to: 'queued', at: batch[69]!.createdAt, attempt: 0 }]);
+        assert.equal((await store.counts(0)).byState.queued, 68);
+      }));
+
     it('treats a second enqueue of the same id as a no-op', () =>
       withStore(makeStore, {}, async ({ store, task }) => {
         const a = task();

@@ -74,6 +74,35 @@ export function settleContract(makeStore: MakeStore): void {
         assert.deepEqual(await store.settle([]), []);
       }));
 
+    it('a run of successes in one call: each guarded on its own, a repeated task applied once, in order', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
+        const tasks = [];
+        for (let i = 0; i < 70; i++) tasks.push(await add());
+        const claimed = await claim({ limit: 100 });
+        assert.equal(claimed.length, 70);
+        const at = clock.now();
+        const ops = tasks.map((t, i) => ({ type: 'succeeded' as const, id: t.id, owner: OWNER, attempt: 1, at, result: { i } as { i: number | string } }));
+        ops[3] = { ...ops[3]!, owner: 'someone-else' };
+        ops[5] = { ...ops[5]!, attempt: 2 };
+        // the same task again in the run: the first one wins, the repeat sees a finished task
+        ops.splice(8, 0, { ...ops[7]!, result: { i: 'again' } });
+        const applied = await store.settle(ops);
+        assert.equal(applied.length, 71);
+        assert.deepEqual(
+          applied.map((ok, i) => (ok ? null : i)).filter((i) => i !== null),
+          [3, 5, 8],
+        );
+        assert.deepEqual((await store.get(tasks[7]!.id))?.result, { i: 7 });
+        assert.equal((await store.get(tasks[3]!.id))?.state, 'running');
+        assert.equal((await store.get(tasks[5]!.id))?.state, 'running');
+        const last = await store.get(tasks[69]!.id);
+        assert.deepEqual([last?.state, last?.result, last?.finishedAt, last?.leaseUntil], ['succeeded', { i: 69 }, at, undefined]);
+        assert.deepEqual((await store.history(tasks[69]!.id)).at(-1), { taskId: tasks[69]!.id, from: 'running', to: 'succeeded', at, attempt: 1 });
+        const counts = await store.counts(at);
+        assert.equal(counts.byState.succeeded, 68);
+        assert.equal(counts.byState.running, 2);
+      }));
+
     it('a retry waits for its backoff, then is claimable again with the next attempt', () =>
       withStore(makeStore, {}, async ({ store, add, claim, clock, settleOne }) => {
         const t = await add();

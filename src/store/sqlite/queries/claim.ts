@@ -1,7 +1,7 @@
 /**
  * claim: walk the due rows of every allowed name in strategy order through the strategy's name-leading partial
- * index (claim-order.ts), then lease each one (state → running, attempts + 1) and write its transitions. Runs
- * inside the caller's transaction.
+ * index (claim-order.ts), then lease them (state → running, attempts + 1: one UPDATE for the rows taken between
+ * two fetches) and write their transitions. Runs inside the caller's transaction.
  *
  * Allowed names: the request's `names` (or every name with claimable rows) minus `exclude` and the names whose
  * `perName` cap is 0; none left means no query. A name that reaches its cap during the claim leaves the walk.
@@ -20,7 +20,7 @@ import { prepareGatedClaim } from './claim-gated.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
 import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, dueOfName, prepareClaimableNames } from './claim-order.ts';
-import { toTaskRecord } from './rows.ts';
+import { rowPiece, toTaskRecord } from './rows.ts';
 
 const FILTER = NAME_FILTER;
 
@@ -42,10 +42,10 @@ export function prepareClaim(
     `UPDATE tasks SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
        progress = NULL WHERE rowid = ?`,
   );
-  const take = (row: ClaimRow, request: ClaimRequest): TaskRecord => {
+  /** The record of a leased row, and its transitions (the row itself is updated by the caller). */
+  const leased = (row: ClaimRow, request: ClaimRequest): TaskRecord => {
     const { now } = request;
     const leaseUntil = now + request.leaseMs;
-    lease.run(request.owner, leaseUntil, now, now, row.rid);
     const from = row.state as TaskState;
     if (from !== 'queued') record(row.id, from, 'queued', now, row.attempts, 'due');
     const rec = toTaskRecord(row);
@@ -60,6 +60,11 @@ export function prepareClaim(
     if (rec.flow) rec.children = flow.children(rec.id, rec.flow.policy);
     return rec;
   };
+  const take = (row: ClaimRow, request: ClaimRequest): TaskRecord => {
+    lease.run(request.owner, request.now + request.leaseMs, request.now, request.now, row.rid);
+    return leased(row, request);
+  };
+  const leaseMany = prepareLeaseMany(db);
   const gated = prepareGatedClaim(db, strategy, random, take);
 
   if (strategy === 'weighted-random') {
@@ -130,17 +135,60 @@ export function prepareClaim(
     const names = allowedNames(request.names, excluded, claimable);
     if (names.length === 0) return out;
     const { now } = request;
-    const merge = new DueMerge(names, (name, limit) => select.all({ name, now, limit }), compare, request.limit);
+    // Taken rows are leased together, by one UPDATE, before the next fetch (they must have left the index by then)
+    // and at the end: one statement per claim in the common case instead of one per task.
+    const rids: number[] = [];
+    const flush = (): void => {
+      if (rids.length > 0) leaseMany(rids, request);
+      rids.length = 0;
+    };
+    const fetch = (name: string, limit: number): ClaimRow[] => {
+      flush();
+      return select.all({ name, now, limit });
+    };
+    const merge = new DueMerge(names, fetch, compare, request.limit);
     while (out.length < request.limit) {
       const row = merge.next(request.limit - out.length);
       if (!row) break;
-      out.push(take(row, request));
+      rids.push(row.rid);
+      out.push(leased(row, request));
       const cap = caps.get(row.name);
       if (cap !== undefined) {
         caps.set(row.name, cap - 1);
         if (cap - 1 <= 0) merge.drop(row.name);
       }
     }
+    flush();
     return out;
+  };
+}
+
+/** Rows leased by one UPDATE at most. */
+const LEASE_CHUNK = 64;
+
+/**
+ * Why: the lease of many rows in one statement (`rowid IN (?, …)`, prepared for power-of-two lengths up to
+ * LEASE_CHUNK when first needed: see rowPiece), the same change `take` makes to each row.
+ */
+function prepareLeaseMany(db: Database.Database): (rids: readonly number[], request: ClaimRequest) => void {
+  const statements = new Map<number, Database.Statement>();
+  const statementOf = (n: number): Database.Statement => {
+    let stmt = statements.get(n);
+    if (!stmt) {
+      stmt = db.prepare(
+        `UPDATE tasks SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
+           progress = NULL WHERE rowid IN (${Array.from({ length: n }, () => '?').join(', ')})`,
+      );
+      statements.set(n, stmt);
+    }
+    return stmt;
+  };
+  return (rids, request) => {
+    const { owner, now } = request;
+    for (let done = 0; done < rids.length; ) {
+      const n = rowPiece(rids.length - done, LEASE_CHUNK);
+      statementOf(n).run(owner, now + request.leaseMs, now, now, ...rids.slice(done, done + n));
+      done += n;
+    }
   };
 }

@@ -1,6 +1,6 @@
 /**
- * enqueue: one INSERT per task that does nothing on a conflicting id or idempotency key; on a conflict the
- * existing task answers. Runs inside the caller's transaction, so a batch sees its own earlier rows.
+ * enqueue: INSERTs that do nothing on a conflicting id or idempotency key (consecutive plain tasks share one
+ * multi-row INSERT … RETURNING id); on a conflict the existing task answers. Runs inside the caller's transaction, so a batch sees its own earlier rows.
  *
  * Dedup modes (src/dedup.ts) read the latest task of the same name and dedup key first: throttle answers with it
  * inside its window; debounce pushes it back (new input, `runAt = now + window`) while it has not started. A flow
@@ -13,7 +13,7 @@ import { FLOW_WAITING_RUN_AT, type DedupSpec, type NewTask, type TaskState } fro
 import type { EnqueueResult } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
-import { toJson } from './rows.ts';
+import { rowPiece, toJson } from './rows.ts';
 
 interface Latest {
   id: string;
@@ -23,17 +23,29 @@ interface Latest {
   flow_pending: number | null;
 }
 
-/** Why: idempotent inserts in one statement on the common path. */
+const INSERT = `INSERT INTO tasks (id, name, state, input, priority, weight, key, max_attempts, created_at, run_at, updated_at, schedule_id,
+  options, grp, dedup_key, parent_id, flow_pending, flow_policy) VALUES`;
+const ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+/** Plain tasks inserted by one statement at most (18 parameters each). */
+const INSERT_CHUNK = 32;
+
+/** Why: idempotent inserts; consecutive plain tasks share one multi-row INSERT (the statement is the cost). */
 export function prepareEnqueue(
   db: Database.Database,
   record: RecordTransition,
   flow: FlowQueries,
 ): (tasks: readonly NewTask[]) => EnqueueResult[] {
-  const insert = db.prepare(
-    `INSERT INTO tasks (id, name, state, input, priority, weight, key, max_attempts, created_at, run_at, updated_at, schedule_id, options,
-                        grp, dedup_key, parent_id, flow_pending, flow_policy)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-  );
+  const insert = db.prepare(`${INSERT} ${ROW} ON CONFLICT DO NOTHING`);
+  const insertManyOf = new Map<number, Database.Statement<unknown[], string>>();
+  /** `n` rows in one statement, RETURNING the ids it inserted (a conflicting row is missing). */
+  const insertMany = (n: number): Database.Statement<unknown[], string> => {
+    let stmt = insertManyOf.get(n);
+    if (!stmt) {
+      stmt = db.prepare<unknown[], string>(`${INSERT} ${Array.from({ length: n }, () => ROW).join(', ')} ON CONFLICT DO NOTHING RETURNING id`).pluck();
+      insertManyOf.set(n, stmt);
+    }
+    return stmt;
+  };
   const byKey = db.prepare<[string], { id: string; state: TaskState }>('SELECT id, state FROM tasks WHERE key = ?');
   const byId = db.prepare<[string], { id: string; state: TaskState }>('SELECT id, state FROM tasks WHERE id = ?');
   const latest = db.prepare<[string, string], Latest>(
@@ -57,49 +69,95 @@ export function prepareEnqueue(
     return { id: last.id, created: false, state: 'scheduled' };
   };
 
-  return (tasks) => {
-    let skipped: Map<string, EnqueueResult> | undefined;
-    return tasks.map((t) => {
-      const parentSkip = t.parentId !== undefined ? skipped?.get(t.parentId) : undefined;
-      if (parentSkip) {
-        if (t.flow) skipped!.set(t.id, parentSkip);
-        return parentSkip;
-      }
-      if (t.dedup !== undefined && (t.key === undefined || !byKey.get(t.key))) {
-        const answer = dedupe(t as NewTask & { dedup: DedupSpec });
-        if (answer) return answer;
-      }
-      const waiting = t.flow !== undefined && t.flow.pending > 0;
-      const runAt = waiting ? FLOW_WAITING_RUN_AT : t.dedup?.mode === 'debounce' ? debounceRunAt(t as NewTask & { dedup: DedupSpec }) : t.runAt;
-      const state: TaskState = runAt > t.createdAt ? 'scheduled' : 'queued';
-      const info = insert.run(
-        t.id,
-        t.name,
-        state,
-        toJson(t.input),
-        t.priority,
-        t.weight,
-        t.key ?? null,
-        t.maxAttempts,
-        t.createdAt,
-        runAt,
-        t.createdAt,
-        t.scheduleId ?? null,
-        toJson(t.options),
-        t.group ?? null,
-        t.dedup?.key ?? null,
-        t.parentId ?? null,
-        t.flow ? t.flow.pending : null,
-        t.flow ? t.flow.policy : null,
-      );
-      if (info.changes === 1) {
-        record(t.id, null, state, t.createdAt, 0);
-        return { id: t.id, created: true, state };
-      }
-      const existing = (t.key !== undefined ? byKey.get(t.key) : undefined) ?? byId.get(t.id)!;
-      const result: EnqueueResult = { id: existing.id, created: false, state: existing.state };
-      if (t.flow) (skipped ??= new Map()).set(t.id, result);
-      return result;
-    });
+  /** The values of a task's row, in INSERT's column order. */
+  const rowOf = (t: NewTask, state: TaskState, runAt: number): unknown[] => [
+    t.id,
+    t.name,
+    state,
+    toJson(t.input),
+    t.priority,
+    t.weight,
+    t.key ?? null,
+    t.maxAttempts,
+    t.createdAt,
+    runAt,
+    t.createdAt,
+    t.scheduleId ?? null,
+    toJson(t.options),
+    t.group ?? null,
+    t.dedup?.key ?? null,
+    t.parentId ?? null,
+    t.flow ? t.flow.pending : null,
+    t.flow ? t.flow.policy : null,
+  ];
+  const stateOf = (t: NewTask): TaskState => (t.runAt > t.createdAt ? 'scheduled' : 'queued');
+  const existing = (t: NewTask): EnqueueResult => {
+    const row = (t.key !== undefined ? byKey.get(t.key) : undefined) ?? byId.get(t.id)!;
+    return { id: row.id, created: false, state: row.state };
   };
+  /** Plain tasks `tasks[from, to)` (distinct ids) in one statement; their transitions in batch order. */
+  const insertPlain = (tasks: readonly NewTask[], from: number, to: number, out: EnqueueResult[]): void => {
+    const values: unknown[] = [];
+    for (let i = from; i < to; i++) values.push(...rowOf(tasks[i]!, stateOf(tasks[i]!), tasks[i]!.runAt));
+    const inserted = new Set(insertMany(to - from).all(values));
+    for (let i = from; i < to; i++) {
+      const t = tasks[i]!;
+      if (!inserted.has(t.id)) {
+        out[i] = existing(t);
+        continue;
+      }
+      const state = stateOf(t);
+      record(t.id, null, state, t.createdAt, 0);
+      out[i] = { id: t.id, created: true, state };
+    }
+  };
+
+  const one = (t: NewTask, skipped: { map?: Map<string, EnqueueResult> }): EnqueueResult => {
+    const parentSkip = t.parentId !== undefined ? skipped.map?.get(t.parentId) : undefined;
+    if (parentSkip) {
+      if (t.flow) skipped.map!.set(t.id, parentSkip);
+      return parentSkip;
+    }
+    if (t.dedup !== undefined && (t.key === undefined || !byKey.get(t.key))) {
+      const answer = dedupe(t as NewTask & { dedup: DedupSpec });
+      if (answer) return answer;
+    }
+    const waiting = t.flow !== undefined && t.flow.pending > 0;
+    const runAt = waiting ? FLOW_WAITING_RUN_AT : t.dedup?.mode === 'debounce' ? debounceRunAt(t as NewTask & { dedup: DedupSpec }) : t.runAt;
+    const state: TaskState = runAt > t.createdAt ? 'scheduled' : 'queued';
+    const info = insert.run(rowOf(t, state, runAt));
+    if (info.changes === 1) {
+      record(t.id, null, state, t.createdAt, 0);
+      return { id: t.id, created: true, state };
+    }
+    const result = existing(t);
+    if (t.flow) (skipped.map ??= new Map()).set(t.id, result);
+    return result;
+  };
+
+  return (tasks) => {
+    const skipped: { map?: Map<string, EnqueueResult> } = {};
+    const out = new Array<EnqueueResult>(tasks.length);
+    let i = 0;
+    while (i < tasks.length) {
+      // a run of plain tasks (no dedup, flow or parent) with distinct ids goes in one INSERT; a repeated id ends it
+      let end = i;
+      const ids = new Set<string>();
+      while (end < tasks.length && end - i < INSERT_CHUNK && isPlain(tasks[end]!) && !ids.has(tasks[end]!.id)) ids.add(tasks[end++]!.id);
+      if (end - i >= 2) {
+        const n = rowPiece(end - i, INSERT_CHUNK);
+        insertPlain(tasks, i, i + n, out);
+        i += n;
+      } else {
+        out[i] = one(tasks[i]!, skipped);
+        i++;
+      }
+    }
+    return out;
+  };
+}
+
+/** A task that needs none of the per-task reads: no dedup, not a flow parent or child. */
+function isPlain(t: NewTask): boolean {
+  return t.dedup === undefined && t.flow === undefined && t.parentId === undefined;
 }

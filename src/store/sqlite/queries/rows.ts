@@ -22,3 +22,14 @@ export const TASK_COLUMNS = `id, name, state, input, result, error, priority, we
 export function toJson(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
 }
+
+/**
+ * Why: multi-row statements are prepared for power-of-two row counts only, so a verb keeps a handful of them
+ * (each prepared statement holds its compiled program in memory): `n` rows (n ≥ 1) go as the largest powers of
+ * two up to `max` (itself a power of two), e.g. 45 → 32, 8, 4, 1. Returns the first piece.
+ */
+export function rowPiece(n: number, max: number): number {
+  let p = max;
+  while (p > n) p >>= 1;
+  return p;
+}

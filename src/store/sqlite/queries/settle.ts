@@ -1,6 +1,6 @@
 /**
- * settle: outcomes and facts about running tasks. An outcome is one guarded UPDATE (the row must still be
- * running under the same owner and attempt); when it changes the row, its transition is written, and a final
+ * settle: outcomes and facts about running tasks. An outcome is a guarded UPDATE (the row must still be
+ * running under the same owner and attempt; consecutive successes share one); when it changes the row, its transition is written, and a final
  * outcome of a flow child is counted in its parent (flow.ts). The caller runs the whole batch in one transaction
  * (group commit).
  */
@@ -9,18 +9,26 @@ import type { SettleOp } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
 import type { OutputQueries } from './output.ts';
 import type { RecordTransition } from './record-transition.ts';
-import { toJson } from './rows.ts';
+import { rowPiece, toJson } from './rows.ts';
 
 const GUARD = `WHERE id = ? AND state = 'running' AND owner = ? AND attempts = ?`;
 
 
-/** Why: apply one op and say whether it changed the task. */
+/** Successes updated by one statement at most (5 parameters each). */
+const SUCCEED_CHUNK = 64;
+
+type Succeeded = Extract<SettleOp, { type: 'succeeded' }>;
+
+/**
+ * Why: apply a batch of ops in order and say for each whether it changed the task. Consecutive successes (the
+ * bulk of a busy batch) share one UPDATE … FROM (VALUES …) per chunk; every other op is one statement.
+ */
 export function prepareSettle(
   db: Database.Database,
   record: RecordTransition,
   output: OutputQueries,
   flow: FlowQueries,
-): (op: SettleOp) => boolean {
+): (ops: readonly SettleOp[]) => boolean[] {
   // RETURNING the parent (plucked: no row object per task): undefined when the guard refused, null without a parent
   const succeed = db
     .prepare<unknown[], string | null>(
@@ -40,13 +48,48 @@ export function prepareSettle(
     `UPDATE tasks SET state = 'queued', attempts = attempts - 1, updated_at = ?, owner = NULL, lease_until = NULL ${GUARD}`,
   );
   const progress = db.prepare(`UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ? AND state = 'running'`);
-  return (op) => {
+  const succeedManyOf = new Map<number, Database.Statement<unknown[], { id: string; parent_id: string | null }>>();
+  /** `n` successes at once; RETURNING the rows the guard let through (a refused one is missing). */
+  const succeedMany = (n: number) => {
+    let stmt = succeedManyOf.get(n);
+    if (!stmt) {
+      stmt = db.prepare(
+        `UPDATE tasks SET state = 'succeeded', result = v.column2, error = NULL, finished_at = v.column3, updated_at = v.column3,
+           lease_until = NULL
+         FROM (VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?)').join(', ')}) AS v
+         WHERE tasks.id = v.column1 AND tasks.state = 'running' AND tasks.owner = v.column4 AND tasks.attempts = v.column5
+         RETURNING tasks.id AS id, tasks.parent_id AS parent_id`,
+      );
+      succeedManyOf.set(n, stmt);
+    }
+    return stmt;
+  };
+  const succeeded = (op: Succeeded, parentId: string | null): void => {
+    record(op.id, 'running', 'succeeded', op.at, op.attempt);
+    if (parentId !== null) flow.childFinal({ id: op.id, state: 'succeeded', parentId }, op.at);
+  };
+  /** Successes `ops[from, to)` (distinct ids) in one statement; their transitions in op order. */
+  const settleSuccesses = (ops: readonly SettleOp[], from: number, to: number, out: boolean[]): void => {
+    const values: unknown[] = [];
+    for (let i = from; i < to; i++) {
+      const op = ops[i] as Succeeded;
+      values.push(op.id, toJson(op.result), op.at, op.owner, op.attempt);
+    }
+    const changed = new Map<string, string | null>();
+    for (const row of succeedMany(to - from).all(values)) changed.set(row.id, row.parent_id);
+    for (let i = from; i < to; i++) {
+      const op = ops[i] as Succeeded;
+      const parentId = changed.get(op.id);
+      out[i] = parentId !== undefined;
+      if (parentId !== undefined) succeeded(op, parentId);
+    }
+  };
+  const one = (op: SettleOp): boolean => {
     switch (op.type) {
       case 'succeeded': {
         const parentId = succeed.get(toJson(op.result), op.at, op.at, op.id, op.owner, op.attempt);
         if (parentId === undefined) return false;
-        record(op.id, 'running', 'succeeded', op.at, op.attempt);
-        if (parentId !== null) flow.childFinal({ id: op.id, state: 'succeeded', parentId }, op.at);
+        succeeded(op, parentId);
         return true;
       }
       case 'failed':
@@ -74,5 +117,24 @@ export function prepareSettle(
       default:
         return false;
     }
+  };
+  return (ops) => {
+    const out = new Array<boolean>(ops.length);
+    let i = 0;
+    while (i < ops.length) {
+      // a run of successes of distinct tasks (a repeated id ends it: the second one must see the first's change)
+      let end = i;
+      const ids = new Set<string>();
+      while (end < ops.length && end - i < SUCCEED_CHUNK && ops[end]!.type === 'succeeded' && !ids.has(ops[end]!.id)) ids.add(ops[end++]!.id);
+      if (end - i >= 2) {
+        const n = rowPiece(end - i, SUCCEED_CHUNK);
+        settleSuccesses(ops, i, i + n, out);
+        i += n;
+      } else {
+        out[i] = one(ops[i]!);
+        i++;
+      }
+    }
+    return out;
   };
 }
