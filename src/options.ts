@@ -297,7 +297,8 @@ function integerOrAuto(value: unknown, path: string): number {
  * - PostgreSQL: twice `claimBatch`, or twice the concurrency if more (at most 10,000). Why: a claim there is a
  *   network round trip whose cost is mostly per statement, not per row, so claim-ahead pays more; with the buffer
  *   twice a claim, the executor asks again when half of it is left and each claim can take a full `claimBatch`
- *   while the rest runs. Measured on the durable bench (10,000 no-ops): ≈1.2–1.9× the tasks/s of the SQLite rule.
+ *   while the rest runs (bench/suites/postgres-prefetch.bench.ts: ≈1.3× the tasks/s of the SQLite rule at
+ *   concurrency 1 and 8, the same at 32).
  *   The executor still sizes the buffer to what starts within 20 ms, so slow or sparse work is not held.
  */
 export function resolvePrefetch(prefetch: number | 'auto', storeKind: string, concurrency: number, claimBatch: number): number {
