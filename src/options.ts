@@ -292,16 +292,18 @@ function integerOrAuto(value: unknown, path: string): number {
 }
 
 /**
- * The prefetch a runtime uses: 'auto' holds some tasks ahead on durable stores only (claims there cost a
- * transaction). SQLite: two full claims (`2 × claimBatch`), so each refill, asked when the buffer is half empty,
- * is one full claim: the commit is the cost of a claim there, and the file is one process's store (no other node
- * waits for the tasks held). PostgreSQL: twice the concurrency, at least 32, at most `claimBatch`.
+ * The prefetch a runtime uses: 'auto' holds tasks ahead on durable stores only, where a claim costs a transaction
+ * (SQLite: a commit; PostgreSQL: a network round trip, whose cost is mostly per statement, not per row). It is two
+ * full claims (`2 × claimBatch`), or twice the concurrency when that is more (at most 10,000): the executor asks
+ * again when half of the buffer is left, so each refill is one full claim taken while the rest runs
+ * (bench/suites/postgres-prefetch.bench.ts: ≈1.3× the tasks/s of a buffer of one claim on PostgreSQL at
+ * concurrency 1 and 8). The executor still sizes the buffer to what starts within 20 ms, so slow or sparse work is
+ * not held. The memory store has no claim cost: none.
  */
 export function resolvePrefetch(prefetch: number | 'auto', storeKind: string, concurrency: number, claimBatch: number): number {
   if (prefetch !== 'auto') return prefetch;
   if (storeKind === 'memory') return 0;
-  if (storeKind === 'sqlite') return 2 * claimBatch;
-  return Math.min(claimBatch, Math.max(32, 2 * concurrency));
+  return Math.min(10_000, Math.max(2 * claimBatch, 2 * concurrency));
 }
 
 export { describeValue };
