@@ -6,6 +6,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes, isTroupeError, PermanentError } from '../../src/errors.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { latch } from '../helpers/latch.ts';
 
 const fixture = (p: string) => new URL(`../fixtures/${p}`, import.meta.url);
 const node = process.execPath;
@@ -28,13 +29,6 @@ async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise
     return error;
   }
   assert.fail(`expected rejection with ${code}`);
-}
-
-/** A latch the test opens by hand: lets an inline task wait for the test instead of for time. */
-function latch() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { open, opened };
 }
 
 describe('P1 run', () => {

@@ -6,6 +6,7 @@ import { ManualClock, systemClock } from '../../src/clock.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import { PREPARE_LEAD_MS } from '../../actors/scheduler/scheduler.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { latch } from '../helpers/latch.ts';
 
 const T0 = Date.UTC(2026, 0, 1, 0, 0, 0, 500);
 const SLOT = Date.UTC(2026, 0, 1, 0, 0, 10);
@@ -17,13 +18,6 @@ async function withRuntime(options: CreateRuntimeOptions, fn: (rt: Runtime) => P
   } finally {
     await rt.close({ timeout: 2000 });
   }
-}
-
-/** A latch the test opens by hand: lets an inline task wait for the test instead of for time. */
-function latch() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { open, opened };
 }
 
 describe('periodic firing on time', () => {
