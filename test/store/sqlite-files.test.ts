@@ -36,6 +36,30 @@ async function assertRefused(path: string, code: string): Promise<void> {
 }
 
 describe('sqlite store files', () => {
+  it('purge removes the history and output rows of the tasks it deletes, and only theirs', async () => {
+    // The store runs with foreign_keys OFF, so no ON DELETE CASCADE does this for it.
+    const path = freshPath();
+    const store = createSqliteStore(path);
+    await store.open();
+    const gone = task();
+    const kept = task();
+    await store.enqueue([gone, kept]);
+    await store.claim({ owner: 'n1', limit: 2, leaseMs: 1000, now: T0 });
+    await store.settle([
+      { type: 'output', id: gone.id, lines: [{ seq: 1, stream: 'stdout', text: 'g', at: T0 }] },
+      { type: 'output', id: kept.id, lines: [{ seq: 1, stream: 'stdout', text: 'k', at: T0 }] },
+      { type: 'succeeded', id: gone.id, owner: 'n1', attempt: 1, at: T0 + 1, result: null },
+      { type: 'succeeded', id: kept.id, owner: 'n1', attempt: 1, at: T0 + 100, result: null },
+    ]);
+    assert.equal(await store.purge({ finishedBefore: T0 + 50 }), 1);
+    await store.close();
+    const db = new Database(path, { readonly: true });
+    const rows = (table: string) => db.prepare(`SELECT task_id, count(*) AS n FROM ${table} GROUP BY task_id`).all();
+    assert.deepEqual(rows('transitions'), [{ task_id: kept.id, n: 3 }]);
+    assert.deepEqual(rows('output'), [{ task_id: kept.id, n: 1 }]);
+    db.close();
+  });
+
   it('creates missing directories, uses WAL, and sees everything after a reopen', async () => {
     const path = freshPath();
     const first = createSqliteStore(path, { maxOutputLines: 2 });

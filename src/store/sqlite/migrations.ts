@@ -14,6 +14,10 @@
  * strategy changes, so another connection using them keeps working; a file whose strategy changed keeps paying
  * for the old index.
  *
+ * The store opens its connection with `foreign_keys = OFF`: the REFERENCES clauses of `transitions` and `output`
+ * stay in the schema but are not enforced, because the parent lookup cost every history INSERT and the store's own
+ * code already writes a child row only for a task it holds. Purge deletes a task's history and output itself.
+ *
  * The claim indexes of fifo, lifo and priority lead with the task name (version 3): a claim reads each allowed
  * name's own part of the index, so a paused name or one at its concurrency cap costs it nothing however many of
  * its tasks are due (with the global-order indexes of versions 1–2 a claim walked past every one of them).

@@ -155,7 +155,8 @@ class SqliteStore implements Store, AsyncDisposable {
       this.#checkDatabase(db, existing);
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${this.#synchronous}`);
-      db.pragma('foreign_keys = ON');
+      // Off: a parent lookup per history row is measurable; purge deletes history and output itself.
+      db.pragma('foreign_keys = OFF');
       migrate(db);
       ensureStrategyIndex(db, this.strategy);
       this.#q = prepareAll(db, this.#options);

@@ -1,4 +1,8 @@
-/** purge: delete final tasks finished before a time; history and output go with them (ON DELETE CASCADE). */
+/**
+ * purge: delete final tasks finished before a time, with their history and output. The store runs with
+ * `foreign_keys = OFF` (the per-row parent lookup cost every history INSERT), so the ON DELETE CASCADE in the
+ * schema is inert and this query deletes the child rows itself, in the same transaction.
+ */
 import type Database from 'better-sqlite3';
 import { FINAL_STATES, type TaskState } from '../../../task.ts';
 import type { PurgeRequest } from '../../store.ts';
@@ -6,12 +10,17 @@ import type { TransitionWriter } from './record-transition.ts';
 
 /** Why: retention; only final states can ever be purged. */
 export function preparePurge(db: Database.Database, writer: TransitionWriter): (request: PurgeRequest) => number {
+  const doomed = 'SELECT id FROM tasks INDEXED BY tasks_finished WHERE finished_at < ? AND state IN (SELECT value FROM json_each(?))';
+  const history = db.prepare<[number, string]>(`DELETE FROM transitions WHERE task_id IN (${doomed})`);
+  const output = db.prepare<[number, string]>(`DELETE FROM output WHERE task_id IN (${doomed})`);
   const stmt = db.prepare<[number, string], { state: TaskState }>(
     'DELETE FROM tasks INDEXED BY tasks_finished WHERE finished_at < ? AND state IN (SELECT value FROM json_each(?)) RETURNING state',
   );
   return (request) => {
-    const states = (request.states ?? [...FINAL_STATES]).filter((s) => FINAL_STATES.has(s));
-    const deleted = stmt.all(request.finishedBefore, JSON.stringify(states));
+    const states = JSON.stringify((request.states ?? [...FINAL_STATES]).filter((s) => FINAL_STATES.has(s)));
+    history.run(request.finishedBefore, states);
+    output.run(request.finishedBefore, states);
+    const deleted = stmt.all(request.finishedBefore, states);
     for (const row of deleted) writer.removed(row.state);
     return deleted.length;
   };
