@@ -4,21 +4,13 @@ import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes, isTroupeError, PermanentError } from '../../src/errors.ts';
-import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
+import { createRuntime } from '../../src/runtime.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { latch } from '../helpers/latch.ts';
+import { withRuntime } from '../helpers/runtime.ts';
 
 const fixture = (p: string) => new URL(`../fixtures/${p}`, import.meta.url);
 const node = process.execPath;
-
-async function withRuntime(options: CreateRuntimeOptions, fn: (rt: Runtime) => Promise<void>): Promise<void> {
-  const rt = await createRuntime({ store: 'memory', maintenance: false, ...options });
-  try {
-    await fn(rt);
-  } finally {
-    await rt.close({ timeout: 2000 });
-  }
-}
 
 async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<unknown> {
   try {

@@ -3,22 +3,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock, systemClock } from '../../src/clock.ts';
-import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import { PREPARE_LEAD_MS } from '../../actors/scheduler/scheduler.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { latch } from '../helpers/latch.ts';
+import { withRuntime } from '../helpers/runtime.ts';
 
 const T0 = Date.UTC(2026, 0, 1, 0, 0, 0, 500);
 const SLOT = Date.UTC(2026, 0, 1, 0, 0, 10);
-
-async function withRuntime(options: CreateRuntimeOptions, fn: (rt: Runtime) => Promise<void>): Promise<void> {
-  const rt = await createRuntime({ store: 'memory', maintenance: false, ...options });
-  try {
-    await fn(rt);
-  } finally {
-    await rt.close({ timeout: 2000 });
-  }
-}
 
 describe('periodic firing on time', () => {
   it('arms a prepare timer ahead of the slot, then fires exactly on the slot and never before it', async () => {
