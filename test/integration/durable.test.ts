@@ -2,24 +2,14 @@
 // rule, cancellations, idempotency keys; and what a bad database file gets: a coded error, the file untouched.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { tempDb as tempDbIn } from '../helpers/temp-db.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tempDb(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'troupe-durable-'));
-  dirs.push(dir);
-  return path.join(dir, 'troupe.db');
-}
+const tempDb = (): string => tempDbIn('durable');
 
 function open(db: string, extra: CreateRuntimeOptions = {}): Promise<Runtime> {
   return createRuntime({ store: `sqlite:${db}`, maintenance: false, ...extra });

@@ -1,27 +1,16 @@
 // Issue 8 through the runtime: groups and their fairness, rate limits on a ManualClock, debounce and throttle,
 // flows and their failure policies, pause/resume of a group, and what a restart on SQLite keeps of each.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import type { TaskContext } from '../../src/registry.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import type { FlowChild } from '../../src/task.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { tempDb as tempDbIn } from '../helpers/temp-db.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tempDb(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'troupe-features-'));
-  dirs.push(dir);
-  return path.join(dir, 'troupe.db');
-}
+const tempDb = (): string => tempDbIn('features');
 
 async function withRuntime(options: CreateRuntimeOptions, fn: (rt: Runtime) => Promise<void>): Promise<void> {
   const rt = await createRuntime({ store: 'memory', maintenance: false, ...options });

@@ -2,26 +2,15 @@
 // without running, go back to the queue on a pause or a close without counting an attempt, keep their leases
 // while they wait, and leave per-name limits intact.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { resolveOptions } from '../../src/options.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { tempDb as tempDbIn } from '../helpers/temp-db.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tempDb(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'troupe-prefetch-'));
-  dirs.push(dir);
-  return path.join(dir, 'troupe.db');
-}
+const tempDb = (): string => tempDbIn('prefetch');
 
 /** A task body that waits until the test opens its gate. */
 function gate(): { wait: () => Promise<void>; open: () => void } {
