@@ -20,7 +20,7 @@ import { prepareGatedClaim } from './claim-gated.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
 import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, dueOfName, prepareClaimableNames } from './claim-order.ts';
-import { rowPiece, toTaskRecord } from './rows.ts';
+import { rowPiece, statementsByRows, toTaskRecord } from './rows.ts';
 
 const FILTER = NAME_FILTER;
 
@@ -171,18 +171,12 @@ const LEASE_CHUNK = 64;
  * LEASE_CHUNK when first needed: see rowPiece), the same change `take` makes to each row.
  */
 function prepareLeaseMany(db: Database.Database): (rids: readonly number[], request: ClaimRequest) => void {
-  const statements = new Map<number, Database.Statement>();
-  const statementOf = (n: number): Database.Statement => {
-    let stmt = statements.get(n);
-    if (!stmt) {
-      stmt = db.prepare(
-        `UPDATE tasks SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
-           progress = NULL WHERE rowid IN (${Array.from({ length: n }, () => '?').join(', ')})`,
-      );
-      statements.set(n, stmt);
-    }
-    return stmt;
-  };
+  const statementOf = statementsByRows((_n, values) =>
+    db.prepare(
+      `UPDATE tasks SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
+         progress = NULL WHERE rowid IN (${values('?')})`,
+    ),
+  );
   return (rids, request) => {
     const { owner, now } = request;
     for (let done = 0; done < rids.length; ) {

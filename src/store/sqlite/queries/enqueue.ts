@@ -13,7 +13,7 @@ import { FLOW_WAITING_RUN_AT, type DedupSpec, type NewTask, type TaskState } fro
 import type { EnqueueResult } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
-import { rowPiece, toJson } from './rows.ts';
+import { rowPiece, statementsByRows, toJson } from './rows.ts';
 
 interface Latest {
   id: string;
@@ -36,16 +36,10 @@ export function prepareEnqueue(
   flow: FlowQueries,
 ): (tasks: readonly NewTask[]) => EnqueueResult[] {
   const insert = db.prepare(`${INSERT} ${ROW} ON CONFLICT DO NOTHING`);
-  const insertManyOf = new Map<number, Database.Statement<unknown[], string>>();
   /** `n` rows in one statement, RETURNING the ids it inserted (a conflicting row is missing). */
-  const insertMany = (n: number): Database.Statement<unknown[], string> => {
-    let stmt = insertManyOf.get(n);
-    if (!stmt) {
-      stmt = db.prepare<unknown[], string>(`${INSERT} ${Array.from({ length: n }, () => ROW).join(', ')} ON CONFLICT DO NOTHING RETURNING id`).pluck();
-      insertManyOf.set(n, stmt);
-    }
-    return stmt;
-  };
+  const insertMany = statementsByRows((_n, values) =>
+    db.prepare<unknown[], string>(`${INSERT} ${values(ROW)} ON CONFLICT DO NOTHING RETURNING id`).pluck(),
+  );
   const byKey = db.prepare<[string], { id: string; state: TaskState }>('SELECT id, state FROM tasks WHERE key = ?');
   const byId = db.prepare<[string], { id: string; state: TaskState }>('SELECT id, state FROM tasks WHERE id = ?');
   const latest = db.prepare<[string, string], Latest>(

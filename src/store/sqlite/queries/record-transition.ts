@@ -6,7 +6,7 @@
 import type Database from 'better-sqlite3';
 import type { SerializedError } from '../../../errors.ts';
 import type { TaskState } from '../../../task.ts';
-import { rowPiece } from './rows.ts';
+import { rowPiece, statementsByRows } from './rows.ts';
 
 export type RecordTransition = (
   taskId: string,
@@ -39,16 +39,9 @@ const COLUMNS_PER_ROW = 7;
  * every row's task exists before its transition is recorded, so writing them last changes no result.
  */
 export function prepareTransitionWriter(db: Database.Database): TransitionWriter {
-  const inserts = new Map<number, Database.Statement>();
-  const insertOf = (rows: number): Database.Statement => {
-    let stmt = inserts.get(rows);
-    if (!stmt) {
-      const values = Array.from({ length: rows }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ');
-      stmt = db.prepare(`INSERT INTO transitions (task_id, from_state, to_state, at, attempt, reason, error) VALUES ${values}`);
-      inserts.set(rows, stmt);
-    }
-    return stmt;
-  };
+  const insertOf = statementsByRows((_n, values) =>
+    db.prepare(`INSERT INTO transitions (task_id, from_state, to_state, at, attempt, reason, error) VALUES ${values('(?, ?, ?, ?, ?, ?, ?)')}`),
+  );
   const bump = db.prepare('UPDATE task_counts SET n = n + ? WHERE state = ?');
   const deltas = new Map<TaskState, number>();
   /** Pending rows, `COLUMNS_PER_ROW` values each, in the order they were recorded (their seq order). */

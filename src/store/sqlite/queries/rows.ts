@@ -33,3 +33,19 @@ export function rowPiece(n: number, max: number): number {
   while (p > n) p >>= 1;
   return p;
 }
+
+/**
+ * A multi-row statement per row count, prepared the first time that count is asked for (with `rowPiece`, only
+ * powers of two are). `values(n)` is `n` copies of `row`, comma-separated, for the statement's SQL.
+ */
+export function statementsByRows<S>(prepare: (n: number, values: (row: string) => string) => S): (n: number) => S {
+  const cache = new Map<number, S>();
+  return (n) => {
+    let stmt = cache.get(n);
+    if (stmt === undefined) {
+      stmt = prepare(n, (row) => Array.from({ length: n }, () => row).join(', '));
+      cache.set(n, stmt);
+    }
+    return stmt;
+  };
+}

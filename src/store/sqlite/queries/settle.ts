@@ -9,7 +9,7 @@ import type { SettleOp } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
 import type { OutputQueries } from './output.ts';
 import type { RecordTransition } from './record-transition.ts';
-import { rowPiece, toJson } from './rows.ts';
+import { rowPiece, statementsByRows, toJson } from './rows.ts';
 
 const GUARD = `WHERE id = ? AND state = 'running' AND owner = ? AND attempts = ?`;
 
@@ -48,22 +48,16 @@ export function prepareSettle(
     `UPDATE tasks SET state = 'queued', attempts = attempts - 1, updated_at = ?, owner = NULL, lease_until = NULL ${GUARD}`,
   );
   const progress = db.prepare(`UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ? AND state = 'running'`);
-  const succeedManyOf = new Map<number, Database.Statement<unknown[], { id: string; parent_id: string | null }>>();
   /** `n` successes at once; RETURNING the rows the guard let through (a refused one is missing). */
-  const succeedMany = (n: number) => {
-    let stmt = succeedManyOf.get(n);
-    if (!stmt) {
-      stmt = db.prepare(
-        `UPDATE tasks SET state = 'succeeded', result = v.column2, error = NULL, finished_at = v.column3, updated_at = v.column3,
-           lease_until = NULL
-         FROM (VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?)').join(', ')}) AS v
-         WHERE tasks.id = v.column1 AND tasks.state = 'running' AND tasks.owner = v.column4 AND tasks.attempts = v.column5
-         RETURNING tasks.id AS id, tasks.parent_id AS parent_id`,
-      );
-      succeedManyOf.set(n, stmt);
-    }
-    return stmt;
-  };
+  const succeedMany = statementsByRows((_n, values) =>
+    db.prepare<unknown[], { id: string; parent_id: string | null }>(
+      `UPDATE tasks SET state = 'succeeded', result = v.column2, error = NULL, finished_at = v.column3, updated_at = v.column3,
+         lease_until = NULL
+       FROM (VALUES ${values('(?, ?, ?, ?, ?)')}) AS v
+       WHERE tasks.id = v.column1 AND tasks.state = 'running' AND tasks.owner = v.column4 AND tasks.attempts = v.column5
+       RETURNING tasks.id AS id, tasks.parent_id AS parent_id`,
+    ),
+  );
   const succeeded = (op: Succeeded, parentId: string | null): void => {
     record(op.id, 'running', 'succeeded', op.at, op.attempt);
     if (parentId !== null) flow.childFinal({ id: op.id, state: 'succeeded', parentId }, op.at);
