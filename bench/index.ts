@@ -21,7 +21,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { finishMachineInfo, loadavg, packageVersions, readMachineInfo } from './lib/machine.ts';
+import { finishMachineInfo, loadavg, packageVersions, readMachineInfo, waitForQuiet } from './lib/machine.ts';
 import { checkPeers, serverVersions, type Peers } from './lib/peers.ts';
 import { latestResults, writeResultsMarkdown } from './lib/report.ts';
 import { DEFAULT_SCOPES, SCOPES, writeScopeResult, type Row, type Scope, type ScopeResult } from './lib/results.ts';
@@ -100,9 +100,11 @@ async function runScope(scope: Scope, peers: Peers, match: (text: string) => boo
 
 /** Runs one scope in this process: measure, evaluate, print, write its result file. */
 async function measureScope(scope: Scope, peers: Peers, versions: Record<string, string>, command: string, match: (text: string) => boolean, log: (...args: unknown[]) => void): Promise<ScopeResult | undefined> {
-  const machine = readMachineInfo();
+  const quiet = await waitForQuiet();
+  const machine = { ...readMachineInfo(), quiet };
   const startedAt = new Date().toISOString();
-  log(`\n── ${scope} ── (load average ${machine.loadavgStart.join(' / ')})`);
+  const busy = quiet.busy === undefined ? 'CPU use unknown' : `${Math.round(quiet.busy * 100)} % of the CPUs busy${quiet.quiet ? '' : ' (did not quiet down)'} after waiting ${(quiet.waitedMs / 1000).toFixed(1)} s`;
+  log(`\n── ${scope} ── (load average ${machine.loadavgStart.join(' / ')}; ${busy})`);
   let suite: SuiteResult;
   try {
     suite = await runScope(scope, peers, match);

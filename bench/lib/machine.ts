@@ -15,6 +15,8 @@ export interface MachineInfo {
   /** 1, 5 and 15 minute load averages when the scope started and when it ended. */
   loadavgStart: number[];
   loadavgEnd: number[];
+  /** How long the scope waited for the machine to quiet down before it started, and how busy it was then (see `waitForQuiet`). */
+  quiet?: QuietWait;
   node: string;
   v8: string;
 }
@@ -26,6 +28,50 @@ export const MEASURED_PACKAGES = [
   'piscina', 'p-queue', 'execa', 'better-sqlite3', 'pg', 'xstate', 'nanoevents', 'bullmq', 'ioredis', 'pg-boss',
   'graphile-worker', 'tinybench', 'tsx', 'croner', 'fastify',
 ] as const;
+
+/** What `waitForQuiet` saw: the wait, and the share of all CPUs busy in the last window it measured. */
+export interface QuietWait {
+  waitedMs: number;
+  /** Busy share of all CPUs (0–1) in the last window, or undefined where /proc/stat cannot be read. */
+  busy: number | undefined;
+  quiet: boolean;
+}
+
+/** CPU time counters from /proc/stat (all CPUs): busy and total jiffies; undefined off Linux. */
+function cpuTimes(): { busy: number; total: number } | undefined {
+  let line: string | undefined;
+  try {
+    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+  } catch {
+    return undefined;
+  }
+  if (!line?.startsWith('cpu ')) return undefined;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait are the machine waiting.
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/**
+ * Why: a scope measured right after a heavy one (PostgreSQL still writing, another program's burst) reads that
+ * load, whatever the systems compared. Before each scope the runner waits until the machine's CPUs are at most
+ * `maxBusy` busy over a `windowMs` window (or `maxWaitMs` passed) and records what it saw. Every system of the
+ * scope then starts from the same quiet machine; nothing inside a measurement changes.
+ */
+export async function waitForQuiet({ maxBusy = 0.15, windowMs = 500, maxWaitMs = 60_000 } = {}): Promise<QuietWait> {
+  const started = Date.now();
+  let busy: number | undefined;
+  for (;;) {
+    const a = cpuTimes();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const b = cpuTimes();
+    if (a === undefined || b === undefined || b.total === a.total) return { waitedMs: Date.now() - started, busy: undefined, quiet: false };
+    busy = (b.busy - a.busy) / (b.total - a.total);
+    if (busy <= maxBusy) return { waitedMs: Date.now() - started, busy: Math.round(busy * 1000) / 1000, quiet: true };
+    if (Date.now() - started >= maxWaitMs) return { waitedMs: Date.now() - started, busy: Math.round(busy * 1000) / 1000, quiet: false };
+  }
+}
 
 /** Why: the load average at the start, read before the scope runs and completed after it with `finishMachineInfo`. */
 export function readMachineInfo(): MachineInfo {

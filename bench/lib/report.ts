@@ -61,7 +61,7 @@ function scopeSection(r: ScopeResult): string {
   const lines = [
     `## ${SCOPE_TITLES[r.scope]}`,
     '',
-    `\`${r.command}\` — ${r.finishedAt.slice(0, 16).replace('T', ' ')} UTC, load average ${m.loadavgStart.join(' / ')} at start, ${m.loadavgEnd.join(' / ')} at end (1/5/15 min, ${m.cpus.count} CPUs).`,
+    `\`${r.command}\` — ${r.finishedAt.slice(0, 16).replace('T', ' ')} UTC, load average ${m.loadavgStart.join(' / ')} at start, ${m.loadavgEnd.join(' / ')} at end (1/5/15 min, ${m.cpus.count} CPUs)${m.quiet?.busy !== undefined ? `; ${Math.round(m.quiet.busy * 100)} % of the CPUs busy when it started${m.quiet.quiet ? '' : ' (did not quiet down within a minute)'}` : ''}.`,
     `Versions: ${versions}; Node ${m.node}.`,
     '',
     markdownVerdicts(r.verdicts),
