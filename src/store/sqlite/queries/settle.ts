@@ -24,8 +24,8 @@ type Succeeded = Extract<SettleOp, { type: 'succeeded' }>;
  * `n` successes at once; RETURNING the rows the guard let through (a refused one is missing). The id index is
  * pinned (INDEXED BY the primary key's index): left to the planner, statistics taken while nothing ran (`PRAGMA
  * optimize` at close) make `tasks_running` look empty, and the plan then walked every running task, and for each one
- * every row of the batch: work in running × batch (on a 1,000,000-task file with 64 running, a third of the
- * statement's time).
+ * every row of the batch: work in running × batch. Measured: a batch of 64 with 5,000 other tasks running took 30 ms
+ * instead of 0.4 ms; on the 1,000,000-task file of the scale suite (64 running) it was a third of the statement.
  */
 export function succeedManySql(rows: number): string {
   return `UPDATE tasks INDEXED BY ${ID_INDEX} SET state = 'succeeded', result = v.column2, error = NULL, finished_at = v.column3,
