@@ -12,12 +12,28 @@ import type { RecordTransition } from './record-transition.ts';
 import { rowPiece, statementsByRows, toJson } from './rows.ts';
 
 const GUARD = `WHERE id = ? AND state = 'running' AND owner = ? AND attempts = ?`;
-
+/** The index SQLite makes for `tasks.id TEXT PRIMARY KEY` (schema version 1): its name is fixed by SQLite. */
+export const ID_INDEX = 'sqlite_autoindex_tasks_1';
 
 /** Successes updated by one statement at most (5 parameters each). */
 const SUCCEED_CHUNK = 64;
 
 type Succeeded = Extract<SettleOp, { type: 'succeeded' }>;
+
+/**
+ * `n` successes at once; RETURNING the rows the guard let through (a refused one is missing). The id index is
+ * pinned (INDEXED BY the primary key's index): left to the planner, statistics taken while nothing ran (`PRAGMA
+ * optimize` at close) make `tasks_running` look empty, and the plan then walked every running task, and for each one
+ * every row of the batch: work in running × batch. Measured: a batch of 64 with 5,000 other tasks running took 30 ms
+ * instead of 0.4 ms; on the 1,000,000-task file of the scale suite (64 running) it was a third of the statement.
+ */
+export function succeedManySql(rows: number): string {
+  return `UPDATE tasks INDEXED BY ${ID_INDEX} SET state = 'succeeded', result = v.column2, error = NULL, finished_at = v.column3,
+       updated_at = v.column3, lease_until = NULL
+     FROM (VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?)').join(', ')}) AS v
+     WHERE tasks.id = v.column1 AND tasks.state = 'running' AND tasks.owner = v.column4 AND tasks.attempts = v.column5
+     RETURNING tasks.id AS id, tasks.parent_id AS parent_id`;
+}
 
 /**
  * Why: apply a batch of ops in order and say for each whether it changed the task. Consecutive successes (the
@@ -48,16 +64,8 @@ export function prepareSettle(
     `UPDATE tasks SET state = 'queued', attempts = attempts - 1, updated_at = ?, owner = NULL, lease_until = NULL ${GUARD}`,
   );
   const progress = db.prepare(`UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ? AND state = 'running'`);
-  /** `n` successes at once; RETURNING the rows the guard let through (a refused one is missing). */
-  const succeedMany = statementsByRows((_n, values) =>
-    db.prepare<unknown[], { id: string; parent_id: string | null }>(
-      `UPDATE tasks SET state = 'succeeded', result = v.column2, error = NULL, finished_at = v.column3, updated_at = v.column3,
-         lease_until = NULL
-       FROM (VALUES ${values('(?, ?, ?, ?, ?)')}) AS v
-       WHERE tasks.id = v.column1 AND tasks.state = 'running' AND tasks.owner = v.column4 AND tasks.attempts = v.column5
-       RETURNING tasks.id AS id, tasks.parent_id AS parent_id`,
-    ),
-  );
+  /** `n` successes at once (succeedManySql). */
+  const succeedMany = statementsByRows((n) => db.prepare<unknown[], { id: string; parent_id: string | null }>(succeedManySql(n)));
   const succeeded = (op: Succeeded, parentId: string | null): void => {
     record(op.id, 'running', 'succeeded', op.at, op.attempt);
     if (parentId !== null) flow.childFinal({ id: op.id, state: 'succeeded', parentId }, op.at);
