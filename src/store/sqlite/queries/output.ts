@@ -137,14 +137,15 @@ export function prepareOutput(db: Database.Database, maxLines: number): OutputQu
     },
     read(taskId, after, limit) {
       const from = after ?? Number.MIN_SAFE_INTEGER;
-      const max = limit ?? -1;
+      // no limit, or a negative one (as SQLite's LIMIT -1): every line
+      const max = limit === undefined || limit < 0 ? Infinity : limit;
       const out: OutputLine[] = [];
-      if (max === 0) return out;
+      if (max <= 0) return out;
       for (const row of read.iterate({ id: taskId, after: from })) {
         const texts = JSON.parse(row.texts) as string[];
         for (let k = from < row.seq ? 0 : from - row.seq + 1; k < row.n; k++) {
           out.push({ seq: row.seq + k, stream: row.stream as OutputStream, text: texts[k]!, at: row.at });
-          if (out.length === max) return out;
+          if (out.length >= max) return out;
         }
       }
       return out;
