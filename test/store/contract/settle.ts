@@ -297,7 +297,7 @@ export function settleContract(makeStore: MakeStore): void {
         const t = await add();
         const texts = ['', 'é"\\/\b\f\r\t', '\u2028\u2029', '😀 ünïcödé', '[1, 2]', '{"a":1}', 'null', ' \u007f\u0001 ', '\uFFFD', 'x'.repeat(3000)];
         const lines: OutputLine[] = [];
-        // one long run (crosses every statement size), then the stream changes, then the time, then a seq gap
+        // one long run (longer than a stored row holds), then the stream changes, then the time, then a seq gap
         for (let i = 0; i < 5000; i++) lines.push({ seq: 100 + i, stream: 'stdout', text: texts[i % texts.length]! + i, at: 7 });
         for (let i = 0; i < 20; i++) lines.push({ seq: 5100 + i, stream: 'stderr', text: `err ${i}`, at: 7 });
         for (let i = 0; i < 20; i++) lines.push({ seq: 5120 + i, stream: 'stderr', text: `later ${i}`, at: 8 });
