@@ -100,6 +100,8 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
   }
 
   #wake(): void {
+    // called per output line: nothing to copy when no iterator waits (the usual case in a flood)
+    if (this.#wakers.size === 0) return;
     const wakers = [...this.#wakers];
     this.#wakers.clear();
     for (const w of wakers) w();

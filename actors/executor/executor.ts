@@ -108,7 +108,7 @@ export class Executor implements Actor<TroupeMessage> {
       else this.#finish(run, run.def, value, false);
     },
     runProgress: (run, progress) => this.#progress(run, progress),
-    runLog: (run, text) => this.#output(run, 'log', text),
+    runLog: (run, text) => this.#output(run, 'log', [text]),
   };
 
   constructor(ctx: ActorContext<TroupeMessage>, deps: ExecutorDeps) {
@@ -418,7 +418,7 @@ export class Executor implements Actor<TroupeMessage> {
             signal: run.signal,
             maxLines: def.output.maxLines,
             maxBytes: def.output.maxBytes,
-            onLine: (line) => this.#output(run, line.stream, line.text),
+            onLines: (stream, texts) => this.#output(run, stream, texts),
             onProgress,
           })
           .then((r) => (r.value !== undefined ? r.value : { exitCode: r.exitCode, lines: r.lines }));
@@ -436,7 +436,7 @@ export class Executor implements Actor<TroupeMessage> {
             const p = normalizeProgress(value);
             if (p) onProgress(p);
           },
-          log: (line) => this.#output(run, 'log', String(line)),
+          log: (line) => this.#output(run, 'log', [String(line)]),
         };
         if (task.children) ctx.children = task.children;
         const result = Promise.resolve().then(() => def.run(task.input, ctx));
@@ -464,9 +464,10 @@ export class Executor implements Actor<TroupeMessage> {
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.progress', id: run.id, name: run.name, progress, at: this.#d.clock.now() });
   }
 
-  #output(run: TaskActor, stream: OutputStream, text: string): void {
-    run.outputLines++;
-    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.output', id: run.id, name: run.name, stream, text, at: this.#d.clock.now() });
+  /** Lines captured together (one pipe chunk, or one log line) go to the tracker in one message. */
+  #output(run: TaskActor, stream: OutputStream, texts: string[]): void {
+    run.outputLines += texts.length;
+    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.output', id: run.id, name: run.name, stream, texts, at: this.#d.clock.now() });
   }
 
   #finish(run: TaskActor, def: ResolvedTask | undefined, error: unknown, permanent: boolean, result?: unknown): void {

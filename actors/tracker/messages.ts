@@ -17,8 +17,8 @@ export interface TrackerSettle { type: 'tracker.settle'; op: SettleOp; name: str
 export interface TrackerHeld { type: 'tracker.held'; holding: boolean }
 /** Progress reported by running code. */
 export interface TrackerProgress { type: 'tracker.progress'; id: TaskId; name: string; progress: Progress; at: number }
-/** One captured output line. */
-export interface TrackerOutput { type: 'tracker.output'; id: TaskId; name: string; stream: OutputStream; text: string; at: number }
+/** Output lines of one stream captured together (a pipe chunk, or one log line), oldest first. */
+export interface TrackerOutput { type: 'tracker.output'; id: TaskId; name: string; stream: OutputStream; texts: readonly string[]; at: number }
 /** Cancels a task; answered with the store's CancelResult. */
 export interface TrackerCancel { type: 'tracker.cancel'; id: TaskId; reason: string; replyTo: ActorAddress }
 /** Puts a dead letter back; answered with the task record or undefined. */

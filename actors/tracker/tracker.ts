@@ -144,12 +144,18 @@ export class Tracker implements Actor<TroupeMessage> {
         return;
       }
       case 'tracker.output': {
-        const line: OutputLine = { seq: nextOutputSeq(m.at), stream: m.stream, text: m.text, at: m.at };
-        if (this.#ctx.bus.hasSubscribers('task.output')) this.#ctx.publish(createTaskOutput(m.id, m.name, line));
+        // The lines join the task's pending output op (written with the next batch), then one fact per line, in
+        // order: a subscriber that throws cannot keep the rest of the chunk from the store.
         const last = this.#sideOps[this.#sideOps.length - 1];
-        if (last && last.type === 'output' && last.id === m.id) last.lines.push(line);
-        else this.#sideOps.push({ type: 'output', id: m.id, lines: [line] });
+        let lines: OutputLine[];
+        if (last && last.type === 'output' && last.id === m.id) lines = last.lines;
+        else this.#sideOps.push({ type: 'output', id: m.id, lines: (lines = []) });
+        const from = lines.length;
+        for (const text of m.texts) lines.push({ seq: nextOutputSeq(m.at), stream: m.stream, text, at: m.at });
         this.#flushSettles();
+        if (this.#ctx.bus.hasSubscribers('task.output')) {
+          for (let i = from; i < lines.length; i++) this.#ctx.publish(createTaskOutput(m.id, m.name, lines[i]!));
+        }
         return;
       }
       case 'tracker.cancel':

@@ -88,6 +88,24 @@ export class LineSplitter {
     this.#bytes += chunk.length;
     let start = 0;
     const length = chunk.length;
+    const last = chunk.lastIndexOf(0x0a);
+    if (last !== -1 && this.#partialBytes + last <= this.#maxBytes) {
+      // No line of this chunk can be longer than the cap: decode all its complete lines at once (one decoder call
+      // and one string, not one of each per line) and split the text. Decoding through the last `\n` leaves the
+      // decoder without pending bytes, and a `\n` byte is always decoded as `\n` (an unfinished character before
+      // it becomes U+FFFD), so the lines are exactly those of the line-by-line path below.
+      const text = this.#partial + this.#decoder.decode(chunk.subarray(0, last + 1), { stream: true });
+      this.#partial = '';
+      this.#partialBytes = 0;
+      let from = 0;
+      for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', from)) {
+        this.#emit(text.slice(from, newline));
+        from = newline + 1;
+      }
+      start = last + 1;
+      if (start < length) this.#append(chunk, start, length);
+      return;
+    }
     while (start < length) {
       const newline = chunk.indexOf(0x0a, start);
       if (newline === -1) {

@@ -9,7 +9,9 @@
  * - Trailing output (a last line without `\n`) is delivered before the promise settles.
  * - Output is streamed line by line to `onLine` and not buffered here (`buffer: false`): a command may print a
  *   million lines with bounded memory and is never killed for it. The result only counts the lines, plus how many
- *   a `LineBuffer` with the same `maxLines`/`maxBytes` would have dropped.
+ *   a `LineBuffer` with the same `maxLines`/`maxBytes` would have dropped. `onLines` gets the same lines per pipe
+ *   chunk (all the lines one chunk completed, in one call), so a consumer pays its per-call cost once per chunk;
+ *   a pending batch is handed over before any progress line that follows it, so the order across both holds.
  * - stdout lines `::progress …` and `::result <json>` are the progress protocol (`progress-protocol.ts`).
  *
  * The mapping onto execa: `cancelSignal` (cancel), `timeout`, `killSignal: 'SIGTERM'`, `forceKillAfterDelay`
@@ -53,6 +55,11 @@ export interface CommandSpec {
   maxBytes: number;
   /** Every output line, live, in order per stream (protocol lines excluded). */
   onLine?: (line: OutputLine) => void;
+  /**
+   * The same lines as `onLine`, one call per pipe chunk: the texts of the lines that chunk completed, oldest first
+   * (never empty). Before `onProgress` is called, the lines printed before the progress line are handed over.
+   */
+  onLines?: (stream: OutputStream, texts: string[]) => void;
   /** Every `::progress` line. */
   onProgress?: (progress: CommandProgress) => void;
   /** Called once with the child's pid as soon as it exists. */
@@ -96,7 +103,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     });
   }
   const started = performance.now();
-  const { onLine, onProgress } = spec;
+  const { onLine, onLines, onProgress } = spec;
   const window = new LineWindow({ maxLines: spec.maxLines, maxBytes: spec.maxBytes });
   const tail: string[] = [];
   let stdoutLines = 0;
@@ -129,9 +136,27 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
       tail.push(text.length > TAIL_CHARS ? text.slice(-TAIL_CHARS) : text);
     }
     window.push(utf8Length(text));
-    if (onLine === undefined || callbackFailed) return;
+    if (callbackFailed) return;
+    if (onLines !== undefined) (stream === 'stdout' ? stdoutBatch : stderrBatch).push(text);
+    if (onLine === undefined) return;
     try {
       onLine({ stream, text });
+    } catch (error) {
+      failCallback(error);
+    }
+  };
+
+  // The lines of the current chunk of each pipe, for `onLines`.
+  let stdoutBatch: string[] = [];
+  let stderrBatch: string[] = [];
+  const flush = (stream: OutputStream): void => {
+    const texts = stream === 'stdout' ? stdoutBatch : stderrBatch;
+    if (texts.length === 0) return;
+    if (stream === 'stdout') stdoutBatch = [];
+    else stderrBatch = [];
+    if (onLines === undefined || callbackFailed) return;
+    try {
+      onLines(stream, texts);
     } catch (error) {
       failCallback(error);
     }
@@ -144,6 +169,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
       value = message.value;
       hasValue = true;
     } else if (onProgress !== undefined && !callbackFailed) {
+      flush('stdout');
       try {
         onProgress(message.progress);
       } catch (error) {
@@ -152,10 +178,22 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     }
   });
   const stderr = new LineSplitter(spec.maxBytes, (text) => deliver('stderr', text));
-  subprocess.stdout?.on('data', (chunk: Uint8Array) => stdout.write(chunk));
-  subprocess.stdout?.once('end', () => stdout.end());
-  subprocess.stderr?.on('data', (chunk: Uint8Array) => stderr.write(chunk));
-  subprocess.stderr?.once('end', () => stderr.end());
+  subprocess.stdout?.on('data', (chunk: Uint8Array) => {
+    stdout.write(chunk);
+    flush('stdout');
+  });
+  subprocess.stdout?.once('end', () => {
+    stdout.end();
+    flush('stdout');
+  });
+  subprocess.stderr?.on('data', (chunk: Uint8Array) => {
+    stderr.write(chunk);
+    flush('stderr');
+  });
+  subprocess.stderr?.once('end', () => {
+    stderr.end();
+    flush('stderr');
+  });
 
   let drain: NodeJS.Timeout | undefined;
   if (pid !== undefined) {
@@ -184,6 +222,8 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   if (drain !== undefined) clearTimeout(drain);
   stdout.end();
   stderr.end();
+  flush('stdout');
+  flush('stderr');
 
   const details = { exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderrTail: joinTail(tail) };
   if (result.isCanceled) {

@@ -82,6 +82,43 @@ describe('LineSplitter', () => {
     assert.equal(splitter.lines, 3);
     assert.equal(splitter.bytes, 8);
   });
+
+  test('random bytes in random chunks: the lines are each line decoded on its own, however the pipe cuts them', () => {
+    // a small PRNG (mulberry32) so a failure can be replayed from its seed
+    let state = 0x5eed;
+    const random = () => {
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    // newlines, \r, ASCII, valid multi-byte characters, stray continuation and lead bytes
+    const pieces = [[0x0a], [0x0d], [0x0d, 0x0a], [0x61], [0x7a], [0xc3, 0xa9], [0xe2, 0x82, 0xac], [0xf0, 0x9f, 0x8e, 0x89], [0x80], [0xe4, 0xbd], [0xf0], [0xff]];
+    const reference = (bytes: Uint8Array): string[] => {
+      const lines: string[] = [];
+      let start = 0;
+      for (let nl = bytes.indexOf(0x0a); nl !== -1; nl = bytes.indexOf(0x0a, start)) {
+        lines.push(new TextDecoder().decode(bytes.subarray(start, nl)));
+        start = nl + 1;
+      }
+      if (start < bytes.length) lines.push(new TextDecoder().decode(bytes.subarray(start)));
+      return lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+    };
+    for (let round = 0; round < 300; round++) {
+      const bytes = Uint8Array.from(Array.from({ length: 1 + Math.floor(random() * 120) }, () => pieces[Math.floor(random() * pieces.length)]!).flat());
+      const chunks: Uint8Array[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        const size = 1 + Math.floor(random() * 40);
+        chunks.push(bytes.subarray(at, at + size));
+        at += size;
+      }
+      assert.deepEqual(split(chunks, 1 << 20), reference(bytes), `round ${round}`);
+      // with a cap that cuts lines the result depends only on the bytes, never on the chunks
+      const cap = 1 + Math.floor(random() * 12);
+      assert.deepEqual(split(chunks, cap), split([bytes], cap), `round ${round}, cap ${cap}`);
+      assert.deepEqual(split([...bytes].map((b) => [b]), cap), split([bytes], cap), `round ${round}, cap ${cap}, byte by byte`);
+    }
+  });
 });
 
 describe('LineBuffer', () => {

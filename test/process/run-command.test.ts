@@ -130,6 +130,60 @@ describe('runCommand: success and output', () => {
     assert.equal(result.lines.stdout, 6);
   });
 
+  test('onLines hands over the same lines as onLine, per pipe chunk, in order, never empty', async () => {
+    const perLine: OutputLine[] = [];
+    const batches: Array<{ stream: string; texts: string[] }> = [];
+    const result = await runCommand(spec('print-lines.js', ['20000', '0', 'both'], {
+      onLine: (line) => perLine.push(line),
+      onLines: (stream, texts) => batches.push({ stream, texts }),
+    }));
+    const of = (stream: string) => batches.filter((b) => b.stream === stream).flatMap((b) => b.texts);
+    const expected = Array.from({ length: 20_000 }, (_, i) => `line ${i + 1}`);
+    assert.deepEqual(of('stdout'), expected);
+    assert.deepEqual(of('stderr'), expected);
+    assert.ok(batches.every((b) => b.texts.length > 0));
+    // fewer calls than lines: a chunk's lines come in one call
+    assert.ok(batches.length < 40_000 / 10, `${batches.length} calls for 40,000 lines`);
+    // each batch is a consecutive slice of what onLine saw, in the same interleaving of the streams
+    assert.deepEqual(batches.flatMap((b) => b.texts.map((text) => ({ stream: b.stream, text }))), perLine);
+    assert.deepEqual(result.lines, { stdout: 20_000, stderr: 20_000, dropped: 30_000 }); // maxLines 10,000
+  });
+
+  test('onLines: the lines before a progress line are handed over before it, and the last line without newline', async () => {
+    const events: unknown[] = [];
+    await runCommand(spec('progress.js', [], {
+      onLines: (stream, texts) => events.push(...texts.map((t) => `${stream}:${t}`)),
+      onProgress: (p) => events.push(p),
+    }));
+    assert.deepEqual(events, [
+      { fraction: 0.25 },
+      'stdout:working',
+      { fraction: 0.3, done: 3, total: 10 },
+      'stdout:::progress 1.5',
+      'stdout:::progress 3/0',
+      'stdout:::progress',
+      'stdout:::result {bad',
+      { fraction: 1, done: 10, total: 10 },
+      'stdout:done',
+    ]);
+    const tail: string[] = [];
+    await runCommand(spec('echo.js', ['first', 'last', '--no-eol'], { onLines: (_s, texts) => tail.push(...texts) }));
+    assert.deepEqual(tail, ['first', 'last']);
+  });
+
+  test('an onLines callback that throws ends the run with INTERNAL', async () => {
+    const boom = new Error('consumer broke');
+    let calls = 0;
+    const error = await rejection(runCommand(spec('print-lines.js', ['100000'], {
+      onLines: () => {
+        calls++;
+        throw boom;
+      },
+    })), ErrorCodes.INTERNAL);
+    assert.equal(error.cause, boom);
+    assert.equal(calls, 1);
+  });
+
   test('a child flooding stderr never deadlocks: both pipes are read concurrently', { timeout: 30_000 }, async () => {
     let stderrLines = 0;
     const { result, stdout } = await collect('chatty-stderr.js', ['4000000'], {

@@ -23,6 +23,11 @@
  * its tasks are due (with the global-order indexes of versions 1–2 a claim walked past every one of them).
  * Version 3 drops those indexes, and with them `tasks_due_time`, which every file of versions 1–2 kept beside its
  * strategy's index; stop processes running an older troupe on a file before it is upgraded.
+ *
+ * Output lines are stored in runs (version 4): one row per run of lines that share a stream and a capture time
+ * and have consecutive seqs (a pipe chunk), the texts as a JSON array. A line was a row of its own before; the
+ * per-row cost (the key, the B-tree insert, the bytes written to the WAL and checkpointed) was most of the cost
+ * of capturing output. Stop processes running an older troupe on a file before it is upgraded.
  */
 import type Database from 'better-sqlite3';
 import { TASK_STATES } from '../../task.ts';
@@ -155,6 +160,25 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     sql: `
       DROP INDEX IF EXISTS tasks_due_time;
       DROP INDEX IF EXISTS tasks_due_priority;
+    `,
+  },
+  {
+    version: 4,
+    description: 'output lines stored in runs: one row per run of lines (one stream, one capture time, consecutive seqs)',
+    // A row holds n lines, seq .. seq + n - 1, their texts as a JSON array. Stored lines become runs of one.
+    sql: `
+      CREATE TABLE output_runs (
+        task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        stream TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        texts TEXT NOT NULL,
+        PRIMARY KEY (task_id, seq)
+      ) WITHOUT ROWID;
+      INSERT INTO output_runs (task_id, seq, n, stream, at, texts) SELECT task_id, seq, 1, stream, at, json_array(text) FROM output;
+      DROP TABLE output;
+      ALTER TABLE output_runs RENAME TO output;
     `,
   },
 ]);

@@ -291,5 +291,36 @@ export function settleContract(makeStore: MakeStore): void {
         assert.deepEqual((await store.output(t.id, 6)).map((l) => l.seq), [7, 8, 9, 10]);
         assert.deepEqual((await store.output(t.id, 5)).map((l) => l.seq), [6, 7, 8, 9, 10]);
       }));
+
+    it('keeps every line of long runs (one stream, one time, consecutive seqs) exactly, in seq order', () =>
+      withStore(makeStore, {}, async ({ store, add }) => {
+        const t = await add();
+        const texts = ['', 'é"\\/\b\f\r\t', '\u2028\u2029', '😀 ünïcödé', '[1, 2]', '{"a":1}', 'null', ' \u007f\u0001 ', '\uFFFD', 'x'.repeat(3000)];
+        const lines: OutputLine[] = [];
+        // one long run (longer than a stored row holds), then the stream changes, then the time, then a seq gap
+        for (let i = 0; i < 5000; i++) lines.push({ seq: 100 + i, stream: 'stdout', text: texts[i % texts.length]! + i, at: 7 });
+        for (let i = 0; i < 20; i++) lines.push({ seq: 5100 + i, stream: 'stderr', text: `err ${i}`, at: 7 });
+        for (let i = 0; i < 20; i++) lines.push({ seq: 5120 + i, stream: 'stderr', text: `later ${i}`, at: 8 });
+        for (let i = 0; i < 20; i++) lines.push({ seq: 6000 + 2 * i, stream: 'stdout', text: `gap ${i}`, at: 9 });
+        // interleaved streams, as a process writing both pipes at once
+        for (let i = 0; i < 40; i++) lines.push({ seq: 7000 + i, stream: i % 3 ? 'stdout' : 'stderr', text: `mixed ${i}`, at: 10 });
+        await store.settle([{ type: 'output', id: t.id, lines: lines.slice(0, 2500) }]);
+        await store.settle([{ type: 'output', id: t.id, lines: lines.slice(2490) }]); // the first 10 again: ignored
+        assert.deepEqual(await store.output(t.id), lines);
+        assert.deepEqual(await store.output(t.id, 2599, 3), lines.slice(2500, 2503));
+        assert.deepEqual(await store.output(t.id, 5119, 2), lines.slice(5020, 5022));
+      }));
+
+    it('drops the oldest lines of a long run behind the marker', () =>
+      withStore(makeStore, { maxOutputLines: 100 }, async ({ store, add }) => {
+        const t = await add();
+        const lines = Array.from({ length: 1000 }, (_, i): OutputLine => ({ seq: 10 + i, stream: 'stdout', text: `l${i}`, at: 5 }));
+        await store.settle([{ type: 'output', id: t.id, lines: lines.slice(0, 600) }]);
+        await store.settle([{ type: 'output', id: t.id, lines: lines.slice(600) }]);
+        const out = await store.output(t.id);
+        assert.deepEqual(out.map((l) => [l.seq, l.stream]).slice(0, 2), [[909, 'marker'], [910, 'stdout']]);
+        assert.match(out[0]!.text, /\b900\b/);
+        assert.deepEqual(out.slice(1), lines.slice(900));
+      }));
   });
 }
