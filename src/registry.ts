@@ -7,6 +7,7 @@
  * - command: a program run as a subprocess, argv built from the validated input, never through a shell;
  * - inline: a function on the main thread, for I/O-bound work inside the embedding service.
  */
+import { jsonProblem } from './store/json-value.ts';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCodes, TroupeError, invalidOption } from './errors.ts';
@@ -304,16 +305,8 @@ function createValidator(schema: unknown, name: string, path: string): (input: u
 
 /** Input and results are stored as JSON: refuse what JSON cannot carry (functions, cycles, BigInt). */
 export function assertJson(value: unknown, name: string): void {
-  if (value === undefined) return;
-  try {
-    // JSON.stringify silently drops a nested function or symbol; the replacer makes that an error too.
-    JSON.stringify(value, (_key, v: unknown) => {
-      if (typeof v === 'function' || typeof v === 'symbol') throw new TypeError(`A ${typeof v} cannot be stored as JSON`);
-      return v;
-    });
-  } catch (error) {
-    throw new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${name}\` cannot be stored as JSON`, { cause: error });
-  }
+  const problem = jsonProblem(value);
+  if (problem !== undefined) throw new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${name}\` cannot be stored: ${problem}`);
 }
 
 /** Normalises what `ctx.progress()` was given into a Progress, or undefined when it makes no sense. */

@@ -23,7 +23,8 @@ import { resolveOptions, resolvePrefetch, plainObject, positiveInteger, type Res
 import { Orchestrator } from './orchestrator.ts';
 import { createThreadPool, type ThreadPool } from './pool/thread-pool.ts';
 import { activeCommandPids, runCommand } from './process/run-command.ts';
-import { assertJson, Registry, type ResolvedTask, type TaskDefinition } from './registry.ts';
+import { jsonProblem } from './store/json-value.ts';
+import { Registry, type ResolvedTask, type TaskDefinition } from './registry.ts';
 import { resolveRetryPolicy } from './schedule/backoff.ts';
 import { validateScheduleSpec } from './schedule/cron.ts';
 import { openStore } from './store/open-store.ts';
@@ -268,6 +269,7 @@ export class Runtime implements AsyncDisposable {
           orchestrator: ORCH,
           pool: () => this.#threadPool(),
           runCommand,
+          ...(store.unstorable ? { unstorable: (value: unknown) => store.unstorable!(value) } : {}),
           ...(this.#telemetry ? { telemetry: this.#telemetry } : {}),
           stats: this.#stats,
         }),
@@ -790,10 +792,7 @@ export class Runtime implements AsyncDisposable {
       dedup = resolveDedup(o.dedup, `${path}.dedup`);
     }
     const timeoutMs = o.timeout === undefined ? undefined : parseDuration(o.timeout, `${path}.timeout`);
-    if (!def.validate) {
-      if (input !== null && typeof input === 'object') assertJson(input, def.name);
-      else if (typeof input === 'function' || typeof input === 'symbol' || typeof input === 'bigint') assertJson(input, def.name);
-    }
+    if (!def.validate) this.#checkInput(input, def.name);
     const task: NewTask = {
       id: extra?.id ?? createTaskId(now),
       name: def.name,
@@ -817,9 +816,17 @@ export class Runtime implements AsyncDisposable {
     }
     if (!def.validate) return task;
     return this.#registry.validateInput(def, input).then((value) => {
+      this.#checkInput(value, def.name);
       task.input = value === undefined ? null : value;
       return task;
     });
+  }
+
+  /** Refuses an input the store cannot keep (Store.unstorable; a store without it: what JSON cannot carry). */
+  #checkInput(input: unknown, name: string): void {
+    if (input === undefined || input === null || typeof input === 'number' || typeof input === 'boolean') return;
+    const problem = this.#store.unstorable ? this.#store.unstorable(input) : jsonProblem(input);
+    if (problem !== undefined) throw new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${name}\` cannot be stored: ${problem}`);
   }
 
   /** Group and rate limits of the registered definitions, for every claim (rebuilt after a registration). */

@@ -66,6 +66,8 @@ export interface ExecutorDeps {
   prefetch?: number;
   /** The claim lease: a task buffered this long is given back rather than started. @default 30000 */
   leaseMs?: number;
+  /** Why the store cannot keep a result (Store.unstorable); such a run fails permanently instead. */
+  unstorable?: (value: unknown) => string | undefined;
 }
 
 /** The buffer holds about the tasks the slots start within this time (at the start rate of the last window). */
@@ -495,6 +497,14 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   #decide(run: TaskActor, def: ResolvedTask | undefined, error: unknown, permanent: boolean, result: unknown): SettleOp | undefined {
+    if (error === undefined && result !== undefined && result !== null && typeof result !== 'number' && typeof result !== 'boolean') {
+      // A result the store would refuse must not reach a write batch (it would fail the batch, again and again).
+      const problem = this.#d.unstorable?.(result);
+      if (problem !== undefined) {
+        error = new TroupeError(ErrorCodes.TASK_FAILED, `The result of \`${run.name}\` cannot be stored: ${problem}`, { details: { permanent: true } });
+        permanent = true;
+      }
+    }
     const base = { id: run.id, owner: this.#d.owner, attempt: run.attempt, at: this.#d.clock.now() };
     const reason = run.reason;
     if (reason === 'cancel') {

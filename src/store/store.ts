@@ -206,6 +206,13 @@ export interface Store {
    * Optional for stores written before flows and dedup; the three built-in stores have it.
    */
   onChange?(listener: (change: StoreChange) => void): () => void;
+  /**
+   * Why a task input or result cannot be stored as it is (not JSON; text the database refuses), or undefined.
+   * The runtime refuses such an input at enqueue and fails a task with such a result (permanently, with the
+   * reason), so no write batch carries a value that would fail it. Absent: the store keeps values as they are
+   * (the memory store).
+   */
+  unstorable?(value: unknown): string | undefined;
   close(): Promise<void>;
 }
 

@@ -2,6 +2,7 @@
  * What every query file shares: the schema-qualified names of one store's tables and channels, and a way to
  * run hot statements as named prepared statements (parsed and planned once per connection).
  */
+import { replaceBadTextDeep } from '../json-value.ts';
 import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { invalidOption } from '../../errors.ts';
 
@@ -87,6 +88,20 @@ export function run<R extends QueryResultRow = QueryResultRow>(
 /** JSON text of a value for a jsonb parameter; `undefined` stays SQL NULL (arrays would otherwise become PG arrays). */
 export function toJson(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
+}
+
+/** JSON.stringify writes a NUL as `\u0000` and an unpaired surrogate as `\udXXX`; only then is there text to replace. */
+const REFUSED_ESCAPE = /\\u(?:0000|d[89a-f])/i;
+
+/**
+ * JSON text for a jsonb parameter of a write that must not fail on text PostgreSQL refuses (a settle batch, whose
+ * failure would be retried forever): a NUL or an unpaired surrogate in any string or key becomes U+FFFD, as
+ * undecodable output bytes do. Inputs and results never get here with such text (`unstorable` refuses them first);
+ * output lines, error messages and reasons may.
+ */
+export function toPgJson(value: unknown): string {
+  const text = JSON.stringify(value);
+  return REFUSED_ESCAPE.test(text) ? JSON.stringify(replaceBadTextDeep(value)) : text;
 }
 
 /** Reads a jsonb column that was selected as text (`col::text`), keeping JSON `null` apart from SQL NULL. */

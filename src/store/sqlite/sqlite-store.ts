@@ -52,6 +52,7 @@ import { prepareRecoverExpired } from './queries/recover-expired.ts';
 import { prepareRetry } from './queries/retry.ts';
 import { prepareSchedules } from './queries/schedules.ts';
 import { prepareSettle } from './queries/settle.ts';
+import { jsonProblem } from '../json-value.ts';
 
 export interface SqliteStoreOptions extends StoreOptions {
   /** `NORMAL` survives a process crash; `FULL` also a power loss, at one fsync per commit. @default 'NORMAL' */
@@ -258,6 +259,11 @@ class SqliteStore implements Store, AsyncDisposable {
   onChange(listener: (change: StoreChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** Inputs and results are stored as JSON text: a BigInt, a cycle, a function or a symbol cannot be. */
+  unstorable(value: unknown): string | undefined {
+    return jsonProblem(value);
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,8 @@ import type { TaskId } from '../../../ids.ts';
 import type { CancelResult } from '../../store.ts';
 import type { TaskState } from '../../../task.ts';
 import { createCancelledError } from '../../pick.ts';
-import { run, type PgNames, type Queryable } from '../sql.ts';
+import { run, toPgJson, type PgNames, type Queryable } from '../sql.ts';
+import { replaceBadText } from '../../json-value.ts';
 
 function cancelSql(n: PgNames): string {
   return `
@@ -30,7 +31,7 @@ function cancelSql(n: PgNames): string {
 /** Why: `rt.cancel(id)` for a task anywhere in the cluster; the owner learns of it through NOTIFY. */
 export async function cancel(db: Queryable, n: PgNames, id: TaskId, at: number, reason?: string): Promise<CancelResult> {
   const { rows } = await run<{ previous: TaskState; owner: string | null; cancelled: boolean }>(db, cancelSql(n), [
-    id, at, JSON.stringify(createCancelledError(reason)), reason ?? 'cancelled', n.cancelChannel,
+    id, at, toPgJson(createCancelledError(reason)), reason === undefined ? 'cancelled' : replaceBadText(reason), n.cancelChannel,
   ]);
   const row = rows[0];
   if (!row) return { previous: undefined, cancelled: false };

@@ -10,7 +10,7 @@
  */
 import type { SettleOp } from '../../store.ts';
 import { createDropMarker } from '../../pick.ts';
-import { run, type PgNames, type Queryable } from '../sql.ts';
+import { run, toPgJson, type PgNames, type Queryable } from '../sql.ts';
 
 export type OutputOp = Extract<SettleOp, { type: 'output' }>;
 
@@ -100,7 +100,7 @@ export async function appendOutput(
     const { rows } = await run<{ id: string }>(db, `SELECT id FROM ${n.tasks} WHERE id = ANY($1::text[])`, [ids]);
     return new Set(rows.map((r) => r.id));
   }
-  const { rows } = await run<{ id: string; output_count: number | null }>(db, insertSql(n), [JSON.stringify(lines)]);
+  const { rows } = await run<{ id: string; output_count: number | null }>(db, insertSql(n), [toPgJson(lines)]);
   const exists = new Set(rows.map((r) => r.id));
   // A task with no lines in the batch still "applies" if it exists: look those up too.
   const unseen = [...new Set(ops.map((op) => op.id))].filter((id) => !lastSeq.has(id));

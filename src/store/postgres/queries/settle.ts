@@ -18,7 +18,7 @@
  * - A released task is claimable again, so the statement notifies the wake channel (delivered at commit).
  */
 import type { SettleOp } from '../../store.ts';
-import { run, type PgNames, type Queryable } from '../sql.ts';
+import { run, toPgJson, type PgNames, type Queryable } from '../sql.ts';
 import { appendOutput, type OutputOp } from './output-append.ts';
 
 type ProgressOp = Extract<SettleOp, { type: 'progress' }>;
@@ -121,13 +121,13 @@ export async function settle(
   for (const phase of planPhases(ops)) {
     if (phase.progress.length > 0) {
       const payload = phase.progress.map(({ i, op }) => ({ i, id: op.id, at: op.at, progress: op.progress }));
-      const { rows } = await run<{ id: string }>(client, progressSql(n), [JSON.stringify(payload)]);
+      const { rows } = await run<{ id: string }>(client, progressSql(n), [toPgJson(payload)]);
       const changed = new Set(rows.map((r) => r.id));
       for (const { i, op } of phase.progress) applied[i] = changed.has(op.id);
     }
     if (phase.outcomes.length > 0) {
       const payload = phase.outcomes.map(({ i, op }) => outcomeRow(i, op));
-      const { rows } = await run<{ i: number }>(client, outcomeSql(n), [JSON.stringify(payload), n.wakeChannel]);
+      const { rows } = await run<{ i: number }>(client, outcomeSql(n), [toPgJson(payload), n.wakeChannel]);
       for (const r of rows) applied[r.i] = true;
     }
   }

@@ -1,0 +1,61 @@
+/**
+ * What a durable store can keep of a value. Inputs and results are stored as JSON; JSON.stringify throws on a
+ * BigInt or a cycle and silently drops a function or symbol, so a value is checked before it reaches a store
+ * (an enqueue is refused, a result fails its task) instead of failing a whole write batch later.
+ */
+
+/** Why `value` cannot be stored as JSON (a function, symbol or BigInt inside, or a cycle), or undefined. */
+export function jsonProblem(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const t = typeof value;
+  if (t === 'number' || t === 'boolean' || t === 'string') return undefined;
+  try {
+    // The replacer turns what JSON.stringify would silently drop into an error too.
+    JSON.stringify(value, (_key, v: unknown) => {
+      if (typeof v === 'function' || typeof v === 'symbol') throw new TypeError(`a ${typeof v} cannot be stored as JSON`);
+      return v;
+    });
+  } catch (error) {
+    const message = (error as Error).message ?? String(error);
+    return message.includes('as JSON') ? message : `it cannot be stored as JSON (${message})`;
+  }
+  return undefined;
+}
+
+/** A NUL, or a surrogate without its pair (matched by code unit: no `u` flag). */
+const BAD_TEXT = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const HAS_BAD_TEXT = new RegExp(BAD_TEXT.source);
+
+/** A NUL or an unpaired surrogate in a string or a key. */
+function hasBadText(s: string): boolean {
+  return HAS_BAD_TEXT.test(s);
+}
+
+/**
+ * Whether any string or key of a JSON value holds a NUL character or an unpaired surrogate: PostgreSQL's `text`
+ * cannot hold NUL, and `jsonb` refuses `\u0000` and unpaired surrogate escapes.
+ */
+export function hasTextPostgresRefuses(value: unknown, seen: Set<object> = new Set()): boolean {
+  if (typeof value === 'string') return hasBadText(value);
+  if (value === null || typeof value !== 'object' || seen.has(value)) return false;
+  seen.add(value);
+  if (Array.isArray(value)) return value.some((v) => hasTextPostgresRefuses(v, seen));
+  for (const [k, v] of Object.entries(value)) if (hasBadText(k) || hasTextPostgresRefuses(v, seen)) return true;
+  return false;
+}
+
+/** `s` with each NUL and unpaired surrogate replaced by U+FFFD, as undecodable bytes are. */
+export function replaceBadText(s: string): string {
+  return hasBadText(s) ? s.replace(BAD_TEXT, '\uFFFD') : s;
+}
+
+/** A copy of a JSON value with every string and key passed through `replaceBadText`. */
+export function replaceBadTextDeep(value: unknown): unknown {
+  if (typeof value === 'string') return replaceBadText(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return replaceBadTextDeep(JSON.parse(JSON.stringify(value)));
+  if (Array.isArray(value)) return value.map(replaceBadTextDeep);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[replaceBadText(k)] = replaceBadTextDeep(v);
+  return out;
+}

@@ -1,0 +1,129 @@
+/**
+ * Values a store cannot keep never reach a write batch: a result the store would refuse fails its own task
+ * (permanently, with the reason) and the runtime goes on; such an input is refused at enqueue with nothing
+ * stored; text PostgreSQL refuses in output lines and error messages is stored with U+FFFD in its place.
+ * Before, one such value failed the tracker's whole settle batch, which it retried forever: every later task of
+ * the runtime hung.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { ErrorCodes } from '../../src/errors.ts';
+import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
+import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import { PG_SKIP, asyncCommitUrl, trackSchemas } from '../helpers/pg.ts';
+import { tempDb } from '../helpers/temp-db.ts';
+
+const schemas = trackSchemas('unst');
+after(() => schemas.dropAll());
+
+const TASKS = {
+  big: { run: () => 10n },
+  cycle: {
+    run: () => {
+      const o: Record<string, unknown> = {};
+      o.self = o;
+      return o;
+    },
+  },
+  nul: { run: () => ({ text: 'a\u0000b' }) },
+  ok: { run: (input: unknown) => ({ echo: input ?? 'fine' }) },
+  throwsNul: {
+    run: () => {
+      throw new Error('bad\u0000message');
+    },
+  },
+  logs: {
+    run: (_input: unknown, ctx: { log(line: string): void }) => {
+      ctx.log('lone \ud800 surrogate');
+      ctx.log('nul \u0000 here');
+      return 'logged';
+    },
+  },
+  prints: { command: process.execPath, args: ['-e', 'process.stdout.write("x\\u0000y\\n")'] },
+} as const;
+
+async function withStore(store: CreateRuntimeOptions['store'], fn: (rt: Runtime) => Promise<void>): Promise<void> {
+  const rt = await createRuntime({ store, maintenance: false, tasks: TASKS as unknown as CreateRuntimeOptions['tasks'] });
+  try {
+    await fn(rt);
+  } finally {
+    await rt.close({ timeout: 2000 });
+  }
+}
+
+async function assertUnstorableResult(rt: Runtime, name: string, pattern: RegExp): Promise<void> {
+  await assert.rejects(rt.run(name, undefined, { retry: { attempts: 3, backoff: 'fixed', delay: 0 } }), (error: { code?: string; message: string }) => {
+    assert.equal(error.code, ErrorCodes.TASK_FAILED);
+    assert.match(error.message, pattern);
+    return true;
+  });
+  const [failed] = (await rt.list({ name, state: 'failed' })).tasks;
+  assert.ok(failed, `the ${name} task is stored as failed`);
+  assert.equal(failed.attempts, 1, 'a result that cannot be stored is not retried');
+  assert.deepEqual(await rt.run('ok', 'after'), { echo: 'after' }, 'the next task runs and settles');
+}
+
+describe('unstorable values on SQLite', () => {
+  it('a BigInt or cyclic result fails its task, and the runtime goes on', async () => {
+    await withStore(`sqlite:${tempDb('unstorable')}`, async (rt) => {
+      await assertUnstorableResult(rt, 'big', /result of `big` cannot be stored: .*BigInt/);
+      await assertUnstorableResult(rt, 'cycle', /result of `cycle` cannot be stored: .*JSON/);
+    });
+  });
+
+  it('an input JSON cannot carry is refused at enqueue, and nothing is stored', async () => {
+    await withStore(`sqlite:${tempDb('unstorable-input')}`, async (rt) => {
+      await assert.rejects(rt.enqueue('ok', { n: 1n }), { code: ErrorCodes.INVALID_INPUT, message: /Input of `ok` cannot be stored: .*BigInt/ });
+      assert.equal((await rt.list()).tasks.length, 0);
+    });
+  });
+});
+
+describe('the memory store keeps values as they are', () => {
+  it('a BigInt result still succeeds', async () => {
+    await withStore('memory', async (rt) => {
+      assert.equal(await rt.run('big'), 10n);
+      assert.deepEqual(await rt.run('nul'), { text: 'a\u0000b' });
+    });
+  });
+});
+
+describe('unstorable values on PostgreSQL', { skip: PG_SKIP }, () => {
+  const pgStore = () => createPostgresStore(asyncCommitUrl(), { schema: schemas.next() });
+
+  it('a result holding NUL fails its task, and the runtime goes on', async () => {
+    await withStore(pgStore(), async (rt) => {
+      await assertUnstorableResult(rt, 'nul', /NUL character .* PostgreSQL cannot store/);
+      await assertUnstorableResult(rt, 'big', /BigInt/);
+    });
+  });
+
+  it('an input holding NUL or an unpaired surrogate is refused at enqueue, and nothing is stored', async () => {
+    await withStore(pgStore(), async (rt) => {
+      await assert.rejects(rt.enqueue('ok', { s: 'a\u0000b' }), { code: ErrorCodes.INVALID_INPUT, message: /Input of `ok` cannot be stored: .*NUL/ });
+      await assert.rejects(rt.enqueue('ok', '\udc00'), { code: ErrorCodes.INVALID_INPUT });
+      await assert.rejects(rt.enqueue('ok', { ['k\u0000']: 1 }), { code: ErrorCodes.INVALID_INPUT });
+      assert.equal((await rt.list()).tasks.length, 0);
+      assert.deepEqual(await rt.run('ok', { s: 'a\\u0000b 😀' }), { echo: { s: 'a\\u0000b 😀' } }, 'a backslash followed by u0000 is plain text');
+    });
+  });
+
+  it('NUL and unpaired surrogates in errors, log lines, and command output are stored as U+FFFD', async () => {
+    await withStore(pgStore(), async (rt) => {
+      await assert.rejects(rt.run('throwsNul'), { code: ErrorCodes.TASK_FAILED });
+      const [failed] = (await rt.list({ name: 'throwsNul' })).tasks;
+      assert.equal(failed?.state, 'failed');
+      assert.equal(failed?.error?.message, 'bad\ufffdmessage');
+
+      assert.equal(await rt.run('logs'), 'logged');
+      const [logged] = (await rt.list({ name: 'logs' })).tasks;
+      assert.deepEqual((await rt.output(logged!.id)).map((l) => l.text), ['lone \ufffd surrogate', 'nul \ufffd here']);
+
+      const handle = rt.start('prints');
+      await handle.result;
+      assert.deepEqual((await rt.output(handle.id)).map((l) => l.text), ['x\ufffdy']);
+
+      assert.deepEqual(await rt.run('ok', 'after'), { echo: 'after' });
+    });
+  });
+});

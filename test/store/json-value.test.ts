@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { hasTextPostgresRefuses, jsonProblem, replaceBadText, replaceBadTextDeep } from '../../src/store/json-value.ts';
+import { toPgJson } from '../../src/store/postgres/sql.ts';
+
+describe('json-value', () => {
+  it('jsonProblem names what JSON cannot carry, and passes what it can', () => {
+    for (const ok of [undefined, null, 0, 'text', true, { a: [1, 'x', null] }, [], new Date(0)]) assert.equal(jsonProblem(ok), undefined);
+    assert.match(jsonProblem(10n)!, /BigInt/);
+    assert.match(jsonProblem({ n: 1n })!, /BigInt/);
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    assert.match(jsonProblem(cycle)!, /as JSON/);
+    assert.match(jsonProblem({ f: () => 1 })!, /a function cannot be stored as JSON/);
+    assert.match(jsonProblem([Symbol('s')])!, /a symbol cannot be stored as JSON/);
+  });
+
+  it('finds NUL and unpaired surrogates in strings and keys, not in paired ones', () => {
+    assert.equal(hasTextPostgresRefuses('a\u0000b'), true);
+    assert.equal(hasTextPostgresRefuses('\ud800'), true);
+    assert.equal(hasTextPostgresRefuses('x\udc00'), true);
+    assert.equal(hasTextPostgresRefuses('😀 é \\u0000'), false);
+    assert.equal(hasTextPostgresRefuses({ a: ['ok', { b: 'n\u0000' }] }), true);
+    assert.equal(hasTextPostgresRefuses({ ['k\u0000']: 1 }), true);
+    assert.equal(hasTextPostgresRefuses({ a: ['ok', 1, null, { b: '😀' }] }), false);
+    const cycle: Record<string, unknown> = { s: 'fine' };
+    cycle.self = cycle;
+    assert.equal(hasTextPostgresRefuses(cycle), false);
+  });
+
+  it('replaces NUL and unpaired surrogates with U+FFFD and keeps the rest', () => {
+    assert.equal(replaceBadText('a\u0000b\ud800c😀'), 'a\ufffdb\ufffdc😀');
+    assert.equal(replaceBadText('plain'), 'plain');
+    assert.deepEqual(replaceBadTextDeep({ ['k\u0000']: ['x\u0000', 1, null, { d: new Date(0) }] }), { 'k\ufffd': ['x\ufffd', 1, null, { d: '1970-01-01T00:00:00.000Z' }] });
+  });
+
+  it('toPgJson is JSON.stringify unless PostgreSQL would refuse the text', () => {
+    const clean = { a: 'x', b: [1, 2], c: 'literal \\u0000 text' };
+    assert.equal(toPgJson(clean), JSON.stringify(clean));
+    assert.equal(toPgJson({ t: 'a\u0000b', e: '\udfff' }), JSON.stringify({ t: 'a\ufffdb', e: '\ufffd' }));
+  });
+});
