@@ -12,10 +12,16 @@
  * It also keeps the leases of this node alive (one heartbeat statement for all its running tasks and the claimed
  * ones waiting in the executor's buffer) and takes back
  * tasks whose lease expired anywhere (a node that died), putting them back in the queue.
+ *
+ * A batch the store refuses while it is reachable (`TROUPE_ERR_STORE`: one op in it cannot be written) is narrowed
+ * down: written in halves until the op is alone, so the others are not held up by it. An op refused alone
+ * {@link REFUSALS_BEFORE_GIVING_UP} times is given up: an outcome becomes a failure saying why (and if even that
+ * is refused, the task is left to its lease, and runs again), output lines and progress are dropped with an
+ * error in the log. A store that is unreachable is waited for instead, with backoff, and nothing is given up.
  */
 import type { Actor, ActorContext } from '../../src/actor/actor.ts';
 import type { Clock, TimerHandle } from '../../src/clock.ts';
-import { serializeError } from '../../src/errors.ts';
+import { ErrorCodes, TroupeError, isTroupeError, serializeError } from '../../src/errors.ts';
 import type { TaskId } from '../../src/ids.ts';
 import type { Logger } from '../../src/options.ts';
 import type { SettleOp, Store } from '../../src/store/store.ts';
@@ -49,6 +55,14 @@ interface PendingEnqueue {
   replyTo: string;
 }
 
+/** Times an op written alone is refused (with backoff between) before it is given up. */
+const REFUSALS_BEFORE_GIVING_UP = 3;
+
+/** The store is reachable but refused the write (as opposed to being unreachable, closed or corrupt). */
+function isRefusal(error: unknown): boolean {
+  return isTroupeError(error) ? error.code === ErrorCodes.STORE : true;
+}
+
 /**
  * Outcomes written together at most, when a burst of work keeps the event-loop turn from ending (a synchronous
  * store and a prefetch buffer can keep runs starting and ending in one turn). At 256,
@@ -77,6 +91,12 @@ export class Tracker implements Actor<TroupeMessage> {
   #stats = { enqueued: 0, settled: 0, batches: 0, recovered: 0 };
   #retryTimer: TimerHandle | undefined;
   #backoffMs = 100;
+  /** While a refused batch is being narrowed down: at most this many ops per write. */
+  #writeLimit: number | undefined;
+  /** The op written alone and refused, and how many times in a row. */
+  #refused: { op: SettleOp; times: number } | undefined;
+  /** Outcomes replaced by a failure because the store refused them. */
+  readonly #replaced = new WeakSet<TrackerSettle>();
   #storeHealth: { healthy: boolean; lastError?: string; since?: number } = { healthy: true };
 
   constructor(ctx: ActorContext<TroupeMessage>, deps: TrackerDeps) {
@@ -242,18 +262,33 @@ export class Tracker implements Actor<TroupeMessage> {
   #writeSettles(): void {
     if (this.#settleBusy || this.#retryTimer !== undefined) return;
     if (this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) return;
-    const settles = this.#settles;
-    const ops: SettleOp[] = [...this.#sideOps, ...this.#progress.values()];
-    const sideCount = ops.length;
-    for (const s of settles) ops.push(s.op);
+    let side: SettleOp[] = [...this.#sideOps, ...this.#progress.values()];
+    let settles = this.#settles;
     this.#settles = [];
     this.#sideOps = [];
     this.#progress = new Map();
+    const limit = this.#writeLimit;
+    if (limit !== undefined && side.length + settles.length > limit) {
+      // Narrowing down a refused batch: this write takes the first ops, the rest wait (in order) for the next.
+      const taken = Math.min(side.length, limit);
+      for (const op of side.slice(taken)) {
+        if (op.type === 'progress') this.#progress.set(op.id, op);
+        else this.#sideOps.push(op);
+      }
+      this.#settles = settles.slice(limit - taken);
+      settles = settles.slice(0, limit - taken);
+      side = side.slice(0, taken);
+    }
+    const ops: SettleOp[] = side;
+    const sideCount = ops.length;
+    for (const s of settles) ops.push(s.op);
     this.#settleBusy = true;
     this.#d.store.settle(ops).then(
       (applied) => {
         this.#settleBusy = false;
         this.#storeOk();
+        this.#refused = undefined;
+        if (this.#writeLimit !== undefined && this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) this.#writeLimit = undefined;
         this.#stats.batches++;
         this.#stats.settled += settles.length;
         let wake = false;
@@ -276,10 +311,27 @@ export class Tracker implements Actor<TroupeMessage> {
       },
       (error: unknown) => {
         this.#settleBusy = false;
-        // Nothing was written: keep the batch (outcomes first, in order) and try again with backoff. Running tasks
-        // go on meanwhile; their leases are only taken back by others if the store stays away past the lease.
+        // Nothing was written: keep the batch (outcomes first, in order) and try again.
         this.#settles = [...settles, ...this.#settles];
         this.#sideOps = [...ops.slice(0, sideCount).filter((op) => op.type === 'output'), ...this.#sideOps];
+        if (isRefusal(error)) {
+          if (ops.length > 1) {
+            // The store is there but refused one of these ops: write halves until it is alone.
+            this.#writeLimit = Math.ceil(ops.length / 2);
+            this.#writeSettles();
+            return;
+          }
+          const times = this.#refused?.op === ops[0] ? this.#refused.times + 1 : 1;
+          this.#refused = { op: ops[0]!, times };
+          if (times >= REFUSALS_BEFORE_GIVING_UP) {
+            this.#giveUp(ops[0]!, error);
+            this.#flushSettles();
+            this.#maybeAnswerFlush();
+            return;
+          }
+        }
+        // Unreachable, or refused alone: try again with backoff. Running tasks go on meanwhile; their leases are
+        // only taken back by others if the store stays away past the lease.
         this.#storeError(error);
         this.#retryTimer ??= this.#d.clock.setTimeout(() => {
           this.#retryTimer = undefined;
@@ -288,6 +340,36 @@ export class Tracker implements Actor<TroupeMessage> {
         this.#backoffMs = Math.min(this.#backoffMs * 2, 5000);
       },
     );
+  }
+
+  /**
+   * An op the store refused alone, again and again: an outcome is replaced by a failure that says why (which
+   * settles the task and answers its waiters); if that too is refused, the task is left to its lease (it runs
+   * again). Output lines and progress are dropped, with an error in the log.
+   */
+  #giveUp(op: SettleOp, error: unknown): void {
+    this.#refused = undefined;
+    const message = serializeError(error).message;
+    if (op.type === 'output' || op.type === 'progress') {
+      this.#sideOps = this.#sideOps.filter((o) => o !== op);
+      if (this.#progress.get(op.id) === op) this.#progress.delete(op.id);
+      this.#d.logger.error(op.type === 'output' ? 'output lines refused by the store; dropped' : 'progress refused by the store; dropped', { id: op.id, ...(op.type === 'output' ? { lines: op.lines.length } : {}), error: message });
+      return;
+    }
+    const index = this.#settles.findIndex((s) => s.op === op);
+    const s = this.#settles[index];
+    if (s === undefined) return;
+    if (this.#replaced.has(s)) {
+      this.#settles.splice(index, 1);
+      if (!s.held) this.#running = Math.max(0, this.#running - 1);
+      this.#d.logger.error('outcome refused by the store; the task runs again when its lease expires', { id: op.id, error: message });
+      return;
+    }
+    const failure = new TroupeError(ErrorCodes.STORE, `The outcome of \`${s.name}\` (${op.type}) could not be stored: ${message}`, { details: { permanent: true } });
+    const replaced: TrackerSettle = { ...s, op: { type: 'failed', id: op.id, owner: op.owner, attempt: op.attempt, at: op.at, error: serializeError(failure) } };
+    this.#replaced.add(replaced);
+    this.#settles[index] = replaced;
+    this.#d.logger.error('outcome refused by the store; the task fails instead', { id: op.id, error: message });
   }
 
   /**
