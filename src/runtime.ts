@@ -331,6 +331,11 @@ export class Runtime implements AsyncDisposable {
   readonly #flushRuns = (): void => {
     const tasks = this.#runBatch;
     this.#runBatch = [];
+    this.#submitRuns(tasks);
+  };
+
+  /** Enqueues the tasks of run() calls; when the store refuses a batch of several, each is tried alone. */
+  #submitRuns(tasks: NewTask[]): void {
     this.#submit(tasks).then(
       (results) => {
         for (let i = 0; i < tasks.length; i++) {
@@ -344,6 +349,11 @@ export class Runtime implements AsyncDisposable {
         }
       },
       (error: unknown) => {
+        if (tasks.length > 1 && isTroupeError(error) && error.code === ErrorCodes.STORE) {
+          // One caller's task may be what the store refused: the others must not fail for it.
+          for (const t of tasks) this.#submitRuns([t]);
+          return;
+        }
         for (const t of tasks) {
           const waiters = this.#waiters.get(t.id);
           this.#waiters.delete(t.id);
@@ -351,7 +361,7 @@ export class Runtime implements AsyncDisposable {
         }
       },
     );
-  };
+  }
 
   /** P2: starts a task and returns a handle to watch its output and progress, await its result, or cancel it. */
   start<O = unknown>(name: string, input?: unknown, options?: Omit<EnqueueOptions, 'key' | 'dedup'>): TaskHandle<O> {

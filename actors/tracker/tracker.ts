@@ -91,6 +91,8 @@ export class Tracker implements Actor<TroupeMessage> {
   #stats = { enqueued: 0, settled: 0, batches: 0, recovered: 0 };
   #retryTimer: TimerHandle | undefined;
   #backoffMs = 100;
+  /** Enqueue requests still to be written one by one, after a refused batch of several. */
+  #enqueueSolo = 0;
   /** While a refused batch is being narrowed down: at most this many ops per write. */
   #writeLimit: number | undefined;
   /** The op written alone and refused, and how many times in a row. */
@@ -199,8 +201,12 @@ export class Tracker implements Actor<TroupeMessage> {
 
   #flushEnqueues(): void {
     if (this.#enqueueBusy || this.#enqueues.length === 0) return;
-    const batch = this.#enqueues;
-    this.#enqueues = [];
+    // After a refused batch, the requests waiting then are written one by one: one caller's bad task is refused
+    // to that caller only.
+    const solo = this.#enqueueSolo > 0;
+    const batch = solo ? this.#enqueues.splice(0, 1) : this.#enqueues;
+    if (solo) this.#enqueueSolo--;
+    else this.#enqueues = [];
     this.#enqueueBusy = true;
     const tasks = batch.length === 1 ? batch[0]!.tasks : batch.flatMap((b) => b.tasks);
     this.#d.store.enqueue(tasks).then(
@@ -231,6 +237,13 @@ export class Tracker implements Actor<TroupeMessage> {
       },
       (error: unknown) => {
         this.#enqueueBusy = false;
+        if (batch.length > 1 && isRefusal(error)) {
+          // Several callers' requests went in one write and the store refused it: try each one alone.
+          this.#enqueues = [...batch, ...this.#enqueues];
+          this.#enqueueSolo = batch.length;
+          this.#flushEnqueues();
+          return;
+        }
         const serialized = serializeError(error);
         for (const { replyTo } of batch) this.#ctx.tell(replyTo, createErrorReply(serialized));
         this.#d.logger.error('enqueue failed', { error: serialized.message });

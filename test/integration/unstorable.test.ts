@@ -108,6 +108,23 @@ describe('unstorable values on PostgreSQL', { skip: PG_SKIP }, () => {
     });
   });
 
+  it('a task the store refuses at enqueue fails only its own caller', async () => {
+    await withStore(pgStore(), async (rt) => {
+      // Runs of one microtask share one enqueue, and so do enqueues arriving while one is written.
+      const runs = Promise.allSettled([rt.run('ok', 'a'), rt.run('ok', 'b', { key: 'bad\u0000key' }), rt.run('ok', 'c')]);
+      const enqueues = Promise.allSettled([rt.enqueue('ok', 'd', { key: 'worse\u0000key' }), rt.enqueue('ok', 'e')]);
+      const [a, b, c] = await runs;
+      assert.deepEqual([a.status, c.status], ['fulfilled', 'fulfilled']);
+      assert.equal(b.status, 'rejected');
+      assert.equal((b as PromiseRejectedResult).reason.code, ErrorCodes.STORE);
+      const [d, e] = await enqueues;
+      assert.equal(d.status, 'rejected');
+      assert.equal(e.status, 'fulfilled');
+      const inputs = (await rt.list()).tasks.map((t) => t.input).sort();
+      assert.deepEqual(inputs, ['a', 'c', 'e']);
+    });
+  });
+
   it('NUL and unpaired surrogates in errors, log lines, and command output are stored as U+FFFD', async () => {
     await withStore(pgStore(), async (rt) => {
       await assert.rejects(rt.run('throwsNul'), { code: ErrorCodes.TASK_FAILED });
