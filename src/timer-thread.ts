@@ -1,17 +1,19 @@
 /**
  * The timer thread behind precise timers ({@link systemClock}'s `setTimeoutAt`): one small worker thread per
  * process that sleeps in `Atomics.wait` until the earliest armed due time and then posts a message, so the main
- * thread waits for a precise slot asleep in its event loop (woken by the message) instead of checking the time
- * once per loop turn — a busy loop the OS preempts, which made slots late by up to 3 ms.
+ * thread waits for a precise slot asleep in its event loop (woken by the message a fraction of a millisecond ahead)
+ * instead of checking the time once per loop turn for the last 3 ms — a busy loop the OS preempts, which made
+ * slots late by up to 3 ms.
  *
  * Cost: the thread is a second V8 isolate, ≈8–10 MB of RSS (measured 8.0–8.1 MiB under tsx, 9.2–9.9 MB under
  * plain node), created on the first precise timer (a process that never arms one never pays it), unref'd (it
  * never keeps the process alive), and asleep except at a due time.
  *
  * Protocol, over one SharedArrayBuffer: the main thread writes the earliest due time (epoch ms, −1 for none) and
- * bumps a sequence number, then `Atomics.notify`s; the thread re-reads both whenever it wakes. When `Date.now()`
- * reads the due time the thread posts it once per sequence number, and sleeps until the main thread publishes
- * again. The main thread checks `Date.now()` itself before calling anything back, so a timer never fires early.
+ * bumps a sequence number, then `Atomics.notify`s; the thread re-reads both whenever it wakes. Just before (or
+ * when) `Date.now()` reads the due time the thread posts it once per sequence number, and sleeps until the main
+ * thread publishes again. The main thread checks `Date.now()` itself before calling anything back, so a timer never
+ * fires early.
  */
 import { Worker } from 'node:worker_threads';
 
@@ -21,28 +23,47 @@ export interface ThreadTimer {
   readonly at: number;
   /** `Date.now()` reads `at` or later: fire. Called once, after the timer was taken off the thread. */
   due(): void;
-  /** The thread cannot serve it (it failed, or woke early by the main thread's clock): wait some other way. */
+  /**
+   * The thread woke the main thread ahead of the tick to `at` (on purpose, by a fraction of a millisecond), or
+   * cannot serve it any more (it failed): wait on the main thread from here on.
+   */
   orphaned(): void;
 }
 
 /**
  * The thread's code (plain CommonJS, run with `eval`, so it needs no file next to the compiled module and no
- * loader of the parent). Before the due time it sleeps in one wait up to a millisecond ahead of it (`Date.now()`
- * counts whole milliseconds), then in {@link STEP_MS} steps until the clock reads it.
+ * loader of the parent). `Date.now()` counts whole milliseconds, so the thread times the tick itself: it sleeps in
+ * one wait until about 2 ms ahead, then in {@link STEP_MS} steps until it sees `Date.now()` turn to `at − 1`; the
+ * tick to `at` comes 1 ms after that edge (by the monotonic `performance.now()`), and the thread posts
+ * {@link LEAD_MS} before it, the time a message takes to wake the main thread. The main thread, woken just ahead
+ * of the tick, checks `Date.now()` once per loop turn for that last fraction of a millisecond. If the thread did
+ * not see the edge (it woke late), it steps until `Date.now()` reads `at` and posts then.
  */
 const STEP_MS = 0.02;
+/** How long before the tick to `at` the thread posts (a message takes ≈0.1–0.2 ms to wake the main thread). */
+export const LEAD_MS = 0.25;
 export const TIMER_THREAD_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
 const ctrl = new Int32Array(workerData.buffer, 0, 1);
 const due = new BigInt64Array(workerData.buffer, 8, 1);
 let postedSeq = -1;
+// The last Date.now() seen and when (performance.now()); the last tick seen close enough to time it.
+let seen = -1, seenHr = 0, edge = -1, edgeHr = 0;
 parentPort.postMessage('ready');
 for (;;) {
   const seq = Atomics.load(ctrl, 0);
   const at = Number(Atomics.load(due, 0));
   if (at < 0 || seq === postedSeq) { Atomics.wait(ctrl, 0, seq); continue; }
-  const left = at - Date.now();
-  if (left > 0) { Atomics.wait(ctrl, 0, seq, left > 1 ? left - 1 : ${STEP_MS}); continue; }
+  const now = Date.now();
+  const hr = performance.now();
+  if (now === seen + 1 && hr - seenHr < 0.2) { edge = now; edgeHr = hr; }
+  seen = now; seenHr = hr;
+  const left = at - now;
+  if (left > 2) { Atomics.wait(ctrl, 0, seq, left - 2); continue; }
+  if (left === 1 && edge === now) {
+    const wait = edgeHr + 1 - ${LEAD_MS} - hr;
+    if (wait > 0) { Atomics.wait(ctrl, 0, seq, wait); if (Atomics.load(ctrl, 0) !== seq) continue; }
+  } else if (left > 0) { Atomics.wait(ctrl, 0, seq, ${STEP_MS}); continue; }
   postedSeq = seq;
   parentPort.postMessage(at);
 }
@@ -157,7 +178,7 @@ export class TimerThread {
     let count = 0;
     while (count < this.#timers.length && this.#timers[count]!.at <= now) count++;
     const due = this.#timers.splice(0, count);
-    // Woken early by this thread's clock (it moved back?): those wait on the main thread instead.
+    // Woken ahead of the tick (on purpose, see LEAD_MS): those wait the rest on the main thread.
     let early = 0;
     while (early < this.#timers.length && this.#timers[early]!.at <= at) early++;
     const orphans = this.#timers.splice(0, early);
