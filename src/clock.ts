@@ -2,6 +2,7 @@
  * Time is injected. Delays, leases, heartbeats, backoff, cron slots and timeouts all read `clock.now()` and
  * arm `clock.setTimeout`, so tests drive time with `ManualClock.advance()` instead of sleeping.
  */
+import { sharedTimerThread, type ThreadTimer, type TimerThread } from './timer-thread.ts';
 
 export interface TimerHandle {
   /** Lets the process exit while the timer is pending (no-op on a manual clock). */
@@ -54,49 +55,107 @@ class LongTimer implements TimerHandle {
 }
 
 /**
- * How long before its due time a precise timer stops sleeping on `setTimeout` and polls instead. A Node timer
- * fires up to ≈1 ms late (whole-millisecond delays from a loop time that may be stale), more on a busy machine;
- * this margin covers that, and bounds the polling to about this long per firing.
+ * How long before its due time a precise timer without the timer thread stops sleeping on `setTimeout` and polls
+ * instead. A Node timer fires up to ≈1 ms late (whole-millisecond delays from a loop time that may be stale), more
+ * on a busy machine; this margin covers that, and bounds the polling to about this long per firing.
  */
 export const PRECISE_MARGIN_MS = 3;
 
 /**
- * A timer that fires as soon as `Date.now()` reaches its due time: it sleeps on `setTimeout` until
- * {@link PRECISE_MARGIN_MS} before it, then checks `Date.now()` once per event-loop turn (`setImmediate`, so I/O
- * and other callbacks still run between checks). `Date.now()` counts whole milliseconds and `at` is one, so the
- * callback never runs before `at` and typically runs within tens of microseconds after it.
+ * How long after its due time a precise timer armed on the timer thread fires by itself if the thread has not
+ * woken the main thread by then (a plain `setTimeout`, which also keeps the process alive for a timer that is not
+ * unref'd: the thread itself never does).
  */
-class PreciseTimer implements TimerHandle {
+export const THREAD_BACKSTOP_MS = 2;
+
+/**
+ * A timer that fires as soon as `Date.now()` reaches its due time, never before (`Date.now()` counts whole
+ * milliseconds and `at` is one). Two ways to wait:
+ *
+ * - On the process's {@link TimerThread} once it runs: the thread sleeps until the due time and wakes the main
+ *   thread with a message; the main thread stays asleep in its event loop until then. A plain timer
+ *   {@link THREAD_BACKSTOP_MS} after the due time is the backstop.
+ * - Without it (while it starts, or if it could not start or died; armed timers move over at once): `setTimeout`
+ *   until {@link PRECISE_MARGIN_MS} before the due time, then a check of `Date.now()` once per event-loop turn
+ *   (`setImmediate`, so I/O and other callbacks still run between checks).
+ */
+class PreciseTimer implements TimerHandle, ThreadTimer {
   #timer: ReturnType<typeof setTimeout> | LongTimer | undefined;
   #immediate: ReturnType<typeof setImmediate> | undefined;
   #unref = false;
   #cleared = false;
+  /** Armed on the thread. */
+  #onThread = false;
+  /** The thread gave it back: wait on the main thread from now on. */
+  #orphaned = false;
   readonly #fn: () => void;
-  readonly #at: number;
-  constructor(fn: () => void, at: number) {
+  readonly #thread: TimerThread | undefined;
+  readonly at: number;
+  constructor(fn: () => void, at: number, thread: TimerThread | undefined) {
     this.#fn = fn;
-    this.#at = at;
+    this.at = at;
+    this.#thread = thread;
     this.#step();
   }
   #step = (): void => {
     this.#timer = undefined;
     this.#immediate = undefined;
     if (this.#cleared) return;
-    const left = this.#at - Date.now();
+    const left = this.at - Date.now();
     if (left <= 0) {
-      this.#cleared = true;
-      this.#fn();
+      this.#fire();
       return;
     }
-    if (left > PRECISE_MARGIN_MS) {
-      const ms = left - PRECISE_MARGIN_MS;
-      this.#timer = ms > MAX_DELAY ? new LongTimer(this.#step, Date.now() + ms) : setTimeout(this.#step, ms);
-      if (this.#unref) this.#timer.unref();
+    if (!this.#orphaned && this.#thread?.add(this)) {
+      this.#onThread = true;
+      this.#arm(this.#backstop, left + THREAD_BACKSTOP_MS);
+    } else if (left > PRECISE_MARGIN_MS) {
+      this.#arm(this.#step, left - PRECISE_MARGIN_MS);
     } else {
       this.#immediate = setImmediate(this.#step);
       if (this.#unref) this.#immediate.unref();
     }
   };
+  #arm(fn: () => void, ms: number): void {
+    this.#timer = ms > MAX_DELAY ? new LongTimer(fn, Date.now() + ms) : setTimeout(fn, ms);
+    if (this.#unref) this.#timer.unref();
+  }
+  /** The thread has not called back {@link THREAD_BACKSTOP_MS} after the due time (as Node's timer counts). */
+  #backstop = (): void => {
+    this.#timer = undefined;
+    if (this.#cleared) return;
+    const left = this.at - Date.now();
+    // Node's timers count from a loop time that may be stale: not yet due by the clock, wait on.
+    if (left > 0) this.#arm(this.#backstop, left + THREAD_BACKSTOP_MS);
+    else this.#fire();
+  };
+  #clearTimers(): void {
+    if (this.#timer instanceof LongTimer) this.#timer.clear();
+    else clearTimeout(this.#timer);
+    clearImmediate(this.#immediate);
+    this.#timer = undefined;
+    this.#immediate = undefined;
+  }
+  #fire(): void {
+    this.#cleared = true;
+    if (this.#onThread) this.#thread?.remove(this);
+    this.#onThread = false;
+    this.#clearTimers();
+    this.#fn();
+  }
+  /** Called by the thread (already disarmed there): due by the main thread's clock. */
+  due(): void {
+    this.#onThread = false;
+    this.#clearTimers();
+    this.#step();
+  }
+  /** Called by the thread (already disarmed there): it cannot serve this timer. */
+  orphaned(): void {
+    this.#onThread = false;
+    this.#orphaned = true;
+    this.#clearTimers();
+    this.#step();
+  }
   unref(): this {
     this.#unref = true;
     this.#timer?.unref();
@@ -105,18 +164,26 @@ class PreciseTimer implements TimerHandle {
   }
   clear(): void {
     this.#cleared = true;
-    if (this.#timer instanceof LongTimer) this.#timer.clear();
-    else clearTimeout(this.#timer);
-    clearImmediate(this.#immediate);
+    if (this.#onThread) this.#thread?.remove(this);
+    this.#onThread = false;
+    this.#clearTimers();
   }
 }
 
-/** The real clock: `Date.now()` and the host's timers; `setTimeoutAt` is a {@link PreciseTimer}. */
+/**
+ * A precise timer (see {@link Clock.setTimeoutAt}) waiting on `thread` (default: the process's shared timer thread,
+ * started by the first call; `undefined`: none, the main thread polls). Cancel it with `systemClock.clearTimeout`.
+ */
+export function preciseTimeoutAt(fn: () => void, at: number, thread: TimerThread | undefined = sharedTimerThread()): TimerHandle {
+  return new PreciseTimer(fn, at, thread);
+}
+
+/** The real clock: `Date.now()` and the host's timers; `setTimeoutAt` is a precise timer ({@link preciseTimeoutAt}). */
 export const systemClock: Clock = Object.freeze({
   now: () => Date.now(),
   setTimeout: (fn: () => void, ms: number): TimerHandle =>
     ms > MAX_DELAY ? new LongTimer(fn, Date.now() + ms) : setTimeout(fn, Math.max(0, ms)),
-  setTimeoutAt: (fn: () => void, at: number): TimerHandle => new PreciseTimer(fn, at),
+  setTimeoutAt: (fn: () => void, at: number): TimerHandle => new PreciseTimer(fn, at, sharedTimerThread()),
   clearTimeout: (handle: TimerHandle | undefined) => {
     if (handle instanceof LongTimer || handle instanceof PreciseTimer) handle.clear();
     else if (handle !== undefined) clearTimeout(handle as ReturnType<typeof setTimeout>);

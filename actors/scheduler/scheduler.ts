@@ -281,7 +281,8 @@ export class Scheduler implements Actor<TroupeMessage> {
 
   /**
    * Arms the next slot in two steps: a plain timer {@link PREPARE_LEAD_MS} ahead of it builds the slot's tasks
-   * (#prepare), then the clock's precise timer fires them the moment the clock reads the slot (never before).
+   * (#prepare), then the clock's precise timer fires them the moment the clock reads the slot (never before; on
+   * the system clock it waits on the timer thread, see src/timer-thread.ts, so the event loop sleeps until then).
    * A plain timer alone fires about a millisecond late, plus the work that is now done ahead.
    */
   #armSchedules(): void {
