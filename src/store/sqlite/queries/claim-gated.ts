@@ -51,11 +51,14 @@ export function prepareGatedClaim(
     `SELECT name, grp, COUNT(*) AS n FROM tasks INDEXED BY tasks_running
      WHERE state = 'running' AND grp IS NOT NULL AND name IN (SELECT value FROM json_each(?)) GROUP BY name, grp`,
   );
+  // The index is pinned: statistics taken while the table held a row or two (a young file closed with `PRAGMA
+  // optimize`) made the planner scan every event instead (measured: 1.8 ms instead of 0.07 ms per rate-limited name
+  // with 50,000 events in the table).
   const recent = db.prepare<[string, number], { grp: string; n: number; oldest: number }>(
-    'SELECT grp, COUNT(*) AS n, MIN(at) AS oldest FROM rate_events WHERE name = ? AND at > ? GROUP BY grp',
+    'SELECT grp, COUNT(*) AS n, MIN(at) AS oldest FROM rate_events INDEXED BY rate_events_name WHERE name = ? AND at > ? GROUP BY grp',
   );
   const addEvent = db.prepare<[string, string, number]>('INSERT INTO rate_events (name, grp, at) VALUES (?, ?, ?)');
-  const prune = db.prepare<[string, number]>('DELETE FROM rate_events WHERE name = ? AND at <= ?');
+  const prune = db.prepare<[string, number]>('DELETE FROM rate_events INDEXED BY rate_events_name WHERE name = ? AND at <= ?');
   const ordered =
     strategy === 'weighted-random'
       ? undefined
