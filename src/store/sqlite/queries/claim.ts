@@ -19,7 +19,7 @@ import { needsGate } from '../../claim-gate.ts';
 import { prepareGatedClaim } from './claim-gated.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
-import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, dueOfName, prepareClaimableNames } from './claim-order.ts';
+import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, prepareClaimableNames, prepareDueOfName } from './claim-order.ts';
 import { rowPiece, statementsByRows, toTaskRecord } from './rows.ts';
 
 const FILTER = NAME_FILTER;
@@ -122,7 +122,7 @@ export function prepareClaim(
     };
   }
 
-  const select = db.prepare<[{ name: string; now: number; limit: number }], ClaimRow>(`SELECT ${CLAIM_COLUMNS} FROM tasks ${dueOfName(strategy)} LIMIT @limit`);
+  const select = prepareDueOfName(db, strategy);
   const claimable = prepareClaimableNames(db, strategy);
   const compare = COMPARE[strategy];
   return (request) => {
@@ -144,7 +144,7 @@ export function prepareClaim(
     };
     const fetch = (name: string, limit: number): ClaimRow[] => {
       flush();
-      return select.all({ name, now, limit });
+      return select({ name, now, limit });
     };
     const merge = new DueMerge(names, fetch, compare, request.limit);
     while (out.length < request.limit) {
