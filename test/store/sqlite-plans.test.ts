@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { createTaskId } from '../../src/ids.ts';
 import { GROUP_FILTER, PRUNE_EVENTS_SQL, RECENT_EVENTS_SQL } from '../../src/store/sqlite/queries/claim-gated.ts';
+import { leaseManySql } from '../../src/store/sqlite/queries/claim.ts';
 import { CLAIM_COLUMNS, NEXT_LEVEL, TOP_LEVEL, dueOfName } from '../../src/store/sqlite/queries/claim-order.ts';
 import { PURGE_HISTORY_SQL } from '../../src/store/sqlite/queries/purge.ts';
 import { ID_INDEX, succeedManySql } from '../../src/store/sqlite/queries/settle.ts';
@@ -96,6 +97,15 @@ const CASES: readonly PlanCase[] = [
       params: [successes(rows)],
       expect: new RegExp(`SEARCH tasks USING INDEX ${ID_INDEX} \\(id=\\?\\)`),
       forbid: /tasks_running|SCAN tasks/,
+    }),
+  ),
+  ...[2, 8, 64].map(
+    (rows): PlanCase => ({
+      what: `claim: the lease of ${rows} rows in one UPDATE`,
+      sql: leaseManySql(rows),
+      params: [['node0', T0 + 60_000, T0, T0, ...Array.from({ length: rows }, (_, i) => createTaskId(T0 + i))]],
+      expect: new RegExp(`SEARCH tasks USING INDEX ${ID_INDEX} \\(id=\\?\\)`),
+      forbid: /SCAN tasks/,
     }),
   ),
   ...(['', GROUP_FILTER] as const).map(

@@ -18,7 +18,7 @@ import type Database from 'better-sqlite3';
 import type { Strategy } from '../../store.ts';
 import { TASK_COLUMNS, type TaskRow } from './rows.ts';
 
-/** A claimable row and its rowid: the lease updates the row by rowid, one B-tree descent less than by id. */
+/** A claimable row and its rowid: a lease of one row updates it by rowid, one B-tree descent less than by id. */
 export type ClaimRow = TaskRow & { rid: number };
 
 /** The columns a claim selects (a `ClaimRow`). */
