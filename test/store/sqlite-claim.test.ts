@@ -95,7 +95,7 @@ describe('sqlite claim indexes', () => {
       try {
         const plan = db
           .prepare(`EXPLAIN QUERY PLAN SELECT id FROM tasks ${dueOfName(strategy)} LIMIT 10`)
-          .all({ name: 'x', now: T0 })
+          .all(strategy === 'priority' ? { name: 'x', now: T0, priority: 0 } : { name: 'x', now: T0 })
           .map((r) => (r as { detail: string }).detail)
           .join('\n');
         const index = strategy === 'priority' ? 'tasks_due_name_priority' : 'tasks_due_name';

@@ -7,12 +7,18 @@
  * however many of its names are excluded (paused, or at their cap): an index in global order would have to be
  * walked past every due row of an excluded name to find nothing. A claim whose names are all excluded runs no
  * query at all.
+ *
+ * priority reads a name one priority level at a time (`prepareDueOfName`): the due rows of a level are a range of
+ * the index in claim order (name, priority, run_at ≤ now), and the next level down is one seek. A single statement
+ * over all levels has no plan that is right for every queue: walking the name in index order reads past every
+ * not-yet-due row of the higher levels, and the skip-scan the planner picks when its statistics say few rows are
+ * due reads and sorts every due row of the name (both measured below, at prepareDueOfName).
  */
 import type Database from 'better-sqlite3';
 import type { Strategy } from '../../store.ts';
 import { TASK_COLUMNS, type TaskRow } from './rows.ts';
 
-/** A claimable row and its rowid: the lease updates the row by rowid, one B-tree descent less than by id. */
+/** A claimable row and its rowid: a lease of one row updates it by rowid, one B-tree descent less than by id. */
 export type ClaimRow = TaskRow & { rid: number };
 
 /** The columns a claim selects (a `ClaimRow`). */
@@ -33,15 +39,53 @@ export const NAME_INDEX: Readonly<Record<OrderedStrategy, string>> = Object.free
   priority: 'tasks_due_name_priority',
 });
 
-const ORDER_BY: Readonly<Record<OrderedStrategy, string>> = Object.freeze({
+/** The claim order of fifo and lifo (priority is read level by level: prepareDueOfName). */
+const ORDER_BY: Readonly<Record<Exclude<OrderedStrategy, 'priority'>, string>> = Object.freeze({
   fifo: 'run_at, id',
   lifo: 'run_at DESC, id DESC',
-  priority: 'priority DESC, run_at, id',
 });
 
-/** `FROM tasks <this> LIMIT @limit`: the due rows of `@name` passing `filter`, in the strategy's order. */
+/**
+ * `FROM tasks <this> LIMIT @limit`: the due rows of `@name` passing `filter`, in the strategy's order; for priority,
+ * those of one level (`@priority`), in the order within it.
+ */
 export function dueOfName(strategy: OrderedStrategy, filter = ''): string {
+  if (strategy === 'priority') return `INDEXED BY ${NAME_INDEX.priority} WHERE name = @name AND priority = @priority AND ${DUE} ${filter} ORDER BY run_at, id`;
   return `INDEXED BY ${NAME_INDEX[strategy]} WHERE name = @name AND ${DUE} ${filter} ORDER BY ${ORDER_BY[strategy]}`;
+}
+
+/** The claimable rows of a name whose priority is below `@below`: the next level down is the first one's. */
+export const NEXT_LEVEL = `SELECT priority FROM tasks INDEXED BY ${NAME_INDEX.priority}
+  WHERE name = @name AND state IN ('queued', 'scheduled', 'retrying') AND priority < @below ORDER BY priority DESC LIMIT 1`;
+/** The highest priority among the claimable rows of a name. */
+export const TOP_LEVEL = `SELECT priority FROM tasks INDEXED BY ${NAME_INDEX.priority}
+  WHERE name = @name AND state IN ('queued', 'scheduled', 'retrying') ORDER BY priority DESC LIMIT 1`;
+
+/** What a fetch of one name's due rows binds (plus the parameters of its filter). */
+export type DueParams = { name: string; now: number; limit: number } & Record<string, unknown>;
+
+/**
+ * Why: the first `limit` due rows of a name in the strategy's order, each fetch reading about as many rows as it
+ * returns whatever the statistics in the file say. fifo and lifo: one statement. priority: level by level, from the
+ * highest, one seek per level plus the level's due rows. Measured, a claim of 64 (lease included) with one
+ * statement for all levels vs level by level: 100,000 due tasks on three levels, statistics taken while they were
+ * all scheduled for later (the planner chose a skip-scan and sorted every due row): 10.9 ms vs 1.1 ms; 20,000 due
+ * behind 100,000 higher-priority tasks not yet due, statistics taken while nothing was claimable (the name walked in
+ * order, past every one of them): 6.0 ms vs 0.85 ms; 100,000 due, statistics that fit: 0.99 ms vs 1.00 ms.
+ */
+export function prepareDueOfName(db: Database.Database, strategy: OrderedStrategy, filter = ''): (params: DueParams) => ClaimRow[] {
+  const rows = db.prepare<[DueParams], ClaimRow>(`SELECT ${CLAIM_COLUMNS} FROM tasks ${dueOfName(strategy, filter)} LIMIT @limit`);
+  if (strategy !== 'priority') return (params) => rows.all(params);
+  const top = db.prepare<[{ name: string }], number>(TOP_LEVEL).pluck();
+  const next = db.prepare<[{ name: string; below: number }], number>(NEXT_LEVEL).pluck();
+  return (params) => {
+    const out: ClaimRow[] = [];
+    const { name, limit } = params;
+    for (let level = top.get({ name }); level !== undefined && out.length < limit; level = next.get({ name, below: level })) {
+      for (const row of rows.all({ ...params, priority: level, limit: limit - out.length })) out.push(row);
+    }
+    return out;
+  };
 }
 
 type Keys = Pick<TaskRow, 'id' | 'priority' | 'run_at'>;

@@ -19,8 +19,9 @@ import { needsGate } from '../../claim-gate.ts';
 import { prepareGatedClaim } from './claim-gated.ts';
 import type { FlowQueries } from './flow.ts';
 import type { RecordTransition } from './record-transition.ts';
-import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, dueOfName, prepareClaimableNames } from './claim-order.ts';
+import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, prepareClaimableNames, prepareDueOfName } from './claim-order.ts';
 import { rowPiece, statementsByRows, toTaskRecord } from './rows.ts';
+import { ID_INDEX } from './settle.ts';
 
 const FILTER = NAME_FILTER;
 
@@ -122,7 +123,7 @@ export function prepareClaim(
     };
   }
 
-  const select = db.prepare<[{ name: string; now: number; limit: number }], ClaimRow>(`SELECT ${CLAIM_COLUMNS} FROM tasks ${dueOfName(strategy)} LIMIT @limit`);
+  const select = prepareDueOfName(db, strategy);
   const claimable = prepareClaimableNames(db, strategy);
   const compare = COMPARE[strategy];
   return (request) => {
@@ -137,20 +138,20 @@ export function prepareClaim(
     const { now } = request;
     // Taken rows are leased together, by one UPDATE, before the next fetch (they must have left the index by then)
     // and at the end: one statement per claim in the common case instead of one per task.
-    const rids: number[] = [];
+    const ids: string[] = [];
     const flush = (): void => {
-      if (rids.length > 0) leaseMany(rids, request);
-      rids.length = 0;
+      if (ids.length > 0) leaseMany(ids, request);
+      ids.length = 0;
     };
     const fetch = (name: string, limit: number): ClaimRow[] => {
       flush();
-      return select.all({ name, now, limit });
+      return select({ name, now, limit });
     };
     const merge = new DueMerge(names, fetch, compare, request.limit);
     while (out.length < request.limit) {
       const row = merge.next(request.limit - out.length);
       if (!row) break;
-      rids.push(row.rid);
+      ids.push(row.id);
       out.push(leased(row, request));
       const cap = caps.get(row.name);
       if (cap !== undefined) {
@@ -167,21 +168,28 @@ export function prepareClaim(
 const LEASE_CHUNK = 64;
 
 /**
- * Why: the lease of many rows in one statement (`rowid IN (?, …)`, prepared for power-of-two lengths up to
- * LEASE_CHUNK when first needed: see rowPiece), the same change `take` makes to each row.
+ * The lease of `n` rows by id. By id through the pinned id index, not by rowid: `rowid IN (…)` cannot be pinned, and
+ * with the statistics of a young file (`PRAGMA optimize` at the first close analyzes a table of a few hundred rows
+ * or less) the planner scanned the whole table for a lease of 8 or 64 rows instead. Measured on 100,000 tasks:
+ * statistics of 3 rows, 64 rows 7.1 ms by rowid → 1.4 ms by id; statistics that fit, 1.33 ms → 1.47 ms (one B-tree
+ * descent more per row).
  */
-function prepareLeaseMany(db: Database.Database): (rids: readonly number[], request: ClaimRequest) => void {
-  const statementOf = statementsByRows((_n, values) =>
-    db.prepare(
-      `UPDATE tasks SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
-         progress = NULL WHERE rowid IN (${values('?')})`,
-    ),
-  );
-  return (rids, request) => {
+export function leaseManySql(rows: number): string {
+  return `UPDATE tasks INDEXED BY ${ID_INDEX} SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?,
+     updated_at = ?, progress = NULL WHERE id IN (${Array.from({ length: rows }, () => '?').join(', ')})`;
+}
+
+/**
+ * Why: the lease of many rows in one statement (leaseManySql, prepared for power-of-two lengths up to LEASE_CHUNK
+ * when first needed: see rowPiece), the same change `take` makes to each row.
+ */
+function prepareLeaseMany(db: Database.Database): (ids: readonly string[], request: ClaimRequest) => void {
+  const statementOf = statementsByRows((n) => db.prepare(leaseManySql(n)));
+  return (ids, request) => {
     const { owner, now } = request;
-    for (let done = 0; done < rids.length; ) {
-      const n = rowPiece(rids.length - done, LEASE_CHUNK);
-      statementOf(n).run(owner, now + request.leaseMs, now, now, ...rids.slice(done, done + n));
+    for (let done = 0; done < ids.length; ) {
+      const n = rowPiece(ids.length - done, LEASE_CHUNK);
+      statementOf(n).run(owner, now + request.leaseMs, now, now, ...ids.slice(done, done + n));
       done += n;
     }
   };
