@@ -21,10 +21,19 @@ async function onlineThread(options?: ConstructorParameters<typeof TimerThread>[
   return thread;
 }
 
+/** Runs `fn` with a started timer thread, and terminates the thread whatever happens. */
+async function withThread(fn: (thread: Awaited<ReturnType<typeof onlineThread>>) => Promise<void>): Promise<void> {
+  const thread = await onlineThread();
+  try {
+    await fn(thread);
+  } finally {
+    await thread.terminate();
+  }
+}
+
 describe('TimerThread', () => {
-  it('wakes the main thread for armed timers, never before Date.now() reads their due time', async () => {
-    const thread = await onlineThread();
-    try {
+  it('wakes the main thread for armed timers, never before Date.now() reads their due time', () =>
+    withThread(async (thread) => {
       for (const ahead of [0, 1, 2, 5, 20]) {
         const at = Date.now() + ahead;
         const fired = firedAt(at, thread);
@@ -33,14 +42,10 @@ describe('TimerThread', () => {
         assert.ok(seen >= at, `fired at ${seen}, due ${at}`);
         assert.equal(thread.pending, 0);
       }
-    } finally {
-      await thread.terminate();
-    }
-  });
+    }));
 
-  it('fires many timers in due order; an earlier one armed later interrupts the wait; cleared ones never fire', async () => {
-    const thread = await onlineThread();
-    try {
+  it('fires many timers in due order; an earlier one armed later interrupts the wait; cleared ones never fire', () =>
+    withThread(async (thread) => {
       const base = Date.now() + 30;
       const fired: Array<[string, number]> = [];
       const arm = (label: string, at: number) => preciseTimeoutAt(() => fired.push([label, Date.now() - at]), at, thread);
@@ -57,14 +62,10 @@ describe('TimerThread', () => {
       assert.deepEqual(fired.map(([label]) => label), ['a', 'a2', 'b', 'c']);
       for (const [label, late] of fired) assert.ok(late >= 0, `${label} fired ${late} ms early`);
       assert.equal(thread.pending, 0);
-    } finally {
-      await thread.terminate();
-    }
-  });
+    }));
 
-  it('clearing a timer after it fired is harmless', async () => {
-    const thread = await onlineThread();
-    try {
+  it('clearing a timer after it fired is harmless', () =>
+    withThread(async (thread) => {
       let calls = 0;
       let handle: ReturnType<typeof preciseTimeoutAt> | undefined;
       await new Promise<void>((resolve) => {
@@ -76,10 +77,7 @@ describe('TimerThread', () => {
       systemClock.clearTimeout(handle);
       await new Promise<void>((resolve) => preciseTimeoutAt(resolve, Date.now() + 3, thread));
       assert.equal(calls, 1);
-    } finally {
-      await thread.terminate();
-    }
-  });
+    }));
 
   it('a worker that cannot start leaves timers to the main thread (they still fire, never early)', async () => {
     const thread = new TimerThread({ source: 'throw new Error("no timer thread here")' });

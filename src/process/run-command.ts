@@ -178,22 +178,18 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     }
   });
   const stderr = new LineSplitter(spec.maxBytes, (text) => deliver('stderr', text));
-  subprocess.stdout?.on('data', (chunk: Uint8Array) => {
-    stdout.write(chunk);
-    flush('stdout');
-  });
-  subprocess.stdout?.once('end', () => {
-    stdout.end();
-    flush('stdout');
-  });
-  subprocess.stderr?.on('data', (chunk: Uint8Array) => {
-    stderr.write(chunk);
-    flush('stderr');
-  });
-  subprocess.stderr?.once('end', () => {
-    stderr.end();
-    flush('stderr');
-  });
+  // Each pipe chunk is split into lines, and the lines it completed go to `onLines` together.
+  const pipes = [['stdout', subprocess.stdout, stdout], ['stderr', subprocess.stderr, stderr]] as const;
+  for (const [stream, pipe, splitter] of pipes) {
+    pipe?.on('data', (chunk: Uint8Array) => {
+      splitter.write(chunk);
+      flush(stream);
+    });
+    pipe?.once('end', () => {
+      splitter.end();
+      flush(stream);
+    });
+  }
 
   let drain: NodeJS.Timeout | undefined;
   if (pid !== undefined) {
