@@ -10,16 +10,45 @@ export function jsonProblem(value: unknown): string | undefined {
   const t = typeof value;
   if (t === 'number' || t === 'boolean' || t === 'string') return undefined;
   try {
-    // The replacer turns what JSON.stringify would silently drop into an error too.
-    JSON.stringify(value, (_key, v: unknown) => {
-      if (typeof v === 'function' || typeof v === 'symbol') throw new TypeError(`a ${typeof v} cannot be stored as JSON`);
-      return v;
-    });
+    // A walk over what JSON.stringify would visit, without building the text (the store builds it once).
+    return walk(value, '', new Set());
   } catch (error) {
-    const message = (error as Error).message ?? String(error);
-    return message.includes('as JSON') ? message : `it cannot be stored as JSON (${message})`;
+    // a getter or toJSON that throws
+    return `it cannot be stored as JSON (${(error as Error)?.message ?? String(error)})`;
   }
-  return undefined;
+}
+
+function walk(value: unknown, key: string, open: Set<object>): string | undefined {
+  if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    value = (value as { toJSON(key: string): unknown }).toJSON(key);
+  }
+  switch (typeof value) {
+    case 'bigint':
+      return 'it cannot be stored as JSON (Do not know how to serialize a BigInt)';
+    case 'function':
+    case 'symbol':
+      return `a ${typeof value} cannot be stored as JSON`;
+    case 'object': {
+      if (value === null) return undefined;
+      if (open.has(value)) return 'it cannot be stored as JSON (it holds a cycle)';
+      open.add(value);
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const problem = walk(value[i], String(i), open);
+          if (problem !== undefined) return problem;
+        }
+      } else {
+        for (const k of Object.keys(value)) {
+          const problem = walk((value as Record<string, unknown>)[k], k, open);
+          if (problem !== undefined) return problem;
+        }
+      }
+      open.delete(value);
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
 }
 
 /** A NUL, or a surrogate without its pair (matched by code unit: no `u` flag). */

@@ -13,6 +13,16 @@ describe('json-value', () => {
     assert.match(jsonProblem(cycle)!, /as JSON/);
     assert.match(jsonProblem({ f: () => 1 })!, /a function cannot be stored as JSON/);
     assert.match(jsonProblem([Symbol('s')])!, /a symbol cannot be stored as JSON/);
+    const shared = { x: 1 };
+    assert.equal(jsonProblem({ a: shared, b: [shared, shared] }), undefined, 'a value met twice is not a cycle');
+    const loop: unknown[] = [];
+    loop.push({ back: loop });
+    assert.match(jsonProblem({ deep: loop })!, /cycle/);
+    assert.match(jsonProblem({ v: { toJSON: () => 2n } })!, /BigInt/, 'what toJSON returns is what is stored');
+    assert.equal(jsonProblem({ v: { toJSON: () => 'fine', bad: 1n } }), undefined);
+    const throwing = Object.defineProperty({}, 'boom', { enumerable: true, get: () => { throw new Error('no access'); } });
+    assert.match(jsonProblem(throwing)!, /no access/);
+    assert.equal(jsonProblem({ f: undefined, n: NaN, m: new Map([[1, 2]]) }), undefined, 'what JSON turns into null or {} is not refused');
   });
 
   it('finds NUL and unpaired surrogates in strings and keys, not in paired ones', () => {
