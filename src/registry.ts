@@ -169,10 +169,13 @@ export class Registry {
     return [...this.#tasks.values()];
   }
 
-  /** Runs the task's validator (if any) and checks the input can be stored as JSON. */
-  async validateInput(task: ResolvedTask, input: unknown): Promise<unknown> {
+  /**
+   * Runs the task's validator (if any), then `check` on the value it returned: by default, that it can be stored
+   * as JSON (the runtime passes its store's own check).
+   */
+  async validateInput(task: ResolvedTask, input: unknown, check: (value: unknown, name: string) => void = assertJson): Promise<unknown> {
     const value = task.validate ? await task.validate(input) : input;
-    assertJson(value, task.name);
+    check(value, task.name);
     return value;
   }
 

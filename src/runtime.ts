@@ -484,7 +484,7 @@ export class Runtime implements AsyncDisposable {
     if (overlap !== 'skip' && overlap !== 'queue' && overlap !== 'allow') throw invalidOption('schedule.overlap', "'skip', 'queue' or 'allow'", overlap);
     const id = s.id ?? name;
     if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id)) throw invalidOption('schedule.id', 'a name of letters, digits, ".", "_", ":" or "-"', id);
-    const value = await this.#registry.validateInput(def, input);
+    const value = await this.#registry.validateInput(def, input, this.#checkInput);
     const existing = await this.#store.getSchedule(id);
     const record: ScheduleRecord = {
       id,
@@ -825,19 +825,18 @@ export class Runtime implements AsyncDisposable {
       task.options = { ...(retry ? { retry } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(trace ? { trace } : {}) };
     }
     if (!def.validate) return task;
-    return this.#registry.validateInput(def, input).then((value) => {
-      this.#checkInput(value, def.name);
+    return this.#registry.validateInput(def, input, this.#checkInput).then((value) => {
       task.input = value === undefined ? null : value;
       return task;
     });
   }
 
   /** Refuses an input the store cannot keep (Store.unstorable; a store without it: what JSON cannot carry). */
-  #checkInput(input: unknown, name: string): void {
+  readonly #checkInput = (input: unknown, name: string): void => {
     if (input === undefined || input === null || typeof input === 'number' || typeof input === 'boolean') return;
     const problem = this.#store.unstorable ? this.#store.unstorable(input) : jsonProblem(input);
     if (problem !== undefined) throw new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${name}\` cannot be stored: ${problem}`);
-  }
+  };
 
   /** Group and rate limits of the registered definitions, for every claim (rebuilt after a registration). */
   #claimLimits(): { groupLimits?: Record<string, number>; rateLimits?: Record<string, RateLimit> } {

@@ -4,25 +4,34 @@
  * (an enqueue is refused, a result fails its task) instead of failing a whole write batch later.
  */
 
-/** Why `value` cannot be stored as JSON (a function, symbol or BigInt inside, or a cycle), or undefined. */
-export function jsonProblem(value: unknown): string | undefined {
+/** Why a string or key cannot be stored, or undefined (a store's own rule for text, see `postgresTextProblem`). */
+export type TextRule = (text: string) => string | undefined;
+
+/**
+ * Why `value` cannot be stored as JSON (a function, symbol or BigInt inside, or a cycle), or undefined. With
+ * `text`, every string and key must also pass that rule (checked in the same walk).
+ */
+export function jsonProblem(value: unknown, text?: TextRule): string | undefined {
   if (value === undefined || value === null) return undefined;
   const t = typeof value;
-  if (t === 'number' || t === 'boolean' || t === 'string') return undefined;
+  if (t === 'number' || t === 'boolean') return undefined;
+  if (t === 'string') return text?.(value as string);
   try {
     // A walk over what JSON.stringify would visit, without building the text (the store builds it once).
-    return walk(value, '', new Set());
+    return walk(value, '', new Set(), text);
   } catch (error) {
     // a getter or toJSON that throws
     return `it cannot be stored as JSON (${(error as Error)?.message ?? String(error)})`;
   }
 }
 
-function walk(value: unknown, key: string, open: Set<object>): string | undefined {
+function walk(value: unknown, key: string, open: Set<object>, text: TextRule | undefined): string | undefined {
   if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
     value = (value as { toJSON(key: string): unknown }).toJSON(key);
   }
   switch (typeof value) {
+    case 'string':
+      return text?.(value);
     case 'bigint':
       return 'it cannot be stored as JSON (Do not know how to serialize a BigInt)';
     case 'function':
@@ -34,12 +43,12 @@ function walk(value: unknown, key: string, open: Set<object>): string | undefine
       open.add(value);
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          const problem = walk(value[i], String(i), open);
+          const problem = walk(value[i], String(i), open, text);
           if (problem !== undefined) return problem;
         }
       } else {
         for (const k of Object.keys(value)) {
-          const problem = walk((value as Record<string, unknown>)[k], k, open);
+          const problem = (text === undefined ? undefined : text(k)) ?? walk((value as Record<string, unknown>)[k], k, open, text);
           if (problem !== undefined) return problem;
         }
       }
@@ -61,17 +70,10 @@ function hasBadText(s: string): boolean {
 }
 
 /**
- * Whether any string or key of a JSON value holds a NUL character or an unpaired surrogate: PostgreSQL's `text`
- * cannot hold NUL, and `jsonb` refuses `\u0000` and unpaired surrogate escapes.
+ * PostgreSQL's rule for text: `text` cannot hold NUL, and `jsonb` refuses `\u0000` and unpaired surrogate escapes.
  */
-export function hasTextPostgresRefuses(value: unknown, seen: Set<object> = new Set()): boolean {
-  if (typeof value === 'string') return hasBadText(value);
-  if (value === null || typeof value !== 'object' || seen.has(value)) return false;
-  seen.add(value);
-  if (Array.isArray(value)) return value.some((v) => hasTextPostgresRefuses(v, seen));
-  for (const [k, v] of Object.entries(value)) if (hasBadText(k) || hasTextPostgresRefuses(v, seen)) return true;
-  return false;
-}
+export const postgresTextProblem: TextRule = (s) =>
+  hasBadText(s) ? 'it holds a NUL character (\\u0000) or an unpaired surrogate, which PostgreSQL cannot store' : undefined;
 
 /** `s` with each NUL and unpaired surrogate replaced by U+FFFD, as undecodable bytes are. */
 export function replaceBadText(s: string): string {

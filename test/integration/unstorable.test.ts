@@ -104,6 +104,8 @@ describe('unstorable values on PostgreSQL', { skip: PG_SKIP }, () => {
       await assert.rejects(rt.enqueue('ok', '\udc00'), { code: ErrorCodes.INVALID_INPUT });
       await assert.rejects(rt.enqueue('ok', { ['k\u0000']: 1 }), { code: ErrorCodes.INVALID_INPUT });
       assert.equal((await rt.list()).tasks.length, 0);
+      await assert.rejects(rt.schedule('ok', { every: '1h' }, { s: 'a\u0000b' }), { code: ErrorCodes.INVALID_INPUT }, 'a schedule is refused at creation, not at every slot');
+      assert.deepEqual(await rt.schedules(), []);
       assert.deepEqual(await rt.run('ok', { s: 'a\\u0000b 😀' }), { echo: { s: 'a\\u0000b 😀' } }, 'a backslash followed by u0000 is plain text');
     });
   });

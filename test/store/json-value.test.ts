@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { hasTextPostgresRefuses, jsonProblem, replaceBadText, replaceBadTextDeep } from '../../src/store/json-value.ts';
+import { jsonProblem, postgresTextProblem, replaceBadText, replaceBadTextDeep } from '../../src/store/json-value.ts';
+
+/** Whether PostgreSQL's text rule refuses some string or key of a value. */
+const hasTextPostgresRefuses = (value: unknown): boolean => /PostgreSQL/.test(jsonProblem(value, postgresTextProblem) ?? '');
 import { toPgJson } from '../../src/store/postgres/sql.ts';
 
 describe('json-value', () => {

@@ -64,7 +64,7 @@ import { retry } from './queries/retry.ts';
 import { deleteSchedule, getSchedule, listSchedules, markScheduleSlot, saveSchedule } from './queries/schedules.ts';
 import { needsTransaction, settle } from './queries/settle.ts';
 import { createNames, type PgNames } from './sql.ts';
-import { hasTextPostgresRefuses, jsonProblem } from '../json-value.ts';
+import { jsonProblem, postgresTextProblem } from '../json-value.ts';
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** Time source for reconnect backoff. @default systemClock */
@@ -359,10 +359,7 @@ class PgStore implements PostgresStore {
    * surrogate in any string or key is refused (PostgreSQL's text cannot hold NUL; jsonb refuses both escapes).
    */
   unstorable(value: unknown): string | undefined {
-    const problem = jsonProblem(value);
-    if (problem !== undefined) return problem;
-    if (value === null || (typeof value !== 'object' && typeof value !== 'string')) return undefined;
-    return hasTextPostgresRefuses(value) ? 'it holds a NUL character (\\u0000) or an unpaired surrogate, which PostgreSQL cannot store' : undefined;
+    return jsonProblem(value, postgresTextProblem);
   }
 
   close(): Promise<void> {
