@@ -50,6 +50,7 @@ import { ClaimGate, limitedNames, needsGate, pairKey } from './claim-gate.ts';
 import type {
   CancelResult,
   ClaimRequest,
+  EnqueueAndClaimResult,
   EnqueueResult,
   ListFilter,
   ListPage,
@@ -182,6 +183,20 @@ class MemoryStore implements Store, AsyncDisposable {
 
   async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
     this.#assertOpen();
+    const results = this.#enqueueNow(tasks);
+    this.#emitChanges();
+    return results;
+  }
+
+  async enqueueAndClaim(tasks: readonly NewTask[], request: ClaimRequest): Promise<EnqueueAndClaimResult> {
+    this.#assertOpen();
+    const results = this.#enqueueNow(tasks);
+    const claimed = this.#claimNow(request);
+    this.#emitChanges();
+    return { results, claimed };
+  }
+
+  #enqueueNow(tasks: readonly NewTask[]): EnqueueResult[] {
     const results: EnqueueResult[] = [];
     /** Flow parents of this batch that were not created (their key matched): their children are not either. */
     let skipped: Map<TaskId, EnqueueResult> | undefined;
@@ -208,7 +223,6 @@ class MemoryStore implements Store, AsyncDisposable {
       }
       results.push(this.#insert(t));
     }
-    this.#emitChanges();
     return results;
   }
 
@@ -290,6 +304,10 @@ class MemoryStore implements Store, AsyncDisposable {
 
   async claim(request: ClaimRequest): Promise<TaskRecord[]> {
     this.#assertOpen();
+    return this.#claimNow(request);
+  }
+
+  #claimNow(request: ClaimRequest): TaskRecord[] {
     const { owner, limit, leaseMs, now } = request;
     if (!(limit > 0)) return [];
     this.#promoteDue(now);

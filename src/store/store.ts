@@ -44,6 +44,12 @@ export interface EnqueueResult {
   state: TaskState;
 }
 
+/** What `enqueueAndClaim` did: the enqueue's results, in order, and the tasks its claim leased. */
+export interface EnqueueAndClaimResult {
+  results: EnqueueResult[];
+  claimed: TaskRecord[];
+}
+
 export interface ClaimRequest {
   /** Node identity that will hold the leases. */
   owner: string;
@@ -171,6 +177,13 @@ export interface Store {
    * request's name, group and rate limits. A claimed flow parent comes with its children's outcomes (`children`).
    */
   claim(request: ClaimRequest): Promise<TaskRecord[]>;
+  /**
+   * `enqueue(tasks)` then `claim(request)`, in one transaction: exactly what the two calls would do one after the
+   * other (the claim takes due tasks in strategy order, new or not, within the request's limits). An idle node
+   * uses it so that a new task starts without a second write and a second trip through the actors. Optional: a
+   * store without it is enqueued to and claimed from separately.
+   */
+  enqueueAndClaim?(tasks: readonly NewTask[], request: ClaimRequest): Promise<EnqueueAndClaimResult>;
   /** Extends the leases of `owner`'s running tasks (all of them, or `ids`). Returns how many were extended. */
   heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number>;
   /** Applies outcomes in one transaction; `applied[i]` says whether op i changed the task. */

@@ -22,6 +22,7 @@ import { resolveStoreOptions, type ResolvedStoreOptions } from '../pick.ts';
 import type {
   CancelResult,
   ClaimRequest,
+  EnqueueAndClaimResult,
   EnqueueResult,
   ListFilter,
   ListPage,
@@ -97,6 +98,8 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
         throw error;
       }
     });
+  const enqueue = prepareEnqueue(db, record, flow);
+  const claim = prepareClaim(db, options.strategy, options.random, record, flow);
   const output = prepareOutput(db, options.maxOutputLines);
   const settle = prepareSettle(db, record, output, flow);
   const schedules = prepareSchedules(db);
@@ -110,8 +113,12 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
     schedules,
     meta: prepareMeta(db),
     flow,
-    enqueue: tx(prepareEnqueue(db, record, flow)),
-    claim: tx(prepareClaim(db, options.strategy, options.random, record, flow)),
+    enqueue: tx(enqueue),
+    claim: tx(claim),
+    enqueueAndClaim: tx((tasks: readonly NewTask[], request: ClaimRequest): EnqueueAndClaimResult => {
+      const results = enqueue(tasks);
+      return { results, claimed: request.limit > 0 ? claim(request) : [] };
+    }),
     settle: tx(settle),
     cancel: tx(prepareCancel(db, record, flow)),
     retry: tx(prepareRetry(db, record)),
@@ -172,6 +179,10 @@ class SqliteStore implements Store, AsyncDisposable {
   async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
     if (tasks.length === 0) return this.#run(() => []);
     return this.#run((q) => q.enqueue.immediate(tasks));
+  }
+
+  async enqueueAndClaim(tasks: readonly NewTask[], request: ClaimRequest): Promise<EnqueueAndClaimResult> {
+    return this.#run((q) => q.enqueueAndClaim.immediate(tasks, request));
   }
 
   async claim(request: ClaimRequest): Promise<TaskRecord[]> {

@@ -1,8 +1,9 @@
 /** Contract: enqueue, idempotency keys, delayed tasks, claim order per strategy, claim filters and leases. */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import type { Strategy } from '../../../src/store/store.ts';
-import { OWNER, ids, seededRandom, withStore, type MakeStore } from './context.ts';
+import { describe, it, type TestContext } from 'node:test';
+import type { ManualClock } from '../../../src/clock.ts';
+import type { ClaimRequest, Store, Strategy } from '../../../src/store/store.ts';
+import { OWNER, ids, seededRandom, withStore, type ContractContext, type MakeStore } from './context.ts';
 
 export function enqueueClaimContract(makeStore: MakeStore): void {
   describe('enqueue', () => {
@@ -370,4 +371,62 @@ export function enqueueClaimContract(makeStore: MakeStore): void {
       }));
   });
 
+
+  describe('enqueue and claim in one call', () => {
+    /** Runs `fn` when the adapter has the optional verb; otherwise the test is skipped and says why. */
+    const withCombined = (fn: (ctx: ContractContext, combined: NonNullable<Store['enqueueAndClaim']>) => Promise<void>) => (t: TestContext) =>
+      withStore(makeStore, { strategy: 'priority' }, async (ctx) => {
+        if (!ctx.store.enqueueAndClaim) {
+          t.skip(`the ${ctx.store.kind} store has no enqueueAndClaim (it enqueues and claims separately)`);
+          return;
+        }
+        await fn(ctx, ctx.store.enqueueAndClaim.bind(ctx.store));
+      });
+    const request = (clock: ManualClock, fields: Partial<ClaimRequest> = {}): ClaimRequest => ({ owner: OWNER, limit: 8, leaseMs: 30_000, now: clock.now(), ...fields });
+
+    it('leases a new due task in the same call, as a claim after the enqueue would', withCombined(async ({ store, task, clock }, combined) => {
+      const t = task();
+      const { results, claimed } = await combined([t], request(clock));
+      assert.deepEqual(results, [{ id: t.id, created: true, state: 'queued' }]);
+      assert.deepEqual(ids(claimed), [t.id]);
+      assert.equal(claimed[0]!.state, 'running');
+      assert.equal(claimed[0]!.attempts, 1);
+      assert.equal(claimed[0]!.owner, OWNER);
+      assert.equal(claimed[0]!.leaseUntil, clock.now() + 30_000);
+      assert.equal((await store.get(t.id))?.state, 'running');
+      assert.deepEqual((await store.history(t.id)).map((h) => h.to), ['queued', 'running']);
+    }));
+
+    it('claims in strategy order: an older or more urgent due task goes first', withCombined(async ({ store, task, add, clock }, combined) => {
+      const old = await add();
+      const urgent = await add({ priority: 5 });
+      const t = task();
+      const { results, claimed } = await combined([t], request(clock, { limit: 2 }));
+      assert.equal(results[0]!.created, true);
+      assert.deepEqual(ids(claimed), [urgent.id, old.id]);
+      assert.equal((await store.get(t.id))?.state, 'queued');
+    }));
+
+    it('claims nothing that is not due, not named, or over the limit', withCombined(async ({ store, task, clock }, combined) => {
+      const later = task({ runAt: clock.now() + 1000 });
+      const other = task({ name: 'other' });
+      const a = task();
+      const b = task();
+      const { results, claimed } = await combined([later, other, a, b], request(clock, { limit: 1, names: ['job'] }));
+      assert.deepEqual(results.map((r) => r.state), ['scheduled', 'queued', 'queued', 'queued']);
+      assert.deepEqual(ids(claimed), [a.id]);
+      assert.equal((await store.get(b.id))?.state, 'queued');
+      assert.equal((await store.get(other.id))?.state, 'queued');
+      assert.deepEqual(ids((await combined([], request(clock, { limit: 0 }))).claimed), []);
+    }));
+
+    it('answers a matched idempotency key with the existing task, which is claimed once only', withCombined(async ({ task, clock }, combined) => {
+      const first = task({ key: 'k' });
+      const one = await combined([first], request(clock));
+      assert.deepEqual(ids(one.claimed), [first.id]);
+      const again = await combined([task({ key: 'k' })], request(clock));
+      assert.deepEqual(again.results, [{ id: first.id, created: false, state: 'running' }]);
+      assert.deepEqual(again.claimed, []);
+    }));
+  });
 }
