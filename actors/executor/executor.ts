@@ -46,6 +46,7 @@ import { createAdaptiveLimit, type AdaptiveLimit } from './adaptive-limit.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createSchedulerDemand } from '../scheduler/messages.ts';
 import { TaskActor, type RunSink } from '../task/task-actor.ts';
+import { isThenable } from '../../src/thenable.ts';
 import type { ExecutorMessage } from './messages.ts';
 
 export interface ExecutorDeps {
@@ -441,7 +442,16 @@ export class Executor implements Actor<TroupeMessage> {
           log: (line) => this.#output(run, 'log', [String(line)]),
         };
         if (task.children) ctx.children = task.children;
-        const result = Promise.resolve().then(() => def.run(task.input, ctx));
+        // The code starts in this call, not a microtask later: on an idle runtime the hop would put it behind
+        // whatever else was queued (the enqueue's own reply chain). A synchronous result ends the run here too.
+        let value: unknown;
+        try {
+          value = def.run(task.input, ctx);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        if (!isThenable(value)) return Promise.resolve(value);
+        const result = Promise.resolve(value);
         // Inline code cannot be killed: once the hard stop comes, the run counts as ended. The stop is watched the
         // way the thread pool watches its jobs (no hard AbortController and listener per run).
         return new Promise((resolve, reject) => {

@@ -18,6 +18,7 @@ import {
   type DownMessage, type UpMessage, type WireJob, type WireReplies, type WireRun, type WorkerData,
 } from './batcher.ts';
 import { RetireCheck } from './recycle.ts';
+import { isThenable } from '../thenable.ts';
 
 type Handler = (input: unknown, ctx: JobContext) => unknown;
 
@@ -147,11 +148,6 @@ function loadHandler(href: string): Promise<LoadedHandler> {
   );
   handlers.set(href, loading);
   return loading;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null
-    && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** One run on this thread: its replies, and the finished jobs main has not been told about yet. */
