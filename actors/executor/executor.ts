@@ -178,8 +178,9 @@ export class Executor implements Actor<TroupeMessage> {
           this.#maybeDrained();
           return;
         }
-        if (!this.#d.prefetch && this.#buffer.length === 0) {
-          // Without prefetch every claimed task fits a free slot: start them all at once.
+        if (!this.#d.prefetch && this.#buffer.length === 0 && m.tasks.length <= this.#limit - this.#running.size) {
+          // Without prefetch every claimed task fits a free slot: start them all at once. (More than fits comes
+          // only from a claim that raced another: an enqueue's claim against the scheduler's; the buffer holds it.)
           for (const task of m.tasks) this.#start(task);
         } else {
           for (const task of m.tasks) this.#buffer.push({ task, at });

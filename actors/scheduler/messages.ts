@@ -6,6 +6,11 @@ import type { ScheduleRecord } from '../../src/store/store.ts';
 export interface SchedulerWake { type: 'scheduler.wake'; reason: string }
 /** Sent by the executor: it has `slots` free (and per-name room); answered by one `executor.dispatch`. */
 export interface SchedulerDemand { type: 'scheduler.demand'; slots: number; perName: Record<string, number>; exclude: string[] }
+/**
+ * The tracker used the claim offer `serial` with an enqueue: `claimed` tasks went to the executor. `retryAt`/`heldBack`
+ * as a claim's `onHeldBack` reports them (a group or rate limit held due tasks back).
+ */
+export interface SchedulerOfferTaken { type: 'scheduler.offer-taken'; serial: number; claimed: number; heldBack: boolean; retryAt?: number }
 /** Sent when a schedule was created or changed (pause, resume). */
 export interface SchedulerScheduleSaved { type: 'scheduler.schedule-saved'; schedule: ScheduleRecord }
 /** Sent when a schedule was deleted. */
@@ -22,6 +27,7 @@ export interface SchedulerStop { type: 'scheduler.stop' }
 export type SchedulerMessage =
   | SchedulerWake
   | SchedulerDemand
+  | SchedulerOfferTaken
   | SchedulerScheduleSaved
   | SchedulerScheduleRemoved
   | SchedulerTrigger

@@ -15,7 +15,7 @@ import { setTimeoutAt, type Clock, type TimerHandle } from '../../src/clock.ts';
 import { deserializeError, ErrorCodes, serializeError, TroupeError } from '../../src/errors.ts';
 import type { Logger } from '../../src/options.ts';
 import { latestSlot, MIN_EVERY_MS, nextSlot } from '../../src/schedule/cron.ts';
-import type { EnqueueResult, RateLimit, ScheduleRecord, Store } from '../../src/store/store.ts';
+import type { ClaimRequest, EnqueueResult, RateLimit, ScheduleRecord, Store } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
 import { createExecutorDispatch, createExecutorPaused } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
@@ -84,7 +84,11 @@ export class Scheduler implements Actor<TroupeMessage> {
   #schedules = new Map<string, ScheduleRecord>();
   #scheduleTimer: TimerHandle | undefined;
   #firing = false;
-  #stats = { claims: 0, claimed: 0, emptyClaims: 0, fired: 0, skipped: 0 };
+  #stats = { claims: 0, claimed: 0, emptyClaims: 0, offerClaims: 0, fired: 0, skipped: 0 };
+  /** Serial of the claim offer standing at the tracker (0: none), and the demand it was made for. */
+  #offer = 0;
+  #offerSerial = 0;
+  #offerDemand: SchedulerDemand | undefined;
   /** The next slot's work done ahead of it, per schedule id (see #prepare); dropped whenever schedules re-arm. */
   #prepared = new Map<string, PreparedSlot>();
   /** Bumped by every manual trigger: an overlap answer taken before one is no longer exact. */
@@ -146,8 +150,13 @@ export class Scheduler implements Actor<TroupeMessage> {
         return;
       case 'scheduler.demand':
         this.#demand = m;
-        // The last claim took everything due and nothing new came since: hold the demand until a wake-up.
+        // The last claim took everything due and nothing new came since: hold the demand until a wake-up, and
+        // offer it to the tracker so the next enqueue claims in its own write.
         if (!this.#drained) this.#pump();
+        else this.#offerIdle();
+        return;
+      case 'scheduler.offer-taken':
+        this.#offerTaken(m.serial, m.claimed, m.heldBack, m.retryAt);
         return;
       case 'scheduler.pause-name':
         if (m.paused) this.#paused.add(m.name);
@@ -178,6 +187,7 @@ export class Scheduler implements Actor<TroupeMessage> {
         return;
       case 'scheduler.stop':
         this.stop();
+        this.#withdrawOffer();
         this.#demand = undefined;
         return;
       default:
@@ -198,11 +208,12 @@ export class Scheduler implements Actor<TroupeMessage> {
     }
     const demand = this.#demand;
     if (!demand || demand.slots <= 0) return;
+    this.#withdrawOffer();
     this.#claiming = true;
     this.#wakeAgain = false;
     const { store, clock } = this.#d;
-    const exclude = this.#paused.size ? [...demand.exclude, ...this.#paused] : demand.exclude;
-    const limit = Math.min(demand.slots, this.#d.claimBatch);
+    const request = this.#claimRequest(demand);
+    const { limit, exclude } = request;
     // Group and rate limits hold tasks back without the queue being drained: a task's end or a timer frees them.
     let heldBack = false;
     const onHeldBack = (retryAt: number | undefined): void => {
@@ -210,18 +221,7 @@ export class Scheduler implements Actor<TroupeMessage> {
       if (retryAt !== undefined) this.#armTimer(retryAt);
     };
     store
-      .claim({
-        owner: this.#d.owner,
-        limit,
-        leaseMs: this.#d.leaseMs,
-        now: clock.now(),
-        names: this.#d.names(),
-        exclude,
-        perName: demand.perName,
-        ...this.#d.limits?.(),
-        ...(this.#pausedGroups.size ? { excludeGroups: [...this.#pausedGroups] } : {}),
-        onHeldBack,
-      })
+      .claim({ ...request, now: clock.now(), onHeldBack })
       .then(
         (tasks) => {
           this.#claiming = false;
@@ -241,7 +241,10 @@ export class Scheduler implements Actor<TroupeMessage> {
           }
           this.#stats.emptyClaims++;
           if (this.#wakeAgain) this.#pump();
-          else this.#armWake();
+          else {
+            this.#armWake();
+            this.#offerIdle();
+          }
         },
         (error: unknown) => {
           this.#claiming = false;
@@ -249,6 +252,61 @@ export class Scheduler implements Actor<TroupeMessage> {
           this.#armTimer(clock.now() + 1000);
         },
       );
+  }
+
+  /** What a claim for `demand` asks the store for (without its time). */
+  #claimRequest(demand: SchedulerDemand): Omit<ClaimRequest, 'now' | 'onHeldBack'> & { exclude: readonly string[] } {
+    return {
+      owner: this.#d.owner,
+      limit: Math.min(demand.slots, this.#d.claimBatch),
+      leaseMs: this.#d.leaseMs,
+      names: this.#d.names(),
+      exclude: this.#paused.size ? [...demand.exclude, ...this.#paused] : demand.exclude,
+      perName: demand.perName,
+      ...this.#d.limits?.(),
+      ...(this.#pausedGroups.size ? { excludeGroups: [...this.#pausedGroups] } : {}),
+    };
+  }
+
+  /**
+   * Waiting for work with free slots: offers the claim to the tracker, which makes it in the same write as the next
+   * enqueue of a due task (`Store.enqueueAndClaim`). On an idle node a new task then starts after one write and no
+   * wake-up round trip. A newer offer replaces the standing one; a claim of the scheduler's own withdraws it.
+   */
+  #offerIdle(): void {
+    const demand = this.#demand;
+    if (this.#stopped || this.#claiming || !demand || demand.slots <= 0 || !this.#d.store.enqueueAndClaim) return;
+    this.#offer = ++this.#offerSerial;
+    this.#offerDemand = demand;
+    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.claim-offer', offer: { serial: this.#offer, request: this.#claimRequest(demand) } });
+  }
+
+  #withdrawOffer(): void {
+    if (this.#offer === 0) return;
+    this.#offer = 0;
+    this.#offerDemand = undefined;
+    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.claim-offer', offer: undefined });
+  }
+
+  /**
+   * The tracker claimed with an offer. Its tasks went to the executor, which answers them with a new demand: the
+   * one the offer was made for is spent. (A withdrawn offer the tracker had already used can add tasks to a claim
+   * of the scheduler's own: the executor keeps what does not fit in its buffer, leased, until a slot frees.)
+   */
+  #offerTaken(serial: number, claimed: number, heldBack: boolean, retryAt: number | undefined): void {
+    this.#stats.offerClaims++;
+    this.#stats.claimed += claimed;
+    if (heldBack) {
+      this.#heldBack = true;
+      if (retryAt !== undefined) this.#armTimer(retryAt);
+    }
+    if (serial !== this.#offer) return;
+    const spent = this.#offerDemand;
+    this.#offer = 0;
+    this.#offerDemand = undefined;
+    if (claimed > 0) {
+      if (this.#demand === spent) this.#demand = undefined;
+    } else this.#offerIdle();
   }
 
   /** Arms one timer at the earliest delayed task (or the poll interval for shared stores). */

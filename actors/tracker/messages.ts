@@ -1,7 +1,7 @@
 /** tracker.* messages: the source of truth for task state; every change goes through the store here. */
 import type { SerializedError } from '../../src/errors.ts';
 import type { ActorAddress, TaskId } from '../../src/ids.ts';
-import type { ListFilter, SettleOp } from '../../src/store/store.ts';
+import type { ClaimRequest, ListFilter, SettleOp } from '../../src/store/store.ts';
 import type { NewTask, OutputStream, Progress } from '../../src/task.ts';
 
 /** Persists new tasks (batched with other enqueues); answered with the enqueue results. */
@@ -25,6 +25,13 @@ export interface TrackerCancel { type: 'tracker.cancel'; id: TaskId; reason: str
 export interface TrackerRetry { type: 'tracker.retry'; id: TaskId; replyTo: ActorAddress }
 /** Reads state; answered with the value. */
 export interface TrackerQuery { type: 'tracker.query'; query: TrackerQueryKind; replyTo: ActorAddress }
+/**
+ * The scheduler's standing offer while it waits for work with free slots (undefined: withdrawn). The tracker writes
+ * its next enqueue batch holding a due task together with this claim (`Store.enqueueAndClaim`), hands what it
+ * claimed to the executor and answers with `scheduler.offer-taken`. `request` lacks `now` (the time of the write).
+ */
+export interface TrackerClaimOffer { type: 'tracker.claim-offer'; offer: ClaimOffer | undefined }
+export interface ClaimOffer { serial: number; request: Omit<ClaimRequest, 'now' | 'onHeldBack'> }
 /** Writes everything pending; answered when committed. */
 export interface TrackerFlush { type: 'tracker.flush'; replyTo: ActorAddress }
 
@@ -44,6 +51,7 @@ export type TrackerMessage =
   | TrackerCancel
   | TrackerRetry
   | TrackerQuery
+  | TrackerClaimOffer
   | TrackerFlush;
 
 /** The answer to any request made with `ask`. */

@@ -24,9 +24,9 @@ import type { Clock, TimerHandle } from '../../src/clock.ts';
 import { ErrorCodes, TroupeError, isTroupeError, serializeError } from '../../src/errors.ts';
 import type { TaskId } from '../../src/ids.ts';
 import type { Logger } from '../../src/options.ts';
-import type { SettleOp, Store } from '../../src/store/store.ts';
+import type { EnqueueResult, SettleOp, Store } from '../../src/store/store.ts';
 import type { NewTask, OutputLine, TaskRecord } from '../../src/task.ts';
-import { createExecutorAbort } from '../executor/messages.ts';
+import { createExecutorAbort, createExecutorDispatch } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createSchedulerWake } from '../scheduler/messages.ts';
 import {
@@ -36,7 +36,7 @@ import {
   createTaskScheduled,
   createTaskStarted,
 } from '../task/messages.ts';
-import { createErrorReply, createReply, type TrackerMessage, type TrackerSettle } from './messages.ts';
+import { createErrorReply, createReply, type ClaimOffer, type TrackerMessage, type TrackerSettle } from './messages.ts';
 import { nextOutputSeq } from './output-seq.ts';
 
 export interface TrackerDeps {
@@ -69,6 +69,7 @@ function isRefusal(error: unknown): boolean {
  * at 20,000 tasks/s an outcome waits ≈ 13 ms at most, and a burst costs one settle commit per 256 tasks, not 64.
  */
 const SETTLE_BATCH = 256;
+const NO_TASKS: readonly TaskRecord[] = Object.freeze([]);
 
 export class Tracker implements Actor<TroupeMessage> {
   readonly #ctx: ActorContext<TroupeMessage>;
@@ -93,6 +94,8 @@ export class Tracker implements Actor<TroupeMessage> {
   #backoffMs = 100;
   /** Enqueue requests still to be written one by one, after a refused batch of several. */
   #enqueueSolo = 0;
+  /** The scheduler's standing claim offer (see TrackerClaimOffer): used by the next enqueue of a due task. */
+  #offer: ClaimOffer | undefined;
   /** While a refused batch is being narrowed down: at most this many ops per write. */
   #writeLimit: number | undefined;
   /** The op written alone and refused, and how many times in a row. */
@@ -189,6 +192,9 @@ export class Tracker implements Actor<TroupeMessage> {
       case 'tracker.query':
         this.#answer(m);
         return;
+      case 'tracker.claim-offer':
+        this.#offer = m.offer;
+        return;
       case 'tracker.flush':
         this.#flushWaiters.push(m.replyTo);
         this.#flushSettles();
@@ -209,48 +215,70 @@ export class Tracker implements Actor<TroupeMessage> {
     else this.#enqueues = [];
     this.#enqueueBusy = true;
     const tasks = batch.length === 1 ? batch[0]!.tasks : batch.flatMap((b) => b.tasks);
-    this.#d.store.enqueue(tasks).then(
-      (results) => {
-        this.#enqueueBusy = false;
-        this.#stats.enqueued += tasks.length;
-        let offset = 0;
-        const now = this.#d.clock.now();
-        let due = false;
-        for (const { tasks: part, replyTo } of batch) {
-          const slice = results.slice(offset, offset + part.length);
-          offset += part.length;
-          this.#ctx.tell(replyTo, createReply(slice));
+    const now = this.#d.clock.now();
+    // The scheduler waits with free slots: claim in this write (a due task then starts without a wake-up trip).
+    const offer = this.#offer !== undefined && !this.#stopped && !solo && this.#d.store.enqueueAndClaim && tasks.some((t) => t.runAt <= now) ? this.#offer : undefined;
+    let held: { retryAt: number | undefined } | undefined;
+    const written = (results: EnqueueResult[], claimed: readonly TaskRecord[]): void => {
+      this.#enqueueBusy = false;
+      this.#stats.enqueued += tasks.length;
+      const at = this.#d.clock.now();
+      const taken = claimed.length > 0 ? new Set(claimed.map((t) => t.id)) : undefined;
+      let due = false;
+      let scheduled = false;
+      for (let i = 0; i < tasks.length; i++) {
+        const r = results[i]!;
+        if (!r.created) continue;
+        const t = tasks[i]!;
+        if (t.runAt > at) {
+          scheduled = true;
+          this.#ctx.publish(createTaskScheduled(t.id, t.name, at, t.runAt));
+        } else {
+          if (!taken?.has(t.id)) due = true;
+          this.#ctx.publish(createTaskQueued(t.id, t.name, at, t.runAt));
         }
-        for (let i = 0; i < tasks.length; i++) {
-          const r = results[i]!;
-          if (!r.created) continue;
-          const t = tasks[i]!;
-          if (t.runAt > now) this.#ctx.publish(createTaskScheduled(t.id, t.name, now, t.runAt));
-          else {
-            due = true;
-            this.#ctx.publish(createTaskQueued(t.id, t.name, now, t.runAt));
-          }
-        }
-        this.#ctx.tell(this.#d.orchestrator, createSchedulerWake(due ? 'enqueued' : 'scheduled'));
+      }
+      if (offer) {
+        if (claimed.length > 0) this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(claimed as TaskRecord[]));
+        this.#ctx.tell(this.#d.orchestrator, { type: 'scheduler.offer-taken', serial: offer.serial, claimed: claimed.length, heldBack: held !== undefined, ...(held?.retryAt !== undefined ? { retryAt: held.retryAt } : {}) });
+      }
+      // The replies after the dispatch: a claimed task starts before its caller's await resumes.
+      let offset = 0;
+      for (const { tasks: part, replyTo } of batch) {
+        const slice = results.slice(offset, offset + part.length);
+        offset += part.length;
+        this.#ctx.tell(replyTo, createReply(slice));
+      }
+      // Without an offer every enqueue wakes the scheduler; with one, only for what its claim did not take.
+      if (due || !offer) this.#ctx.tell(this.#d.orchestrator, createSchedulerWake(due ? 'enqueued' : 'scheduled'));
+      else if (scheduled) this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('scheduled'));
+      this.#flushEnqueues();
+      this.#maybeAnswerFlush();
+    };
+    const failed = (error: unknown): void => {
+      this.#enqueueBusy = false;
+      // Nothing was written, nor claimed: the scheduler offers again.
+      if (offer) this.#ctx.tell(this.#d.orchestrator, { type: 'scheduler.offer-taken', serial: offer.serial, claimed: 0, heldBack: false });
+      if (batch.length > 1 && isRefusal(error)) {
+        // Several callers' requests went in one write and the store refused it: try each one alone.
+        this.#enqueues = [...batch, ...this.#enqueues];
+        this.#enqueueSolo = batch.length;
         this.#flushEnqueues();
-        this.#maybeAnswerFlush();
-      },
-      (error: unknown) => {
-        this.#enqueueBusy = false;
-        if (batch.length > 1 && isRefusal(error)) {
-          // Several callers' requests went in one write and the store refused it: try each one alone.
-          this.#enqueues = [...batch, ...this.#enqueues];
-          this.#enqueueSolo = batch.length;
-          this.#flushEnqueues();
-          return;
-        }
-        const serialized = serializeError(error);
-        for (const { replyTo } of batch) this.#ctx.tell(replyTo, createErrorReply(serialized));
-        this.#d.logger.error('enqueue failed', { error: serialized.message });
-        this.#flushEnqueues();
-        this.#maybeAnswerFlush();
-      },
-    );
+        return;
+      }
+      const serialized = serializeError(error);
+      for (const { replyTo } of batch) this.#ctx.tell(replyTo, createErrorReply(serialized));
+      this.#d.logger.error('enqueue failed', { error: serialized.message });
+      this.#flushEnqueues();
+      this.#maybeAnswerFlush();
+    };
+    if (offer) {
+      this.#offer = undefined;
+      const onHeldBack = (retryAt: number | undefined): void => {
+        held = { retryAt: retryAt === undefined ? held?.retryAt : Math.min(retryAt, held?.retryAt ?? Infinity) };
+      };
+      this.#d.store.enqueueAndClaim!(tasks, { ...offer.request, now, onHeldBack }).then((r) => written(r.results, r.claimed), failed);
+    } else this.#d.store.enqueue(tasks).then((results) => written(results, NO_TASKS), failed);
   }
 
   #flushSettles(): void {

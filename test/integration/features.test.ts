@@ -51,16 +51,17 @@ describe('groups', () => {
       const quiet = 20;
       const starts: string[] = [];
       let floodStarted = 0;
-      const quietEnqueuedAt = new Map<string, number>();
+      /** Flood starts counted when quiet task i was enqueued (before the call: it may start before it returns). */
+      const quietEnqueuedAt: number[] = [];
       /** How many flood tasks started after each quiet task was enqueued, and before it started. */
       const waited: number[] = [];
       const tasks: CreateRuntimeOptions['tasks'] = {
         work: {
           groupConcurrency: 1,
-          run: async (input: { group: string; i: number }, ctx: TaskContext) => {
+          run: async (input: { group: string; i: number }) => {
             starts.push(input.group);
             if (input.group === 'flood') floodStarted++;
-            else waited[input.i] = floodStarted - quietEnqueuedAt.get(ctx.id)!;
+            else waited[input.i] = floodStarted - quietEnqueuedAt[input.i]!;
             await new Promise((resolve) => setImmediate(resolve));
           },
         },
@@ -70,8 +71,8 @@ describe('groups', () => {
         await rt.enqueueMany(Array.from({ length: flood }, (_, i) => ({ name: 'work', input: { group: 'flood', i }, options: { group: 'flood' } })));
         await waitFor(() => floodStarted >= 5);
         for (let i = 0; i < quiet; i++) {
-          const id = await rt.enqueue('work', { group: 'quiet', i }, { group: 'quiet' });
-          quietEnqueuedAt.set(id, floodStarted);
+          quietEnqueuedAt[i] = floodStarted;
+          await rt.enqueue('work', { group: 'quiet', i }, { group: 'quiet' });
         }
         await waitFor(() => waited.filter((n) => n !== undefined).length === quiet, { timeout: 20_000, label: 'every quiet task started' });
         // Quiet task i waits behind the i quiet tasks before it, each one turn of its group's slot; the flood

@@ -1,0 +1,182 @@
+// An idle node claims a new task in the enqueue's own write (the scheduler's claim offer, Store.enqueueAndClaim):
+// the task starts without a wake-up round trip, and nothing about limits, pauses or exactly-once changes.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
+import { createMemoryStore } from '../../src/store/memory-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import { tempDb } from '../helpers/temp-db.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const STORES = ['memory', 'sqlite'] as const;
+
+async function withRuntime(store: (typeof STORES)[number], options: CreateRuntimeOptions, fn: (rt: Runtime) => Promise<void>): Promise<void> {
+  const rt = await createRuntime({ maintenance: false, ...options, store: store === 'memory' ? 'memory' : `sqlite:${tempDb('enqueue-claim')}` });
+  try {
+    await fn(rt);
+  } finally {
+    await rt.close({ timeout: 2000, force: true });
+  }
+}
+
+function schedulerInfo(rt: Runtime): { claims: number; offerClaims: number; claimed: number; hungry: boolean } {
+  return (rt.tree().children?.find((c) => c.address === 'scheduler')?.info ?? {}) as never;
+}
+
+/** Resolves once `n` tasks have succeeded (counted from the call). */
+function succeeded(rt: Runtime, n: number): Promise<void> {
+  let seen = 0;
+  return new Promise((resolve) => {
+    const off = rt.on('task.succeeded', () => {
+      if (++seen === n) {
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
+describe('enqueue and claim in one write', () => {
+  for (const store of STORES) {
+    it(`${store}: on an idle node each new task is claimed by its enqueue, not by a scheduler claim`, async () => {
+      await withRuntime(store, { concurrency: 4, tasks: { job: { run: (i: number) => i * 2 } } }, async (rt) => {
+        // the first demand is met by the scheduler's own (empty) claim; from then on it offers
+        await waitFor(() => schedulerInfo(rt).offerClaims === 0 && schedulerInfo(rt).hungry && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
+        const claimsBefore = schedulerInfo(rt).claims;
+        for (let i = 0; i < 10; i++) {
+          const done = succeeded(rt, 1);
+          const id = await rt.enqueue('job', i);
+          await done;
+          const record = await rt.get(id);
+          assert.equal(record?.state, 'succeeded');
+          assert.equal(record?.result, i * 2);
+          assert.equal(record?.attempts, 1);
+        }
+        const info = schedulerInfo(rt);
+        assert.equal(info.offerClaims, 10, 'every enqueue claimed its own task');
+        assert.equal(info.claims, claimsBefore, 'the scheduler made no claim of its own');
+      });
+    });
+
+    it(`${store}: enqueues racing the scheduler's own claims never run more than the concurrency, and run each task once`, async () => {
+      let running = 0;
+      let most = 0;
+      const runs = new Map<number, number>();
+      const tasks: CreateRuntimeOptions['tasks'] = {
+        job: {
+          run: async (i: number) => {
+            runs.set(i, (runs.get(i) ?? 0) + 1);
+            most = Math.max(most, ++running);
+            // end on a later turn, so that ends (the scheduler's claims) and new enqueues interleave
+            await new Promise((resolve) => setImmediate(resolve));
+            running--;
+          },
+        },
+      };
+      await withRuntime(store, { concurrency: 2, tasks }, async (rt) => {
+        const total = 200;
+        const done = succeeded(rt, total);
+        const callers = Array.from({ length: 4 }, async (_, c) => {
+          for (let i = c; i < total; i += 4) await rt.enqueue('job', i);
+        });
+        await Promise.all(callers);
+        await done;
+        assert.equal(runs.size, total);
+        assert.ok([...runs.values()].every((n) => n === 1), 'each task ran once');
+        assert.ok(most <= 2, `at most 2 at once (saw ${most})`);
+        assert.equal((await rt.counts()).byState.succeeded, total);
+        assert.ok(schedulerInfo(rt).offerClaims > 0, 'some tasks were claimed by their enqueue');
+      });
+    });
+
+    it(`${store}: a paused name is not claimed by an enqueue; a delayed task waits for its time`, async () => {
+      const ran: string[] = [];
+      const tasks: CreateRuntimeOptions['tasks'] = {
+        a: { run: () => void ran.push('a') },
+        b: { run: () => void ran.push('b') },
+      };
+      await withRuntime(store, { concurrency: 4, tasks }, async (rt) => {
+        await waitFor(() => schedulerInfo(rt).hungry, { label: 'scheduler idle' });
+        rt.pause('a');
+        const a = await rt.enqueue('a');
+        const later = await rt.enqueue('b', undefined, { delay: '1h' });
+        const done = succeeded(rt, 1);
+        const b = await rt.enqueue('b');
+        await done;
+        assert.deepEqual(ran, ['b']);
+        assert.equal((await rt.get(b))?.state, 'succeeded');
+        assert.equal((await rt.get(a))?.state, 'queued');
+        assert.equal((await rt.get(later))?.state, 'scheduled');
+        const resumed = succeeded(rt, 1);
+        rt.resume('a');
+        await resumed;
+        assert.deepEqual(ran, ['b', 'a']);
+      });
+    });
+  }
+
+  it('a claim of the scheduler that races an enqueue\'s claim adds no run beyond the concurrency: the rest waits, leased', async () => {
+    const inner = createMemoryStore();
+    let hold: Promise<void> | undefined;
+    let release!: () => void;
+    let writes = 0;
+    // The real store, except that the answer of an enqueue-and-claim can be held back: the claim is made (in the
+    // store) but the tracker hears of it only when the test says so.
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'enqueueAndClaim') {
+          return async (...args: Parameters<NonNullable<Store['enqueueAndClaim']>>) => {
+            const result = await target.enqueueAndClaim!(...args);
+            writes++;
+            if (hold) await hold;
+            return result;
+          };
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as Store;
+    let running = 0;
+    let most = 0;
+    const ends: Array<() => void> = [];
+    const tasks: CreateRuntimeOptions['tasks'] = {
+      job: {
+        run: () => {
+          most = Math.max(most, ++running);
+          return new Promise<void>((resolve) => ends.push(() => {
+            running--;
+            resolve();
+          }));
+        },
+      },
+    };
+    const rt = await createRuntime({ store, concurrency: 2, maintenance: false, tasks });
+    try {
+      await waitFor(() => schedulerInfo(rt).hungry && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
+      hold = new Promise((resolve) => (release = resolve));
+      const enqueued = rt.enqueueMany(Array.from({ length: 4 }, (_, i) => ({ name: 'job', input: i })));
+      await waitFor(() => writes === 1, { label: 'the enqueue claimed 2 in its write' });
+      // the scheduler claims for the same demand meanwhile (a resume wakes it): it takes the other 2
+      const claims = schedulerInfo(rt).claims;
+      rt.resume('job');
+      await waitFor(() => schedulerInfo(rt).claims > claims && running === 2, { label: 'the scheduler claimed and started 2' });
+      release();
+      await enqueued;
+      const counts = await waitFor<Awaited<ReturnType<Runtime["counts"]>>>(async () => {
+        const c = await rt.counts();
+        return c.byState.running === 4 ? c : undefined;
+      }, { label: 'all 4 leased' });
+      assert.equal(counts.byState.running, 4, 'the 2 extra stay claimed (leased) in the buffer');
+      assert.equal(running, 2, 'only 2 run');
+      // each end frees a slot for one buffered task
+      while (ends.length > 0) ends.shift()!();
+      await waitFor(() => running === 2, { label: 'the buffered 2 started' });
+      while (ends.length > 0) ends.shift()!();
+      await waitFor(async () => (await rt.counts()).byState.succeeded === 4, { label: 'all 4 succeeded' });
+      assert.equal(most, 2);
+    } finally {
+      release?.();
+      await rt.close({ timeout: 2000, force: true });
+    }
+  });
+});
