@@ -107,7 +107,9 @@ export class Scheduler implements Actor<TroupeMessage> {
     for (const s of await this.#d.store.listSchedules()) this.#schedules.set(s.id, s);
     this.#armSchedules();
     if (this.#paused.size || this.#pausedGroups.size) this.#tellPaused();
-    // A restarted scheduler starts without the executor's demand: ask for it again.
+    // A restarted scheduler starts without the executor's demand: ask for it again. An offer its previous
+    // instance left at the tracker is void (its serial means nothing to this one).
+    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.claim-offer', offer: undefined });
     this.#ctx.tell(this.#d.orchestrator, { type: 'executor.poke' });
   }
 
