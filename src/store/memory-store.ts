@@ -39,7 +39,6 @@ import {
   compareByTime,
   compareForStrategy,
   createCancelledError,
-  createDropMarker,
   createLeaseExpiredError,
   pickWeightClass,
   resolveStoreOptions,
@@ -47,6 +46,7 @@ import {
   type WeightClass,
 } from './pick.ts';
 import { ClaimGate, limitedNames, needsGate, pairKey } from './claim-gate.ts';
+import { OutputRuns } from './output-runs.ts';
 import type {
   CancelResult,
   ClaimRequest,
@@ -67,15 +67,6 @@ import type {
 const Where = { none: 0, ready: 1, delayed: 2 } as const;
 type Where = (typeof Where)[keyof typeof Where];
 
-interface OutputBuffer {
-  lines: OutputLine[];
-  /** Index of the first kept line in `lines` (older ones are dropped lazily). */
-  head: number;
-  dropped: number;
-  marker?: OutputLine;
-  lastSeq: number;
-}
-
 interface Entry {
   rec: TaskRecord;
   /**
@@ -83,7 +74,7 @@ interface Entry {
    * instead of an object per transition: fewer live objects for the collector while thousands of tasks are kept.
    */
   history: unknown[];
-  output?: OutputBuffer;
+  output?: OutputRuns;
   where: Where;
   gen: number;
   bucket?: Bucket;
@@ -549,23 +540,7 @@ class MemoryStore implements Store, AsyncDisposable {
 
   async output(id: TaskId, after?: number, limit?: number): Promise<OutputLine[]> {
     this.#assertOpen();
-    const buf = this.#tasks.get(id)?.output;
-    if (!buf) return [];
-    const out: OutputLine[] = [];
-    const max = limit ?? Infinity;
-    if (buf.marker && (after === undefined || buf.marker.seq > after)) out.push({ ...buf.marker });
-    const { lines } = buf;
-    let lo = buf.head;
-    if (after !== undefined) {
-      let hi = lines.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (lines[mid]!.seq > after) hi = mid;
-        else lo = mid + 1;
-      }
-    }
-    for (let i = lo; i < lines.length && out.length < max; i++) out.push({ ...lines[i]! });
-    return out.length > max ? out.slice(0, max) : out;
+    return this.#tasks.get(id)?.output?.read(after, limit) ?? [];
   }
 
   async list(filter: ListFilter = {}): Promise<ListPage> {
@@ -780,24 +755,7 @@ class MemoryStore implements Store, AsyncDisposable {
   }
 
   #appendOutput(e: Entry, lines: readonly OutputLine[]): void {
-    const buf = (e.output ??= { lines: [], head: 0, dropped: 0, lastSeq: -Infinity });
-    for (const line of lines) {
-      if (line.seq <= buf.lastSeq) continue;
-      buf.lines.push({ seq: line.seq, stream: line.stream, text: line.text, at: line.at });
-      buf.lastSeq = line.seq;
-    }
-    const max = this.#options.maxOutputLines;
-    const excess = buf.lines.length - buf.head - max;
-    if (excess > 0) {
-      const lastDropped = buf.lines[buf.head + excess - 1]!;
-      buf.head += excess;
-      buf.dropped += excess;
-      buf.marker = createDropMarker(buf.dropped, lastDropped.seq, lastDropped.at);
-      if (buf.head > 1024 && buf.head * 2 > buf.lines.length) {
-        buf.lines = buf.lines.slice(buf.head);
-        buf.head = 0;
-      }
-    }
+    (e.output ??= new OutputRuns()).append(lines, this.#options.maxOutputLines);
   }
 
   #start(e: Entry, owner: string, now: number, leaseMs: number): void {
