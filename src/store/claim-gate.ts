@@ -39,7 +39,8 @@ interface Loaded {
   total: { n: number; oldest: number };
 }
 
-function hasEntries(record: Readonly<Record<string, unknown>> | undefined): boolean {
+/** Why: an options record with at least one key (without building the array of its keys). */
+export function hasEntries(record: Readonly<Record<string, unknown>> | undefined): boolean {
   if (record === undefined) return false;
   for (const _ in record) return true;
   return false;

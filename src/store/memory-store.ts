@@ -45,7 +45,7 @@ import {
   type ResolvedStoreOptions,
   type WeightClass,
 } from './pick.ts';
-import { ClaimGate, limitedNames, needsGate, pairKey } from './claim-gate.ts';
+import { ClaimGate, hasEntries, limitedNames, needsGate, pairKey } from './claim-gate.ts';
 import { OutputRuns } from './output-runs.ts';
 import type {
   CancelResult,
@@ -303,14 +303,15 @@ class MemoryStore implements Store, AsyncDisposable {
     if (!(limit > 0)) return [];
     this.#promoteDue(now);
     if (needsGate(request)) return this.#claimGated(request);
-    const only = request.names ? new Set(request.names) : undefined;
-    const exclude = request.exclude ? new Set(request.exclude) : undefined;
-    const caps = new Map<string, number>(Object.entries(request.perName ?? {}));
+    // Name filters as given (a node has few names): no Set or Map built per claim unless a cap is in play.
+    const only = request.names;
+    const exclude = request.exclude !== undefined && request.exclude.length > 0 ? request.exclude : undefined;
+    const caps = hasEntries(request.perName) ? new Map<string, number>(Object.entries(request.perName!)) : undefined;
     let eligible: NameQueue[] = [];
     for (const q of this.#queues.values()) {
-      if (only && !only.has(q.name)) continue;
-      if (exclude?.has(q.name)) continue;
-      const cap = caps.get(q.name);
+      if (only && !only.includes(q.name)) continue;
+      if (exclude?.includes(q.name)) continue;
+      const cap = caps?.get(q.name);
       if (cap !== undefined && !(cap > 0)) continue;
       eligible.push(q);
     }
@@ -322,9 +323,9 @@ class MemoryStore implements Store, AsyncDisposable {
       const e = item.e;
       this.#leaveQueue(e);
       const name = e.rec.name;
-      const cap = caps.get(name);
+      const cap = caps?.get(name);
       if (cap !== undefined) {
-        caps.set(name, cap - 1);
+        caps!.set(name, cap - 1);
         if (cap - 1 <= 0) eligible = eligible.filter((q) => q.name !== name);
       }
       this.#start(e, owner, now, leaseMs);
