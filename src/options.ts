@@ -94,6 +94,12 @@ export interface RuntimeOptions {
   supervisor?: { maxRestarts?: number; within?: Duration };
   /** SQLite durability: `NORMAL` (WAL, fast) or `FULL` (fsync per commit). @default 'NORMAL' */
   synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * SQLite WAL checkpoints: `'thread'` runs them on a worker thread of their own (no commit on the main thread
+   * pays for copying the WAL back), `'inline'` leaves them to SQLite, inside the commit that fills the WAL.
+   * @default 'thread'
+   */
+  checkpoints?: 'thread' | 'inline';
   /** Root of the runtime's temporary files (cleaned by `cleanup-temp-files`). @default os.tmpdir()/troupe */
   tempDir?: string;
   /** Node identity recorded with claims. @default host:pid:start */
@@ -131,6 +137,7 @@ export interface ResolvedOptions {
   prefetch: number | 'auto';
   supervisor: { maxRestarts: number; withinMs: number };
   synchronous: 'NORMAL' | 'FULL';
+  checkpoints: 'thread' | 'inline';
   tempDir: string;
   nodeId: string | undefined;
   clock: Clock;
@@ -167,7 +174,7 @@ export const DEFAULTS = Object.freeze({
 
 const KNOWN_KEYS = new Set([
   'store', 'concurrency', 'strategy', 'pool', 'retry', 'timeout', 'killGrace', 'output', 'lease', 'heartbeat',
-  'claimBatch', 'prefetch', 'supervisor', 'synchronous', 'tempDir', 'nodeId', 'clock', 'random', 'logger', 'maintenance', 'telemetry',
+  'claimBatch', 'prefetch', 'supervisor', 'synchronous', 'checkpoints', 'tempDir', 'nodeId', 'clock', 'random', 'logger', 'maintenance', 'telemetry',
 ]);
 
 /** Checks `value` is a positive integer (or within [min, max]). */
@@ -231,6 +238,8 @@ export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
   }
   const synchronous = o.synchronous ?? 'NORMAL';
   if (synchronous !== 'NORMAL' && synchronous !== 'FULL') throw invalidOption('synchronous', "'NORMAL' or 'FULL'", synchronous);
+  const checkpoints = o.checkpoints ?? 'thread';
+  if (checkpoints !== 'thread' && checkpoints !== 'inline') throw invalidOption('checkpoints', "'thread' or 'inline'", checkpoints);
   const clock = (o.clock ?? systemClock) as Clock;
   if (typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function') throw invalidOption('clock', 'a Clock', clock);
   const random = (o.random ?? Math.random) as () => number;
@@ -274,6 +283,7 @@ export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
       withinMs: parseDuration(sup.within ?? DEFAULTS.withinMs, 'supervisor.within', { positive: true }),
     },
     synchronous,
+    checkpoints,
     tempDir,
     nodeId: o.nodeId as string | undefined,
     clock,

@@ -146,6 +146,7 @@ export async function createRuntime(options: CreateRuntimeOptions = {}): Promise
     maxOutputLines: resolved.output.maxLines,
     clock: resolved.clock,
     synchronous: resolved.synchronous,
+    checkpoints: resolved.checkpoints,
   });
   const runtime = new Runtime(resolved, registry, store);
   try {

@@ -13,6 +13,8 @@ export interface OpenStoreOptions extends StoreOptions {
   clock?: Clock;
   /** SQLite only. @default 'NORMAL' */
   synchronous?: 'NORMAL' | 'FULL';
+  /** SQLite only: where WAL checkpoints run. @default 'thread' */
+  checkpoints?: 'thread' | 'inline';
   /** PostgreSQL only: the schema holding troupe's tables. @default 'troupe' */
   schema?: string;
 }
@@ -34,12 +36,13 @@ export async function openStore(spec: string | Store, options: OpenStoreOptions 
 async function createStore(spec: string | Store, options: OpenStoreOptions): Promise<Store> {
   if (isStore(spec)) return spec;
   if (typeof spec !== 'string') throw invalidOption('store', EXPECTED, spec);
-  const { schema, synchronous, ...common } = options;
+  const { schema, synchronous, checkpoints, ...common } = options;
+  const sqlite = { ...common, ...(synchronous === undefined ? {} : { synchronous }), ...(checkpoints === undefined ? {} : { checkpoints }) };
   if (spec === 'memory') return createMemoryStore(common);
   if (spec.startsWith('sqlite:')) {
     const path = spec.slice('sqlite:'.length);
     if (path === '') throw invalidOption('store', EXPECTED, spec);
-    return createSqliteStore(path, synchronous === undefined ? common : { ...common, synchronous });
+    return createSqliteStore(path, sqlite);
   }
   if (/^postgres(ql)?:\/\//i.test(spec)) {
     // `?schema=name` picks the schema (several runtimes, or tests, can share one database apart).
@@ -57,7 +60,7 @@ async function createStore(spec: string | Store, options: OpenStoreOptions): Pro
     return createPostgresStore(url.toString(), chosen === undefined ? common : { ...common, schema: chosen });
   }
   if (/\.(db|sqlite3?)$/i.test(spec) && !spec.includes('://')) {
-    return createSqliteStore(spec, synchronous === undefined ? common : { ...common, synchronous });
+    return createSqliteStore(spec, sqlite);
   }
   throw invalidOption('store', EXPECTED, spec);
 }

@@ -54,17 +54,31 @@ import { prepareRetry } from './queries/retry.ts';
 import { prepareSchedules } from './queries/schedules.ts';
 import { prepareSettle } from './queries/settle.ts';
 import { jsonProblem } from '../json-value.ts';
+import { Checkpointer, type CheckpointerOptions, type CheckpointStats } from './checkpointer.ts';
 
 export interface SqliteStoreOptions extends StoreOptions {
   /** `NORMAL` survives a process crash; `FULL` also a power loss, at one fsync per commit. @default 'NORMAL' */
   synchronous?: 'NORMAL' | 'FULL';
   /** How long a write waits for another connection's lock before failing (ms). @default 5000 */
   busyTimeoutMs?: number;
+  /**
+   * Where WAL checkpoints run. `'thread'`: on a worker thread with its own connection (see checkpointer.ts), so no
+   * commit on the main thread pays for one (the main connection checkpoints by itself only past 4000 pages, as a
+   * backstop). `'inline'`: SQLite's default, inside the commit that fills the WAL to 1000 pages. A `:memory:`
+   * database has no WAL. @default 'thread'
+   */
+  checkpoints?: 'thread' | 'inline';
+  /** Tuning of the checkpoint thread: its intervals; `source` replaces its script (tests make it fail). */
+  checkpointThread?: Partial<Omit<CheckpointerOptions, 'busyTimeoutMs'>>;
   /** Unused by the logic (every method takes its time), kept for symmetry with the other stores. */
   clock?: Clock;
 }
 
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+/** SQLite's automatic checkpoint threshold (WAL pages). */
+const DEFAULT_CHECKPOINT_PAGES = 1000;
+/** The main connection's threshold while the checkpoint thread runs: reached only if the thread falls behind. */
+const BACKSTOP_CHECKPOINT_PAGES = 4000;
 
 const Status = { idle: 'idle', open: 'open', closed: 'closed' } as const;
 type Status = (typeof Status)[keyof typeof Status];
@@ -72,13 +86,15 @@ type Status = (typeof Status)[keyof typeof Status];
 type Prepared = ReturnType<typeof prepareAll>;
 
 /** Why: the durable embedded store; `path` is a file (its directory is created) or `:memory:`. */
-export function createSqliteStore(path: string, options: SqliteStoreOptions = {}): Store & AsyncDisposable {
+export function createSqliteStore(path: string, options: SqliteStoreOptions = {}): Store & AsyncDisposable & { readonly checkpointStats: CheckpointStats | undefined } {
   const synchronous = options.synchronous ?? 'NORMAL';
   if (synchronous !== 'NORMAL' && synchronous !== 'FULL') throw invalidOption('store.synchronous', "'NORMAL' or 'FULL'", synchronous);
   const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  const checkpoints = options.checkpoints ?? 'thread';
+  if (checkpoints !== 'thread' && checkpoints !== 'inline') throw invalidOption('store.checkpoints', "'thread' or 'inline'", checkpoints);
   if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw invalidOption('store.busyTimeoutMs', 'a non-negative integer', busyTimeoutMs);
   if (typeof path !== 'string' || path === '') throw invalidOption('store', 'a SQLite file path', path);
-  return new SqliteStore(path, resolveStoreOptions(options), synchronous, busyTimeoutMs);
+  return new SqliteStore(path, resolveStoreOptions(options), synchronous, busyTimeoutMs, checkpoints === 'thread' ? (options.checkpointThread ?? {}) : undefined);
 }
 
 function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
@@ -140,8 +156,12 @@ class SqliteStore implements Store, AsyncDisposable {
   #db: Database.Database | undefined;
   #q: Prepared | undefined;
   #listeners = new Set<(change: StoreChange) => void>();
+  /** Options of the checkpoint thread; undefined: checkpoints stay inline. */
+  readonly #checkpointThread: Partial<CheckpointerOptions> | undefined;
+  #checkpointer: Checkpointer | undefined;
 
-  constructor(path: string, options: ResolvedStoreOptions, synchronous: 'NORMAL' | 'FULL', busyTimeoutMs: number) {
+  constructor(path: string, options: ResolvedStoreOptions, synchronous: 'NORMAL' | 'FULL', busyTimeoutMs: number, checkpointThread: Partial<CheckpointerOptions> | undefined) {
+    this.#checkpointThread = checkpointThread;
     this.#path = path === ':memory:' ? path : resolve(path);
     this.#options = options;
     this.strategy = options.strategy;
@@ -174,6 +194,20 @@ class SqliteStore implements Store, AsyncDisposable {
     }
     this.#db = db;
     this.#status = Status.open;
+    if (this.#checkpointThread && this.#path !== ':memory:') this.#startCheckpointer(db, this.#checkpointThread);
+  }
+
+  /** WAL checkpoints move to a thread; the main connection keeps a far backstop, and SQLite's own if the thread fails. */
+  #startCheckpointer(db: Database.Database, options: Partial<CheckpointerOptions>): void {
+    db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
+    this.#checkpointer = new Checkpointer(this.#path, { ...options, busyTimeoutMs: this.#busyTimeoutMs }, () => {
+      if (this.#db === db && db.open) db.pragma(`wal_autocheckpoint = ${DEFAULT_CHECKPOINT_PAGES}`);
+    });
+  }
+
+  /** Where checkpoints run now, and what the thread did (undefined: `checkpoints: 'inline'` or `:memory:`). */
+  get checkpointStats(): CheckpointStats | undefined {
+    return this.#checkpointer?.stats;
   }
 
   async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
@@ -284,6 +318,9 @@ class SqliteStore implements Store, AsyncDisposable {
     const db = this.#db;
     this.#db = undefined;
     this.#q = undefined;
+    const checkpointer = this.#checkpointer;
+    this.#checkpointer = undefined;
+    await checkpointer?.close();
     if (db?.open) {
       try {
         db.pragma('optimize');
