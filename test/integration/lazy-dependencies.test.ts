@@ -1,6 +1,7 @@
-// A runtime loads the optional dependencies it does not use only when they are first used: a runtime on SQLite
-// that runs inline tasks never loads the PostgreSQL driver, Piscina, execa, croner or pidusage (each costs every
-// process megabytes of RSS and heap: src/lazy-require.ts), and each one is loaded, and works, when it is used.
+// troupe loads the optional dependencies a runtime does not use only when they are first used: a runtime on SQLite
+// that runs inline tasks never loads the PostgreSQL driver, Piscina, execa, croner, pidusage, fastify or prom-client
+// (each costs every process megabytes of RSS and heap: src/lazy-require.ts), and each one is loaded, and works,
+// when it is used.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
@@ -21,6 +22,7 @@ describe('optional dependencies', () => {
       { step: 'command', loaded: ['pg', 'execa', 'croner'] },
       { step: 'health', loaded: ['pg', 'execa', 'croner', 'pidusage'] },
       { step: 'thread pool', loaded: ['pg', 'piscina', 'execa', 'croner', 'pidusage'] },
+      { step: 'http server', loaded: ['pg', 'piscina', 'execa', 'croner', 'pidusage', 'fastify', 'prom-client'] },
     ]);
   });
 });
