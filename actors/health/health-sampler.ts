@@ -11,7 +11,7 @@
 import { statfs } from 'node:fs/promises';
 import os from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import pidusageModule from 'pidusage';
+import type pidusageModule from 'pidusage';
 import type { Clock } from '../../src/clock.ts';
 
 /** The pids the runtime owns, as listed just before sampling. */
@@ -113,10 +113,16 @@ const GB = 1e9;
 /** Below this gap between two samples of a pid, the previous CPU figure is kept (too little time to measure). */
 const MIN_CPU_WINDOW_MS = 50;
 
+let pidusageLoaded: Promise<PidUsage> | undefined;
+
+/** pidusage is loaded by the first sample: a runtime that never samples its health never loads it. */
+function loadPidusage(): Promise<PidUsage> {
+  return (pidusageLoaded ??= import('pidusage').then((m) => m.default));
+}
+
 /** Creates a sampler that keeps its event-loop histogram and per-pid CPU marks between samples. */
 export function createHealthSampler(options: HealthSamplerOptions): HealthSampler {
   const { clock } = options;
-  const pidusage = options.pidusage ?? pidusageModule;
   const diskPath = options.diskPath ?? process.cwd();
   const cores = Math.max(1, options.cores ?? os.availableParallelism());
   const marks = new Map<number, CpuMark & { cpu: number }>();
@@ -142,6 +148,7 @@ export function createHealthSampler(options: HealthSamplerOptions): HealthSample
     const found = new Map<number, pidusageModule.Status>();
     try {
       // One call for all pids. With more than one pid pidusage reports a missing one as a hole, not an error.
+      const pidusage = options.pidusage ?? (await loadPidusage());
       const stats = await pidusage(pids);
       for (const pid of pids) {
         const stat = stats[pid];

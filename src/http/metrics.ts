@@ -5,7 +5,8 @@
  * Counters and the duration histogram count task facts as they are published (`rt.on`); gauges (queue depth by
  * state, pool threads and utilisation, bus traffic) are read from the runtime when Prometheus scrapes.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { lazyRequire } from '../lazy-require.ts';
 import type { Runtime } from '../runtime.ts';
 import { TASK_STATES } from '../task.ts';
 
@@ -25,12 +26,16 @@ export interface MetricsOptions {
   sseClients?: () => number;
 }
 
+/** prom-client, loaded by the first server's metrics: a runtime that serves no HTTP never loads it (lazy-require.ts). */
+const loadPromClient = lazyRequire<typeof import('prom-client')>('prom-client');
+
 /** Running tasks whose start time is remembered for the duration histogram; beyond it the map is reset. */
 const MAX_TRACKED = 100_000;
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /** Builds the server's registry and starts counting the runtime's facts (why: metrics are per server, not global). */
 export function createMetrics(rt: Runtime, options: MetricsOptions = {}): ServerMetrics {
+  const { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } = loadPromClient();
   const registry = new Registry();
   const offs: Array<() => void> = [];
   const started = new Map<string, number>();

@@ -12,8 +12,9 @@
  *   5. the route, which calls the runtime (which validates again).
  * Every error leaves as `{ error: { code, message, details? } }` (errors.ts).
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes } from '../errors.ts';
+import { lazyRequire } from '../lazy-require.ts';
 import type { Runtime } from '../runtime.ts';
 import { parseSize } from '../units.ts';
 import { createAdmission, type AdmissionOptions } from './admission.ts';
@@ -48,13 +49,15 @@ export interface ServerOptions {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** fastify, loaded by the first server: a runtime that serves no HTTP never loads it (lazy-require.ts). */
+const loadFastify = lazyRequire<typeof import('fastify')>('fastify');
 
 /** Builds the app (why: a factory that does not listen lets tests and embedders choose how it is served). */
 export function createServer(rt: Runtime, options: ServerOptions = {}): FastifyInstance {
   const token = options.token === undefined ? undefined : validateToken(options.token, 'token');
   const host = options.host ?? '127.0.0.1';
   const bodyLimit = parseSize(options.bodyLimit ?? '1MB', 'bodyLimit');
-  const app = Fastify({
+  const app = loadFastify().default({
     logger: options.logger ?? false,
     bodyLimit,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, allowUnionTypes: true } },

@@ -25,8 +25,9 @@
  */
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { ErrorCodes, TroupeError, deserializeError, type SerializedError } from '../errors.ts';
+import { lazyRequire } from '../lazy-require.ts';
 import { AbortWatch, abortedSignalOf } from './abort-watch.ts';
 import {
   ReplyKinds, RunWriter, SlotFlags, SlotTable, channelNames, encodeReason, replyKind, replySideMessages, resolveBatchSize,
@@ -128,6 +129,9 @@ export interface ThreadPool {
 }
 
 export type PoolStatus = 'running' | 'stopping' | 'stopped';
+
+/** Piscina, loaded when the first pool is made: a runtime without handler tasks never loads it (lazy-require.ts). */
+const loadPiscina = lazyRequire<typeof import('piscina')>('piscina');
 
 const WORKER_FILE = new URL('./handler-worker.ts', import.meta.url).href;
 const EntryStates = { queued: 0, sent: 1, settled: 2 } as const;
@@ -232,6 +236,7 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
       cells: this.#slots.cells.buffer as SharedArrayBuffer,
       ...(this.#retire ? { recycle: this.#retire.data } : {}),
     };
+    const { Piscina } = loadPiscina();
     this.#piscina = new Piscina({
       filename: WORKER_FILE,
       minThreads: options.minThreads,

@@ -27,7 +27,7 @@
  * (`onLine`, `onProgress`, `onSpawn`) that throws → `INTERNAL` with the thrown error as `cause`, after the tree
  * was ended.
  */
-import { execa } from 'execa';
+import type { execa as Execa } from 'execa';
 import { ErrorCodes, TroupeError } from '../errors.ts';
 import { LineSplitter, LineWindow, utf8Length, type OutputLine, type OutputStream } from './line-capture.ts';
 import { ProcessGroup, USE_PROCESS_GROUPS } from './process-group.ts';
@@ -96,6 +96,7 @@ export function activeCommandPids(): number[] {
 
 /** Runs one command to completion (why: the process executor's single entry point into subprocesses). */
 export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
+  const execa = loadedExeca ?? (await loadExeca());
   if (spec.signal.aborted) {
     throw new TroupeError(ErrorCodes.CANCELLED, `Command \`${spec.command}\` was cancelled before it started`, {
       cause: spec.signal.reason,
@@ -115,7 +116,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
 
   let subprocess: ReturnType<typeof spawnCommand>;
   try {
-    subprocess = spawnCommand(spec);
+    subprocess = spawnCommand(execa, spec);
   } catch (error) {
     throw new TroupeError(ErrorCodes.INVALID_OPTION, `Command \`${spec.command}\` has invalid options`, { cause: error });
   }
@@ -252,7 +253,14 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
 /** `nodeOptions` for execa: troupe never sets `node: true`, so execa need not filter `process.execArgv` per run. */
 const NO_NODE_OPTIONS: string[] = [];
 
-function spawnCommand(spec: CommandSpec) {
+let loadedExeca: typeof Execa | undefined;
+
+/** execa is loaded by the first command: a runtime that runs none never loads it (≈16 MB of RSS in a fresh Node 20). */
+async function loadExeca(): Promise<typeof Execa> {
+  return (loadedExeca ??= (await import('execa')).execa);
+}
+
+function spawnCommand(execa: typeof Execa, spec: CommandSpec) {
   return execa(spec.command, spec.args, {
     cwd: spec.cwd,
     // execa copies `process.env` into a plain object (≈0.1 ms: every variable goes through its getter); spawn then

@@ -6,8 +6,9 @@
  * slots for the same schedule, and the store can make a slot unique. Catch-up after downtime uses `latestSlot`:
  * run the most recent missed slot once, never every missed one.
  */
-import { Cron } from 'croner';
+import type { Cron } from 'croner';
 import { describeValue, ErrorCodes, TroupeError } from '../errors.ts';
+import { lazyRequire } from '../lazy-require.ts';
 import { parseDuration } from '../units.ts';
 
 /** A validated schedule: exactly one of `cron` and `everyMs`. A `ScheduleRecord` fits this shape. */
@@ -29,6 +30,8 @@ const EXPECTED_EVERY = "a duration of at least 1 second (milliseconds or a strin
 const CACHE_LIMIT = 256;
 const UTC_ZONES: ReadonlySet<string> = new Set(['UTC', 'Etc/UTC', 'Etc/GMT', 'GMT']);
 const compiled = new Map<string, Cron>();
+/** croner, loaded at the first cron expression: a runtime without cron schedules never loads it (lazy-require.ts). */
+const loadCroner = lazyRequire<typeof import('croner')>('croner');
 
 /**
  * Validates the timing part of a user's schedule (`{ cron } | { every }`, plus `timezone`), so the scheduler and
@@ -119,6 +122,7 @@ function compile(expression: string, timezone: string | undefined): Cron {
   if (job === undefined) {
     // UTC as a fixed offset skips croner's Intl time-zone conversion (~15× faster, same slots).
     const zone = timezone === undefined || UTC_ZONES.has(timezone) ? { utcOffset: 0 } : { timezone };
+    const { Cron } = loadCroner();
     job = new Cron(expression, { mode: '5-or-6-parts', paused: true, ...zone });
     if (compiled.size >= CACHE_LIMIT) compiled.delete(compiled.keys().next().value as string);
     compiled.set(key, job);

@@ -16,11 +16,11 @@
  *
  * SQL lives in queries/<verb>.ts; this file owns the connections, the lifecycle and error mapping.
  */
-import pg from 'pg';
-import type { Pool, PoolClient } from 'pg';
+import type { CustomTypesConfig, Pool, PoolClient } from 'pg';
 import { systemClock, type Clock } from '../../clock.ts';
 import { ErrorCodes, TroupeError, invalidOption } from '../../errors.ts';
 import type { TaskId } from '../../ids.ts';
+import { lazyRequire } from '../../lazy-require.ts';
 import type { NewTask, OutputLine, TaskRecord, Transition } from '../../task.ts';
 import { resolveStoreOptions, type ResolvedStoreOptions } from '../pick.ts';
 import type {
@@ -104,11 +104,14 @@ export interface PostgresStore extends Store, AsyncDisposable {
   health(): StoreHealth;
 }
 
+/** The driver, loaded when the first PostgreSQL store is created (see lazy-require.ts). */
+const loadPg = lazyRequire<typeof import('pg')>('pg');
+
 /** BIGINT (epoch ms, counts) as numbers for this store's connections only, not for the whole process. */
-function createTypes(): pg.CustomTypesConfig {
+function createTypes(pg: typeof import('pg')): CustomTypesConfig {
   const types = new pg.TypeOverrides();
   types.setTypeParser(20, (value: string) => Number(value));
-  return types as unknown as pg.CustomTypesConfig;
+  return types as unknown as CustomTypesConfig;
 }
 
 /** Why: the store for several runtime nodes on one database. */
@@ -144,7 +147,8 @@ class PgStore implements PostgresStore {
   readonly #options: ResolvedStoreOptions;
   readonly #s: Settings;
   readonly #n: PgNames;
-  readonly #types = createTypes();
+  readonly #pg = loadPg();
+  readonly #types = createTypes(this.#pg);
   readonly #pool: Pool;
   readonly #draws: Draws;
   #status: StoreStatus = StoreStatus.idle;
@@ -163,7 +167,7 @@ class PgStore implements PostgresStore {
     this.#n = settings.names;
     this.strategy = options.strategy;
     this.#draws = createDraws(options.random);
-    this.#pool = new pg.Pool({
+    this.#pool = new this.#pg.Pool({
       ...withStartupOptions(url, STARTUP_OPTIONS),
       max: settings.poolSize,
       types: this.#types,
@@ -205,7 +209,7 @@ class PgStore implements PostgresStore {
     if (this.#s.listen) {
       const listener = new NotifyListener({
         createClient: () =>
-          new pg.Client({
+          new this.#pg.Client({
             ...withStartupOptions(this.#url, STARTUP_OPTIONS),
             types: this.#types,
             application_name: `${this.#s.applicationName}:listen`,
