@@ -24,12 +24,15 @@ const tasks = (count: number): NewTask[] =>
 const walPages = (path: string): number => (existsSync(`${path}-wal`) ? Math.round(statSync(`${path}-wal`).size / 4096) : 0);
 
 describe('sqlite checkpoints', () => {
-  it('a thread copies the WAL back into the file; close waits for it and leaves no WAL', async () => {
+  it('the first write starts a thread that copies the WAL back into the file; close waits for it and leaves no WAL', async () => {
     const path = freshPath();
     const store = createSqliteStore(path, { checkpointThread: { intervalMs: 5, idleIntervalMs: 20 } });
     await store.open();
+    await store.counts(T0);
+    assert.equal(store.checkpointStats?.state, undefined, 'no thread for a store that only reads');
+    await store.enqueue(tasks(100));
     await waitFor(() => store.checkpointStats?.state === 'online', { label: 'thread online' });
-    for (let i = 0; i < 20; i++) await store.enqueue(tasks(100));
+    for (let i = 1; i < 20; i++) await store.enqueue(tasks(100));
     const stats = await waitFor<NonNullable<typeof store.checkpointStats>>(() => (store.checkpointStats!.pages >= 2000 ? store.checkpointStats : undefined), { timeout: 10_000, label: 'pages checkpointed by the thread' });
     assert.equal(stats!.state, 'online');
     assert.ok(stats!.checkpoints >= 1);
@@ -46,6 +49,7 @@ describe('sqlite checkpoints', () => {
     const path = freshPath();
     const store = createSqliteStore(path, { checkpointThread: { source: "throw new Error('no checkpoint thread here')" } });
     await store.open();
+    await store.enqueue(tasks(1));
     await waitFor(() => store.checkpointStats?.state === 'failed', { label: 'thread failed' });
     // 3000 pages in 30 commits: SQLite checkpoints at 1000 pages and starts the WAL over; with the backstop of
     // 4000 pages alone, the WAL would hold all 3000

@@ -194,7 +194,11 @@ class SqliteStore implements Store, AsyncDisposable {
     }
     this.#db = db;
     this.#status = Status.open;
-    if (this.#checkpointThread && this.#path !== ':memory:') this.#startCheckpointer(db, this.#checkpointThread);
+  }
+
+  /** The checkpoint thread starts with the first write of the hot paths: a store opened to read never has one. */
+  #wrote(): void {
+    if (this.#checkpointer === undefined && this.#checkpointThread && this.#db && this.#path !== ':memory:') this.#startCheckpointer(this.#db, this.#checkpointThread);
   }
 
   /** WAL checkpoints move to a thread; the main connection keeps a far backstop, and SQLite's own if the thread fails. */
@@ -212,10 +216,12 @@ class SqliteStore implements Store, AsyncDisposable {
 
   async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
     if (tasks.length === 0) return this.#run(() => []);
+    this.#wrote();
     return this.#run((q) => q.enqueue.immediate(tasks));
   }
 
   async enqueueAndClaim(tasks: readonly NewTask[], request: ClaimRequest): Promise<EnqueueAndClaimResult> {
+    this.#wrote();
     return this.#run((q) => q.enqueueAndClaim.immediate(tasks, request));
   }
 
@@ -230,6 +236,7 @@ class SqliteStore implements Store, AsyncDisposable {
 
   async settle(ops: readonly SettleOp[]): Promise<boolean[]> {
     if (ops.length === 0) return this.#run(() => []);
+    this.#wrote();
     return this.#run((q) => q.settle.immediate(ops));
   }
 
