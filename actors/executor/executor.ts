@@ -35,7 +35,7 @@ import type { TaskId } from '../../src/ids.ts';
 import type { Logger } from '../../src/options.ts';
 import type { ThreadPool } from '../../src/pool/thread-pool.ts';
 import type { runCommand as RunCommand } from '../../src/process/run-command.ts';
-import { normalizeProgress, type Registry, type ResolvedTask, type TaskContext } from '../../src/registry.ts';
+import type { Registry, ResolvedTask } from '../../src/registry.ts';
 import { computeBackoff } from '../../src/schedule/backoff.ts';
 import type { SettleOp } from '../../src/store/store.ts';
 import type { OutputStream, Progress, RetryPolicy, TaskRecord } from '../../src/task.ts';
@@ -45,6 +45,8 @@ import type { FailureCause, RunOutcome } from '../../src/advice/stats-types.ts';
 import { createAdaptiveLimit, type AdaptiveLimit } from './adaptive-limit.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createSchedulerDemand } from '../scheduler/messages.ts';
+import { InlineContext } from '../task/inline-context.ts';
+import { RunTable } from '../task/run-table.ts';
 import { TaskActor, type RunSink } from '../task/task-actor.ts';
 import { isThenable } from '../../src/thenable.ts';
 import type { ExecutorMessage } from './messages.ts';
@@ -85,7 +87,7 @@ interface Buffered {
 export class Executor implements Actor<TroupeMessage> {
   readonly #ctx: ActorContext<TroupeMessage>;
   readonly #d: ExecutorDeps;
-  readonly #running = new Map<TaskId, TaskActor>();
+  readonly #running = new RunTable();
   readonly #perName = new Map<string, number>();
   readonly #adaptive = new Map<string, AdaptiveLimit>();
   #limit: number;
@@ -125,7 +127,7 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   stop(): void {
-    for (const run of this.#running.values()) run.end('shutdown');
+    for (const run of this.#running.list()) run.end('shutdown');
     this.#giveBackAll('shutdown');
   }
 
@@ -152,7 +154,7 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   children(): TreeNode[] {
-    return [...this.#running.values()].map((run) => ({
+    return this.#running.list().map((run) => ({
       address: `task/${run.id}`,
       kind: 'task',
       status: run.state,
@@ -163,7 +165,7 @@ export class Executor implements Actor<TroupeMessage> {
 
   /** Runs in progress on this node (ids). */
   runningIds(): TaskId[] {
-    return [...this.#running.keys()];
+    return this.#running.list().map((run) => run.id);
   }
 
   receive(msg: TroupeMessage): void {
@@ -196,7 +198,7 @@ export class Executor implements Actor<TroupeMessage> {
         return;
       }
       case 'executor.abort-all':
-        for (const run of this.#running.values()) run.end(m.reason);
+        for (const run of this.#running.list()) run.end(m.reason);
         this.#giveBackAll(m.reason);
         return;
       case 'executor.drain':
@@ -370,7 +372,7 @@ export class Executor implements Actor<TroupeMessage> {
     const { clock } = this.#d;
     const def = this.#d.registry.get(task.name);
     const run = new TaskActor(task, clock, def?.killGraceMs ?? 5000);
-    this.#running.set(task.id, run);
+    this.#running.add(run);
     this.#perName.set(task.name, (this.#perName.get(task.name) ?? 0) + 1);
     this.#stats.started++;
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.started', id: task.id, name: task.name, attempt: task.attempts, owner: this.#d.owner, at: run.startedAt });
@@ -428,21 +430,7 @@ export class Executor implements Actor<TroupeMessage> {
           .then((r) => (r.value !== undefined ? r.value : { exitCode: r.exitCode, lines: r.lines }));
       }
       case 'inline': {
-        const ctx: TaskContext = {
-          id: task.id,
-          name: task.name,
-          attempt: task.attempts,
-          // made when the code reads it: most runs never do, and an AbortController is a few µs and garbage
-          get signal() {
-            return run.signal;
-          },
-          progress: (value) => {
-            const p = normalizeProgress(value);
-            if (p) onProgress(p);
-          },
-          log: (line) => this.#output(run, 'log', [String(line)]),
-        };
-        if (task.children) ctx.children = task.children;
+        const ctx = new InlineContext(run, task, onProgress, (line) => this.#output(run, 'log', [line]));
         // The code starts in this call, not a microtask later: on an idle runtime the hop would put it behind
         // whatever else was queued (the enqueue's own reply chain). A synchronous result ends the run here too.
         let value: unknown;
@@ -473,7 +461,7 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   #progress(run: TaskActor, progress: Progress): void {
-    if (!this.#running.has(run.id)) return;
+    if (!this.#running.has(run)) return;
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.progress', id: run.id, name: run.name, progress, at: this.#d.clock.now() });
   }
 
@@ -484,9 +472,8 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   #finish(run: TaskActor, def: ResolvedTask | undefined, error: unknown, permanent: boolean, result?: unknown): void {
-    if (this.#running.get(run.id) !== run) return;
+    if (!this.#running.remove(run)) return;
     run.dispose();
-    this.#running.delete(run.id);
     const left = (this.#perName.get(run.name) ?? 1) - 1;
     if (left <= 0) this.#perName.delete(run.name);
     else this.#perName.set(run.name, left);
