@@ -63,6 +63,14 @@ interface PreparedSlot {
   triggers: number;
 }
 
+/**
+ * The longest a chain of claims may keep the event loop to itself. Runs that end at once (inline code, a
+ * synchronous store) answer each claim with the next demand in microtasks, so a deep queue could drain in one
+ * endless turn: no timer (heartbeats, schedules), no I/O (HTTP, pipes) until it is empty. Past this, the next
+ * claim waits for the next turn.
+ */
+export const CLAIM_TURN_MS = 10;
+
 const PAUSED_KEY = 'paused-names';
 const PAUSED_GROUPS_KEY = 'paused-groups';
 
@@ -84,7 +92,7 @@ export class Scheduler implements Actor<TroupeMessage> {
   #schedules = new Map<string, ScheduleRecord>();
   #scheduleTimer: TimerHandle | undefined;
   #firing = false;
-  #stats = { claims: 0, claimed: 0, emptyClaims: 0, offerClaims: 0, fired: 0, skipped: 0 };
+  #stats = { claims: 0, claimed: 0, emptyClaims: 0, offerClaims: 0, yields: 0, fired: 0, skipped: 0 };
   /** Serial of the claim offer standing at the tracker (0: none), and the demand it was made for. */
   #offer = 0;
   #offerSerial = 0;
@@ -93,6 +101,12 @@ export class Scheduler implements Actor<TroupeMessage> {
   #prepared = new Map<string, PreparedSlot>();
   /** Bumped by every manual trigger: an overlap answer taken before one is no longer exact. */
   #triggers = 0;
+  /** performance.now() when claims began in this turn of the event loop (cleared by a setImmediate). */
+  #turnStartedAt: number | undefined;
+  #yielding = false;
+  readonly #newTurn = (): void => {
+    this.#turnStartedAt = undefined;
+  };
 
   constructor(ctx: ActorContext<TroupeMessage>, deps: SchedulerDeps) {
     this.#ctx = ctx;
@@ -210,7 +224,10 @@ export class Scheduler implements Actor<TroupeMessage> {
     }
     const demand = this.#demand;
     if (!demand || demand.slots <= 0) return;
+    // A standing offer was made before whatever woke the pump (a pause, a registration): withdrawn at once, even
+    // when the claim itself waits for the next turn.
     this.#withdrawOffer();
+    if (this.#yieldTurn()) return;
     this.#claiming = true;
     this.#wakeAgain = false;
     const { store, clock } = this.#d;
@@ -254,6 +271,25 @@ export class Scheduler implements Actor<TroupeMessage> {
           this.#armTimer(clock.now() + 1000);
         },
       );
+  }
+
+  /** True when claims have kept this turn for CLAIM_TURN_MS: the pump then runs again on the next turn. */
+  #yieldTurn(): boolean {
+    if (this.#yielding) return true;
+    const now = performance.now();
+    if (this.#turnStartedAt === undefined) {
+      this.#turnStartedAt = now;
+      setImmediate(this.#newTurn);
+      return false;
+    }
+    if (now - this.#turnStartedAt < CLAIM_TURN_MS) return false;
+    this.#yielding = true;
+    this.#stats.yields++;
+    setImmediate(() => {
+      this.#yielding = false;
+      this.#pump();
+    });
+    return true;
   }
 
   /** What a claim for `demand` asks the store for (without its time). */
