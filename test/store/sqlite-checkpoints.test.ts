@@ -26,7 +26,7 @@ const walPages = (path: string): number => (existsSync(`${path}-wal`) ? Math.rou
 describe('sqlite checkpoints', () => {
   it('the first write starts a thread that copies the WAL back into the file; close waits for it and leaves no WAL', async () => {
     const path = freshPath();
-    const store = createSqliteStore(path, { checkpointThread: { intervalMs: 5, idleIntervalMs: 20 } });
+    const store = createSqliteStore(path, { checkpointThread: { intervalMs: 5, idleIntervalMs: 20, minPages: 100 } });
     await store.open();
     await store.counts(T0);
     assert.equal(store.checkpointStats?.state, undefined, 'no thread for a store that only reads');
