@@ -36,7 +36,7 @@ async function assertRefused(path: string, code: string): Promise<void> {
 }
 
 describe('sqlite store files', () => {
-  it('purge removes the history and output rows of the tasks it deletes, and only theirs', async () => {
+  it('purge removes the output rows of the tasks it deletes, and only theirs; the kept task keeps its history', async () => {
     // The store runs with foreign_keys OFF, so no ON DELETE CASCADE does this for it.
     const path = freshPath();
     const store = createSqliteStore(path);
@@ -55,9 +55,13 @@ describe('sqlite store files', () => {
     await store.close();
     const db = new Database(path, { readonly: true });
     const rows = (table: string) => db.prepare(`SELECT task_id, count(*) AS n FROM ${table} GROUP BY task_id`).all();
-    assert.deepEqual(rows('transitions'), [{ task_id: kept.id, n: 3 }]);
     assert.deepEqual(rows('output'), [{ task_id: kept.id, n: 1 }]);
     db.close();
+    const again = createSqliteStore(path);
+    await again.open();
+    assert.deepEqual((await again.history(kept.id)).map((t) => t.to), ['queued', 'running', 'succeeded']);
+    assert.deepEqual(await again.history(gone.id), []);
+    await again.close();
   });
 
   it('creates missing directories, uses WAL, and sees everything after a reopen', async () => {

@@ -13,7 +13,7 @@ import { createTaskId } from '../../src/ids.ts';
 import { GROUP_FILTER, PRUNE_EVENTS_SQL, RECENT_EVENTS_SQL } from '../../src/store/sqlite/queries/claim-gated.ts';
 import { leaseManySql } from '../../src/store/sqlite/queries/claim.ts';
 import { CLAIM_COLUMNS, NEXT_LEVEL, TOP_LEVEL, dueOfName } from '../../src/store/sqlite/queries/claim-order.ts';
-import { PURGE_HISTORY_SQL } from '../../src/store/sqlite/queries/purge.ts';
+import { appendHistorySql } from '../../src/store/sqlite/queries/record-transition.ts';
 import { ID_INDEX, succeedManySql } from '../../src/store/sqlite/queries/settle.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import type { Strategy } from '../../src/store/store.ts';
@@ -44,16 +44,15 @@ async function fileWithStats(strategy: Strategy, state: StatsState): Promise<str
     const stateOf = (i: number): string =>
       state === 'young' || state === 'idle' ? 'succeeded' : state === 'queued' ? 'queued' : state === 'scheduled' ? 'scheduled' : i % 2 ? 'running' : 'queued';
     const insert = db.prepare(`INSERT INTO tasks (id, name, state, priority, weight, max_attempts, attempts, created_at, run_at, updated_at,
-      finished_at, owner, lease_until, grp) VALUES (?, ?, ?, ?, 1, 3, ?, ?, ?, ?, ?, ?, ?, ?)`);
-    const history = db.prepare(`INSERT INTO transitions (task_id, from_state, to_state, at, attempt) VALUES (?, NULL, 'queued', ?, 0)`);
+      finished_at, owner, lease_until, grp, history) VALUES (?, ?, ?, ?, 1, 3, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     db.transaction(() => {
       for (let i = 0; i < n; i++) {
         const id = createTaskId(T0 + i);
         const st = stateOf(i);
         const runAt = st === 'scheduled' ? T0 + 86_400_000 + i : T0 + i;
         insert.run(id, `job${i % 4}`, st, i % 3, st === 'queued' || st === 'scheduled' ? 0 : 1, T0 + i, runAt, T0 + i,
-          st === 'succeeded' ? T0 + i : null, st === 'running' ? `node${i % 4}` : null, st === 'running' ? T0 + 60_000 : null, i % 10 ? null : `g${i % 7}`);
-        history.run(id, T0 + i);
+          st === 'succeeded' ? T0 + i : null, st === 'running' ? `node${i % 4}` : null, st === 'running' ? T0 + 60_000 : null, i % 10 ? null : `g${i % 7}`,
+          `[null,"queued",${T0 + i},0,null,null]\n`);
       }
       const events = state === 'young' ? 1 : state === 'running' ? N : 0;
       const event = db.prepare('INSERT INTO rate_events (name, grp, at) VALUES (?, ?, ?)');
@@ -103,7 +102,7 @@ const CASES: readonly PlanCase[] = [
     (rows): PlanCase => ({
       what: `claim: the lease of ${rows} rows in one UPDATE`,
       sql: leaseManySql(rows),
-      params: [['node0', T0 + 60_000, T0, T0, ...Array.from({ length: rows }, (_, i) => createTaskId(T0 + i))]],
+      params: [['node0', T0 + 60_000, T0, T0, T0, T0, ...Array.from({ length: rows }, (_, i) => createTaskId(T0 + i))]],
       expect: new RegExp(`SEARCH tasks USING INDEX ${ID_INDEX} \\(id=\\?\\)`),
       forbid: /SCAN tasks/,
     }),
@@ -158,13 +157,15 @@ const CASES: readonly PlanCase[] = [
     expect: /SEARCH rate_events USING INDEX rate_events_name \(name=\? AND at<\?\)/,
     forbid: /SCAN rate_events/,
   },
-  {
-    what: 'purge: the history of the purged tasks',
-    sql: PURGE_HISTORY_SQL,
-    params: [[T0 + 100, JSON.stringify(['succeeded', 'failed'])], [T0 + 10 * N, JSON.stringify(['succeeded'])]],
-    expect: /SEARCH transitions USING COVERING INDEX transitions_task \(task_id=\?\)/,
-    forbid: /SCAN transitions/,
-  },
+  ...[2, 64].map(
+    (rows): PlanCase => ({
+      what: `history: the lines of ${rows} tasks appended in one UPDATE`,
+      sql: appendHistorySql(rows),
+      params: [Array.from({ length: rows }, (_, i) => [createTaskId(T0 + i), '[]\n']).flat()],
+      expect: new RegExp(`SEARCH tasks USING INDEX ${ID_INDEX} \\(id=\\?\\)`),
+      forbid: /SCAN tasks/,
+    }),
+  ),
 ];
 
 describe('SQLite plans under statistics taken in another state', () => {

@@ -99,4 +99,52 @@ describe('sqlite output runs', () => {
       await store.close();
     }
   });
+
+  it('a version 4 file keeps every task history, in order, when it moves into the rows', async () => {
+    const path = join(root, `store-${++n}.db`);
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    for (const m of MIGRATIONS.filter((x) => x.version <= 4)) {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }
+    db.pragma(`application_id = ${APPLICATION_ID}`);
+    const [a, b, none] = [createTaskId(T0), createTaskId(T0 + 1), createTaskId(T0 + 2)];
+    const task = db.prepare(`INSERT INTO tasks (id, name, state, input, priority, weight, max_attempts, attempts, created_at, run_at, updated_at)
+      VALUES (?, 'job', ?, '{}', 0, 1, 3, ?, ?, ?, ?)`);
+    task.run(a, 'retrying', 1, T0, T0, T0);
+    task.run(b, 'queued', 0, T0, T0, T0);
+    task.run(none, 'queued', 0, T0, T0, T0);
+    const error = { name: 'Error', message: 'boom "quoted"\nsecond line', code: 'E_X' };
+    const history = db.prepare('INSERT INTO transitions (task_id, from_state, to_state, at, attempt, reason, error) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    // interleaved, so that seq order and not row order decides
+    history.run(a, null, 'queued', T0, 0, null, null);
+    history.run(b, null, 'queued', T0 + 1, 0, null, null);
+    history.run(a, 'queued', 'running', T0 + 2, 1, null, null);
+    history.run(a, 'running', 'retrying', T0 + 3, 1, 'retry in 5 ms', JSON.stringify(error));
+    db.close();
+    const store = createSqliteStore(path);
+    await store.open();
+    try {
+      assert.deepEqual(await store.history(a), [
+        { taskId: a, from: null, to: 'queued', at: T0, attempt: 0 },
+        { taskId: a, from: 'queued', to: 'running', at: T0 + 2, attempt: 1 },
+        { taskId: a, from: 'running', to: 'retrying', at: T0 + 3, attempt: 1, reason: 'retry in 5 ms', error },
+      ]);
+      assert.deepEqual(await store.history(b), [{ taskId: b, from: null, to: 'queued', at: T0 + 1, attempt: 0 }]);
+      assert.deepEqual(await store.history(none), []);
+      // the moved history goes on growing: a claim appends to it
+      const [claimed] = await store.claim({ owner: 'n', limit: 1, leaseMs: 1000, now: T0 + 10, names: ['job'] });
+      assert.equal(claimed!.id, a);
+      assert.deepEqual((await store.history(a)).slice(3), [
+        { taskId: a, from: 'retrying', to: 'queued', at: T0 + 10, attempt: 1, reason: 'due' },
+        { taskId: a, from: 'queued', to: 'running', at: T0 + 10, attempt: 2 },
+      ]);
+    } finally {
+      await store.close();
+    }
+    const check = new Database(path, { readonly: true });
+    assert.deepEqual(check.prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'transitions%'").all(), []);
+    check.close();
+  });
 });

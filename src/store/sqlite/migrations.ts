@@ -14,9 +14,9 @@
  * strategy changes, so another connection using them keeps working; a file whose strategy changed keeps paying
  * for the old index.
  *
- * The store opens its connection with `foreign_keys = OFF`: the REFERENCES clauses of `transitions` and `output`
- * stay in the schema but are not enforced, because the parent lookup cost every history INSERT and the store's own
- * code already writes a child row only for a task it holds. Purge deletes a task's history and output itself.
+ * The store opens its connection with `foreign_keys = OFF`: the REFERENCES clauses of `output` stay in the schema
+ * but are not enforced, because the parent lookup cost every INSERT and the store's own code already writes a child
+ * row only for a task it holds. Purge deletes a task's output itself.
  *
  * The claim indexes of fifo, lifo and priority lead with the task name (version 3): a claim reads each allowed
  * name's own part of the index, so a paused name or one at its concurrency cap costs it nothing however many of
@@ -28,6 +28,12 @@
  * and have consecutive seqs (a pipe chunk), the texts as a JSON array. A line was a row of its own before; the
  * per-row cost (the key, the B-tree insert, the bytes written to the WAL and checkpointed) was most of the cost
  * of capturing output. Stop processes running an older troupe on a file before it is upgraded.
+ *
+ * A task's history is part of its row (version 5): `tasks.history` holds one line per transition, a JSON array
+ * `[from, to, at, attempt, reason, error]` and a newline, appended by the statement that changes the state (see
+ * record-transition.ts). A `transitions` table keyed by task cost a B-tree insert per transition at the task's
+ * place in its index: for the old tasks a deep queue claims, a page in the middle of the index, often split, and
+ * one more page in every commit. Stop processes running an older troupe on a file before it is upgraded.
  */
 import type Database from 'better-sqlite3';
 import { TASK_STATES } from '../../task.ts';
@@ -179,6 +185,19 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       INSERT INTO output_runs (task_id, seq, n, stream, at, texts) SELECT task_id, seq, 1, stream, at, json_array(text) FROM output;
       DROP TABLE output;
       ALTER TABLE output_runs RENAME TO output;
+    `,
+  },
+  {
+    version: 5,
+    description: "a task's history kept in its row: one JSON line per transition in tasks.history",
+    // The lines in seq order; an error stored as JSON text goes in as the object it encodes.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN history TEXT NOT NULL DEFAULT '';
+      UPDATE tasks SET history = (
+        SELECT group_concat(json_array(from_state, to_state, at, attempt, reason, json(error)) || char(10), '' ORDER BY seq)
+        FROM transitions WHERE task_id = tasks.id
+      ) WHERE id IN (SELECT task_id FROM transitions);
+      DROP TABLE transitions;
     `,
   },
 ]);

@@ -114,10 +114,10 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
         throw error;
       }
     });
-  const enqueue = prepareEnqueue(db, record, flow);
-  const claim = prepareClaim(db, options.strategy, options.random, record, flow);
+  const enqueue = prepareEnqueue(db, writer, flow);
+  const claim = prepareClaim(db, options.strategy, options.random, writer, flow);
   const output = prepareOutput(db, options.maxOutputLines);
-  const settle = prepareSettle(db, record, output, flow);
+  const settle = prepareSettle(db, writer, output, flow);
   const schedules = prepareSchedules(db);
   return {
     ...prepareGet(db),
@@ -183,7 +183,7 @@ class SqliteStore implements Store, AsyncDisposable {
       this.#checkDatabase(db, existing);
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${this.#synchronous}`);
-      // Off: a parent lookup per history row is measurable; purge deletes history and output itself.
+      // Off: a parent lookup per output row is measurable; purge deletes a task's output itself.
       db.pragma('foreign_keys = OFF');
       migrate(db);
       ensureStrategyIndex(db, this.strategy);

@@ -18,10 +18,9 @@ import type { ClaimRequest, Strategy } from '../../store.ts';
 import { needsGate } from '../../claim-gate.ts';
 import { prepareGatedClaim } from './claim-gated.ts';
 import type { FlowQueries } from './flow.ts';
-import type { RecordTransition } from './record-transition.ts';
+import { historySql, type TransitionWriter } from './record-transition.ts';
 import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, prepareClaimableNames, prepareDueOfName } from './claim-order.ts';
-import { rowPiece, statementsByRows, toTaskRecord } from './rows.ts';
-import { ID_INDEX } from './settle.ts';
+import { ID_INDEX, rowPiece, statementsByRows, toTaskRecord } from './rows.ts';
 
 const FILTER = NAME_FILTER;
 
@@ -36,19 +35,18 @@ export function prepareClaim(
   db: Database.Database,
   strategy: Strategy,
   random: () => number,
-  record: RecordTransition,
+  writer: TransitionWriter,
   flow: FlowQueries,
 ): (request: ClaimRequest) => TaskRecord[] {
-  const lease = db.prepare<[string, number, number, number, number]>(
-    `UPDATE tasks SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
-       progress = NULL WHERE rowid = ?`,
+  const lease = db.prepare<[string, number, number, number, number, number, number]>(
+    `UPDATE tasks SET ${LEASE_SET} WHERE rowid = ?`,
   );
-  /** The record of a leased row, and its transitions (the row itself is updated by the caller). */
+  /** The record of a leased row; its transitions are counted (the lease statement appends their lines). */
   const leased = (row: ClaimRow, request: ClaimRequest): TaskRecord => {
     const { now } = request;
     const leaseUntil = now + request.leaseMs;
     const from = row.state as TaskState;
-    if (from !== 'queued') record(row.id, from, 'queued', now, row.attempts, 'due');
+    if (from !== 'queued') writer.counted(from, 'queued');
     const rec = toTaskRecord(row);
     rec.state = 'running';
     rec.attempts = row.attempts + 1;
@@ -57,12 +55,12 @@ export function prepareClaim(
     rec.startedAt = now;
     rec.updatedAt = now;
     delete rec.progress;
-    record(row.id, 'queued', 'running', now, rec.attempts);
+    writer.counted('queued', 'running');
     if (rec.flow) rec.children = flow.children(rec.id, rec.flow.policy);
     return rec;
   };
   const take = (row: ClaimRow, request: ClaimRequest): TaskRecord => {
-    lease.run(request.owner, request.now + request.leaseMs, request.now, request.now, row.rid);
+    lease.run(request.owner, request.now + request.leaseMs, request.now, request.now, request.now, request.now, row.rid);
     return leased(row, request);
   };
   const leaseMany = prepareLeaseMany(db);
@@ -77,6 +75,7 @@ export function prepareClaim(
        ORDER BY run_at, id LIMIT 1`,
     );
     return (request) => {
+      writer.sync();
       if (needsGate(request)) return gated(request);
       const caps = new Map(Object.entries(request.perName ?? {}));
       const excluded = new Set(request.exclude ?? []);
@@ -127,6 +126,7 @@ export function prepareClaim(
   const claimable = prepareClaimableNames(db, strategy);
   const compare = COMPARE[strategy];
   return (request) => {
+    writer.sync();
     if (needsGate(request)) return gated(request);
     const out: TaskRecord[] = [];
     if (!(request.limit > 0)) return out;
@@ -164,6 +164,14 @@ export function prepareClaim(
   };
 }
 
+/**
+ * What a lease sets, parameters owner, lease until, now × 4: the row's history gets the `due` line of a task that
+ * was scheduled or retrying, then its running line (the same lines `record` would write; SET reads the old row).
+ */
+const LEASE_SET = `state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
+  progress = NULL, history = history || CASE WHEN state = 'queued' THEN '' ELSE json_array(state, 'queued', ?, attempts, 'due', NULL) || char(10) END
+    || ${historySql("'queued'", "'running'", '?', 'attempts + 1')}`;
+
 /** Rows leased by one UPDATE at most. */
 const LEASE_CHUNK = 64;
 
@@ -175,8 +183,7 @@ const LEASE_CHUNK = 64;
  * descent more per row).
  */
 export function leaseManySql(rows: number): string {
-  return `UPDATE tasks INDEXED BY ${ID_INDEX} SET state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?,
-     updated_at = ?, progress = NULL WHERE id IN (${Array.from({ length: rows }, () => '?').join(', ')})`;
+  return `UPDATE tasks INDEXED BY ${ID_INDEX} SET ${LEASE_SET} WHERE id IN (${Array.from({ length: rows }, () => '?').join(', ')})`;
 }
 
 /**
@@ -189,7 +196,7 @@ function prepareLeaseMany(db: Database.Database): (ids: readonly string[], reque
     const { owner, now } = request;
     for (let done = 0; done < ids.length; ) {
       const n = rowPiece(ids.length - done, LEASE_CHUNK);
-      statementOf(n).run(owner, now + request.leaseMs, now, now, ...ids.slice(done, done + n));
+      statementOf(n).run(owner, now + request.leaseMs, now, now, now, now, ...ids.slice(done, done + n));
       done += n;
     }
   };

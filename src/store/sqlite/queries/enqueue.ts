@@ -12,7 +12,7 @@ import { DEBOUNCED_REASON, debounceRunAt, throttleSince } from '../../../dedup.t
 import { FLOW_WAITING_RUN_AT, type DedupSpec, type NewTask, type TaskState } from '../../../task.ts';
 import type { EnqueueResult } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
-import type { RecordTransition } from './record-transition.ts';
+import { historyLine, type TransitionWriter } from './record-transition.ts';
 import { rowPiece, statementsByRows, toJson } from './rows.ts';
 
 interface Latest {
@@ -24,17 +24,18 @@ interface Latest {
 }
 
 const INSERT = `INSERT INTO tasks (id, name, state, input, priority, weight, key, max_attempts, created_at, run_at, updated_at, schedule_id,
-  options, grp, dedup_key, parent_id, flow_pending, flow_policy) VALUES`;
-const ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-/** Plain tasks inserted by one statement at most (18 parameters each). */
+  options, grp, dedup_key, parent_id, flow_pending, flow_policy, history) VALUES`;
+const ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+/** Plain tasks inserted by one statement at most (19 parameters each). */
 const INSERT_CHUNK = 32;
 
 /** Why: idempotent inserts; consecutive plain tasks share one multi-row INSERT (the statement is the cost). */
 export function prepareEnqueue(
   db: Database.Database,
-  record: RecordTransition,
+  writer: TransitionWriter,
   flow: FlowQueries,
 ): (tasks: readonly NewTask[]) => EnqueueResult[] {
+  const { record } = writer;
   const insert = db.prepare(`${INSERT} ${ROW} ON CONFLICT DO NOTHING`);
   /** `n` rows in one statement, RETURNING the ids it inserted (a conflicting row is missing). */
   const insertMany = statementsByRows((_n, values) =>
@@ -63,7 +64,7 @@ export function prepareEnqueue(
     return { id: last.id, created: false, state: 'scheduled' };
   };
 
-  /** The values of a task's row, in INSERT's column order. */
+  /** The values of a task's row, in INSERT's column order; its history starts with the line of its first state. */
   const rowOf = (t: NewTask, state: TaskState, runAt: number): unknown[] => [
     t.id,
     t.name,
@@ -83,6 +84,7 @@ export function prepareEnqueue(
     t.parentId ?? null,
     t.flow ? t.flow.pending : null,
     t.flow ? t.flow.policy : null,
+    historyLine(null, state, t.createdAt, 0),
   ];
   const stateOf = (t: NewTask): TaskState => (t.runAt > t.createdAt ? 'scheduled' : 'queued');
   const existing = (t: NewTask): EnqueueResult => {
@@ -101,7 +103,7 @@ export function prepareEnqueue(
         continue;
       }
       const state = stateOf(t);
-      record(t.id, null, state, t.createdAt, 0);
+      writer.counted(null, state);
       out[i] = { id: t.id, created: true, state };
     }
   };
@@ -121,7 +123,7 @@ export function prepareEnqueue(
     const state: TaskState = runAt > t.createdAt ? 'scheduled' : 'queued';
     const info = insert.run(rowOf(t, state, runAt));
     if (info.changes === 1) {
-      record(t.id, null, state, t.createdAt, 0);
+      writer.counted(null, state);
       return { id: t.id, created: true, state };
     }
     const result = existing(t);

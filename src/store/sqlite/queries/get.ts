@@ -1,19 +1,21 @@
-/** get and history: one task by id, and its transitions in the order they were written. */
+/** get and history: one task by id, and its transitions in the order they were written (its row's history). */
 import type Database from 'better-sqlite3';
 import type { TaskRecord, Transition } from '../../../task.ts';
-import { TASK_COLUMNS, toTaskRecord, toTransition, type TaskRow, type TransitionRow } from './rows.ts';
+import { parseHistory } from './record-transition.ts';
+import { TASK_COLUMNS, toTaskRecord, type TaskRow } from './rows.ts';
 
 /** Why: the two point reads every inspector (API, REPL, handle) makes. */
 export function prepareGet(db: Database.Database): { get(id: string): TaskRecord | undefined; history(id: string): Transition[] } {
   const get = db.prepare<[string], TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ?`);
-  const history = db.prepare<[string], TransitionRow>(
-    'SELECT task_id, from_state, to_state, at, attempt, reason, error FROM transitions WHERE task_id = ? ORDER BY seq',
-  );
+  const history = db.prepare<[string], string>('SELECT history FROM tasks WHERE id = ?').pluck();
   return {
     get(id) {
       const row = get.get(id);
       return row ? toTaskRecord(row) : undefined;
     },
-    history: (id) => history.all(id).map(toTransition),
+    history(id) {
+      const text = history.get(id);
+      return text === undefined ? [] : parseHistory(id, text);
+    },
   };
 }

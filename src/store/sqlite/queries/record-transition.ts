@@ -2,11 +2,16 @@
  * The history entries. Every verb that changes a state records them in the same transaction, and
  * the per-state counts (`task_counts`) follow from the transitions: each call adds to pending deltas, and
  * `flush()` writes them as one UPDATE per changed state at the end of the transaction.
+ *
+ * A task's history lives in its own row (`tasks.history`, schema version 5): one line per transition, each a JSON
+ * array `[from, to, at, attempt, reason, error]` ended by a newline, so that a transition is appended with `||`.
+ * The hot verbs (enqueue, claim, success) append their line in the statement that changes the row and only count
+ * it here (`counted`); the others `record` it, and `flush()` appends their lines in one UPDATE per 64 tasks.
  */
 import type Database from 'better-sqlite3';
 import type { SerializedError } from '../../../errors.ts';
-import type { TaskState } from '../../../task.ts';
-import { rowPiece, statementsByRows } from './rows.ts';
+import type { TaskState, Transition } from '../../../task.ts';
+import { ID_INDEX, rowPiece, statementsByRows } from './rows.ts';
 
 export type RecordTransition = (
   taskId: string,
@@ -20,60 +25,119 @@ export type RecordTransition = (
 
 export interface TransitionWriter {
   record: RecordTransition;
+  /** Counts a transition whose history line the caller's own statement appended. */
+  counted(from: TaskState | null, to: TaskState): void;
+  /** Appends the recorded lines now: a statement that appends lines of its own runs after this, in order. */
+  sync(): void;
   /** Counts a task deleted in this transaction. */
   removed(state: TaskState, n?: number): void;
-  /** Writes the pending history rows and count changes; call last inside the transaction. */
+  /** Writes the pending history lines and count changes; call last inside the transaction. */
   flush(): void;
   /** Forgets pending rows and count changes (the transaction rolled back). */
   discard(): void;
 }
 
-/** History rows written by one INSERT at most (7 parameters each, far below SQLite's limit of 32,766). */
-const ROWS_PER_INSERT = 64;
-const COLUMNS_PER_ROW = 7;
+/** Tasks whose recorded lines one UPDATE appends at most. */
+const TASKS_PER_UPDATE = 64;
+
+/** One history line, as the verbs' statements write it in SQL (`historySql`). */
+export function historyLine(
+  from: TaskState | null,
+  to: TaskState,
+  at: number,
+  attempt: number,
+  reason?: string,
+  error?: SerializedError,
+): string {
+  return `${JSON.stringify([from, to, at, attempt, reason ?? null, error ?? null])}\n`;
+}
 
 /**
- * Why: history rows and state counts are written from many verbs; this keeps them in one place. Rows wait in a
- * flat array until `flush()` and go in as multi-row INSERTs (at most 64 rows, in power-of-two pieces: see rowPiece;
- * the statement call, not the row, was the cost). Nothing reads `transitions` inside a write transaction, and
- * every row's task exists before its transition is recorded, so writing them last changes no result.
+ * The SQL expression of one history line (all arguments are SQL expressions): the same text `historyLine` makes,
+ * for a statement that appends the line itself.
+ */
+export function historySql(from: string, to: string, at: string, attempt: string): string {
+  return `json_array(${from}, ${to}, ${at}, ${attempt}, NULL, NULL) || char(10)`;
+}
+
+/**
+ * The lines of `n` tasks appended at once (parameters: id, lines; for each task). Pinned to the id index, with the
+ * IN list, for the reasons succeedManySql gives.
+ */
+export function appendHistorySql(n: number): string {
+  return `WITH v AS (VALUES ${Array.from({ length: n }, () => '(?, ?)').join(', ')})
+     UPDATE tasks INDEXED BY ${ID_INDEX} SET history = history || v.column2 FROM v
+     WHERE tasks.id IN (SELECT column1 FROM v) AND tasks.id = v.column1`;
+}
+
+/** Why: the history column back as transitions, oldest first. */
+export function parseHistory(taskId: string, history: string): Transition[] {
+  if (history === '') return [];
+  const lines = JSON.parse(`[${history.slice(0, -1).replaceAll('\n', ',')}]`) as [
+    TaskState | null,
+    TaskState,
+    number,
+    number,
+    string | null,
+    SerializedError | null,
+  ][];
+  return lines.map(([from, to, at, attempt, reason, error]) => {
+    const t: Transition = { taskId, from, to, at, attempt };
+    if (reason !== null) t.reason = reason;
+    if (error !== null) t.error = error;
+    return t;
+  });
+}
+
+/**
+ * Why: history and state counts are written from many verbs; this keeps them in one place. Recorded lines wait,
+ * joined per task, until `sync()` or `flush()`, and are appended by one UPDATE … FROM (VALUES …) per 64 tasks
+ * (power-of-two pieces: see rowPiece). Appending to the row keeps a task's history where its row already is: a
+ * history table keyed by task took a B-tree insert per transition at the task's place in its index (for an old
+ * task, a page in the middle of the index, often split), and two more pages per commit.
  */
 export function prepareTransitionWriter(db: Database.Database): TransitionWriter {
-  const insertOf = statementsByRows((_n, values) =>
-    db.prepare(`INSERT INTO transitions (task_id, from_state, to_state, at, attempt, reason, error) VALUES ${values('(?, ?, ?, ?, ?, ?, ?)')}`),
-  );
+  const appendOf = statementsByRows((n) => db.prepare(appendHistorySql(n)));
   const bump = db.prepare('UPDATE task_counts SET n = n + ? WHERE state = ?');
   const deltas = new Map<TaskState, number>();
-  /** Pending rows, `COLUMNS_PER_ROW` values each, in the order they were recorded (their seq order). */
-  let pending: unknown[] = [];
+  /** Lines recorded and not yet appended, per task, in the order they were recorded. */
+  let pending = new Map<string, string>();
   const add = (state: TaskState, n: number): void => {
     deltas.set(state, (deltas.get(state) ?? 0) + n);
   };
-  const writeRows = (): void => {
-    const values = pending;
-    if (values.length === 0) return;
-    pending = [];
-    const rows = values.length / COLUMNS_PER_ROW;
-    for (let done = 0; done < rows; ) {
-      const n = rowPiece(rows - done, ROWS_PER_INSERT);
-      insertOf(n).run(n === rows ? values : values.slice(done * COLUMNS_PER_ROW, (done + n) * COLUMNS_PER_ROW));
+  const count = (from: TaskState | null, to: TaskState): void => {
+    if (from !== null) add(from, -1);
+    add(to, 1);
+  };
+  const writeLines = (): void => {
+    if (pending.size === 0) return;
+    const values: unknown[] = [];
+    for (const [id, lines] of pending) values.push(id, lines);
+    pending = new Map();
+    const tasks = values.length / 2;
+    for (let done = 0; done < tasks; ) {
+      const n = rowPiece(tasks - done, TASKS_PER_UPDATE);
+      appendOf(n).run(n === tasks ? values : values.slice(done * 2, (done + n) * 2));
       done += n;
     }
   };
   return {
     record(taskId, from, to, at, attempt, reason, error) {
-      pending.push(taskId, from, to, at, attempt, reason ?? null, error === undefined ? null : JSON.stringify(error));
-      if (from !== null) add(from, -1);
-      add(to, 1);
+      const line = historyLine(from, to, at, attempt, reason, error);
+      const before = pending.get(taskId);
+      pending.set(taskId, before === undefined ? line : before + line);
+      count(from, to);
     },
+    counted: count,
+    sync: writeLines,
     removed: (state, n = 1) => add(state, -n),
     flush() {
-      writeRows();
+      writeLines();
       for (const [state, n] of deltas) if (n !== 0) bump.run(n, state);
       deltas.clear();
     },
     discard: () => {
-      pending = [];
+      pending = new Map();
       deltas.clear();
     },
   };

@@ -13,6 +13,9 @@ export {
   scheduleFromRow as toScheduleRecord,
 } from '../../task-row.ts';
 
+/** The index SQLite makes for `tasks.id TEXT PRIMARY KEY` (schema version 1): its name is fixed by SQLite. */
+export const ID_INDEX = 'sqlite_autoindex_tasks_1';
+
 /** The columns a task query selects (everything but the output bookkeeping). */
 export const TASK_COLUMNS = `id, name, state, input, result, error, priority, weight, key, attempts, max_attempts, progress,
   created_at, run_at, started_at, finished_at, updated_at, owner, lease_until, schedule_id, options,

@@ -8,12 +8,11 @@ import type Database from 'better-sqlite3';
 import type { SettleOp } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
 import type { OutputQueries } from './output.ts';
-import type { RecordTransition } from './record-transition.ts';
-import { rowPiece, statementsByRows, toJson } from './rows.ts';
+import { historySql, type TransitionWriter } from './record-transition.ts';
+import { ID_INDEX, rowPiece, statementsByRows, toJson } from './rows.ts';
 
 const GUARD = `WHERE id = ? AND state = 'running' AND owner = ? AND attempts = ?`;
-/** The index SQLite makes for `tasks.id TEXT PRIMARY KEY` (schema version 1): its name is fixed by SQLite. */
-export const ID_INDEX = 'sqlite_autoindex_tasks_1';
+export { ID_INDEX };
 
 /** Successes updated by one statement at most (5 parameters each). */
 const SUCCEED_CHUNK = 64;
@@ -37,7 +36,7 @@ type Succeeded = Extract<SettleOp, { type: 'succeeded' }>;
 export function succeedManySql(rows: number): string {
   return `WITH v AS (VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?)').join(', ')})
      UPDATE tasks INDEXED BY ${ID_INDEX} SET state = 'succeeded', result = v.column2, error = NULL, finished_at = v.column3,
-       updated_at = v.column3, lease_until = NULL
+       updated_at = v.column3, lease_until = NULL, history = history || ${historySql("'running'", "'succeeded'", 'v.column3', 'v.column5')}
      FROM v
      WHERE tasks.id IN (SELECT column1 FROM v) AND tasks.id = v.column1 AND tasks.state = 'running' AND tasks.owner = v.column4
        AND tasks.attempts = v.column5
@@ -50,14 +49,16 @@ export function succeedManySql(rows: number): string {
  */
 export function prepareSettle(
   db: Database.Database,
-  record: RecordTransition,
+  writer: TransitionWriter,
   output: OutputQueries,
   flow: FlowQueries,
 ): (ops: readonly SettleOp[]) => boolean[] {
+  const { record } = writer;
   // RETURNING the parent (plucked: no row object per task): undefined when the guard refused, null without a parent
   const succeed = db
     .prepare<unknown[], string | null>(
-      `UPDATE tasks SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD}
+      `UPDATE tasks SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, updated_at = ?, lease_until = NULL,
+         history = history || ${historySql("'running'", "'succeeded'", '?', 'attempts')} ${GUARD}
        RETURNING parent_id`,
     )
     .pluck();
@@ -76,11 +77,12 @@ export function prepareSettle(
   /** `n` successes at once (succeedManySql). */
   const succeedMany = statementsByRows((n) => db.prepare<unknown[], { id: string; parent_id: string | null }>(succeedManySql(n)));
   const succeeded = (op: Succeeded, parentId: string | null): void => {
-    record(op.id, 'running', 'succeeded', op.at, op.attempt);
+    writer.counted('running', 'succeeded');
     if (parentId !== null) flow.childFinal({ id: op.id, state: 'succeeded', parentId }, op.at);
   };
   /** Successes `ops[from, to)` (distinct ids) in one statement; their transitions in op order. */
   const settleSuccesses = (ops: readonly SettleOp[], from: number, to: number, out: boolean[]): void => {
+    writer.sync();
     const values: unknown[] = [];
     for (let i = from; i < to; i++) {
       const op = ops[i] as Succeeded;
@@ -98,7 +100,8 @@ export function prepareSettle(
   const one = (op: SettleOp): boolean => {
     switch (op.type) {
       case 'succeeded': {
-        const parentId = succeed.get(toJson(op.result), op.at, op.at, op.id, op.owner, op.attempt);
+        writer.sync();
+        const parentId = succeed.get(toJson(op.result), op.at, op.at, op.at, op.id, op.owner, op.attempt);
         if (parentId === undefined) return false;
         succeeded(op, parentId);
         return true;
