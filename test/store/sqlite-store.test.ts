@@ -70,15 +70,21 @@ describe('sqlite output runs', () => {
       }
     }));
 
-  it('a version 3 file keeps its output lines when it upgrades to runs', async () => {
+  /** A store file as troupe wrote it at schema `version`, left open to fill. */
+  const fileAtVersion = (version: number): { path: string; db: Database.Database } => {
     const path = join(root, `store-${++n}.db`);
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
-    for (const m of MIGRATIONS.filter((x) => x.version <= 3)) {
+    for (const m of MIGRATIONS.filter((x) => x.version <= version)) {
       db.exec(m.sql);
       db.pragma(`user_version = ${m.version}`);
     }
     db.pragma(`application_id = ${APPLICATION_ID}`);
+    return { path, db };
+  };
+
+  it('a version 3 file keeps its output lines when it upgrades to runs', async () => {
+    const { path, db } = fileAtVersion(3);
     const id = createTaskId(T0);
     db.prepare(`INSERT INTO tasks (id, name, state, input, priority, weight, max_attempts, created_at, run_at, updated_at, output_lines, output_dropped, output_last_seq)
       VALUES (?, 'job', 'running', '{}', 0, 1, 3, ?, ?, ?, 2, 5, 7)`).run(id, T0, T0, T0);
@@ -101,14 +107,7 @@ describe('sqlite output runs', () => {
   });
 
   it('a version 4 file keeps every task history, in order, when it moves into the rows', async () => {
-    const path = join(root, `store-${++n}.db`);
-    const db = new Database(path);
-    db.pragma('journal_mode = WAL');
-    for (const m of MIGRATIONS.filter((x) => x.version <= 4)) {
-      db.exec(m.sql);
-      db.pragma(`user_version = ${m.version}`);
-    }
-    db.pragma(`application_id = ${APPLICATION_ID}`);
+    const { path, db } = fileAtVersion(4);
     const [a, b, none] = [createTaskId(T0), createTaskId(T0 + 1), createTaskId(T0 + 2)];
     const task = db.prepare(`INSERT INTO tasks (id, name, state, input, priority, weight, max_attempts, attempts, created_at, run_at, updated_at)
       VALUES (?, 'job', ?, '{}', 0, 1, 3, ?, ?, ?, ?)`);

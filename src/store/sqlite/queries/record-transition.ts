@@ -40,15 +40,11 @@ export interface TransitionWriter {
 /** Tasks whose recorded lines one UPDATE appends at most. */
 const TASKS_PER_UPDATE = 64;
 
+/** What a transition says besides its task: `record`'s arguments after the id. */
+type TransitionFields = Parameters<RecordTransition> extends [string, ...infer Rest] ? Rest : never;
+
 /** One history line, as the verbs' statements write it in SQL (`historySql`). */
-export function historyLine(
-  from: TaskState | null,
-  to: TaskState,
-  at: number,
-  attempt: number,
-  reason?: string,
-  error?: SerializedError,
-): string {
+export function historyLine(...[from, to, at, attempt, reason, error]: TransitionFields): string {
   return `${JSON.stringify([from, to, at, attempt, reason ?? null, error ?? null])}\n`;
 }
 
