@@ -128,8 +128,8 @@ async function statsFile(strategy: Strategy, state: 'young' | 'idle' | 'queued' 
     }
   })();
   // history: two transitions per task; rate events: a few thousand in the running state only
-  db.exec(`UPDATE tasks SET history = json_array(NULL, 'queued', created_at, 0, NULL, NULL) || char(10)`);
-  if (state !== 'queued') db.exec(`UPDATE tasks SET history = history || json_array('queued', 'running', created_at, 1, NULL, NULL) || char(10) WHERE state <> 'queued'`);
+  db.exec(`UPDATE tasks SET history = '-q' || created_at || ',0' || char(10)`);
+  if (state !== 'queued') db.exec(`UPDATE tasks SET history = history || 'qr' || created_at || ',1' || char(10) WHERE state <> 'queued'`);
   if (state === 'young') db.exec(`INSERT INTO rate_events VALUES ('b', '', ${T0})`);
   if (state === 'running') db.exec(`WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i < 4999) INSERT INTO rate_events (name, grp, at) SELECT 'b', 'g' || (i % 10), ${T0} + i FROM r`);
   db.exec('ANALYZE');

@@ -13,6 +13,7 @@ import { createTaskId } from '../../src/ids.ts';
 import { GROUP_FILTER, PRUNE_EVENTS_SQL, RECENT_EVENTS_SQL } from '../../src/store/sqlite/queries/claim-gated.ts';
 import { leaseManySql } from '../../src/store/sqlite/queries/claim.ts';
 import { CLAIM_COLUMNS, NEXT_LEVEL, TOP_LEVEL, dueOfName } from '../../src/store/sqlite/queries/claim-order.ts';
+import { historyLine } from '../../src/store/sqlite/queries/history-line.ts';
 import { appendHistorySql } from '../../src/store/sqlite/queries/record-transition.ts';
 import { ID_INDEX, succeedManySql } from '../../src/store/sqlite/queries/settle.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
@@ -52,7 +53,7 @@ async function fileWithStats(strategy: Strategy, state: StatsState): Promise<str
         const runAt = st === 'scheduled' ? T0 + 86_400_000 + i : T0 + i;
         insert.run(id, `job${i % 4}`, st, i % 3, st === 'queued' || st === 'scheduled' ? 0 : 1, T0 + i, runAt, T0 + i,
           st === 'succeeded' ? T0 + i : null, st === 'running' ? `node${i % 4}` : null, st === 'running' ? T0 + 60_000 : null, i % 10 ? null : `g${i % 7}`,
-          `[null,"queued",${T0 + i},0,null,null]\n`);
+          historyLine(null, 'queued', T0 + i, 0));
       }
       const events = state === 'young' ? 1 : state === 'running' ? N : 0;
       const event = db.prepare('INSERT INTO rate_events (name, grp, at) VALUES (?, ?, ?)');
@@ -161,7 +162,7 @@ const CASES: readonly PlanCase[] = [
     (rows): PlanCase => ({
       what: `history: the lines of ${rows} tasks appended in one UPDATE`,
       sql: appendHistorySql(rows),
-      params: [Array.from({ length: rows }, (_, i) => [createTaskId(T0 + i), '[]\n']).flat()],
+      params: [Array.from({ length: rows }, (_, i) => [createTaskId(T0 + i), historyLine('queued', 'running', T0, 1)]).flat()],
       expect: new RegExp(`SEARCH tasks USING INDEX ${ID_INDEX} \\(id=\\?\\)`),
       forbid: /SCAN tasks/,
     }),

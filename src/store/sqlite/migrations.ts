@@ -29,15 +29,15 @@
  * per-row cost (the key, the B-tree insert, the bytes written to the WAL and checkpointed) was most of the cost
  * of capturing output. Stop processes running an older troupe on a file before it is upgraded.
  *
- * A task's history is part of its row (version 5): `tasks.history` holds one line per transition, a JSON array
- * `[from, to, at, attempt, reason, error]` and a newline, appended by the statement that changes the state (see
- * record-transition.ts). A `transitions` table keyed by task cost a B-tree insert per transition at the task's
- * place in its index: for the old tasks a deep queue claims, a page in the middle of the index, often split, and
- * one more page in every commit. Stop processes running an older troupe on a file before it is upgraded.
+ * A task's history is part of its row (version 5): `tasks.history` holds one short line per transition
+ * (queries/history-line.ts), appended by the statement that changes the state (see record-transition.ts). A
+ * `transitions` table keyed by task cost a B-tree insert per transition at the task's place in its index: for the
+ * old tasks a deep queue claims, a page in the middle of the index, often split, and one more page in every commit. Stop processes running an older troupe on a file before it is upgraded.
  */
 import type Database from 'better-sqlite3';
 import { TASK_STATES } from '../../task.ts';
 import type { Strategy } from '../store.ts';
+import { stateCodeSql } from './queries/history-line.ts';
 
 export interface Migration {
   version: number;
@@ -189,12 +189,15 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   },
   {
     version: 5,
-    description: "a task's history kept in its row: one JSON line per transition in tasks.history",
-    // The lines in seq order; an error stored as JSON text goes in as the object it encodes.
+    description: "a task's history kept in its row: one line per transition in tasks.history",
+    // The lines (queries/history-line.ts) in seq order; an error stored as JSON text goes in as the object it encodes.
     sql: `
       ALTER TABLE tasks ADD COLUMN history TEXT NOT NULL DEFAULT '';
       UPDATE tasks SET history = (
-        SELECT group_concat(json_array(from_state, to_state, at, attempt, reason, json(error)) || char(10), '' ORDER BY seq)
+        SELECT group_concat(
+          ${stateCodeSql('from_state')} || ${stateCodeSql('to_state')} || at || ',' || attempt
+            || CASE WHEN reason IS NULL AND error IS NULL THEN '' ELSE '|' || json_array(reason, json(error)) END || char(10),
+          '' ORDER BY seq)
         FROM transitions WHERE task_id = tasks.id
       ) WHERE id IN (SELECT task_id FROM transitions);
       DROP TABLE transitions;

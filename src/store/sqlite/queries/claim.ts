@@ -18,7 +18,8 @@ import type { ClaimRequest, Strategy } from '../../store.ts';
 import { needsGate } from '../../claim-gate.ts';
 import { prepareGatedClaim } from './claim-gated.ts';
 import type { FlowQueries } from './flow.ts';
-import { historySql, type TransitionWriter } from './record-transition.ts';
+import { historySql } from './history-line.ts';
+import type { TransitionWriter } from './record-transition.ts';
 import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, prepareClaimableNames, prepareDueOfName } from './claim-order.ts';
 import { ID_INDEX, rowPiece, statementsByRows, toTaskRecord } from './rows.ts';
 
@@ -169,8 +170,8 @@ export function prepareClaim(
  * was scheduled or retrying, then its running line (the same lines `record` would write; SET reads the old row).
  */
 const LEASE_SET = `state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
-  progress = NULL, history = history || CASE WHEN state = 'queued' THEN '' ELSE json_array(state, 'queued', ?, attempts, 'due', NULL) || char(10) END
-    || ${historySql("'queued'", "'running'", '?', 'attempts + 1')}`;
+  progress = NULL, history = history || CASE WHEN state = 'queued' THEN '' ELSE ${historySql({ sql: 'state' }, 'queued', '?', 'attempts', 'due')} END
+    || ${historySql('queued', 'running', '?', 'attempts + 1')}`;
 
 /** Rows leased by one UPDATE at most. */
 const LEASE_CHUNK = 64;

@@ -3,14 +3,15 @@
  * the per-state counts (`task_counts`) follow from the transitions: each call adds to pending deltas, and
  * `flush()` writes them as one UPDATE per changed state at the end of the transaction.
  *
- * A task's history lives in its own row (`tasks.history`, schema version 5): one line per transition, each a JSON
- * array `[from, to, at, attempt, reason, error]` ended by a newline, so that a transition is appended with `||`.
+ * A task's history lives in its own row (`tasks.history`, schema version 5): one line per transition (history-line.ts),
+ * appended with `||`.
  * The hot verbs (enqueue, claim, success) append their line in the statement that changes the row and only count
  * it here (`counted`); the others `record` it, and `flush()` appends their lines in one UPDATE per 64 tasks.
  */
 import type Database from 'better-sqlite3';
 import type { SerializedError } from '../../../errors.ts';
-import type { TaskState, Transition } from '../../../task.ts';
+import type { TaskState } from '../../../task.ts';
+import { historyLine } from './history-line.ts';
 import { ID_INDEX, rowPiece, statementsByRows } from './rows.ts';
 
 export type RecordTransition = (
@@ -40,22 +41,6 @@ export interface TransitionWriter {
 /** Tasks whose recorded lines one UPDATE appends at most. */
 const TASKS_PER_UPDATE = 64;
 
-/** What a transition says besides its task: `record`'s arguments after the id. */
-type TransitionFields = Parameters<RecordTransition> extends [string, ...infer Rest] ? Rest : never;
-
-/** One history line, as the verbs' statements write it in SQL (`historySql`). */
-export function historyLine(...[from, to, at, attempt, reason, error]: TransitionFields): string {
-  return `${JSON.stringify([from, to, at, attempt, reason ?? null, error ?? null])}\n`;
-}
-
-/**
- * The SQL expression of one history line (all arguments are SQL expressions): the same text `historyLine` makes,
- * for a statement that appends the line itself.
- */
-export function historySql(from: string, to: string, at: string, attempt: string): string {
-  return `json_array(${from}, ${to}, ${at}, ${attempt}, NULL, NULL) || char(10)`;
-}
-
 /**
  * The lines of `n` tasks appended at once (parameters: id, lines; for each task). Pinned to the id index, with the
  * IN list, for the reasons succeedManySql gives.
@@ -64,25 +49,6 @@ export function appendHistorySql(n: number): string {
   return `WITH v AS (VALUES ${Array.from({ length: n }, () => '(?, ?)').join(', ')})
      UPDATE tasks INDEXED BY ${ID_INDEX} SET history = history || v.column2 FROM v
      WHERE tasks.id IN (SELECT column1 FROM v) AND tasks.id = v.column1`;
-}
-
-/** Why: the history column back as transitions, oldest first. */
-export function parseHistory(taskId: string, history: string): Transition[] {
-  if (history === '') return [];
-  const lines = JSON.parse(`[${history.slice(0, -1).replaceAll('\n', ',')}]`) as [
-    TaskState | null,
-    TaskState,
-    number,
-    number,
-    string | null,
-    SerializedError | null,
-  ][];
-  return lines.map(([from, to, at, attempt, reason, error]) => {
-    const t: Transition = { taskId, from, to, at, attempt };
-    if (reason !== null) t.reason = reason;
-    if (error !== null) t.error = error;
-    return t;
-  });
 }
 
 /**
