@@ -194,6 +194,54 @@ class Fifo<T> {
   }
 }
 
+/**
+ * A FIFO of line sizes in a typed ring (why: a window of up to `maxLines` sizes is one array per running command;
+ * as a JS array it grew by doubling on the heap, and every copy was scanned and promoted by the collector during a
+ * flood of output; a typed array's storage lies outside the heap and costs the collector nothing).
+ */
+class SizeRing {
+  #sizes = new Float64Array(64);
+  #mask = 63;
+  #head = 0;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  push(size: number): void {
+    if (this.#size === this.#sizes.length) this.#grow();
+    this.#sizes[(this.#head + this.#size) & this.#mask] = size;
+    this.#size++;
+  }
+
+  /** Removes and returns the oldest size (the ring is not empty). */
+  shift(): number {
+    const size = this.#sizes[this.#head]!;
+    this.#head = (this.#head + 1) & this.#mask;
+    this.#size--;
+    return size;
+  }
+
+  clear(): void {
+    this.#sizes = new Float64Array(64);
+    this.#mask = 63;
+    this.#head = 0;
+    this.#size = 0;
+  }
+
+  #grow(): void {
+    const old = this.#sizes;
+    const sizes = new Float64Array(old.length * 2);
+    const tail = old.subarray(this.#head);
+    sizes.set(tail);
+    sizes.set(old.subarray(0, this.#head), tail.length);
+    this.#sizes = sizes;
+    this.#mask = sizes.length - 1;
+    this.#head = 0;
+  }
+}
+
 /** Caps of a bounded line window. */
 export interface LineWindowOptions {
   /** Most lines kept (the drop marker is not counted). */
@@ -209,7 +257,7 @@ export interface LineWindowOptions {
 export class LineWindow {
   readonly maxLines: number;
   readonly maxBytes: number;
-  readonly #sizes = new Fifo<number>();
+  readonly #sizes = new SizeRing();
   #bytes = 0;
   #dropped = 0;
 

@@ -197,6 +197,38 @@ describe('LineBuffer', () => {
   });
 });
 
+describe('LineWindow', () => {
+  test('counts like a plain list of sizes across many growths and wrap-arounds of its ring', () => {
+    // the reference: the oldest sizes leave while the window is over either cap, as LineBuffer drops lines
+    for (const [maxLines, maxBytes] of [[3000, 1e9], [1e9, 20_000], [700, 9_000], [1, 5]] as const) {
+      const window = new LineWindow({ maxLines, maxBytes });
+      const sizes: number[] = [];
+      let bytes = 0;
+      let dropped = 0;
+      for (let i = 0; i < 12_000; i++) {
+        // stretches of short lines let the window grow again after its oldest entries left (a wrapped ring)
+        const size = Math.min(i % 4000 < 2000 ? (i * 7919) % 97 : 1 + (i % 3), maxBytes);
+        sizes.push(size);
+        bytes += size;
+        let evicted = 0;
+        while (sizes.length > 1 && (sizes.length > maxLines || bytes > maxBytes)) {
+          bytes -= sizes.shift()!;
+          evicted++;
+        }
+        dropped += evicted;
+        assert.equal(window.push(size), evicted, `line ${i} of caps ${maxLines}/${maxBytes}`);
+        assert.equal(window.size, sizes.length);
+        assert.equal(window.bytes, bytes);
+        assert.equal(window.dropped, dropped);
+      }
+      window.clear();
+      assert.equal(window.size, 0);
+      assert.equal(window.push(3), 0);
+      assert.equal(window.bytes, 3);
+    }
+  });
+});
+
 describe('truncateUtf8', () => {
   test('never splits a character and never exceeds the byte cap', () => {
     const text = 'a€🎉éz';
