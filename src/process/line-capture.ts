@@ -8,12 +8,16 @@
  *   character cut by a chunk boundary or by a long-line cut is decoded whole;
  * - a line longer than `maxBytes` is cut into pieces of at most `maxBytes` bytes, each emitted as a line, so one
  *   endless line never grows memory past `maxBytes`;
- * - nothing is kept but the unfinished line.
+ * - nothing is kept but the unfinished line;
+ * - each line comes with its UTF-8 size when the bytes it was decoded from were all ASCII (checked once per chunk,
+ *   natively), so a consumer that counts bytes does not measure every line again; otherwise the size is -1.
  *
  * `LineBuffer` keeps the most recent lines within `maxLines` and `maxBytes`. When it drops older lines it reports
  * them with ONE marker at its head (`… N earlier lines dropped`); the output is trimmed, never the process.
  * `LineWindow` is the same bookkeeping without the text, for code that only needs the counts.
  */
+
+import { isAscii } from 'node:buffer';
 
 /** Which pipe a line came from. */
 export type OutputStream = 'stdout' | 'stderr';
@@ -58,16 +62,21 @@ export function truncateUtf8(text: string, maxBytes: number): string {
  */
 export class LineSplitter {
   readonly #maxBytes: number;
-  readonly #onLine: (text: string) => void;
+  readonly #onLine: (text: string, bytes: number) => void;
   readonly #decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
   #partial = '';
   #partialBytes = 0;
+  /** The unfinished line's bytes were all ASCII (its UTF-8 size is its length). */
+  #partialAscii = true;
   #lines = 0;
   #bytes = 0;
   #ended = false;
 
-  /** @param maxBytes longest line in bytes; longer lines are cut into pieces of this size. */
-  constructor(maxBytes: number, onLine: (text: string) => void) {
+  /**
+   * @param maxBytes longest line in bytes; longer lines are cut into pieces of this size.
+   * @param onLine gets each line and its UTF-8 size in bytes, or -1 when that was not known without measuring.
+   */
+  constructor(maxBytes: number, onLine: (text: string, bytes: number) => void) {
     this.#maxBytes = Math.max(1, Math.floor(maxBytes));
     this.#onLine = onLine;
   }
@@ -94,12 +103,17 @@ export class LineSplitter {
       // and one string, not one of each per line) and split the text. Decoding through the last `\n` leaves the
       // decoder without pending bytes, and a `\n` byte is always decoded as `\n` (an unfinished character before
       // it becomes U+FFFD), so the lines are exactly those of the line-by-line path below.
-      const text = this.#partial + this.#decoder.decode(chunk.subarray(0, last + 1), { stream: true });
+      const bytes = chunk.subarray(0, last + 1);
+      // All ASCII: every character is one byte, so a line's size is its length (one native check per chunk
+      // instead of a byte count per line).
+      const ascii = this.#partialAscii && isAscii(bytes);
+      const text = this.#partial + this.#decoder.decode(bytes, { stream: true });
       this.#partial = '';
       this.#partialBytes = 0;
+      this.#partialAscii = true;
       let from = 0;
       for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', from)) {
-        this.#emit(text.slice(from, newline));
+        this.#emit(text.slice(from, newline), ascii);
         from = newline + 1;
       }
       start = last + 1;
@@ -116,7 +130,8 @@ export class LineSplitter {
       const text = this.#partial + this.#decoder.decode(chunk.subarray(start, newline));
       this.#partial = '';
       this.#partialBytes = 0;
-      this.#emit(text);
+      this.#partialAscii = true;
+      this.#emit(text, false);
       start = newline + 1;
     }
   }
@@ -129,13 +144,16 @@ export class LineSplitter {
     const text = this.#partial + this.#decoder.decode();
     this.#partial = '';
     this.#partialBytes = 0;
-    this.#emit(text);
+    this.#partialAscii = true;
+    this.#emit(text, false);
   }
 
   #append(chunk: Uint8Array, start: number, end: number): void {
     start = this.#cutWhileOver(chunk, start, end);
     if (start < end) {
-      this.#partial += this.#decoder.decode(chunk.subarray(start, end), { stream: true });
+      const bytes = chunk.subarray(start, end);
+      if (this.#partialAscii && !isAscii(bytes)) this.#partialAscii = false;
+      this.#partial += this.#decoder.decode(bytes, { stream: true });
       this.#partialBytes += end - start;
     }
   }
@@ -147,16 +165,18 @@ export class LineSplitter {
       const text = this.#partial + this.#decoder.decode(chunk.subarray(start, start + room), { stream: true });
       this.#partial = '';
       this.#partialBytes = 0;
+      this.#partialAscii = true;
       this.#lines++;
-      this.#onLine(text);
+      this.#onLine(text, -1);
       start += room;
     }
     return start;
   }
 
-  #emit(text: string): void {
+  #emit(text: string, ascii: boolean): void {
     this.#lines++;
-    this.#onLine(text.charCodeAt(text.length - 1) === 0x0d ? text.slice(0, -1) : text);
+    const line = text.charCodeAt(text.length - 1) === 0x0d ? text.slice(0, -1) : text;
+    this.#onLine(line, ascii ? line.length : -1);
   }
 }
 

@@ -53,6 +53,29 @@ describe('LineSplitter', () => {
     assert.deepEqual(split(['ab', 'cd', 'ef', 'gh', 'i'], 3), ['abc', 'def', 'ghi']);
   });
 
+  test('a size given with a line is its UTF-8 size, and ASCII chunks give one for every line they complete', () => {
+    const texts = ['plain', 'café', '', 'x\r', '🎉 party', 'tail without newline'];
+    const bytes = [...Buffer.from(texts.slice(0, -1).join('\n') + '\n' + texts.at(-1)), 0xff, 0x0a, 0x61, 0x0d, 0x0a];
+    // every cut of the stream into three chunks (ASCII chunks, chunks with and without partial lines, long-line cuts)
+    for (const maxBytes of [1024, 4]) {
+      for (let i = 0; i <= bytes.length; i += 3) {
+        for (let j = i; j <= bytes.length; j += 5) {
+          const got: Array<[string, number]> = [];
+          const splitter = new LineSplitter(maxBytes, (text, size) => got.push([text, size]));
+          for (const chunk of [bytes.slice(0, i), bytes.slice(i, j), bytes.slice(j)]) splitter.write(Uint8Array.from(chunk));
+          splitter.end();
+          for (const [text, size] of got) if (size !== -1) assert.equal(size, utf8Length(text), `${JSON.stringify(text)} of cut ${i}/${j}`);
+        }
+      }
+    }
+    const sizes: number[] = [];
+    const splitter = new LineSplitter(1024, (_, size) => sizes.push(size));
+    splitter.write(Buffer.from('ab'));
+    splitter.write(Buffer.from('c\r\n\nde\n12345 1733482000000.125\nf'));
+    splitter.write(Buffer.from('g\n'));
+    assert.deepEqual(sizes, [3, 0, 2, 23, 2]);
+  });
+
   test('a cut inside a multi-byte character keeps the character whole in the next piece', () => {
     const pieces = split(['aé€🎉b\n'], 3); // 1 + 2 + 3 + 4 + 1 bytes
     assert.equal(pieces.join(''), 'aé€🎉b');
