@@ -8,12 +8,16 @@
  *   character cut by a chunk boundary or by a long-line cut is decoded whole;
  * - a line longer than `maxBytes` is cut into pieces of at most `maxBytes` bytes, each emitted as a line, so one
  *   endless line never grows memory past `maxBytes`;
- * - nothing is kept but the unfinished line.
+ * - nothing is kept but the unfinished line;
+ * - each line comes with its UTF-8 size when the bytes it was decoded from were all ASCII (checked once per chunk,
+ *   natively), so a consumer that counts bytes does not measure every line again; otherwise the size is -1.
  *
  * `LineBuffer` keeps the most recent lines within `maxLines` and `maxBytes`. When it drops older lines it reports
  * them with ONE marker at its head (`… N earlier lines dropped`); the output is trimmed, never the process.
  * `LineWindow` is the same bookkeeping without the text, for code that only needs the counts.
  */
+
+import { isAscii } from 'node:buffer';
 
 /** Which pipe a line came from. */
 export type OutputStream = 'stdout' | 'stderr';
@@ -58,16 +62,21 @@ export function truncateUtf8(text: string, maxBytes: number): string {
  */
 export class LineSplitter {
   readonly #maxBytes: number;
-  readonly #onLine: (text: string) => void;
+  readonly #onLine: (text: string, bytes: number) => void;
   readonly #decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
   #partial = '';
   #partialBytes = 0;
+  /** The unfinished line's bytes were all ASCII (its UTF-8 size is its length). */
+  #partialAscii = true;
   #lines = 0;
   #bytes = 0;
   #ended = false;
 
-  /** @param maxBytes longest line in bytes; longer lines are cut into pieces of this size. */
-  constructor(maxBytes: number, onLine: (text: string) => void) {
+  /**
+   * @param maxBytes longest line in bytes; longer lines are cut into pieces of this size.
+   * @param onLine gets each line and its UTF-8 size in bytes, or -1 when that was not known without measuring.
+   */
+  constructor(maxBytes: number, onLine: (text: string, bytes: number) => void) {
     this.#maxBytes = Math.max(1, Math.floor(maxBytes));
     this.#onLine = onLine;
   }
@@ -94,12 +103,17 @@ export class LineSplitter {
       // and one string, not one of each per line) and split the text. Decoding through the last `\n` leaves the
       // decoder without pending bytes, and a `\n` byte is always decoded as `\n` (an unfinished character before
       // it becomes U+FFFD), so the lines are exactly those of the line-by-line path below.
-      const text = this.#partial + this.#decoder.decode(chunk.subarray(0, last + 1), { stream: true });
+      const bytes = chunk.subarray(0, last + 1);
+      // All ASCII: every character is one byte, so a line's size is its length (one native check per chunk
+      // instead of a byte count per line).
+      const ascii = this.#partialAscii && isAscii(bytes);
+      const text = this.#partial + this.#decoder.decode(bytes, { stream: true });
       this.#partial = '';
       this.#partialBytes = 0;
+      this.#partialAscii = true;
       let from = 0;
       for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', from)) {
-        this.#emit(text.slice(from, newline));
+        this.#emit(text.slice(from, newline), ascii);
         from = newline + 1;
       }
       start = last + 1;
@@ -116,7 +130,8 @@ export class LineSplitter {
       const text = this.#partial + this.#decoder.decode(chunk.subarray(start, newline));
       this.#partial = '';
       this.#partialBytes = 0;
-      this.#emit(text);
+      this.#partialAscii = true;
+      this.#emit(text, false);
       start = newline + 1;
     }
   }
@@ -129,13 +144,16 @@ export class LineSplitter {
     const text = this.#partial + this.#decoder.decode();
     this.#partial = '';
     this.#partialBytes = 0;
-    this.#emit(text);
+    this.#partialAscii = true;
+    this.#emit(text, false);
   }
 
   #append(chunk: Uint8Array, start: number, end: number): void {
     start = this.#cutWhileOver(chunk, start, end);
     if (start < end) {
-      this.#partial += this.#decoder.decode(chunk.subarray(start, end), { stream: true });
+      const bytes = chunk.subarray(start, end);
+      if (this.#partialAscii && !isAscii(bytes)) this.#partialAscii = false;
+      this.#partial += this.#decoder.decode(bytes, { stream: true });
       this.#partialBytes += end - start;
     }
   }
@@ -147,16 +165,18 @@ export class LineSplitter {
       const text = this.#partial + this.#decoder.decode(chunk.subarray(start, start + room), { stream: true });
       this.#partial = '';
       this.#partialBytes = 0;
+      this.#partialAscii = true;
       this.#lines++;
-      this.#onLine(text);
+      this.#onLine(text, -1);
       start += room;
     }
     return start;
   }
 
-  #emit(text: string): void {
+  #emit(text: string, ascii: boolean): void {
     this.#lines++;
-    this.#onLine(text.charCodeAt(text.length - 1) === 0x0d ? text.slice(0, -1) : text);
+    const line = text.charCodeAt(text.length - 1) === 0x0d ? text.slice(0, -1) : text;
+    this.#onLine(line, ascii ? line.length : -1);
   }
 }
 
@@ -194,6 +214,54 @@ class Fifo<T> {
   }
 }
 
+/**
+ * A FIFO of line sizes in a typed ring (why: a window of up to `maxLines` sizes is one array per running command;
+ * as a JS array it grew by doubling on the heap, and every copy was scanned and promoted by the collector during a
+ * flood of output; a typed array's storage lies outside the heap and costs the collector nothing).
+ */
+class SizeRing {
+  #sizes = new Float64Array(64);
+  #mask = 63;
+  #head = 0;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  push(size: number): void {
+    if (this.#size === this.#sizes.length) this.#grow();
+    this.#sizes[(this.#head + this.#size) & this.#mask] = size;
+    this.#size++;
+  }
+
+  /** Removes and returns the oldest size (the ring is not empty). */
+  shift(): number {
+    const size = this.#sizes[this.#head]!;
+    this.#head = (this.#head + 1) & this.#mask;
+    this.#size--;
+    return size;
+  }
+
+  clear(): void {
+    this.#sizes = new Float64Array(64);
+    this.#mask = 63;
+    this.#head = 0;
+    this.#size = 0;
+  }
+
+  #grow(): void {
+    const old = this.#sizes;
+    const sizes = new Float64Array(old.length * 2);
+    const tail = old.subarray(this.#head);
+    sizes.set(tail);
+    sizes.set(old.subarray(0, this.#head), tail.length);
+    this.#sizes = sizes;
+    this.#mask = sizes.length - 1;
+    this.#head = 0;
+  }
+}
+
 /** Caps of a bounded line window. */
 export interface LineWindowOptions {
   /** Most lines kept (the drop marker is not counted). */
@@ -209,7 +277,7 @@ export interface LineWindowOptions {
 export class LineWindow {
   readonly maxLines: number;
   readonly maxBytes: number;
-  readonly #sizes = new Fifo<number>();
+  readonly #sizes = new SizeRing();
   #bytes = 0;
   #dropped = 0;
 

@@ -129,14 +129,15 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     subprocess.kill();
   };
 
-  const deliver = (stream: OutputStream, text: string): void => {
+  /** `bytes`: the line's UTF-8 size when the splitter knew it, else -1. */
+  const deliver = (stream: OutputStream, text: string, bytes: number): void => {
     if (stream === 'stdout') stdoutLines++;
     else {
       stderrLines++;
       if (tail.length === TAIL_LINES) tail.shift();
       tail.push(text.length > TAIL_CHARS ? text.slice(-TAIL_CHARS) : text);
     }
-    window.push(utf8Length(text));
+    window.push(bytes >= 0 ? bytes : utf8Length(text));
     if (callbackFailed) return;
     if (onLines !== undefined) (stream === 'stdout' ? stdoutBatch : stderrBatch).push(text);
     if (onLine === undefined) return;
@@ -163,9 +164,9 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     }
   };
 
-  const stdout = new LineSplitter(spec.maxBytes, (text) => {
+  const stdout = new LineSplitter(spec.maxBytes, (text, bytes) => {
     const message = parseProtocolLine(text);
-    if (message === undefined) deliver('stdout', text);
+    if (message === undefined) deliver('stdout', text, bytes);
     else if (message.type === 'result') {
       value = message.value;
       hasValue = true;
@@ -178,7 +179,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
       }
     }
   });
-  const stderr = new LineSplitter(spec.maxBytes, (text) => deliver('stderr', text));
+  const stderr = new LineSplitter(spec.maxBytes, (text, bytes) => deliver('stderr', text, bytes));
   // Each pipe chunk is split into lines, and the lines it completed go to `onLines` together.
   const pipes = [['stdout', subprocess.stdout, stdout], ['stderr', subprocess.stderr, stderr]] as const;
   for (const [stream, pipe, splitter] of pipes) {

@@ -53,6 +53,29 @@ describe('LineSplitter', () => {
     assert.deepEqual(split(['ab', 'cd', 'ef', 'gh', 'i'], 3), ['abc', 'def', 'ghi']);
   });
 
+  test('a size given with a line is its UTF-8 size, and ASCII chunks give one for every line they complete', () => {
+    const texts = ['plain', 'café', '', 'x\r', '🎉 party', 'tail without newline'];
+    const bytes = [...Buffer.from(texts.slice(0, -1).join('\n') + '\n' + texts.at(-1)), 0xff, 0x0a, 0x61, 0x0d, 0x0a];
+    // every cut of the stream into three chunks (ASCII chunks, chunks with and without partial lines, long-line cuts)
+    for (const maxBytes of [1024, 4]) {
+      for (let i = 0; i <= bytes.length; i += 3) {
+        for (let j = i; j <= bytes.length; j += 5) {
+          const got: Array<[string, number]> = [];
+          const splitter = new LineSplitter(maxBytes, (text, size) => got.push([text, size]));
+          for (const chunk of [bytes.slice(0, i), bytes.slice(i, j), bytes.slice(j)]) splitter.write(Uint8Array.from(chunk));
+          splitter.end();
+          for (const [text, size] of got) if (size !== -1) assert.equal(size, utf8Length(text), `${JSON.stringify(text)} of cut ${i}/${j}`);
+        }
+      }
+    }
+    const sizes: number[] = [];
+    const splitter = new LineSplitter(1024, (_, size) => sizes.push(size));
+    splitter.write(Buffer.from('ab'));
+    splitter.write(Buffer.from('c\r\n\nde\n12345 1733482000000.125\nf'));
+    splitter.write(Buffer.from('g\n'));
+    assert.deepEqual(sizes, [3, 0, 2, 23, 2]);
+  });
+
   test('a cut inside a multi-byte character keeps the character whole in the next piece', () => {
     const pieces = split(['aé€🎉b\n'], 3); // 1 + 2 + 3 + 4 + 1 bytes
     assert.equal(pieces.join(''), 'aé€🎉b');
@@ -193,6 +216,38 @@ describe('LineBuffer', () => {
       window.push(utf8Length(text));
       assert.equal(window.dropped, buf.dropped);
       assert.equal(window.size, buf.size);
+    }
+  });
+});
+
+describe('LineWindow', () => {
+  test('counts like a plain list of sizes across many growths and wrap-arounds of its ring', () => {
+    // the reference: the oldest sizes leave while the window is over either cap, as LineBuffer drops lines
+    for (const [maxLines, maxBytes] of [[3000, 1e9], [1e9, 20_000], [700, 9_000], [1, 5]] as const) {
+      const window = new LineWindow({ maxLines, maxBytes });
+      const sizes: number[] = [];
+      let bytes = 0;
+      let dropped = 0;
+      for (let i = 0; i < 12_000; i++) {
+        // stretches of short lines let the window grow again after its oldest entries left (a wrapped ring)
+        const size = Math.min(i % 4000 < 2000 ? (i * 7919) % 97 : 1 + (i % 3), maxBytes);
+        sizes.push(size);
+        bytes += size;
+        let evicted = 0;
+        while (sizes.length > 1 && (sizes.length > maxLines || bytes > maxBytes)) {
+          bytes -= sizes.shift()!;
+          evicted++;
+        }
+        dropped += evicted;
+        assert.equal(window.push(size), evicted, `line ${i} of caps ${maxLines}/${maxBytes}`);
+        assert.equal(window.size, sizes.length);
+        assert.equal(window.bytes, bytes);
+        assert.equal(window.dropped, dropped);
+      }
+      window.clear();
+      assert.equal(window.size, 0);
+      assert.equal(window.push(3), 0);
+      assert.equal(window.bytes, 3);
     }
   });
 });
