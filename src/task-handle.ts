@@ -2,6 +2,7 @@
  * The handle `rt.start()` returns: the run's id, its live progress and output, its result and a cancel.
  * Output is iterated with `for await`: lines already captured first, then live ones, ending with the task.
  */
+import { OutputRuns } from './store/output-runs.ts';
 import type { OutputLine, Progress, TaskState } from './task.ts';
 
 export interface TaskHandleEvents {
@@ -33,8 +34,14 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
   readonly result: Promise<O>;
   state: TaskState = 'queued';
   progress: Progress | undefined;
-  #lines: OutputLine[] = [];
-  #dropped = 0;
+  /**
+   * The lines so far, kept in runs as the memory store keeps them (one object and one string per chunk): one
+   * object per line held for the whole run was what the collector copied and promoted during a flood.
+   */
+  #lines = new OutputRuns();
+  /** The lines of the chunk being received (consecutive seqs, one stream and time), appended as one run. */
+  #pending: OutputLine[] = [];
+  #pushed = 0;
   #maxLines: number;
   #ended = false;
   #wakers = new Set<() => void>();
@@ -71,13 +78,23 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
 
   /** @internal */
   pushLine(line: OutputLine): void {
-    this.#lines.push(line);
-    if (this.#lines.length > this.#maxLines) {
-      this.#lines.shift();
-      this.#dropped++;
-    }
+    const last = this.#pending[this.#pending.length - 1];
+    if (last !== undefined && (line.seq !== last.seq + 1 || line.stream !== last.stream || line.at !== last.at)) this.#settle();
+    this.#pending.push(line);
+    this.#pushed++;
     for (const l of this.#listeners.output) l(line);
     this.#wake();
+  }
+
+  /** Moves the pending chunk into the runs, keeping the newest `maxLines`. */
+  #settle(): void {
+    if (this.#pending.length === 0) return;
+    this.#lines.append(this.#pending, this.#maxLines);
+    this.#pending = [];
+  }
+
+  get #dropped(): number {
+    return this.#pushed - this.#pending.length - this.#lines.size;
   }
 
   /** @internal */
@@ -108,17 +125,24 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
   }
 
   async *#iterate(): AsyncGenerator<OutputLine> {
-    let next = 0;
-    let seenDropped = this.#dropped;
-    if (seenDropped > 0) {
-      yield { seq: -1, stream: 'marker', text: `… ${seenDropped} earlier lines dropped`, at: this.#lines[0]?.at ?? 0 };
+    this.#settle();
+    const dropped = this.#dropped;
+    let after: number | undefined;
+    if (dropped > 0) {
+      const first = this.#lines.read(undefined, 2).find((l) => l.stream !== 'marker');
+      yield { seq: -1, stream: 'marker', text: `… ${dropped} earlier lines dropped`, at: first?.at ?? 0 };
     }
     for (;;) {
-      // Lines dropped while this iterator lagged shift the buffer: keep the index pointing at the same line.
-      const shift = this.#dropped - seenDropped;
-      seenDropped = this.#dropped;
-      next = Math.max(0, next - shift);
-      while (next < this.#lines.length) yield this.#lines[next++]!;
+      // Lines dropped while this iterator lagged are skipped: reading goes on after the last seq yielded.
+      this.#settle();
+      let read = 0;
+      for (const line of this.#lines.read(after, 1000)) {
+        if (line.stream === 'marker') continue;
+        after = line.seq;
+        read++;
+        yield line;
+      }
+      if (read > 0) continue;
       if (this.#ended) return;
       await new Promise<void>((resolve) => this.#wakers.add(resolve));
     }
