@@ -109,3 +109,69 @@ describe('sqlite claim indexes', () => {
     });
   }
 });
+
+describe('sqlite weighted-random class counts', () => {
+  const task = (name: string, weight: number, at: number, runAt = at) => ({
+    id: createTaskId(at),
+    name,
+    input: null,
+    priority: 0,
+    weight,
+    maxAttempts: 3,
+    createdAt: at,
+    runAt,
+  });
+  /** The kept counts, and what counting the queued rows gives: they must agree. */
+  const counts = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      const kept = db.prepare('SELECT name, weight, n FROM queued_classes WHERE n <> 0 ORDER BY name, weight').all();
+      const actual = db.prepare("SELECT name, weight, COUNT(*) AS n FROM tasks WHERE state = 'queued' GROUP BY name, weight ORDER BY name, weight").all();
+      return { kept, actual };
+    } finally {
+      db.close();
+    }
+  };
+
+  it('a file filled under another strategy is counted when it first opens with weighted-random, and every verb keeps the counts', async () => {
+    const path = freshPath();
+    const fifo = createSqliteStore(path, { strategy: 'fifo' });
+    await fifo.open();
+    const tasks = Array.from({ length: 30 }, (_, i) => task(i % 2 ? 'a' : 'b', 1 + (i % 3), T0 + i));
+    await fifo.enqueue(tasks);
+    await fifo.enqueue([task('a', 1, T0 + 100, T0 + 10_000)]); // scheduled: not counted until claimed
+    await fifo.close();
+
+    const store = createSqliteStore(path, { strategy: 'weighted-random', random: () => 0.5 });
+    await store.open();
+    try {
+      let c = counts(path);
+      assert.equal((c.actual as { n: number }[]).reduce((s, r) => s + r.n, 0), 30);
+      assert.deepEqual(c.kept, c.actual);
+      const claimed = await store.claim({ owner: 'n', limit: 10, leaseMs: 1000, now: T0 + 200 });
+      assert.equal(claimed.length, 10);
+      await store.settle([
+        { type: 'succeeded', id: claimed[0]!.id, owner: 'n', attempt: 1, at: T0 + 201, result: null },
+        { type: 'release', id: claimed[1]!.id, owner: 'n', attempt: 1, at: T0 + 201, reason: 'shutdown' },
+        { type: 'retry', id: claimed[2]!.id, owner: 'n', attempt: 1, at: T0 + 201, runAt: T0 + 300, error: { name: 'Error', message: 'x' }, reason: 'retry' },
+      ]);
+      const cancelled = tasks.find((t) => !claimed.some((k) => k.id === t.id))!.id;
+      await store.cancel(cancelled, T0 + 202);
+      c = counts(path);
+      assert.deepEqual(c.kept, c.actual);
+      assert.ok(await store.retry(cancelled, T0 + 203), 'a cancelled task can be retried');
+      c = counts(path);
+      assert.deepEqual(c.kept, c.actual);
+      // the scheduled task and the retrying one are due at T0 + 20,000: a claim of everything takes them too
+      const rest = await store.claim({ owner: 'n', limit: 100, leaseMs: 1000, now: T0 + 20_000 });
+      // 20 queued after the first claim, + 1 released, − 1 cancelled, + 1 retried by hand; + the scheduled and the retrying one
+      assert.equal(rest.length, 23);
+      c = counts(path);
+      assert.deepEqual(c.kept, []);
+      assert.deepEqual(c.actual, []);
+      assert.equal((await store.claim({ owner: 'n', limit: 10, leaseMs: 1000, now: T0 + 30_000 })).length, 0);
+    } finally {
+      await store.close();
+    }
+  });
+});

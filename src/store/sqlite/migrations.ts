@@ -223,6 +223,36 @@ export const STRATEGY_INDEXES: Readonly<Record<Strategy, { name: string; sql: st
 /** Why: only the strategy in use pays for its index (see the header). Runs after `migrate`, outside its steps. */
 export function ensureStrategyIndex(db: Database.Database, strategy: Strategy): void {
   db.exec(STRATEGY_INDEXES[strategy].sql);
+  if (strategy === 'weighted-random') ensureQueuedClasses(db);
+}
+
+/**
+ * `queued_classes`: the number of queued tasks per (name, weight), kept by triggers on `tasks`, so that a
+ * weighted-random claim reads its class sizes from a few rows instead of counting every due task (measured before:
+ * a claim of 16 took 5 ms at 10,000 due tasks, 48 ms at 100,000, 244 ms at 500,000). Due `scheduled`/`retrying`
+ * tasks are still counted at each claim, through `tasks_waiting` (they become `queued` only when claimed).
+ * Created, and filled from the rows already there, in one transaction when a store first opens the file with
+ * that strategy; like the strategy indexes it then stays, and its triggers cost every writer of the file a small
+ * UPDATE per task that enters or leaves `queued`.
+ */
+export function ensureQueuedClasses(db: Database.Database): void {
+  if (db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'queued_classes'").get()) return;
+  const enter = (row: 'NEW') => `INSERT INTO queued_classes (name, weight, n) VALUES (${row}.name, ${row}.weight, 1)
+      ON CONFLICT (name, weight) DO UPDATE SET n = n + 1;`;
+  const leave = (row: 'OLD') => `UPDATE queued_classes SET n = n - 1 WHERE name = ${row}.name AND weight = ${row}.weight;`;
+  const moved = 'NEW.name IS NOT OLD.name OR NEW.weight IS NOT OLD.weight';
+  db.transaction(() => {
+    db.exec(`
+      CREATE TABLE queued_classes (name TEXT NOT NULL, weight REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (name, weight)) WITHOUT ROWID;
+      INSERT INTO queued_classes (name, weight, n) SELECT name, weight, COUNT(*) FROM tasks WHERE state = 'queued' GROUP BY name, weight;
+      CREATE TRIGGER queued_classes_insert AFTER INSERT ON tasks WHEN NEW.state = 'queued' BEGIN ${enter('NEW')} END;
+      CREATE TRIGGER queued_classes_delete AFTER DELETE ON tasks WHEN OLD.state = 'queued' BEGIN ${leave('OLD')} END;
+      CREATE TRIGGER queued_classes_leave AFTER UPDATE OF state, name, weight ON tasks
+        WHEN OLD.state = 'queued' AND (NEW.state <> 'queued' OR ${moved}) BEGIN ${leave('OLD')} END;
+      CREATE TRIGGER queued_classes_enter AFTER UPDATE OF state, name, weight ON tasks
+        WHEN NEW.state = 'queued' AND (OLD.state <> 'queued' OR ${moved}) BEGIN ${enter('NEW')} END;
+    `);
+  }).immediate();
 }
 
 /** The schema version this code writes and understands. */

@@ -68,8 +68,14 @@ export function prepareClaim(
   const gated = prepareGatedClaim(db, strategy, random, take);
 
   if (strategy === 'weighted-random') {
+    // queued tasks from the counts the triggers keep (migrations.ts, ensureQueuedClasses); due waiting ones counted
     const classes = db.prepare<[Params], { name: string; weight: number; n: number }>(
-      `SELECT name, weight, COUNT(*) AS n FROM tasks INDEXED BY tasks_due_weight WHERE ${DUE} ${FILTER} GROUP BY name, weight`,
+      `SELECT name, weight, SUM(n) AS n FROM (
+         SELECT name, weight, n FROM queued_classes WHERE n > 0
+         UNION ALL
+         SELECT name, weight, COUNT(*) FROM tasks INDEXED BY tasks_waiting
+         WHERE state IN ('scheduled', 'retrying') AND run_at <= @now GROUP BY name, weight
+       ) WHERE 1 ${FILTER} GROUP BY name, weight`,
     );
     const oldest = db.prepare<[Params & { weight: number }], ClaimRow>(
       `SELECT ${CLAIM_COLUMNS} FROM tasks INDEXED BY tasks_due_weight WHERE ${DUE} AND weight = @weight ${FILTER}
@@ -105,10 +111,14 @@ export function prepareClaim(
         if (index < 0) break;
         const weight = list[index]!.weight;
         const c = oldest.get({ ...p, weight });
-        if (!c) break;
+        if (!c) {
+          // counted but none due at this claim's time (a queued task stamped by a node whose clock runs ahead)
+          for (const byWeight of counts.values()) byWeight.delete(weight);
+          continue;
+        }
         out.push(take(c, request));
-        const byWeight = counts.get(c.name)!;
-        byWeight.set(weight, byWeight.get(weight)! - 1);
+        const byWeight = counts.get(c.name);
+        byWeight?.set(weight, (byWeight.get(weight) ?? 1) - 1);
         const cap = caps.get(c.name);
         if (cap !== undefined) {
           caps.set(c.name, cap - 1);
