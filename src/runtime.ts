@@ -264,6 +264,7 @@ export class Runtime implements AsyncDisposable {
           owner: this.nodeId,
           concurrency: o.concurrency,
           prefetch: resolvePrefetch(o.prefetch, store.kind, o.concurrency, o.claimBatch),
+          claimBatch: o.claimBatch,
           leaseMs: o.leaseMs,
           logger: o.logger,
           random: o.random,

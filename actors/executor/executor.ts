@@ -69,6 +69,8 @@ export interface ExecutorDeps {
   prefetch?: number;
   /** The claim lease: a task buffered this long is given back rather than started. @default 30000 */
   leaseMs?: number;
+  /** Most tasks the scheduler claims for one demand (a larger demand asks for no more). @default unlimited */
+  claimBatch?: number;
   /** Why the store cannot keep a result (Store.unstorable); such a run fails permanently instead. */
   unstorable?: (value: unknown) => string | undefined;
 }
@@ -92,6 +94,8 @@ export class Executor implements Actor<TroupeMessage> {
   readonly #adaptive = new Map<string, AdaptiveLimit>();
   #limit: number;
   #demanding = false;
+  /** The outstanding demand (while #demanding). */
+  #asked: { slots: number; perName: Record<string, number>; exclude: string[] } | undefined;
   #demandQueued = false;
   #draining = false;
   #drainWaiters: string[] = [];
@@ -208,6 +212,8 @@ export class Executor implements Actor<TroupeMessage> {
         this.#maybeDrained();
         return;
       case 'executor.poke':
+        // Asked again in full: the scheduler may have restarted without the outstanding demand.
+        this.#demanding = false;
         this.#demand();
         return;
       case 'executor.paused':
@@ -263,10 +269,30 @@ export class Executor implements Actor<TroupeMessage> {
       if (room <= 0) exclude.push(task.name);
       else if (room < slots) perName[task.name] = room;
     }
-    // One demand outstanding at a time; a newer one replaces it at the scheduler.
+    // One demand outstanding at a time; a newer one replaces it at the scheduler. A run that ends on an idle node
+    // frees one slot of hundreds: the claim it asks for is the one already asked for (the scheduler takes at most
+    // `claimBatch`), so it is not asked again (a demand, an offer and their messages on every run's way out).
+    if (this.#demanding && this.#sameClaim(slots, perName, exclude)) return;
     this.#demanding = true;
+    this.#asked = { slots, perName, exclude };
     this.#ctx.tell(this.#d.orchestrator, createSchedulerDemand(slots, perName, exclude));
   };
+
+  /** Whether a demand of `slots` would get the same claim as the outstanding one. */
+  #sameClaim(slots: number, perName: Record<string, number>, exclude: string[]): boolean {
+    const asked = this.#asked;
+    if (asked === undefined) return false;
+    const batch = this.#d.claimBatch ?? Infinity;
+    if (Math.min(slots, batch) !== Math.min(asked.slots, batch)) return false;
+    if (exclude.length !== asked.exclude.length || exclude.some((name, i) => asked.exclude[i] !== name)) return false;
+    let n = 0;
+    for (const name in perName) {
+      if (asked.perName[name] !== perName[name]) return false;
+      n++;
+    }
+    for (const _ in asked.perName) n--;
+    return n === 0;
+  }
 
   /** Starts buffered tasks while slots are free, in claim order, skipping names at their limit. */
   #pull(): void {
