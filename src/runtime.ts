@@ -338,7 +338,13 @@ export class Runtime implements AsyncDisposable {
 
   /** Enqueues the tasks of run() calls; when the store refuses a batch of several, each is tried alone. */
   #submitRuns(tasks: NewTask[]): void {
-    this.#submit(tasks).then(
+    let sent: Promise<EnqueueResult[]>;
+    try {
+      sent = this.#enqueueRequest(tasks);
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    sent.then(
       (results) => {
         for (let i = 0; i < tasks.length; i++) {
           const r = results[i];
@@ -773,6 +779,16 @@ export class Runtime implements AsyncDisposable {
     return (await this.#ask({ type: 'tracker.enqueue', tasks, replyTo: '' })) as EnqueueResult[];
   }
 
+  /**
+   * `#submit` for `run()`: the same request without two async frames and their awaits around it (on the way of
+   * every run). Throws when the runtime is closing or closed.
+   */
+  #enqueueRequest(tasks: NewTask[]): Promise<EnqueueResult[]> {
+    this.#assertOpen();
+    if (this.#status === RuntimeStatus.stopped) return Promise.reject(new TroupeError(ErrorCodes.CLOSED, 'The runtime is stopped'));
+    return this.#requester.request(SELF, ORCH, (replyTo) => ({ type: 'tracker.enqueue', tasks, replyTo })).then(replyValue) as Promise<EnqueueResult[]>;
+  }
+
   async #buildTask(name: string, input: unknown, options: EnqueueOptions, extra?: { id?: string; key?: string; scheduleId?: string; runAt?: number }, path = 'options'): Promise<NewTask> {
     return this.#makeTask(name, input, options, extra, path);
   }
@@ -955,6 +971,12 @@ export class Runtime implements AsyncDisposable {
 }
 
 const EMPTY_OPTIONS: EnqueueOptions = Object.freeze({});
+
+/** A request's value, or its error thrown. */
+function replyValue(reply: Reply): unknown {
+  if (!reply.ok) throw deserializeError(reply.error);
+  return reply.value;
+}
 
 function validateGroup(group: unknown, path: string): string {
   if (typeof group !== 'string' || !GROUP_KEY.test(group)) throw invalidOption(path, 'a non-empty string of at most 256 characters without control characters', group);
