@@ -44,7 +44,7 @@ import type { StatsBook } from '../../src/advice/stats-book.ts';
 import type { FailureCause, RunOutcome } from '../../src/advice/stats-types.ts';
 import { createAdaptiveLimit, type AdaptiveLimit } from './adaptive-limit.ts';
 import type { TroupeMessage } from '../messages.ts';
-import { createSchedulerDemand } from '../scheduler/messages.ts';
+import { createSchedulerDemand, demandAfterOffer } from '../scheduler/messages.ts';
 import { InlineContext } from '../task/inline-context.ts';
 import { RunTable } from '../task/run-table.ts';
 import { TaskActor, type RunSink } from '../task/task-actor.ts';
@@ -94,8 +94,8 @@ export class Executor implements Actor<TroupeMessage> {
   readonly #adaptive = new Map<string, AdaptiveLimit>();
   #limit: number;
   #demanding = false;
-  /** The outstanding demand (while #demanding). */
-  #asked: { slots: number; perName: Record<string, number>; exclude: string[] } | undefined;
+  /** The outstanding demand (while #demanding); `left`: what an offered dispatch left of one (demandAfterOffer). */
+  #asked: { slots: number; perName: Record<string, number>; exclude: string[]; left: boolean } | undefined;
   #demandQueued = false;
   #draining = false;
   #drainWaiters: string[] = [];
@@ -176,7 +176,11 @@ export class Executor implements Actor<TroupeMessage> {
     const m = msg as ExecutorMessage;
     switch (m.type) {
       case 'executor.dispatch': {
-        this.#demanding = false;
+        // Claimed with the scheduler's standing offer: the outstanding demand stands, less these tasks, where
+        // demandAfterOffer keeps it (the scheduler keeps its copy by the same rule and offers the rest again).
+        const rest = m.offered === true && this.#demanding && this.#asked !== undefined ? demandAfterOffer(this.#asked, m.tasks.length) : undefined;
+        this.#asked = rest === undefined ? undefined : { slots: rest.slots, perName: rest.perName, exclude: rest.exclude, left: true };
+        this.#demanding = rest !== undefined;
         const at = this.#d.clock.now();
         if (this.#draining) {
           // Claimed after the drain began (a claim in flight): give them back, they will not start here.
@@ -251,9 +255,15 @@ export class Executor implements Actor<TroupeMessage> {
     const buffered = this.#buffer.length;
     // With a buffer: ask again once it is half empty (so each claim takes many tasks), or when slots are free and
     // nothing buffered can fill them (the buffer's tasks are held back by their name's limit).
-    if (buffered > 0 && buffered > prefetch / 2 && free <= 0) return;
+    if (buffered > 0 && buffered > prefetch / 2 && free <= 0) {
+      this.#takeBackDemand();
+      return;
+    }
     const slots = free + prefetch - buffered;
-    if (slots <= 0) return;
+    if (slots <= 0) {
+      this.#takeBackDemand();
+      return;
+    }
     let bufferedByName: Map<string, number> | undefined;
     if (buffered > 0) {
       bufferedByName = new Map();
@@ -274,9 +284,21 @@ export class Executor implements Actor<TroupeMessage> {
     // `claimBatch`), so it is not asked again (a demand, an offer and their messages on every run's way out).
     if (this.#demanding && this.#sameClaim(slots, perName, exclude)) return;
     this.#demanding = true;
-    this.#asked = { slots, perName, exclude };
+    this.#asked = { slots, perName, exclude, left: false };
     this.#ctx.tell(this.#d.orchestrator, createSchedulerDemand(slots, perName, exclude));
   };
+
+  /**
+   * Takes back a demand left standing by an offered dispatch (demandAfterOffer) when this node would not ask now:
+   * the room it counted on is gone (the buffer's size follows the start rate), or the buffer waits to be half
+   * empty. A demand with no slots tells the scheduler so.
+   */
+  #takeBackDemand(): void {
+    if (!this.#demanding || this.#asked?.left !== true) return;
+    this.#asked = undefined;
+    this.#demanding = false;
+    this.#ctx.tell(this.#d.orchestrator, createSchedulerDemand(0, {}, []));
+  }
 
   /** Whether a demand of `slots` would get the same claim as the outstanding one. */
   #sameClaim(slots: number, perName: Record<string, number>, exclude: string[]): boolean {

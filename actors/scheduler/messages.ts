@@ -37,3 +37,22 @@ export type SchedulerMessage =
 
 export const createSchedulerWake = (reason: string): SchedulerWake => ({ type: 'scheduler.wake', reason });
 export const createSchedulerDemand = (slots: number, perName: Record<string, number>, exclude: string[]): SchedulerDemand => ({ type: 'scheduler.demand', slots, perName, exclude });
+
+/** The claim part of a demand. */
+export interface DemandShape {
+  slots: number;
+  perName: Record<string, number>;
+  exclude: readonly string[];
+}
+
+/**
+ * The demand that stands after an enqueue took `claimed` tasks with the scheduler's standing offer: the same demand
+ * less those slots, when slots remain and no per-name room or exclusion is in play (those change with the names
+ * of the tasks claimed); otherwise none, and the executor sends a new one. The executor and the scheduler both
+ * apply this rule to their copy of the outstanding demand, so an idle node's run costs no demand message.
+ */
+export function demandAfterOffer(demand: DemandShape, claimed: number): { slots: number; perName: Record<string, number>; exclude: string[] } | undefined {
+  if (demand.slots <= claimed || demand.exclude.length > 0) return undefined;
+  for (const _ in demand.perName) return undefined;
+  return { slots: demand.slots - claimed, perName: demand.perName, exclude: demand.exclude as string[] };
+}

@@ -20,7 +20,7 @@ import type { NewTask } from '../../src/task.ts';
 import { createExecutorDispatch, createExecutorPaused } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createReply, createErrorReply, type Reply } from '../tracker/messages.ts';
-import type { SchedulerDemand, SchedulerMessage } from './messages.ts';
+import { createSchedulerDemand, demandAfterOffer, type SchedulerDemand, type SchedulerMessage } from './messages.ts';
 
 export interface SchedulerDeps {
   store: Store;
@@ -165,6 +165,12 @@ export class Scheduler implements Actor<TroupeMessage> {
         this.#pump();
         return;
       case 'scheduler.demand':
+        if (m.slots <= 0) {
+          // The executor took back a demand that stood after an offered claim: no room any more.
+          this.#demand = undefined;
+          this.#withdrawOffer();
+          return;
+        }
         this.#demand = m;
         // The last claim took everything due and nothing new came since: hold the demand until a wake-up, and
         // offer it to the tracker so the next enqueue claims in its own write.
@@ -332,9 +338,13 @@ export class Scheduler implements Actor<TroupeMessage> {
   }
 
   /**
-   * The tracker claimed with an offer. Its tasks went to the executor, which answers them with a new demand: the
-   * one the offer was made for is spent. (A withdrawn offer the tracker had already used can add tasks to a claim
-   * of the scheduler's own: the executor keeps what does not fit in its buffer, leased, until a slot frees.)
+   * The tracker claimed with an offer. Its tasks went to the executor, which counts them against its outstanding
+   * demand by the rule of `demandAfterOffer`, as this does with its copy: what is left stands and is offered again
+   * (an idle node's run costs no demand message); when nothing is left, or per-name room or exclusions are in play,
+   * the demand is spent and the executor sends a new one. Every demand the executor sent before it had these tasks
+   * is counted down the same way: this news comes before any demand sent after. (A withdrawn offer the tracker had
+   * already used can add tasks to a claim of the scheduler's own: the executor keeps what does not fit in its
+   * buffer, leased, until a slot frees.)
    */
   #offerTaken(serial: number, claimed: number, heldBack: boolean, retryAt: number | undefined): void {
     this.#stats.offerClaims++;
@@ -343,13 +353,27 @@ export class Scheduler implements Actor<TroupeMessage> {
       this.#heldBack = true;
       if (retryAt !== undefined) this.#armTimer(retryAt);
     }
-    if (serial !== this.#offer) return;
-    const spent = this.#offerDemand;
-    this.#offer = 0;
-    this.#offerDemand = undefined;
-    if (claimed > 0) {
-      if (this.#demand === spent) this.#demand = undefined;
-    } else this.#offerIdle();
+    if (claimed === 0) {
+      // Nothing taken: the same demand is offered again.
+      if (serial !== this.#offer) return;
+      this.#offer = 0;
+      this.#offerDemand = undefined;
+      this.#offerIdle();
+      return;
+    }
+    if (this.#demand !== undefined) {
+      const rest = demandAfterOffer(this.#demand, claimed);
+      this.#demand = rest === undefined ? undefined : createSchedulerDemand(rest.slots, rest.perName, rest.exclude);
+    }
+    if (serial === this.#offer) {
+      this.#offer = 0;
+      this.#offerDemand = undefined;
+    } else if (this.#offer === 0) return;
+    // What is left of the demand is handled as a new demand would be (a newer offer that stands was made for the
+    // demand before these tasks were counted: it is made again, or withdrawn).
+    if (this.#demand === undefined) this.#withdrawOffer();
+    else if (!this.#drained) this.#pump();
+    else this.#offerIdle();
   }
 
   /** Arms one timer at the earliest delayed task (or the poll interval for shared stores). */

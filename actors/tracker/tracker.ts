@@ -280,7 +280,7 @@ export class Tracker implements Actor<TroupeMessage> {
       // The claimed tasks go to the executor first, and the rest of this write's work (facts, replies, wake-ups)
       // waits one microtask: the executor's turn comes before it, so a claimed task is on its thread while that
       // work is done. Facts stay in order: the tracker hears of the start after this, in its mailbox.
-      this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(claimed as TaskRecord[]));
+      this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(claimed as TaskRecord[], true));
       queueMicrotask(() => this.#afterEnqueue(w, results, claimed, this.#d.clock.now()));
       return;
     }
