@@ -887,8 +887,8 @@ class MemoryStore implements Store, AsyncDisposable {
   #leaveRunning(e: Entry): void {
     const owner = e.rec.owner;
     if (owner === undefined) return;
-    const set = this.#running.get(owner);
-    if (set?.delete(e) && set.size === 0) this.#running.delete(owner);
+    // An owner's set stays when it empties: on an idle node every run would otherwise drop it and make it again.
+    this.#running.get(owner)?.delete(e);
   }
 
   #setState(e: Entry, to: TaskState): void {
