@@ -20,7 +20,10 @@ import type { NewTask } from '../../src/task.ts';
 import { createExecutorDispatch, createExecutorPaused } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createReply, createErrorReply, type Reply } from '../tracker/messages.ts';
-import { createSchedulerDemand, demandAfterOffer, type SchedulerDemand, type SchedulerMessage } from './messages.ts';
+import { createSchedulerDemand, createSchedulerWake, demandAfterOffer, type SchedulerDemand, type SchedulerMessage } from './messages.ts';
+
+/** The outcome facts that end a run (and free its group's slot). */
+const RUN_ENDS = ['task.succeeded', 'task.failed', 'task.timed_out', 'task.cancelled'] as const;
 
 export interface SchedulerDeps {
   store: Store;
@@ -84,6 +87,10 @@ export class Scheduler implements Actor<TroupeMessage> {
   #drained = false;
   /** The last claim left tasks behind for a group or rate limit (a task's end may free them). */
   #heldBack = false;
+  /** Stops watching outcomes (watched only while a claim is held back, see #setHeldBack). */
+  #unwatchEnds: (() => void) | undefined;
+  /** A wake for written outcomes is on its way to this mailbox (one at a time). */
+  #endWakeQueued = false;
   #stopped = false;
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
@@ -129,6 +136,8 @@ export class Scheduler implements Actor<TroupeMessage> {
 
   stop(): void {
     this.#stopped = true;
+    this.#unwatchEnds?.();
+    this.#unwatchEnds = undefined;
     this.#d.clock.clearTimeout(this.#timer);
     this.#d.clock.clearTimeout(this.#scheduleTimer);
   }
@@ -160,7 +169,10 @@ export class Scheduler implements Actor<TroupeMessage> {
     switch (m.type) {
       case 'scheduler.wake':
         // Written outcomes matter only to a claim that group limits held back (they free its slots).
-        if (m.reason === 'settled' && !this.#heldBack) return;
+        if (m.reason === 'settled') {
+          this.#endWakeQueued = false;
+          if (!this.#heldBack) return;
+        }
         this.#drained = false;
         this.#pump();
         return;
@@ -217,6 +229,29 @@ export class Scheduler implements Actor<TroupeMessage> {
     }
   }
 
+  /**
+   * Whether the last claim left due tasks behind for a group limit. While one is held back, the outcomes the
+   * tracker publishes (runs of the group ending) wake this scheduler: it watches them only then, so the runs of a
+   * node without group limits cost no wake-up message each.
+   */
+  #setHeldBack(held: boolean): void {
+    this.#heldBack = held;
+    if (held && this.#unwatchEnds === undefined && !this.#stopped) {
+      const onEnd = (): void => {
+        if (this.#endWakeQueued) return;
+        this.#endWakeQueued = true;
+        this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('settled'));
+      };
+      const off = RUN_ENDS.map((type) => this.#ctx.bus.subscribe(type, onEnd));
+      this.#unwatchEnds = () => {
+        for (const unsubscribe of off) unsubscribe();
+      };
+    } else if (!held && this.#unwatchEnds !== undefined) {
+      this.#unwatchEnds();
+      this.#unwatchEnds = undefined;
+    }
+  }
+
   /** The executor gives back the claimed tasks it holds of paused names and groups (its prefetch buffer). */
   #tellPaused(): void {
     this.#ctx.tell(this.#d.orchestrator, createExecutorPaused([...this.#paused], [...this.#pausedGroups]));
@@ -256,7 +291,7 @@ export class Scheduler implements Actor<TroupeMessage> {
         (tasks) => {
           this.#claiming = false;
           this.#stats.claims++;
-          this.#heldBack = heldBack;
+          this.#setHeldBack(heldBack);
           if (this.#stopped) {
             if (tasks.length) this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
             return;
@@ -350,7 +385,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     this.#stats.offerClaims++;
     this.#stats.claimed += claimed;
     if (heldBack) {
-      this.#heldBack = true;
+      this.#setHeldBack(true);
       if (retryAt !== undefined) this.#armTimer(retryAt);
     }
     if (claimed === 0) {

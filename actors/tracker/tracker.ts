@@ -399,7 +399,6 @@ export class Tracker implements Actor<TroupeMessage> {
         this.#stats.batches++;
         this.#stats.settled += settles.length;
         let wake = false;
-        let ended = false;
         for (let i = 0; i < settles.length; i++) {
           const s = settles[i]!;
           if (s.op.type !== 'progress' && s.op.type !== 'output' && !s.held) this.#running = Math.max(0, this.#running - 1);
@@ -407,12 +406,11 @@ export class Tracker implements Actor<TroupeMessage> {
             this.#reconcile(s);
             continue;
           }
-          ended = true;
           wake = this.#publishOutcome(s) || wake;
         }
+        // A claim held back by a group limit may have run before these ends were written: the scheduler watches
+        // the outcome facts while one is held back, and claims again.
         if (wake) this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('requeued'));
-        // A claim held back by a group limit may have run before these ends were written: it may claim now.
-        else if (ended) this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('settled'));
         this.#flushSettles();
         this.#maybeAnswerFlush();
       },
