@@ -338,37 +338,48 @@ export class Runtime implements AsyncDisposable {
 
   /** Enqueues the tasks of run() calls; when the store refuses a batch of several, each is tried alone. */
   #submitRuns(tasks: NewTask[]): void {
-    let sent: Promise<EnqueueResult[]>;
+    // The enqueue request straight to the requester, its reply read in one callback: no async frames and awaits
+    // around it (the way `#submit` goes) on the way of every run.
     try {
-      sent = this.#enqueueRequest(tasks);
+      this.#assertOpen();
     } catch (error) {
-      sent = Promise.reject(error);
+      this.#runsFailed(tasks, error);
+      return;
     }
-    sent.then(
-      (results) => {
-        for (let i = 0; i < tasks.length; i++) {
-          const r = results[i];
-          if (r === undefined || r.created) continue;
-          const id = tasks[i]!.id;
-          const waiters = this.#waiters.get(id);
-          this.#outcomeOf(r.id, id).catch((error: unknown) => {
-            for (const w of waiters ?? []) w.reject(error);
-          });
-        }
+    this.#requester.request(SELF, ORCH, (replyTo) => ({ type: 'tracker.enqueue', tasks, replyTo })).then(
+      (reply) => {
+        if (reply.ok) this.#runsStored(tasks, reply.value as EnqueueResult[]);
+        else this.#runsFailed(tasks, deserializeError(reply.error));
       },
-      (error: unknown) => {
-        if (tasks.length > 1 && isTroupeError(error) && error.code === ErrorCodes.STORE) {
-          // One caller's task may be what the store refused: the others must not fail for it.
-          for (const t of tasks) this.#submitRuns([t]);
-          return;
-        }
-        for (const t of tasks) {
-          const waiters = this.#waiters.get(t.id);
-          this.#waiters.delete(t.id);
-          for (const w of waiters ?? []) w.reject(error);
-        }
-      },
+      (error: unknown) => this.#runsFailed(tasks, error),
     );
+  }
+
+  /** The tasks of run() calls are stored: a task whose key matched an existing one waits for that one's outcome. */
+  #runsStored(tasks: NewTask[], results: EnqueueResult[]): void {
+    for (let i = 0; i < tasks.length; i++) {
+      const r = results[i];
+      if (r === undefined || r.created) continue;
+      const id = tasks[i]!.id;
+      const waiters = this.#waiters.get(id);
+      this.#outcomeOf(r.id, id).catch((error: unknown) => {
+        for (const w of waiters ?? []) w.reject(error);
+      });
+    }
+  }
+
+  /** The enqueue of run() calls failed: each is tried alone when the store refused a batch of several. */
+  #runsFailed(tasks: NewTask[], error: unknown): void {
+    if (tasks.length > 1 && isTroupeError(error) && error.code === ErrorCodes.STORE) {
+      // One caller's task may be what the store refused: the others must not fail for it.
+      for (const t of tasks) this.#submitRuns([t]);
+      return;
+    }
+    for (const t of tasks) {
+      const waiters = this.#waiters.get(t.id);
+      this.#waiters.delete(t.id);
+      for (const w of waiters ?? []) w.reject(error);
+    }
   }
 
   /** P2: starts a task and returns a handle to watch its output and progress, await its result, or cancel it. */
@@ -779,16 +790,6 @@ export class Runtime implements AsyncDisposable {
     return (await this.#ask({ type: 'tracker.enqueue', tasks, replyTo: '' })) as EnqueueResult[];
   }
 
-  /**
-   * `#submit` for `run()`: the same request without two async frames and their awaits around it (on the way of
-   * every run). Throws when the runtime is closing or closed.
-   */
-  #enqueueRequest(tasks: NewTask[]): Promise<EnqueueResult[]> {
-    this.#assertOpen();
-    if (this.#status === RuntimeStatus.stopped) return Promise.reject(new TroupeError(ErrorCodes.CLOSED, 'The runtime is stopped'));
-    return this.#requester.request(SELF, ORCH, (replyTo) => ({ type: 'tracker.enqueue', tasks, replyTo })).then(replyValue) as Promise<EnqueueResult[]>;
-  }
-
   async #buildTask(name: string, input: unknown, options: EnqueueOptions, extra?: { id?: string; key?: string; scheduleId?: string; runAt?: number }, path = 'options'): Promise<NewTask> {
     return this.#makeTask(name, input, options, extra, path);
   }
@@ -971,12 +972,6 @@ export class Runtime implements AsyncDisposable {
 }
 
 const EMPTY_OPTIONS: EnqueueOptions = Object.freeze({});
-
-/** A request's value, or its error thrown. */
-function replyValue(reply: Reply): unknown {
-  if (!reply.ok) throw deserializeError(reply.error);
-  return reply.value;
-}
 
 function validateGroup(group: unknown, path: string): string {
   if (typeof group !== 'string' || !GROUP_KEY.test(group)) throw invalidOption(path, 'a non-empty string of at most 256 characters without control characters', group);
