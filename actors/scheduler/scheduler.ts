@@ -20,7 +20,7 @@ import type { NewTask } from '../../src/task.ts';
 import { createExecutorDispatch, createExecutorPaused } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createReply, createErrorReply, type Reply } from '../tracker/messages.ts';
-import { createSchedulerDemand, createSchedulerWake, demandAfterOffer, type SchedulerDemand, type SchedulerMessage } from './messages.ts';
+import { createSchedulerDemand, createSchedulerWake, demandAfterOffer, offerLeft, type OfferedClaim, type SchedulerDemand, type SchedulerMessage } from './messages.ts';
 
 /** The outcome facts that end a run (and free its group's slot). */
 const RUN_ENDS = ['task.succeeded', 'task.failed', 'task.timed_out', 'task.cancelled'] as const;
@@ -100,10 +100,10 @@ export class Scheduler implements Actor<TroupeMessage> {
   #scheduleTimer: TimerHandle | undefined;
   #firing = false;
   #stats = { claims: 0, claimed: 0, emptyClaims: 0, offerClaims: 0, yields: 0, fired: 0, skipped: 0 };
-  /** Serial of the claim offer standing at the tracker (0: none), and the demand it was made for. */
+  /** Serial of the claim offer standing at the tracker (0: none), and its request as the tracker holds it. */
   #offer = 0;
   #offerSerial = 0;
-  #offerDemand: SchedulerDemand | undefined;
+  #offerRequest: OfferedClaim | undefined;
   /** The next slot's work done ahead of it, per schedule id (see #prepare); dropped whenever schedules re-arm. */
   #prepared = new Map<string, PreparedSlot>();
   /** Bumped by every manual trigger: an overlap answer taken before one is no longer exact. */
@@ -361,14 +361,15 @@ export class Scheduler implements Actor<TroupeMessage> {
     const demand = this.#demand;
     if (this.#stopped || this.#claiming || !demand || demand.slots <= 0 || !this.#d.store.enqueueAndClaim) return;
     this.#offer = ++this.#offerSerial;
-    this.#offerDemand = demand;
-    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.claim-offer', offer: { serial: this.#offer, request: this.#claimRequest(demand) } });
+    const request = this.#claimRequest(demand);
+    this.#offerRequest = request;
+    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.claim-offer', offer: { serial: this.#offer, request } });
   }
 
   #withdrawOffer(): void {
     if (this.#offer === 0) return;
     this.#offer = 0;
-    this.#offerDemand = undefined;
+    this.#offerRequest = undefined;
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.claim-offer', offer: undefined });
   }
 
@@ -389,10 +390,10 @@ export class Scheduler implements Actor<TroupeMessage> {
       if (retryAt !== undefined) this.#armTimer(retryAt);
     }
     if (claimed === 0) {
-      // Nothing taken: the same demand is offered again.
+      // Nothing taken (the tracker dropped the offer): the same demand is offered again.
       if (serial !== this.#offer) return;
       this.#offer = 0;
-      this.#offerDemand = undefined;
+      this.#offerRequest = undefined;
       this.#offerIdle();
       return;
     }
@@ -401,11 +402,20 @@ export class Scheduler implements Actor<TroupeMessage> {
       this.#demand = rest === undefined ? undefined : createSchedulerDemand(rest.slots, rest.perName, rest.exclude);
     }
     if (serial === this.#offer) {
-      this.#offer = 0;
-      this.#offerDemand = undefined;
+      // The tracker keeps the offer with what `offerLeft` leaves of its limit (the same rule there). It stands as it
+      // is while that is at least half of what the demand would get now: an idle node's runs then cost no new offer
+      // each, one in about claimBatch / 2.
+      const left = offerLeft(this.#offerRequest!, claimed);
+      if (left === 0) {
+        this.#offer = 0;
+        this.#offerRequest = undefined;
+      } else {
+        this.#offerRequest = { limit: left, exclude: this.#offerRequest!.exclude, perName: this.#offerRequest!.perName };
+        if (this.#demand !== undefined && this.#drained && left * 2 >= Math.min(this.#demand.slots, this.#d.claimBatch)) return;
+      }
     } else if (this.#offer === 0) return;
-    // What is left of the demand is handled as a new demand would be (a newer offer that stands was made for the
-    // demand before these tasks were counted: it is made again, or withdrawn).
+    // What is left of the demand is handled as a new demand would be: an offer that stands (a newer one was made
+    // for the demand before these tasks were counted) is made again, or withdrawn.
     if (this.#demand === undefined) this.#withdrawOffer();
     else if (!this.#drained) this.#pump();
     else this.#offerIdle();

@@ -28,7 +28,7 @@ import type { ClaimRequest, EnqueueResult, SettleOp, Store } from '../../src/sto
 import type { NewTask, OutputLine, TaskRecord } from '../../src/task.ts';
 import { createExecutorAbort, createExecutorDispatch } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
-import { createSchedulerWake } from '../scheduler/messages.ts';
+import { createSchedulerWake, offerLeft } from '../scheduler/messages.ts';
 import {
   createTaskOutput,
   createTaskProgress,
@@ -70,6 +70,15 @@ function isRefusal(error: unknown): boolean {
  */
 const SETTLE_BATCH = 256;
 const NO_TASKS: readonly TaskRecord[] = Object.freeze([]);
+
+/** The offer that stands after an enqueue took `claimed` tasks with it (see offerLeft), or none. */
+function keptOffer(offer: ClaimOffer, claimed: number): ClaimOffer | undefined {
+  const left = offerLeft(offer.request, claimed);
+  if (left === 0) return undefined;
+  const request = { ...offer.request };
+  request.limit = left;
+  return { serial: offer.serial, request };
+}
 
 /** Whether any task is due at `now`. */
 function anyDue(tasks: readonly NewTask[], now: number): boolean {
@@ -256,9 +265,10 @@ export class Tracker implements Actor<TroupeMessage> {
     // One object per write and no named closures: this is the start of every `run()` (see EnqueueWrite).
     const w = new EnqueueWrite(batch, tasks, offer);
     if (offer) {
-      this.#offer = undefined;
-      // The time and the callback first: an object spread followed by more keys takes a slow path in V8 (≈1.5 µs).
+      // The offer stays while the write is in flight (one write at a time); once done, it stands with what
+      // offerLeft leaves of it, unless the scheduler replaced or withdrew it meanwhile.
       this.#writing = w;
+      // The time and the callback first: an object spread followed by more keys takes a slow path in V8 (≈1.5 µs).
       const request: ClaimRequest = { now, onHeldBack: this.#onHeldBack, ...offer.request };
       this.#d.store.enqueueAndClaim!(tasks, request).then(
         (r) => this.#enqueueWritten(w, r.results, r.claimed),
@@ -275,6 +285,7 @@ export class Tracker implements Actor<TroupeMessage> {
   #enqueueWritten(w: EnqueueWrite, results: EnqueueResult[], claimed: readonly TaskRecord[]): void {
     if (this.#writing === w) this.#writing = undefined;
     const { tasks, offer } = w;
+    if (offer !== undefined && this.#offer === offer) this.#offer = keptOffer(offer, claimed.length);
     this.#stats.enqueued += tasks.length;
     if (offer && claimed.length > 0) {
       // The claimed tasks go to the executor first, and the rest of this write's work (facts, replies, wake-ups)
@@ -331,6 +342,7 @@ export class Tracker implements Actor<TroupeMessage> {
     if (this.#writing === w) this.#writing = undefined;
     this.#enqueueBusy = false;
     const { batch, offer } = w;
+    if (offer !== undefined && this.#offer === offer) this.#offer = undefined;
     // Nothing was written, nor claimed: the scheduler offers again.
     if (offer) this.#ctx.tell(this.#d.orchestrator, { type: 'scheduler.offer-taken', serial: offer.serial, claimed: 0, heldBack: false });
     if (batch.length > 1 && isRefusal(error)) {
