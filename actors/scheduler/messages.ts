@@ -57,22 +57,22 @@ export function demandAfterOffer(demand: DemandShape, claimed: number): { slots:
   return { slots: demand.slots - claimed, perName: demand.perName, exclude: demand.exclude as string[] };
 }
 
-/** The claim part of an offer's request. */
+/** What of an offer's request decides whether it can stand after a use. */
 export interface OfferedClaim {
-  limit: number;
   exclude?: readonly string[];
   perName?: Readonly<Record<string, number>>;
 }
 
 /**
- * How many tasks a claim offer may still take after an enqueue took `claimed` with it: the tracker keeps the offer
- * standing with that limit, so the next enqueue claims without a new offer from the scheduler (which applies the
- * same rule to know what stands). 0 — the offer is spent — when nothing was taken (the scheduler offers again),
- * when nothing is left, or when per-name room or exclusions are in play (they change with the names claimed).
- * Taken together the claims of one offer never exceed its limit, which is within the executor's free slots.
+ * How many tasks a claim offer with `limit` left may still take after an enqueue took `claimed` with it: the
+ * tracker keeps the offer standing with that limit, so the next enqueue claims without a new offer from the
+ * scheduler (which applies the same rule to know what stands). 0 — the offer is spent — when nothing was taken
+ * (the scheduler offers again), when nothing is left, or when per-name room or exclusions are in play (they change
+ * with the names claimed). Taken together the claims of one offer never exceed its limit, which is within the
+ * executor's free slots.
  */
-export function offerLeft(request: OfferedClaim, claimed: number): number {
-  const left = request.limit - claimed;
+export function offerLeft(limit: number, request: OfferedClaim, claimed: number): number {
+  const left = limit - claimed;
   if (claimed === 0 || left <= 0 || (request.exclude?.length ?? 0) > 0) return 0;
   for (const _ in request.perName) return 0;
   return left;

@@ -100,10 +100,11 @@ export class Scheduler implements Actor<TroupeMessage> {
   #scheduleTimer: TimerHandle | undefined;
   #firing = false;
   #stats = { claims: 0, claimed: 0, emptyClaims: 0, offerClaims: 0, yields: 0, fired: 0, skipped: 0 };
-  /** Serial of the claim offer standing at the tracker (0: none), and its request as the tracker holds it. */
+  /** Serial of the claim offer standing at the tracker (0: none), its request, and the limit it has left there. */
   #offer = 0;
   #offerSerial = 0;
   #offerRequest: OfferedClaim | undefined;
+  #offerLimit = 0;
   /** The next slot's work done ahead of it, per schedule id (see #prepare); dropped whenever schedules re-arm. */
   #prepared = new Map<string, PreparedSlot>();
   /** Bumped by every manual trigger: an overlap answer taken before one is no longer exact. */
@@ -363,6 +364,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     this.#offer = ++this.#offerSerial;
     const request = this.#claimRequest(demand);
     this.#offerRequest = request;
+    this.#offerLimit = request.limit;
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.claim-offer', offer: { serial: this.#offer, request } });
   }
 
@@ -405,12 +407,12 @@ export class Scheduler implements Actor<TroupeMessage> {
       // The tracker keeps the offer with what `offerLeft` leaves of its limit (the same rule there). It stands as it
       // is while that is at least half of what the demand would get now: an idle node's runs then cost no new offer
       // each, one in about claimBatch / 2.
-      const left = offerLeft(this.#offerRequest!, claimed);
+      const left = offerLeft(this.#offerLimit, this.#offerRequest!, claimed);
       if (left === 0) {
         this.#offer = 0;
         this.#offerRequest = undefined;
       } else {
-        this.#offerRequest = { limit: left, exclude: this.#offerRequest!.exclude, perName: this.#offerRequest!.perName };
+        this.#offerLimit = left;
         if (this.#demand !== undefined && this.#drained && left * 2 >= Math.min(this.#demand.slots, this.#d.claimBatch)) return;
       }
     } else if (this.#offer === 0) return;

@@ -71,15 +71,6 @@ function isRefusal(error: unknown): boolean {
 const SETTLE_BATCH = 256;
 const NO_TASKS: readonly TaskRecord[] = Object.freeze([]);
 
-/** The offer that stands after an enqueue took `claimed` tasks with it (see offerLeft), or none. */
-function keptOffer(offer: ClaimOffer, claimed: number): ClaimOffer | undefined {
-  const left = offerLeft(offer.request, claimed);
-  if (left === 0) return undefined;
-  const request = { ...offer.request };
-  request.limit = left;
-  return { serial: offer.serial, request };
-}
-
 /** Whether any task is due at `now`. */
 function anyDue(tasks: readonly NewTask[], now: number): boolean {
   for (let i = 0; i < tasks.length; i++) if (tasks[i]!.runAt <= now) return true;
@@ -99,6 +90,8 @@ function isClaimed(claimed: readonly TaskRecord[], id: TaskId): boolean {
  */
 class EnqueueWrite {
   held: { retryAt: number | undefined } | undefined;
+  /** The offer's limit this write claimed with. */
+  limit = 0;
   constructor(
     readonly batch: PendingEnqueue[],
     readonly tasks: NewTask[],
@@ -136,6 +129,8 @@ export class Tracker implements Actor<TroupeMessage> {
   #enqueueSolo = 0;
   /** The scheduler's standing claim offer (see TrackerClaimOffer): used by the next enqueue of a due task. */
   #offer: ClaimOffer | undefined;
+  /** What the standing offer may still claim: its request's limit less what enqueues took with it (offerLeft). */
+  #offerLimit = 0;
   /** The enqueue write in flight with a claim (one at a time), told by #onHeldBack what its claim held back. */
   #writing: EnqueueWrite | undefined;
   /** The claim's `onHeldBack`, one function for every write (a closure per write costs a `defineProperty` under tsx). */
@@ -238,6 +233,7 @@ export class Tracker implements Actor<TroupeMessage> {
         return;
       case 'tracker.claim-offer':
         this.#offer = m.offer;
+        this.#offerLimit = m.offer?.request.limit ?? 0;
         return;
       case 'tracker.flush':
         this.#flushWaiters.push(m.replyTo);
@@ -270,6 +266,8 @@ export class Tracker implements Actor<TroupeMessage> {
       this.#writing = w;
       // The time and the callback first: an object spread followed by more keys takes a slow path in V8 (≈1.5 µs).
       const request: ClaimRequest = { now, onHeldBack: this.#onHeldBack, ...offer.request };
+      request.limit = this.#offerLimit;
+      w.limit = this.#offerLimit;
       this.#d.store.enqueueAndClaim!(tasks, request).then(
         (r) => this.#enqueueWritten(w, r.results, r.claimed),
         (error: unknown) => this.#enqueueFailed(w, error),
@@ -285,7 +283,10 @@ export class Tracker implements Actor<TroupeMessage> {
   #enqueueWritten(w: EnqueueWrite, results: EnqueueResult[], claimed: readonly TaskRecord[]): void {
     if (this.#writing === w) this.#writing = undefined;
     const { tasks, offer } = w;
-    if (offer !== undefined && this.#offer === offer) this.#offer = keptOffer(offer, claimed.length);
+    if (offer !== undefined && this.#offer === offer) {
+      this.#offerLimit = offerLeft(w.limit, offer.request, claimed.length);
+      if (this.#offerLimit === 0) this.#offer = undefined;
+    }
     this.#stats.enqueued += tasks.length;
     if (offer && claimed.length > 0) {
       // The claimed tasks go to the executor first, and the rest of this write's work (facts, replies, wake-ups)
