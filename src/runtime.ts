@@ -264,6 +264,7 @@ export class Runtime implements AsyncDisposable {
           owner: this.nodeId,
           concurrency: o.concurrency,
           prefetch: resolvePrefetch(o.prefetch, store.kind, o.concurrency, o.claimBatch),
+          claimBatch: o.claimBatch,
           leaseMs: o.leaseMs,
           logger: o.logger,
           random: o.random,
@@ -337,31 +338,48 @@ export class Runtime implements AsyncDisposable {
 
   /** Enqueues the tasks of run() calls; when the store refuses a batch of several, each is tried alone. */
   #submitRuns(tasks: NewTask[]): void {
-    this.#submit(tasks).then(
-      (results) => {
-        for (let i = 0; i < tasks.length; i++) {
-          const r = results[i];
-          if (r === undefined || r.created) continue;
-          const id = tasks[i]!.id;
-          const waiters = this.#waiters.get(id);
-          this.#outcomeOf(r.id, id).catch((error: unknown) => {
-            for (const w of waiters ?? []) w.reject(error);
-          });
-        }
+    // The enqueue request straight to the requester, its reply read in one callback: no async frames and awaits
+    // around it (the way `#submit` goes) on the way of every run.
+    try {
+      this.#assertOpen();
+    } catch (error) {
+      this.#runsFailed(tasks, error);
+      return;
+    }
+    this.#requester.request(SELF, ORCH, (replyTo) => ({ type: 'tracker.enqueue', tasks, replyTo })).then(
+      (reply) => {
+        if (reply.ok) this.#runsStored(tasks, reply.value as EnqueueResult[]);
+        else this.#runsFailed(tasks, deserializeError(reply.error));
       },
-      (error: unknown) => {
-        if (tasks.length > 1 && isTroupeError(error) && error.code === ErrorCodes.STORE) {
-          // One caller's task may be what the store refused: the others must not fail for it.
-          for (const t of tasks) this.#submitRuns([t]);
-          return;
-        }
-        for (const t of tasks) {
-          const waiters = this.#waiters.get(t.id);
-          this.#waiters.delete(t.id);
-          for (const w of waiters ?? []) w.reject(error);
-        }
-      },
+      (error: unknown) => this.#runsFailed(tasks, error),
     );
+  }
+
+  /** The tasks of run() calls are stored: a task whose key matched an existing one waits for that one's outcome. */
+  #runsStored(tasks: NewTask[], results: EnqueueResult[]): void {
+    for (let i = 0; i < tasks.length; i++) {
+      const r = results[i];
+      if (r === undefined || r.created) continue;
+      const id = tasks[i]!.id;
+      const waiters = this.#waiters.get(id);
+      this.#outcomeOf(r.id, id).catch((error: unknown) => {
+        for (const w of waiters ?? []) w.reject(error);
+      });
+    }
+  }
+
+  /** The enqueue of run() calls failed: each is tried alone when the store refused a batch of several. */
+  #runsFailed(tasks: NewTask[], error: unknown): void {
+    if (tasks.length > 1 && isTroupeError(error) && error.code === ErrorCodes.STORE) {
+      // One caller's task may be what the store refused: the others must not fail for it.
+      for (const t of tasks) this.#submitRuns([t]);
+      return;
+    }
+    for (const t of tasks) {
+      const waiters = this.#waiters.get(t.id);
+      this.#waiters.delete(t.id);
+      for (const w of waiters ?? []) w.reject(error);
+    }
   }
 
   /** P2: starts a task and returns a handle to watch its output and progress, await its result, or cancel it. */

@@ -44,7 +44,7 @@ import type { StatsBook } from '../../src/advice/stats-book.ts';
 import type { FailureCause, RunOutcome } from '../../src/advice/stats-types.ts';
 import { createAdaptiveLimit, type AdaptiveLimit } from './adaptive-limit.ts';
 import type { TroupeMessage } from '../messages.ts';
-import { createSchedulerDemand } from '../scheduler/messages.ts';
+import { createSchedulerDemand, demandAfterOffer } from '../scheduler/messages.ts';
 import { InlineContext } from '../task/inline-context.ts';
 import { RunTable } from '../task/run-table.ts';
 import { TaskActor, type RunSink } from '../task/task-actor.ts';
@@ -69,6 +69,8 @@ export interface ExecutorDeps {
   prefetch?: number;
   /** The claim lease: a task buffered this long is given back rather than started. @default 30000 */
   leaseMs?: number;
+  /** Most tasks the scheduler claims for one demand (a larger demand asks for no more). @default unlimited */
+  claimBatch?: number;
   /** Why the store cannot keep a result (Store.unstorable); such a run fails permanently instead. */
   unstorable?: (value: unknown) => string | undefined;
 }
@@ -92,6 +94,8 @@ export class Executor implements Actor<TroupeMessage> {
   readonly #adaptive = new Map<string, AdaptiveLimit>();
   #limit: number;
   #demanding = false;
+  /** The outstanding demand (while #demanding); `left`: what an offered dispatch left of one (demandAfterOffer). */
+  #asked: { slots: number; perName: Record<string, number>; exclude: string[]; left: boolean } | undefined;
   #demandQueued = false;
   #draining = false;
   #drainWaiters: string[] = [];
@@ -172,7 +176,11 @@ export class Executor implements Actor<TroupeMessage> {
     const m = msg as ExecutorMessage;
     switch (m.type) {
       case 'executor.dispatch': {
-        this.#demanding = false;
+        // Claimed with the scheduler's standing offer: the outstanding demand stands, less these tasks, where
+        // demandAfterOffer keeps it (the scheduler keeps its copy by the same rule and offers the rest again).
+        const rest = m.offered === true && this.#demanding && this.#asked !== undefined ? demandAfterOffer(this.#asked, m.tasks.length) : undefined;
+        this.#asked = rest === undefined ? undefined : { slots: rest.slots, perName: rest.perName, exclude: rest.exclude, left: true };
+        this.#demanding = rest !== undefined;
         const at = this.#d.clock.now();
         if (this.#draining) {
           // Claimed after the drain began (a claim in flight): give them back, they will not start here.
@@ -208,6 +216,8 @@ export class Executor implements Actor<TroupeMessage> {
         this.#maybeDrained();
         return;
       case 'executor.poke':
+        // Asked again in full: the scheduler may have restarted without the outstanding demand.
+        this.#demanding = false;
         this.#demand();
         return;
       case 'executor.paused':
@@ -245,9 +255,15 @@ export class Executor implements Actor<TroupeMessage> {
     const buffered = this.#buffer.length;
     // With a buffer: ask again once it is half empty (so each claim takes many tasks), or when slots are free and
     // nothing buffered can fill them (the buffer's tasks are held back by their name's limit).
-    if (buffered > 0 && buffered > prefetch / 2 && free <= 0) return;
+    if (buffered > 0 && buffered > prefetch / 2 && free <= 0) {
+      this.#takeBackDemand();
+      return;
+    }
     const slots = free + prefetch - buffered;
-    if (slots <= 0) return;
+    if (slots <= 0) {
+      this.#takeBackDemand();
+      return;
+    }
     let bufferedByName: Map<string, number> | undefined;
     if (buffered > 0) {
       bufferedByName = new Map();
@@ -263,10 +279,42 @@ export class Executor implements Actor<TroupeMessage> {
       if (room <= 0) exclude.push(task.name);
       else if (room < slots) perName[task.name] = room;
     }
-    // One demand outstanding at a time; a newer one replaces it at the scheduler.
+    // One demand outstanding at a time; a newer one replaces it at the scheduler. A run that ends on an idle node
+    // frees one slot of hundreds: the claim it asks for is the one already asked for (the scheduler takes at most
+    // `claimBatch`), so it is not asked again (a demand, an offer and their messages on every run's way out).
+    if (this.#demanding && this.#sameClaim(slots, perName, exclude)) return;
     this.#demanding = true;
+    this.#asked = { slots, perName, exclude, left: false };
     this.#ctx.tell(this.#d.orchestrator, createSchedulerDemand(slots, perName, exclude));
   };
+
+  /**
+   * Takes back a demand left standing by an offered dispatch (demandAfterOffer) when this node would not ask now:
+   * the room it counted on is gone (the buffer's size follows the start rate), or the buffer waits to be half
+   * empty. A demand with no slots tells the scheduler so.
+   */
+  #takeBackDemand(): void {
+    if (!this.#demanding || this.#asked?.left !== true) return;
+    this.#asked = undefined;
+    this.#demanding = false;
+    this.#ctx.tell(this.#d.orchestrator, createSchedulerDemand(0, {}, []));
+  }
+
+  /** Whether a demand of `slots` would get the same claim as the outstanding one. */
+  #sameClaim(slots: number, perName: Record<string, number>, exclude: string[]): boolean {
+    const asked = this.#asked;
+    if (asked === undefined) return false;
+    const batch = this.#d.claimBatch ?? Infinity;
+    if (Math.min(slots, batch) !== Math.min(asked.slots, batch)) return false;
+    if (exclude.length !== asked.exclude.length || exclude.some((name, i) => asked.exclude[i] !== name)) return false;
+    let n = 0;
+    for (const name in perName) {
+      if (asked.perName[name] !== perName[name]) return false;
+      n++;
+    }
+    for (const _ in asked.perName) n--;
+    return n === 0;
+  }
 
   /** Starts buffered tasks while slots are free, in claim order, skipping names at their limit. */
   #pull(): void {

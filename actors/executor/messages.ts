@@ -2,8 +2,12 @@
 import type { ActorAddress, TaskId } from '../../src/ids.ts';
 import type { TaskRecord } from '../../src/task.ts';
 
-/** Claimed tasks to start now, or to hold in the buffer until a slot frees (the answer to a `scheduler.demand`). */
-export interface ExecutorDispatch { type: 'executor.dispatch'; tasks: TaskRecord[] }
+/**
+ * Claimed tasks to start now, or to hold in the buffer until a slot frees (the answer to a `scheduler.demand`).
+ * `offered`: claimed by an enqueue with the scheduler's standing offer; the outstanding demand then stands, less
+ * these tasks, where the rule of `demandAfterOffer` keeps it (the scheduler applies the same rule).
+ */
+export interface ExecutorDispatch { type: 'executor.dispatch'; tasks: TaskRecord[]; offered?: boolean }
 /** Ends a running task: `cancel` by a user, `shutdown` at close (the task is given back, not failed). */
 export interface ExecutorAbort { type: 'executor.abort'; id: TaskId; reason: 'cancel' | 'shutdown' }
 /** Stops asking for work; answered when nothing runs any more. */
@@ -20,6 +24,6 @@ export interface ExecutorPaused { type: 'executor.paused'; names: string[]; grou
 
 export type ExecutorMessage = ExecutorDispatch | ExecutorAbort | ExecutorDrain | ExecutorAbortAll | ExecutorPoke | ExecutorPaused;
 
-export const createExecutorDispatch = (tasks: TaskRecord[]): ExecutorDispatch => ({ type: 'executor.dispatch', tasks });
+export const createExecutorDispatch = (tasks: TaskRecord[], offered = false): ExecutorDispatch => (offered ? { type: 'executor.dispatch', tasks, offered } : { type: 'executor.dispatch', tasks });
 export const createExecutorAbort = (id: TaskId, reason: 'cancel' | 'shutdown'): ExecutorAbort => ({ type: 'executor.abort', id, reason });
 export const createExecutorPaused = (names: string[], groups: string[]): ExecutorPaused => ({ type: 'executor.paused', names, groups });

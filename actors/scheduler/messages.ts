@@ -37,3 +37,43 @@ export type SchedulerMessage =
 
 export const createSchedulerWake = (reason: string): SchedulerWake => ({ type: 'scheduler.wake', reason });
 export const createSchedulerDemand = (slots: number, perName: Record<string, number>, exclude: string[]): SchedulerDemand => ({ type: 'scheduler.demand', slots, perName, exclude });
+
+/** The claim part of a demand. */
+export interface DemandShape {
+  slots: number;
+  perName: Record<string, number>;
+  exclude: readonly string[];
+}
+
+/**
+ * The demand that stands after an enqueue took `claimed` tasks with the scheduler's standing offer: the same demand
+ * less those slots, when slots remain and no per-name room or exclusion is in play (those change with the names
+ * of the tasks claimed); otherwise none, and the executor sends a new one. The executor and the scheduler both
+ * apply this rule to their copy of the outstanding demand, so an idle node's run costs no demand message.
+ */
+export function demandAfterOffer(demand: DemandShape, claimed: number): { slots: number; perName: Record<string, number>; exclude: string[] } | undefined {
+  if (demand.slots <= claimed || demand.exclude.length > 0) return undefined;
+  for (const _ in demand.perName) return undefined;
+  return { slots: demand.slots - claimed, perName: demand.perName, exclude: demand.exclude as string[] };
+}
+
+/** What of an offer's request decides whether it can stand after a use. */
+export interface OfferedClaim {
+  exclude?: readonly string[];
+  perName?: Readonly<Record<string, number>>;
+}
+
+/**
+ * How many tasks a claim offer with `limit` left may still take after an enqueue took `claimed` with it: the
+ * tracker keeps the offer standing with that limit, so the next enqueue claims without a new offer from the
+ * scheduler (which applies the same rule to know what stands). 0 — the offer is spent — when nothing was taken
+ * (the scheduler offers again), when nothing is left, or when per-name room or exclusions are in play (they change
+ * with the names claimed). Taken together the claims of one offer never exceed its limit, which is within the
+ * executor's free slots.
+ */
+export function offerLeft(limit: number, request: OfferedClaim, claimed: number): number {
+  const left = limit - claimed;
+  if (claimed === 0 || left <= 0 || (request.exclude?.length ?? 0) > 0) return 0;
+  for (const _ in request.perName) return 0;
+  return left;
+}

@@ -41,7 +41,10 @@ export class Bus<M extends Message> {
     }
     this.#targets.set(address, target);
     return () => {
-      if (this.#targets.get(address) === target) this.#targets.delete(address);
+      if (this.#targets.get(address) !== target) return;
+      this.#targets.delete(address);
+      // A router stands only on a registered address (a message to a gone one is a dead letter).
+      this.#routers.delete(address);
     };
   }
 
@@ -51,6 +54,14 @@ export class Bus<M extends Message> {
 
   /** Sends `msg` to the actor at `to`. A message to nobody is counted as a dead letter and dropped. */
   tell(from: ActorAddress, to: ActorAddress, msg: M): void {
+    // A router (the orchestrator, which most messages pass) is registered too: it is handed the message at once.
+    const router = this.#routers.size > 0 ? this.#routers.get(to) : undefined;
+    if (router !== undefined) {
+      if (this.#inspectors.size > 0) this.#emitInspection(from, to, msg, false);
+      this.#delivered++;
+      router(msg, from);
+      return;
+    }
     // `base#tag` reaches the target registered at `base` (one requester serves many reply addresses).
     let target = this.#targets.get(to);
     if (target === undefined) {
@@ -63,9 +74,7 @@ export class Bus<M extends Message> {
       return;
     }
     this.#delivered++;
-    const router = this.#routers.get(to);
-    if (router !== undefined) router(msg, from);
-    else target.deliver(msg, from, to);
+    target.deliver(msg, from, to);
   }
 
   /**

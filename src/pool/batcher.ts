@@ -83,6 +83,11 @@ export class RunWriter {
   }
 }
 
+/** The WireRun of one job, as a RunWriter with one `add` makes it (without the writer and its lists). */
+export function singleRun(slot: number, seq: number, handler: string, input: unknown, id: string, name: string, attempt: number): WireRun {
+  return [slot, seq, 0, input, id, 0, attempt, handler, name, 1, 1];
+}
+
 /** Unpacks a WireRun (worker side). */
 export function readRun(wire: WireRun): WireJob[] {
   const end = wire.length - 2;

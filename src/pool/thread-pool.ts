@@ -30,8 +30,8 @@ import { ErrorCodes, TroupeError, deserializeError, type SerializedError } from 
 import { lazyRequire } from '../lazy-require.ts';
 import { AbortWatch, abortedSignalOf } from './abort-watch.ts';
 import {
-  ReplyKinds, RunWriter, SlotFlags, SlotTable, channelNames, encodeReason, replyKind, replySideMessages, resolveBatchSize,
-  type DownMessage, type UpMessage, type WireReplies, type WorkerData,
+  ReplyKinds, RunWriter, SlotFlags, SlotTable, channelNames, encodeReason, replyKind, replySideMessages, resolveBatchSize, singleRun,
+  type DownMessage, type UpMessage, type WireReplies, type WireRun, type WorkerData,
 } from './batcher.ts';
 import { Verdicts, judgeFailedRun } from './crash-verdict.ts';
 import { RetireBoard, recyclingOn, type RecycleOptions } from './recycle.ts';
@@ -433,7 +433,9 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
 
   #dispatch(entries: Entry[]): void {
     const run: Run = { entries, hardStopped: false };
-    const writer = new RunWriter();
+    // A job alone (every job of an idle pool) is packed without a writer.
+    const writer = entries.length === 1 ? undefined : new RunWriter();
+    let wire: WireRun | undefined;
     for (const e of entries) {
       const slot = this.#slots.alloc();
       if (slot === undefined) throw new TroupeError(ErrorCodes.INTERNAL, 'No free job slot in the thread pool');
@@ -442,11 +444,12 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
       e.state = EntryStates.sent;
       this.#bySlot[slot] = e;
       const { job } = e;
-      writer.add(slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt);
+      if (writer === undefined) wire = singleRun(slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt);
+      else writer.add(slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt);
     }
     this.#runs++;
     this.#dispatched++;
-    this.#piscina.run(writer.finish()).then(
+    this.#piscina.run(writer === undefined ? wire! : writer.finish()).then(
       (replies: WireReplies) => this.#onRunDone(run, replies),
       (error: unknown) => this.#onRunFailed(run, error),
     );

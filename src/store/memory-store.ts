@@ -78,7 +78,7 @@ interface Entry {
   where: Where;
   gen: number;
   bucket?: Bucket;
-  /** Sequence number of the latest time the task became final (for retention). */
+  /** Sequence number of the latest time the task became final (for retention); 0 once forgotten. */
   fin: number;
 }
 
@@ -887,8 +887,8 @@ class MemoryStore implements Store, AsyncDisposable {
   #leaveRunning(e: Entry): void {
     const owner = e.rec.owner;
     if (owner === undefined) return;
-    const set = this.#running.get(owner);
-    if (set?.delete(e) && set.size === 0) this.#running.delete(owner);
+    // An owner's set stays when it empties: on an idle node every run would otherwise drop it and make it again.
+    this.#running.get(owner)?.delete(e);
   }
 
   #setState(e: Entry, to: TaskState): void {
@@ -909,7 +909,8 @@ class MemoryStore implements Store, AsyncDisposable {
     while (excess > 0 && this.#finishedHead < this.#finished.length) {
       const fin = this.#finishedFin[this.#finishedHead]!;
       const e = this.#finished[this.#finishedHead++]!;
-      if (e.fin !== fin || !isFinalState(e.rec.state) || this.#tasks.get(e.rec.id) !== e) continue;
+      // A forgotten entry (purged, say, and its id perhaps enqueued again) has fin 0: no lookup of its id needed.
+      if (e.fin !== fin || !isFinalState(e.rec.state)) continue;
       this.#forget(e);
       excess--;
     }
@@ -923,6 +924,7 @@ class MemoryStore implements Store, AsyncDisposable {
 
   #forget(e: Entry): void {
     const { rec } = e;
+    e.fin = 0;
     this.#tasks.delete(rec.id);
     if (rec.key !== undefined && this.#byKey.get(rec.key) === e) this.#byKey.delete(rec.key);
     if (rec.flow) this.#children.delete(rec.id);

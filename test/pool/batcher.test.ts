@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorCodes, TroupeError } from '../../src/errors.ts';
 import {
-  ReplyKinds, RunWriter, SlotFlags, SlotTable, encodeReason, readRun, replyKind, replySideMessages, replyTag, resolveBatchSize,
+  ReplyKinds, RunWriter, SlotFlags, SlotTable, encodeReason, readRun, replyKind, replySideMessages, replyTag, resolveBatchSize, singleRun,
 } from '../../src/pool/batcher.ts';
 
 test('a run round-trips through structured clone; handler URLs and names go once', () => {
@@ -18,6 +18,14 @@ test('a run round-trips through structured clone; handler URLs and names go once
     { s: 4, q: 11, h: 'file:///a.ts', i: [2], id: 'id-2', n: 'alpha', a: 2 },
     { s: 5, q: 12, h: 'file:///b.ts', i: null, id: 'id-3', n: 'beta', a: 1 },
   ]);
+});
+
+test('a run of one job packed without a writer is the run a writer makes', () => {
+  const writer = new RunWriter();
+  writer.add(7, 42, 'file:///c.ts', { y: [1, 2] }, 'id-9', 'gamma', 3);
+  const single = singleRun(7, 42, 'file:///c.ts', { y: [1, 2] }, 'id-9', 'gamma', 3);
+  assert.deepEqual(single, writer.finish());
+  assert.deepEqual(readRun(structuredClone(single)), [{ s: 7, q: 42, h: 'file:///c.ts', i: { y: [1, 2] }, id: 'id-9', n: 'gamma', a: 3 }]);
 });
 
 test('a reply tag carries the outcome and the side-message count', () => {

@@ -71,6 +71,27 @@ describe('memory store retention', () => {
     assert.equal((await store.get(tasks[5]!.id))?.state, 'queued');
   });
 
+  it('retention skips a purged task whose id was enqueued again, and keeps the new one', async () => {
+    const clock = new ManualClock();
+    await using store = createMemoryStore({ maxFinished: 1 });
+    const finish = async (t: NewTask): Promise<void> => {
+      await store.enqueue([t]);
+      const [c] = await store.claim({ owner: 'n', limit: 1, leaseMs: 1000, now: clock.now() });
+      assert.equal(c?.id, t.id);
+      await store.settle([{ type: 'succeeded', id: t.id, owner: 'n', attempt: c!.attempts, at: clock.now(), result: 1 }]);
+    };
+    const a = task(clock);
+    await finish(a);
+    await clock.advance(10);
+    assert.equal(await store.purge({ finishedBefore: clock.now() }), 1);
+    assert.equal((await store.enqueue([{ ...a, createdAt: clock.now(), runAt: clock.now() + 60_000 }]))[0]!.created, true);
+    await finish(task(clock));
+    await finish(task(clock));
+    // Retention passed the purged entry of `a` (the oldest finished) and forgot the next one instead.
+    assert.equal((await store.get(a.id))?.state, 'scheduled');
+    assert.deepEqual((await store.counts(clock.now())).byState.succeeded, 1);
+  });
+
   it('hands out copies: changing a returned record changes nothing stored', async () => {
     const clock = new ManualClock();
     await using store = createMemoryStore();
