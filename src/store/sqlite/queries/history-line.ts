@@ -29,15 +29,11 @@ const STATE_OF = new Map<string, TaskState>(TASK_STATES.map((s) => [STATE_CODES[
 
 const code = (state: TaskState | null): string => (state === null ? NONE : STATE_CODES[state]);
 
+/** What a transition says besides its task. */
+export type TransitionFields = [from: TaskState | null, to: TaskState, at: number, attempt: number, reason?: string, error?: SerializedError];
+
 /** One line, as `record` appends it. */
-export function historyLine(
-  from: TaskState | null,
-  to: TaskState,
-  at: number,
-  attempt: number,
-  reason?: string,
-  error?: SerializedError,
-): string {
+export function historyLine(...[from, to, at, attempt, reason, error]: TransitionFields): string {
   const extra = reason === undefined && error === undefined ? '' : `|${JSON.stringify([reason ?? null, error ?? null])}`;
   return `${code(from)}${code(to)}${at},${attempt}${extra}\n`;
 }

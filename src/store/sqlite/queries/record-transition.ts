@@ -9,20 +9,11 @@
  * it here (`counted`); the others `record` it, and `flush()` appends their lines in one UPDATE per 64 tasks.
  */
 import type Database from 'better-sqlite3';
-import type { SerializedError } from '../../../errors.ts';
 import type { TaskState } from '../../../task.ts';
-import { historyLine } from './history-line.ts';
+import { historyLine, type TransitionFields } from './history-line.ts';
 import { ID_INDEX, rowPiece, statementsByRows } from './rows.ts';
 
-export type RecordTransition = (
-  taskId: string,
-  from: TaskState | null,
-  to: TaskState,
-  at: number,
-  attempt: number,
-  reason?: string,
-  error?: SerializedError,
-) => void;
+export type RecordTransition = (taskId: string, ...fields: TransitionFields) => void;
 
 export interface TransitionWriter {
   record: RecordTransition;
