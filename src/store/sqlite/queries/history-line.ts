@@ -9,8 +9,7 @@
  * never holds a raw newline). `qr1767225600000,1` is a task started at that time, first attempt. Lines are kept
  * short because every claim and success appends one to a row: a JSON array per line made rows a fifth larger.
  */
-import type { SerializedError } from '../../../errors.ts';
-import { ErrorCodes, TroupeError } from '../../../errors.ts';
+import { ErrorCodes, TroupeError, type SerializedError } from '../../../errors.ts';
 import { TASK_STATES, type TaskState, type Transition } from '../../../task.ts';
 
 /** One character per state; stored in files, so never change one. */

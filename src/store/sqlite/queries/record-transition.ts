@@ -54,7 +54,7 @@ export function prepareTransitionWriter(db: Database.Database): TransitionWriter
   const bump = db.prepare('UPDATE task_counts SET n = n + ? WHERE state = ?');
   const deltas = new Map<TaskState, number>();
   /** Lines recorded and not yet appended, per task, in the order they were recorded. */
-  let pending = new Map<string, string>();
+  const pending = new Map<string, string>();
   const add = (state: TaskState, n: number): void => {
     deltas.set(state, (deltas.get(state) ?? 0) + n);
   };
@@ -66,7 +66,7 @@ export function prepareTransitionWriter(db: Database.Database): TransitionWriter
     if (pending.size === 0) return;
     const values: unknown[] = [];
     for (const [id, lines] of pending) values.push(id, lines);
-    pending = new Map();
+    pending.clear();
     const tasks = values.length / 2;
     for (let done = 0; done < tasks; ) {
       const n = rowPiece(tasks - done, TASKS_PER_UPDATE);
@@ -90,7 +90,7 @@ export function prepareTransitionWriter(db: Database.Database): TransitionWriter
       deltas.clear();
     },
     discard: () => {
-      pending = new Map();
+      pending.clear();
       deltas.clear();
     },
   };
