@@ -26,8 +26,17 @@ export const CLAIMABLE_STATES: readonly TaskState[] = Object.freeze(['queued', '
 /** The dead letters: final states that `retry()` may put back. */
 export const DEAD_STATES: ReadonlySet<TaskState> = new Set<TaskState>(['failed', 'timed_out', 'cancelled']);
 
+/** A switch on the interned state string: a few pointer compares, where a Set lookup hashes (hot in every store). */
 export function isFinalState(state: TaskState): boolean {
-  return FINAL_STATES.has(state);
+  switch (state) {
+    case 'succeeded':
+    case 'failed':
+    case 'cancelled':
+    case 'timed_out':
+      return true;
+    default:
+      return false;
+  }
 }
 
 export function isTaskState(value: unknown): value is TaskState {
