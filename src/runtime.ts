@@ -38,6 +38,7 @@ import { loadTelemetry, type Telemetry } from './telemetry.ts';
 import { createStatsPersister, restoreStats, StatsBook, type StatsPersister } from './advice/stats-book.ts';
 import { recommend, type TaskAdvice } from './advice/recommend.ts';
 import { nextSlot } from './schedule/cron.ts';
+import { soon } from './soon.ts';
 import { resolveAdaptiveLimitOptions } from '../actors/executor/adaptive-limit.ts';
 import { parseDuration, type Duration } from './units.ts';
 import { Executor } from '../actors/executor/executor.ts';
@@ -321,7 +322,7 @@ export class Runtime implements AsyncDisposable {
   /** Waits for the task's outcome and queues it for the next #flushRuns. */
   #runTask(task: NewTask): Promise<unknown> {
     const waiting = this.#wait(task.id);
-    if (this.#runBatch.push(task) === 1) queueMicrotask(this.#flushRuns);
+    if (this.#runBatch.push(task) === 1) soon(this.#flushRuns);
     return waiting;
   }
 
