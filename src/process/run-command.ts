@@ -104,15 +104,6 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     });
   }
   const started = performance.now();
-  const { onLine, onLines, onProgress } = spec;
-  const window = new LineWindow({ maxLines: spec.maxLines, maxBytes: spec.maxBytes });
-  const tail: string[] = [];
-  let stdoutLines = 0;
-  let stderrLines = 0;
-  let value: unknown;
-  let hasValue = false;
-  let callbackFailed = false;
-  let callbackError: unknown;
 
   let subprocess: ReturnType<typeof spawnCommand>;
   try {
@@ -121,134 +112,190 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     throw new TroupeError(ErrorCodes.INVALID_OPTION, `Command \`${spec.command}\` has invalid options`, { cause: error });
   }
   const pid = subprocess.pid;
+  const capture = new Capture(spec, subprocess);
+  // Each pipe chunk is split into lines, and the lines it completed go to `onLines` together. The splitters see
+  // the end of the output after the run settled (`finish`): execa settles only once both pipes ended.
+  subprocess.stdout?.on('data', (chunk: Uint8Array) => capture.write('stdout', chunk));
+  subprocess.stderr?.on('data', (chunk: Uint8Array) => capture.write('stderr', chunk));
 
-  const failCallback = (error: unknown): void => {
-    if (callbackFailed) return;
-    callbackFailed = true;
-    callbackError = error;
-    subprocess.kill();
-  };
-
-  /** `bytes`: the line's UTF-8 size when the splitter knew it, else -1. */
-  const deliver = (stream: OutputStream, text: string, bytes: number): void => {
-    if (stream === 'stdout') stdoutLines++;
-    else {
-      stderrLines++;
-      if (tail.length === TAIL_LINES) tail.shift();
-      tail.push(text.length > TAIL_CHARS ? text.slice(-TAIL_CHARS) : text);
-    }
-    window.push(bytes >= 0 ? bytes : utf8Length(text));
-    if (callbackFailed) return;
-    if (onLines !== undefined) (stream === 'stdout' ? stdoutBatch : stderrBatch).push(text);
-    if (onLine === undefined) return;
-    try {
-      onLine({ stream, text });
-    } catch (error) {
-      failCallback(error);
-    }
-  };
-
-  // The lines of the current chunk of each pipe, for `onLines`.
-  let stdoutBatch: string[] = [];
-  let stderrBatch: string[] = [];
-  const flush = (stream: OutputStream): void => {
-    const texts = stream === 'stdout' ? stdoutBatch : stderrBatch;
-    if (texts.length === 0) return;
-    if (stream === 'stdout') stdoutBatch = [];
-    else stderrBatch = [];
-    if (onLines === undefined || callbackFailed) return;
-    try {
-      onLines(stream, texts);
-    } catch (error) {
-      failCallback(error);
-    }
-  };
-
-  const stdout = new LineSplitter(spec.maxBytes, (text, bytes) => {
-    const message = parseProtocolLine(text);
-    if (message === undefined) deliver('stdout', text, bytes);
-    else if (message.type === 'result') {
-      value = message.value;
-      hasValue = true;
-    } else if (onProgress !== undefined && !callbackFailed) {
-      flush('stdout');
-      try {
-        onProgress(message.progress);
-      } catch (error) {
-        failCallback(error);
-      }
-    }
-  });
-  const stderr = new LineSplitter(spec.maxBytes, (text, bytes) => deliver('stderr', text, bytes));
-  // Each pipe chunk is split into lines, and the lines it completed go to `onLines` together.
-  const pipes = [['stdout', subprocess.stdout, stdout], ['stderr', subprocess.stderr, stderr]] as const;
-  for (const [stream, pipe, splitter] of pipes) {
-    pipe?.on('data', (chunk: Uint8Array) => {
-      splitter.write(chunk);
-      flush(stream);
-    });
-    pipe?.once('end', () => {
-      splitter.end();
-      flush(stream);
-    });
-  }
-
-  let drain: NodeJS.Timeout | undefined;
   if (pid !== undefined) {
     running.add(pid);
     const group = USE_PROCESS_GROUPS ? new ProcessGroup(pid, spec.killGraceMs) : undefined;
-    if (group !== undefined) subprocess.kill = group.kill as typeof subprocess.kill;
+    if (group !== undefined) subprocess.kill = ((signal?: NodeJS.Signals | number | Error) => group.kill(signal)) as typeof subprocess.kill;
     subprocess.once('exit', () => {
       running.delete(pid);
       group?.leaderExited();
-      drain = setTimeout(() => {
-        subprocess.stdout?.destroy();
-        subprocess.stderr?.destroy();
-      }, spec.killGraceMs + STREAM_DRAIN_MS);
-      drain.unref();
+      capture.leaderExited();
     });
     if (spec.onSpawn !== undefined) {
       try {
         spec.onSpawn(pid);
       } catch (error) {
-        failCallback(error);
+        capture.failCallback(error);
       }
     }
   }
 
   const result = await subprocess;
-  if (drain !== undefined) clearTimeout(drain);
-  stdout.end();
-  stderr.end();
-  flush('stdout');
-  flush('stderr');
+  capture.finish();
 
-  const details = { exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderrTail: joinTail(tail) };
   if (result.isCanceled) {
     throw new TroupeError(ErrorCodes.CANCELLED, `Command \`${spec.command}\` was cancelled`, {
       cause: spec.signal.reason,
-      details,
+      details: capture.details(result),
     });
   }
   if (result.timedOut) {
     throw new TroupeError(ErrorCodes.TIMEOUT, `Command \`${spec.command}\` timed out after ${spec.timeoutMs} ms`, {
-      details: { ...details, timeoutMs: spec.timeoutMs },
+      details: { ...capture.details(result), timeoutMs: spec.timeoutMs },
     });
   }
-  if (callbackFailed) {
+  if (capture.callbackFailed) {
     throw new TroupeError(ErrorCodes.INTERNAL, `An output callback of command \`${spec.command}\` threw`, {
-      cause: callbackError,
-      details,
+      cause: capture.callbackError,
+      details: capture.details(result),
     });
   }
-  if (result.failed) throw createFailedError(spec.command, result, details);
-  return {
-    exitCode: 0,
-    pid: pid!,
-    durationMs: performance.now() - started,
-    ...(hasValue ? { value } : {}),
-    lines: { stdout: stdoutLines, stderr: stderrLines, dropped: window.dropped },
-  };
+  if (result.failed) throw createFailedError(spec.command, result, capture.details(result));
+  const lines = { stdout: capture.stdoutLines, stderr: capture.stderrLines, dropped: capture.dropped };
+  const durationMs = performance.now() - started;
+  return capture.hasValue ? { exitCode: 0, pid: pid!, durationMs, value: capture.value, lines } : { exitCode: 0, pid: pid!, durationMs, lines };
+}
+
+type Subprocess = ReturnType<typeof spawnCommand>;
+
+/**
+ * The output side of one run: line splitting, counting, the stderr tail, the batches for `onLines`, the progress
+ * protocol and the callbacks' failure.
+ * Why one object with lazy parts: most commands of a busy runtime print little or nothing, and every object a run
+ * allocates is paid again right after the fork (the first write to each copy-on-write page faults). A splitter
+ * (with its decoder), the line window and the tail exist only once their pipe delivered a chunk; the pipe-drain
+ * timer only when a pipe is still open as the leader exits.
+ */
+class Capture {
+  stdoutLines = 0;
+  stderrLines = 0;
+  value: unknown = undefined;
+  hasValue = false;
+  callbackFailed = false;
+  callbackError: unknown = undefined;
+  readonly #spec: CommandSpec;
+  readonly #subprocess: Subprocess;
+  #stdout: LineSplitter | undefined = undefined;
+  #stderr: LineSplitter | undefined = undefined;
+  #window: LineWindow | undefined = undefined;
+  #tail: string[] | undefined = undefined;
+  // The lines of the current chunk of each pipe, for `onLines`.
+  #stdoutBatch: string[] | undefined = undefined;
+  #stderrBatch: string[] | undefined = undefined;
+  #drain: NodeJS.Timeout | undefined = undefined;
+
+  constructor(spec: CommandSpec, subprocess: Subprocess) {
+    this.#spec = spec;
+    this.#subprocess = subprocess;
+  }
+
+  /** Lines a `LineBuffer` with the run's caps would have dropped. */
+  get dropped(): number {
+    return this.#window === undefined ? 0 : this.#window.dropped;
+  }
+
+  /** One chunk of a pipe: its lines are delivered, then handed to `onLines` together. */
+  write(stream: OutputStream, chunk: Uint8Array): void {
+    if (stream === 'stdout') (this.#stdout ??= new LineSplitter(this.#spec.maxBytes, (text, bytes) => this.#stdoutLine(text, bytes))).write(chunk);
+    else (this.#stderr ??= new LineSplitter(this.#spec.maxBytes, (text, bytes) => this.#deliver('stderr', text, bytes))).write(chunk);
+    this.#flush(stream);
+  }
+
+  /** The leader exited: pipes still open then (a descendant that left the group holds them) get a deadline. */
+  leaderExited(): void {
+    const { stdout, stderr } = this.#subprocess;
+    if ((stdout === null || stdout.readableEnded) && (stderr === null || stderr.readableEnded)) return;
+    this.#drain = setTimeout(() => {
+      stdout?.destroy();
+      stderr?.destroy();
+    }, this.#spec.killGraceMs + STREAM_DRAIN_MS);
+    this.#drain.unref();
+  }
+
+  /** The run settled: the trailing lines (without `\n`) are delivered and the last batches handed over. */
+  finish(): void {
+    if (this.#drain !== undefined) clearTimeout(this.#drain);
+    if (this.#stdout !== undefined) {
+      this.#stdout.end();
+      this.#flush('stdout');
+    }
+    if (this.#stderr !== undefined) {
+      this.#stderr.end();
+      this.#flush('stderr');
+    }
+  }
+
+  /** Kills the run (the group, on POSIX) once, keeping the first error of a callback. */
+  failCallback(error: unknown): void {
+    if (this.callbackFailed) return;
+    this.callbackFailed = true;
+    this.callbackError = error;
+    this.#subprocess.kill();
+  }
+
+  /** The `details` of a run's error. */
+  details(result: { exitCode?: number | undefined; signal?: string | undefined }) {
+    return { exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderrTail: this.#tail === undefined ? '' : joinTail(this.#tail) };
+  }
+
+  #stdoutLine(text: string, bytes: number): void {
+    const message = parseProtocolLine(text);
+    if (message === undefined) this.#deliver('stdout', text, bytes);
+    else if (message.type === 'result') {
+      this.value = message.value;
+      this.hasValue = true;
+    } else if (this.#spec.onProgress !== undefined && !this.callbackFailed) {
+      this.#flush('stdout');
+      try {
+        this.#spec.onProgress(message.progress);
+      } catch (error) {
+        this.failCallback(error);
+      }
+    }
+  }
+
+  /** `bytes`: the line's UTF-8 size when the splitter knew it, else -1. */
+  #deliver(stream: OutputStream, text: string, bytes: number): void {
+    if (stream === 'stdout') this.stdoutLines++;
+    else {
+      this.stderrLines++;
+      const tail = (this.#tail ??= []);
+      if (tail.length === TAIL_LINES) tail.shift();
+      tail.push(text.length > TAIL_CHARS ? text.slice(-TAIL_CHARS) : text);
+    }
+    (this.#window ??= new LineWindow({ maxLines: this.#spec.maxLines, maxBytes: this.#spec.maxBytes })).push(bytes >= 0 ? bytes : utf8Length(text));
+    if (this.callbackFailed) return;
+    const { onLine, onLines } = this.#spec;
+    if (onLines !== undefined) {
+      if (stream === 'stdout') (this.#stdoutBatch ??= []).push(text);
+      else (this.#stderrBatch ??= []).push(text);
+    }
+    if (onLine === undefined) return;
+    try {
+      onLine({ stream, text });
+    } catch (error) {
+      this.failCallback(error);
+    }
+  }
+
+  #flush(stream: OutputStream): void {
+    const texts = stream === 'stdout' ? this.#stdoutBatch : this.#stderrBatch;
+    if (texts === undefined || texts.length === 0) return;
+    if (stream === 'stdout') this.#stdoutBatch = undefined;
+    else this.#stderrBatch = undefined;
+    if (this.#spec.onLines === undefined || this.callbackFailed) return;
+    try {
+      this.#spec.onLines(stream, texts);
+    } catch (error) {
+      this.failCallback(error);
+    }
+  }
 }
 
 /** `nodeOptions` for execa: troupe never sets `node: true`, so execa need not filter `process.execArgv` per run. */
