@@ -14,16 +14,19 @@
  *   a pending batch is handed over before any progress line that follows it, so the order across both holds.
  * - stdout lines `::progress …` and `::result <json>` are the progress protocol (`progress-protocol.ts`).
  *
- * The mapping onto execa: `cancelSignal` (cancel), `timeout`, `killSignal: 'SIGTERM'`, `forceKillAfterDelay`
- * (the grace; on POSIX the group kill takes its place), `cleanup`, `detached` (own process group), `shell: false`,
- * `stdin: 'ignore'`, `buffer: false`, `encoding: 'buffer'`, `reject: false` (the result is mapped here),
- * `nodeOptions: []` (troupe never sets `node: true`; spares execa a filter of `process.execArgv` per run). execa
- * records the first termination reason (`terminationReason ??=`), so a timeout that fires after a cancel still
- * reports the cancel.
+ * The mapping onto execa: `killSignal: 'SIGTERM'`, `forceKillAfterDelay` (the grace; on POSIX the group kill
+ * takes its place), `cleanup`, `detached` (own process group), `shell: false`, `stdin: 'ignore'`, `buffer: false`,
+ * `encoding: 'buffer'`, `reject: false` (the result is mapped here), `nodeOptions: []` (troupe never sets
+ * `node: true`; spares execa a filter of `process.execArgv` per run). Cancel and timeout are not execa's: this
+ * file ends the tree itself (`subprocess.kill()`, the group kill on POSIX) and records the first termination
+ * reason, so a timeout that fires after a cancel still reports the cancel, and the reverse. Why: the cancel can
+ * then come from the run's own stop watch (`stops`, what the executor passes) instead of an AbortSignal, which
+ * spares a run an AbortController and execa's listeners on it; a timer exists only when a timeout is set.
  *
  * Errors: non-zero exit or death by a signal troupe did not send → `COMMAND_FAILED` with
  * `details: { exitCode, signal, stderrTail }`; spawn failure (ENOENT, EACCES, bad cwd) → `COMMAND_FAILED` with
- * the system error as `cause`; timeout → `TIMEOUT`; cancel → `CANCELLED` with `cause = signal.reason`; a callback
+ * the system error as `cause`; timeout → `TIMEOUT`; cancel → `CANCELLED` with `cause = signal.reason` (or the
+ * stop reason of `stops`); a callback
  * (`onLine`, `onProgress`, `onSpawn`) that throws → `INTERNAL` with the thrown error as `cause`, after the tree
  * was ended.
  */
@@ -32,6 +35,7 @@ import { ErrorCodes, TroupeError } from '../errors.ts';
 import { LineSplitter, LineWindow, utf8Length, type OutputLine, type OutputStream } from './line-capture.ts';
 import { ProcessGroup, USE_PROCESS_GROUPS } from './process-group.ts';
 import { parseProtocolLine, type CommandProgress } from './progress-protocol.ts';
+import type { StopWatcher } from '../pool/thread-pool.ts';
 
 /** One command run, with resolved options (the registry validates user input before this point). */
 export interface CommandSpec {
@@ -48,7 +52,12 @@ export interface CommandSpec {
   /** Milliseconds between SIGTERM to the process group and SIGKILL. */
   killGraceMs: number;
   /** Aborting it ends the process tree and rejects with `CANCELLED` (`cause` is `signal.reason`). */
-  signal: AbortSignal;
+  signal?: AbortSignal;
+  /**
+   * The same as `signal`, from a run's stop watch (a task actor): its first stop ends the process tree and rejects
+   * with `CANCELLED` (`cause` is `stopReason`); the hard stop is the group's own SIGKILL after the grace.
+   */
+  stops?: CommandStops;
   /** Line cap of the caller's output buffer, used to report `lines.dropped`. */
   maxLines: number;
   /** Byte cap of the caller's output buffer; also the longest line (longer lines are cut into pieces). */
@@ -64,6 +73,15 @@ export interface CommandSpec {
   onProgress?: (progress: CommandProgress) => void;
   /** Called once with the child's pid as soon as it exists. */
   onSpawn?: (pid: number) => void;
+}
+
+/** A source of stops that is watched rather than listened to (why: no AbortController per run). */
+export interface CommandStops {
+  /** 0 until the first stop. */
+  readonly stopLevel: number;
+  readonly stopReason: unknown;
+  /** Sets (or, with undefined, clears) the one watcher told of each stop. */
+  watchStops(watcher: StopWatcher | undefined): void;
 }
 
 /** A run that exited with code 0. */
@@ -97,9 +115,10 @@ export function activeCommandPids(): number[] {
 /** Runs one command to completion (why: the process executor's single entry point into subprocesses). */
 export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   const execa = loadedExeca ?? (await loadExeca());
-  if (spec.signal.aborted) {
+  const { signal, stops } = spec;
+  if (signal?.aborted === true || (stops !== undefined && stops.stopLevel > 0)) {
     throw new TroupeError(ErrorCodes.CANCELLED, `Command \`${spec.command}\` was cancelled before it started`, {
-      cause: spec.signal.reason,
+      cause: signal?.aborted === true ? signal.reason : stops!.stopReason,
       details: { exitCode: null, signal: null, stderrTail: '' },
     });
   }
@@ -136,16 +155,18 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     }
   }
 
+  capture.watch();
+
   const result = await subprocess;
   capture.finish();
 
-  if (result.isCanceled) {
+  if (capture.ended === 'cancel') {
     throw new TroupeError(ErrorCodes.CANCELLED, `Command \`${spec.command}\` was cancelled`, {
-      cause: spec.signal.reason,
+      cause: capture.cancelCause,
       details: capture.details(result),
     });
   }
-  if (result.timedOut) {
+  if (capture.ended === 'timeout') {
     throw new TroupeError(ErrorCodes.TIMEOUT, `Command \`${spec.command}\` timed out after ${spec.timeoutMs} ms`, {
       details: { ...capture.details(result), timeoutMs: spec.timeoutMs },
     });
@@ -172,7 +193,10 @@ type Subprocess = ReturnType<typeof spawnCommand>;
  * (with its decoder), the line window and the tail exist only once their pipe delivered a chunk; the pipe-drain
  * timer only when a pipe is still open as the leader exits.
  */
-class Capture {
+class Capture implements StopWatcher {
+  /** The first termination reason troupe gave the run, if any. */
+  ended: 'cancel' | 'timeout' | undefined = undefined;
+  cancelCause: unknown = undefined;
   stdoutLines = 0;
   stderrLines = 0;
   value: unknown = undefined;
@@ -189,6 +213,7 @@ class Capture {
   #stdoutBatch: string[] | undefined = undefined;
   #stderrBatch: string[] | undefined = undefined;
   #drain: NodeJS.Timeout | undefined = undefined;
+  #timeout: NodeJS.Timeout | undefined = undefined;
 
   constructor(spec: CommandSpec, subprocess: Subprocess) {
     this.#spec = spec;
@@ -198,6 +223,31 @@ class Capture {
   /** Lines a `LineBuffer` with the run's caps would have dropped. */
   get dropped(): number {
     return this.#window === undefined ? 0 : this.#window.dropped;
+  }
+
+  /** Starts watching the run's cancel (signal or stops) and its timeout. */
+  watch(): void {
+    const { signal, stops, timeoutMs } = this.#spec;
+    signal?.addEventListener('abort', this);
+    stops?.watchStops(this);
+    if (timeoutMs !== undefined && timeoutMs > 0) this.#timeout = setTimeout(() => this.#end('timeout', undefined), timeoutMs);
+  }
+
+  /** The signal's `abort` (an EventListener object, so that a run adds no closure). */
+  handleEvent(): void {
+    this.#end('cancel', this.#spec.signal!.reason);
+  }
+
+  /** StopWatcher: the first stop of `stops` cancels; the hard one is the group's SIGKILL after the grace. */
+  onStop(_token: unknown, hard: boolean): void {
+    if (!hard) this.#end('cancel', this.#spec.stops!.stopReason);
+  }
+
+  #end(reason: 'cancel' | 'timeout', cause: unknown): void {
+    if (this.ended !== undefined) return;
+    this.ended = reason;
+    this.cancelCause = cause;
+    this.#subprocess.kill();
   }
 
   /** One chunk of a pipe: its lines are delivered, then handed to `onLines` together. */
@@ -221,6 +271,9 @@ class Capture {
   /** The run settled: the trailing lines (without `\n`) are delivered and the last batches handed over. */
   finish(): void {
     if (this.#drain !== undefined) clearTimeout(this.#drain);
+    if (this.#timeout !== undefined) clearTimeout(this.#timeout);
+    this.#spec.signal?.removeEventListener('abort', this);
+    this.#spec.stops?.watchStops(undefined);
     if (this.#stdout !== undefined) {
       this.#stdout.end();
       this.#flush('stdout');
@@ -325,8 +378,6 @@ function spawnCommand(execa: typeof Execa, spec: CommandSpec) {
     reject: false,
     detached: USE_PROCESS_GROUPS,
     cleanup: true,
-    timeout: spec.timeoutMs ?? 0,
-    cancelSignal: spec.signal,
     killSignal: 'SIGTERM',
     forceKillAfterDelay: spec.killGraceMs,
     windowsHide: true,
