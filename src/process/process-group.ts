@@ -6,8 +6,8 @@
  * one, so `process.kill(-pid, signal)` reaches the whole tree in one system call, including children that
  * outlived their parent and were re-parented to init. This file owns that group:
  *
- * - `kill(signal)` replaces execa's `subprocess.kill`, so execa's own `cancelSignal` and `timeout` handling
- *   (which call `subprocess.kill()`) signal the group instead of the leader alone. After the terminating signal
+ * - `kill(signal)` replaces execa's `subprocess.kill`, so every `subprocess.kill()` (run-command's cancel and
+ *   timeout, execa's own kills) signals the group instead of the leader alone. After the terminating signal
  *   a SIGKILL to the group follows `graceMs` later, unless the group is already gone. (execa's own
  *   `forceKillAfterDelay` cannot do this: it signals only the leader, and it is disarmed when the leader exits.)
  * - `leaderExited()` runs when the leader is reaped. Descendants still alive then are leftovers of a finished run:
