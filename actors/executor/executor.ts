@@ -470,7 +470,7 @@ export class Executor implements Actor<TroupeMessage> {
             ...(def.cwd ? { cwd: def.cwd } : {}),
             ...(def.env ? { env: def.env } : {}),
             killGraceMs: def.killGraceMs,
-            signal: run.signal,
+            stops: run,
             maxLines: def.output.maxLines,
             maxBytes: def.output.maxBytes,
             onLines: (stream, texts) => this.#output(run, stream, texts),

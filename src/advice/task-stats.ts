@@ -1,11 +1,17 @@
 /**
  * Rolling statistics of one task name: what its runs measured, kept so the advisor can reason from facts.
  *
- * Structure: a ring of the last `capacity` attempts (default 1024), one typed-array column per field, filled in
- * place — an observation writes one slot and allocates nothing. Percentiles, rates and means are computed when
- * read, over that ring: they describe the most recent attempts, not all time, and they are exact over that sample
- * (no sketch). Totals since the record began are plain counters kept beside it. Schedule overlap is counted per
- * schedule id and halved every 1024 slots, so old slots fade.
+ * Structure: a ring of the last `capacity` attempts (default 1024), filled in place — an observation writes one
+ * slot and allocates nothing. Percentiles, rates and means are computed when read, over that ring: they describe
+ * the most recent attempts, not all time, and they are exact over that sample (no sketch). Totals since the record
+ * began are counters kept beside it. Schedule overlap is counted per schedule id and halved every 1024 slots, so
+ * old slots fade.
+ *
+ * Layout: the ring is ONE Float64Array of 64-byte records (a header record, then one record per slot, each field
+ * at a fixed offset), not one array per field. Why: a run that ends right after a subprocess was forked writes to
+ * memory the fork made copy-on-write, and the first write to each 4 KiB page then costs a page fault (≈10 µs on a
+ * virtual machine). Nine columns put one observation on nine pages; the record puts it on at most two (its slot
+ * and the header with the ring position and totals), and a record never straddles a page.
  *
  * `toJSON()`/`fromJSON()` round-trip everything (missing values as `null`), so a runtime can keep the record in
  * its store's small key-value table and pick it up after a restart.
@@ -42,6 +48,26 @@ const PERMANENT = CAUSE_CODE.get('permanent')!;
 const TIMEOUT = CAUSE_CODE.get('timeout')!;
 const MAX_SCHEDULES = 64;
 const OVERLAP_HALF_LIFE_SLOTS = 1024;
+/** Fields of one record (a power of two, so that records tile pages); the first record is the header. */
+const STRIDE = 8;
+// Slot record: when, outcome and cause (`outcome << 4 | cause`), attempt, then the measurements (NaN = none).
+const AT = 0;
+const KIND = 1;
+const ATTEMPT = 2;
+const DURATION = 3;
+const WAIT = 4;
+const CPU = 5;
+const RSS = 6;
+const LINES = 7;
+// Header record: ring position and fill, then the totals since the record began.
+const HEAD = 0;
+const FILL = 1;
+const ATTEMPTS = 2;
+const SUCCEEDED = 3;
+const FAILED = 4;
+const TIMED_OUT = 5;
+const RETRIED = 6;
+const CANCELLED = 7;
 export const DEFAULT_STATS_CAPACITY = 1024;
 
 const emptyCounts = (): StatsCounts => ({ attempts: 0, succeeded: 0, failed: 0, timedOut: 0, retried: 0, cancelled: 0 });
@@ -52,19 +78,9 @@ export class TaskStats {
   readonly name: string;
   readonly capacity: number;
   readonly #clock: Clock;
-  #n = 0;
-  #head = 0;
   #firstAt: number | undefined;
-  readonly #totals: StatsCounts = emptyCounts();
-  readonly #at: Float64Array;
-  readonly #outcome: Uint8Array;
-  readonly #cause: Uint8Array;
-  readonly #attempt: Uint32Array;
-  readonly #duration: Float64Array;
-  readonly #wait: Float64Array;
-  readonly #cpu: Float64Array;
-  readonly #rss: Float64Array;
-  readonly #lines: Float64Array;
+  /** The header record, then `capacity` slot records (see the file header). */
+  readonly #ring: Float64Array;
   readonly #schedules = new Map<string, { slots: number; overlapped: number }>();
 
   constructor(name: string, options: TaskStatsOptions = {}) {
@@ -73,48 +89,37 @@ export class TaskStats {
     this.name = name;
     this.capacity = capacity;
     this.#clock = options.clock ?? systemClock;
-    this.#at = new Float64Array(capacity);
-    this.#outcome = new Uint8Array(capacity);
-    this.#cause = new Uint8Array(capacity);
-    this.#attempt = new Uint32Array(capacity);
-    this.#duration = new Float64Array(capacity);
-    this.#wait = new Float64Array(capacity);
-    this.#cpu = new Float64Array(capacity);
-    this.#rss = new Float64Array(capacity);
-    this.#lines = new Float64Array(capacity);
+    this.#ring = new Float64Array((capacity + 1) * STRIDE);
   }
 
   /** Attempts in the window. */
   get size(): number {
-    return this.#n;
+    return this.#ring[FILL]!;
   }
 
-  /** Records one ended attempt: O(1), writes one ring slot, allocates nothing. */
+  /** Records one ended attempt: O(1), writes one slot record and the header, allocates nothing. */
   observe(obs: RunObservation): void {
     const outcome = OUTCOME_CODE.get(obs.outcome);
     if (outcome === undefined) return;
     const at = obs.at ?? this.#clock.now();
-    const i = this.#head;
-    this.#head = i + 1 === this.capacity ? 0 : i + 1;
-    if (this.#n < this.capacity) this.#n++;
+    const ring = this.#ring;
+    const i = ring[HEAD]!;
+    ring[HEAD] = i + 1 === this.capacity ? 0 : i + 1;
+    if (ring[FILL]! < this.capacity) ring[FILL]!++;
     this.#firstAt ??= at;
-    this.#at[i] = at;
-    this.#outcome[i] = outcome;
-    this.#cause[i] = outcome === S || outcome === C ? NO_CAUSE
+    const cause = outcome === S || outcome === C ? NO_CAUSE
       : CAUSE_CODE.get(obs.cause ?? (outcome === T ? 'timeout' : 'error')) ?? CAUSE_CODE.get('error')!;
-    this.#attempt[i] = Math.max(1, Math.min(0xffffffff, Math.floor(obs.attempt) || 1));
-    this.#duration[i] = num(obs.durationMs);
-    this.#wait[i] = num(obs.waitMs);
-    this.#cpu[i] = num(obs.cpuMs);
-    this.#rss[i] = num(obs.peakRssMb);
-    this.#lines[i] = num(obs.outputLines);
-    const t = this.#totals;
-    t.attempts++;
-    if (outcome === S) t.succeeded++;
-    else if (outcome === F) t.failed++;
-    else if (outcome === T) t.timedOut++;
-    else if (outcome === R) t.retried++;
-    else t.cancelled++;
+    const r = (i + 1) * STRIDE;
+    ring[r + AT] = at;
+    ring[r + KIND] = (outcome << 4) | cause;
+    ring[r + ATTEMPT] = Math.max(1, Math.min(0xffffffff, Math.floor(obs.attempt) || 1));
+    ring[r + DURATION] = num(obs.durationMs);
+    ring[r + WAIT] = num(obs.waitMs);
+    ring[r + CPU] = num(obs.cpuMs);
+    ring[r + RSS] = num(obs.peakRssMb);
+    ring[r + LINES] = num(obs.outputLines);
+    ring[ATTEMPTS]!++;
+    ring[outcome === S ? SUCCEEDED : outcome === F ? FAILED : outcome === T ? TIMED_OUT : outcome === R ? RETRIED : CANCELLED]!++;
   }
 
   /** Records one slot of a schedule of this task: whether its previous run was still active when it came. */
@@ -135,7 +140,8 @@ export class TaskStats {
 
   /** Computes the summary the advisor reads (sorts copies of the columns; call it on demand, not per run). */
   summary(): TaskStatsSummary {
-    const n = this.#n;
+    const ring = this.#ring;
+    const n = ring[FILL]!;
     const counts = emptyCounts();
     const causes: Record<FailureCause, number> = { error: 0, timeout: 0, crash: 0, out_of_memory: 0, permanent: 0 };
     let recovered = 0;
@@ -146,8 +152,9 @@ export class TaskStats {
     let lastAt = Number.NEGATIVE_INFINITY;
     const ranToEnd = new Float64Array(n);
     for (let i = 0; i < n; i++) {
-      const o = this.#outcome[i]!;
-      const cause = this.#cause[i]!;
+      const r = (i + 1) * STRIDE;
+      const o = ring[r + KIND]! >> 4;
+      const cause = ring[r + KIND]! & 15;
       counts.attempts++;
       if (o === S) counts.succeeded++;
       else if (o === F) counts.failed++;
@@ -155,25 +162,25 @@ export class TaskStats {
       else if (o === R) counts.retried++;
       else counts.cancelled++;
       if (cause !== NO_CAUSE) causes[CAUSES[cause - 1]!]++;
-      if (o === S && this.#attempt[i]! > 1) recovered++;
-      if (o === F && this.#attempt[i]! > 1 && cause !== PERMANENT) exhausted++;
-      ranToEnd[i] = (o === S || o === F || (o === R && cause !== TIMEOUT)) ? this.#duration[i]! : Number.NaN;
-      const cpu = this.#cpu[i]!;
-      const d = this.#duration[i]!;
+      if (o === S && ring[r + ATTEMPT]! > 1) recovered++;
+      if (o === F && ring[r + ATTEMPT]! > 1 && cause !== PERMANENT) exhausted++;
+      ranToEnd[i] = (o === S || o === F || (o === R && cause !== TIMEOUT)) ? ring[r + DURATION]! : Number.NaN;
+      const cpu = ring[r + CPU]!;
+      const d = ring[r + DURATION]!;
       if (Number.isFinite(cpu) && Number.isFinite(d) && d > 0) {
         cpuSum += cpu;
         cpuWall += d;
       }
-      if (this.#at[i]! < since) since = this.#at[i]!;
-      if (this.#at[i]! > lastAt) lastAt = this.#at[i]!;
+      if (ring[r + AT]! < since) since = ring[r + AT]!;
+      if (ring[r + AT]! > lastAt) lastAt = ring[r + AT]!;
     }
     const finals = counts.succeeded + counts.failed + counts.timedOut;
     const out: TaskStatsSummary = {
       name: this.name,
-      runs: this.#totals.attempts,
+      runs: ring[ATTEMPTS]!,
       window: n,
       counts,
-      totals: { ...this.#totals },
+      totals: this.#totals(),
       retryRate: n ? counts.retried / n : 0,
       timeoutRate: n ? causes.timeout / n : 0,
       crashRate: n ? (causes.crash + causes.out_of_memory) / n : 0,
@@ -193,38 +200,62 @@ export class TaskStats {
       if (p) out[key] = p;
     };
     put('durationMs', ranToEnd);
-    put('waitMs', this.#wait);
-    put('cpuMs', this.#cpu);
-    put('peakRssMb', this.#rss);
-    put('outputLines', this.#lines);
+    put('waitMs', this.#column(WAIT));
+    put('cpuMs', this.#column(CPU));
+    put('peakRssMb', this.#column(RSS));
+    put('outputLines', this.#column(LINES));
     if (cpuWall > 0) out.cpuPerSecond = cpuSum / cpuWall;
     return out;
   }
 
+  /** The totals since the record began, as an object (read from the header). */
+  #totals(): StatsCounts {
+    const ring = this.#ring;
+    return {
+      attempts: ring[ATTEMPTS]!,
+      succeeded: ring[SUCCEEDED]!,
+      failed: ring[FAILED]!,
+      timedOut: ring[TIMED_OUT]!,
+      retried: ring[RETRIED]!,
+      cancelled: ring[CANCELLED]!,
+    };
+  }
+
+  /** One field of the filled slots, as a column (for the summary; slot order, not time order). */
+  #column(field: number): Float64Array {
+    const ring = this.#ring;
+    const n = ring[FILL]!;
+    const column = new Float64Array(n);
+    for (let i = 0; i < n; i++) column[i] = ring[(i + 1) * STRIDE + field]!;
+    return column;
+  }
+
   /** The persisted form (see `TaskStatsJSON`); measurements are rounded to 0.001 (a microsecond for durations). */
   toJSON(): TaskStatsJSON {
-    const n = this.#n;
-    const start = n < this.capacity ? 0 : this.#head;
+    const ring = this.#ring;
+    const n = ring[FILL]!;
+    const start = n < this.capacity ? 0 : ring[HEAD]!;
     const samples: TaskStatsJSON['samples'] = { at: [], outcome: [], cause: [], attempt: [], durationMs: [], waitMs: [], cpuMs: [], peakRssMb: [], outputLines: [] };
     for (let k = 0; k < n; k++) {
       const i = (start + k) % this.capacity;
-      samples.at.push(this.#at[i]!);
-      samples.outcome.push(OUTCOMES[this.#outcome[i]!]!);
-      const cause = this.#cause[i]!;
+      const r = (i + 1) * STRIDE;
+      samples.at.push(ring[r + AT]!);
+      samples.outcome.push(OUTCOMES[ring[r + KIND]! >> 4]!);
+      const cause = ring[r + KIND]! & 15;
       samples.cause.push(cause === NO_CAUSE ? null : CAUSES[cause - 1]!);
-      samples.attempt.push(this.#attempt[i]!);
-      samples.durationMs.push(round(this.#duration[i]!));
-      samples.waitMs.push(round(this.#wait[i]!));
-      samples.cpuMs.push(round(this.#cpu[i]!));
-      samples.peakRssMb.push(round(this.#rss[i]!));
-      samples.outputLines.push(round(this.#lines[i]!));
+      samples.attempt.push(ring[r + ATTEMPT]!);
+      samples.durationMs.push(round(ring[r + DURATION]!));
+      samples.waitMs.push(round(ring[r + WAIT]!));
+      samples.cpuMs.push(round(ring[r + CPU]!));
+      samples.peakRssMb.push(round(ring[r + RSS]!));
+      samples.outputLines.push(round(ring[r + LINES]!));
     }
     return {
       version: 1,
       name: this.name,
       capacity: this.capacity,
       firstAt: this.#firstAt ?? null,
-      totals: { ...this.#totals },
+      totals: this.#totals(),
       samples,
       schedules: [...this.#schedules].map(([id, s]) => ({ id, ...s })),
     };
@@ -261,10 +292,11 @@ export class TaskStats {
     stats.#firstAt = typeof j.firstAt === 'number' ? j.firstAt : stats.#firstAt;
     const t = j.totals;
     if (typeof t !== 'object' || t === null) throw bad('totals');
-    for (const key of Object.keys(stats.#totals) as Array<keyof StatsCounts>) {
+    for (let k = 0; k < TOTAL_KEYS.length; k++) {
+      const key = TOTAL_KEYS[k]!;
       const v = t[key];
       if (typeof v !== 'number' || !(v >= 0)) throw bad(`totals.${key}`);
-      stats.#totals[key] = v;
+      stats.#ring[ATTEMPTS + k] = v;
     }
     for (const e of Array.isArray(j.schedules) ? j.schedules : []) {
       if (typeof e?.id === 'string' && e.slots >= 0 && e.overlapped >= 0) stats.#schedules.set(e.id, { slots: e.slots, overlapped: e.overlapped });
@@ -272,6 +304,9 @@ export class TaskStats {
     return stats;
   }
 }
+
+/** The totals in header order: `ring[ATTEMPTS + k]` is `TOTAL_KEYS[k]`. */
+const TOTAL_KEYS = ['attempts', 'succeeded', 'failed', 'timedOut', 'retried', 'cancelled'] as const satisfies ReadonlyArray<keyof StatsCounts>;
 
 function round(v: number): number | null {
   return Number.isFinite(v) ? Math.round(v * 1000) / 1000 : null;

@@ -14,16 +14,19 @@
  *   a pending batch is handed over before any progress line that follows it, so the order across both holds.
  * - stdout lines `::progress …` and `::result <json>` are the progress protocol (`progress-protocol.ts`).
  *
- * The mapping onto execa: `cancelSignal` (cancel), `timeout`, `killSignal: 'SIGTERM'`, `forceKillAfterDelay`
- * (the grace; on POSIX the group kill takes its place), `cleanup`, `detached` (own process group), `shell: false`,
- * `stdin: 'ignore'`, `buffer: false`, `encoding: 'buffer'`, `reject: false` (the result is mapped here),
- * `nodeOptions: []` (troupe never sets `node: true`; spares execa a filter of `process.execArgv` per run). execa
- * records the first termination reason (`terminationReason ??=`), so a timeout that fires after a cancel still
- * reports the cancel.
+ * The mapping onto execa: `killSignal: 'SIGTERM'`, `forceKillAfterDelay` (the grace; on POSIX the group kill
+ * takes its place), `cleanup`, `detached` (own process group), `shell: false`, `stdin: 'ignore'`, `buffer: false`,
+ * `encoding: 'buffer'`, `reject: false` (the result is mapped here), `nodeOptions: []` (troupe never sets
+ * `node: true`; spares execa a filter of `process.execArgv` per run). Cancel and timeout are not execa's: this
+ * file ends the tree itself (`subprocess.kill()`, the group kill on POSIX) and records the first termination
+ * reason, so a timeout that fires after a cancel still reports the cancel, and the reverse. Why: the cancel can
+ * then come from the run's own stop watch (`stops`, what the executor passes) instead of an AbortSignal, which
+ * spares a run an AbortController and execa's listeners on it; a timer exists only when a timeout is set.
  *
  * Errors: non-zero exit or death by a signal troupe did not send → `COMMAND_FAILED` with
  * `details: { exitCode, signal, stderrTail }`; spawn failure (ENOENT, EACCES, bad cwd) → `COMMAND_FAILED` with
- * the system error as `cause`; timeout → `TIMEOUT`; cancel → `CANCELLED` with `cause = signal.reason`; a callback
+ * the system error as `cause`; timeout → `TIMEOUT`; cancel → `CANCELLED` with `cause = signal.reason` (or the
+ * stop reason of `stops`); a callback
  * (`onLine`, `onProgress`, `onSpawn`) that throws → `INTERNAL` with the thrown error as `cause`, after the tree
  * was ended.
  */
@@ -32,6 +35,7 @@ import { ErrorCodes, TroupeError } from '../errors.ts';
 import { LineSplitter, LineWindow, utf8Length, type OutputLine, type OutputStream } from './line-capture.ts';
 import { ProcessGroup, USE_PROCESS_GROUPS } from './process-group.ts';
 import { parseProtocolLine, type CommandProgress } from './progress-protocol.ts';
+import type { StopWatcher } from '../pool/thread-pool.ts';
 
 /** One command run, with resolved options (the registry validates user input before this point). */
 export interface CommandSpec {
@@ -48,7 +52,12 @@ export interface CommandSpec {
   /** Milliseconds between SIGTERM to the process group and SIGKILL. */
   killGraceMs: number;
   /** Aborting it ends the process tree and rejects with `CANCELLED` (`cause` is `signal.reason`). */
-  signal: AbortSignal;
+  signal?: AbortSignal;
+  /**
+   * The same as `signal`, from a run's stop watch (a task actor): its first stop ends the process tree and rejects
+   * with `CANCELLED` (`cause` is `stopReason`); the hard stop is the group's own SIGKILL after the grace.
+   */
+  stops?: CommandStops;
   /** Line cap of the caller's output buffer, used to report `lines.dropped`. */
   maxLines: number;
   /** Byte cap of the caller's output buffer; also the longest line (longer lines are cut into pieces). */
@@ -64,6 +73,15 @@ export interface CommandSpec {
   onProgress?: (progress: CommandProgress) => void;
   /** Called once with the child's pid as soon as it exists. */
   onSpawn?: (pid: number) => void;
+}
+
+/** A source of stops that is watched rather than listened to (why: no AbortController per run). */
+export interface CommandStops {
+  /** 0 until the first stop. */
+  readonly stopLevel: number;
+  readonly stopReason: unknown;
+  /** Sets (or, with undefined, clears) the one watcher told of each stop. */
+  watchStops(watcher: StopWatcher | undefined): void;
 }
 
 /** A run that exited with code 0. */
@@ -97,22 +115,14 @@ export function activeCommandPids(): number[] {
 /** Runs one command to completion (why: the process executor's single entry point into subprocesses). */
 export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   const execa = loadedExeca ?? (await loadExeca());
-  if (spec.signal.aborted) {
+  const { signal, stops } = spec;
+  if (signal?.aborted === true || (stops !== undefined && stops.stopLevel > 0)) {
     throw new TroupeError(ErrorCodes.CANCELLED, `Command \`${spec.command}\` was cancelled before it started`, {
-      cause: spec.signal.reason,
+      cause: signal?.aborted === true ? signal.reason : stops!.stopReason,
       details: { exitCode: null, signal: null, stderrTail: '' },
     });
   }
   const started = performance.now();
-  const { onLine, onLines, onProgress } = spec;
-  const window = new LineWindow({ maxLines: spec.maxLines, maxBytes: spec.maxBytes });
-  const tail: string[] = [];
-  let stdoutLines = 0;
-  let stderrLines = 0;
-  let value: unknown;
-  let hasValue = false;
-  let callbackFailed = false;
-  let callbackError: unknown;
 
   let subprocess: ReturnType<typeof spawnCommand>;
   try {
@@ -121,134 +131,224 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     throw new TroupeError(ErrorCodes.INVALID_OPTION, `Command \`${spec.command}\` has invalid options`, { cause: error });
   }
   const pid = subprocess.pid;
+  const capture = new Capture(spec, subprocess);
+  // Each pipe chunk is split into lines, and the lines it completed go to `onLines` together. The splitters see
+  // the end of the output after the run settled (`finish`): execa settles only once both pipes ended.
+  subprocess.stdout?.on('data', (chunk: Uint8Array) => capture.write('stdout', chunk));
+  subprocess.stderr?.on('data', (chunk: Uint8Array) => capture.write('stderr', chunk));
 
-  const failCallback = (error: unknown): void => {
-    if (callbackFailed) return;
-    callbackFailed = true;
-    callbackError = error;
-    subprocess.kill();
-  };
-
-  /** `bytes`: the line's UTF-8 size when the splitter knew it, else -1. */
-  const deliver = (stream: OutputStream, text: string, bytes: number): void => {
-    if (stream === 'stdout') stdoutLines++;
-    else {
-      stderrLines++;
-      if (tail.length === TAIL_LINES) tail.shift();
-      tail.push(text.length > TAIL_CHARS ? text.slice(-TAIL_CHARS) : text);
-    }
-    window.push(bytes >= 0 ? bytes : utf8Length(text));
-    if (callbackFailed) return;
-    if (onLines !== undefined) (stream === 'stdout' ? stdoutBatch : stderrBatch).push(text);
-    if (onLine === undefined) return;
-    try {
-      onLine({ stream, text });
-    } catch (error) {
-      failCallback(error);
-    }
-  };
-
-  // The lines of the current chunk of each pipe, for `onLines`.
-  let stdoutBatch: string[] = [];
-  let stderrBatch: string[] = [];
-  const flush = (stream: OutputStream): void => {
-    const texts = stream === 'stdout' ? stdoutBatch : stderrBatch;
-    if (texts.length === 0) return;
-    if (stream === 'stdout') stdoutBatch = [];
-    else stderrBatch = [];
-    if (onLines === undefined || callbackFailed) return;
-    try {
-      onLines(stream, texts);
-    } catch (error) {
-      failCallback(error);
-    }
-  };
-
-  const stdout = new LineSplitter(spec.maxBytes, (text, bytes) => {
-    const message = parseProtocolLine(text);
-    if (message === undefined) deliver('stdout', text, bytes);
-    else if (message.type === 'result') {
-      value = message.value;
-      hasValue = true;
-    } else if (onProgress !== undefined && !callbackFailed) {
-      flush('stdout');
-      try {
-        onProgress(message.progress);
-      } catch (error) {
-        failCallback(error);
-      }
-    }
-  });
-  const stderr = new LineSplitter(spec.maxBytes, (text, bytes) => deliver('stderr', text, bytes));
-  // Each pipe chunk is split into lines, and the lines it completed go to `onLines` together.
-  const pipes = [['stdout', subprocess.stdout, stdout], ['stderr', subprocess.stderr, stderr]] as const;
-  for (const [stream, pipe, splitter] of pipes) {
-    pipe?.on('data', (chunk: Uint8Array) => {
-      splitter.write(chunk);
-      flush(stream);
-    });
-    pipe?.once('end', () => {
-      splitter.end();
-      flush(stream);
-    });
-  }
-
-  let drain: NodeJS.Timeout | undefined;
   if (pid !== undefined) {
     running.add(pid);
     const group = USE_PROCESS_GROUPS ? new ProcessGroup(pid, spec.killGraceMs) : undefined;
-    if (group !== undefined) subprocess.kill = group.kill as typeof subprocess.kill;
+    if (group !== undefined) subprocess.kill = ((signal?: NodeJS.Signals | number | Error) => group.kill(signal)) as typeof subprocess.kill;
     subprocess.once('exit', () => {
       running.delete(pid);
       group?.leaderExited();
-      drain = setTimeout(() => {
-        subprocess.stdout?.destroy();
-        subprocess.stderr?.destroy();
-      }, spec.killGraceMs + STREAM_DRAIN_MS);
-      drain.unref();
+      capture.leaderExited();
     });
     if (spec.onSpawn !== undefined) {
       try {
         spec.onSpawn(pid);
       } catch (error) {
-        failCallback(error);
+        capture.failCallback(error);
       }
     }
   }
 
-  const result = await subprocess;
-  if (drain !== undefined) clearTimeout(drain);
-  stdout.end();
-  stderr.end();
-  flush('stdout');
-  flush('stderr');
+  capture.watch();
 
-  const details = { exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderrTail: joinTail(tail) };
-  if (result.isCanceled) {
+  const result = await subprocess;
+  capture.finish();
+
+  if (capture.ended === 'cancel') {
     throw new TroupeError(ErrorCodes.CANCELLED, `Command \`${spec.command}\` was cancelled`, {
-      cause: spec.signal.reason,
-      details,
+      cause: capture.cancelCause,
+      details: capture.details(result),
     });
   }
-  if (result.timedOut) {
+  if (capture.ended === 'timeout') {
     throw new TroupeError(ErrorCodes.TIMEOUT, `Command \`${spec.command}\` timed out after ${spec.timeoutMs} ms`, {
-      details: { ...details, timeoutMs: spec.timeoutMs },
+      details: { ...capture.details(result), timeoutMs: spec.timeoutMs },
     });
   }
-  if (callbackFailed) {
+  if (capture.callbackFailed) {
     throw new TroupeError(ErrorCodes.INTERNAL, `An output callback of command \`${spec.command}\` threw`, {
-      cause: callbackError,
-      details,
+      cause: capture.callbackError,
+      details: capture.details(result),
     });
   }
-  if (result.failed) throw createFailedError(spec.command, result, details);
-  return {
-    exitCode: 0,
-    pid: pid!,
-    durationMs: performance.now() - started,
-    ...(hasValue ? { value } : {}),
-    lines: { stdout: stdoutLines, stderr: stderrLines, dropped: window.dropped },
-  };
+  if (result.failed) throw createFailedError(spec.command, result, capture.details(result));
+  const lines = { stdout: capture.stdoutLines, stderr: capture.stderrLines, dropped: capture.dropped };
+  const durationMs = performance.now() - started;
+  return capture.hasValue ? { exitCode: 0, pid: pid!, durationMs, value: capture.value, lines } : { exitCode: 0, pid: pid!, durationMs, lines };
+}
+
+type Subprocess = ReturnType<typeof spawnCommand>;
+
+/**
+ * The output side of one run: line splitting, counting, the stderr tail, the batches for `onLines`, the progress
+ * protocol and the callbacks' failure.
+ * Why one object with lazy parts: most commands of a busy runtime print little or nothing, and every object a run
+ * allocates is paid again right after the fork (the first write to each copy-on-write page faults). A splitter
+ * (with its decoder), the line window and the tail exist only once their pipe delivered a chunk; the pipe-drain
+ * timer only when a pipe is still open as the leader exits.
+ */
+class Capture implements StopWatcher {
+  /** The first termination reason troupe gave the run, if any. */
+  ended: 'cancel' | 'timeout' | undefined = undefined;
+  cancelCause: unknown = undefined;
+  stdoutLines = 0;
+  stderrLines = 0;
+  value: unknown = undefined;
+  hasValue = false;
+  callbackFailed = false;
+  callbackError: unknown = undefined;
+  readonly #spec: CommandSpec;
+  readonly #subprocess: Subprocess;
+  #stdout: LineSplitter | undefined = undefined;
+  #stderr: LineSplitter | undefined = undefined;
+  #window: LineWindow | undefined = undefined;
+  #tail: string[] | undefined = undefined;
+  // The lines of the current chunk of each pipe, for `onLines`.
+  #stdoutBatch: string[] | undefined = undefined;
+  #stderrBatch: string[] | undefined = undefined;
+  #drain: NodeJS.Timeout | undefined = undefined;
+  #timeout: NodeJS.Timeout | undefined = undefined;
+
+  constructor(spec: CommandSpec, subprocess: Subprocess) {
+    this.#spec = spec;
+    this.#subprocess = subprocess;
+  }
+
+  /** Lines a `LineBuffer` with the run's caps would have dropped. */
+  get dropped(): number {
+    return this.#window === undefined ? 0 : this.#window.dropped;
+  }
+
+  /** Starts watching the run's cancel (signal or stops) and its timeout. */
+  watch(): void {
+    const { signal, stops, timeoutMs } = this.#spec;
+    signal?.addEventListener('abort', this);
+    stops?.watchStops(this);
+    if (timeoutMs !== undefined && timeoutMs > 0) this.#timeout = setTimeout(() => this.#end('timeout', undefined), timeoutMs);
+  }
+
+  /** The signal's `abort` (an EventListener object, so that a run adds no closure). */
+  handleEvent(): void {
+    this.#end('cancel', this.#spec.signal!.reason);
+  }
+
+  /** StopWatcher: the first stop of `stops` cancels; the hard one is the group's SIGKILL after the grace. */
+  onStop(_token: unknown, hard: boolean): void {
+    if (!hard) this.#end('cancel', this.#spec.stops!.stopReason);
+  }
+
+  #end(reason: 'cancel' | 'timeout', cause: unknown): void {
+    if (this.ended !== undefined) return;
+    this.ended = reason;
+    this.cancelCause = cause;
+    this.#subprocess.kill();
+  }
+
+  /** One chunk of a pipe: its lines are delivered, then handed to `onLines` together. */
+  write(stream: OutputStream, chunk: Uint8Array): void {
+    if (stream === 'stdout') (this.#stdout ??= new LineSplitter(this.#spec.maxBytes, (text, bytes) => this.#stdoutLine(text, bytes))).write(chunk);
+    else (this.#stderr ??= new LineSplitter(this.#spec.maxBytes, (text, bytes) => this.#deliver('stderr', text, bytes))).write(chunk);
+    this.#flush(stream);
+  }
+
+  /** The leader exited: pipes still open then (a descendant that left the group holds them) get a deadline. */
+  leaderExited(): void {
+    const { stdout, stderr } = this.#subprocess;
+    if ((stdout === null || stdout.readableEnded) && (stderr === null || stderr.readableEnded)) return;
+    this.#drain = setTimeout(() => {
+      stdout?.destroy();
+      stderr?.destroy();
+    }, this.#spec.killGraceMs + STREAM_DRAIN_MS);
+    this.#drain.unref();
+  }
+
+  /** The run settled: the trailing lines (without `\n`) are delivered and the last batches handed over. */
+  finish(): void {
+    if (this.#drain !== undefined) clearTimeout(this.#drain);
+    if (this.#timeout !== undefined) clearTimeout(this.#timeout);
+    this.#spec.signal?.removeEventListener('abort', this);
+    this.#spec.stops?.watchStops(undefined);
+    if (this.#stdout !== undefined) {
+      this.#stdout.end();
+      this.#flush('stdout');
+    }
+    if (this.#stderr !== undefined) {
+      this.#stderr.end();
+      this.#flush('stderr');
+    }
+  }
+
+  /** Kills the run (the group, on POSIX) once, keeping the first error of a callback. */
+  failCallback(error: unknown): void {
+    if (this.callbackFailed) return;
+    this.callbackFailed = true;
+    this.callbackError = error;
+    this.#subprocess.kill();
+  }
+
+  /** The `details` of a run's error. */
+  details(result: { exitCode?: number | undefined; signal?: string | undefined }) {
+    return { exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderrTail: this.#tail === undefined ? '' : joinTail(this.#tail) };
+  }
+
+  #stdoutLine(text: string, bytes: number): void {
+    const message = parseProtocolLine(text);
+    if (message === undefined) this.#deliver('stdout', text, bytes);
+    else if (message.type === 'result') {
+      this.value = message.value;
+      this.hasValue = true;
+    } else if (this.#spec.onProgress !== undefined && !this.callbackFailed) {
+      this.#flush('stdout');
+      try {
+        this.#spec.onProgress(message.progress);
+      } catch (error) {
+        this.failCallback(error);
+      }
+    }
+  }
+
+  /** `bytes`: the line's UTF-8 size when the splitter knew it, else -1. */
+  #deliver(stream: OutputStream, text: string, bytes: number): void {
+    if (stream === 'stdout') this.stdoutLines++;
+    else {
+      this.stderrLines++;
+      const tail = (this.#tail ??= []);
+      if (tail.length === TAIL_LINES) tail.shift();
+      tail.push(text.length > TAIL_CHARS ? text.slice(-TAIL_CHARS) : text);
+    }
+    (this.#window ??= new LineWindow({ maxLines: this.#spec.maxLines, maxBytes: this.#spec.maxBytes })).push(bytes >= 0 ? bytes : utf8Length(text));
+    if (this.callbackFailed) return;
+    const { onLine, onLines } = this.#spec;
+    if (onLines !== undefined) {
+      if (stream === 'stdout') (this.#stdoutBatch ??= []).push(text);
+      else (this.#stderrBatch ??= []).push(text);
+    }
+    if (onLine === undefined) return;
+    try {
+      onLine({ stream, text });
+    } catch (error) {
+      this.failCallback(error);
+    }
+  }
+
+  #flush(stream: OutputStream): void {
+    const texts = stream === 'stdout' ? this.#stdoutBatch : this.#stderrBatch;
+    if (texts === undefined || texts.length === 0) return;
+    if (stream === 'stdout') this.#stdoutBatch = undefined;
+    else this.#stderrBatch = undefined;
+    if (this.#spec.onLines === undefined || this.callbackFailed) return;
+    try {
+      this.#spec.onLines(stream, texts);
+    } catch (error) {
+      this.failCallback(error);
+    }
+  }
 }
 
 /** `nodeOptions` for execa: troupe never sets `node: true`, so execa need not filter `process.execArgv` per run. */
@@ -278,8 +378,6 @@ function spawnCommand(execa: typeof Execa, spec: CommandSpec) {
     reject: false,
     detached: USE_PROCESS_GROUPS,
     cleanup: true,
-    timeout: spec.timeoutMs ?? 0,
-    cancelSignal: spec.signal,
     killSignal: 'SIGTERM',
     forceKillAfterDelay: spec.killGraceMs,
     windowsHide: true,

@@ -159,6 +159,21 @@ describe('TaskStats', () => {
     assert.deepEqual(copy.toJSON(), stats.toJSON());
   });
 
+  it('after the ring wrapped, the persisted samples are the last `capacity` attempts, oldest first, fields intact', () => {
+    const stats = new TaskStats('job', { capacity: 4 });
+    for (let i = 1; i <= 10; i++) {
+      stats.observe({ name: 'job', outcome: i % 2 ? 'failed' : 'retrying', cause: i % 2 ? 'permanent' : 'out_of_memory', attempt: 70_000 + i, at: i, durationMs: i, waitMs: 2 * i, cpuMs: 3 * i, peakRssMb: 4 * i, outputLines: 5 * i });
+    }
+    const { samples, totals } = stats.toJSON();
+    assert.deepEqual(samples.at, [7, 8, 9, 10]);
+    assert.deepEqual(samples.outcome, ['failed', 'retrying', 'failed', 'retrying']);
+    assert.deepEqual(samples.cause, ['permanent', 'out_of_memory', 'permanent', 'out_of_memory']);
+    assert.deepEqual(samples.attempt, [70_007, 70_008, 70_009, 70_010]);
+    assert.deepEqual([samples.durationMs, samples.waitMs, samples.cpuMs, samples.peakRssMb, samples.outputLines], [[7, 8, 9, 10], [14, 16, 18, 20], [21, 24, 27, 30], [28, 32, 36, 40], [35, 40, 45, 50]]);
+    assert.deepEqual(totals, { attempts: 10, succeeded: 0, failed: 5, timedOut: 0, retried: 5, cancelled: 0 });
+    assert.equal(stats.size, 4);
+  });
+
   it('refuses an unreadable record with TROUPE_ERR_STORE_CORRUPT', () => {
     const good = new TaskStats('job');
     good.observe(ok(5));

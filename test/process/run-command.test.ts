@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { ErrorCodes, isTroupeError, type TroupeError } from '../../src/errors.ts';
 import type { OutputLine } from '../../src/process/line-capture.ts';
 import type { CommandProgress } from '../../src/process/progress-protocol.ts';
-import { activeCommandPids, runCommand, type CommandSpec } from '../../src/process/run-command.ts';
+import { activeCommandPids, runCommand, type CommandSpec, type CommandStops } from '../../src/process/run-command.ts';
+import type { StopWatcher } from '../../src/pool/thread-pool.ts';
 import { createLineWaiter, isRunning, waitUntil } from './pid-probe.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/commands/', import.meta.url));
@@ -24,6 +25,21 @@ function spec(script: string, args: string[] = [], extra: Partial<CommandSpec> =
     maxBytes: 1_000_000,
     ...extra,
   };
+}
+
+/** A run's stop watch, as a task actor keeps it: a level, a reason, one watcher told of each stop. */
+class Stops implements CommandStops {
+  stopLevel = 0;
+  stopReason: unknown = undefined;
+  watcher: StopWatcher | undefined = undefined;
+  watchStops(watcher: StopWatcher | undefined): void {
+    this.watcher = watcher;
+  }
+  stop(reason: unknown, level: 1 | 2 = 1): void {
+    this.stopLevel = level;
+    this.stopReason = reason;
+    this.watcher?.onStop(undefined, level === 2);
+  }
 }
 
 /** Runs a command that must fail; returns its error after checking it is a troupe error with `code`. */
@@ -310,6 +326,43 @@ describe('runCommand: timeout and cancel end the whole tree', { timeout: 20_000 
     );
     assert.equal(error.cause, 'early');
     assert.equal(spawned, false);
+  });
+
+  test('cancel through a stop watch (no AbortSignal) ends it → CANCELLED with cause = the stop reason', async () => {
+    const stops = new Stops();
+    const waiter = createLineWaiter();
+    let pid = 0;
+    const run = runCommand(spec('forever.js', [], { signal: undefined, stops, onLine: waiter.onLine, onSpawn: (p) => (pid = p) }));
+    await waiter.next((text) => text === 'ready');
+    assert.ok(stops.watcher !== undefined, 'the run watches its stops');
+    const reason = new Error('user asked');
+    stops.stop(reason);
+    stops.stop(new Error('hard stop'), 2);
+    const error = await rejection(run, ErrorCodes.CANCELLED);
+    assert.equal(error.cause, reason);
+    assert.equal(error.details?.signal, 'SIGTERM');
+    assert.ok(!isRunning(pid));
+    assert.equal(stops.watcher, undefined, 'the watch ends with the run');
+  });
+
+  test('a stop watch already stopped before the start → CANCELLED, nothing spawned', async () => {
+    const stops = new Stops();
+    stops.stop('early');
+    let spawned = false;
+    const error = await rejection(
+      runCommand(spec('forever.js', [], { signal: undefined, stops, onSpawn: () => (spawned = true) })),
+      ErrorCodes.CANCELLED,
+    );
+    assert.equal(error.cause, 'early');
+    assert.equal(spawned, false);
+  });
+
+  test('a run that ends by itself is not cancelled by a stop that comes later', async () => {
+    const stops = new Stops();
+    const result = await runCommand(spec('echo.js', ['done'], { signal: undefined, stops }));
+    assert.equal(result.exitCode, 0);
+    stops.stop('late');
+    assert.equal(stops.watcher, undefined);
   });
 
   test('a child ignoring SIGTERM is SIGKILLed after the grace', async () => {
