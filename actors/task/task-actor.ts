@@ -7,8 +7,8 @@
  * code is still running after `killGraceMs`, the hard stop ends the thread (the subprocess layer does its own
  * SIGKILL after the same grace).
  *
- * The two AbortControllers are made only when someone reads `signal` / `hardSignal` (an inline task,
- * a test): a run on the thread pool, and a command, are watched through `watchStops` instead, so the common run that is never
+ * The two AbortControllers are made only when someone reads `signal` / `hardSignal` (an inline task, a test): a
+ * run on the thread pool and a command are watched through `watchStops` instead, so the common run that is never
  * stopped costs no AbortController (two of them were ≈3 µs of main-thread time per run, plus their garbage).
  */
 import type { Clock, TimerHandle } from '../../src/clock.ts';
