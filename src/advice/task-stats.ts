@@ -10,8 +10,9 @@
  * Layout: the ring is ONE Float64Array of 64-byte records (a header record, then one record per slot, each field
  * at a fixed offset), not one array per field. Why: a run that ends right after a subprocess was forked writes to
  * memory the fork made copy-on-write, and the first write to each 4 KiB page then costs a page fault (≈10 µs on a
- * virtual machine). Nine columns put one observation on nine pages; the record puts it on at most two (its slot
- * and the header with the ring position and totals), and a record never straddles a page.
+ * virtual machine). Nine columns put one observation on nine pages; the record puts it on two records (its slot
+ * and the header with the ring position and totals), two pages in the usual case (a 64-byte record may straddle
+ * a page boundary: the buffer is not page-aligned).
  *
  * `toJSON()`/`fromJSON()` round-trip everything (missing values as `null`), so a runtime can keep the record in
  * its store's small key-value table and pick it up after a restart.
