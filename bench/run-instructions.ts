@@ -6,7 +6,7 @@
  * get the same millisecond), bundled with esbuild and run by plain `node --single-threaded --hash-seed=1
  * --random-seed=1` under `setarch -R` (no address randomisation), so that JIT, GC and hash tables behave alike from
  * run to run. The figure is (instructions for 2N runs − instructions for N runs) / N: start-up and compilation
- * cancel out. Repeated counts of one checkout agree within about 10 %; compare checkouts with several counts each.
+ * cancel out. Repeated counts of one checkout have differed by up to 15 %; compare checkouts with several counts each.
  *
  * Run: `npx tsx bench/run-instructions.ts [N] [counts]` (defaults 20000 and 1; needs `valgrind` and `setarch`;
  * each count takes a minute or two). `TROUPE_ROOT=/path/to/checkout` counts another checkout.
