@@ -114,6 +114,8 @@ const INLINE_KEYS = new Set([...COMMON_KEYS, 'run']);
 
 export class Registry {
   readonly #tasks = new Map<string, ResolvedTask>();
+  /** The tasks with a concurrency cap, built on first use after a change (see {@link capped}). */
+  #capped: readonly ResolvedTask[] | undefined;
   readonly #defaults: ResolvedOptions;
   readonly #baseDir: string;
 
@@ -136,11 +138,13 @@ export class Registry {
     }
     const resolved = this.#resolve(name, definition, builtin, baseDir);
     this.#tasks.set(name, resolved);
+    this.#capped = undefined;
     return resolved;
   }
 
   /** Removes a name (its stored tasks stay; they fail as unknown if claimed later). */
   unregister(name: string): boolean {
+    this.#capped = undefined;
     return this.#tasks.delete(name);
   }
 
@@ -167,6 +171,14 @@ export class Registry {
 
   list(): ResolvedTask[] {
     return [...this.#tasks.values()];
+  }
+
+  /**
+   * The tasks with a concurrency cap (a number or adaptive), in registration order. The same frozen array until
+   * the registry changes. Why: the executor reads it each time it asks for work, once per run on an idle node.
+   */
+  capped(): readonly ResolvedTask[] {
+    return (this.#capped ??= Object.freeze([...this.#tasks.values()].filter((t) => t.adaptive !== undefined || t.concurrency !== undefined)));
   }
 
   /**

@@ -177,6 +177,22 @@ describe('Registry: refusals', () => {
     assert.equal(reg.get('a'), undefined);
     assert.deepEqual(reg.list().map((t) => t.name), ['b']);
   });
+
+  it('capped() lists the names with a concurrency cap and follows register and unregister', () => {
+    const reg = registry();
+    reg.register('free', { run: () => 1 });
+    assert.deepEqual(reg.capped(), []);
+    reg.register('two', { run: () => 1, concurrency: 2 });
+    reg.register('adaptive', { run: () => 1, concurrency: { adaptive: true } });
+    const capped = reg.capped();
+    assert.deepEqual(capped.map((t) => t.name), ['two', 'adaptive']);
+    assert.equal(reg.capped(), capped, 'the same array while nothing changes');
+    assert.ok(Object.isFrozen(capped));
+    reg.unregister('two');
+    assert.deepEqual(reg.capped().map((t) => t.name), ['adaptive']);
+    reg.register('one', { run: () => 1, concurrency: 1 });
+    assert.deepEqual(reg.capped().map((t) => t.name), ['adaptive', 'one']);
+  });
 });
 
 describe('Registry: input', () => {

@@ -78,6 +78,9 @@ export interface ExecutorDeps {
 
 /** The buffer holds about the tasks the slots start within this time (at the start rate of the last window). */
 const PREFETCH_HORIZON_MS = 20;
+/** A demand's caps and exclusions when no registered name has a cap; shared, never written (frozen). */
+const NO_CAPS: Record<string, number> = Object.freeze({}) as Record<string, number>;
+const NO_NAMES: string[] = Object.freeze([]) as unknown as string[];
 /** Length of the window the start rate is measured over. */
 const RATE_WINDOW_MS = 100;
 
@@ -270,9 +273,11 @@ export class Executor implements Actor<TroupeMessage> {
       bufferedByName = new Map();
       for (const b of this.#buffer) bufferedByName.set(b.task.name, (bufferedByName.get(b.task.name) ?? 0) + 1);
     }
-    const perName: Record<string, number> = {};
-    const exclude: string[] = [];
-    for (const task of this.#d.registry.list()) {
+    const capped = this.#d.registry.capped();
+    // Without capped names (the common case) the demand shares the empty constants: nothing is built per run.
+    const perName: Record<string, number> = capped.length === 0 ? NO_CAPS : {};
+    const exclude: string[] = capped.length === 0 ? NO_NAMES : [];
+    for (const task of capped) {
       const cap = task.adaptive ? this.#adaptiveOf(task).limit : task.concurrency;
       if (cap === undefined) continue;
       // A capped name never gets more claimed than it may start now: its room counts its buffered tasks.
