@@ -8,6 +8,12 @@
  * scheduler uses; the best of 25 alignments), so delays have µs resolution. The first slot is a warm-up and not counted; each store runs in
  * turn (their slots would coincide), `slots` (25) slots each.
  *
+ * The floor, measured in the same child at the same time, half an interval off the runtime's slots (so neither
+ * delays the other): how late two bare timers fire for such a slot, with no runtime in the way. troupe's precise
+ * timer alone (`setTimeoutAt` on the system clock, which waits on the timer thread), and a plain `setTimeout` for
+ * the time left, which is how cron libraries for Node wait. A p99 over 2 ms on the floor rows says the machine,
+ * not the runtime, was late in that run.
+ *
  * Run: `npm run bench -- --scope periodic [--filter memory|sqlite|postgres]`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -41,8 +47,16 @@ interface ChildSpec {
 
 interface PeriodicResult {
   delays: number[];
+  /** The floor timers' delays (see the file's note). */
+  precise?: number[];
+  plain?: number[];
   error?: string;
 }
+
+const FLOORS = [
+  { key: 'precise', id: 'timer-floor', system: 'floor: troupe precise timer alone' },
+  { key: 'plain', id: 'settimeout-floor', system: 'floor: plain setTimeout' },
+] as const;
 
 /** Why: workload 6 on each store; rows keyed `periodic/every/troupe-<store>`. */
 export async function runPeriodic({ slots = 25, match = () => true, peers }: PeriodicOptions): Promise<{ rows: Row[]; skipped: string[]; info: Record<string, unknown> }> {
@@ -84,6 +98,22 @@ export async function runPeriodic({ slots = 25, match = () => true, peers }: Per
         samples: s.samples,
         note: 'latency = how late after the slot',
       }));
+      for (const floor of FLOORS) {
+        const delays = result[floor.key];
+        if (delays === undefined || delays.length === 0) continue;
+        const f = summarize(delays);
+        console.log(`  periodic ${floor.system} (beside ${LABELS[store]}): p50 ${f.p50Ms.toFixed(3)} ms, p99 ${f.p99Ms.toFixed(3)} ms late`);
+        rows.push(createRow('periodic', `every/${floor.id}-${store}`, {
+          workload: `every 1 s: slot → timer callback (${f.samples} slots, beside ${LABELS[store]})`,
+          system: floor.system,
+          meanMs: round(f.meanMs, 4),
+          p50Ms: round(f.p50Ms, 4),
+          p99Ms: round(f.p99Ms, 4),
+          maxMs: round(f.maxMs, 4),
+          samples: f.samples,
+          note: 'the machine’s floor in the same minutes, half a slot apart',
+        }));
+      }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -115,6 +145,7 @@ function preciseWallClock(): () => number {
 /** The child's side: one store, one schedule, `slots` + 1 firings. */
 async function measure(spec: ChildSpec): Promise<PeriodicResult> {
   const { createRuntime } = await import('../../src/runtime.ts');
+  const { setTimeoutAt, systemClock } = await import('../../src/clock.ts');
   const store =
     spec.store === 'memory'
       ? 'memory'
@@ -137,17 +168,47 @@ async function measure(spec: ChildSpec): Promise<PeriodicResult> {
       },
     },
   });
+  // The floor timers, each armed for its next mark when the previous one fired; the first of each is a warm-up, as
+  // for the runtime. The precise one fires half an interval after the runtime's slots, the plain one three
+  // quarters after them, so that none of the three delays another.
+  const precise: number[] = [];
+  const plain: number[] = [];
+  const nextAt = (phase: number): number => {
+    const now = Date.now();
+    const at = Math.floor(now / EVERY_MS) * EVERY_MS + phase;
+    return at > now ? at : at + EVERY_MS;
+  };
+  let preciseTimer: ReturnType<typeof setTimeoutAt> | undefined;
+  let plainTimer: ReturnType<typeof setTimeout> | undefined;
+  const armPrecise = (): void => {
+    const at = nextAt(EVERY_MS / 2);
+    preciseTimer = setTimeoutAt(systemClock, () => {
+      precise.push(wall() - at);
+      armPrecise();
+    }, at);
+  };
+  const armPlain = (): void => {
+    const at = nextAt((EVERY_MS * 3) / 4);
+    plainTimer = setTimeout(() => {
+      plain.push(wall() - at);
+      armPlain();
+    }, at - Date.now());
+  };
   try {
     const finished = new Promise<void>((resolve) => (enough = resolve));
     await rt.schedule('tick', { every: EVERY_MS, id: 'bench-tick' });
+    armPrecise();
+    armPlain();
     await within(finished, (spec.slots + 5) * EVERY_MS, `${spec.store}: ${spec.slots + 1} slots`);
   } finally {
+    systemClock.clearTimeout(preciseTimer);
+    clearTimeout(plainTimer);
     await rt.close();
     if (spec.store === 'sqlite') for (const suffix of ['', '-wal', '-shm']) rmSync(`${spec.sqliteFile}${suffix}`, { force: true });
   }
   // Each run belongs to the nearest slot (runs are far less than half a second off it). A run that started before
   // its slot shows as a negative delay instead of a delay of almost a whole interval.
-  return { delays: starts.slice(1).map((at) => at - Math.round(at / EVERY_MS) * EVERY_MS) };
+  return { delays: starts.slice(1).map((at) => at - Math.round(at / EVERY_MS) * EVERY_MS), precise: precise.slice(1), plain: plain.slice(1) };
 }
 
 const child = childSpec<ChildSpec>();
