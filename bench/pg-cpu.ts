@@ -110,7 +110,7 @@ async function round(r: number, admin: pg.Client): Promise<void> {
   const namespace = createNamespace('/tmp');
   const spec: SystemSpec = { system: SYSTEM, concurrency: CONCURRENCY, namespace, pgUrl: URL_, redisUrl: '' };
   let ran = 0;
-  const sys = SYSTEM === 'troupe-postgres' ? await openTroupePg(namespace.pgSchema, tag, () => ran++) : await openSystem(spec, () => ran++);
+  const sys: Opened = SYSTEM === 'troupe-postgres' ? await openTroupePg(namespace.pgSchema, tag, () => ran++) : await openSystem(spec, () => ran++);
   try {
     const enqueueAll = async (from: number, count: number): Promise<void> => {
       for (let at = 0; at < count; at += BATCH) {
