@@ -55,7 +55,7 @@ export function planPhases(ops: readonly SettleOp[]): Phase[] {
   return phases;
 }
 
-function progressSql(n: PgNames): string {
+export function progressSql(n: PgNames): string {
   return `
     WITH o AS (
       SELECT DISTINCT ON (id) id, at, progress FROM (
@@ -68,7 +68,7 @@ function progressSql(n: PgNames): string {
     RETURNING t.id`;
 }
 
-function outcomeSql(n: PgNames): string {
+export function outcomeSql(n: PgNames): string {
   return `
     WITH o AS (
       SELECT (e->>'i')::int AS i, e->>'id' AS id, e->>'type' AS type, e->>'owner' AS owner,
