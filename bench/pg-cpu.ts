@@ -18,7 +18,7 @@
  * `process.cpuUsage()` of this process (all its threads).
  *
  * Options: --system troupe|graphile (default troupe), --tasks N (10000), --concurrency N (8), --rounds N (3),
- * --mode stream|drain, --url postgres://… (TROUPE_TEST_PG_URL or the local default).
+ * --mode stream|drain, --analyze (ANALYZE the schema after the warm-up, as the durable suite's `…, ANALYZEd` rows), --url postgres://… (TROUPE_TEST_PG_URL or the local default).
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '3' },
     mode: { type: 'string', default: 'stream' },
+    analyze: { type: 'boolean', default: false },
     url: { type: 'string', default: process.env.TROUPE_BENCH_PG_URL || process.env.TROUPE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test' },
   },
 });
@@ -120,6 +121,10 @@ async function round(r: number, admin: pg.Client): Promise<void> {
     };
     await enqueueAll(-WARMUP, WARMUP);
     await sys.waitCompleted(WARMUP);
+    if (args.analyze) {
+      const { rows } = await admin.query<{ t: string }>(`SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables WHERE schemaname = $1`, [namespace.pgSchema]);
+      for (const { t } of rows) await admin.query(`ANALYZE ${t}`);
+    }
     if (MODE === 'stream') {
       const a = await snapshot(admin, tag);
       await enqueueAll(0, TASKS);
