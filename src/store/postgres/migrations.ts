@@ -25,6 +25,7 @@
 import type { PoolClient } from 'pg';
 import { ErrorCodes, TroupeError } from '../../errors.ts';
 import type { Strategy } from '../store.ts';
+import { lineSql, transitionsViewSql } from './history-line.ts';
 import type { PgNames } from './sql.ts';
 
 export interface Migration {
@@ -121,7 +122,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       `CREATE INDEX tasks_group ON ${n.tasks} (grp, id) WHERE grp IS NOT NULL`,
       `CREATE TABLE ${n.rateEvents} (name text NOT NULL, grp text NOT NULL, at bigint NOT NULL)`,
       `CREATE INDEX rate_events_name ON ${n.rateEvents} (name, at)`,
-      flowFunctionSql(n),
+      flowFunctionSql(n, 2),
       `CREATE TRIGGER tasks_flow_child_final AFTER UPDATE OF state ON ${n.tasks} FOR EACH ROW
          WHEN (NEW.parent_id IS NOT NULL AND NEW.state IN ${FINAL} AND OLD.state NOT IN ${FINAL})
          EXECUTE FUNCTION ${n.flowFunction}()`,
@@ -133,14 +134,51 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     version: 3,
     up: (n) => [`ALTER TABLE ${n.transitions} DROP CONSTRAINT IF EXISTS transitions_pkey`],
   },
+  {
+    // Why: a transition is a line appended to the task's row by the statement that changes the row, instead of a
+    // row (and an index entry) of its own in `transitions` (history-line.ts has the format and the measurement).
+    // Stored transitions move into their tasks' rows in order; the table becomes a view of the lines.
+    version: 4,
+    up: (n) => [
+      `ALTER TABLE ${n.tasks} ADD COLUMN history text NOT NULL DEFAULT ''`,
+      `UPDATE ${n.tasks} AS t SET history = h.lines
+         FROM (
+           SELECT task_id, string_agg(${lineSql({ from: { sql: 'from_state' }, to: { sql: 'to_state' }, at: 'at', attempt: 'attempt', reason: { sql: 'reason' }, error: 'error' })}, '' ORDER BY seq) AS lines
+           FROM ${n.transitions} GROUP BY task_id
+         ) AS h
+         WHERE t.id = h.task_id`,
+      `DROP TABLE ${n.transitions}`,
+      transitionsViewSql(n.tasks, n.transitions),
+      flowFunctionSql(n, 4),
+    ],
+  },
 ]);
 
 /**
  * The flow rules of src/flow.ts (`decideFlowStep`, `createChildFailedError`) in PL/pgSQL. `at` is the child's
- * `updated_at`, which every verb sets to the time of the change.
+ * `updated_at`, which every verb sets to the time of the change. `version`: the schema version whose history
+ * storage the function writes (before 4 the `transitions` table, from 4 the task's `history` line).
  */
-function flowFunctionSql(n: PgNames): string {
-  return `CREATE FUNCTION ${n.flowFunction}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+function flowFunctionSql(n: PgNames, version: 2 | 4): string {
+  const failed =
+    version === 2
+      ? `UPDATE ${n.tasks} SET state = 'failed', flow_pending = p.flow_pending - 1, error = err, finished_at = NEW.updated_at,
+          updated_at = NEW.updated_at WHERE id = p.id;
+        INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason, error)
+          VALUES (p.id, 'scheduled', 'failed', NEW.updated_at, p.attempts, 'child failed', err);`
+      : `UPDATE ${n.tasks} SET state = 'failed', flow_pending = p.flow_pending - 1, error = err, finished_at = NEW.updated_at,
+          updated_at = NEW.updated_at,
+          history = history || ${lineSql({ from: 'scheduled', to: 'failed', at: 'NEW.updated_at', attempt: 'p.attempts', reason: { sql: `'child failed'` }, error: 'err' })}
+          WHERE id = p.id;`;
+  const released =
+    version === 2
+      ? `UPDATE ${n.tasks} SET state = 'queued', flow_pending = 0, run_at = NEW.updated_at, updated_at = NEW.updated_at WHERE id = p.id;
+        INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason)
+          VALUES (p.id, 'scheduled', 'queued', NEW.updated_at, p.attempts, 'children done');`
+      : `UPDATE ${n.tasks} SET state = 'queued', flow_pending = 0, run_at = NEW.updated_at, updated_at = NEW.updated_at,
+          history = history || ${lineSql({ from: 'scheduled', to: 'queued', at: 'NEW.updated_at', attempt: 'p.attempts', reason: 'children done' })}
+          WHERE id = p.id;`;
+  return `CREATE OR REPLACE FUNCTION ${n.flowFunction}() RETURNS trigger LANGUAGE plpgsql AS $fn$
     DECLARE
       p record;
       err jsonb;
@@ -152,15 +190,10 @@ function flowFunctionSql(n: PgNames): string {
       IF NEW.state <> 'succeeded' AND p.flow_policy = 'fail' THEN
         err := jsonb_build_object('name', 'TroupeError', 'message', format('Child task \`%s\` (%s) ended %s', NEW.name, NEW.id, NEW.state),
           'code', 'TROUPE_ERR_TASK_FAILED', 'details', jsonb_build_object('child', NEW.id, 'state', NEW.state), 'hint', 'permanent');
-        UPDATE ${n.tasks} SET state = 'failed', flow_pending = p.flow_pending - 1, error = err, finished_at = NEW.updated_at,
-          updated_at = NEW.updated_at WHERE id = p.id;
-        INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason, error)
-          VALUES (p.id, 'scheduled', 'failed', NEW.updated_at, p.attempts, 'child failed', err);
+        ${failed}
         PERFORM pg_notify('${n.flowChannel}', json_build_object('type', 'flow.failed', 'id', p.id, 'name', p.name, 'at', NEW.updated_at, 'error', err)::text);
       ELSIF p.flow_pending <= 1 THEN
-        UPDATE ${n.tasks} SET state = 'queued', flow_pending = 0, run_at = NEW.updated_at, updated_at = NEW.updated_at WHERE id = p.id;
-        INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason)
-          VALUES (p.id, 'scheduled', 'queued', NEW.updated_at, p.attempts, 'children done');
+        ${released}
         PERFORM pg_notify('${n.wakeChannel}', '');
         PERFORM pg_notify('${n.flowChannel}', json_build_object('type', 'flow.released', 'id', p.id, 'name', p.name, 'at', NEW.updated_at)::text);
       ELSE

@@ -11,6 +11,7 @@
  *   notify `<schema>_flow`; `onChange` hears those from every node, and this node's debounced enqueues.
  * - Claims under group or rate limits, and enqueues with dedup modes or keyed flow parents, run in a transaction
  *   (queries/claim-gated.ts, queries/enqueue-features.ts); every other call keeps its single statement.
+ * - Settles use two connections of their own, whose sessions keep generic plans (connection-options.ts).
  * - A lost connection makes a call fail with STORE_UNAVAILABLE (the driver's error as cause); the pool replaces
  *   broken connections by itself, so the next call works once the server is back.
  *
@@ -38,7 +39,7 @@ import type {
   StoreOptions,
   Strategy,
 } from '../store.ts';
-import { STARTUP_OPTIONS, withStartupOptions } from './connection-options.ts';
+import { SETTLE_OPTIONS, STARTUP_OPTIONS, withStartupOptions } from './connection-options.ts';
 import { NotifyListener } from './listener.ts';
 import { migrate } from './migrations.ts';
 import { isConnectionError, toStoreError } from './pg-errors.ts';
@@ -71,7 +72,7 @@ export interface PostgresStoreOptions extends StoreOptions {
   clock?: Clock;
   /** Schema holding this store's tables; created if missing. @default 'troupe' */
   schema?: string;
-  /** Connections in the pool (the LISTEN connection comes on top). @default 10 */
+  /** Connections in the pool (the LISTEN connection and the two settle connections come on top). @default 10 */
   poolSize?: number;
   /** Open the LISTEN connection for `onWake`/`onCancel`. @default true */
   listen?: boolean;
@@ -103,6 +104,12 @@ export interface PostgresStore extends Store, AsyncDisposable {
   /** false while the LISTEN connection is down or the last query could not reach the server. */
   health(): StoreHealth;
 }
+
+/**
+ * Connections of the settle pool. The tracker has one write in flight at a time; a second connection lets a
+ * settle start while the previous one's connection is being handed back.
+ */
+const SETTLE_POOL_SIZE = 2;
 
 /** The driver, loaded when the first PostgreSQL store is created (see lazy-require.ts). */
 const loadPg = lazyRequire<typeof import('pg')>('pg');
@@ -150,6 +157,8 @@ class PgStore implements PostgresStore {
   readonly #pg = loadPg();
   readonly #types = createTypes(this.#pg);
   readonly #pool: Pool;
+  /** Connections for `settle` only, with generic plans (connection-options.ts `SETTLE_OPTIONS`). */
+  readonly #settlePool: Pool;
   readonly #draws: Draws;
   #status: StoreStatus = StoreStatus.idle;
   #opening: Promise<void> | undefined;
@@ -167,19 +176,24 @@ class PgStore implements PostgresStore {
     this.#n = settings.names;
     this.strategy = options.strategy;
     this.#draws = createDraws(options.random);
-    this.#pool = new this.#pg.Pool({
-      ...withStartupOptions(url, STARTUP_OPTIONS),
-      max: settings.poolSize,
-      types: this.#types,
-      application_name: settings.applicationName,
-      connectionTimeoutMillis: settings.connectionTimeoutMs,
-      keepAlive: true,
-    });
-    // An idle connection that dies (server restart, terminate) is dropped by the pool; without a listener the
-    // 'error' event would crash the process.
-    this.#pool.on('error', (error) => {
-      this.#poolError = error.message;
-    });
+    const pool = (options: string, max: number): Pool => {
+      const p = new this.#pg.Pool({
+        ...withStartupOptions(url, options),
+        max,
+        types: this.#types,
+        application_name: settings.applicationName,
+        connectionTimeoutMillis: settings.connectionTimeoutMs,
+        keepAlive: true,
+      });
+      // An idle connection that dies (server restart, terminate) is dropped by the pool; without a listener the
+      // 'error' event would crash the process.
+      p.on('error', (error) => {
+        this.#poolError = error.message;
+      });
+      return p;
+    };
+    this.#pool = pool(STARTUP_OPTIONS, settings.poolSize);
+    this.#settlePool = pool(SETTLE_OPTIONS, SETTLE_POOL_SIZE);
 
   }
 
@@ -202,7 +216,7 @@ class PgStore implements PostgresStore {
 
   async #open(): Promise<void> {
     try {
-      await this.#withClient((client) => migrate(client, this.#n, this.strategy));
+      await this.#withClient(this.#pool, (client) => migrate(client, this.#n, this.strategy));
     } catch (error) {
       throw this.#fail(error, 'open');
     }
@@ -286,8 +300,8 @@ class PgStore implements PostgresStore {
 
   settle(ops: readonly SettleOp[]): Promise<boolean[]> {
     if (ops.length === 0) return this.#use('settle', async () => []);
-    if (!needsTransaction(ops)) return this.#use('settle', (db) => settle(db, this.#n, this.#options.maxOutputLines, ops));
-    return this.#transaction('settle', (client) => settle(client, this.#n, this.#options.maxOutputLines, ops));
+    if (!needsTransaction(ops)) return this.#use('settle', (db) => settle(db, this.#n, this.#options.maxOutputLines, ops), this.#settlePool);
+    return this.#transaction('settle', (client) => settle(client, this.#n, this.#options.maxOutputLines, ops), this.#settlePool);
   }
 
   cancel(id: TaskId, at: number, reason?: string): Promise<CancelResult> {
@@ -383,10 +397,12 @@ class PgStore implements PostgresStore {
     } catch {
       // ending a dead connection can fail; the pool must still be ended
     }
-    try {
-      await this.#pool.end();
-    } catch {
-      // same: nothing left to release
+    for (const pool of [this.#pool, this.#settlePool]) {
+      try {
+        await pool.end();
+      } catch {
+        // same: nothing left to release
+      }
     }
     this.#wake.clear();
     this.#cancel.clear();
@@ -395,11 +411,11 @@ class PgStore implements PostgresStore {
   }
 
   /** Runs one operation on the pool once open, mapping driver errors and tracking reachability. */
-  async #use<T>(operation: string, fn: (db: Pool) => Promise<T>): Promise<T> {
+  async #use<T>(operation: string, fn: (db: Pool) => Promise<T>, pool: Pool = this.#pool): Promise<T> {
     if (this.#status === StoreStatus.stopping || this.#status === StoreStatus.stopped) throw this.#closedError();
     await this.open();
     try {
-      const result = await fn(this.#pool);
+      const result = await fn(pool);
       this.#poolError = undefined;
       return result;
     } catch (error) {
@@ -408,9 +424,9 @@ class PgStore implements PostgresStore {
   }
 
   /** Runs `fn` inside BEGIN … COMMIT on one connection; a broken connection is discarded, not reused. */
-  #transaction<T>(operation: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  #transaction<T>(operation: string, fn: (client: PoolClient) => Promise<T>, pool: Pool = this.#pool): Promise<T> {
     return this.#use(operation, () =>
-      this.#withClient(async (client) => {
+      this.#withClient(pool, async (client) => {
         await client.query('BEGIN');
         try {
           const result = await fn(client);
@@ -429,8 +445,8 @@ class PgStore implements PostgresStore {
    * connection that drops between two statements would emit an unhandled 'error' (a crash): one is attached
    * meanwhile, and a client whose connection failed is destroyed on release instead of going back.
    */
-  async #withClient<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
+  async #withClient<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
     let broken: Error | undefined;
     const onError = (error: Error): void => {
       broken = error;

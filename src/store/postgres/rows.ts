@@ -5,11 +5,9 @@
  */
 export {
   type TaskRow,
-  type TransitionRow,
   type OutputRow,
   type ScheduleRow,
   taskFromRow as rowToTask,
-  transitionFromRow as rowToTransition,
   outputFromRow as rowToOutput,
   scheduleFromRow as rowToSchedule,
 } from '../task-row.ts';
@@ -22,7 +20,5 @@ export const TASK_COLUMNS = [
   't.options::text AS options', 't.grp', 't.dedup_key', 't.parent_id', 't.flow_pending', 't.flow_policy',
 ].join(', ');
 
-
-export const TRANSITION_COLUMNS = 'task_id, from_state, to_state, at, attempt, reason, error::text AS error';
 
 export const SCHEDULE_COLUMNS = 'id, task, cron, every_ms, timezone, input::text AS input, overlap, paused, last_slot, created_at';

@@ -14,6 +14,7 @@ export interface PgNames {
   /** The bare schema name (validated, lower case). */
   schema: string;
   tasks: string;
+  /** Before schema version 4 the transitions table; since, a view of the tasks' history lines. */
   transitions: string;
   output: string;
   schedules: string;

@@ -1,11 +1,12 @@
 /**
- * cancel: one statement locks the row, moves a task that is not final to `cancelled`, writes the transition and,
+ * cancel: one statement locks the row, moves a task that is not final to `cancelled`, appends the transition and,
  * when the task was running, notifies the cancel channel with its id so the node running it ends the run.
  */
 import type { TaskId } from '../../../ids.ts';
 import type { CancelResult } from '../../store.ts';
 import type { TaskState } from '../../../task.ts';
 import { createCancelledError } from '../../pick.ts';
+import { lineSql } from '../history-line.ts';
 import { run, toPgJson, type PgNames, type Queryable } from '../sql.ts';
 import { replaceBadText } from '../../json-value.ts';
 
@@ -15,12 +16,10 @@ function cancelSql(n: PgNames): string {
       SELECT id, state, owner, attempts FROM ${n.tasks} WHERE id = $1 FOR UPDATE
     ), u AS (
       UPDATE ${n.tasks} AS t SET state = 'cancelled', error = $3::jsonb, finished_at = $2, updated_at = $2,
-             lease_until = NULL
+             lease_until = NULL,
+             history = t.history || ${lineSql({ from: { sql: 'old.state' }, to: 'cancelled', at: '$2', attempt: 'old.attempts', reason: { sql: '$4' } })}
       FROM old WHERE t.id = old.id AND old.state NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out')
       RETURNING t.id
-    ), tr AS (
-      INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason)
-      SELECT old.id, old.state, 'cancelled', $2, old.attempts, $4 FROM old JOIN u ON u.id = old.id
     ), signal AS (
       SELECT pg_notify($5, old.id) FROM old JOIN u ON u.id = old.id WHERE old.state = 'running'
     )

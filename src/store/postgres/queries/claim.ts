@@ -2,7 +2,7 @@
  * claim: lease due tasks in strategy order, in one statement.
  *
  *   WITH c AS (SELECT id … ORDER BY <strategy> LIMIT $n FOR UPDATE SKIP LOCKED)
- *   UPDATE tasks … FROM c RETURNING …      + the transitions, in the same statement
+ *   UPDATE tasks … FROM c RETURNING …      the transitions appended to each row's history (history-line.ts)
  *
  * The redundant `t.id = ANY(ARRAY(SELECT id FROM c))` keeps the prepared statement's generic plan (which
  * guesses `LIMIT $n` at a tenth of the table) on primary-key lookups instead of a hash join over the table.
@@ -29,6 +29,7 @@
  */
 import type { ClaimRequest, Strategy } from '../../store.ts';
 import type { TaskRecord } from '../../../task.ts';
+import { lineSql } from '../history-line.ts';
 import { TASK_COLUMNS, rowToTask, type TaskRow } from '../rows.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
 
@@ -72,8 +73,8 @@ export function filterSql(f: Filters, firstParam: number): { where: string; next
 }
 
 /**
- * The statement that starts every task in `c` (a CTE the caller writes, with `id` and `prev`), writes the
- * transitions, and ends with `tail` (by default: the started rows in claim order).
+ * The statement that starts every task in `c` (a CTE the caller writes, with `id` and `prev`), appends the
+ * transitions to each row's history, and ends with `tail` (by default: the started rows in claim order).
  */
 export function startSql(n: PgNames, pick: string, order: string, tail = `SELECT * FROM u ORDER BY ${order}`): string {
   return `
@@ -81,17 +82,12 @@ export function startSql(n: PgNames, pick: string, order: string, tail = `SELECT
     u AS (
       UPDATE ${n.tasks} AS t
       SET state = 'running', attempts = t.attempts + 1, owner = $3, lease_until = $4, started_at = $1,
-          updated_at = $1, progress = NULL
+          updated_at = $1, progress = NULL,
+          history = t.history
+            || CASE WHEN c.prev = 'queued' THEN '' ELSE ${lineSql({ from: { sql: 'c.prev' }, to: 'queued', at: '$1', attempt: 't.attempts', reason: 'due' })} END
+            || ${lineSql({ from: 'queued', to: 'running', at: '$1', attempt: 't.attempts + 1' })}
       FROM c WHERE t.id = c.id AND t.id = ANY(ARRAY(SELECT id FROM c))
       RETURNING ${TASK_COLUMNS}, c.prev
-    ), tr AS (
-      INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason)
-      SELECT id, from_state, to_state, $1, attempt, reason FROM (
-        SELECT id, prev AS from_state, 'queued' AS to_state, attempts - 1 AS attempt, 'due' AS reason, 0 AS step
-        FROM u WHERE prev <> 'queued'
-        UNION ALL
-        SELECT id, 'queued', 'running', attempts, NULL, 1 FROM u
-      ) AS steps ORDER BY id, step
     )
     ${tail}`;
 }

@@ -13,6 +13,7 @@
 import { DEBOUNCED_REASON, debounceRunAt, throttleSince } from '../../../dedup.ts';
 import type { DedupSpec, NewTask, TaskState } from '../../../task.ts';
 import type { EnqueueResult, StoreChange } from '../../store.ts';
+import { lineSql } from '../history-line.ts';
 import { run, toJson, type PgNames, type Queryable } from '../sql.ts';
 import { enqueue } from './enqueue.ts';
 
@@ -36,12 +37,9 @@ function latestSql(n: PgNames): string {
 
 function debounceSql(n: PgNames): string {
   return `
-    WITH u AS (
-      UPDATE ${n.tasks} SET input = $2::jsonb, run_at = $3::bigint, state = 'scheduled', updated_at = $4::bigint WHERE id = $1
-      RETURNING id, attempts
-    )
-    INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason)
-    SELECT id, $5::text, 'scheduled', $4, attempts, $6::text FROM u`;
+    UPDATE ${n.tasks} SET input = $2::jsonb, run_at = $3::bigint, state = 'scheduled', updated_at = $4::bigint,
+      history = history || ${lineSql({ from: { sql: '$5::text' }, to: 'scheduled', at: '$4::bigint', attempt: 'attempts', reason: { sql: '$6::text' } })}
+    WHERE id = $1`;
 }
 
 interface Latest {

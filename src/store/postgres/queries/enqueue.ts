@@ -1,5 +1,5 @@
 /**
- * enqueue: one statement inserts the whole batch, writes each new task's first transition and sends the wake
+ * enqueue: one statement inserts the whole batch, each new task with its first transition as its history, and sends the wake
  * notification (delivered at commit). Idempotency keys (and ids) are settled by the unique indexes: `ON CONFLICT
  * DO NOTHING` skips a key that another transaction holds, even one committing at this moment, and a follow-up
  * read returns the task that owns it. Duplicates inside one batch are folded before the insert (first one wins).
@@ -25,16 +25,14 @@ function insertSql(n: PgNames): string {
     ), ins AS (
       INSERT INTO ${n.tasks} AS t (id, name, state, input, priority, weight, key, attempts, max_attempts,
                                    created_at, run_at, updated_at, schedule_id, options,
-                                   grp, dedup_key, parent_id, flow_pending, flow_policy)
+                                   grp, dedup_key, parent_id, flow_pending, flow_policy, history)
       SELECT id, name, CASE WHEN run_at > created_at THEN 'scheduled' ELSE 'queued' END, input, priority, weight,
              key, 0, max_attempts, created_at, run_at, created_at, schedule_id, options,
-             grp, dedup_key, parent_id, flow_pending, flow_policy
+             grp, dedup_key, parent_id, flow_pending, flow_policy,
+             CASE WHEN run_at > created_at THEN '-s' ELSE '-q' END || created_at || E',0\n'
       FROM input ORDER BY i
       ON CONFLICT DO NOTHING
-      RETURNING t.id, t.state, t.created_at
-    ), tr AS (
-      INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt)
-      SELECT id, NULL, state, created_at, 0 FROM ins
+      RETURNING t.id, t.state
     ), wake AS (
       SELECT pg_notify($2, '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_row
     )

@@ -1,4 +1,4 @@
-/** purge: deletes final tasks finished before a threshold, with their history and output, in one statement. */
+/** purge: deletes final tasks finished before a threshold (their history is in the row) and their output, in one statement. */
 import type { PurgeRequest } from '../../store.ts';
 import { FINAL_STATES } from '../../../task.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
@@ -11,8 +11,6 @@ export async function purge(db: Queryable, n: PgNames, request: PurgeRequest): P
     db,
     `WITH d AS (
        DELETE FROM ${n.tasks} WHERE state = ANY($1::text[]) AND finished_at < $2 RETURNING id
-     ), dt AS (
-       DELETE FROM ${n.transitions} WHERE task_id IN (SELECT id FROM d)
      ), dout AS (
        DELETE FROM ${n.output} WHERE task_id IN (SELECT id FROM d)
      )

@@ -7,6 +7,7 @@
 import type { TaskRecord } from '../../../task.ts';
 import { createLeaseExpiredError } from '../../pick.ts';
 import { TASK_COLUMNS, rowToTask, type TaskRow } from '../rows.ts';
+import { lineSql } from '../history-line.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
 
 function expiredSql(n: PgNames): string {
@@ -27,12 +28,17 @@ function recoverSql(n: PgNames): string {
         finished_at = CASE WHEN x.error IS NULL THEN t.finished_at ELSE $2 END,
         owner = CASE WHEN x.error IS NULL THEN NULL ELSE t.owner END,
         lease_until = NULL,
-        updated_at = $2
+        updated_at = $2,
+        history = t.history || ${lineSql({
+          from: 'running',
+          to: { sql: `CASE WHEN x.error IS NULL THEN 'queued' ELSE 'failed' END` },
+          at: '$2',
+          attempt: 't.attempts',
+          reason: { sql: `'lease expired'` },
+          error: 'x.error',
+        })}
       FROM x WHERE t.id = x.id AND t.id = ANY(ARRAY(SELECT id FROM x)) AND t.state = 'running'
-      RETURNING ${TASK_COLUMNS}, x.error AS failure
-    ), tr AS (
-      INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason, error)
-      SELECT id, 'running', state, $2, attempts, 'lease expired', failure FROM u ORDER BY id
+      RETURNING ${TASK_COLUMNS}
     ), wake AS (
       SELECT pg_notify($3, '') FROM (SELECT 1 FROM u WHERE state = 'queued' LIMIT 1) AS requeued
     )

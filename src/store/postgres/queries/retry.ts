@@ -2,6 +2,7 @@
 import type { TaskId } from '../../../ids.ts';
 import type { TaskRecord } from '../../../task.ts';
 import { TASK_COLUMNS, rowToTask, type TaskRow } from '../rows.ts';
+import { lineSql } from '../history-line.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
 
 function retrySql(n: PgNames): string {
@@ -10,12 +11,10 @@ function retrySql(n: PgNames): string {
       SELECT id, state FROM ${n.tasks} WHERE id = $1 AND state IN ('failed', 'timed_out', 'cancelled') FOR UPDATE
     ), u AS (
       UPDATE ${n.tasks} AS t SET state = 'queued', attempts = 0, run_at = $2, updated_at = $2, result = NULL,
-             error = NULL, finished_at = NULL, started_at = NULL, owner = NULL, lease_until = NULL, progress = NULL
+             error = NULL, finished_at = NULL, started_at = NULL, owner = NULL, lease_until = NULL, progress = NULL,
+             history = t.history || ${lineSql({ from: { sql: 'old.state' }, to: 'queued', at: '$2', attempt: '0', reason: 'retried' })}
       FROM old WHERE t.id = old.id
       RETURNING ${TASK_COLUMNS}
-    ), tr AS (
-      INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason)
-      SELECT id, state, 'queued', $2, 0, 'retried' FROM old
     ), wake AS (
       SELECT pg_notify($3, '') FROM old
     )

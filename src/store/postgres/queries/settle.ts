@@ -12,12 +12,13 @@
  *   outcome statement.
  * - The outcome statement joins the ops to the rows under the guard (`state = 'running' AND owner = … AND
  *   attempts = …`), so a late result never overwrites `cancelled` and a node whose lease was taken over cannot
- *   finish the task twice; it writes each transition in the same statement.
+ *   finish the task twice; it appends each transition to the row's history in the same statement.
  * - `t.id = ANY(ARRAY(SELECT id FROM o))` (redundant with the join) keeps the generic plan on primary-key
  *   lookups; without it the planner hashes every running row.
  * - A released task is claimable again, so the statement notifies the wake channel (delivered at commit).
  */
 import type { SettleOp } from '../../store.ts';
+import { lineSql } from '../history-line.ts';
 import { run, toPgJson, type PgNames, type Queryable } from '../sql.ts';
 import { appendOutput, type OutputOp } from './output-append.ts';
 
@@ -54,7 +55,7 @@ export function planPhases(ops: readonly SettleOp[]): Phase[] {
   return phases;
 }
 
-function progressSql(n: PgNames): string {
+export function progressSql(n: PgNames): string {
   return `
     WITH o AS (
       SELECT DISTINCT ON (id) id, at, progress FROM (
@@ -67,7 +68,7 @@ function progressSql(n: PgNames): string {
     RETURNING t.id`;
 }
 
-function outcomeSql(n: PgNames): string {
+export function outcomeSql(n: PgNames): string {
   return `
     WITH o AS (
       SELECT (e->>'i')::int AS i, e->>'id' AS id, e->>'type' AS type, e->>'owner' AS owner,
@@ -84,17 +85,19 @@ function outcomeSql(n: PgNames): string {
         attempts = CASE WHEN o.type = 'release' THEN o.attempt - 1 ELSE t.attempts END,
         owner = CASE WHEN o.type IN ('retry', 'release') THEN NULL ELSE t.owner END,
         lease_until = NULL,
-        updated_at = o.at
+        updated_at = o.at,
+        history = t.history || ${lineSql({
+          from: 'running',
+          to: { sql: `CASE o.type WHEN 'retry' THEN 'retrying' WHEN 'release' THEN 'queued' ELSE o.type END` },
+          at: 'o.at',
+          attempt: 'o.attempt',
+          reason: { sql: `CASE WHEN o.type IN ('retry', 'release') THEN o.reason END` },
+          error: `CASE WHEN o.type IN ('failed', 'timed_out', 'retry') THEN o.error END`,
+        })}
       FROM o
       WHERE t.id = o.id AND t.id = ANY(ARRAY(SELECT id FROM o))
         AND t.state = 'running' AND t.owner = o.owner AND t.attempts = o.attempt
-      RETURNING o.i, t.id, t.state, o.at, o.attempt, o.type, o.reason, o.error
-    ), tr AS (
-      INSERT INTO ${n.transitions} (task_id, from_state, to_state, at, attempt, reason, error)
-      SELECT id, 'running', state, at, attempt,
-             CASE WHEN type IN ('retry', 'release') THEN reason END,
-             CASE WHEN type IN ('failed', 'timed_out', 'retry') THEN error END
-      FROM u ORDER BY i
+      RETURNING o.i, o.type
     ), wake AS (
       SELECT pg_notify($2, '') FROM (SELECT 1 FROM u WHERE type = 'release' LIMIT 1) AS released
     )
