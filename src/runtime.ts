@@ -252,6 +252,7 @@ export class Runtime implements AsyncDisposable {
           createTask: (name, input, extra) => this.#buildTask(name, input, {}, extra),
           pollMs: store.kind === 'memory' ? 0 : 1000,
           shared: store.kind === 'postgres',
+          claimsInFlight: store.kind === 'postgres' ? 2 : 1,
           onSlot: (task, scheduleId, overlapped) => this.#stats.observeOverlap(task, scheduleId, overlapped),
           limits: () => this.#claimLimits(),
         }),

@@ -41,6 +41,12 @@ export interface SchedulerDeps {
   pollMs: number;
   /** Other nodes claim from the same store: a short claim (rows locked by them) does not mean nothing is due. */
   shared?: boolean;
+  /**
+   * Claims that may be in flight at once (default 1). Above 1 only for a store that runs claims side by side
+   * (PostgreSQL: each on its own connection, `SKIP LOCKED` keeps them apart): one claim of a drained queue's
+   * batch is then on the way while the previous one is read, instead of one round trip after another.
+   */
+  claimsInFlight?: number;
   /** Told, per slot, whether the schedule's previous run was still active (the advisor's overlap figure). */
   onSlot?: (task: string, scheduleId: string, overlapped: boolean) => void;
   /** Per-name group concurrency and rate limits of the registered definitions (absent: none). */
@@ -74,6 +80,13 @@ interface PreparedSlot {
  */
 export const CLAIM_TURN_MS = 10;
 
+/** Whether a record of caps or limits has any entry. */
+function hasKeys(record: Record<string, unknown> | undefined): boolean {
+  if (record === undefined) return false;
+  for (const _ in record) return true;
+  return false;
+}
+
 const PAUSED_KEY = 'paused-names';
 const PAUSED_GROUPS_KEY = 'paused-groups';
 
@@ -81,7 +94,9 @@ export class Scheduler implements Actor<TroupeMessage> {
   readonly #ctx: ActorContext<TroupeMessage>;
   readonly #d: SchedulerDeps;
   #demand: SchedulerDemand | undefined;
-  #claiming = false;
+  /** Claims in flight, and the sum of their limits (what they may still bring of the demand). */
+  #claims = 0;
+  #claimingSlots = 0;
   #wakeAgain = false;
   /** The last claim returned fewer tasks than it asked for: nothing more is due until something changes. */
   #drained = false;
@@ -147,7 +162,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     return {
       ...this.#stats,
       hungry: this.#demand !== undefined,
-      claiming: this.#claiming,
+      claiming: this.#claims > 0,
       pausedNames: [...this.#paused],
       pausedGroups: [...this.#pausedGroups],
       schedules: this.#schedules.size,
@@ -260,21 +275,22 @@ export class Scheduler implements Actor<TroupeMessage> {
 
   #pump(): void {
     if (this.#stopped) return;
-    if (this.#claiming) {
+    const demand = this.#demand;
+    if (this.#claims > 0 && !this.#mayClaimBeside(demand)) {
       this.#wakeAgain = true;
       return;
     }
-    const demand = this.#demand;
     if (!demand || demand.slots <= 0) return;
     // A standing offer was made before whatever woke the pump (a pause, a registration): withdrawn at once, even
     // when the claim itself waits for the next turn.
     this.#withdrawOffer();
     if (this.#yieldTurn()) return;
-    this.#claiming = true;
-    this.#wakeAgain = false;
     const { store, clock } = this.#d;
-    const request = this.#claimRequest(demand);
+    const request = this.#claimRequest(demand, demand.slots - this.#claimingSlots);
     const { limit, exclude } = request;
+    this.#claims++;
+    this.#claimingSlots += limit;
+    this.#wakeAgain = false;
     // Group and rate limits hold tasks back without the queue being drained: a task's end or a timer frees them.
     let heldBack = false;
     store
@@ -290,7 +306,8 @@ export class Scheduler implements Actor<TroupeMessage> {
       })
       .then(
         (tasks) => {
-          this.#claiming = false;
+          this.#claims--;
+          this.#claimingSlots -= limit;
           this.#stats.claims++;
           this.#setHeldBack(heldBack);
           if (this.#stopped) {
@@ -313,11 +330,26 @@ export class Scheduler implements Actor<TroupeMessage> {
           }
         },
         (error: unknown) => {
-          this.#claiming = false;
+          this.#claims--;
+          this.#claimingSlots -= limit;
           this.#d.logger.warn('claim failed', { error: serializeError(error).message });
           this.#armTimer(clock.now() + 1000);
         },
       );
+  }
+
+  /**
+   * Whether another claim may go out beside the ones in flight: the store takes claims side by side
+   * (`claimsInFlight`), and the demand has room for at least half a batch beyond what those may bring, with no
+   * per-name caps (two claims could each take a capped name's whole room) and no group or rate limits (each claim
+   * counts the running tasks, not what the other is taking).
+   */
+  #mayClaimBeside(demand: SchedulerDemand | undefined): boolean {
+    if (demand === undefined || this.#claims >= (this.#d.claimsInFlight ?? 1)) return false;
+    if (demand.slots - this.#claimingSlots < Math.ceil(this.#d.claimBatch / 2)) return false;
+    if (hasKeys(demand.perName) || this.#pausedGroups.size > 0) return false;
+    const limits = this.#d.limits?.();
+    return limits === undefined || (!hasKeys(limits.groupLimits) && !hasKeys(limits.rateLimits));
   }
 
   /** True when claims have kept this turn for CLAIM_TURN_MS: the pump then runs again on the next turn. */
@@ -340,10 +372,10 @@ export class Scheduler implements Actor<TroupeMessage> {
   }
 
   /** What a claim for `demand` asks the store for (without its time). */
-  #claimRequest(demand: SchedulerDemand): Omit<ClaimRequest, 'now' | 'onHeldBack'> & { exclude: readonly string[] } {
+  #claimRequest(demand: SchedulerDemand, room = demand.slots): Omit<ClaimRequest, 'now' | 'onHeldBack'> & { exclude: readonly string[] } {
     return {
       owner: this.#d.owner,
-      limit: Math.min(demand.slots, this.#d.claimBatch),
+      limit: Math.min(room, this.#d.claimBatch),
       leaseMs: this.#d.leaseMs,
       names: this.#d.names(),
       exclude: this.#paused.size ? [...demand.exclude, ...this.#paused] : demand.exclude,
@@ -360,7 +392,7 @@ export class Scheduler implements Actor<TroupeMessage> {
    */
   #offerIdle(): void {
     const demand = this.#demand;
-    if (this.#stopped || this.#claiming || !demand || demand.slots <= 0 || !this.#d.store.enqueueAndClaim) return;
+    if (this.#stopped || this.#claims > 0 || !demand || demand.slots <= 0 || !this.#d.store.enqueueAndClaim) return;
     this.#offer = ++this.#offerSerial;
     const request = this.#claimRequest(demand);
     this.#offerRequest = request;

@@ -1,6 +1,6 @@
 /**
  * The 'auto' prefetch rule per store kind: PostgreSQL claims further ahead than SQLite (a claim there is a network
- * round trip), the memory store not at all, and an explicit number always wins.
+ * round trip, and two go out side by side), the memory store not at all, and an explicit number always wins.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -18,15 +18,15 @@ function executorInfo(rt: Runtime): Record<string, unknown> {
 }
 
 describe('prefetch: the auto rule per store kind', () => {
-  it('holds twice a claim batch on PostgreSQL, twice the concurrency when that is more', () => {
-    assert.equal(resolvePrefetch('auto', 'postgres', 1, 64), 128);
-    assert.equal(resolvePrefetch('auto', 'postgres', 32, 64), 128);
-    assert.equal(resolvePrefetch('auto', 'postgres', 100, 64), 200);
-    assert.equal(resolvePrefetch('auto', 'postgres', 8, 16), 32);
+  it('holds four claim batches on PostgreSQL, twice the concurrency when that is more', () => {
+    assert.equal(resolvePrefetch('auto', 'postgres', 1, 64), 256);
+    assert.equal(resolvePrefetch('auto', 'postgres', 32, 64), 256);
+    assert.equal(resolvePrefetch('auto', 'postgres', 200, 64), 400);
+    assert.equal(resolvePrefetch('auto', 'postgres', 8, 16), 64);
     assert.equal(resolvePrefetch('auto', 'postgres', 9_000, 64), 10_000);
   });
 
-  it('holds the same on SQLite, none on memory, and an explicit number everywhere', () => {
+  it('holds two claim batches on SQLite, none on memory, and an explicit number everywhere', () => {
     assert.equal(resolvePrefetch('auto', 'sqlite', 8, 64), 128);
     assert.equal(resolvePrefetch('auto', 'sqlite', 100, 64), 200);
     assert.equal(resolvePrefetch('auto', 'memory', 8, 64), 0);
@@ -37,7 +37,7 @@ describe('prefetch: the auto rule per store kind', () => {
     const store = createPostgresStore(pgUrl(), { schema: schemas.next() });
     const rt = await createRuntime({ store, maintenance: false, concurrency: 8, tasks: { t: { run: () => 1 } } });
     try {
-      assert.equal(executorInfo(rt).prefetch, 128);
+      assert.equal(executorInfo(rt).prefetch, 256);
     } finally {
       await rt.close();
     }
