@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TreeNode } from './actor/actor.ts';
 import { Supervisor } from './actor/supervisor.ts';
-import { Requester } from './bus/requester.ts';
+import { Requester, type ReplyReceiver } from './bus/requester.ts';
 import { Bus } from './bus/bus.ts';
 import type { Inspection } from './bus/message.ts';
 import { adviseFromTraits, type Advice, type TaskTraits } from './advisor.ts';
@@ -132,6 +132,11 @@ const SELF = 'runtime';
 const ENQUEUE_KEYS = new Set(['priority', 'weight', 'delay', 'runAt', 'key', 'timeout', 'retry', 'group', 'dedup']);
 const GROUP_KEY = /^[^\u0000-\u001f]{1,256}$/;
 const SCHEDULE_KEYS = new Set(['cron', 'every', 'timezone', 'overlap', 'id']);
+
+/** The enqueue request of a batch of run() tasks. */
+function buildRunsEnqueue(replyTo: string, tasks: NewTask[]): TroupeMessage {
+  return { type: 'tracker.enqueue', tasks, replyTo };
+}
 
 /** Creates and starts a runtime: opens (and migrates) the store, starts the tree, recovers expired leases. */
 export async function createRuntime(options: CreateRuntimeOptions = {}): Promise<Runtime> {
@@ -348,14 +353,17 @@ export class Runtime implements AsyncDisposable {
       this.#runsFailed(tasks, error);
       return;
     }
-    this.#requester.request(SELF, ORCH, (replyTo) => ({ type: 'tracker.enqueue', tasks, replyTo })).then(
-      (reply) => {
-        if (reply.ok) this.#runsStored(tasks, reply.value as EnqueueResult[]);
-        else this.#runsFailed(tasks, deserializeError(reply.error));
-      },
-      (error: unknown) => this.#runsFailed(tasks, error),
-    );
+    this.#requester.send(SELF, ORCH, buildRunsEnqueue, this.#runsReceiver, tasks);
   }
+
+  /** Takes the replies to every batch of run() tasks (the batch travels as the request's context). */
+  readonly #runsReceiver: ReplyReceiver<Reply, NewTask[]> = {
+    onReply: (reply, tasks) => {
+      if (reply.ok) this.#runsStored(tasks, reply.value as EnqueueResult[]);
+      else this.#runsFailed(tasks, deserializeError(reply.error));
+    },
+    onError: (error, tasks) => this.#runsFailed(tasks, error),
+  };
 
   /** The tasks of run() calls are stored: a task whose key matched an existing one waits for that one's outcome. */
   #runsStored(tasks: NewTask[], results: EnqueueResult[]): void {

@@ -53,6 +53,29 @@ describe('Requester', () => {
     await assert.rejects(requester.request('client', 'echo', (replyTo) => ({ type: 'echo.ask', n: 1, replyTo })), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.CLOSED);
   });
 
+  it('send: one receiver for many requests, each outcome with its own context', async () => {
+    const { requester, clock } = setup();
+    const got: string[] = [];
+    const receiver = {
+      onReply: (reply: { n: number }, context: string) => got.push(`${context}:${reply.n}`),
+      onError: (error: unknown, context: string) => got.push(`${context}:${isTroupeError(error) ? error.code : 'other'}`),
+    };
+    const build = (replyTo: string, context: string): Msg => ({ type: 'echo.ask', n: context === 'lost' ? -1 : context.length, replyTo });
+    for (const context of ['a', 'bb', 'lost', 'ccc']) requester.send('client', 'echo', build, receiver, context, 150);
+    assert.deepEqual(got, ['a:2', 'bb:4', 'ccc:6'], 'replies are read as they arrive, without a microtask hop');
+    assert.equal(requester.size, 1);
+    await clock.advance(200);
+    assert.deepEqual(got.at(-1), `lost:${ErrorCodes.ASK_TIMEOUT}`);
+    requester.send('client', 'echo', () => { throw new Error('bad build'); }, receiver, 'bad');
+    assert.equal(got.at(-1), 'bad:other');
+    requester.send('client', 'echo', build, receiver, 'lost');
+    requester.close();
+    assert.equal(got.at(-1), `lost:${ErrorCodes.CLOSED}`);
+    requester.send('client', 'echo', build, receiver, 'late');
+    assert.equal(got.at(-1), `late:${ErrorCodes.CLOSED}`);
+    assert.equal(requester.size, 0);
+  });
+
   it('a build function that throws rejects that request only', async () => {
     const { requester } = setup();
     await assert.rejects(requester.request('client', 'echo', () => { throw new Error('bad build'); }), /bad build/);
