@@ -4,13 +4,20 @@
  * truncates the WAL before each transaction, so the frames in the -wal file afterwards are that transaction's pages.
  * Each frame's page number is mapped to its B-tree and page kind through `dbstat` at the end.
  *
- *   npx tsx bench/wal-pages.ts <file> [--rounds 100] [--src <dir>]
+ *   npx tsx bench/wal-pages.ts <file> [--rounds 100] [--src <dir>] [--calls]
  *
- * Prints, per verb (enqueue, claim, settle), the pages per round by B-tree and kind (leaf / interior / overflow),
- * and the pages the file grew by (new pages: splits).
+ * The side connection's checkpoints restart the WAL, and a connection that sees the WAL restarted empties its page
+ * cache, so the reads counted then are those of a cold cache. `--calls` counts only the system calls, with the
+ * store as it runs (checkpoints on its thread, no side connection checkpointing): the reads are then the pages
+ * SQLite's own cache did not hold.
+ *
+ * Prints, per verb (enqueue, claim, settle), the pages per round by B-tree and kind (leaf / interior / overflow)
+ * as dbstat sees them at the end (a page freed and reused since counts as what it became), the same by the kind
+ * each page had when written (its type byte in the frame), the pages the file grew by (new pages: splits), and the
+ * read and write system calls the verb made (/proc/self/io: a page SQLite's cache did not hold is one read).
  */
 import Database from 'better-sqlite3';
-import { copyFileSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, openSync, readFileSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const args = process.argv.slice(2);
@@ -23,6 +30,8 @@ const flag = (name: string, fallback: string): string => {
 };
 const src = path.resolve(flag('--src', path.join(import.meta.dirname, '../src')));
 const rounds = Number(flag('--rounds', '100'));
+const callsOnly = args.includes('--calls');
+if (callsOnly) args.splice(args.indexOf('--calls'), 1);
 const [file] = args;
 if (!file) {
   console.error('usage: wal-pages.ts <file> [--rounds N] [--src dir]');
@@ -34,31 +43,58 @@ const { createTaskId } = (await import(path.join(src, 'ids.ts'))) as typeof impo
 const copy = `${file}.walpages`;
 for (const ext of ['', '-wal', '-shm']) rmSync(copy + ext, { force: true });
 copyFileSync(file, copy);
-const store = createSqliteStore(copy, { strategy: 'priority', checkpoints: 'inline' });
+const store = createSqliteStore(copy, { strategy: 'priority', checkpoints: callsOnly ? 'thread' : 'inline' });
 await store.open();
 const side = new Database(copy);
 const pageSize = side.pragma('page_size', { simple: true }) as number;
 
-/** The page numbers of the frames in the -wal file now (in order, repeats kept). */
-function walPages(): number[] {
+const PAGE_KINDS: Record<number, string> = { 2: 'index interior', 5: 'table interior', 10: 'index leaf', 13: 'table leaf' };
+/** What the frames written so far were when written (their page's type byte), per verb. */
+const written_kinds = { enqueue: new Map<string, number>(), claim: new Map<string, number>(), settle: new Map<string, number>() };
+
+/** The page numbers of the frames in the -wal file now (in order, repeats kept); counts their kinds into `kinds`. */
+function walPages(kinds?: Map<string, number>): number[] {
+  if (callsOnly) return [];
   const wal = `${copy}-wal`;
   const size = statSync(wal, { throwIfNoEntry: false })?.size ?? 0;
   const out: number[] = [];
   if (size <= 32) return out;
   const fd = openSync(wal, 'r');
   const head = Buffer.alloc(24);
+  const type = Buffer.alloc(1);
   try {
     for (let at = 32; at + 24 + pageSize <= size; at += 24 + pageSize) {
       readSync(fd, head, 0, 24, at);
-      out.push(head.readUInt32BE(0));
+      const page = head.readUInt32BE(0);
+      out.push(page);
+      if (kinds) {
+        readSync(fd, type, 0, 1, at + 24 + (page === 1 ? 100 : 0));
+        const kind = page === 1 ? 'page 1' : (PAGE_KINDS[type[0]!] ?? `other (${type[0]})`);
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      }
     }
   } finally {
     closeSync(fd);
   }
   return out;
 }
-const truncate = () => side.pragma('wal_checkpoint(TRUNCATE)');
+const truncate = () => (callsOnly ? undefined : side.pragma('wal_checkpoint(TRUNCATE)'));
 const pagesInFile = () => statSync(copy).size / pageSize + 0;
+
+/** The main thread's read and write system calls and bytes so far (/proc/thread-self/io; Linux). */
+const io = (): Record<'syscr' | 'syscw' | 'rchar' | 'wchar', number> => {
+  const text = readFileSync('/proc/thread-self/io', 'utf8');
+  const get = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return { syscr: get('syscr'), syscw: get('syscw'), rchar: get('rchar'), wchar: get('wchar') };
+};
+const calls = { enqueue: { syscr: 0, syscw: 0, rchar: 0, wchar: 0 }, claim: { syscr: 0, syscw: 0, rchar: 0, wchar: 0 }, settle: { syscr: 0, syscw: 0, rchar: 0, wchar: 0 } };
+const during = async <T>(verb: keyof typeof calls, fn: () => Promise<T>): Promise<T> => {
+  const before = io();
+  const result = await fn();
+  const after = io();
+  for (const k of ['syscr', 'syscw', 'rchar', 'wchar'] as const) calls[verb][k] += after[k] - before[k];
+  return result;
+};
 
 const OWNER = 'node-3f9c2a7e-5d1b';
 const written = { enqueue: [] as number[][], claim: [] as number[][], settle: [] as number[][] };
@@ -68,18 +104,18 @@ for (let round = 0; round < rounds; round++) {
   const now = Date.now();
   truncate();
   let p0 = dbPages();
-  await store.enqueue(Array.from({ length: 64 }, (_, j) => ({ id: createTaskId(now), name: 'noop', input: { i: j }, priority: 0, weight: 1, maxAttempts: 3, createdAt: now, runAt: now })));
-  written.enqueue.push(walPages());
+  await during('enqueue', () => store.enqueue(Array.from({ length: 64 }, (_, j) => ({ id: createTaskId(now), name: 'noop', input: { i: j }, priority: 0, weight: 1, maxAttempts: 3, createdAt: now, runAt: now }))));
+  written.enqueue.push(walPages(written_kinds.enqueue));
   grown.enqueue += dbPages() - p0;
   truncate();
   p0 = dbPages();
-  const claimed = await store.claim({ owner: OWNER, limit: 64, leaseMs: 30_000, now, names: ['noop'] });
-  written.claim.push(walPages());
+  const claimed = await during('claim', () => store.claim({ owner: OWNER, limit: 64, leaseMs: 30_000, now, names: ['noop'] }));
+  written.claim.push(walPages(written_kinds.claim));
   grown.claim += dbPages() - p0;
   truncate();
   p0 = dbPages();
-  await store.settle(claimed.map((t) => ({ type: 'succeeded' as const, id: t.id, owner: OWNER, attempt: t.attempts, at: now, result: null })));
-  written.settle.push(walPages());
+  await during('settle', () => store.settle(claimed.map((t) => ({ type: 'succeeded' as const, id: t.id, owner: OWNER, attempt: t.attempts, at: now, result: null }))));
+  written.settle.push(walPages(written_kinds.settle));
   grown.settle += dbPages() - p0;
   if (claimed.length !== 64) throw new Error(`claimed ${claimed.length}`);
 }
@@ -104,5 +140,9 @@ for (const verb of ['enqueue', 'claim', 'settle'] as const) {
   }
   console.log(`${verb}: ${(total / rounds).toFixed(1)} pages/round, file grew ${(grown[verb] / rounds).toFixed(2)} pages/round`);
   for (const [k, n] of [...by].sort((a, b) => b[1] - a[1])) console.log(`  ${(n / rounds).toFixed(2).padStart(6)}  ${k}`);
+  const when = [...written_kinds[verb]].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${(n / rounds).toFixed(2)}`);
+  console.log(`  as written: ${when.join(', ')}`);
+  const c = calls[verb];
+  console.log(`  system calls: ${(c.syscr / rounds).toFixed(1)} reads (${(c.rchar / rounds / 1024).toFixed(1)} KiB), ${(c.syscw / rounds).toFixed(1)} writes (${(c.wchar / rounds / 1024).toFixed(1)} KiB)`);
 }
 for (const ext of ['', '-wal', '-shm']) rmSync(copy + ext, { force: true });
