@@ -224,7 +224,7 @@ describe('sqlite row room', () => {
     });
   }
 
-  it('a retried task claimed again, with its due line, takes room only while some is left', async () => {
+  it('a retried task claimed again, with its due line, takes room only while some is left; a failure frees it', async () => {
     const path = join(root, `store-${++n}.db`);
     const store = createSqliteStore(path);
     await store.open();
@@ -243,6 +243,16 @@ describe('sqlite row room', () => {
         db.close();
       }
       assert.equal((await store.history(id)).length, 1 + 4 * 2 + 3);
+      // the last attempt fails: a task that ended keeps no room
+      const [last] = await store.claim({ owner: 'node-3f9c2a7e-5d1b', limit: 1, leaseMs: 1000, now: T0 + 500, names: ['job'] });
+      assert.equal(last?.attempts, 5);
+      assert.deepEqual(await store.settle([{ type: 'failed', id, owner: 'node-3f9c2a7e-5d1b', attempt: 5, at: T0 + 501, error: { name: 'Error', message: 'no' } }]), [true]);
+      const after = new Database(path, { readonly: true });
+      try {
+        assert.equal(after.prepare<[string], unknown>('SELECT room FROM tasks WHERE id = ?').pluck().get(id), null);
+      } finally {
+        after.close();
+      }
     } finally {
       await store.close();
     }

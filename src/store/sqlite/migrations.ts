@@ -36,7 +36,7 @@
  *
  * An enqueued row reserves room for what its claim and success add (version 6): `tasks.room` holds zero bytes
  * (queries/rows.ts, TASK_ROOM) that the lease gives up as it fills the lease fields and appends its history line,
- * and that the success frees (NULL). Rows are appended in id order, so their pages are full, and a row that grew in
+ * and that the task's end (success, failure, timeout) frees (NULL). Rows are appended in id order, so their pages are full, and a row that grew in
  * one split it: the claims at the head of a deep queue wrote more pages than those near its tail. Rows stored before
  * version 6 have no room and grow as before. A retried or released task claims again with what room is left.
  */

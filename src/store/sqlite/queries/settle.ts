@@ -65,7 +65,7 @@ export function prepareSettle(
     .pluck();
   const fail = db
     .prepare<unknown[], string | null>(
-      `UPDATE tasks SET state = ?, error = ?, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD} RETURNING parent_id`,
+      `UPDATE tasks SET state = ?, error = ?, finished_at = ?, updated_at = ?, lease_until = NULL, room = NULL ${GUARD} RETURNING parent_id`,
     )
     .pluck();
   const retry = db.prepare(
