@@ -34,6 +34,17 @@ const specs = args.map((arg) => {
   const at = arg.lastIndexOf('@');
   return at > 0 ? { file: arg.slice(0, at), src: path.resolve(arg.slice(at + 1)) } : { file: arg, src: here };
 });
+// a file with fewer queued tasks than the passes drain would leave the last pass waiting for ever
+const Database = (await import('better-sqlite3')).default;
+for (const { file } of specs) {
+  const db = new Database(file, { readonly: true });
+  const queued = db.prepare<[], number>("SELECT n FROM task_counts WHERE state = 'queued'").pluck().get() ?? 0;
+  db.close();
+  if (queued < drainCount * passes) {
+    console.error(`${file} holds ${queued} queued tasks, fewer than --drain × --passes (${drainCount * passes})`);
+    process.exit(2);
+  }
+}
 const counter = { ran: 0, target: Number.POSITIVE_INFINITY, done: undefined as undefined | (() => void) };
 const runtimes = await Promise.all(
   specs.map(async ({ file, src }, i) => {
