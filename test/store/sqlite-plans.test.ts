@@ -103,7 +103,7 @@ const CASES: readonly PlanCase[] = [
     (rows): PlanCase => ({
       what: `claim: the lease of ${rows} rows in one UPDATE`,
       sql: leaseManySql(rows),
-      params: [['node0', T0 + 60_000, T0, T0, T0, T0, ...Array.from({ length: rows }, (_, i) => createTaskId(T0 + i))]],
+      params: [['node0', T0 + 60_000, T0, T0, T0, T0, 'node0', ...Array.from({ length: rows }, (_, i) => createTaskId(T0 + i))]],
       expect: new RegExp(`SEARCH tasks USING INDEX ${ID_INDEX} \\(id=\\?\\)`),
       forbid: /SCAN tasks/,
     }),

@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { createTaskId } from '../../src/ids.ts';
 import { APPLICATION_ID, MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
+import { TASK_ROOM } from '../../src/store/sqlite/queries/rows.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import type { StoreOptions } from '../../src/store/store.ts';
 import type { OutputLine } from '../../src/task.ts';
@@ -145,5 +146,115 @@ describe('sqlite output runs', () => {
     const check = new Database(path, { readonly: true });
     assert.deepEqual(check.prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'transitions%'").all(), []);
     check.close();
+  });
+
+  it('a version 5 file upgrades to rows with room: its rows have none and still claim and settle, new rows reserve it', async () => {
+    const { path, db } = fileAtVersion(5);
+    const old = createTaskId(T0);
+    db.prepare(`INSERT INTO tasks (id, name, state, input, priority, weight, max_attempts, created_at, run_at, updated_at, history)
+      VALUES (?, 'job', 'queued', '{}', 0, 1, 3, ?, ?, ?, ?)`).run(old, T0, T0, T0, `-q${T0},0\n`);
+    db.close();
+    const store = createSqliteStore(path);
+    await store.open();
+    const young = createTaskId(T0 + 1);
+    try {
+      await store.enqueue([{ id: young, name: 'job', input: {}, priority: 0, weight: 1, maxAttempts: 3, createdAt: T0 + 1, runAt: T0 + 1 }]);
+      const room = (id: string) => {
+        const check = new Database(path, { readonly: true });
+        try {
+          return check.prepare<[string], { room: number | null }>('SELECT length(room) AS room FROM tasks WHERE id = ?').get(id)!.room;
+        } finally {
+          check.close();
+        }
+      };
+      assert.equal(room(old), null);
+      assert.equal(room(young), TASK_ROOM);
+      const claimed = await store.claim({ owner: 'n', limit: 2, leaseMs: 1000, now: T0 + 10, names: ['job'] });
+      assert.deepEqual(claimed.map((t) => t.id), [old, young]);
+      assert.equal(room(old), null);
+      assert.ok(room(young)! < TASK_ROOM && room(young)! > 0, `room after the claim: ${room(young)}`);
+      assert.deepEqual(await store.settle(claimed.map((t) => ({ type: 'succeeded' as const, id: t.id, owner: 'n', attempt: 1, at: T0 + 11, result: { ok: t.id } }))), [true, true]);
+      assert.equal(room(young), null);
+      for (const id of [old, young]) {
+        assert.equal((await store.get(id))!.result !== undefined, true);
+        assert.deepEqual((await store.history(id)).map((h) => h.to), ['queued', 'running', 'succeeded']);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('sqlite row room', () => {
+  /** The bytes of every row of `tasks` as stored (cell payloads, read through dbstat). */
+  const rowBytes = (path: string): number => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.prepare<[], number>("SELECT sum(payload) FROM dbstat WHERE name = 'tasks' AND pagetype = 'leaf'").pluck().get()!;
+    } finally {
+      db.close();
+    }
+  };
+  // a runtime's owner is `host:pid:start:tag` (ids.ts createNodeId); the room covers a claim by an owner of up to
+  // 60 characters, and a success (result null) after a claim by one of up to about 36
+  const OWNERS = ['n', 'node-3f9c2a7e-5d1b', 'ci-runner-7:48211:mi9x3k2a:5f1c', 'build-host-42.example.internal:123456:m4x1k2q9:a1b2'];
+
+  for (const owner of OWNERS) {
+    const successFits = owner.length <= 36;
+    it(`a claim by an owner of ${owner.length} characters${successFits ? ' and a success (result null) leave' : ' leaves'} every row no larger than enqueued`, async () => {
+      const path = join(root, `store-${++n}.db`);
+      const store = createSqliteStore(path);
+      await store.open();
+      try {
+        const tasks = Array.from({ length: 200 }, (_, i) => ({ id: createTaskId(T0 + i), name: 'job', input: { i }, priority: 0, weight: 1, maxAttempts: 3, createdAt: T0 + i, runAt: T0 + i }));
+        await store.enqueue(tasks);
+        const enqueued = rowBytes(path);
+        const claimed = await store.claim({ owner, limit: 200, leaseMs: 30_000, now: T0 + 1000, names: ['job'] });
+        assert.equal(claimed.length, 200);
+        const leased = rowBytes(path);
+        assert.ok(leased <= enqueued, `claimed rows: ${leased} bytes, enqueued ${enqueued}`);
+        // the claim gives up about what it adds, not more: what is left is there for the success
+        assert.ok(enqueued - leased < 200 * 12, `claimed rows ${enqueued - leased} bytes smaller than enqueued`);
+        await store.settle(claimed.map((t) => ({ type: 'succeeded' as const, id: t.id, owner, attempt: 1, at: T0 + 2000, result: null })));
+        const settled = rowBytes(path);
+        if (successFits) assert.ok(settled <= enqueued, `settled rows: ${settled} bytes, enqueued ${enqueued}`);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it('a retried task claimed again, with its due line, takes room only while some is left; a failure frees it', async () => {
+    const path = join(root, `store-${++n}.db`);
+    const store = createSqliteStore(path);
+    await store.open();
+    try {
+      const id = createTaskId(T0);
+      await store.enqueue([{ id, name: 'job', input: {}, priority: 0, weight: 1, maxAttempts: 5, createdAt: T0, runAt: T0 }]);
+      for (let attempt = 1; attempt <= 4; attempt++) {
+        const [t] = await store.claim({ owner: 'node-3f9c2a7e-5d1b', limit: 1, leaseMs: 1000, now: T0 + attempt * 100, names: ['job'] });
+        assert.equal(t?.id, id);
+        assert.deepEqual(await store.settle([{ type: 'retry', id, owner: 'node-3f9c2a7e-5d1b', attempt, at: T0 + attempt * 100 + 1, runAt: T0 + attempt * 100 + 50, error: { name: 'Error', message: 'again' } }]), [true]);
+      }
+      const db = new Database(path, { readonly: true });
+      try {
+        assert.equal(db.prepare<[string], number>('SELECT length(room) FROM tasks WHERE id = ?').pluck().get(id), 0);
+      } finally {
+        db.close();
+      }
+      assert.equal((await store.history(id)).length, 1 + 4 * 2 + 3);
+      // the last attempt fails: a task that ended keeps no room
+      const [last] = await store.claim({ owner: 'node-3f9c2a7e-5d1b', limit: 1, leaseMs: 1000, now: T0 + 500, names: ['job'] });
+      assert.equal(last?.attempts, 5);
+      assert.deepEqual(await store.settle([{ type: 'failed', id, owner: 'node-3f9c2a7e-5d1b', attempt: 5, at: T0 + 501, error: { name: 'Error', message: 'no' } }]), [true]);
+      const after = new Database(path, { readonly: true });
+      try {
+        assert.equal(after.prepare<[string], unknown>('SELECT room FROM tasks WHERE id = ?').pluck().get(id), null);
+      } finally {
+        after.close();
+      }
+    } finally {
+      await store.close();
+    }
   });
 });

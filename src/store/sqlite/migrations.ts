@@ -33,6 +33,12 @@
  * (queries/history-line.ts), appended by the statement that changes the state (see record-transition.ts). A
  * `transitions` table keyed by task cost a B-tree insert per transition at the task's place in its index: for the
  * old tasks a deep queue claims, a page in the middle of the index, often split, and one more page in every commit. Stop processes running an older troupe on a file before it is upgraded.
+ *
+ * An enqueued row reserves room for what its claim and success add (version 6): `tasks.room` holds zero bytes
+ * (queries/rows.ts, TASK_ROOM) that the lease gives up as it fills the lease fields and appends its history line,
+ * and that the task's end (success, failure, timeout) frees (NULL). Rows are appended in id order, so their pages are full, and a row that grew in
+ * one split it: the claims at the head of a deep queue wrote more pages than those near its tail. Rows stored before
+ * version 6 have no room and grow as before. A retried or released task claims again with what room is left.
  */
 import type Database from 'better-sqlite3';
 import { TASK_STATES } from '../../task.ts';
@@ -202,6 +208,12 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       ) WHERE id IN (SELECT task_id FROM transitions);
       DROP TABLE transitions;
     `,
+  },
+  {
+    version: 6,
+    description: 'tasks.room: bytes an enqueued row reserves for what its claim and success add to it',
+    // Rows already stored get none (NULL): they grow as before when claimed.
+    sql: `ALTER TABLE tasks ADD COLUMN room BLOB;`,
   },
 ]);
 

@@ -21,7 +21,7 @@ import type { FlowQueries } from './flow.ts';
 import { historySql } from './history-line.ts';
 import type { TransitionWriter } from './record-transition.ts';
 import { CLAIM_COLUMNS, COMPARE, DUE, DueMerge, type ClaimRow, NAME_FILTER, allowedNames, prepareClaimableNames, prepareDueOfName } from './claim-order.ts';
-import { ID_INDEX, rowPiece, statementsByRows, toTaskRecord } from './rows.ts';
+import { ID_INDEX, roomAfter, rowPiece, statementsByRows, toTaskRecord } from './rows.ts';
 
 const FILTER = NAME_FILTER;
 
@@ -39,7 +39,7 @@ export function prepareClaim(
   writer: TransitionWriter,
   flow: FlowQueries,
 ): (request: ClaimRequest) => TaskRecord[] {
-  const lease = db.prepare<[string, number, number, number, number, number, number]>(
+  const lease = db.prepare<[string, number, number, number, number, number, string, number]>(
     `UPDATE tasks SET ${LEASE_SET} WHERE rowid = ?`,
   );
   /** The record of a leased row; its transitions are counted (the lease statement appends their lines). */
@@ -61,7 +61,7 @@ export function prepareClaim(
     return rec;
   };
   const take = (row: ClaimRow, request: ClaimRequest): TaskRecord => {
-    lease.run(request.owner, request.now + request.leaseMs, request.now, request.now, request.now, request.now, row.rid);
+    lease.run(request.owner, request.now + request.leaseMs, request.now, request.now, request.now, request.now, request.owner, row.rid);
     return leased(row, request);
   };
   const leaseMany = prepareLeaseMany(db);
@@ -176,12 +176,15 @@ export function prepareClaim(
 }
 
 /**
- * What a lease sets, parameters owner, lease until, now × 4: the row's history gets the `due` line of a task that
- * was scheduled or retrying, then its running line (the same lines `record` would write; SET reads the old row).
+ * What a lease sets, parameters owner, lease until, now × 4, owner: the row's history gets the `due` line of a task
+ * that was scheduled or retrying, then its running line (the same lines `record` would write; SET reads the old
+ * row). The row gives up as much of its room (rows.ts, TASK_ROOM) as these take: the owner, two times of up to 8
+ * bytes, the running line (up to 20 characters) and a due line (up to 40), so that it does not grow.
  */
 const LEASE_SET = `state = 'running', attempts = attempts + 1, owner = ?, lease_until = ?, started_at = ?, updated_at = ?,
   progress = NULL, history = history || CASE WHEN state = 'queued' THEN '' ELSE ${historySql({ sql: 'state' }, 'queued', '?', 'attempts', 'due')} END
-    || ${historySql('queued', 'running', '?', 'attempts + 1')}`;
+    || ${historySql('queued', 'running', '?', 'attempts + 1')},
+  room = ${roomAfter(`length(?) + 36 + CASE WHEN state = 'queued' THEN 0 ELSE 40 END`)}`;
 
 /** Rows leased by one UPDATE at most. */
 const LEASE_CHUNK = 64;
@@ -207,7 +210,7 @@ function prepareLeaseMany(db: Database.Database): (ids: readonly string[], reque
     const { owner, now } = request;
     for (let done = 0; done < ids.length; ) {
       const n = rowPiece(ids.length - done, LEASE_CHUNK);
-      statementOf(n).run(owner, now + request.leaseMs, now, now, now, now, ...ids.slice(done, done + n));
+      statementOf(n).run(owner, now + request.leaseMs, now, now, now, now, owner, ...ids.slice(done, done + n));
       done += n;
     }
   };

@@ -14,7 +14,7 @@ import type { EnqueueResult } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
 import { historyLine } from './history-line.ts';
 import type { TransitionWriter } from './record-transition.ts';
-import { rowPiece, statementsByRows, toJson } from './rows.ts';
+import { TASK_ROOM, rowPiece, statementsByRows, toJson } from './rows.ts';
 
 interface Latest {
   id: string;
@@ -25,8 +25,9 @@ interface Latest {
 }
 
 const INSERT = `INSERT INTO tasks (id, name, state, input, priority, weight, key, max_attempts, created_at, run_at, updated_at, schedule_id,
-  options, grp, dedup_key, parent_id, flow_pending, flow_policy, history) VALUES`;
-const ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  options, grp, dedup_key, parent_id, flow_pending, flow_policy, history, room) VALUES`;
+/** A row's values: 19 parameters, and the room its claim and success will take (rows.ts, TASK_ROOM). */
+const ROW = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, zeroblob(${TASK_ROOM}))`;
 /** Plain tasks inserted by one statement at most (19 parameters each). */
 const INSERT_CHUNK = 32;
 

@@ -16,6 +16,31 @@ export {
 /** The index SQLite makes for `tasks.id TEXT PRIMARY KEY` (schema version 1): its name is fixed by SQLite. */
 export const ID_INDEX = 'sqlite_autoindex_tasks_1';
 
+/**
+ * Bytes of `tasks.room` (schema version 6) an enqueued row carries: zeros that its claim gives up as the lease
+ * fields and the history line fill the row, and its end (success, failure, timeout) frees (NULL), so that neither
+ * the claim nor a success with a small result makes the row larger.
+ * Rows are appended in id order, which leaves their pages full, and a row that grew in such a page split it: at the
+ * head of a deep queue, pages of rows the next claims take. A claim by an owner of L characters takes L + 36 bytes
+ * (lease_until, started_at, the running line), so an owner of up to 60 fits; a success adds about 22 (finished_at,
+ * the result `null`, its line) and fits after an owner of up to about 36 (a runtime's `host:pid:start:tag`).
+ * Measured with bench/wal-pages.ts, WAL pages per claim 64 + settle 64 on the scale suite's 1,000,000-task file:
+ * 25.7 → 21.9 (table leaves 11.2 → 9.9, table interior pages 2.1 → 0); near-empty 19.9 → 17.3. SQLite's
+ * instructions per round (bench/claim-instructions.ts) 6.56 → 6.36 M deep, 6.05 → 6.01 M near-empty; claim + settle
+ * rate at depth, the two versions alternated in one process (deep-claim.bench.ts, 3 passes): 26.9–35.3k → 29.2–38.7k
+ * tasks/s. The cost: 96 bytes a row (the scale suite's file 261 → 359 MB) and about 1.5 more pages read from the OS
+ * per claim of 64 at depth (bench/wal-pages.ts --calls).
+ */
+export const TASK_ROOM = 96;
+
+/**
+ * SQL: the room of a row after a change that grows it by about `growth` bytes (an SQL expression); a row without
+ * room (enqueued before version 6) keeps none.
+ */
+export function roomAfter(growth: string): string {
+  return `CASE WHEN room IS NOT NULL THEN zeroblob(length(room) - (${growth})) END`;
+}
+
 /** The columns a task query selects (everything but the output bookkeeping). */
 export const TASK_COLUMNS = `id, name, state, input, result, error, priority, weight, key, attempts, max_attempts, progress,
   created_at, run_at, started_at, finished_at, updated_at, owner, lease_until, schedule_id, options,

@@ -37,7 +37,7 @@ type Succeeded = Extract<SettleOp, { type: 'succeeded' }>;
 export function succeedManySql(rows: number): string {
   return `WITH v AS (VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?, ?)').join(', ')})
      UPDATE tasks INDEXED BY ${ID_INDEX} SET state = 'succeeded', result = v.column2, error = NULL, finished_at = v.column3,
-       updated_at = v.column3, lease_until = NULL, history = history || ${historySql('running', 'succeeded', 'v.column3', 'v.column5')}
+       updated_at = v.column3, lease_until = NULL, history = history || ${historySql('running', 'succeeded', 'v.column3', 'v.column5')}, room = NULL
      FROM v
      WHERE tasks.id IN (SELECT column1 FROM v) AND tasks.id = v.column1 AND tasks.state = 'running' AND tasks.owner = v.column4
        AND tasks.attempts = v.column5
@@ -59,13 +59,13 @@ export function prepareSettle(
   const succeed = db
     .prepare<unknown[], string | null>(
       `UPDATE tasks SET state = 'succeeded', result = ?, error = NULL, finished_at = ?, updated_at = ?, lease_until = NULL,
-         history = history || ${historySql('running', 'succeeded', '?', 'attempts')} ${GUARD}
+         history = history || ${historySql('running', 'succeeded', '?', 'attempts')}, room = NULL ${GUARD}
        RETURNING parent_id`,
     )
     .pluck();
   const fail = db
     .prepare<unknown[], string | null>(
-      `UPDATE tasks SET state = ?, error = ?, finished_at = ?, updated_at = ?, lease_until = NULL ${GUARD} RETURNING parent_id`,
+      `UPDATE tasks SET state = ?, error = ?, finished_at = ?, updated_at = ?, lease_until = NULL, room = NULL ${GUARD} RETURNING parent_id`,
     )
     .pluck();
   const retry = db.prepare(
