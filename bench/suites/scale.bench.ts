@@ -10,13 +10,15 @@
  *    drained, and it is a real case: every batch wakes the scheduler, whose claim excludes the paused name;
  * 2. held: the RSS of the runtime sitting on the full queue (at rest, after a GC), and its peak; the note splits
  *    off what Node alone takes;
- * 3. drain at depth: the name is resumed and the runtime runs the first 20,000 tasks (concurrency 16, inline
- *    no-op, default claim batch): tasks/s;
+ * 3. drain at depth against near-empty: after an untimed first chunk (the peak RSS of step 2 is read after it), a
+ *    second runtime opens a fresh file with 21,000 queued, and the two drain in chunks of 2,000 taking turns
+ *    (alternating which goes first; the name resumed for a chunk, paused after it; concurrency 16, inline no-op,
+ *    default claim batch), 10 chunks each: tasks/s of each, so that both see the same load of this shared
+ *    machine (one long drain per file, tens of seconds apart, read anywhere from 0.5× to 1.2× on the same code);
  * 4. store claim at depth: the runtime closed, the store alone claims 64 and settles 64, 300 times, with 64 new
  *    tasks enqueued before each claim outside the timing (so the depth stays put): tasks/s. Its baseline, the same
  *    on a fresh database (64 queued for each claim), runs in the same loop, round by round in alternating order,
  *    so that both see the same load of this shared machine;
- * 5. the drain on a fresh, near-empty database (20,000 queued): its baseline.
  * The targets: RSS under 150 MB; claim and drain rates at depth within 10 % of the near-empty ones.
  *
  * Options: `--scale-tasks N` (default 1,000,000).
@@ -31,6 +33,13 @@ import { round } from '../lib/stats.ts';
 
 const ENQUEUE_BATCH = 1000;
 const DRAIN = 20_000;
+/** The drains of step 3 run in this many chunks per file, taking turns. */
+const DRAIN_CHUNKS = 10;
+/**
+ * Queued on the near-empty file: a few runs more than a chunk's count start before its pause lands (≈20 here), so
+ * there is room for them and the last chunk still finds its tasks.
+ */
+const EMPTY_FILL = DRAIN + DRAIN_CHUNKS * 100;
 const CLAIM = 64;
 const CLAIM_ROUNDS = 300;
 const CONCURRENCY = 16;
@@ -83,15 +92,15 @@ export async function runScale({ tasks = 1_000_000 }: ScaleOptions = {}): Promis
       peakRssMb: r.deepPeakRssMb,
       note: `compiled (esbuild bundle, plain node); at rest ${Math.round(r.heldRssMb)} MB; idle runtime before enqueue ${Math.round(r.baseRssMb)} MB; of which Node ${nodeRssMb} MB + bundle loaded ${Math.round(r.startRssMb - nodeRssMb)} MB`,
     }),
-    createRow('scale', 'drain-deep/troupe-sqlite', { workload: `runtime drains ${DRAIN.toLocaleString('en-US')} from ${n} deep`, system: sys, concurrency: CONCURRENCY, opsPerSec: Math.round(r.deepDrainPerSec) }),
-    createRow('scale', 'drain-empty/troupe-sqlite', { workload: `runtime drains ${DRAIN.toLocaleString('en-US')} from ${DRAIN.toLocaleString('en-US')} deep`, system: sys, concurrency: CONCURRENCY, opsPerSec: Math.round(r.emptyDrainPerSec) }),
+    createRow('scale', 'drain-deep/troupe-sqlite', { workload: `runtime drains ${DRAIN.toLocaleString('en-US')} from ${n} deep (${DRAIN_CHUNKS} chunks, taking turns)`, system: sys, concurrency: CONCURRENCY, opsPerSec: Math.round(r.deepDrainPerSec) }),
+    createRow('scale', 'drain-empty/troupe-sqlite', { workload: `runtime drains ${DRAIN.toLocaleString('en-US')} from ${EMPTY_FILL.toLocaleString('en-US')} deep (${DRAIN_CHUNKS} chunks, taking turns)`, system: sys, concurrency: CONCURRENCY, opsPerSec: Math.round(r.emptyDrainPerSec) }),
     createRow('scale', 'claim-deep/troupe-sqlite', { workload: `store claim ${CLAIM} + settle ${CLAIM}, ${n} deep`, system: sys, opsPerSec: Math.round(r.deepClaimPerSec), samples: CLAIM_ROUNDS }),
     createRow('scale', 'claim-empty/troupe-sqlite', { workload: `store claim ${CLAIM} + settle ${CLAIM}, ${CLAIM} queued`, system: sys, opsPerSec: Math.round(r.emptyClaimPerSec), samples: CLAIM_ROUNDS }),
   ];
   return {
     rows,
     skipped: [],
-    info: { tasks, child: 'esbuild bundle run by plain node (no tsx loader)', enqueueBatch: ENQUEUE_BATCH, drain: DRAIN, claim: CLAIM, claimRounds: CLAIM_ROUNDS, concurrency: CONCURRENCY, nodeRssMb, childStartRssMb: r.startRssMb, enqueueWhile: 'task name paused (the scheduler is woken by every batch and claims with the name excluded)' },
+    info: { tasks, drainChunks: DRAIN_CHUNKS, child: 'esbuild bundle run by plain node (no tsx loader)', enqueueBatch: ENQUEUE_BATCH, drain: DRAIN, claim: CLAIM, claimRounds: CLAIM_ROUNDS, concurrency: CONCURRENCY, nodeRssMb, childStartRssMb: r.startRssMb, enqueueWhile: 'task name paused (the scheduler is woken by every batch and claims with the name excluded)' },
   };
 }
 
@@ -128,18 +137,24 @@ async function fill(rt: Awaited<ReturnType<typeof openRuntime>>, count: number):
   return (performance.now() - started) / 1000;
 }
 
-/** Resumes the name and times the first `DRAIN` runs. */
-async function drain(rt: Awaited<ReturnType<typeof openRuntime>>, counter: { ran: number; target: number; done?: () => void }): Promise<number> {
+interface RunCounter {
+  ran: number;
+  target: number;
+  done?: () => void;
+}
+
+/** Resumes the name, times `count` runs, pauses it again and waits until their outcomes are stored: ms. */
+async function drainChunk(rt: Awaited<ReturnType<typeof openRuntime>>, counter: RunCounter, count: number): Promise<number> {
   counter.ran = 0;
-  counter.target = DRAIN;
+  counter.target = count;
   const finished = new Promise<void>((resolve) => (counter.done = resolve));
   const started = performance.now();
   rt.resume('noop');
   await finished;
-  const rate = DRAIN / ((performance.now() - started) / 1000);
+  const ms = performance.now() - started;
   rt.pause('noop');
   await rt.flush();
-  return rate;
+  return ms;
 }
 
 /**
@@ -175,30 +190,41 @@ async function claimRates(files: readonly string[]): Promise<number[]> {
 
 async function measure(spec: ChildSpec): Promise<ScaleResult> {
   const startRssMb = rssMb();
-  const counter: { ran: number; target: number; done?: () => void } = { ran: 0, target: Number.POSITIVE_INFINITY };
-  const onRun = () => {
+  // One counter per runtime: a run of the paused one that was already started when it paused must not count for
+  // the other.
+  const counters: RunCounter[] = [{ ran: 0, target: Number.POSITIVE_INFINITY }, { ran: 0, target: Number.POSITIVE_INFINITY }];
+  const onRunOf = (counter: RunCounter) => () => {
     if (++counter.ran === counter.target) counter.done?.();
   };
   const deepFile = path.join(spec.dir, 'deep.db');
-  const rt = await openRuntime(deepFile, onRun);
+  const rt = await openRuntime(deepFile, onRunOf(counters[0]!));
   rt.pause('noop');
   const baseRssMb = await settleRss();
   const enqueueSeconds = await fill(rt, spec.tasks);
   const enqueuePeakRssMb = peakRssMb();
   const heldRssMb = await settleRss();
-  const deepDrainPerSec = await drain(rt, counter);
+  const chunk = DRAIN / DRAIN_CHUNKS;
+  await drainChunk(rt, counters[0]!, chunk);
   const deepPeakRssMb = peakRssMb();
-  await rt.close();
   const { statSync } = await import('node:fs');
   const dbSizeMb = (statSync(deepFile).size + (statSync(`${deepFile}-wal`, { throwIfNoEntry: false })?.size ?? 0)) / 2 ** 20;
-  const [deepClaimPerSec, emptyClaimPerSec] = (await claimRates([deepFile, path.join(spec.dir, 'claim-empty.db')])) as [number, number];
 
   const emptyFile = path.join(spec.dir, 'empty.db');
-  const rt2 = await openRuntime(emptyFile, onRun);
+  const rt2 = await openRuntime(emptyFile, onRunOf(counters[1]!));
   rt2.pause('noop');
-  await fill(rt2, DRAIN);
-  const emptyDrainPerSec = await drain(rt2, counter);
+  await fill(rt2, EMPTY_FILL);
+  const drainMs = [0, 0];
+  const runtimes = [rt, rt2];
+  for (let round = 0; round < DRAIN_CHUNKS; round++) {
+    for (let k = 0; k < 2; k++) {
+      const i = round % 2 === 0 ? k : 1 - k;
+      drainMs[i]! += await drainChunk(runtimes[i]!, counters[i]!, chunk);
+    }
+  }
+  await rt.close();
   await rt2.close();
+  const [deepDrainPerSec, emptyDrainPerSec] = drainMs.map((ms) => DRAIN / (ms / 1000)) as [number, number];
+  const [deepClaimPerSec, emptyClaimPerSec] = (await claimRates([deepFile, path.join(spec.dir, 'claim-empty.db')])) as [number, number];
   return { tasks: spec.tasks, startRssMb, enqueueSeconds, enqueuePeakRssMb, baseRssMb, heldRssMb, dbSizeMb, deepDrainPerSec, deepPeakRssMb, deepClaimPerSec, emptyDrainPerSec, emptyClaimPerSec };
 }
 
