@@ -11,17 +11,14 @@
  */
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  const v = args[i + 1]!;
-  args.splice(i, 2);
-  return v;
-};
-const drainCount = Number(flag('--drain', '20000'));
-const passes = Number(flag('--passes', '2'));
+const { values: opts, positionals: args } = parseArgs({
+  options: { drain: { type: 'string', default: '20000' }, passes: { type: 'string', default: '2' } },
+  allowPositionals: true,
+});
+const drainCount = Number(opts.drain);
+const passes = Number(opts.passes);
 const here = path.join(import.meta.dirname, '../src');
 
 const io = (): Record<'syscr' | 'syscw' | 'rchar' | 'wchar', number> => {

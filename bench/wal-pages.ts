@@ -19,19 +19,15 @@
 import Database from 'better-sqlite3';
 import { copyFileSync, openSync, readFileSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: string): string => {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  const v = args[i + 1]!;
-  args.splice(i, 2);
-  return v;
-};
-const src = path.resolve(flag('--src', path.join(import.meta.dirname, '../src')));
-const rounds = Number(flag('--rounds', '100'));
-const callsOnly = args.includes('--calls');
-if (callsOnly) args.splice(args.indexOf('--calls'), 1);
+const { values: opts, positionals: args } = parseArgs({
+  options: { src: { type: 'string', default: path.join(import.meta.dirname, '../src') }, rounds: { type: 'string', default: '100' }, calls: { type: 'boolean', default: false } },
+  allowPositionals: true,
+});
+const src = path.resolve(opts.src);
+const rounds = Number(opts.rounds);
+const callsOnly = opts.calls;
 const [file] = args;
 if (!file) {
   console.error('usage: wal-pages.ts <file> [--rounds N] [--src dir]');

@@ -1,9 +1,10 @@
-/** The history line format of the SQLite store (src/store/sqlite/queries/history-line.ts). */
+/** The history line format both stores keep (src/store/history-line.ts), and the SQLite store's SQL for it. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { ErrorCodes } from '../../src/errors.ts';
-import { historyLine, historySql, parseHistory, stateCodeSql, STATE_CODES } from '../../src/store/sqlite/queries/history-line.ts';
+import { historyLine, parseHistory, stateCodeSql, STATE_CODES } from '../../src/store/history-line.ts';
+import { historySql } from '../../src/store/sqlite/queries/history-line.ts';
 import { TASK_STATES, type Transition } from '../../src/task.ts';
 
 const AT = Date.UTC(2026, 11, 6, 12);

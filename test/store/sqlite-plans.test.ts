@@ -13,7 +13,7 @@ import { createTaskId } from '../../src/ids.ts';
 import { GROUP_FILTER, PRUNE_EVENTS_SQL, RECENT_EVENTS_SQL } from '../../src/store/sqlite/queries/claim-gated.ts';
 import { leaseManySql } from '../../src/store/sqlite/queries/claim.ts';
 import { CLAIM_COLUMNS, NEXT_LEVEL, TOP_LEVEL, dueOfName } from '../../src/store/sqlite/queries/claim-order.ts';
-import { historyLine } from '../../src/store/sqlite/queries/history-line.ts';
+import { historyLine } from '../../src/store/history-line.ts';
 import { appendHistorySql } from '../../src/store/sqlite/queries/record-transition.ts';
 import { ID_INDEX, succeedManySql } from '../../src/store/sqlite/queries/settle.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';

@@ -1,7 +1,7 @@
 /**
- * A task's history in its own row (`tasks.history`, schema version 4), in the SQLite store's line format
- * (src/store/sqlite/queries/history-line.ts): one line per transition, appended with `||` by the statement that
- * makes the transition.
+ * A task's history in its own row (`tasks.history`, schema version 4), in the line format both stores share
+ * (src/store/history-line.ts): one line per transition, appended with `||` by the statement that makes the
+ * transition.
  *
  *   <from><to><at>,<attempt>[|<JSON [reason, error]>]\n
  *
@@ -14,14 +14,9 @@
  * (`'a' || NULL` is NULL, and the column is NOT NULL).
  */
 import { TASK_STATES, type TaskState } from '../../task.ts';
-import { STATE_CODES, parseHistory } from '../sqlite/queries/history-line.ts';
+import { STATE_CODES, parseHistory, stateCodeSql } from '../history-line.ts';
 
 export { parseHistory };
-
-/** SQL: the one-character code of the state in `expr` (`-` for NULL). */
-export function stateCodeSql(expr: string): string {
-  return `CASE ${expr} ${TASK_STATES.map((s) => `WHEN '${s}' THEN '${STATE_CODES[s]}'`).join(' ')} ELSE '-' END`;
-}
 
 /** A SQL string literal. */
 function literal(text: string): string {

@@ -30,7 +30,7 @@
  * of capturing output. Stop processes running an older troupe on a file before it is upgraded.
  *
  * A task's history is part of its row (version 5): `tasks.history` holds one short line per transition
- * (queries/history-line.ts), appended by the statement that changes the state (see record-transition.ts). A
+ * (src/store/history-line.ts), appended by the statement that changes the state (see record-transition.ts). A
  * `transitions` table keyed by task cost a B-tree insert per transition at the task's place in its index: for the
  * old tasks a deep queue claims, a page in the middle of the index, often split, and one more page in every commit. Stop processes running an older troupe on a file before it is upgraded.
  *
@@ -43,7 +43,7 @@
 import type Database from 'better-sqlite3';
 import { TASK_STATES } from '../../task.ts';
 import type { Strategy } from '../store.ts';
-import { stateCodeSql } from './queries/history-line.ts';
+import { stateCodeSql } from '../history-line.ts';
 
 export interface Migration {
   version: number;
@@ -196,7 +196,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   {
     version: 5,
     description: "a task's history kept in its row: one line per transition in tasks.history",
-    // The lines (queries/history-line.ts) in seq order; an error stored as JSON text goes in as the object it encodes.
+    // The lines (src/store/history-line.ts) in seq order; an error stored as JSON text goes in as the object it encodes.
     sql: `
       ALTER TABLE tasks ADD COLUMN history TEXT NOT NULL DEFAULT '';
       UPDATE tasks SET history = (

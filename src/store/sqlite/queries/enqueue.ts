@@ -12,7 +12,7 @@ import { DEBOUNCED_REASON, debounceRunAt, throttleSince } from '../../../dedup.t
 import { FLOW_WAITING_RUN_AT, type DedupSpec, type NewTask, type TaskState } from '../../../task.ts';
 import type { EnqueueResult } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
-import { historyLine } from './history-line.ts';
+import { historyLine } from '../../history-line.ts';
 import type { TransitionWriter } from './record-transition.ts';
 import { TASK_ROOM, rowPiece, statementsByRows, toJson } from './rows.ts';
 

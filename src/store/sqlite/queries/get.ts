@@ -1,7 +1,7 @@
 /** get and history: one task by id, and its transitions in the order they were written (its row's history). */
 import type Database from 'better-sqlite3';
 import type { TaskRecord, Transition } from '../../../task.ts';
-import { parseHistory } from './history-line.ts';
+import { parseHistory } from '../../history-line.ts';
 import { TASK_COLUMNS, toTaskRecord, type TaskRow } from './rows.ts';
 
 /** Why: the two point reads every inspector (API, REPL, handle) makes. */

@@ -1,46 +1,9 @@
 /**
- * The text of a task's history in the SQLite store (`tasks.history`, schema version 5): one line per transition,
- * each ended by a newline so that a transition is appended with `||`:
- *
- *   <from><to><at>,<attempt>[|<JSON [reason, error]>]
- *
- * `from` and `to` are one character each (STATE_CODES; `-` for the first line's missing `from`), `at` and
- * `attempt` decimal integers; the JSON part is there only when the transition has a reason or an error (JSON text
- * never holds a raw newline). `qr1767225600000,1` is a task started at that time, first attempt. Lines are kept
- * short because every claim and success appends one to a row: a JSON array per line made rows a fifth larger.
+ * The SQLite store's SQL for history lines (the format: src/store/history-line.ts), for the statements that append
+ * a transition's line themselves.
  */
-import { ErrorCodes, TroupeError, type SerializedError } from '../../../errors.ts';
-import { TASK_STATES, type TaskState, type Transition } from '../../../task.ts';
-
-/** One character per state; stored in files, so never change one. */
-export const STATE_CODES: Readonly<Record<TaskState, string>> = Object.freeze({
-  scheduled: 's',
-  queued: 'q',
-  running: 'r',
-  retrying: 'y',
-  succeeded: 'd',
-  failed: 'f',
-  cancelled: 'c',
-  timed_out: 't',
-});
-const NONE = '-';
-const STATE_OF = new Map<string, TaskState>(TASK_STATES.map((s) => [STATE_CODES[s], s]));
-
-const code = (state: TaskState | null): string => (state === null ? NONE : STATE_CODES[state]);
-
-/** What a transition says besides its task. */
-export type TransitionFields = [from: TaskState | null, to: TaskState, at: number, attempt: number, reason?: string, error?: SerializedError];
-
-/** One line, as `record` appends it. */
-export function historyLine(...[from, to, at, attempt, reason, error]: TransitionFields): string {
-  const extra = reason === undefined && error === undefined ? '' : `|${JSON.stringify([reason ?? null, error ?? null])}`;
-  return `${code(from)}${code(to)}${at},${attempt}${extra}\n`;
-}
-
-/** SQL: the code of the state in `expr` (a column or parameter holding a state name; NULL gives `-`). */
-export function stateCodeSql(expr: string): string {
-  return `CASE ${expr} ${TASK_STATES.map((s) => `WHEN '${s}' THEN '${STATE_CODES[s]}'`).join(' ')} ELSE '${NONE}' END`;
-}
+import type { TaskState } from '../../../task.ts';
+import { stateCode, stateCodeSql } from '../../history-line.ts';
 
 /**
  * SQL: one line without reason or error, for a statement that appends it itself. `from` is a state, or a SQL
@@ -48,47 +11,7 @@ export function stateCodeSql(expr: string): string {
  * as REAL, so both are cast: `1767225600000.0` is not the text `historyLine` writes.
  */
 export function historySql(from: TaskState | { sql: string }, to: TaskState, at: string, attempt: string, reason?: string): string {
-  const codes = typeof from === 'string' ? `'${code(from)}${code(to)}'` : `${stateCodeSql(from.sql)} || '${code(to)}'`;
+  const codes = typeof from === 'string' ? `'${stateCode(from)}${stateCode(to)}'` : `${stateCodeSql(from.sql)} || '${stateCode(to)}'`;
   const extra = reason === undefined ? '' : ` || '|${JSON.stringify([reason, null])}'`;
   return `${codes} || CAST(${at} AS INTEGER) || ',' || CAST(${attempt} AS INTEGER)${extra} || char(10)`;
-}
-
-/** Why: the history column back as transitions, oldest first; a line that is not one is a corrupt file. */
-export function parseHistory(taskId: string, history: string): Transition[] {
-  const out: Transition[] = [];
-  let start = 0;
-  while (start < history.length) {
-    let end = history.indexOf('\n', start);
-    if (end < 0) end = history.length;
-    out.push(parseLine(taskId, history.slice(start, end)));
-    start = end + 1;
-  }
-  return out;
-}
-
-function parseLine(taskId: string, line: string): Transition {
-  const from = line[0] === NONE ? null : STATE_OF.get(line[0] ?? '');
-  const to = STATE_OF.get(line[1] ?? '');
-  const bar = line.indexOf('|');
-  const head = bar < 0 ? line.slice(2) : line.slice(2, bar);
-  const comma = head.indexOf(',');
-  const at = Number(head.slice(0, comma));
-  const attempt = Number(head.slice(comma + 1));
-  const notALine = (): TroupeError =>
-    new TroupeError(ErrorCodes.STORE_CORRUPT, `The history of task ${taskId} holds a line that is not a transition: ${JSON.stringify(line.slice(0, 80))}`);
-  if (from === undefined || to === undefined || comma < 1 || !Number.isSafeInteger(at) || !Number.isSafeInteger(attempt)) throw notALine();
-  const t: Transition = { taskId, from, to, at, attempt };
-  if (bar >= 0) {
-    let extra: unknown;
-    try {
-      extra = JSON.parse(line.slice(bar + 1));
-    } catch {
-      throw notALine();
-    }
-    if (!Array.isArray(extra) || extra.length !== 2) throw notALine();
-    const [reason, error] = extra as [string | null, SerializedError | null];
-    if (reason !== null) t.reason = reason;
-    if (error !== null) t.error = error;
-  }
-  return t;
 }

@@ -10,7 +10,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { TaskState } from '../../../task.ts';
-import { historyLine, type TransitionFields } from './history-line.ts';
+import { historyLine, type TransitionFields } from '../../history-line.ts';
 import { ID_INDEX, rowPiece, statementsByRows } from './rows.ts';
 
 export type RecordTransition = (taskId: string, ...fields: TransitionFields) => void;
