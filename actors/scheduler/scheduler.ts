@@ -347,7 +347,7 @@ export class Scheduler implements Actor<TroupeMessage> {
   #mayClaimBeside(demand: SchedulerDemand | undefined): boolean {
     if (demand === undefined || this.#claims >= (this.#d.claimsInFlight ?? 1)) return false;
     if (demand.slots - this.#claimingSlots < Math.ceil(this.#d.claimBatch / 2)) return false;
-    if (hasKeys(demand.perName) || this.#pausedGroups.size > 0) return false;
+    if (hasKeys(demand.perName)) return false;
     const limits = this.#d.limits?.();
     return limits === undefined || (!hasKeys(limits.groupLimits) && !hasKeys(limits.rateLimits));
   }
