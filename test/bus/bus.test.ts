@@ -197,7 +197,14 @@ describe('BusProbe', () => {
     const { bus } = makeBus();
     const probe = new BusProbe(bus);
     bus.publish('a', { type: 'pong', n: 1 });
-    await assert.rejects(probe.next('ping', { timeout: 10 }), /no `ping` within 10 ms \(seen: pong\)/);
+    // The probe's safety timer is unref'd (a forgotten probe must not hold a process open): something has to keep
+    // the event loop alive until it fires, or the runner finds the loop empty and cancels the test.
+    const hold = setInterval(() => {}, 1000);
+    try {
+      await assert.rejects(probe.next('ping', { timeout: 10 }), /no `ping` within 10 ms \(seen: pong\)/);
+    } finally {
+      clearInterval(hold);
+    }
     const pending = probe.next('ping');
     probe.dispose();
     await assert.rejects(pending, /disposed/);
