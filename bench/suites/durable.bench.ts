@@ -14,9 +14,10 @@
  * Tasks are enqueued with each system's bulk API in batches of 500 while the worker already runs. The child
  * reports tasks/s, the enqueue time and its peak RSS; the parent drops the namespace. Runs are interleaved (for
  * each pass, for each concurrency, every system in turn) so the ratios of one concurrency come from neighbouring
- * minutes of this shared machine.
+ * minutes of this shared machine. Three passes by default, and each row is the median of its passes: one pass of
+ * each system read a ratio anywhere in 1.7–2.8× on the same code a few minutes apart.
  *
- * Run: `npm run bench -- --scope durable [--tasks 10000] [--concurrency 1,8,32] [--passes 1] [--filter regex]`.
+ * Run: `npm run bench -- --scope durable [--tasks 10000] [--concurrency 1,8,32] [--passes 3] [--filter regex]`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -37,7 +38,7 @@ export interface DurableOptions {
   tasks?: number;
   /** @default [1, 8, 32] */
   concurrency?: readonly number[];
-  /** @default 1 */
+  /** Interleaved passes; each row is the median of its passes. @default 3 */
   passes?: number;
   /** Keeps a system when its key or label matches. @default every system */
   match?: (text: string) => boolean;
@@ -77,7 +78,7 @@ interface Variant {
  * `durable/c<n>/<system>-analyzed`, plus what was skipped.
  */
 export async function runDurable(options: DurableOptions): Promise<{ rows: Row[]; skipped: string[]; info: Record<string, unknown> }> {
-  const { tasks = 10_000, concurrency = [1, 8, 32], passes = 1, match = () => true, peers } = options;
+  const { tasks = 10_000, concurrency = [1, 8, 32], passes = 3, match = () => true, peers } = options;
   const skipped: string[] = [];
   const systems = DURABLE_SYSTEMS.filter((s) => match(s) || match(LABELS[s])).filter((s) => {
     const need = NEEDS[s];
