@@ -23,10 +23,7 @@ export interface ThreadTimer {
   readonly at: number;
   /** `Date.now()` reads `at` or later: fire. Called once, after the timer was taken off the thread. */
   due(): void;
-  /**
-   * The thread woke the main thread ahead of the tick to `at` (on purpose, by a fraction of a millisecond), or
-   * cannot serve it any more (it failed): wait on the main thread from here on.
-   */
+  /** The thread cannot serve it any more (it failed or was ended): wait on the main thread from here on. */
   orphaned(): void;
 }
 
@@ -187,10 +184,24 @@ export class TimerThread {
     // Woken ahead of the tick (on purpose, see LEAD_MS): those wait the rest on the main thread.
     let early = 0;
     while (early < this.#timers.length && this.#timers[early]!.at <= at) early++;
-    const orphans = this.#timers.splice(0, early);
+    const ahead = this.#timers.splice(0, early);
     this.#publish(true);
     for (const timer of due) callBack(() => timer.due());
-    for (const timer of orphans) callBack(() => timer.orphaned());
+    if (ahead.length > 0) this.#waitOut(ahead);
+  }
+
+  /**
+   * The timers the thread woke the main thread for ahead of their tick wait for it here, together: one read of
+   * `Date.now()` per loop turn decides for all of them, so timers due at the same time fire in the order they were
+   * armed. (Each polling on its own, a tick between two of their reads let the later one fire first.) The turns go
+   * by `setImmediate`, unref'd: each timer's own backstop keeps the process alive if it should.
+   */
+  #waitOut(timers: ThreadTimer[]): void {
+    const now = Date.now();
+    let n = 0;
+    while (n < timers.length && timers[n]!.at <= now) n++;
+    for (const timer of timers.splice(0, n)) callBack(() => timer.due());
+    if (timers.length > 0) setImmediate(() => this.#waitOut(timers)).unref();
   }
 
   #fail(): void {
