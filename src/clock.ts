@@ -149,6 +149,11 @@ class PreciseTimer implements TimerHandle, ThreadTimer {
     this.#clearTimers();
     this.#step();
   }
+  /** Called by the thread (already disarmed there): `due` follows within the millisecond; the backstop can go. */
+  ahead(): void {
+    this.#onThread = false;
+    this.#clearTimers();
+  }
   /** Called by the thread (already disarmed there): it cannot serve this timer. */
   orphaned(): void {
     this.#onThread = false;

@@ -25,6 +25,8 @@ export interface ThreadTimer {
   due(): void;
   /** The thread cannot serve it any more (it failed or was ended): wait on the main thread from here on. */
   orphaned(): void;
+  /** Taken off the thread ahead of its tick: the main thread calls `due` once `Date.now()` reads `at`. */
+  ahead(): void;
 }
 
 /**
@@ -187,6 +189,7 @@ export class TimerThread {
     const ahead = this.#timers.splice(0, early);
     this.#publish(true);
     for (const timer of due) callBack(() => timer.due());
+    for (const timer of ahead) callBack(() => timer.ahead());
     if (ahead.length > 0) this.#waitOut(ahead);
   }
 
@@ -194,14 +197,16 @@ export class TimerThread {
    * The timers the thread woke the main thread for ahead of their tick wait for it here, together: one read of
    * `Date.now()` per loop turn decides for all of them, so timers due at the same time fire in the order they were
    * armed. (Each polling on its own, a tick between two of their reads let the later one fire first.) The turns go
-   * by `setImmediate`, unref'd: each timer's own backstop keeps the process alive if it should.
+   * by `setImmediate`, kept ref'd: an unref'd immediate does not stop the event loop from sleeping in its poll
+   * phase until the next timer, here the backstop 2 ms later. That holds the process for at most the rest of the
+   * millisecond.
    */
   #waitOut(timers: ThreadTimer[]): void {
     const now = Date.now();
     let n = 0;
     while (n < timers.length && timers[n]!.at <= now) n++;
     for (const timer of timers.splice(0, n)) callBack(() => timer.due());
-    if (timers.length > 0) setImmediate(() => this.#waitOut(timers)).unref();
+    if (timers.length > 0) setImmediate(() => this.#waitOut(timers));
   }
 
   #fail(): void {

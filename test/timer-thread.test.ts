@@ -86,7 +86,7 @@ describe('TimerThread', () => {
     const fired = firedAt(at, thread);
     assert.equal(await thread.started(), 'failed');
     assert.ok((await fired) >= at);
-    assert.equal(thread.add({ at, due() {}, orphaned() {} }), false, 'a failed thread takes no timers');
+    assert.equal(thread.add({ at, due() {}, orphaned() {}, ahead() {} }), false, 'a failed thread takes no timers');
     assert.ok((await firedAt(Date.now() + 5, thread)) > 0);
   });
 
