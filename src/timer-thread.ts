@@ -23,7 +23,10 @@ export interface ThreadTimer {
   readonly at: number;
   /** `Date.now()` reads `at` or later: fire. Called once, after the timer was taken off the thread. */
   due(): void;
-  /** The thread cannot serve it any more (it failed or was ended): wait on the main thread from here on. */
+  /**
+   * The thread cannot serve it any more (it failed or was ended), or the wall clock was set back while it waited
+   * for its tick: wait on the main thread from here on.
+   */
   orphaned(): void;
   /** Taken off the thread ahead of its tick: the main thread calls `due` once `Date.now()` reads `at`. */
   ahead(): void;
@@ -206,7 +209,10 @@ export class TimerThread {
     let n = 0;
     while (n < timers.length && timers[n]!.at <= now) n++;
     for (const timer of timers.splice(0, n)) callBack(() => timer.due());
-    if (timers.length > 0) setImmediate(() => this.#waitOut(timers));
+    if (timers.length === 0) return;
+    // Not due by the next tick: the wall clock was set back. Each waits on its own again, on a plain timer.
+    if (timers[0]!.at - now > 1) for (const timer of timers) callBack(() => timer.orphaned());
+    else setImmediate(() => this.#waitOut(timers));
   }
 
   #fail(): void {
