@@ -438,7 +438,7 @@ export class Executor implements Actor<TroupeMessage> {
       this.#adaptiveOf(def).onStart();
       run.t0 = performance.now();
     }
-    if (this.#d.telemetry) run.span = this.#d.telemetry.startRun({ id: task.id, name: task.name, attempt: task.attempts, ...(task.options?.trace ? { trace: task.options.trace } : {}) });
+    if (this.#d.telemetry) run.span = this.#d.telemetry.startRun(task);
     run.armTimeout(task.options?.timeoutMs ?? def.timeoutMs);
     run.def = def;
     if (def.kind === 'handler') {
