@@ -111,6 +111,23 @@ export function readRun(wire: WireRun): WireJob[] {
  */
 export type WireReplies = unknown[];
 
+/**
+ * What a run's reply carries: its WireReplies, or for the usual run of an idle pool (one job that succeeded with
+ * no side messages, and a result that is not an array) the bare result. Why: the array is one more object to
+ * clone on the worker and to rebuild on the main thread, ≈0.4 µs of every idle run's round trip here.
+ */
+export type WireReply = WireReplies | unknown;
+
+/** The reply of a run whose replies are `out` (worker side): see {@link WireReply}. */
+export function packReply(out: WireReplies): WireReply {
+  return out.length === 2 && out[0] === replyTag(ReplyKinds.ok, 0) && !Array.isArray(out[1]) ? out[1] : out;
+}
+
+/** True when a reply is a bare result (the run's one job succeeded with no side messages). */
+export function isBareReply(reply: WireReply): boolean {
+  return !Array.isArray(reply);
+}
+
 export const ReplyKinds = {
   /** value: the result. */
   ok: 0,

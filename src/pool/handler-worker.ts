@@ -14,8 +14,8 @@
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { ErrorCodes, TroupeError, deserializeError, invalidOption, serializeError } from '../errors.ts';
 import {
-  CELLS_PER_SLOT, ReplyKinds, SlotFlags, channelNames, readRun, replyKind, replyTag,
-  type DownMessage, type UpMessage, type WireJob, type WireReplies, type WireRun, type WorkerData,
+  CELLS_PER_SLOT, ReplyKinds, SlotFlags, channelNames, packReply, readRun, replyKind, replyTag,
+  type DownMessage, type UpMessage, type WireJob, type WireReplies, type WireReply, type WireRun, type WorkerData,
 } from './batcher.ts';
 import { RetireCheck } from './recycle.ts';
 import { isThenable } from '../thenable.ts';
@@ -160,7 +160,7 @@ interface RunState {
   starting: boolean;
   /** Settled jobs whose result is only in `out` so far. */
   unsent: number[];
-  resolve: ((out: WireReplies) => void) | undefined;
+  resolve: ((reply: WireReply) => void) | undefined;
 }
 
 /**
@@ -246,10 +246,11 @@ function skip(run: RunState, k: number): void {
 }
 
 /** Sends the run's reply (its last job settled); a thread over its recycling limits first asks to retire. */
-function reply(run: RunState): WireReplies {
+function reply(run: RunState): WireReply {
   retire?.afterRun();
-  run.resolve?.(run.out);
-  return run.out;
+  const packed = packReply(run.out);
+  run.resolve?.(packed);
+  return packed;
 }
 
 /** Whether a call may take a while: never timed, or slow on average. */
@@ -315,7 +316,7 @@ function start(run: RunState, k: number): void {
  * A synchronous handler that is fast on average but slow this time still holds back the results before it until
  * it returns. Fast batches (the throughput case) send nothing extra.
  */
-export default function runJobs(wire: WireRun): WireReplies | Promise<WireReplies> {
+export default function runJobs(wire: WireRun): WireReply | Promise<WireReply> {
   const jobs = readRun(wire);
   const run: RunState = { jobs, out: new Array(jobs.length * 2), remaining: jobs.length, starting: true, unsent: [], resolve: undefined };
   retire?.took(jobs.length);

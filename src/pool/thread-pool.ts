@@ -30,8 +30,8 @@ import { ErrorCodes, TroupeError, deserializeError, type SerializedError } from 
 import { lazyRequire } from '../lazy-require.ts';
 import { AbortWatch, abortedSignalOf } from './abort-watch.ts';
 import {
-  ReplyKinds, RunWriter, SlotFlags, SlotTable, channelNames, encodeReason, replyKind, replySideMessages, resolveBatchSize, singleRun,
-  type DownMessage, type UpMessage, type WireReplies, type WireRun, type WorkerData,
+  ReplyKinds, RunWriter, SlotFlags, SlotTable, channelNames, encodeReason, isBareReply, replyKind, replySideMessages, replyTag, resolveBatchSize, singleRun,
+  type DownMessage, type UpMessage, type WireReplies, type WireReply, type WireRun, type WorkerData,
 } from './batcher.ts';
 import { Verdicts, judgeFailedRun } from './crash-verdict.ts';
 import { RetireBoard, recyclingOn, type RecycleOptions } from './recycle.ts';
@@ -450,7 +450,7 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
     this.#runs++;
     this.#dispatched++;
     this.#piscina.run(writer === undefined ? wire! : writer.finish()).then(
-      (replies: WireReplies) => this.#onRunDone(run, replies),
+      (reply: WireReply) => this.#onRunDone(run, reply),
       (error: unknown) => this.#onRunFailed(run, error),
     );
   }
@@ -463,8 +463,11 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
     return flags;
   }
 
-  #onRunDone(run: Run, replies: WireReplies): void {
+  #onRunDone(run: Run, reply: WireReply): void {
     const { entries } = run;
+    // A bare result: the run's one job succeeded with no side messages (see WireReply).
+    const bare = isBareReply(reply);
+    const replies = reply as WireReplies;
     const retiring = this.#retiringThread(entries);
     if (retiring === undefined) this.#runs--;
     for (const e of entries) this.#releaseSlot(e);
@@ -475,6 +478,10 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k]!;
       if (e.state === EntryStates.settled) continue;
+      if (bare) {
+        this.#settleReply(e, replyTag(ReplyKinds.ok, 0), reply);
+        continue;
+      }
       const tag = replies[2 * k] as number;
       if (replyKind(tag) === ReplyKinds.early || e.received < replySideMessages(tag)) {
         e.replyTag = tag;

@@ -3,8 +3,28 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorCodes, TroupeError } from '../../src/errors.ts';
 import {
-  ReplyKinds, RunWriter, SlotFlags, SlotTable, encodeReason, readRun, replyKind, replySideMessages, replyTag, resolveBatchSize, singleRun,
+  ReplyKinds, RunWriter, SlotFlags, SlotTable, encodeReason, isBareReply, packReply, readRun, replyKind, replySideMessages, replyTag, resolveBatchSize, singleRun,
 } from '../../src/pool/batcher.ts';
+
+test('a lone job that succeeded with no side messages replies with its bare result, unless it is an array', () => {
+  const ok = replyTag(ReplyKinds.ok, 0);
+  for (const value of [0, 'x', null, undefined, { a: 1 }]) {
+    const reply = packReply([ok, value]);
+    assert.equal(reply, value);
+    assert.equal(isBareReply(reply), true);
+  }
+  const kept: unknown[][] = [
+    [ok, [1, 2]], // an array result: bare, it could not be told from replies
+    [replyTag(ReplyKinds.ok, 2), 'x'], // side messages: main must wait for them
+    [replyTag(ReplyKinds.error, 0), { name: 'Error', message: 'no' }],
+    [replyTag(ReplyKinds.skipped, 0), undefined],
+    [ok, 1, ok, 2], // two jobs
+  ];
+  for (const out of kept) {
+    assert.equal(packReply(out), out);
+    assert.equal(isBareReply(out), false);
+  }
+});
 
 test('a run round-trips through structured clone; handler URLs and names go once', () => {
   const writer = new RunWriter();

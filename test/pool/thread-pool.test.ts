@@ -80,6 +80,16 @@ describe('thread pool', () => {
     assert.deepEqual(await pool.run(job), { input: { hello: 'world' }, id: job.id, name: 'echo-ctx', attempt: 3, aborted: false });
   });
 
+  test('results of every shape come back as returned, bare or in the replies array', async () => {
+    // A lone job's plain result comes back bare, an array result in the replies array (see WireReply): both ways
+    // must give the handler's value, including arrays shaped like replies and an undefined result.
+    const values: unknown[] = [0, 7, 'text', null, undefined, { a: [1, 2] }, [], [0, 1], [0, undefined], [[0, 'x']], [1, { code: 'E' }]];
+    const echo = (value: unknown): HandlerJob => ({ ...makeJob('echo').job, input: value });
+    for (const value of values) assert.deepEqual(await pool.run(echo(value)), value, `result ${JSON.stringify(value)}`);
+    const batch = await Promise.all(values.map((value) => pool.run(echo(value))));
+    assert.deepEqual(batch, values);
+  });
+
   test('submit() hands the outcome to job.done, never synchronously: a result, an error, a refusal', async () => {
     const outcome = (c: JobControl): { sync: boolean; settled: Promise<[boolean, unknown]> } => {
       let returned = false;
