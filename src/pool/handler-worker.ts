@@ -14,7 +14,7 @@
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { ErrorCodes, TroupeError, deserializeError, invalidOption, serializeError } from '../errors.ts';
 import {
-  CELLS_PER_SLOT, ReplyKinds, SlotFlags, channelNames, packReply, readRun, replyKind, replyTag,
+  CELLS_PER_SLOT, ReplyKinds, SlotFlags, StringTableReader, channelNames, packReply, readRun, replyKind, replyTag,
   type DownMessage, type UpMessage, type WireJob, type WireReplies, type WireReply, type WireRun, type WorkerData,
 } from './batcher.ts';
 import { RetireCheck } from './recycle.ts';
@@ -36,6 +36,7 @@ const SLOW_CALL_MS = 1;
 
 const data = workerData as WorkerData;
 const cells = new Int32Array(data.cells);
+const strings = new StringTableReader(data.strings);
 const names = channelNames(data.channel);
 /** Recycling, when on: asks main to replace this thread once over its job count or heap limit. */
 const retire = data.recycle === undefined ? undefined : new RetireCheck(data.recycle, threadId);
@@ -317,7 +318,7 @@ function start(run: RunState, k: number): void {
  * it returns. Fast batches (the throughput case) send nothing extra.
  */
 export default function runJobs(wire: WireRun): WireReply | Promise<WireReply> {
-  const jobs = readRun(wire);
+  const jobs = readRun(wire, strings);
   const run: RunState = { jobs, out: new Array(jobs.length * 2), remaining: jobs.length, starting: true, unsent: [], resolve: undefined };
   retire?.took(jobs.length);
   for (let k = 0; k < jobs.length; k++) start(run, k);

@@ -30,7 +30,7 @@ import { ErrorCodes, TroupeError, deserializeError, type SerializedError } from 
 import { lazyRequire } from '../lazy-require.ts';
 import { AbortWatch, abortedSignalOf } from './abort-watch.ts';
 import {
-  ReplyKinds, RunWriter, SlotFlags, SlotTable, channelNames, encodeReason, isBareReply, replyKind, replySideMessages, replyTag, resolveBatchSize, singleRun,
+  ReplyKinds, RunWriter, SlotFlags, SlotTable, StringTable, channelNames, encodeReason, isBareReply, replyKind, replySideMessages, replyTag, resolveBatchSize, singleRun,
   type DownMessage, type UpMessage, type WireReplies, type WireReply, type WireRun, type WorkerData,
 } from './batcher.ts';
 import { Verdicts, judgeFailedRun } from './crash-verdict.ts';
@@ -189,6 +189,8 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
   readonly #maxBatch: number;
   readonly #maxQueue: number;
   readonly #slots: SlotTable;
+  /** Handler URLs and task names the workers read by number. */
+  readonly #strings = new StringTable();
   readonly #bySlot: (Entry | undefined)[] = [];
   /** Entries whose run came back before all their side messages did. */
   readonly #held = new Map<number, Entry>();
@@ -234,6 +236,7 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
     const workerData: WorkerData = {
       channel: prefix,
       cells: this.#slots.cells.buffer as SharedArrayBuffer,
+      strings: this.#strings.buffer,
       ...(this.#retire ? { recycle: this.#retire.data } : {}),
     };
     const { Piscina } = loadPiscina();
@@ -434,7 +437,7 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
   #dispatch(entries: Entry[]): void {
     const run: Run = { entries, hardStopped: false };
     // A job alone (every job of an idle pool) is packed without a writer.
-    const writer = entries.length === 1 ? undefined : new RunWriter();
+    const writer = entries.length === 1 ? undefined : new RunWriter(this.#strings);
     let wire: WireRun | undefined;
     for (const e of entries) {
       const slot = this.#slots.alloc();
@@ -444,7 +447,7 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
       e.state = EntryStates.sent;
       this.#bySlot[slot] = e;
       const { job } = e;
-      if (writer === undefined) wire = singleRun(slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt);
+      if (writer === undefined) wire = singleRun(this.#strings, slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt);
       else writer.add(slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt);
     }
     this.#runs++;

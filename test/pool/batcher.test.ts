@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorCodes, TroupeError } from '../../src/errors.ts';
 import {
-  ReplyKinds, RunWriter, SlotFlags, SlotTable, encodeReason, isBareReply, packReply, readRun, replyKind, replySideMessages, replyTag, resolveBatchSize, singleRun,
+  JOB_WIDTH, ReplyKinds, RunWriter, SlotFlags, SlotTable, StringTable, StringTableReader, encodeReason, isBareReply, packReply, readRun, replyKind, replySideMessages, replyTag, resolveBatchSize, singleRun,
 } from '../../src/pool/batcher.ts';
 
 test('a lone job that succeeded with no side messages replies with its bare result, unless it is an array', () => {
@@ -26,14 +26,16 @@ test('a lone job that succeeded with no side messages replies with its bare resu
   }
 });
 
-test('a run round-trips through structured clone; handler URLs and names go once', () => {
-  const writer = new RunWriter();
+test('a run round-trips through structured clone; handler URLs and names go as numbers of the string table', () => {
+  const table = new StringTable();
+  const writer = new RunWriter(table);
   writer.add(3, 10, 'file:///a.ts', { x: 1 }, 'id-1', 'alpha', 1);
   writer.add(4, 11, 'file:///a.ts', [2], 'id-2', 'alpha', 2);
   writer.add(5, 12, 'file:///b.ts', null, 'id-3', 'beta', 1);
   const wire = structuredClone(writer.finish());
-  assert.equal(wire.filter((cell) => cell === 'file:///a.ts').length, 1);
-  assert.deepEqual(readRun(wire), [
+  assert.equal(wire.length, 3 * JOB_WIDTH);
+  assert.equal(wire.filter((cell) => typeof cell === 'string' && cell.startsWith('file:')).length, 0, 'no handler URL on the wire');
+  assert.deepEqual(readRun(wire, new StringTableReader(table.buffer)), [
     { s: 3, q: 10, h: 'file:///a.ts', i: { x: 1 }, id: 'id-1', n: 'alpha', a: 1 },
     { s: 4, q: 11, h: 'file:///a.ts', i: [2], id: 'id-2', n: 'alpha', a: 2 },
     { s: 5, q: 12, h: 'file:///b.ts', i: null, id: 'id-3', n: 'beta', a: 1 },
@@ -41,11 +43,29 @@ test('a run round-trips through structured clone; handler URLs and names go once
 });
 
 test('a run of one job packed without a writer is the run a writer makes', () => {
-  const writer = new RunWriter();
+  const table = new StringTable();
+  const writer = new RunWriter(table);
   writer.add(7, 42, 'file:///c.ts', { y: [1, 2] }, 'id-9', 'gamma', 3);
-  const single = singleRun(7, 42, 'file:///c.ts', { y: [1, 2] }, 'id-9', 'gamma', 3);
+  const single = singleRun(table, 7, 42, 'file:///c.ts', { y: [1, 2] }, 'id-9', 'gamma', 3);
   assert.deepEqual(single, writer.finish());
-  assert.deepEqual(readRun(structuredClone(single)), [{ s: 7, q: 42, h: 'file:///c.ts', i: { y: [1, 2] }, id: 'id-9', n: 'gamma', a: 3 }]);
+  assert.deepEqual(readRun(structuredClone(single), new StringTableReader(table.buffer)), [{ s: 7, q: 42, h: 'file:///c.ts', i: { y: [1, 2] }, id: 'id-9', n: 'gamma', a: 3 }]);
+});
+
+test('the string table: numbers for known strings, UTF-8 intact, strings themselves once it is full', () => {
+  const table = new StringTable(3, 40);
+  const reader = new StringTableReader(structuredClone(table.buffer));
+  assert.equal(table.ref('file:///é/名前.ts'), 0);
+  assert.equal(table.ref('alpha'), 1);
+  assert.equal(table.ref('file:///é/名前.ts'), 0, 'the same number again');
+  // A reader made before an entry was written reads it later (same memory).
+  assert.equal(reader.read(0), 'file:///é/名前.ts');
+  assert.equal(reader.read(1), 'alpha');
+  assert.equal(table.ref('a string longer than the bytes left in the table'), 'a string longer than the bytes left in the table');
+  assert.equal(table.ref('b'), 2);
+  assert.equal(table.ref('c'), 'c', 'no entry left');
+  assert.equal(reader.read('c'), 'c');
+  assert.equal(reader.read(2), 'b');
+  assert.throws(() => reader.read(3), RangeError, 'an entry never written is an error, not an empty string');
 });
 
 test('a reply tag carries the outcome and the side-message count', () => {
