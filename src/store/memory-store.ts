@@ -94,6 +94,8 @@ interface Entry {
   bucket?: Bucket;
   /** Sequence number of the latest time the task became final (for retention); 0 once forgotten. */
   fin: number;
+  /** Index in its owner's running list while it runs, else -1. */
+  runIndex: number;
 }
 
 interface Item {
@@ -154,7 +156,12 @@ class MemoryStore implements Store, AsyncDisposable {
   #delayed = new Heap<Item>((a, b) => compareByTime(a.e.rec, b.e.rec));
   /** Delayed tasks moved to a bucket but not yet claimed (still `scheduled`/`retrying`). */
   #promoted = new Set<Entry>();
-  #running = new Map<string, Set<Entry>>();
+  /**
+   * Running tasks per owner, unordered (a task knows its index: it leaves by swapping with the last). Why not a
+   * Set: on an idle node each run adds one task and removes it, and a Set that empties rebuilds its table on
+   * every removal (V8 shrinks it), an allocation per run.
+   */
+  #running = new Map<string, Entry[]>();
   #counts = new StateCounts();
   #schedules = new Map<string, ScheduleRecord>();
   #meta = new Map<string, string>();
@@ -286,7 +293,7 @@ class MemoryStore implements Store, AsyncDisposable {
       finishedAt: undefined,
       children: undefined,
     };
-    const e: Entry = { rec, history: undefined, implied: 0, output: undefined, where: Where.none, gen: 0, bucket: undefined, fin: 0 };
+    const e: Entry = { rec, history: undefined, implied: 0, output: undefined, where: Where.none, gen: 0, bucket: undefined, fin: 0, runIndex: -1 };
     this.#tasks.set(t.id, e);
     if (t.key !== undefined) this.#byKey.set(t.key, e);
     if (t.dedup !== undefined) this.#dedup.set(pairKey(t.name, t.dedup.key), e);
@@ -387,8 +394,8 @@ class MemoryStore implements Store, AsyncDisposable {
   #loadCounts(gate: ClaimGate, names: readonly string[], now: number): void {
     const wanted = new Set(names);
     const running = new Map<string, Map<string, number>>();
-    for (const set of this.#running.values()) {
-      for (const e of set) {
+    for (const list of this.#running.values()) {
+      for (const e of list) {
         const { name, group } = e.rec;
         if (group === undefined || !wanted.has(name)) continue;
         let byGroup = running.get(name);
@@ -503,8 +510,8 @@ class MemoryStore implements Store, AsyncDisposable {
   async recoverExpired(now: number): Promise<TaskRecord[]> {
     this.#assertOpen();
     const expired: Entry[] = [];
-    for (const set of this.#running.values()) {
-      for (const e of set) if ((e.rec.leaseUntil ?? -Infinity) < now) expired.push(e);
+    for (const list of this.#running.values()) {
+      for (const e of list) if ((e.rec.leaseUntil ?? -Infinity) < now) expired.push(e);
     }
     expired.sort((a, b) => (a.rec.id < b.rec.id ? -1 : 1));
     const records = expired.map((e) => {
@@ -789,9 +796,9 @@ class MemoryStore implements Store, AsyncDisposable {
     rec.updatedAt = now;
     rec.progress = undefined;
     this.#record(e, 'queued', 'running', now, rec.attempts);
-    let set = this.#running.get(owner);
-    if (!set) this.#running.set(owner, (set = new Set()));
-    set.add(e);
+    let list = this.#running.get(owner);
+    if (!list) this.#running.set(owner, (list = []));
+    e.runIndex = list.push(e) - 1;
   }
 
   #pickOrdered(eligible: readonly NameQueue[], open?: (q: NameQueue, b: Bucket) => boolean): Bucket | undefined {
@@ -900,9 +907,17 @@ class MemoryStore implements Store, AsyncDisposable {
 
   #leaveRunning(e: Entry): void {
     const owner = e.rec.owner;
-    if (owner === undefined) return;
-    // An owner's set stays when it empties: on an idle node every run would otherwise drop it and make it again.
-    this.#running.get(owner)?.delete(e);
+    const index = e.runIndex;
+    if (owner === undefined || index < 0) return;
+    e.runIndex = -1;
+    // An owner's list stays when it empties: on an idle node every run would otherwise drop it and make it again.
+    const list = this.#running.get(owner);
+    if (list === undefined || list[index] !== e) return;
+    const last = list.pop()!;
+    if (last !== e) {
+      list[index] = last;
+      last.runIndex = index;
+    }
   }
 
   #setState(e: Entry, to: TaskState): void {

@@ -34,6 +34,35 @@ describe('memory store (smoke)', () => {
     assert.deepEqual((await store.history(a.id)).map((t) => t.to), ['queued', 'running', 'succeeded']);
   });
 
+  it('keeps each owner\'s running tasks right as they end in any order (heartbeats, lease recovery)', async () => {
+    const clock = new ManualClock();
+    await using store = createMemoryStore({ clock });
+    const tasks = Array.from({ length: 9 }, () => task(clock, { maxAttempts: 1 }));
+    await store.enqueue(tasks);
+    const a = await store.claim({ owner: 'a', limit: 6, leaseMs: 1000, now: clock.now() });
+    const b = await store.claim({ owner: 'b', limit: 3, leaseMs: 5000, now: clock.now() });
+    const running = { a: a.map((t) => t.id), b: b.map((t) => t.id) };
+    // Ends first, last and middle ones, and one given back to the queue and taken again by `b`.
+    for (const [owner, id] of [['a', running.a[0]!], ['a', running.a[5]!], ['b', running.b[1]!], ['a', running.a[2]!]] as const) {
+      assert.deepEqual(await store.settle([{ type: 'succeeded', id, owner, attempt: 1, at: clock.now(), result: null }]), [true]);
+      running[owner] = running[owner].filter((x) => x !== id);
+      assert.equal(await store.heartbeat('a', clock.now() + 1000), running.a.length);
+      assert.equal(await store.heartbeat('b', clock.now() + 5000), running.b.length);
+    }
+    const given = running.a[1]!;
+    assert.deepEqual(await store.settle([{ type: 'release', id: given, owner: 'a', attempt: 1, at: clock.now(), reason: 'shutdown' }]), [true]);
+    running.a = running.a.filter((x) => x !== given);
+    assert.deepEqual((await store.claim({ owner: 'b', limit: 1, leaseMs: 5000, now: clock.now() })).map((t) => t.id), [given]);
+    running.b.push(given);
+    assert.equal(await store.heartbeat('a', clock.now() + 1000), running.a.length);
+    assert.equal(await store.heartbeat('b', clock.now() + 5000), running.b.length);
+    await clock.advance(2000);
+    const expired = await store.recoverExpired(clock.now());
+    assert.deepEqual(expired.map((t) => t.id).sort(), [...running.a].sort(), 'exactly the tasks `a` still ran');
+    assert.equal(await store.heartbeat('a', clock.now() + 1000), 0);
+    assert.equal(await store.heartbeat('b', clock.now() + 5000), running.b.length);
+  });
+
   it('holds a delayed task until its time', async () => {
     const clock = new ManualClock();
     await using store = createMemoryStore({ clock });
