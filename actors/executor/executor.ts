@@ -528,9 +528,9 @@ export class Executor implements Actor<TroupeMessage> {
   #finish(run: TaskActor, def: ResolvedTask | undefined, error: unknown, permanent: boolean, result?: unknown): void {
     if (!this.#running.remove(run)) return;
     run.dispose();
-    const left = (this.#perName.get(run.name) ?? 1) - 1;
-    if (left <= 0) this.#perName.delete(run.name);
-    else this.#perName.set(run.name, left);
+    // A name's count stays at 0 rather than leaving the map: on an idle node every run would otherwise add and
+    // remove it (names are few: the registered ones).
+    this.#perName.set(run.name, Math.max(0, (this.#perName.get(run.name) ?? 1) - 1));
 
     const op = this.#decide(run, def, error, permanent, result);
     if (def?.adaptive) {
