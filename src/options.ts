@@ -110,7 +110,7 @@ export interface RuntimeOptions {
   logger?: Logger;
   /** Built-in maintenance tasks (`cleanup-runs`, `health-check`, …) are registered. @default true */
   maintenance?: boolean;
-  /** OpenTelemetry spans per run when `@opentelemetry/api` is installed. @default true */
+  /** OpenTelemetry spans per run when `@opentelemetry/api` is installed and an SDK is registered (see README). @default true */
   telemetry?: boolean;
 }
 
