@@ -40,7 +40,7 @@ export class TaskActor implements JobStops, CallbackJob {
   /** performance.now() at start, for adaptive concurrency (sub-millisecond durations). */
   t0 = 0;
   /** Its index in the executor's RunTable (−1 when not in one). */
-  slot = -1;
+  listIndex = -1;
   readonly id: TaskId;
   readonly name: string;
   readonly attempt: number;

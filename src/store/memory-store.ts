@@ -46,6 +46,7 @@ import {
   type WeightClass,
 } from './pick.ts';
 import { ClaimGate, hasEntries, limitedNames, needsGate, pairKey } from './claim-gate.ts';
+import { IndexedList } from '../indexed-list.ts';
 import { OutputRuns } from './output-runs.ts';
 import type {
   CancelResult,
@@ -95,7 +96,7 @@ interface Entry {
   /** Sequence number of the latest time the task became final (for retention); 0 once forgotten. */
   fin: number;
   /** Index in its owner's running list while it runs, else -1. */
-  runIndex: number;
+  listIndex: number;
 }
 
 interface Item {
@@ -156,12 +157,8 @@ class MemoryStore implements Store, AsyncDisposable {
   #delayed = new Heap<Item>((a, b) => compareByTime(a.e.rec, b.e.rec));
   /** Delayed tasks moved to a bucket but not yet claimed (still `scheduled`/`retrying`). */
   #promoted = new Set<Entry>();
-  /**
-   * Running tasks per owner, unordered (a task knows its index: it leaves by swapping with the last). Why not a
-   * Set: on an idle node each run adds one task and removes it, and a Set that empties rebuilds its table on
-   * every removal (V8 shrinks it), an allocation per run.
-   */
-  #running = new Map<string, Entry[]>();
+  /** Running tasks per owner (unordered; see IndexedList for why not a Set). */
+  #running = new Map<string, IndexedList<Entry>>();
   #counts = new StateCounts();
   #schedules = new Map<string, ScheduleRecord>();
   #meta = new Map<string, string>();
@@ -293,7 +290,7 @@ class MemoryStore implements Store, AsyncDisposable {
       finishedAt: undefined,
       children: undefined,
     };
-    const e: Entry = { rec, history: undefined, implied: 0, output: undefined, where: Where.none, gen: 0, bucket: undefined, fin: 0, runIndex: -1 };
+    const e: Entry = { rec, history: undefined, implied: 0, output: undefined, where: Where.none, gen: 0, bucket: undefined, fin: 0, listIndex: -1 };
     this.#tasks.set(t.id, e);
     if (t.key !== undefined) this.#byKey.set(t.key, e);
     if (t.dedup !== undefined) this.#dedup.set(pairKey(t.name, t.dedup.key), e);
@@ -395,7 +392,7 @@ class MemoryStore implements Store, AsyncDisposable {
     const wanted = new Set(names);
     const running = new Map<string, Map<string, number>>();
     for (const list of this.#running.values()) {
-      for (const e of list) {
+      for (const e of list.values()) {
         const { name, group } = e.rec;
         if (group === undefined || !wanted.has(name)) continue;
         let byGroup = running.get(name);
@@ -455,7 +452,7 @@ class MemoryStore implements Store, AsyncDisposable {
       }
       return n;
     }
-    for (const e of this.#running.get(owner) ?? []) {
+    for (const e of this.#running.get(owner)?.values() ?? []) {
       e.rec.leaseUntil = leaseUntil;
       n++;
     }
@@ -511,7 +508,7 @@ class MemoryStore implements Store, AsyncDisposable {
     this.#assertOpen();
     const expired: Entry[] = [];
     for (const list of this.#running.values()) {
-      for (const e of list) if ((e.rec.leaseUntil ?? -Infinity) < now) expired.push(e);
+      for (const e of list.values()) if ((e.rec.leaseUntil ?? -Infinity) < now) expired.push(e);
     }
     expired.sort((a, b) => (a.rec.id < b.rec.id ? -1 : 1));
     const records = expired.map((e) => {
@@ -797,8 +794,8 @@ class MemoryStore implements Store, AsyncDisposable {
     rec.progress = undefined;
     this.#record(e, 'queued', 'running', now, rec.attempts);
     let list = this.#running.get(owner);
-    if (!list) this.#running.set(owner, (list = []));
-    e.runIndex = list.push(e) - 1;
+    if (!list) this.#running.set(owner, (list = new IndexedList()));
+    list.add(e);
   }
 
   #pickOrdered(eligible: readonly NameQueue[], open?: (q: NameQueue, b: Bucket) => boolean): Bucket | undefined {
@@ -907,17 +904,9 @@ class MemoryStore implements Store, AsyncDisposable {
 
   #leaveRunning(e: Entry): void {
     const owner = e.rec.owner;
-    const index = e.runIndex;
-    if (owner === undefined || index < 0) return;
-    e.runIndex = -1;
+    if (owner === undefined) return;
     // An owner's list stays when it empties: on an idle node every run would otherwise drop it and make it again.
-    const list = this.#running.get(owner);
-    if (list === undefined || list[index] !== e) return;
-    const last = list.pop()!;
-    if (last !== e) {
-      list[index] = last;
-      last.runIndex = index;
-    }
+    this.#running.get(owner)?.remove(e);
   }
 
   #setState(e: Entry, to: TaskState): void {
