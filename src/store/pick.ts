@@ -124,24 +124,41 @@ export function createLeaseExpiredError(attempts: number): SerializedError {
   };
 }
 
-/** A binary min-heap under a comparator (smallest first). */
+/**
+ * A min-heap under a comparator (smallest first), with a fast lane for items pushed in order.
+ *
+ * Why: tasks mostly arrive in claim order (ids grow with time, priorities are mostly equal), and a binary heap
+ * sifts each of them through log₂ n levels on the way out: in a burst of 1000 runs on the memory store, the pops
+ * were ≈5 % of the main thread's time. An item not smaller than the last one of the lane joins the lane (an
+ * array read from its head, already sorted); any other goes into the binary heap; a pop takes the smaller of the
+ * two heads. Items pushed in order thus cost O(1) each way, and any order of pushes still pops in comparator order.
+ */
 export class Heap<T> {
   readonly #compare: Compare<T>;
+  /** The binary heap. */
   #items: T[] = [];
+  /** The lane: items in ascending order, from `#head` on. */
+  #lane: T[] = [];
+  #head = 0;
 
   constructor(compare: Compare<T>) {
     this.#compare = compare;
   }
 
   get size(): number {
-    return this.#items.length;
+    return this.#items.length + this.#lane.length - this.#head;
   }
 
   peek(): T | undefined {
-    return this.#items[0];
+    return this.#fromLane() ? this.#lane[this.#head] : this.#items[0];
   }
 
   push(item: T): void {
+    const lane = this.#lane;
+    if (this.#head === lane.length || this.#compare(item, lane[lane.length - 1]!) >= 0) {
+      lane.push(item);
+      return;
+    }
     const items = this.#items;
     items.push(item);
     let i = items.length - 1;
@@ -154,6 +171,19 @@ export class Heap<T> {
   }
 
   pop(): T | undefined {
+    if (this.#fromLane()) {
+      const lane = this.#lane;
+      const top = lane[this.#head]!;
+      lane[this.#head++] = undefined as T; // not kept alive by the array
+      if (this.#head === lane.length) {
+        lane.length = 0;
+        this.#head = 0;
+      } else if (this.#head >= 1024 && this.#head * 2 >= lane.length) {
+        this.#lane = lane.slice(this.#head);
+        this.#head = 0;
+      }
+      return top;
+    }
     const items = this.#items;
     const top = items[0];
     const last = items.pop();
@@ -168,11 +198,19 @@ export class Heap<T> {
   filter(keep: (item: T) => boolean): void {
     this.#items = this.#items.filter(keep);
     for (let i = (this.#items.length >> 1) - 1; i >= 0; i--) this.#siftDown(i);
+    this.#lane = this.#lane.slice(this.#head).filter(keep);
+    this.#head = 0;
   }
 
   /** Every item, in no particular order. */
   values(): readonly T[] {
-    return this.#items;
+    return this.#head === this.#lane.length ? this.#items : [...this.#items, ...this.#lane.slice(this.#head)];
+  }
+
+  /** Whether the next item to pop is the lane's head (the smaller head, the lane's on a tie). */
+  #fromLane(): boolean {
+    if (this.#head === this.#lane.length) return false;
+    return this.#items.length === 0 || this.#compare(this.#lane[this.#head]!, this.#items[0]!) <= 0;
   }
 
   #siftDown(start: number): void {

@@ -35,6 +35,46 @@ describe('pick', () => {
     assert.equal(heap.pop(), undefined);
   });
 
+  it('Heap pops in comparator order whatever the order of pushes and pops (in-order pushes take the lane)', () => {
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (const shape of ['ascending', 'descending', 'random', 'mostly ascending'] as const) {
+      const heap = new Heap<number>((x, y) => x - y);
+      const model: number[] = [];
+      let next = 0;
+      for (let step = 0; step < 3000; step++) {
+        if (rand() < 0.6) {
+          const v = shape === 'ascending' ? next++ : shape === 'descending' ? 10_000 - next++ : shape === 'random' ? Math.floor(rand() * 500) : next++ - (rand() < 0.1 ? 50 : 0);
+          heap.push(v);
+          model.push(v);
+        } else {
+          model.sort((x, y) => x - y);
+          assert.equal(heap.peek(), model[0], `${shape}: peek at step ${step}`);
+          assert.equal(heap.pop(), model.shift(), `${shape}: pop at step ${step}`);
+        }
+        assert.equal(heap.size, model.length);
+      }
+      assert.deepEqual([...heap.values()].sort((x, y) => x - y), [...model].sort((x, y) => x - y), `${shape}: values`);
+      heap.filter((v) => v % 3 !== 0);
+      const out: number[] = [];
+      while (heap.size > 0) out.push(heap.pop()!);
+      assert.deepEqual(out, model.filter((v) => v % 3 !== 0).sort((x, y) => x - y), `${shape}: after filter`);
+      assert.equal(heap.pop(), undefined);
+      assert.equal(heap.peek(), undefined);
+    }
+  });
+
+  it('Heap keeps order across the lane compacting itself (more than 1024 popped from a long lane)', () => {
+    const heap = new Heap<number>((x, y) => x - y);
+    for (let i = 0; i < 5000; i++) heap.push(i);
+    for (let i = 0; i < 3000; i++) assert.equal(heap.pop(), i);
+    heap.push(-1); // out of order: the binary heap
+    heap.push(10_000); // in order: the lane
+    const out: number[] = [];
+    while (heap.size > 0) out.push(heap.pop()!);
+    assert.deepEqual(out, [-1, ...Array.from({ length: 2000 }, (_, i) => 3000 + i), 10_000]);
+  });
+
   it('resolveStoreOptions applies defaults and rejects bad values by code', () => {
     const r = resolveStoreOptions();
     assert.deepEqual([r.strategy, r.maxOutputLines, r.random], ['fifo', 10_000, Math.random]);
