@@ -5,9 +5,12 @@
  * (all its threads; the printer is another process), the heap the flood left, the paced delays, and the GC pauses
  * that fell in the paced run (minor = scavenges, major = mark-compact).
  *
- * Run: `node --import tsx bench/line-delay.ts [passes]` (add `--trace-gc-nvp` to see what each scavenge
- * promoted). `TROUPE_ROOT=/path/to/checkout` measures another checkout with the same script.
+ * Run: `node --import tsx bench/line-delay.ts [passes] [memory|sqlite]` (add `--trace-gc-nvp` to see what each
+ * scavenge promoted). `sqlite` runs the runtime on a fresh SQLite file (WAL, NORMAL), as the streaming suite does. `TROUPE_ROOT=/path/to/checkout` measures another checkout with the same script.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 
 const root = process.env.TROUPE_ROOT ?? new URL('..', import.meta.url).pathname.replace(/\/$/, '');
@@ -15,6 +18,9 @@ const { createRuntime } = (await import(`${root}/src/runtime.ts`)) as typeof imp
 const { measureLines, printerTask } = (await import(`${root}/bench/lib/line-printer.ts`)) as typeof import('./lib/line-printer.ts');
 
 const passes = Number(process.argv[2] ?? 3);
+const storeKind = process.argv[3] ?? 'memory';
+if (storeKind !== 'memory' && storeKind !== 'sqlite') throw new Error(`store: memory or sqlite, not ${storeKind}`);
+const dir = mkdtempSync(path.join(os.tmpdir(), 'troupe-line-delay-'));
 const pauses = { minor: [] as number[], major: [] as number[] };
 const observer = new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
@@ -24,7 +30,7 @@ const observer = new PerformanceObserver((list) => {
   }
 });
 
-const rt = await createRuntime({ store: 'memory', maintenance: false, output: { maxLines: 2_000_000, maxBytes: '500MB' }, tasks: { printer: printerTask } });
+const rt = await createRuntime({ store: storeKind === 'memory' ? 'memory' : `sqlite:${path.join(dir, 'stream.db')}`, maintenance: false, output: { maxLines: 2_000_000, maxBytes: '500MB' }, tasks: { printer: printerTask } });
 try {
   await measureLines(rt, 1000, 0);
   for (let pass = 1; pass <= passes; pass++) {
@@ -49,4 +55,5 @@ try {
   }
 } finally {
   await rt.close();
+  rmSync(dir, { recursive: true, force: true });
 }
