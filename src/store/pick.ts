@@ -137,16 +137,20 @@ export class Heap<T> {
   readonly #compare: Compare<T>;
   /** The binary heap. */
   #items: T[] = [];
-  /** The lane: items in ascending order, from `#head` on. */
-  #lane: T[] = [];
+  /**
+   * The lane: items in ascending order, in `#lane[#head, #tail)`. Emptied by resetting the indexes, not the
+   * array's `length` (a runtime call in V8, as in the mailbox): an idle node empties it on every claim.
+   */
+  #lane: (T | undefined)[] = [];
   #head = 0;
+  #tail = 0;
 
   constructor(compare: Compare<T>) {
     this.#compare = compare;
   }
 
   get size(): number {
-    return this.#items.length + this.#lane.length - this.#head;
+    return this.#items.length + this.#tail - this.#head;
   }
 
   peek(): T | undefined {
@@ -155,8 +159,11 @@ export class Heap<T> {
 
   push(item: T): void {
     const lane = this.#lane;
-    if (this.#head === lane.length || this.#compare(item, lane[lane.length - 1]!) >= 0) {
-      lane.push(item);
+    const tail = this.#tail;
+    if (this.#head === tail || this.#compare(item, lane[tail - 1]!) >= 0) {
+      if (tail < lane.length) lane[tail] = item;
+      else lane.push(item);
+      this.#tail = tail + 1;
       return;
     }
     const items = this.#items;
@@ -174,12 +181,13 @@ export class Heap<T> {
     if (this.#fromLane()) {
       const lane = this.#lane;
       const top = lane[this.#head]!;
-      lane[this.#head++] = undefined as T; // not kept alive by the array
-      if (this.#head === lane.length) {
-        lane.length = 0;
+      lane[this.#head++] = undefined; // not kept alive by the array
+      if (this.#head === this.#tail) {
         this.#head = 0;
-      } else if (this.#head >= 1024 && this.#head * 2 >= lane.length) {
-        this.#lane = lane.slice(this.#head);
+        this.#tail = 0;
+      } else if (this.#head >= 1024 && this.#head * 2 >= this.#tail) {
+        this.#lane = lane.slice(this.#head, this.#tail);
+        this.#tail -= this.#head;
         this.#head = 0;
       }
       return top;
@@ -198,18 +206,19 @@ export class Heap<T> {
   filter(keep: (item: T) => boolean): void {
     this.#items = this.#items.filter(keep);
     for (let i = (this.#items.length >> 1) - 1; i >= 0; i--) this.#siftDown(i);
-    this.#lane = this.#lane.slice(this.#head).filter(keep);
+    this.#lane = this.#lane.slice(this.#head, this.#tail).filter((item) => keep(item!));
     this.#head = 0;
+    this.#tail = this.#lane.length;
   }
 
   /** Every item, in no particular order. */
   values(): readonly T[] {
-    return this.#head === this.#lane.length ? this.#items : [...this.#items, ...this.#lane.slice(this.#head)];
+    return this.#head === this.#tail ? this.#items : [...this.#items, ...(this.#lane.slice(this.#head, this.#tail) as T[])];
   }
 
   /** Whether the next item to pop is the lane's head (the smaller head, the lane's on a tie). */
   #fromLane(): boolean {
-    if (this.#head === this.#lane.length) return false;
+    if (this.#head === this.#tail) return false;
     return this.#items.length === 0 || this.#compare(this.#lane[this.#head]!, this.#items[0]!) <= 0;
   }
 

@@ -73,6 +73,13 @@ describe('pick', () => {
     const out: number[] = [];
     while (heap.size > 0) out.push(heap.pop()!);
     assert.deepEqual(out, [-1, ...Array.from({ length: 2000 }, (_, i) => 3000 + i), 10_000]);
+    // emptied, then filled again in its old slots
+    for (const v of [5, 6, 7]) heap.push(v);
+    assert.deepEqual([heap.pop(), heap.pop(), heap.pop(), heap.pop()], [5, 6, 7, undefined]);
+    for (const v of [2, 1, 3]) heap.push(v);
+    assert.equal(heap.size, 3);
+    assert.deepEqual([...heap.values()].sort(), [1, 2, 3]);
+    assert.deepEqual([heap.pop(), heap.pop(), heap.pop()], [1, 2, 3]);
   });
 
   it('resolveStoreOptions applies defaults and rejects bad values by code', () => {
