@@ -71,4 +71,12 @@ describe('postgres store: settle plans', { skip: PG_SKIP }, () => {
     assert.match(plan, /Index Scan|Bitmap Index Scan/);
     assert.doesNotMatch(plan, /Seq Scan on tasks/, plan);
   });
+
+  it('a settle reads its rows by primary key alone, never through the index of every running task', async () => {
+    // A plan that scans tasks_running reads every running task (and filters each by a linear `= ANY` of the
+    // ops' ids, or ANDs the whole index into a bitmap): it grows with the tasks running, not with the ops.
+    const plan = await planAfterGrowth(SETTLE_OPTIONS);
+    assert.match(plan, /tasks_pkey/, plan);
+    assert.doesNotMatch(plan, /tasks_running|BitmapAnd/, plan);
+  });
 });

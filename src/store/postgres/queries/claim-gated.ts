@@ -21,7 +21,7 @@ import type { ClaimRequest, Strategy } from '../../store.ts';
 import type { TaskRecord } from '../../../task.ts';
 import { rowToTask } from '../rows.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
-import { DUE, cache, startSql, type StartRow } from './claim.ts';
+import { DUE, DUE_BY_ID, cache, startSql, type StartRow } from './claim.ts';
 import type { Draws } from './claim-weighted.ts';
 
 /** The first int4 of the per-name claim locks ("trp2"); the second is `hashtext(schema:name)`. */
@@ -58,7 +58,7 @@ const oldestSql = (n: PgNames): string =>
 
 const startIdsSql = (n: PgNames): string =>
   cached(`${n.schema}|gated|start`, () =>
-    startSql(n, `c AS (SELECT id, state AS prev FROM ${n.tasks} WHERE id = ANY($5::text[]) AND ${DUE} LIMIT $2 FOR UPDATE)`, 'id'),
+    startSql(n, `c AS (SELECT t.id, t.state AS prev FROM ${n.tasks} AS t WHERE t.id = ANY($5::text[]) AND ${DUE_BY_ID} LIMIT $2 FOR UPDATE)`, 'id'),
   );
 
 interface Candidate {

@@ -19,7 +19,7 @@ import type { TaskRecord } from '../../../task.ts';
 import { compareByTime, pickWeightClass, type WeightClass } from '../../pick.ts';
 import { rowToTask } from '../rows.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
-import { DUE, cache, filterSql, startSql, type Filters, type StartRow } from './claim.ts';
+import { DUE_BY_ID, cache, filterSql, startSql, type Filters, type StartRow } from './claim.ts';
 
 /** The store's random source with one value of look-ahead that can be handed back unused. */
 export interface Draws {
@@ -126,7 +126,7 @@ function idsClaimSql(n: PgNames): string {
   let sql = cache.get(cacheKey);
   if (sql) return sql;
   const pick = `c AS (
-    SELECT id, state AS prev FROM ${n.tasks} WHERE id = ANY($5::text[]) AND ${DUE}
+    SELECT t.id, t.state AS prev FROM ${n.tasks} AS t WHERE t.id = ANY($5::text[]) AND ${DUE_BY_ID}
     LIMIT $2 FOR UPDATE SKIP LOCKED
   )`;
   sql = startSql(n, pick, 'id');

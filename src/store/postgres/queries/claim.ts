@@ -31,13 +31,16 @@ import type { ClaimRequest, Strategy } from '../../store.ts';
 import type { TaskRecord } from '../../../task.ts';
 import { lineSql } from '../history-line.ts';
 import { TASK_COLUMNS, rowToTask, type TaskRow } from '../rows.ts';
-import { run, type PgNames, type Queryable } from '../sql.ts';
+import { byIdState, run, type PgNames, type Queryable } from '../sql.ts';
 
 /**
  * Due: `queued`, or `scheduled`/`retrying` whose time has come (pick.ts). Written so that the planner walks the
  * strategy's partial index (predicate: the three claimable states) in order and filters, stopping at the limit.
  */
 export const DUE = `state IN ('queued', 'scheduled', 'retrying') AND (state = 'queued' OR run_at <= $1)`;
+
+/** `DUE` as a test of rows found by id (`id = ANY(…)`), which must not bring in a claim index (sql.ts `byIdState`). */
+export const DUE_BY_ID = `${byIdState('t')} IN ('queued', 'scheduled', 'retrying') AND (${byIdState('t')} = 'queued' OR t.run_at <= $1)`;
 
 const ORDER: Record<Strategy, string> = {
   fifo: 'run_at ASC, id ASC',
