@@ -58,7 +58,7 @@ const oldestSql = (n: PgNames): string =>
 
 const startIdsSql = (n: PgNames): string =>
   cached(`${n.schema}|gated|start`, () =>
-    startSql(n, `c AS (SELECT t.id, t.state AS prev FROM ${n.tasks} AS t WHERE t.id = ANY($5::text[]) AND ${DUE_BY_ID} LIMIT $2 FOR UPDATE)`, 'id'),
+    startSql(n, `c AS (SELECT t.id, t.state AS prev, t.ctid AS tid FROM ${n.tasks} AS t WHERE t.id = ANY($5::text[]) AND ${DUE_BY_ID} LIMIT $2 FOR UPDATE)`, 'id'),
   );
 
 interface Candidate {

@@ -71,7 +71,7 @@ function oneSql(n: PgNames, f: Filters): string {
       ) AS weight
       FROM total WHERE total.total > 0
     ), c AS (
-      SELECT id, state AS prev FROM ${n.tasks}
+      SELECT id, state AS prev, ctid AS tid FROM ${n.tasks}
       WHERE ${where} AND weight = (SELECT weight FROM drawn)
       ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
     )`;
@@ -126,7 +126,7 @@ function idsClaimSql(n: PgNames): string {
   let sql = cache.get(cacheKey);
   if (sql) return sql;
   const pick = `c AS (
-    SELECT t.id, t.state AS prev FROM ${n.tasks} AS t WHERE t.id = ANY($5::text[]) AND ${DUE_BY_ID}
+    SELECT t.id, t.state AS prev, t.ctid AS tid FROM ${n.tasks} AS t WHERE t.id = ANY($5::text[]) AND ${DUE_BY_ID}
     LIMIT $2 FOR UPDATE SKIP LOCKED
   )`;
   sql = startSql(n, pick, 'id');
