@@ -18,6 +18,7 @@
  * `process.cpuUsage()` of this process (all its threads).
  *
  * Options: --system troupe|graphile (default troupe), --tasks N (10000), --concurrency N (8), --rounds N (3),
+ * --claim-batch N (troupe's `claimBatch`; its default when absent),
  * --mode stream|drain, --analyze (ANALYZE the schema after the warm-up, as the durable suite's `…, ANALYZEd` rows), --url postgres://… (TROUPE_TEST_PG_URL or the local default).
  */
 import { readFileSync, readdirSync } from 'node:fs';
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     system: { type: 'string', default: 'troupe' },
     tasks: { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '8' },
+    'claim-batch': { type: 'string' },
     rounds: { type: 'string', default: '3' },
     mode: { type: 'string', default: 'stream' },
     analyze: { type: 'boolean', default: false },
@@ -38,6 +40,7 @@ const { values: args } = parseArgs({
 });
 const TASKS = Number(args.tasks);
 const CONCURRENCY = Number(args.concurrency);
+const CLAIM_BATCH = args['claim-batch'] === undefined ? undefined : Number(args['claim-batch']);
 const ROUNDS = Number(args.rounds);
 const WARMUP = 500;
 const BATCH = 500;
@@ -162,7 +165,13 @@ async function openTroupePg(schema: string, tag: string, onRun: () => void): Pro
   const { createRuntime } = await import('../src/runtime.ts');
   const { createPostgresStore } = await import('../src/store/postgres/postgres-store.ts');
   const store = createPostgresStore(URL_, { schema, strategy: 'priority', applicationName: tag });
-  const rt = await createRuntime({ store, concurrency: CONCURRENCY, maintenance: false, tasks: { noop: { run: () => (onRun(), null) } } });
+  const rt = await createRuntime({
+    store,
+    concurrency: CONCURRENCY,
+    ...(CLAIM_BATCH === undefined ? {} : { claimBatch: CLAIM_BATCH }),
+    maintenance: false,
+    tasks: { noop: { run: () => (onRun(), null) } },
+  });
   let done = 0;
   let waiter: { n: number; resolve: () => void } | undefined;
   rt.on('task.succeeded', () => {
