@@ -160,9 +160,11 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     version: 5,
     // An index already built that way (by hand, `CREATE INDEX CONCURRENTLY` and a rename) is kept.
     up: (n) => [
-      `DO $m$ BEGIN
-        IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = '${n.schema}' AND indexname = 'tasks_name'
-                       AND indexdef LIKE '%WHERE (state <> ''running''::text)') THEN
+      // The predicate is read for this one index only (pg_indexes would deparse every index of the database,
+      // some of them perhaps being dropped meanwhile by other sessions).
+      `DO $m$ DECLARE ix regclass := to_regclass('"${n.schema}".tasks_name'); BEGIN
+        IF ix IS NULL OR NOT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = ix
+                                       AND pg_get_expr(indpred, indrelid) = '(state <> ''running''::text)') THEN
           DROP INDEX IF EXISTS "${n.schema}".tasks_name;
           CREATE INDEX tasks_name ON ${n.tasks} (name, id) WHERE state <> 'running';
         END IF;
