@@ -5,9 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import type pg from 'pg';
+import pg from 'pg';
 import type { PoolClient } from 'pg';
 import { createTaskId } from '../../src/ids.ts';
+import { CLAIM_OPTIONS, withStartupOptions } from '../../src/store/postgres/connection-options.ts';
 import { LATEST_VERSION, MIGRATIONS, migrate } from '../../src/store/postgres/migrations.ts';
 import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { namedClaimSql } from '../../src/store/postgres/queries/claim.ts';
@@ -76,6 +77,38 @@ describe('postgres store: claim plan and upgrade', PG_SKIP ? { skip: PG_SKIP } :
       assert.ok(!types.some((t) => t === 'BitmapAnd' || t.startsWith('Bitmap Index Scan')), types.join(' / '));
       assert.ok(types.includes('Tid Scan'), types.join(' / '));
       assert.ok(!types.includes('Seq Scan'), types.join(' / '));
+    });
+  }
+
+  for (const [strategy, analysed] of [['priority', true], ['fifo', false]] as const) {
+    it(`${strategy}: the named claim's generic plan, made on an empty ${analysed ? 'analysed' : 'fresh'} table, still walks the name-leading index once it grew`, async () => {
+      const schema = schemas.next();
+      const s = store(schema, strategy);
+      await s.open();
+      const client = new pg.Client(withStartupOptions(PG_URL!, CLAIM_OPTIONS));
+      await client.connect();
+      try {
+        const settings = await client.query("SELECT current_setting('plan_cache_mode') AS plan, current_setting('enable_seqscan') AS seq, current_setting('enable_bitmapscan') AS bitmap");
+        assert.deepEqual(settings.rows[0], { plan: 'force_generic_plan', seq: 'off', bitmap: 'off' });
+        if (analysed) await client.query(`ANALYZE "${schema}".tasks`);
+        await client.query(`PREPARE named_claim(bigint, int, text, bigint, text[], int[]) AS ${namedClaimSql(createNames(schema), strategy)}`);
+        const now = Date.now();
+        const args = (limit: number): string => `EXECUTE named_claim(${now}, ${limit}, 'o', ${now + 60_000}, '{noop,other}', '{${limit},${limit}}')`;
+        assert.equal((await client.query(args(64))).rowCount, 0);
+        for (let b = 0; b < 6; b++) await s.enqueue(Array.from({ length: 500 }, (_, i) => newTask(i, now, { name: i % 3 ? 'noop' : 'other' })));
+        await client.query('BEGIN');
+        const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: Record<string, unknown> }] }>(`EXPLAIN (FORMAT JSON) ${args(64)}`);
+        const claimed = (await client.query(args(64))).rowCount;
+        await client.query('ROLLBACK');
+        const types = nodeTypes(rows[0]!['QUERY PLAN'][0].Plan);
+        const index = strategy === 'priority' ? 'tasks_due_name_priority' : 'tasks_due_name_time';
+        assert.ok(types.includes(`Index Scan on ${index}`), types.join(' / '));
+        assert.ok(types.includes('Tid Scan'), types.join(' / '));
+        assert.ok(!types.some((t) => t.startsWith('Seq Scan') || t.startsWith('Bitmap')), types.join(' / '));
+        assert.equal(claimed, 64);
+      } finally {
+        await client.end();
+      }
     });
   }
 

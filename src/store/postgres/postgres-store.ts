@@ -11,7 +11,8 @@
  *   notify `<schema>_flow`; `onChange` hears those from every node, and this node's debounced enqueues.
  * - Claims under group or rate limits, and enqueues with dedup modes or keyed flow parents, run in a transaction
  *   (queries/claim-gated.ts, queries/enqueue-features.ts); every other call keeps its single statement.
- * - Settles use two connections of their own, whose sessions keep generic plans (connection-options.ts).
+ * - Settles use two connections of their own, and claims with a name list two more, whose sessions keep generic
+ *   plans (connection-options.ts).
  * - A lost connection makes a call fail with STORE_UNAVAILABLE (the driver's error as cause); the pool replaces
  *   broken connections by itself, so the next call works once the server is back.
  *
@@ -39,7 +40,7 @@ import type {
   StoreOptions,
   Strategy,
 } from '../store.ts';
-import { SETTLE_OPTIONS, STARTUP_OPTIONS, withStartupOptions } from './connection-options.ts';
+import { CLAIM_OPTIONS, SETTLE_OPTIONS, STARTUP_OPTIONS, withStartupOptions } from './connection-options.ts';
 import { NotifyListener } from './listener.ts';
 import { migrate } from './migrations.ts';
 import { isConnectionError, toStoreError } from './pg-errors.ts';
@@ -72,7 +73,10 @@ export interface PostgresStoreOptions extends StoreOptions {
   clock?: Clock;
   /** Schema holding this store's tables; created if missing. @default 'troupe' */
   schema?: string;
-  /** Connections in the pool (the LISTEN connection and the two settle connections come on top). @default 10 */
+  /**
+   * Connections in the pool (the LISTEN connection, the two settle connections and the two claim connections come
+   * on top). @default 10
+   */
   poolSize?: number;
   /** Open the LISTEN connection for `onWake`/`onCancel`. @default true */
   listen?: boolean;
@@ -110,6 +114,9 @@ export interface PostgresStore extends Store, AsyncDisposable {
  * settle start while the previous one's connection is being handed back.
  */
 const SETTLE_POOL_SIZE = 2;
+
+/** Connections of the claim pool: the scheduler sends up to two claims side by side (its `claimsInFlight`). */
+const CLAIM_POOL_SIZE = 2;
 
 /** The driver, loaded when the first PostgreSQL store is created (see lazy-require.ts). */
 const loadPg = lazyRequire<typeof import('pg')>('pg');
@@ -159,6 +166,8 @@ class PgStore implements PostgresStore {
   readonly #pool: Pool;
   /** Connections for `settle` only, with generic plans (connection-options.ts `SETTLE_OPTIONS`). */
   readonly #settlePool: Pool;
+  /** Connections for the claim with a name list, with generic plans (connection-options.ts `CLAIM_OPTIONS`). */
+  readonly #claimPool: Pool;
   readonly #draws: Draws;
   #status: StoreStatus = StoreStatus.idle;
   #opening: Promise<void> | undefined;
@@ -194,6 +203,7 @@ class PgStore implements PostgresStore {
     };
     this.#pool = pool(STARTUP_OPTIONS, settings.poolSize);
     this.#settlePool = pool(SETTLE_OPTIONS, SETTLE_POOL_SIZE);
+    this.#claimPool = pool(CLAIM_OPTIONS, CLAIM_POOL_SIZE);
 
   }
 
@@ -279,7 +289,7 @@ class PgStore implements PostgresStore {
     let tasks: TaskRecord[];
     if (needsGate(request)) tasks = await this.#transaction('claim', (client) => claimGated(client, this.#n, strategy, this.#draws, request));
     else if (strategy === 'weighted-random') tasks = await this.#claimWeighted(request);
-    else tasks = await this.#use('claim', (db) => claim(db, this.#n, strategy, request));
+    else tasks = await this.#use('claim', (db) => claim(db, this.#n, strategy, request), request.names === undefined ? this.#pool : this.#claimPool);
     // Children are final by the time their parent is due: read outside the claim's statement.
     return tasks.some((t) => t.flow !== undefined) ? this.#use('claim', (db) => attachChildren(db, this.#n, tasks)) : tasks;
   }
@@ -397,7 +407,7 @@ class PgStore implements PostgresStore {
     } catch {
       // ending a dead connection can fail; the pool must still be ended
     }
-    for (const pool of [this.#pool, this.#settlePool]) {
+    for (const pool of [this.#pool, this.#settlePool, this.#claimPool]) {
       try {
         await pool.end();
       } catch {
