@@ -72,10 +72,30 @@ function fromJson<T>(text: string | null): T | undefined {
 
 /** Why: the one mapping from a tasks row to a TaskRecord, for every SQL store. */
 export function taskFromRow(row: TaskRow): TaskRecord {
+  return build(row, row.state as TaskState, row.updated_at, row.progress, row.started_at, row.owner, row.lease_until);
+}
+
+/** The columns a start sets to values its caller already has (the PostgreSQL claim does not send them back). */
+export type StartedRow = Omit<TaskRow, 'state' | 'progress' | 'started_at' | 'updated_at' | 'owner' | 'lease_until'>;
+
+/** A task a start returned: `running` since `now`, leased to `owner` until `leaseUntil`, no progress yet. */
+export function startedTaskFromRow(row: StartedRow, now: number, owner: string, leaseUntil: number): TaskRecord {
+  return build(row, 'running', now, null, now, owner, leaseUntil);
+}
+
+function build(
+  row: StartedRow,
+  state: TaskState,
+  updatedAt: number,
+  progress: string | null,
+  startedAt: number | null,
+  owner: string | null,
+  leaseUntil: number | null,
+): TaskRecord {
   const rec: TaskRecord = {
     id: row.id,
     name: row.name,
-    state: row.state as TaskState,
+    state,
     input: fromJson(row.input),
     priority: row.priority,
     weight: row.weight,
@@ -83,16 +103,16 @@ export function taskFromRow(row: TaskRow): TaskRecord {
     maxAttempts: row.max_attempts,
     createdAt: row.created_at,
     runAt: row.run_at,
-    updatedAt: row.updated_at,
+    updatedAt,
   };
   if (row.result !== null) rec.result = fromJson(row.result);
   if (row.error !== null) rec.error = fromJson<SerializedError>(row.error)!;
   if (row.key !== null) rec.key = row.key;
-  if (row.progress !== null) rec.progress = fromJson<Progress>(row.progress)!;
-  if (row.started_at !== null) rec.startedAt = row.started_at;
+  if (progress !== null) rec.progress = fromJson<Progress>(progress)!;
+  if (startedAt !== null) rec.startedAt = startedAt;
   if (row.finished_at !== null) rec.finishedAt = row.finished_at;
-  if (row.owner !== null) rec.owner = row.owner;
-  if (row.lease_until !== null) rec.leaseUntil = row.lease_until;
+  if (owner !== null) rec.owner = owner;
+  if (leaseUntil !== null) rec.leaseUntil = leaseUntil;
   if (row.schedule_id !== null) rec.scheduleId = row.schedule_id;
   if (row.options !== null) rec.options = fromJson<TaskRunOptions>(row.options)!;
   if (row.grp !== null) rec.group = row.grp;

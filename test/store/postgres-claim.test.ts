@@ -13,6 +13,7 @@ import { LATEST_VERSION, MIGRATIONS, migrate } from '../../src/store/postgres/mi
 import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { namedClaimSql } from '../../src/store/postgres/queries/claim.ts';
 import { createNames } from '../../src/store/postgres/sql.ts';
+import type { ClaimRequest } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
 import { PG_SKIP, PG_URL, trackSchemas, withAdmin } from '../helpers/pg.ts';
 
@@ -111,6 +112,31 @@ describe('postgres store: claim plan and upgrade', PG_SKIP ? { skip: PG_SKIP } :
       }
     });
   }
+
+  it('every claim path returns each started task as get reads it back (the columns a start sets are filled in)', async () => {
+    const now = Date.now();
+    const check = async (s: PostgresStore, request: Omit<ClaimRequest, 'owner' | 'leaseMs' | 'now' | 'limit'>, group?: string): Promise<void> => {
+      await s.enqueue(Array.from({ length: 3 }, (_, i) => newTask(i, now, { name: 'noop', ...(group === undefined ? {} : { group }) })));
+      const claimed = await s.claim({ owner: 'node-x', leaseMs: 4321, now: now + 5, limit: 2, ...request });
+      assert.equal(claimed.length, 2, JSON.stringify(request));
+      for (const c of claimed) {
+        assert.deepEqual(await s.get(c.id), c);
+        assert.deepEqual([c.state, c.owner, c.leaseUntil, c.startedAt, c.updatedAt, c.attempts], ['running', 'node-x', now + 5 + 4321, now + 5, now + 5, 1]);
+      }
+    };
+    const priority = store(schemas.next(), 'priority');
+    await priority.open();
+    await check(priority, { names: ['noop'] });
+    await check(priority, {});
+    await check(priority, { names: ['noop'], groupLimits: { noop: 5 } }, 'g1');
+    const weighted = createPostgresStore(PG_URL!, { schema: schemas.next(), strategy: 'weighted-random', listen: false, poolSize: 2 });
+    open.push(weighted);
+    await weighted.open();
+    await check(weighted, { names: ['noop'] });
+    // One task: the weighted claim's single-statement path.
+    const [one] = await weighted.claim({ owner: 'node-x', leaseMs: 4321, now: now + 5, limit: 1, names: ['noop'] });
+    assert.deepEqual(await weighted.get(one!.id), one);
+  });
 
   it('a claim does not wait for the WAL flush, and the setting ends with its transaction', async () => {
     const schema = schemas.next();

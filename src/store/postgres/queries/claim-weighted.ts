@@ -17,9 +17,8 @@
 import type { ClaimRequest } from '../../store.ts';
 import type { TaskRecord } from '../../../task.ts';
 import { compareByTime, pickWeightClass, type WeightClass } from '../../pick.ts';
-import { rowToTask } from '../rows.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
-import { DUE_BY_ID, cache, filterSql, startSql, type Filters, type StartRow } from './claim.ts';
+import { DUE_BY_ID, cache, filterSql, startSql, startedTask, type Filters, type StartRow } from './claim.ts';
 
 /** The store's random source with one value of look-ahead that can be handed back unused. */
 export interface Draws {
@@ -97,7 +96,7 @@ export async function claimWeightedOne(db: Queryable, n: PgNames, draws: Draws, 
     draws.putBack(r);
     return [];
   }
-  if (row.id !== null) return [rowToTask(row)];
+  if (row.id !== null) return [startedTask(row, request.now, request.owner, request.now + request.leaseMs)];
   return row.drawn === null ? [] : undefined;
 }
 
@@ -197,7 +196,7 @@ export async function claimWeighted(client: Queryable, n: PgNames, draws: Draws,
     request.now, limit, request.owner, request.now + request.leaseMs, chosen,
   ]);
   const position = new Map(chosen.map((id, i) => [id, i]));
-  return started.map(rowToTask).sort((a, b) => position.get(a.id)! - position.get(b.id)!);
+  return started.map((row) => startedTask(row, request.now, request.owner, request.now + request.leaseMs)).sort((a, b) => position.get(a.id)! - position.get(b.id)!);
 }
 
 function toKey(c: Candidate): { id: string; runAt: number; priority: number } {
