@@ -61,7 +61,7 @@ export function createNames(schema: string): PgNames {
 }
 
 /**
- * `state` written for a row test beside `id = ANY(…)`: `${byIdState('t')} = 'running'`.
+ * `state` of the tasks table aliased `t`, written for a row test beside `id = ANY(…)`: `${STATE_BY_ID} = 'running'`.
  *
  * Why: every partial index of the tasks table has a predicate on `state`, and a plain `state = 'running'` proves
  * the predicate of `tasks_running`. A generic plan (the settle connections', connection-options.ts) then ANDs a
@@ -72,9 +72,7 @@ export function createNames(schema: string): PgNames {
  * `COLLATE "C"` proves none, and only the primary key serves the statement; `=` on text gives the same answer
  * under every deterministic collation.
  */
-export function byIdState(alias: string): string {
-  return `${alias}.state COLLATE "C"`;
-}
+export const STATE_BY_ID = 't.state COLLATE "C"';
 
 /** Quotes a channel for LISTEN/UNLISTEN (channel names come from a validated schema name). */
 export function quoteChannel(channel: string): string {

@@ -19,8 +19,9 @@ import { ClaimGate } from '../../claim-gate.ts';
 import { pickWeightClass, type WeightClass } from '../../pick.ts';
 import type { ClaimRequest, Strategy } from '../../store.ts';
 import type { TaskRecord } from '../../../task.ts';
+import { startedTaskFromRow } from '../../task-row.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
-import { DUE, DUE_BY_ID, cache, startSql, startedTask, type StartRow } from './claim.ts';
+import { DUE, DUE_BY_ID, cache, startSql, type StartRow } from './claim.ts';
 import type { Draws } from './claim-weighted.ts';
 
 /** The first int4 of the per-name claim locks ("trp2"); the second is `hashtext(schema:name)`. */
@@ -119,7 +120,7 @@ export async function claimGated(
     if (ids.length === 0) return;
     const { rows } = await run<StartRow>(client, startIdsSql(n), [now, ids.length, request.owner, now + request.leaseMs, ids]);
     const position = new Map(ids.map((id, i) => [id, i]));
-    out.push(...rows.map((row) => startedTask(row, now, request.owner, now + request.leaseMs)).sort((a, b) => position.get(a.id)! - position.get(b.id)!));
+    out.push(...rows.map((row) => startedTaskFromRow(row, now, request.owner, now + request.leaseMs)).sort((a, b) => position.get(a.id)! - position.get(b.id)!));
   };
 
   if (strategy === 'weighted-random') {

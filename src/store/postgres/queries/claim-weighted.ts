@@ -16,9 +16,10 @@
  */
 import type { ClaimRequest } from '../../store.ts';
 import type { TaskRecord } from '../../../task.ts';
+import { startedTaskFromRow } from '../../task-row.ts';
 import { compareByTime, pickWeightClass, type WeightClass } from '../../pick.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
-import { DUE_BY_ID, cache, filterSql, startSql, startedTask, type Filters, type StartRow } from './claim.ts';
+import { DUE_BY_ID, cache, filterSql, startSql, type Filters, type StartRow } from './claim.ts';
 
 /** The store's random source with one value of look-ahead that can be handed back unused. */
 export interface Draws {
@@ -96,7 +97,7 @@ export async function claimWeightedOne(db: Queryable, n: PgNames, draws: Draws, 
     draws.putBack(r);
     return [];
   }
-  if (row.id !== null) return [startedTask(row, request.now, request.owner, request.now + request.leaseMs)];
+  if (row.id !== null) return [startedTaskFromRow(row, request.now, request.owner, request.now + request.leaseMs)];
   return row.drawn === null ? [] : undefined;
 }
 
@@ -196,7 +197,7 @@ export async function claimWeighted(client: Queryable, n: PgNames, draws: Draws,
     request.now, limit, request.owner, request.now + request.leaseMs, chosen,
   ]);
   const position = new Map(chosen.map((id, i) => [id, i]));
-  return started.map((row) => startedTask(row, request.now, request.owner, request.now + request.leaseMs)).sort((a, b) => position.get(a.id)! - position.get(b.id)!);
+  return started.map((row) => startedTaskFromRow(row, request.now, request.owner, request.now + request.leaseMs)).sort((a, b) => position.get(a.id)! - position.get(b.id)!);
 }
 
 function toKey(c: Candidate): { id: string; runAt: number; priority: number } {

@@ -40,7 +40,7 @@ import type { TaskRecord } from '../../../task.ts';
 import { lineSql } from '../history-line.ts';
 import { TASK_COLUMNS } from '../rows.ts';
 import { startedTaskFromRow, type StartedRow } from '../../task-row.ts';
-import { byIdState, run, type PgNames, type Queryable } from '../sql.ts';
+import { STATE_BY_ID, run, type PgNames, type Queryable } from '../sql.ts';
 
 /**
  * Due: `queued`, or `scheduled`/`retrying` whose time has come (pick.ts). Written so that the planner walks the
@@ -48,8 +48,8 @@ import { byIdState, run, type PgNames, type Queryable } from '../sql.ts';
  */
 export const DUE = `state IN ('queued', 'scheduled', 'retrying') AND (state = 'queued' OR run_at <= $1)`;
 
-/** `DUE` as a test of rows found by id (`id = ANY(…)`), which must not bring in a claim index (sql.ts `byIdState`). */
-export const DUE_BY_ID = `${byIdState('t')} IN ('queued', 'scheduled', 'retrying') AND (${byIdState('t')} = 'queued' OR t.run_at <= $1)`;
+/** `DUE` as a test of rows found by id (`id = ANY(…)`), which must not bring in a claim index (sql.ts `STATE_BY_ID`). */
+export const DUE_BY_ID = `${STATE_BY_ID} IN ('queued', 'scheduled', 'retrying') AND (${STATE_BY_ID} = 'queued' OR t.run_at <= $1)`;
 
 const ORDER: Record<Strategy, string> = {
   fifo: 'run_at ASC, id ASC',
@@ -202,8 +202,6 @@ const STARTED_COLUMNS = TASK_COLUMNS.split(', ')
 /** A started row: the task without the columns the start set, plus the state it was claimed from. */
 export type StartRow = StartedRow & { prev: string };
 
-/** The task a start returned, with what the start set (task-row.ts). */
-export const startedTask: (row: StartRow, now: number, owner: string, leaseUntil: number) => TaskRecord = startedTaskFromRow;
 
 /**
  * Why: the lease step of every node's dispatch loop; `SKIP LOCKED` keeps concurrent nodes from colliding.
@@ -218,7 +216,7 @@ export async function claim(
   const limit = Math.floor(request.limit);
   if (!(limit > 0)) return [];
   const leaseUntil = request.now + request.leaseMs;
-  const started = (row: StartRow): TaskRecord => startedTask(row, request.now, request.owner, leaseUntil);
+  const started = (row: StartRow): TaskRecord => startedTaskFromRow(row, request.now, request.owner, leaseUntil);
   const head: unknown[] = [request.now, limit, request.owner, leaseUntil];
   if (request.names !== undefined) {
     const { names, caps } = allowedNames(request, limit);

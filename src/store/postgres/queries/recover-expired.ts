@@ -8,7 +8,7 @@ import type { TaskRecord } from '../../../task.ts';
 import { createLeaseExpiredError } from '../../pick.ts';
 import { TASK_COLUMNS, rowToTask, type TaskRow } from '../rows.ts';
 import { lineSql } from '../history-line.ts';
-import { byIdState, run, type PgNames, type Queryable } from '../sql.ts';
+import { STATE_BY_ID, run, type PgNames, type Queryable } from '../sql.ts';
 
 function expiredSql(n: PgNames): string {
   return `
@@ -37,7 +37,7 @@ function recoverSql(n: PgNames): string {
           reason: { sql: `'lease expired'` },
           error: 'x.error',
         })}
-      FROM x WHERE t.id = x.id AND t.id = ANY(ARRAY(SELECT id FROM x)) AND ${byIdState('t')} = 'running'
+      FROM x WHERE t.id = x.id AND t.id = ANY(ARRAY(SELECT id FROM x)) AND ${STATE_BY_ID} = 'running'
       RETURNING ${TASK_COLUMNS}
     ), wake AS (
       SELECT pg_notify($3, '') FROM (SELECT 1 FROM u WHERE state = 'queued' LIMIT 1) AS requeued

@@ -14,13 +14,13 @@
  *   attempts = …`), so a late result never overwrites `cancelled` and a node whose lease was taken over cannot
  *   finish the task twice; it appends each transition to the row's history in the same statement.
  * - `t.id = ANY(ARRAY(SELECT id FROM o))` (redundant with the join) keeps the generic plan on primary-key
- *   lookups; without it the planner hashes every running row. The guard's `state` is written with `byIdState`
+ *   lookups; without it the planner hashes every running row. The guard's `state` is written as `STATE_BY_ID`
  *   (sql.ts) so that no partial index can join the primary key's lookups.
  * - A released task is claimable again, so the statement notifies the wake channel (delivered at commit).
  */
 import type { SettleOp } from '../../store.ts';
 import { lineSql } from '../history-line.ts';
-import { byIdState, run, toPgJson, type PgNames, type Queryable } from '../sql.ts';
+import { STATE_BY_ID, run, toPgJson, type PgNames, type Queryable } from '../sql.ts';
 import { appendOutput, type OutputOp } from './output-append.ts';
 
 type ProgressOp = Extract<SettleOp, { type: 'progress' }>;
@@ -65,7 +65,7 @@ export function progressSql(n: PgNames): string {
       ) AS raw ORDER BY id, i DESC
     )
     UPDATE ${n.tasks} AS t SET progress = o.progress, updated_at = o.at
-    FROM o WHERE t.id = o.id AND t.id = ANY(ARRAY(SELECT id FROM o)) AND ${byIdState('t')} = 'running'
+    FROM o WHERE t.id = o.id AND t.id = ANY(ARRAY(SELECT id FROM o)) AND ${STATE_BY_ID} = 'running'
     RETURNING t.id`;
 }
 
@@ -97,7 +97,7 @@ export function outcomeSql(n: PgNames): string {
         })}
       FROM o
       WHERE t.id = o.id AND t.id = ANY(ARRAY(SELECT id FROM o))
-        AND ${byIdState('t')} = 'running' AND t.owner = o.owner AND t.attempts = o.attempt
+        AND ${STATE_BY_ID} = 'running' AND t.owner = o.owner AND t.attempts = o.attempt
       RETURNING o.i, o.type
     ), wake AS (
       SELECT pg_notify($2, '') FROM (SELECT 1 FROM u WHERE type = 'release' LIMIT 1) AS released
