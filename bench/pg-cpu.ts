@@ -15,11 +15,14 @@
  * is this round's tag (the store's pool and listener; graphile-worker's pool through PGAPPNAME), read before and
  * after; a backend that appeared meanwhile counts whole. "all pg" adds every postgres process on the machine
  * (WAL writer, checkpointer, other clients): noisy when other work uses the server. Node CPU is
- * `process.cpuUsage()` of this process (all its threads).
+ * `process.cpuUsage()` of this process (all its threads). WAL is the bytes of WAL the whole server inserted meanwhile
+ * (`pg_current_wal_insert_lsn()`), per task.
  *
  * Options: --system troupe|graphile (default troupe), --tasks N (10000), --concurrency N (8), --rounds N (3),
  * --claim-batch N (troupe's `claimBatch`; its default when absent),
- * --mode stream|drain, --analyze (ANALYZE the schema after the warm-up, as the durable suite's `…, ANALYZEd` rows), --url postgres://… (TROUPE_TEST_PG_URL or the local default).
+ * --mode stream|drain, --analyze (ANALYZE the schema after the warm-up, as the durable suite's `…, ANALYZEd` rows),
+ * --wal (the WAL per task by record type, from pg_walinspect, which it creates in the database),
+ * --url postgres://… (TROUPE_TEST_PG_URL or the local default).
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -35,6 +38,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     mode: { type: 'string', default: 'stream' },
     analyze: { type: 'boolean', default: false },
+    wal: { type: 'boolean', default: false },
     url: { type: 'string', default: process.env.TROUPE_BENCH_PG_URL || process.env.TROUPE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test' },
   },
 });
@@ -80,6 +84,9 @@ interface Snapshot {
   backends: Map<number, number>;
   all: number;
   node: NodeJS.CpuUsage;
+  /** The server's WAL insert position, in bytes and as an LSN. */
+  wal: bigint;
+  lsn: string;
   at: number;
 }
 
@@ -87,10 +94,12 @@ async function snapshot(admin: pg.Client, tag: string): Promise<Snapshot> {
   const { rows } = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1', [`${tag}%`]);
   const backends = new Map<number, number>();
   for (const { pid } of rows) backends.set(pid, procCpuUs(pid) ?? 0);
-  return { backends, all: allPostgresCpuUs(), node: process.cpuUsage(), at: performance.now() };
+  const wal = await admin.query<{ lsn: string; at: string }>(`SELECT lsn::text, pg_wal_lsn_diff(lsn, '0/0')::text AS at FROM pg_current_wal_insert_lsn() AS lsn`);
+  const { lsn, at } = wal.rows[0]!;
+  return { backends, all: allPostgresCpuUs(), node: process.cpuUsage(), wal: BigInt(at.split('.')[0]!), lsn, at: performance.now() };
 }
 
-function diff(a: Snapshot, b: Snapshot, tasks: number): { wallMs: number; serverUs: number; allPgUs: number; nodeUs: number; backends: number } {
+function diff(a: Snapshot, b: Snapshot, tasks: number): { wallMs: number; serverUs: number; allPgUs: number; nodeUs: number; walBytes: number; backends: number } {
   let server = 0;
   for (const [pid, after] of b.backends) server += after - (a.backends.get(pid) ?? 0);
   const node = b.node.user + b.node.system - (a.node.user + a.node.system);
@@ -99,13 +108,34 @@ function diff(a: Snapshot, b: Snapshot, tasks: number): { wallMs: number; server
     serverUs: server / tasks,
     allPgUs: (b.all - a.all) / tasks,
     nodeUs: node / tasks,
+    walBytes: Number(b.wal - a.wal) / tasks,
     backends: b.backends.size,
   };
 }
 
+/**
+ * The WAL written between two snapshots by record type (pg_walinspect, PostgreSQL 15+), per task: how many
+ * records of each kind a task costs and their bytes. The whole server's WAL, like "all pg".
+ */
+async function walKinds(admin: pg.Client, a: Snapshot, b: Snapshot, tasks: number): Promise<string> {
+  // pg_walinspect reads flushed WAL only; the WAL writer flushes asynchronous commits within ≈200 ms.
+  for (let tries = 0; ; tries++) {
+    const { rows } = await admin.query<{ flushed: boolean }>('SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS flushed', [b.lsn]);
+    if (rows[0]!.flushed) break;
+    if (tries >= 50) throw new Error(`the WAL up to ${b.lsn} was not flushed within 5 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const { rows } = await admin.query<{ kind: string; count: string; bytes: string }>(
+    `SELECT "resource_manager/record_type" AS kind, count::text, combined_size::text AS bytes
+     FROM pg_get_wal_stats($1::pg_lsn, $2::pg_lsn, true) WHERE count > 0 ORDER BY combined_size DESC LIMIT 8`,
+    [a.lsn, b.lsn],
+  );
+  return rows.map((r) => `  ${r.kind.padEnd(20)} ${(Number(r.count) / tasks).toFixed(2).padStart(6)} records ${(Number(r.bytes) / tasks).toFixed(0).padStart(5)} B per task`).join('\n');
+}
+
 function line(label: string, d: ReturnType<typeof diff>, tasks: number): string {
   const rate = Math.round(tasks / (d.wallMs / 1000)).toLocaleString('en-US');
-  return `${label.padEnd(8)} server ${d.serverUs.toFixed(1).padStart(6)} µs/task  node ${d.nodeUs.toFixed(1).padStart(6)} µs/task  all pg ${d.allPgUs.toFixed(1).padStart(6)} µs/task  wall ${d.wallMs.toFixed(0).padStart(5)} ms (${rate}/s, ${d.backends} backends)`;
+  return `${label.padEnd(8)} server ${d.serverUs.toFixed(1).padStart(6)} µs/task  node ${d.nodeUs.toFixed(1).padStart(6)} µs/task  all pg ${d.allPgUs.toFixed(1).padStart(6)} µs/task  WAL ${d.walBytes.toFixed(0).padStart(5)} B/task  wall ${d.wallMs.toFixed(0).padStart(5)} ms (${rate}/s, ${d.backends} backends)`;
 }
 
 async function round(r: number, admin: pg.Client): Promise<void> {
@@ -134,6 +164,7 @@ async function round(r: number, admin: pg.Client): Promise<void> {
       await sys.waitCompleted(WARMUP + TASKS);
       const b = await snapshot(admin, tag);
       console.log(line(`round ${r}`, diff(a, b, TASKS), TASKS));
+      if (args.wal) console.log(await walKinds(admin, a, b, TASKS));
     } else {
       sys.pause!();
       const a = await snapshot(admin, tag);
@@ -143,7 +174,9 @@ async function round(r: number, admin: pg.Client): Promise<void> {
       await sys.waitCompleted(WARMUP + TASKS);
       const c = await snapshot(admin, tag);
       console.log(line(`enqueue`, diff(a, b, TASKS), TASKS));
+      if (args.wal) console.log(await walKinds(admin, a, b, TASKS));
       console.log(line(`drain`, diff(b, c, TASKS), TASKS));
+      if (args.wal) console.log(await walKinds(admin, b, c, TASKS));
     }
     if (ran !== WARMUP + TASKS) throw new Error(`${ran} handler runs for ${WARMUP + TASKS} tasks`);
   } finally {
@@ -191,6 +224,14 @@ async function openTroupePg(schema: string, tag: string, onRun: () => void): Pro
 
 const admin = new pg.Client({ connectionString: URL_, application_name: 'pg-cpu-admin' });
 await admin.connect();
+if (args.wal) {
+  try {
+    await admin.query('CREATE EXTENSION IF NOT EXISTS pg_walinspect');
+  } catch (error) {
+    console.error(`--wal needs the pg_walinspect extension (PostgreSQL 15+, created by a superuser): ${(error as Error).message}`);
+    process.exit(2);
+  }
+}
 try {
   console.log(`${SYSTEM}, ${MODE}, ${TASKS} tasks, concurrency ${CONCURRENCY}`);
   for (let r = 1; r <= ROUNDS; r++) await round(r, admin);
