@@ -28,6 +28,7 @@ import { resolveStoreOptions, type ResolvedStoreOptions } from '../pick.ts';
 import type {
   CancelResult,
   ClaimRequest,
+  EnqueueAndClaimResult,
   EnqueueResult,
   ListFilter,
   ListPage,
@@ -53,6 +54,7 @@ import { enqueueWithFeatures, needsFeatureEnqueue } from './queries/enqueue-feat
 import { needsGate } from '../claim-gate.ts';
 import { counts } from './queries/counts.ts';
 import { enqueue } from './queries/enqueue.ts';
+import { enqueueAndStart, planStart } from './queries/enqueue-start.ts';
 import { get } from './queries/get.ts';
 import { heartbeat } from './queries/heartbeat.ts';
 import { history } from './queries/history.ts';
@@ -282,6 +284,22 @@ class PgStore implements PostgresStore {
     const { results, changes } = await this.#transaction('enqueue', (client) => enqueueWithFeatures(client, this.#n, tasks));
     for (const change of changes) this.#emitChange(change);
     return results;
+  }
+
+  /**
+   * Enqueues `tasks` and claims as `claim(request)` would right after. When the claim would take only tasks of the
+   * batch (nothing of its names was due before), they start in the insert itself: one statement and one row
+   * version each (enqueue-start.ts). Otherwise the enqueue and the claim are two statements, one after the other.
+   */
+  async enqueueAndClaim(tasks: readonly NewTask[], request: ClaimRequest): Promise<EnqueueAndClaimResult> {
+    const plan = needsFeatureEnqueue(tasks) ? undefined : planStart(tasks, this.strategy, request);
+    if (plan !== undefined) {
+      const { results, claimed, blocked } = await this.#use('enqueue', (db) => enqueueAndStart(db, this.#n, tasks, plan, request), this.#claimPool);
+      if (!blocked) return { results, claimed };
+      return { results, claimed: await this.claim(request) };
+    }
+    const results = await this.enqueue(tasks);
+    return { results, claimed: request.limit >= 1 ? await this.claim(request) : [] };
   }
 
   async claim(request: ClaimRequest): Promise<TaskRecord[]> {

@@ -12,15 +12,44 @@ import { FLOW_WAITING_RUN_AT, type DedupSpec, type NewTask, type TaskState } fro
 import { ErrorCodes, TroupeError } from '../../../errors.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
 
-function insertSql(n: PgNames): string {
-  return `
-    WITH input AS (
+/** The batch as the insert reads it: one JSON object per row (`i`: the task's place in the batch). */
+export interface InsertRow {
+  i: number;
+  id: string;
+  name: string;
+  input: unknown;
+  priority: number;
+  weight: number;
+  key: string | undefined;
+  maxAttempts: number;
+  createdAt: number;
+  runAt: number;
+  scheduleId: string | undefined;
+  options: unknown;
+  group: string | undefined;
+  dedupKey: string | undefined;
+  parentId: string | undefined;
+  flowPending: number | undefined;
+  flowPolicy: string | undefined;
+  /** enqueue-start.ts: start this task now if nothing else is due (absent: insert it waiting). */
+  start?: true;
+}
+
+/** The input rows of the insert (`$1`, a JSON array of InsertRow). */
+export const INPUT_SQL = `
       SELECT (e->>'i')::int AS i, e->>'id' AS id, e->>'name' AS name, e->'input' AS input,
              (e->>'priority')::float8 AS priority, (e->>'weight')::float8 AS weight, e->>'key' AS key,
              (e->>'maxAttempts')::int AS max_attempts, (e->>'createdAt')::bigint AS created_at,
              (e->>'runAt')::bigint AS run_at, e->>'scheduleId' AS schedule_id, e->'options' AS options,
              e->>'group' AS grp, e->>'dedupKey' AS dedup_key, e->>'parentId' AS parent_id,
-             (e->>'flowPending')::int AS flow_pending, e->>'flowPolicy' AS flow_policy
+             (e->>'flowPending')::int AS flow_pending, e->>'flowPolicy' AS flow_policy`;
+
+/** The first history line of a new task (history-line.ts): created `scheduled` or `queued`, attempt 0. */
+export const FIRST_LINE_SQL = `CASE WHEN run_at > created_at THEN '-s' ELSE '-q' END || created_at || E',0\\n'`;
+
+function insertSql(n: PgNames): string {
+  return `
+    WITH input AS (${INPUT_SQL}
       FROM jsonb_array_elements($1::jsonb) AS e
     ), ins AS (
       INSERT INTO ${n.tasks} AS t (id, name, state, input, priority, weight, key, attempts, max_attempts,
@@ -28,8 +57,7 @@ function insertSql(n: PgNames): string {
                                    grp, dedup_key, parent_id, flow_pending, flow_policy, history)
       SELECT id, name, CASE WHEN run_at > created_at THEN 'scheduled' ELSE 'queued' END, input, priority, weight,
              key, 0, max_attempts, created_at, run_at, created_at, schedule_id, options,
-             grp, dedup_key, parent_id, flow_pending, flow_policy,
-             CASE WHEN run_at > created_at THEN '-s' ELSE '-q' END || created_at || E',0\n'
+             grp, dedup_key, parent_id, flow_pending, flow_policy, ${FIRST_LINE_SQL}
       FROM input ORDER BY i
       ON CONFLICT DO NOTHING
       RETURNING t.id, t.state
@@ -50,13 +78,11 @@ function effectiveRunAt(t: NewTask): number {
   return t.runAt;
 }
 
-/** Why: the durable write behind `rt.enqueue`; resolves only after the batch is committed. */
-export async function enqueue(db: Queryable, n: PgNames, tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
-  if (tasks.length === 0) return [];
-  const results: (EnqueueResult | undefined)[] = new Array(tasks.length);
+/** The batch's rows, duplicates inside it folded before the insert (the first id or key wins). */
+export function insertRows(tasks: readonly NewTask[]): InsertRow[] {
   const seenKeys = new Set<string>();
   const seenIds = new Set<string>();
-  const rows: unknown[] = [];
+  const rows: InsertRow[] = [];
   for (let i = 0; i < tasks.length; i++) {
     const t = tasks[i]!;
     if (seenIds.has(t.id) || (t.key !== undefined && seenKeys.has(t.key))) continue;
@@ -68,11 +94,24 @@ export async function enqueue(db: Queryable, n: PgNames, tasks: readonly NewTask
       group: t.group, dedupKey: t.dedup?.key, parentId: t.parentId, flowPending: t.flow?.pending, flowPolicy: t.flow?.policy,
     });
   }
-  const inserted = await run<{ id: string; state: TaskState }>(db, insertSql(n), [JSON.stringify(rows), n.wakeChannel]);
+  return rows;
+}
+
+/** Why: the durable write behind `rt.enqueue`; resolves only after the batch is committed. */
+export async function enqueue(db: Queryable, n: PgNames, tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
+  if (tasks.length === 0) return [];
+  const inserted = await run<{ id: string; state: TaskState }>(db, insertSql(n), [JSON.stringify(insertRows(tasks)), n.wakeChannel]);
   const created = new Map<string, TaskState>();
   for (const r of inserted.rows) created.set(r.id, r.state);
+  return answer(db, n, tasks, created);
+}
 
-  // Each created task answers once, for the first input that carried it; every other input finds its owner.
+/**
+ * The enqueue's answer per input, in order, from the tasks the insert `created` (id → state): each created task
+ * answers once, for the first input that carried it; every other input finds the task that owns its id or key.
+ */
+export async function answer(db: Queryable, n: PgNames, tasks: readonly NewTask[], created: Map<string, TaskState>): Promise<EnqueueResult[]> {
+  const results: (EnqueueResult | undefined)[] = new Array(tasks.length);
   const missing: number[] = [];
   for (let i = 0; i < tasks.length; i++) {
     const t = tasks[i]!;
