@@ -178,10 +178,11 @@ export interface Store {
    */
   claim(request: ClaimRequest): Promise<TaskRecord[]>;
   /**
-   * `enqueue(tasks)` then `claim(request)`, in one transaction: exactly what the two calls would do one after the
-   * other (the claim takes due tasks in strategy order, new or not, within the request's limits). An idle node
-   * uses it so that a new task starts without a second write and a second trip through the actors. Optional: a
-   * store without it is enqueued to and claimed from separately.
+   * `enqueue(tasks)` then `claim(request)`: exactly what the two calls would do one after the other (the claim
+   * takes due tasks in strategy order, new or not, within the request's limits), in one transaction (memory,
+   * SQLite) or, on PostgreSQL, one statement when the claim takes only tasks of the batch (else the two, in turn).
+   * An idle node uses it so that a new task starts without a second write and a second trip through the actors.
+   * Optional: a store without it is enqueued to and claimed from separately.
    */
   enqueueAndClaim?(tasks: readonly NewTask[], request: ClaimRequest): Promise<EnqueueAndClaimResult>;
   /** Extends the leases of `owner`'s running tasks (all of them, or `ids`). Returns how many were extended. */
