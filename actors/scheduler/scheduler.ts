@@ -392,9 +392,11 @@ export class Scheduler implements Actor<TroupeMessage> {
    */
   #offerIdle(): void {
     const demand = this.#demand;
-    if (this.#stopped || this.#claims > 0 || !demand || demand.slots <= 0 || !this.#d.store.enqueueAndClaim) return;
-    this.#offer = ++this.#offerSerial;
+    const { store } = this.#d;
+    if (this.#stopped || this.#claims > 0 || !demand || demand.slots <= 0 || !store.enqueueAndClaim) return;
     const request = this.#claimRequest(demand);
+    if (store.claimsInEnqueue?.(request) === false) return;
+    this.#offer = ++this.#offerSerial;
     this.#offerRequest = request;
     this.#offerLimit = request.limit;
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.claim-offer', offer: { serial: this.#offer, request } });

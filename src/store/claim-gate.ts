@@ -47,7 +47,7 @@ export function hasEntries(record: Readonly<Record<string, unknown>> | undefined
 }
 
 /** Why: the fast claim path stays as it is unless a request uses groups or rate limits. */
-export function needsGate(request: ClaimRequest): boolean {
+export function needsGate(request: Pick<ClaimRequest, 'groupLimits' | 'rateLimits' | 'excludeGroups'>): boolean {
   return hasEntries(request.groupLimits) || hasEntries(request.rateLimits) || (request.excludeGroups?.length ?? 0) > 0;
 }
 

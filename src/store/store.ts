@@ -185,6 +185,12 @@ export interface Store {
    * Optional: a store without it is enqueued to and claimed from separately.
    */
   enqueueAndClaim?(tasks: readonly NewTask[], request: ClaimRequest): Promise<EnqueueAndClaimResult>;
+  /**
+   * Whether `enqueueAndClaim` can make a claim like `request` in the enqueue's own write. Where it cannot, it would
+   * make the claim as a second statement before the enqueue answers: the scheduler then offers no claim to the
+   * enqueue, and its wake-up claims instead. Absent: always.
+   */
+  claimsInEnqueue?(request: Omit<ClaimRequest, 'now'>): boolean;
   /** Extends the leases of `owner`'s running tasks (all of them, or `ids`). Returns how many were extended. */
   heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number>;
   /** Applies outcomes in one transaction; `applied[i]` says whether op i changed the task. */

@@ -130,6 +130,27 @@ describe('enqueue and claim in one write', () => {
     });
   }
 
+  it('postgres: claims the enqueue cannot make in its own statement are not offered to it (weighted-random, rate limits)', PG_SKIP ? { skip: PG_SKIP } : {}, async () => {
+    for (const variant of ['weighted-random', 'rate limit'] as const) {
+      const store = createPostgresStore(PG_URL!, { schema: schemas.next(), poolSize: 2, ...(variant === 'weighted-random' ? { strategy: 'weighted-random' as const } : {}) });
+      const job = variant === 'rate limit' ? { run: (i: number) => i * 2, rateLimit: { max: 1000, per: '1s' as const } } : { run: (i: number) => i * 2 };
+      const rt = await createRuntime({ maintenance: false, concurrency: 4, store, tasks: { job } });
+      try {
+        await waitFor(() => schedulerInfo(rt).hungry && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
+        for (let i = 0; i < 3; i++) {
+          const done = succeeded(rt, 1);
+          const id = await rt.enqueue('job', i);
+          await done;
+          assert.equal((await rt.get(id))?.result, i * 2);
+        }
+        assert.equal(schedulerInfo(rt).offerClaims, 0, `${variant}: no offer was made`);
+        assert.equal(schedulerInfo(rt).claimed, 3, `${variant}: the scheduler's claims took the tasks`);
+      } finally {
+        await rt.close({ timeout: 2000, force: true });
+      }
+    }
+  });
+
   it('a claim of the scheduler that races an enqueue\'s claim adds no run beyond the concurrency: the rest waits, leased', async () => {
     const inner = createMemoryStore();
     let hold: Promise<void> | undefined;

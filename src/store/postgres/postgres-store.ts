@@ -54,7 +54,7 @@ import { enqueueWithFeatures, needsFeatureEnqueue } from './queries/enqueue-feat
 import { needsGate } from '../claim-gate.ts';
 import { counts } from './queries/counts.ts';
 import { enqueue } from './queries/enqueue.ts';
-import { enqueueAndStart, planStart } from './queries/enqueue-start.ts';
+import { enqueueAndStart, planStart, startsInInsert } from './queries/enqueue-start.ts';
 import { get } from './queries/get.ts';
 import { heartbeat } from './queries/heartbeat.ts';
 import { history } from './queries/history.ts';
@@ -300,6 +300,11 @@ class PgStore implements PostgresStore {
     }
     const results = await this.enqueue(tasks);
     return { results, claimed: request.limit >= 1 ? await this.claim(request) : [] };
+  }
+
+  /** Claims with group or rate limits, without a name list, or on a weighted-random store take a second statement. */
+  claimsInEnqueue(request: Omit<ClaimRequest, 'now'>): boolean {
+    return startsInInsert(this.strategy, request);
   }
 
   async claim(request: ClaimRequest): Promise<TaskRecord[]> {

@@ -18,7 +18,8 @@
  * Not served here (`planStart` returns undefined; the store enqueues, then claims): a claim with group or rate
  * limits (claim-gate.ts), one without a name list, the weighted-random strategy (its draw among classes is the
  * claim's), a batch with no task the claim could take, and batches that need enqueue-features.ts (dedup modes,
- * keyed flow parents).
+ * keyed flow parents). The first three are never offered by the scheduler (`startsInInsert`, the store's
+ * `claimsInEnqueue`), so that an enqueue does not wait for such a claim.
  *
  * The started tasks' records are built from what the batch sent, except `input` and `options`, which are read back
  * as the claim reads them (jsonb's text), so that a record equals what `get` returns.
@@ -41,14 +42,18 @@ export interface StartPlan {
   starts: InsertRow[];
 }
 
+/** Why: whether claims like `request` can be made in the insert (see the file's comment), whatever the batch. */
+export function startsInInsert(strategy: Strategy, request: Omit<ClaimRequest, 'now'>): boolean {
+  return strategy !== 'weighted-random' && request.names !== undefined && !needsGate(request) && Math.floor(request.limit) >= 1;
+}
+
 /**
  * Why: decides, without the database, which of a batch's tasks a claim would take first if the batch were all
  * that is due; undefined when the claim cannot be made this way (see the file's comment) or takes none of them.
  */
 export function planStart(tasks: readonly NewTask[], strategy: Strategy, request: ClaimRequest): StartPlan | undefined {
-  if (strategy === 'weighted-random' || request.names === undefined || needsGate(request)) return undefined;
+  if (request.names === undefined || !startsInInsert(strategy, request)) return undefined;
   const limit = Math.floor(request.limit);
-  if (!(limit >= 1)) return undefined;
   const excluded = new Set(request.exclude ?? []);
   const caps = request.perName ?? {};
   const names = request.names.filter((name) => !excluded.has(name) && (caps[name] ?? 1) > 0);
