@@ -72,3 +72,10 @@ export async function terminateSessions(name: string): Promise<number> {
     return rows.filter((r) => r.ok).length;
   });
 }
+
+/** Every node of a JSON query plan (`EXPLAIN (FORMAT JSON)`), depth first, as "<Node Type> on <Index Name>". */
+export function nodeTypes(plan: Record<string, unknown>): string[] {
+  const own = [`${String(plan['Node Type'])}${plan['Index Name'] ? ` on ${String(plan['Index Name'])}` : ''}`];
+  const children = (plan.Plans as Record<string, unknown>[] | undefined) ?? [];
+  return own.concat(children.flatMap(nodeTypes));
+}

@@ -15,7 +15,7 @@ import { namedClaimSql } from '../../src/store/postgres/queries/claim.ts';
 import { createNames } from '../../src/store/postgres/sql.ts';
 import type { ClaimRequest } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
-import { PG_SKIP, PG_URL, trackSchemas, withAdmin } from '../helpers/pg.ts';
+import { PG_SKIP, PG_URL, nodeTypes, trackSchemas, withAdmin } from '../helpers/pg.ts';
 
 const schemas = trackSchemas('claim');
 after(() => schemas.dropAll());
@@ -28,13 +28,6 @@ process.on('warning', (warning) => {
 
 function newTask(i: number, now: number, fields: Partial<NewTask> = {}): NewTask {
   return { id: createTaskId(now), name: 'noop', input: { i }, priority: 0, weight: 1, maxAttempts: 1, createdAt: now, runAt: now, ...fields };
-}
-
-/** Every node type in a JSON plan, depth first. */
-function nodeTypes(plan: Record<string, unknown>): string[] {
-  const own = [`${String(plan['Node Type'])}${plan['Index Name'] ? ` on ${String(plan['Index Name'])}` : ''}`];
-  const children = (plan.Plans as Record<string, unknown>[] | undefined) ?? [];
-  return own.concat(children.flatMap(nodeTypes));
 }
 
 describe('postgres store: claim plan and upgrade', PG_SKIP ? { skip: PG_SKIP } : {}, () => {

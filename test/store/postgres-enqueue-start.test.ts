@@ -14,7 +14,7 @@ import { enqueueStartSql, planStart } from '../../src/store/postgres/queries/enq
 import { createNames } from '../../src/store/postgres/sql.ts';
 import type { ClaimRequest, Strategy } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
-import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
+import { PG_SKIP, PG_URL, nodeTypes, trackSchemas } from '../helpers/pg.ts';
 
 const schemas = trackSchemas('enqstart');
 after(() => schemas.dropAll());
@@ -24,13 +24,6 @@ let seq = 0;
 
 function newTask(fields: Partial<NewTask> = {}): NewTask {
   return { id: createTaskId(NOW + seq++), name: 'job', input: { n: seq, nested: { b: 1, a: [2] } }, priority: 0, weight: 1, maxAttempts: 3, createdAt: NOW, runAt: NOW, ...fields };
-}
-
-/** Every node type in a JSON plan, depth first. */
-function nodeTypes(plan: Record<string, unknown>): string[] {
-  const own = [`${String(plan['Node Type'])}${plan['Index Name'] ? ` on ${String(plan['Index Name'])}` : ''}`];
-  const children = (plan.Plans as Record<string, unknown>[] | undefined) ?? [];
-  return own.concat(children.flatMap(nodeTypes));
 }
 
 function request(fields: Partial<ClaimRequest> = {}): ClaimRequest {

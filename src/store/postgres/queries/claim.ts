@@ -46,7 +46,12 @@ import { STATE_BY_ID, run, type PgNames, type Queryable } from '../sql.ts';
  * Due: `queued`, or `scheduled`/`retrying` whose time has come (pick.ts). Written so that the planner walks the
  * strategy's partial index (predicate: the three claimable states) in order and filters, stopping at the limit.
  */
-export const DUE = `state IN ('queued', 'scheduled', 'retrying') AND (state = 'queued' OR run_at <= $1)`;
+export function dueSql(now: string): string {
+  return `state IN ('queued', 'scheduled', 'retrying') AND (state = 'queued' OR run_at <= ${now})`;
+}
+
+/** `dueSql` with the claims' time parameter, `$1`. */
+export const DUE = dueSql('$1');
 
 /** `DUE` as a test of rows found by id (`id = ANY(…)`), which must not bring in a claim index (sql.ts `STATE_BY_ID`). */
 export const DUE_BY_ID = `${STATE_BY_ID} IN ('queued', 'scheduled', 'retrying') AND (${STATE_BY_ID} = 'queued' OR t.run_at <= $1)`;

@@ -31,6 +31,7 @@ import { startedTaskFromRow } from '../../task-row.ts';
 import type { NewTask, TaskRecord, TaskState } from '../../../task.ts';
 import { lineSql } from '../history-line.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
+import { dueSql } from './claim.ts';
 import { FIRST_LINE_SQL, INPUT_SQL, answer, insertRows, type InsertRow } from './enqueue.ts';
 
 /** What `enqueueAndStart` does with a batch: which of its rows may start, and the names whose due tasks come first. */
@@ -90,7 +91,7 @@ export function enqueueStartSql(n: PgNames): string {
         SELECT 1 FROM unnest($4::text[]) AS allowed(name)
         CROSS JOIN LATERAL (
           SELECT 1 FROM ${n.tasks}
-          WHERE state IN ('queued', 'scheduled', 'retrying') AND (state = 'queued' OR run_at <= $3) AND name = allowed.name
+          WHERE ${dueSql('$3')} AND name = allowed.name
           LIMIT 1
         ) AS due
       ) AS ok
