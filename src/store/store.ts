@@ -181,6 +181,7 @@ export interface Store {
    * `enqueue(tasks)` then `claim(request)`: exactly what the two calls would do one after the other (the claim
    * takes due tasks in strategy order, new or not, within the request's limits), in one transaction (memory,
    * SQLite) or, on PostgreSQL, one statement when the claim takes only tasks of the batch (else the two, in turn).
+   * The SQL stores write the tasks such a claim takes `running` in the insert itself (src/store/start-plan.ts).
    * An idle node uses it so that a new task starts without a second write and a second trip through the actors.
    * Optional: a store without it is enqueued to and claimed from separately.
    */

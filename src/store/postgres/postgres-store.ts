@@ -54,7 +54,8 @@ import { enqueueWithFeatures, needsFeatureEnqueue } from './queries/enqueue-feat
 import { needsGate } from '../claim-gate.ts';
 import { counts } from './queries/counts.ts';
 import { enqueue } from './queries/enqueue.ts';
-import { enqueueAndStart, planStart, startsInInsert } from './queries/enqueue-start.ts';
+import { enqueueAndStart, planStart } from './queries/enqueue-start.ts';
+import { startsInInsert } from '../start-plan.ts';
 import { get } from './queries/get.ts';
 import { heartbeat } from './queries/heartbeat.ts';
 import { history } from './queries/history.ts';

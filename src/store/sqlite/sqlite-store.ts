@@ -40,6 +40,7 @@ import { prepareCancel } from './queries/cancel.ts';
 import { prepareClaim } from './queries/claim.ts';
 import { prepareCounts } from './queries/counts.ts';
 import { prepareEnqueue } from './queries/enqueue.ts';
+import { prepareEnqueueAndClaim } from './queries/enqueue-start.ts';
 import { prepareFlow } from './queries/flow.ts';
 import { prepareGet } from './queries/get.ts';
 import { prepareHeartbeat } from './queries/heartbeat.ts';
@@ -131,10 +132,7 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
     flow,
     enqueue: tx(enqueue),
     claim: tx(claim),
-    enqueueAndClaim: tx((tasks: readonly NewTask[], request: ClaimRequest): EnqueueAndClaimResult => {
-      const results = enqueue(tasks);
-      return { results, claimed: request.limit > 0 ? claim(request) : [] };
-    }),
+    enqueueAndClaim: tx(prepareEnqueueAndClaim(db, options.strategy, enqueue, claim)),
     settle: tx(settle),
     cancel: tx(prepareCancel(db, record, flow)),
     retry: tx(prepareRetry(db, record)),

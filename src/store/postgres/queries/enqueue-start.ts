@@ -8,25 +8,20 @@
  * leased to the node, with both transitions in its history (created `queued`, then `queued → running` at the
  * claim's time): one round trip and one row version.
  *
- * Which tasks: the batch's own due tasks (queued when created, due at the claim's `now`, no flow parent), of the
- * claim's names (its `names` minus `exclude` and the names capped at 0), in the strategy's order, at most the
- * claim's `limit` and each name's cap. They start only if no task of those names is due already (checked in the
- * statement's snapshot, one probe of the strategy's name-leading index per name): a due task that was there first
- * is the claim's to take, so then every task of the batch is inserted waiting (`blocked`) and the store claims
- * after it, as for the cases below. A task whose id or key is taken is not inserted, so not started either.
- *
- * Not served here (`planStart` returns undefined; the store enqueues, then claims): a claim with group or rate
- * limits (claim-gate.ts), one without a name list, the weighted-random strategy (its draw among classes is the
- * claim's), a batch with no task the claim could take, and batches that need enqueue-features.ts (dedup modes,
- * keyed flow parents). The first three are never offered by the scheduler (`startsInInsert`, the store's
+ * Which tasks: those start-plan.ts picks, the ones the claim would take if the batch were all that is due. They
+ * start only if no task of the claim's allowed names is due already (checked in the statement's snapshot, one
+ * probe of the strategy's name-leading index per name): a due task that was there first is the claim's to take, so
+ * then every task of the batch is inserted waiting (`blocked`) and the store claims after it, as for the batches
+ * start-plan.ts does not serve and those that need enqueue-features.ts (dedup modes, keyed flow parents). A task
+ * whose id or key is taken is not inserted, so not started either. Claims that start-plan.ts never serves (group or
+ * rate limits, no name list, weighted-random) are never offered by the scheduler (`startsInInsert`, the store's
  * `claimsInEnqueue`), so that an enqueue does not wait for such a claim.
  *
  * The started tasks' records are built from what the batch sent, except `input` and `options`, which are read back
  * as the claim reads them (jsonb's text), so that a record equals what `get` returns.
  */
-import { needsGate } from '../../claim-gate.ts';
-import { compareForStrategy } from '../../pick.ts';
 import type { ClaimRequest, EnqueueAndClaimResult, Strategy } from '../../store.ts';
+import { pickStarts } from '../../start-plan.ts';
 import { startedTaskFromRow } from '../../task-row.ts';
 import type { NewTask, TaskRecord, TaskState } from '../../../task.ts';
 import { lineSql } from '../history-line.ts';
@@ -43,39 +38,16 @@ export interface StartPlan {
   starts: InsertRow[];
 }
 
-/** Why: whether claims like `request` can be made in the insert (see the file's comment), whatever the batch. */
-export function startsInInsert(strategy: Strategy, request: Omit<ClaimRequest, 'now'>): boolean {
-  return strategy !== 'weighted-random' && request.names !== undefined && !needsGate(request) && Math.floor(request.limit) >= 1;
-}
-
 /**
  * Why: decides, without the database, which of a batch's tasks a claim would take first if the batch were all
- * that is due; undefined when the claim cannot be made this way (see the file's comment) or takes none of them.
+ * that is due (start-plan.ts); undefined when the claim cannot be made this way or takes none of them.
  */
 export function planStart(tasks: readonly NewTask[], strategy: Strategy, request: ClaimRequest): StartPlan | undefined {
-  if (request.names === undefined || !startsInInsert(strategy, request)) return undefined;
-  const limit = Math.floor(request.limit);
-  const excluded = new Set(request.exclude ?? []);
-  const caps = request.perName ?? {};
-  const names = request.names.filter((name) => !excluded.has(name) && (caps[name] ?? 1) > 0);
-  if (names.length === 0) return undefined;
-  const allowed = new Set(names);
   const rows = insertRows(tasks);
-  const candidates = rows.filter((r) => r.runAt <= r.createdAt && r.runAt <= request.now && r.flowPending === undefined && allowed.has(r.name));
-  if (candidates.length === 0) return undefined;
-  candidates.sort(compareForStrategy(strategy));
-  const starts: InsertRow[] = [];
-  const taken = new Map<string, number>();
-  for (const r of candidates) {
-    if (starts.length >= limit) break;
-    const n = taken.get(r.name) ?? 0;
-    const cap = caps[r.name];
-    if (cap !== undefined && n >= cap) continue;
-    taken.set(r.name, n + 1);
-    r.start = true;
-    starts.push(r);
-  }
-  return { rows, names, starts };
+  const picks = pickStarts(rows, strategy, request);
+  if (picks === undefined) return undefined;
+  for (const r of picks.starts) r.start = true;
+  return { rows, names: picks.names, starts: picks.starts };
 }
 
 /**

@@ -13,6 +13,7 @@ import { FLOW_WAITING_RUN_AT, type DedupSpec, type NewTask, type TaskState } fro
 import type { EnqueueResult } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
 import { historyLine } from '../../history-line.ts';
+import type { StartedRow } from '../../task-row.ts';
 import type { TransitionWriter } from './record-transition.ts';
 import { TASK_ROOM, rowPiece, statementsByRows, toJson } from './rows.ts';
 
@@ -30,15 +31,36 @@ const INSERT = `INSERT INTO tasks (id, name, state, input, priority, weight, key
 const ROW = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, zeroblob(${TASK_ROOM}))`;
 /** Plain tasks inserted by one statement at most (19 parameters each). */
 const INSERT_CHUNK = 32;
+/**
+ * A task its enqueue starts (`InsertStart`): inserted `running`, leased, attempt 1, with both lines of history (created
+ * `queued`, then `queued → running`), and the room a claim would have left it (the lease's growth: the owner and 36).
+ */
+const STARTED_INSERT = `INSERT INTO tasks (id, name, state, input, priority, weight, key, max_attempts, created_at, run_at, updated_at,
+  schedule_id, options, grp, parent_id, history, attempts, owner, lease_until, started_at, room)
+  VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, zeroblob(${TASK_ROOM} - 36 - length(?))) ON CONFLICT DO NOTHING`;
+
+/** The tasks of a batch its insert starts (see enqueue-start.ts), and where it puts what it wrote. */
+export interface InsertStart {
+  /** Their places in the batch: plain tasks, each the first of its id and key in it. */
+  at: ReadonlySet<number>;
+  owner: string;
+  now: number;
+  leaseUntil: number;
+  /** Filled in: the row of each task started, by its place in the batch (one whose id or key was taken is not). */
+  started: Map<number, StartedRow>;
+}
+
+export type Enqueue = (tasks: readonly NewTask[], start?: InsertStart) => EnqueueResult[];
 
 /** Why: idempotent inserts; consecutive plain tasks share one multi-row INSERT (the statement is the cost). */
 export function prepareEnqueue(
   db: Database.Database,
   writer: TransitionWriter,
   flow: FlowQueries,
-): (tasks: readonly NewTask[]) => EnqueueResult[] {
+): Enqueue {
   const { record } = writer;
   const insert = db.prepare(`${INSERT} ${ROW} ON CONFLICT DO NOTHING`);
+  const insertStarted = db.prepare(STARTED_INSERT);
   /** `n` rows in one statement, RETURNING the ids it inserted (a conflicting row is missing). */
   const insertMany = statementsByRows((_n, values) =>
     db.prepare<unknown[], string>(`${INSERT} ${values(ROW)} ON CONFLICT DO NOTHING RETURNING id`).pluck(),
@@ -133,15 +155,44 @@ export function prepareEnqueue(
     return result;
   };
 
-  return (tasks) => {
+  /** A task the enqueue starts; it answers as created `queued`, as any enqueue of it would (the claim says `running`). */
+  const started = (t: NewTask, i: number, start: InsertStart): EnqueueResult => {
+    const input = toJson(t.input);
+    const options = toJson(t.options);
+    const history = historyLine(null, 'queued', t.createdAt, 0) + historyLine('queued', 'running', start.now, 1);
+    const info = insertStarted.run(
+      t.id, t.name, input, t.priority, t.weight, t.key ?? null, t.maxAttempts, t.createdAt, t.runAt, start.now,
+      t.scheduleId ?? null, options, t.group ?? null, t.parentId ?? null, history, start.owner, start.leaseUntil, start.now, start.owner,
+    );
+    if (info.changes !== 1) return existing(t);
+    writer.counted(null, 'queued');
+    writer.counted('queued', 'running');
+    start.started.set(i, {
+      id: t.id, name: t.name, input, result: null, error: null, priority: t.priority, weight: t.weight, key: t.key ?? null,
+      attempts: 1, max_attempts: t.maxAttempts, created_at: t.createdAt, run_at: t.runAt, finished_at: null,
+      schedule_id: t.scheduleId ?? null, options, grp: t.group ?? null, dedup_key: null, parent_id: t.parentId ?? null,
+      flow_pending: null, flow_policy: null,
+    });
+    return { id: t.id, created: true, state: 'queued' };
+  };
+
+  return (tasks, start) => {
     const skipped: { map?: Map<string, EnqueueResult> } = {};
     const out = new Array<EnqueueResult>(tasks.length);
+    const plain = (at: number): boolean => isPlain(tasks[at]!) && !start?.at.has(at);
     let i = 0;
     while (i < tasks.length) {
+      if (start?.at.has(i)) {
+        const t = tasks[i]!;
+        // a child whose flow parent was not created (its key matched) is not either
+        out[i] = (t.parentId !== undefined ? skipped.map?.get(t.parentId) : undefined) ?? started(t, i, start);
+        i++;
+        continue;
+      }
       // a run of plain tasks (no dedup, flow or parent) with distinct ids goes in one INSERT; a repeated id ends it
       let end = i;
       const ids = new Set<string>();
-      while (end < tasks.length && end - i < INSERT_CHUNK && isPlain(tasks[end]!) && !ids.has(tasks[end]!.id)) ids.add(tasks[end++]!.id);
+      while (end < tasks.length && end - i < INSERT_CHUNK && plain(end) && !ids.has(tasks[end]!.id)) ids.add(tasks[end++]!.id);
       if (end - i >= 2) {
         const n = rowPiece(end - i, INSERT_CHUNK);
         insertPlain(tasks, i, i + n, out);
