@@ -78,6 +78,34 @@ export function taskFromRow(row: TaskRow): TaskRecord {
 /** The columns a start sets to values its caller already has (the PostgreSQL claim does not send them back). */
 export type StartedRow = Omit<TaskRow, 'state' | 'progress' | 'started_at' | 'updated_at' | 'owner' | 'lease_until'>;
 
+/** What a start in the insert knows of a new task (a `NewTask`, or a store's row made from one). */
+export interface NewTaskFields {
+  id: string;
+  name: string;
+  priority: number;
+  weight: number;
+  key?: string | undefined;
+  maxAttempts: number;
+  createdAt: number;
+  runAt: number;
+  scheduleId?: string | undefined;
+  group?: string | undefined;
+  parentId?: string | undefined;
+}
+
+/**
+ * Why: the row of a task its own insert started (start-plan.ts), from the task as sent and its JSON columns as the
+ * store holds them; a plain task (no dedup, no flow), first attempt.
+ */
+export function startedRowOfNew(t: NewTaskFields, input: string | null, options: string | null): StartedRow {
+  return {
+    id: t.id, name: t.name, input, result: null, error: null, priority: t.priority, weight: t.weight, key: t.key ?? null,
+    attempts: 1, max_attempts: t.maxAttempts, created_at: t.createdAt, run_at: t.runAt, finished_at: null,
+    schedule_id: t.scheduleId ?? null, options, grp: t.group ?? null, dedup_key: null, parent_id: t.parentId ?? null,
+    flow_pending: null, flow_policy: null,
+  };
+}
+
 /** A task a start returned: `running` since `now`, leased to `owner` until `leaseUntil`, no progress yet. */
 export function startedTaskFromRow(row: StartedRow, now: number, owner: string, leaseUntil: number): TaskRecord {
   return build(row, 'running', now, null, now, owner, leaseUntil);

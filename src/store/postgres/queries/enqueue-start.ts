@@ -22,7 +22,7 @@
  */
 import type { ClaimRequest, EnqueueAndClaimResult, Strategy } from '../../store.ts';
 import { pickStarts } from '../../start-plan.ts';
-import { startedTaskFromRow } from '../../task-row.ts';
+import { startedRowOfNew, startedTaskFromRow } from '../../task-row.ts';
 import type { NewTask, TaskRecord, TaskState } from '../../../task.ts';
 import { lineSql } from '../history-line.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
@@ -129,19 +129,7 @@ export async function enqueueAndStart(
   for (const s of plan.starts) {
     const back = started.get(s.id);
     if (back === undefined) continue;
-    claimed.push(
-      startedTaskFromRow(
-        {
-          id: s.id, name: s.name, input: back.input, result: null, error: null, priority: s.priority, weight: s.weight,
-          key: s.key ?? null, attempts: 1, max_attempts: s.maxAttempts, created_at: s.createdAt, run_at: s.runAt,
-          finished_at: null, schedule_id: s.scheduleId ?? null, options: back.options, grp: s.group ?? null,
-          dedup_key: s.dedupKey ?? null, parent_id: s.parentId ?? null, flow_pending: null, flow_policy: null,
-        },
-        request.now,
-        request.owner,
-        leaseUntil,
-      ),
-    );
+    claimed.push(startedTaskFromRow(startedRowOfNew(s, back.input, back.options), request.now, request.owner, leaseUntil));
   }
   return { results: await answer(db, n, tasks, created), claimed, blocked: rows[0]?.free === false };
 }

@@ -13,7 +13,7 @@ import { FLOW_WAITING_RUN_AT, type DedupSpec, type NewTask, type TaskState } fro
 import type { EnqueueResult } from '../../store.ts';
 import type { FlowQueries } from './flow.ts';
 import { historyLine } from '../../history-line.ts';
-import type { StartedRow } from '../../task-row.ts';
+import { startedRowOfNew, type StartedRow } from '../../task-row.ts';
 import type { TransitionWriter } from './record-transition.ts';
 import { TASK_ROOM, rowPiece, statementsByRows, toJson } from './rows.ts';
 
@@ -167,12 +167,7 @@ export function prepareEnqueue(
     if (info.changes !== 1) return existing(t);
     writer.counted(null, 'queued');
     writer.counted('queued', 'running');
-    start.started.set(i, {
-      id: t.id, name: t.name, input, result: null, error: null, priority: t.priority, weight: t.weight, key: t.key ?? null,
-      attempts: 1, max_attempts: t.maxAttempts, created_at: t.createdAt, run_at: t.runAt, finished_at: null,
-      schedule_id: t.scheduleId ?? null, options, grp: t.group ?? null, dedup_key: null, parent_id: t.parentId ?? null,
-      flow_pending: null, flow_policy: null,
-    });
+    start.started.set(i, startedRowOfNew(t, input, options));
     return { id: t.id, created: true, state: 'queued' };
   };
 
