@@ -1,34 +1,21 @@
 /**
- * The PostgreSQL store's enqueueAndClaim (queries/enqueue-start.ts): the batch's own due tasks start in the
- * insert, in claim order, within the claim's limit, names and caps, when nothing of those names was due before;
- * otherwise the batch is enqueued and then claimed. A started task reads back as the claim would have left it.
- * (The store contract checks the verb's meaning; this file, the one-statement path.)
+ * The PostgreSQL store's enqueueAndClaim (queries/enqueue-start.ts): the cases every store that starts tasks in its
+ * insert shares (enqueue-start-cases.ts), the claims it leaves to enqueue-then-claim, and the plan of its one
+ * statement. (The store contract checks the verb's meaning; this file, the one-statement path.)
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createTaskId } from '../../src/ids.ts';
 import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import pg from 'pg';
 import { CLAIM_OPTIONS, withStartupOptions } from '../../src/store/postgres/connection-options.ts';
 import { enqueueStartSql, planStart } from '../../src/store/postgres/queries/enqueue-start.ts';
 import { createNames } from '../../src/store/postgres/sql.ts';
-import type { ClaimRequest, Strategy } from '../../src/store/store.ts';
-import type { NewTask } from '../../src/task.ts';
+import type { Strategy } from '../../src/store/store.ts';
 import { PG_SKIP, PG_URL, nodeTypes, trackSchemas } from '../helpers/pg.ts';
+import { NOW, enqueueStartCases, newTask, request } from './enqueue-start-cases.ts';
 
 const schemas = trackSchemas('enqstart');
 after(() => schemas.dropAll());
-
-const NOW = Date.UTC(2026, 11, 6, 12);
-let seq = 0;
-
-function newTask(fields: Partial<NewTask> = {}): NewTask {
-  return { id: createTaskId(NOW + seq++), name: 'job', input: { n: seq, nested: { b: 1, a: [2] } }, priority: 0, weight: 1, maxAttempts: 3, createdAt: NOW, runAt: NOW, ...fields };
-}
-
-function request(fields: Partial<ClaimRequest> = {}): ClaimRequest {
-  return { owner: 'node-a', limit: 8, leaseMs: 30_000, now: NOW + 5, names: ['job', 'other'], ...fields };
-}
 
 describe('postgres store: enqueue and start in one statement', PG_SKIP ? { skip: PG_SKIP } : {}, () => {
   const open: PostgresStore[] = [];
@@ -42,104 +29,12 @@ describe('postgres store: enqueue and start in one statement', PG_SKIP ? { skip:
     await Promise.all(open.map((s) => s.close()));
   });
 
-  it('starts the batch\'s due tasks in claim order up to the limit; each reads back as the claim left it', async () => {
-    const s = await store('priority');
-    const batch = [newTask({ priority: 1 }), newTask({ priority: 5 }), newTask({ runAt: NOW + 60_000 }), newTask({ priority: 5, options: { timeoutMs: 900 } }), newTask()];
-    const { results, claimed } = await s.enqueueAndClaim!(batch, request({ limit: 3 }));
-    assert.deepEqual(results, [
-      { id: batch[0]!.id, created: true, state: 'queued' },
-      { id: batch[1]!.id, created: true, state: 'queued' },
-      { id: batch[2]!.id, created: true, state: 'scheduled' },
-      { id: batch[3]!.id, created: true, state: 'queued' },
-      { id: batch[4]!.id, created: true, state: 'queued' },
-    ]);
-    // priority first, then time and id: the two of priority 5 in their id order, then the one of priority 1
-    assert.deepEqual(claimed.map((t) => t.id), [batch[1]!.id, batch[3]!.id, batch[0]!.id]);
-    for (const t of claimed) {
-      assert.deepEqual(t, await s.get(t.id));
-      assert.equal(t.state, 'running');
-      assert.equal(t.owner, 'node-a');
-      assert.equal(t.leaseUntil, NOW + 5 + 30_000);
-      assert.equal(t.startedAt, NOW + 5);
-      assert.equal(t.attempts, 1);
-      assert.deepEqual((await s.history(t.id)).map((h) => [h.from, h.to, h.at, h.attempt]), [
-        [null, 'queued', NOW, 0],
-        ['queued', 'running', NOW + 5, 1],
-      ]);
-    }
-    assert.equal((await s.get(batch[4]!.id))?.state, 'queued');
-    assert.equal((await s.get(batch[2]!.id))?.state, 'scheduled');
-    // the one left queued is the claim's next; a started one is not claimed again
-    assert.deepEqual((await s.claim(request({ limit: 10 }))).map((t) => t.id), [batch[4]!.id]);
-    const counts = await s.counts(NOW + 5);
-    assert.equal(counts.byState.running, 4);
-    assert.equal(counts.byState.scheduled, 1);
-  });
+  enqueueStartCases(store);
 
-  it('keeps to the claim\'s names, exclusions and per-name caps', async () => {
-    const s = await store('fifo');
-    const batch = [
-      newTask({ name: 'job' }),
-      newTask({ name: 'job' }),
-      newTask({ name: 'job' }),
-      newTask({ name: 'other' }),
-      newTask({ name: 'paused' }),
-      newTask({ name: 'elsewhere' }),
-    ];
-    const { claimed } = await s.enqueueAndClaim!(batch, request({ names: ['job', 'other', 'paused'], exclude: ['paused'], perName: { job: 2 } }));
-    assert.deepEqual(claimed.map((t) => t.id), [batch[0]!.id, batch[1]!.id, batch[3]!.id]);
-    const left = await s.list({ state: ['queued'] });
-    assert.deepEqual(left.tasks.map((t) => t.id).sort(), [batch[2]!.id, batch[4]!.id, batch[5]!.id].sort());
-  });
-
-  it('while a task of the claim\'s names was due before, the batch is enqueued and then claimed: the older one first', async () => {
-    const s = await store('fifo');
-    const old = newTask({ name: 'other' });
-    await s.enqueue([old]);
-    const batch = [newTask(), newTask()];
-    const { results, claimed } = await s.enqueueAndClaim!(batch, request({ limit: 2 }));
-    assert.deepEqual(results.map((r) => [r.created, r.state]), [[true, 'queued'], [true, 'queued']]);
-    assert.deepEqual(claimed.map((t) => t.id), [old.id, batch[0]!.id]);
-    for (const t of claimed) assert.deepEqual(t, await s.get(t.id));
-    assert.equal((await s.get(batch[1]!.id))?.state, 'queued');
-    // a due task of a name outside the claim does not hold the batch back
-    const s2 = await store('fifo');
-    const elsewhere = newTask({ name: 'elsewhere' });
-    await s2.enqueue([elsewhere]);
-    const started = newTask();
-    assert.deepEqual((await s2.enqueueAndClaim!([started], request())).claimed.map((t) => t.id), [started.id]);
-    assert.equal((await s2.get(elsewhere.id))?.state, 'queued');
-  });
-
-  it('a task whose id or key is taken is neither created nor started', async () => {
-    const s = await store('priority');
-    const first = newTask({ key: 'order-1' });
-    await s.enqueue([first]);
-    assert.deepEqual((await s.claim(request({ limit: 1 }))).map((t) => t.id), [first.id]);
-    const again = newTask({ key: 'order-1' });
-    const fresh = newTask();
-    const { results, claimed } = await s.enqueueAndClaim!([again, fresh, { ...fresh, input: 'repeat' }], request());
-    assert.deepEqual(results, [
-      { id: first.id, created: false, state: 'running' },
-      { id: fresh.id, created: true, state: 'queued' },
-      // the repeat finds the stored task, which its first copy started
-      { id: fresh.id, created: false, state: 'running' },
-    ]);
-    assert.deepEqual(claimed.map((t) => t.id), [fresh.id]);
-    assert.equal(await s.get(again.id), undefined);
-    assert.deepEqual((await s.get(fresh.id))?.input, fresh.input);
-  });
-
-  it('serves no claim it cannot make this way: group limits, no name list, weighted-random, nothing due', async () => {
+  it('a claim start-plan.ts does not serve (weighted-random here) is made after the insert', async () => {
     const batch = [newTask()];
-    assert.equal(planStart(batch, 'priority', request({ groupLimits: { job: 1 } })), undefined);
-    assert.equal(planStart(batch, 'priority', request({ names: undefined })), undefined);
     assert.equal(planStart(batch, 'weighted-random', request()), undefined);
-    assert.equal(planStart(batch, 'priority', request({ limit: 0 })), undefined);
-    assert.equal(planStart(batch, 'priority', request({ perName: { job: 0, other: 0 } })), undefined);
-    assert.equal(planStart([newTask({ runAt: NOW + 10 })], 'priority', request()), undefined);
-    assert.equal(planStart([newTask({ createdAt: NOW, runAt: NOW + 1 })], 'priority', request({ now: NOW + 1 })), undefined, 'created scheduled');
-    assert.ok(planStart(batch, 'priority', request()));
+    assert.deepEqual(planStart(batch, 'priority', request())?.starts.map((r) => [r.id, r.start]), [[batch[0]!.id, true]]);
     // the store then enqueues, and claims after
     const s = await store('weighted-random');
     const { results, claimed } = await s.enqueueAndClaim!(batch, request());
@@ -170,11 +65,4 @@ describe('postgres store: enqueue and start in one statement', PG_SKIP ? { skip:
       }
     });
   }
-
-  it('lifo starts the newest of the batch first', async () => {
-    const s = await store('lifo');
-    const batch = [newTask(), newTask(), newTask()];
-    const { claimed } = await s.enqueueAndClaim!(batch, request({ limit: 2 }));
-    assert.deepEqual(claimed.map((t) => t.id), [batch[2]!.id, batch[1]!.id]);
-  });
 });

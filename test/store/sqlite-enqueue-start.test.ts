@@ -1,28 +1,16 @@
 /**
- * The SQLite store's enqueueAndClaim (queries/enqueue-start.ts): when nothing of the claim's names was due before,
- * the batch's own due tasks are inserted `running`, in claim order, within the claim's limit, names and caps; the
- * row a start writes is the row enqueue-then-claim leaves. Otherwise the batch is enqueued and then claimed.
- * (The store contract checks the verb's meaning; this file, the start in the insert.)
+ * The SQLite store's enqueueAndClaim (queries/enqueue-start.ts): the cases every store that starts tasks in its
+ * insert shares (enqueue-start-cases.ts); the row a start writes is the row enqueue-then-claim leaves; a picked task
+ * that is not inserted leaves its place to the claim right after. (The store contract checks the verb's meaning;
+ * this file, the start in the insert.)
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { createTaskId } from '../../src/ids.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import type { ClaimRequest, Store, Strategy } from '../../src/store/store.ts';
-import type { NewTask } from '../../src/task.ts';
+import type { Store, Strategy } from '../../src/store/store.ts';
 import { tempDb } from '../helpers/temp-db.ts';
-
-const NOW = Date.UTC(2026, 11, 7, 1);
-let seq = 0;
-
-function newTask(fields: Partial<NewTask> = {}): NewTask {
-  return { id: createTaskId(NOW + seq++), name: 'job', input: { n: seq, nested: { b: 1, a: [2] } }, priority: 0, weight: 1, maxAttempts: 3, createdAt: NOW, runAt: NOW, ...fields };
-}
-
-function request(fields: Partial<ClaimRequest> = {}): ClaimRequest {
-  return { owner: 'node-a', limit: 8, leaseMs: 30_000, now: NOW + 5, names: ['job', 'other'], ...fields };
-}
+import { NOW, enqueueStartCases, newTask, request } from './enqueue-start-cases.ts';
 
 /** What a row holds besides its id and input: state, lease, history, and the room it keeps for its end. */
 const ROW_SQL = `SELECT state, attempts, owner, lease_until, started_at, updated_at, created_at, run_at, progress,
@@ -40,38 +28,7 @@ describe('sqlite store: enqueue and start in the insert', () => {
     await Promise.all(open.map((s) => s.close()));
   });
 
-  it('starts the batch\'s due tasks in claim order up to the limit; each reads back as the claim left it', async () => {
-    const s = await store('priority');
-    const batch = [newTask({ priority: 1 }), newTask({ priority: 5 }), newTask({ runAt: NOW + 60_000 }), newTask({ priority: 5, options: { timeoutMs: 900 } }), newTask()];
-    const { results, claimed } = await s.enqueueAndClaim!(batch, request({ limit: 3 }));
-    assert.deepEqual(results, [
-      { id: batch[0]!.id, created: true, state: 'queued' },
-      { id: batch[1]!.id, created: true, state: 'queued' },
-      { id: batch[2]!.id, created: true, state: 'scheduled' },
-      { id: batch[3]!.id, created: true, state: 'queued' },
-      { id: batch[4]!.id, created: true, state: 'queued' },
-    ]);
-    assert.deepEqual(claimed.map((t) => t.id), [batch[1]!.id, batch[3]!.id, batch[0]!.id]);
-    for (const t of claimed) {
-      assert.deepEqual(t, await s.get(t.id));
-      assert.equal(t.state, 'running');
-      assert.equal(t.owner, 'node-a');
-      assert.equal(t.leaseUntil, NOW + 5 + 30_000);
-      assert.equal(t.startedAt, NOW + 5);
-      assert.equal(t.attempts, 1);
-      assert.deepEqual((await s.history(t.id)).map((h) => [h.from, h.to, h.at, h.attempt]), [
-        [null, 'queued', NOW, 0],
-        ['queued', 'running', NOW + 5, 1],
-      ]);
-    }
-    assert.equal((await s.get(batch[4]!.id))?.state, 'queued');
-    // the one left queued is the claim's next; a started one is not claimed again
-    assert.deepEqual((await s.claim(request({ limit: 10 }))).map((t) => t.id), [batch[4]!.id]);
-    const counts = await s.counts(NOW + 5);
-    assert.equal(counts.byState.running, 4);
-    assert.equal(counts.byState.scheduled, 1);
-    assert.equal(counts.byState.queued, 0);
-  });
+  enqueueStartCases(store);
 
   it('writes the row enqueue-then-claim writes, and it ends the same way', async () => {
     const started = await store('fifo');
@@ -96,33 +53,7 @@ describe('sqlite store: enqueue and start in the insert', () => {
     assert.deepEqual(await started.get(t.id), await claimedAfter.get(t.id));
   });
 
-  it('keeps to the claim\'s names, exclusions and per-name caps', async () => {
-    const s = await store('fifo');
-    const batch = [
-      newTask({ name: 'job' }),
-      newTask({ name: 'job' }),
-      newTask({ name: 'job' }),
-      newTask({ name: 'other' }),
-      newTask({ name: 'paused' }),
-      newTask({ name: 'elsewhere' }),
-    ];
-    const { claimed } = await s.enqueueAndClaim!(batch, request({ names: ['job', 'other', 'paused'], exclude: ['paused'], perName: { job: 2 } }));
-    assert.deepEqual(claimed.map((t) => t.id), [batch[0]!.id, batch[1]!.id, batch[3]!.id]);
-    const left = await s.list({ state: ['queued'] });
-    assert.deepEqual(left.tasks.map((t) => t.id).sort(), [batch[2]!.id, batch[4]!.id, batch[5]!.id].sort());
-  });
-
-  it('while a task of the claim\'s names was due before, the batch is enqueued and then claimed: the older one first', async () => {
-    const s = await store('fifo');
-    const old = newTask({ name: 'other' });
-    await s.enqueue([old]);
-    const batch = [newTask(), newTask()];
-    const { results, claimed } = await s.enqueueAndClaim!(batch, request({ limit: 2 }));
-    assert.deepEqual(results.map((r) => [r.created, r.state]), [[true, 'queued'], [true, 'queued']]);
-    assert.deepEqual(claimed.map((t) => t.id), [old.id, batch[0]!.id]);
-    for (const t of claimed) assert.deepEqual(t, await s.get(t.id));
-    assert.equal((await s.get(batch[1]!.id))?.state, 'queued');
-    // a delayed task that came due counts as due; a due task of a name outside the claim does not
+  it('a delayed task that came due holds the batch back as a queued one does', async () => {
     const s2 = await store('priority');
     const due = newTask({ runAt: NOW + 2 });
     await s2.enqueue([due, newTask({ name: 'elsewhere' })]);
@@ -133,12 +64,6 @@ describe('sqlite store: enqueue and start in the insert', () => {
     const later = newTask({ createdAt: NOW + 3, runAt: NOW + 3 });
     assert.deepEqual((await s3.enqueueAndClaim!([later], request({ limit: 1 }))).claimed.map((t) => t.id), [due.id]);
     assert.deepEqual((await s3.history(due.id)).map((h) => h.to), ['scheduled', 'queued', 'running']);
-    const s4 = await store('fifo');
-    const elsewhere = newTask({ name: 'elsewhere' });
-    await s4.enqueue([elsewhere]);
-    const started = newTask();
-    assert.deepEqual((await s4.enqueueAndClaim!([started], request())).claimed.map((t) => t.id), [started.id]);
-    assert.equal((await s4.get(elsewhere.id))?.state, 'queued');
   });
 
   it('a task whose id or key is taken is neither created nor started; the claim takes the next one instead', async () => {
@@ -188,11 +113,7 @@ describe('sqlite store: enqueue and start in the insert', () => {
     assert.equal(await s.get(childAgain.id), undefined);
   });
 
-  it('lifo starts the newest of the batch first; weighted-random enqueues and then claims', async () => {
-    const s = await store('lifo');
-    const batch = [newTask(), newTask(), newTask()];
-    const { claimed } = await s.enqueueAndClaim!(batch, request({ limit: 2 }));
-    assert.deepEqual(claimed.map((t) => t.id), [batch[2]!.id, batch[1]!.id]);
+  it('weighted-random enqueues and then claims', async () => {
     const w = await store('weighted-random');
     const one = newTask();
     const res = await w.enqueueAndClaim!([one], request());
