@@ -91,6 +91,9 @@ describe('enqueue and claim in one write', () => {
       await withRuntime(store, { concurrency: 2, tasks }, async (rt) => {
         const total = 200;
         const done = succeeded(rt, total);
+        // the race starts from an idle scheduler, past its first claim, so the first enqueues meet a standing offer
+        // (a PostgreSQL runtime's first claim waits for its connections; under load the callers could outrun it)
+        await waitFor(() => schedulerInfo(rt).hungry && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
         const callers = Array.from({ length: 4 }, async (_, c) => {
           for (let i = c; i < total; i += 4) await rt.enqueue('job', i);
         });
