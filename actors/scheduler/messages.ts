@@ -8,9 +8,10 @@ export interface SchedulerWake { type: 'scheduler.wake'; reason: string }
 export interface SchedulerDemand { type: 'scheduler.demand'; slots: number; perName: Record<string, number>; exclude: string[] }
 /**
  * The tracker used the claim offer `serial` with an enqueue: `claimed` tasks went to the executor. `retryAt`/`heldBack`
- * as a claim's `onHeldBack` reports them (a group or rate limit held due tasks back).
+ * as a claim's `onHeldBack` reports them (a group or rate limit held due tasks back). `drained`: the store said the
+ * claim left nothing of its names due (`EnqueueAndClaimResult.drained`).
  */
-export interface SchedulerOfferTaken { type: 'scheduler.offer-taken'; serial: number; claimed: number; heldBack: boolean; retryAt?: number }
+export interface SchedulerOfferTaken { type: 'scheduler.offer-taken'; serial: number; claimed: number; heldBack: boolean; retryAt?: number; drained?: true }
 /** Sent when a schedule was created or changed (pause, resume). */
 export interface SchedulerScheduleSaved { type: 'scheduler.schedule-saved'; schedule: ScheduleRecord }
 /** Sent when a schedule was deleted. */

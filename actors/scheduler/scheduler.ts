@@ -206,7 +206,7 @@ export class Scheduler implements Actor<TroupeMessage> {
         else this.#offerIdle();
         return;
       case 'scheduler.offer-taken':
-        this.#offerTaken(m.serial, m.claimed, m.heldBack, m.retryAt);
+        this.#offerTaken(m.serial, m.claimed, m.heldBack, m.retryAt, m.drained === true);
         return;
       case 'scheduler.pause-name':
         if (m.paused) this.#paused.add(m.name);
@@ -418,12 +418,18 @@ export class Scheduler implements Actor<TroupeMessage> {
    * already used can add tasks to a claim of the scheduler's own: the executor keeps what does not fit in its
    * buffer, leased, until a slot frees.)
    */
-  #offerTaken(serial: number, claimed: number, heldBack: boolean, retryAt: number | undefined): void {
+  #offerTaken(serial: number, claimed: number, heldBack: boolean, retryAt: number | undefined, drained: boolean): void {
     this.#stats.offerClaims++;
     this.#stats.claimed += claimed;
     if (heldBack) {
       this.#setHeldBack(true);
       if (retryAt !== undefined) this.#armTimer(retryAt);
+    }
+    // A store shared with other nodes is taken as drained only on its word that no due task was left (a short
+    // claim of its own may have skipped tasks other nodes held locked); the same conditions as after a claim.
+    const request = this.#offerRequest;
+    if (drained && serial === this.#offer && request !== undefined && !heldBack && (request.exclude?.length ?? 0) === 0 && !hasKeys(request.perName) && !this.#wakeAgain) {
+      this.#drained = true;
     }
     if (claimed === 0) {
       // Nothing taken (the tracker dropped the offer): the same demand is offered again.

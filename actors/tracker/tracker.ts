@@ -93,6 +93,8 @@ class EnqueueWrite {
   held: { retryAt: number | undefined } | undefined;
   /** The offer's limit this write claimed with. */
   limit = 0;
+  /** The store said the claim left nothing of its names due (EnqueueAndClaimResult.drained). */
+  drained = false;
   constructor(
     readonly batch: PendingEnqueue[],
     readonly tasks: NewTask[],
@@ -268,7 +270,10 @@ export class Tracker implements Actor<TroupeMessage> {
       const request = offerRequest(offer.request, now, this.#offerLimit, this.#onHeldBack);
       w.limit = this.#offerLimit;
       this.#d.store.enqueueAndClaim!(tasks, request).then(
-        (r) => this.#enqueueWritten(w, r.results, r.claimed),
+        (r) => {
+          w.drained = r.drained === true;
+          this.#enqueueWritten(w, r.results, r.claimed);
+        },
         (error: unknown) => this.#enqueueFailed(w, error),
       );
     } else {
@@ -319,7 +324,11 @@ export class Tracker implements Actor<TroupeMessage> {
     }
     if (offer) {
       const held = w.held;
-      this.#ctx.tell(this.#d.orchestrator, { type: 'scheduler.offer-taken', serial: offer.serial, claimed: claimed.length, heldBack: held !== undefined, ...(held?.retryAt !== undefined ? { retryAt: held.retryAt } : {}) });
+      this.#ctx.tell(this.#d.orchestrator, {
+        type: 'scheduler.offer-taken', serial: offer.serial, claimed: claimed.length, heldBack: held !== undefined,
+        ...(held?.retryAt !== undefined ? { retryAt: held.retryAt } : {}),
+        ...(w.drained ? { drained: true as const } : {}),
+      });
     }
     // The replies after the dispatch: a claimed task starts before its caller's await resumes.
     if (batch.length === 1) this.#ctx.tell(batch[0]!.replyTo, createReply(results));

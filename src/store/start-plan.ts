@@ -35,6 +35,8 @@ export interface StartPicks<T> {
   names: string[];
   /** The tasks to start, in claim order. */
   starts: T[];
+  /** Every due task of the allowed names in the batch is among `starts` (the limit and the caps left none). */
+  all: boolean;
 }
 
 /** Why: whether claims like `request` can be made in the insert at all, whatever the batch. */
@@ -80,5 +82,5 @@ export function pickStarts<T extends StartCandidate>(rows: readonly T[], strateg
     taken.set(r.name, n + 1);
     starts.push(r);
   }
-  return { names, starts };
+  return { names, starts, all: starts.length === candidates.length };
 }

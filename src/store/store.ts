@@ -48,6 +48,13 @@ export interface EnqueueResult {
 export interface EnqueueAndClaimResult {
   results: EnqueueResult[];
   claimed: TaskRecord[];
+  /**
+   * true: the claim left no task of its names due, as seen by a read that no other node's locks could hide (a
+   * start in the insert whose check found nothing else due, and that started every due task of the batch). A
+   * scheduler on a store shared with other nodes may then wait for a wake-up instead of claiming again.
+   * Absent: not known.
+   */
+  drained?: boolean;
 }
 
 export interface ClaimRequest {

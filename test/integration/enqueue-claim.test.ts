@@ -66,10 +66,12 @@ describe('enqueue and claim in one write', () => {
         const info = schedulerInfo(rt);
         assert.equal(info.offerClaims, 10, 'every enqueue claimed its own task');
         assert.equal(info.claimed - claimedBefore, 10, 'and only it');
-        // A store shared with other nodes is never taken as drained: the scheduler looks again after each offer,
-        // and finds nothing.
-        if (store === 'postgres') assert.equal(info.claims - claimsBefore, info.emptyClaims - emptyBefore, 'the scheduler\'s own claims found nothing');
-        else assert.equal(info.claims, claimsBefore, 'the scheduler made no claim of its own');
+        // A store shared with other nodes is drained on its word (its start in the insert found nothing else due):
+        // the scheduler makes no claim of its own after an offer either, but for its poll (one a second while idle).
+        const own = info.claims - claimsBefore;
+        assert.equal(own, info.emptyClaims - emptyBefore, 'any claim of its own found nothing');
+        if (store === 'postgres') assert.ok(own <= 2, `no claim after each offer (${own} claims for 10 tasks)`);
+        else assert.equal(own, 0, 'the scheduler made no claim of its own');
       });
     });
 

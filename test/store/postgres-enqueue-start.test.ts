@@ -31,6 +31,16 @@ describe('postgres store: enqueue and start in one statement', PG_SKIP ? { skip:
 
   enqueueStartCases(store);
 
+  it('says the claim left nothing due only when its check found nothing else and the batch left nothing', async () => {
+    const s = await store('fifo');
+    assert.equal((await s.enqueueAndClaim!([newTask(), newTask()], request())).drained, true);
+    assert.equal((await s.enqueueAndClaim!([newTask(), newTask()], request({ limit: 1 }))).drained, false, 'one left queued');
+    // that one was due before: the batch is inserted waiting and claimed after, by a claim that skips locked rows
+    const blocked = await s.enqueueAndClaim!([newTask()], request());
+    assert.equal(blocked.claimed.length, 2);
+    assert.equal(blocked.drained, undefined);
+  });
+
   it('a claim start-plan.ts does not serve (weighted-random here) is made after the insert', async () => {
     const batch = [newTask()];
     assert.equal(planStart(batch, 'weighted-random', request()), undefined);

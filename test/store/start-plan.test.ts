@@ -29,6 +29,9 @@ describe('start plan', () => {
     const paused = pickStarts(rows, 'fifo', request({ exclude: ['job'] }));
     assert.deepEqual(tags(paused?.starts), ['c']);
     assert.deepEqual(paused?.names, ['other'], 'the names whose due tasks would come first');
+    assert.equal(pickStarts(rows, 'fifo', request())?.all, true, 'every due task of the names starts');
+    assert.equal(pickStarts(rows, 'fifo', request({ limit: 3 }))?.all, false, 'the limit leaves one');
+    assert.equal(pickStarts(rows, 'fifo', request({ perName: { job: 1 } }))?.all, false, 'a cap leaves two');
   });
 
   it('leaves out what is not due, waits for children, or repeats an earlier id or key', () => {

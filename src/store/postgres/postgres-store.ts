@@ -295,8 +295,8 @@ class PgStore implements PostgresStore {
   async enqueueAndClaim(tasks: readonly NewTask[], request: ClaimRequest): Promise<EnqueueAndClaimResult> {
     const plan = needsFeatureEnqueue(tasks) ? undefined : planStart(tasks, this.strategy, request);
     if (plan !== undefined) {
-      const { results, claimed, blocked } = await this.#use('enqueue', (db) => enqueueAndStart(db, this.#n, tasks, plan, request), this.#claimPool);
-      if (!blocked) return { results, claimed };
+      const { results, claimed, blocked, drained } = await this.#use('enqueue', (db) => enqueueAndStart(db, this.#n, tasks, plan, request), this.#claimPool);
+      if (!blocked) return { results, claimed, drained };
       return { results, claimed: await this.claim(request) };
     }
     const results = await this.enqueue(tasks);

@@ -36,6 +36,8 @@ export interface StartPlan {
   names: string[];
   /** The rows to start, in claim order. */
   starts: InsertRow[];
+  /** They are every due row of the allowed names in the batch. */
+  all: boolean;
 }
 
 /**
@@ -47,7 +49,7 @@ export function planStart(tasks: readonly NewTask[], strategy: Strategy, request
   const picks = pickStarts(rows, strategy, request);
   if (picks === undefined) return undefined;
   for (const r of picks.starts) r.start = true;
-  return { rows, names: picks.names, starts: picks.starts };
+  return { rows, names: picks.names, starts: picks.starts, all: picks.all };
 }
 
 /**
@@ -131,5 +133,7 @@ export async function enqueueAndStart(
     if (back === undefined) continue;
     claimed.push(startedTaskFromRow(startedRowOfNew(s, back.input, back.options), request.now, request.owner, leaseUntil));
   }
-  return { results: await answer(db, n, tasks, created), claimed, blocked: rows[0]?.free === false };
+  const blocked = rows[0]?.free === false;
+  // Nothing was due before (a plain read, which no other node's lock hides), and the batch left nothing due either.
+  return { results: await answer(db, n, tasks, created), claimed, blocked, drained: !blocked && plan.all };
 }
