@@ -5,7 +5,7 @@
  * Shared by test/store/sqlite-enqueue-start.test.ts and test/store/postgres-enqueue-start.test.ts.
  */
 import assert from 'node:assert/strict';
-import { it } from 'node:test';
+import { after, it } from 'node:test';
 import { createTaskId } from '../../src/ids.ts';
 import type { ClaimRequest, Store, Strategy } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
@@ -19,6 +19,20 @@ export function newTask(fields: Partial<NewTask> = {}): NewTask {
 
 export function request(fields: Partial<ClaimRequest> = {}): ClaimRequest {
   return { owner: 'node-a', limit: 8, leaseMs: 30_000, now: NOW + 5, names: ['job', 'other'], ...fields };
+}
+
+/** Why: a test file's fresh stores, made by `make` and opened; all closed after the file's tests. */
+export function openedStores<S extends Store>(make: (strategy: Strategy) => S): (strategy?: Strategy) => Promise<S> {
+  const open: S[] = [];
+  after(async () => {
+    await Promise.all(open.map((s) => s.close()));
+  });
+  return async (strategy = 'priority') => {
+    const s = make(strategy);
+    open.push(s);
+    await s.open();
+    return s;
+  };
 }
 
 /** Why: one set of cases for every store that starts tasks in its insert; `store` opens a fresh, empty one. */

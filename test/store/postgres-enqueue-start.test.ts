@@ -5,29 +5,19 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import pg from 'pg';
 import { CLAIM_OPTIONS, withStartupOptions } from '../../src/store/postgres/connection-options.ts';
 import { enqueueStartSql, planStart } from '../../src/store/postgres/queries/enqueue-start.ts';
 import { createNames } from '../../src/store/postgres/sql.ts';
-import type { Strategy } from '../../src/store/store.ts';
 import { PG_SKIP, PG_URL, nodeTypes, trackSchemas } from '../helpers/pg.ts';
-import { NOW, enqueueStartCases, newTask, request } from './enqueue-start-cases.ts';
+import { NOW, enqueueStartCases, newTask, openedStores, request } from './enqueue-start-cases.ts';
 
 const schemas = trackSchemas('enqstart');
 after(() => schemas.dropAll());
 
 describe('postgres store: enqueue and start in one statement', PG_SKIP ? { skip: PG_SKIP } : {}, () => {
-  const open: PostgresStore[] = [];
-  const store = async (strategy: Strategy = 'priority'): Promise<PostgresStore> => {
-    const s = createPostgresStore(PG_URL!, { schema: schemas.next(), strategy, listen: false, poolSize: 2 });
-    open.push(s);
-    await s.open();
-    return s;
-  };
-  after(async () => {
-    await Promise.all(open.map((s) => s.close()));
-  });
+  const store = openedStores((strategy) => createPostgresStore(PG_URL!, { schema: schemas.next(), strategy, listen: false, poolSize: 2 }));
 
   enqueueStartCases(store);
 

@@ -5,27 +5,20 @@
  * this file, the start in the insert.)
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import type { Store, Strategy } from '../../src/store/store.ts';
 import { tempDb } from '../helpers/temp-db.ts';
-import { NOW, enqueueStartCases, newTask, request } from './enqueue-start-cases.ts';
+import { NOW, enqueueStartCases, newTask, openedStores, request } from './enqueue-start-cases.ts';
 
 /** What a row holds besides its id and input: state, lease, history, and the room it keeps for its end. */
 const ROW_SQL = `SELECT state, attempts, owner, lease_until, started_at, updated_at, created_at, run_at, progress,
   length(room) AS room, replace(history, ?, '<id>') AS history FROM tasks WHERE id = ?`;
 
 describe('sqlite store: enqueue and start in the insert', () => {
-  const open: Array<Store & AsyncDisposable> = [];
-  const store = async (strategy: Strategy = 'priority', file = tempDb('enqstart')): Promise<Store & AsyncDisposable & { file: string }> => {
-    const s = Object.assign(createSqliteStore(file, { strategy }), { file });
-    open.push(s);
-    await s.open();
-    return s;
-  };
-  after(async () => {
-    await Promise.all(open.map((s) => s.close()));
+  const store = openedStores((strategy) => {
+    const file = tempDb('enqstart');
+    return Object.assign(createSqliteStore(file, { strategy }), { file });
   });
 
   enqueueStartCases(store);
@@ -92,12 +85,12 @@ describe('sqlite store: enqueue and start in the insert', () => {
     const taken = newTask();
     await s.enqueue([taken]);
     await s.claim(request({ limit: 10 }));
-    const after = newTask();
-    const second = await s.enqueueAndClaim!([taken, after], request({ limit: 1, perName: { job: 1 } }));
-    assert.deepEqual(second.results.map((r) => [r.id, r.created]), [[taken.id, false], [after.id, true]]);
-    assert.deepEqual(second.claimed.map((t) => t.id), [after.id]);
-    assert.deepEqual(second.claimed[0], await s.get(after.id));
-    assert.deepEqual((await s.history(after.id)).map((h) => h.to), ['queued', 'running']);
+    const later = newTask();
+    const second = await s.enqueueAndClaim!([taken, later], request({ limit: 1, perName: { job: 1 } }));
+    assert.deepEqual(second.results.map((r) => [r.id, r.created]), [[taken.id, false], [later.id, true]]);
+    assert.deepEqual(second.claimed.map((t) => t.id), [later.id]);
+    assert.deepEqual(second.claimed[0], await s.get(later.id));
+    assert.deepEqual((await s.history(later.id)).map((h) => h.to), ['queued', 'running']);
   });
 
   it('a child whose flow parent matched an existing key is not created, so not started', async () => {
