@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { preciseTimeoutAt, systemClock, THREAD_BACKSTOP_MS } from '../src/clock.ts';
-import { sharedTimerThread, TIMER_THREAD_SOURCE, TimerThread } from '../src/timer-thread.ts';
+import { sharedTimerThread, TIMER_THREAD_SOURCE, TimerThread, WARM_STEP_MS } from '../src/timer-thread.ts';
 import { waitFor } from './helpers/wait-for.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -64,6 +64,28 @@ describe('TimerThread', () => {
       for (const [label, late] of fired) assert.ok(late >= 0, `${label} fired ${late} ms early`);
       assert.equal(thread.pending, 0);
     }));
+
+  it('a warmed-up thread serves its own timers first, unseen: callers\' timers among them fire in order, once', async () => {
+    const thread = await onlineThread({ warmUp: 3 });
+    try {
+      assert.equal(thread.pending, 0, 'its warm-up timers are not counted');
+      const start = Date.now();
+      const fired: string[] = [];
+      const arm = (label: string, at: number) => new Promise<void>((resolve) => preciseTimeoutAt(() => resolve(void fired.push(label)), at, thread));
+      // one before, one among and one after the warm-up timers (WARM_STEP_MS apart from the start)
+      const all = Promise.all([arm('among', start + WARM_STEP_MS * 2 + 1), arm('first', start + 1), arm('after', start + WARM_STEP_MS * 3 + 20)]);
+      await all;
+      assert.deepEqual(fired, ['first', 'among', 'after']);
+      assert.equal(thread.pending, 0);
+      assert.equal(thread.warming, 0, 'all served');
+      const late = arm('later', Date.now() + 10);
+      assert.equal(thread.pending, 1);
+      await late;
+      assert.equal(thread.pending, 0);
+    } finally {
+      await thread.terminate();
+    }
+  });
 
   it('clearing a timer after it fired is harmless', () =>
     withThread(async (thread) => {
