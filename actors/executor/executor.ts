@@ -29,7 +29,7 @@
  *   attempts remain, then `failed` (a dead letter).
  */
 import type { Actor, ActorContext, TreeNode } from '../../src/actor/actor.ts';
-import type { Clock } from '../../src/clock.ts';
+import { setTimeoutAt, type Clock } from '../../src/clock.ts';
 import { ErrorCodes, TroupeError, serializeError, type SerializedError } from '../../src/errors.ts';
 import type { TaskId } from '../../src/ids.ts';
 import type { Logger } from '../../src/options.ts';
@@ -88,6 +88,8 @@ const RATE_WINDOW_MS = 100;
 interface Buffered {
   task: TaskRecord;
   at: number;
+  /** Claimed ahead of a schedule slot: its code starts at this time (ExecutorDispatch.startAt). */
+  startAt?: number;
 }
 
 export class Executor implements Actor<TroupeMessage> {
@@ -105,6 +107,8 @@ export class Executor implements Actor<TroupeMessage> {
   #drainWaiters: string[] = [];
   /** Claimed tasks not started yet, in claim (strategy) order. */
   #buffer: Buffered[] = [];
+  /** Runs that hold their slot until their schedule slot comes (#hold): their code has not started. */
+  readonly #waiting = new Set<TaskActor>();
   /** Whether the tracker was last told that claimed tasks wait here (for lease renewal). */
   #holdingReported = false;
   /** Starts per ms over the last full window (undefined until one has passed: a first burst may prefetch). */
@@ -195,9 +199,9 @@ export class Executor implements Actor<TroupeMessage> {
         if (!this.#d.prefetch && this.#buffer.length === 0 && m.tasks.length <= this.#limit - this.#running.size) {
           // Without prefetch every claimed task fits a free slot: start them all at once. (More than fits comes
           // only from a claim that raced another: an enqueue's claim against the scheduler's; the buffer holds it.)
-          for (const task of m.tasks) this.#start(task);
+          for (const task of m.tasks) this.#start(task, m.startAt);
         } else {
-          for (const task of m.tasks) this.#buffer.push({ task, at });
+          for (const task of m.tasks) this.#buffer.push(m.startAt === undefined ? { task, at } : { task, at, startAt: m.startAt });
           this.#pull();
         }
         this.#demand();
@@ -216,6 +220,7 @@ export class Executor implements Actor<TroupeMessage> {
       case 'executor.drain':
         this.#draining = true;
         this.#drainWaiters.push(m.replyTo);
+        // Runs waiting for their slot (#hold) are running tasks: the drain waits for them, as for the others.
         this.#giveBackAll('shutdown');
         this.#maybeDrained();
         return;
@@ -349,7 +354,7 @@ export class Executor implements Actor<TroupeMessage> {
         kept.push(b);
         continue;
       }
-      this.#start(b.task);
+      this.#start(b.task, b.startAt);
       this.#countStart(now);
     }
   }
@@ -422,12 +427,43 @@ export class Executor implements Actor<TroupeMessage> {
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.held', holding });
   }
 
-  #start(task: TaskRecord): void {
+  /** Starts `task` now, or takes its slot now and starts its code at `startAt` (see #hold). */
+  #start(task: TaskRecord, startAt?: number): void {
     const { clock } = this.#d;
     const def = this.#d.registry.get(task.name);
     const run = new TaskActor(task, clock, def?.killGraceMs ?? 5000);
     this.#running.add(run);
     this.#perName.set(task.name, (this.#perName.get(task.name) ?? 0) + 1);
+    if (startAt !== undefined && startAt > clock.now()) this.#hold(run, startAt);
+    else this.#begin(run, def);
+  }
+
+  /**
+   * A schedule slot's task claimed ahead of its slot: it holds its slot (it counts as running here) and its code
+   * starts on the clock's precise timer at `startAt`, with nothing else on the way (the store write is done).
+   * A drain waits for it like any running task (it is at most PREPARE_LEAD_MS away). A stop before then (a cancel,
+   * or the drain's deadline) ends it unstarted: a shutdown gives it back to the queue.
+   */
+  #hold(run: TaskActor, startAt: number): void {
+    const { clock } = this.#d;
+    this.#waiting.add(run);
+    const timer = setTimeoutAt(clock, () => {
+      this.#waiting.delete(run);
+      run.watchStops(undefined);
+      this.#begin(run, this.#d.registry.get(run.name));
+    }, startAt);
+    run.watchStops({
+      onStop: () => {
+        clock.clearTimeout(timer);
+        run.watchStops(undefined);
+        this.#finish(run, undefined, run.stopReason, false);
+      },
+    });
+  }
+
+  /** Starts the code of a run that holds its slot. */
+  #begin(run: TaskActor, def: ResolvedTask | undefined): void {
+    const task = run.record;
     this.#stats.started++;
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.started', id: task.id, name: task.name, attempt: task.attempts, owner: this.#d.owner, at: run.startedAt });
     if (!def) {
@@ -543,7 +579,9 @@ export class Executor implements Actor<TroupeMessage> {
       const outcome = op === undefined ? 'cancelled' : op.type === 'retry' ? 'retrying' : op.type === 'release' ? 'released' : (op.type as 'succeeded' | 'failed' | 'timed_out');
       run.span.end(outcome, op && 'error' in op ? op.error : undefined);
     }
-    if (op) this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.settle', op, name: run.name, startedAt: run.startedAt });
+    // A run that never started (it waited for its slot, see #hold) was never counted as running by the tracker.
+    if (op) this.#ctx.tell(this.#d.orchestrator, this.#waiting.size > 0 && this.#waiting.delete(run) ? { type: 'tracker.settle', op, name: run.name, startedAt: run.startedAt, held: true } : { type: 'tracker.settle', op, name: run.name, startedAt: run.startedAt });
+    else if (this.#waiting.size > 0) this.#waiting.delete(run);
     this.#maybeDrained();
     this.#demand();
   }

@@ -6,8 +6,10 @@ import type { TaskRecord } from '../../src/task.ts';
  * Claimed tasks to start now, or to hold in the buffer until a slot frees (the answer to a `scheduler.demand`).
  * `offered`: claimed by an enqueue with the scheduler's standing offer; the outstanding demand then stands, less
  * these tasks, where the rule of `demandAfterOffer` keeps it (the scheduler applies the same rule).
+ * `startAt`: claimed ahead of a schedule slot; each task takes its slot at once and its code starts when the clock
+ * reads `startAt` (the scheduler's precise timer), not before.
  */
-export interface ExecutorDispatch { type: 'executor.dispatch'; tasks: TaskRecord[]; offered?: boolean }
+export interface ExecutorDispatch { type: 'executor.dispatch'; tasks: TaskRecord[]; offered?: boolean; startAt?: number }
 /** Ends a running task: `cancel` by a user, `shutdown` at close (the task is given back, not failed). */
 export interface ExecutorAbort { type: 'executor.abort'; id: TaskId; reason: 'cancel' | 'shutdown' }
 /** Stops asking for work; answered when nothing runs any more. */
@@ -24,6 +26,10 @@ export interface ExecutorPaused { type: 'executor.paused'; names: string[]; grou
 
 export type ExecutorMessage = ExecutorDispatch | ExecutorAbort | ExecutorDrain | ExecutorAbortAll | ExecutorPoke | ExecutorPaused;
 
-export const createExecutorDispatch = (tasks: TaskRecord[], offered = false): ExecutorDispatch => (offered ? { type: 'executor.dispatch', tasks, offered } : { type: 'executor.dispatch', tasks });
+export const createExecutorDispatch = (tasks: TaskRecord[], offered = false, startAt?: number): ExecutorDispatch => {
+  const m: ExecutorDispatch = offered ? { type: 'executor.dispatch', tasks, offered } : { type: 'executor.dispatch', tasks };
+  if (startAt !== undefined) m.startAt = startAt;
+  return m;
+};
 export const createExecutorAbort = (id: TaskId, reason: 'cancel' | 'shutdown'): ExecutorAbort => ({ type: 'executor.abort', id, reason });
 export const createExecutorPaused = (names: string[], groups: string[]): ExecutorPaused => ({ type: 'executor.paused', names, groups });

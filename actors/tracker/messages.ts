@@ -4,8 +4,12 @@ import type { ActorAddress, TaskId } from '../../src/ids.ts';
 import type { ClaimRequest, ListFilter, SettleOp } from '../../src/store/store.ts';
 import type { NewTask, OutputStream, Progress } from '../../src/task.ts';
 
-/** Persists new tasks (batched with other enqueues); answered with the enqueue results. */
-export interface TrackerEnqueue { type: 'tracker.enqueue'; tasks: NewTask[]; replyTo: ActorAddress }
+/**
+ * Persists new tasks (batched with other enqueues); answered with the enqueue results.
+ * `startAt`: the tasks are a schedule slot's, written ahead of it. The write is not batched with other requests,
+ * the standing claim offer (if any) claims as of `startAt`, and what it claims waits in the executor until then.
+ */
+export interface TrackerEnqueue { type: 'tracker.enqueue'; tasks: NewTask[]; replyTo: ActorAddress; startAt?: number }
 /** An attempt started (the claim already recorded it): publish the fact. */
 export interface TrackerStarted { type: 'tracker.started'; id: TaskId; name: string; attempt: number; owner: string; at: number }
 /**

@@ -54,6 +54,8 @@ export interface TrackerDeps {
 interface PendingEnqueue {
   tasks: NewTask[];
   replyTo: string;
+  /** A schedule slot's tasks written ahead of it (TrackerEnqueue.startAt): written alone. */
+  startAt?: number;
 }
 
 /** Times an op written alone is refused (with backoff between) before it is given up. */
@@ -95,6 +97,8 @@ class EnqueueWrite {
   limit = 0;
   /** The store said the claim left nothing of its names due (EnqueueAndClaimResult.drained). */
   drained = false;
+  /** A slot's write ahead of it: claimed as of this time, started then (TrackerEnqueue.startAt). */
+  startAt: number | undefined;
   constructor(
     readonly batch: PendingEnqueue[],
     readonly tasks: NewTask[],
@@ -111,6 +115,8 @@ export class Tracker implements Actor<TroupeMessage> {
   readonly #ctx: ActorContext<TroupeMessage>;
   readonly #d: TrackerDeps;
   #enqueues: PendingEnqueue[] = [];
+  /** Requests with `startAt` among #enqueues (each is written alone). */
+  #aheadPending = 0;
   #enqueueBusy = false;
   #settles: TrackerSettle[] = [];
   #sideOps: SettleOp[] = [];
@@ -188,7 +194,11 @@ export class Tracker implements Actor<TroupeMessage> {
     const m = msg as TrackerMessage;
     switch (m.type) {
       case 'tracker.enqueue':
-        this.#enqueues.push({ tasks: m.tasks, replyTo: m.replyTo });
+        if (m.startAt === undefined) this.#enqueues.push({ tasks: m.tasks, replyTo: m.replyTo });
+        else {
+          this.#enqueues.push({ tasks: m.tasks, replyTo: m.replyTo, startAt: m.startAt });
+          this.#aheadPending++;
+        }
         this.#flushEnqueues();
         return;
       case 'tracker.started':
@@ -253,16 +263,29 @@ export class Tracker implements Actor<TroupeMessage> {
     // After a refused batch, the requests waiting then are written one by one: one caller's bad task is refused
     // to that caller only.
     const solo = this.#enqueueSolo > 0;
-    const batch = solo ? this.#enqueues.splice(0, 1) : this.#enqueues;
-    if (solo) this.#enqueueSolo--;
-    else this.#enqueues = [];
+    let batch: PendingEnqueue[];
+    if (solo) {
+      batch = this.#enqueues.splice(0, 1);
+      this.#enqueueSolo--;
+    } else if (this.#aheadPending === 0) {
+      batch = this.#enqueues;
+      this.#enqueues = [];
+    } else {
+      // A slot's write ahead of it goes alone (its claim is as of its slot); the requests before it go together.
+      const ahead = this.#enqueues.findIndex((e) => e.startAt !== undefined);
+      batch = this.#enqueues.splice(0, ahead === 0 ? 1 : ahead);
+    }
+    const startAt = batch.length === 1 ? batch[0]!.startAt : undefined;
+    if (startAt !== undefined) this.#aheadPending--;
     this.#enqueueBusy = true;
     const tasks = batch.length === 1 ? batch[0]!.tasks : batch.flatMap((b) => b.tasks);
-    const now = this.#d.clock.now();
+    // Ahead of a slot the claim is as of the slot: its tasks are due then, and start then (the executor holds them).
+    const now = startAt === undefined ? this.#d.clock.now() : Math.max(this.#d.clock.now(), startAt);
     // The scheduler waits with free slots: claim in this write (a due task then starts without a wake-up trip).
     const offer = this.#offer !== undefined && !this.#stopped && !solo && this.#d.store.enqueueAndClaim !== undefined && anyDue(tasks, now) ? this.#offer : undefined;
     // One object per write and no named closures: this is the start of every `run()` (see EnqueueWrite).
     const w = new EnqueueWrite(batch, tasks, offer);
+    w.startAt = startAt;
     if (offer) {
       // The offer stays while the write is in flight (one write at a time); once done, it stands with what
       // offerLeft leaves of it, unless the scheduler replaced or withdrew it meanwhile.
@@ -296,7 +319,7 @@ export class Tracker implements Actor<TroupeMessage> {
       // The claimed tasks go to the executor first, and the rest of this write's work (facts, replies, wake-ups)
       // waits one microtask: the executor's turn comes before it, so a claimed task is on its thread while that
       // work is done. Facts stay in order: the tracker hears of the start after this, in its mailbox.
-      this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(claimed as TaskRecord[], true));
+      this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(claimed as TaskRecord[], true, w.startAt));
       soon(() => this.#afterEnqueue(w, results, claimed, this.#d.clock.now()));
       return;
     }
@@ -315,7 +338,8 @@ export class Tracker implements Actor<TroupeMessage> {
       if (!r.created) continue;
       const t = tasks[i]!;
       if (t.runAt > at) {
-        scheduled = true;
+        // Claimed ahead of its slot (TrackerEnqueue.startAt): it waits in the executor, not in the store.
+        if (claimed.length === 0 || !(taken === undefined ? isClaimed(claimed, t.id) : taken.has(t.id))) scheduled = true;
         this.#ctx.publish(createTaskScheduled(t.id, t.name, at, t.runAt));
       } else {
         if (taken === undefined ? !isClaimed(claimed, t.id) : !taken.has(t.id)) due = true;

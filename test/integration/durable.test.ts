@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
+import { PREPARE_LEAD_MS } from '../../actors/scheduler/scheduler.ts';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -97,6 +98,36 @@ describe('durable runtime on SQLite', () => {
       assert.equal((await rt.schedules())[0]?.id, 'minutely');
     } finally {
       await rt.close();
+    }
+  });
+
+  it('a slot\'s task written ahead starts on its slot, and a close just before its slot waits for it', async () => {
+    const db = tempDb();
+    const slot = Date.UTC(2026, 0, 1, 0, 1, 0);
+    const clock = new ManualClock(slot - 30_000);
+    const runs: number[] = [];
+    const tasks: CreateRuntimeOptions['tasks'] = { tick: { run: () => void runs.push(clock.now()) } };
+    const rt = await open(db, { clock, tasks });
+    await rt.schedule('tick', { every: '1m', id: 'minutely' });
+    await clock.advanceTo(slot - PREPARE_LEAD_MS);
+    await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'running' })).tasks.length === 1);
+    assert.deepEqual(runs, [], 'held until its slot');
+    await clock.advanceTo(slot);
+    await waitFor(() => runs.length === 1);
+    assert.deepEqual(runs, [slot]);
+    // The next slot's task is written ahead, then the runtime is closed before that slot: it is a running task.
+    await clock.advanceTo(slot + 60_000 - PREPARE_LEAD_MS);
+    await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'running' })).tasks.length === 1);
+    const closed = rt.close();
+    await clock.advanceTo(slot + 60_000);
+    await closed;
+    assert.deepEqual(runs, [slot, slot + 60_000]);
+    const again = await open(db, { clock, tasks });
+    try {
+      const stored = (await again.list({ scheduleId: 'minutely' })).tasks;
+      assert.deepEqual(stored.map((t) => [t.timings.runAt, t.state]), [[slot + 60_000, 'succeeded'], [slot, 'succeeded']]);
+    } finally {
+      await again.close();
     }
   });
 

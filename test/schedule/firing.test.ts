@@ -1,5 +1,6 @@
 // Periodic firing on time: the scheduler prepares a slot's task a little ahead, then fires on the slot itself,
-// never before it. A memory-store runtime driven by a ManualClock; real clock only for the precise timer itself.
+// never before it. On an idle node (the claim offer stands) the task is written ahead and held by the executor
+// until the slot. A memory-store runtime driven by a ManualClock; real clock only for the precise timer itself.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock, systemClock } from '../../src/clock.ts';
@@ -12,7 +13,7 @@ const T0 = Date.UTC(2026, 0, 1, 0, 0, 0, 500);
 const SLOT = Date.UTC(2026, 0, 1, 0, 0, 10);
 
 describe('periodic firing on time', () => {
-  it('arms a prepare timer ahead of the slot, then fires exactly on the slot and never before it', async () => {
+  it('on an idle node: writes the slot\'s task ahead, claimed as of the slot, and starts it exactly on the slot, never before', async () => {
     const clock = new ManualClock(T0);
     const runs: number[] = [];
     await withRuntime({ clock, tasks: { tick: { run: () => runs.push(clock.now()) } } }, async (rt) => {
@@ -20,22 +21,46 @@ describe('periodic firing on time', () => {
       await clock.advance(0);
       assert.equal(clock.nextAt, SLOT - PREPARE_LEAD_MS, 'the early arm, ahead of the slot');
       await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
-      assert.equal(clock.nextAt, SLOT, 'after preparing, the precise wait ends on the slot');
+      await waitFor(async () => (await rt.list({ scheduleId: 'ten' })).tasks.length === 1);
+      assert.equal(clock.nextAt, SLOT, 'after preparing, the precise waits end on the slot');
       await clock.advanceTo(SLOT - 1);
-      assert.deepEqual((await rt.list({ scheduleId: 'ten' })).tasks, [], 'nothing is stored before the slot');
-      assert.deepEqual(runs, []);
+      const [early] = (await rt.list({ scheduleId: 'ten' })).tasks;
+      assert.equal(early?.key, `schedule:ten:${SLOT}`);
+      assert.equal(early?.state, 'running', 'claimed with the offer, as of its slot');
+      assert.equal(early?.timings.createdAt, SLOT - PREPARE_LEAD_MS, 'written when it was prepared');
+      assert.equal(early?.timings.runAt, SLOT, 'due at its slot');
+      assert.equal(early?.timings.startedAt, SLOT, 'started as of its slot');
+      assert.deepEqual(runs, [], 'its code waits for the slot');
       await clock.advance(1);
       await waitFor(() => runs.length === 1);
       assert.deepEqual(runs, [SLOT]);
-      const [task] = (await rt.list({ scheduleId: 'ten' })).tasks;
-      assert.equal(task?.key, `schedule:ten:${SLOT}`);
-      assert.equal(task?.timings.runAt, SLOT, 'due at its slot');
-      assert.equal(task?.timings.createdAt, SLOT, 'created when it fired, not when it was prepared');
+      await waitFor(async () => (await rt.get(early!.id))?.state === 'succeeded');
       await clock.advanceTo(SLOT + 10_000 - 1);
       assert.equal(runs.length, 1, 'the next slot does not fire early either');
       await clock.advance(1);
       await waitFor(() => runs.length === 2);
       assert.deepEqual(runs, [SLOT, SLOT + 10_000]);
+    });
+  });
+
+  it('on a busy node (no free slot, no claim offer) nothing is stored before the slot: the slot writes its task', async () => {
+    const clock = new ManualClock(T0);
+    const gate = latch();
+    const runs: number[] = [];
+    await withRuntime({ clock, concurrency: 1, tasks: { block: { run: async () => await gate.opened }, tick: { run: () => runs.push(clock.now()) } } }, async (rt) => {
+      const blocker = await rt.enqueue('block', null);
+      await waitFor(async () => (await rt.get(blocker))?.state === 'running');
+      await rt.schedule('tick', { every: '10s', id: 'ten' });
+      await clock.advanceTo(SLOT - 1);
+      assert.deepEqual((await rt.list({ scheduleId: 'ten' })).tasks, [], 'nothing is stored before the slot');
+      await clock.advance(1);
+      await waitFor(async () => (await rt.list({ scheduleId: 'ten' })).tasks.length === 1);
+      const [task] = (await rt.list({ scheduleId: 'ten' })).tasks;
+      assert.equal(task?.timings.createdAt, SLOT, 'created when it fired');
+      assert.equal(task?.state, 'queued', 'it waits for the slot the blocker holds');
+      gate.open();
+      await waitFor(() => runs.length === 1);
+      assert.deepEqual(runs, [SLOT]);
     });
   });
 
@@ -51,10 +76,14 @@ describe('periodic firing on time', () => {
       await clock.advance(1);
       await waitFor(() => runs.length === 3);
       assert.deepEqual(runs.sort(), [['berlin', SLOT], ['cron', SLOT], ['every', SLOT]]);
-      await clock.advanceTo(SLOT + 9_999);
+      // Up to the next slot's preparing: its tasks are written ahead then.
+      await clock.advanceTo(SLOT + 10_000 - PREPARE_LEAD_MS - 1);
       await rt.flush();
       assert.equal(runs.length, 3);
       for (const id of ['cron', 'berlin', 'every']) assert.equal((await rt.list({ scheduleId: id })).tasks.length, 1, id);
+      await clock.advanceTo(SLOT + 10_000);
+      await waitFor(() => runs.length === 6);
+      for (const id of ['cron', 'berlin', 'every']) assert.equal((await rt.list({ scheduleId: id })).tasks.length, 2, id);
     });
   });
 
@@ -98,13 +127,16 @@ describe('periodic firing on time', () => {
     await withRuntime({ clock, tasks: { slow: { run: async () => { started++; await gate.opened; } } } }, async (rt) => {
       await rt.schedule('slow', { every: '10s', id: 'slow', overlap: 'skip' });
       await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+      // The node was idle when the slot was prepared: its task is written ahead, then the trigger comes.
+      await waitFor(async () => (await rt.list({ scheduleId: 'slow' })).tasks.length === 1);
       const manual = await rt.triggerSchedule('slow');
       try {
         await waitFor(() => started === 1);
         await clock.advanceTo(SLOT);
         await rt.flush();
         const tasks = (await rt.list({ scheduleId: 'slow' })).tasks;
-        assert.deepEqual(tasks.map((t) => t.id), [manual], 'the slot was skipped: the triggered run is active');
+        assert.deepEqual(tasks.filter((t) => t.state !== 'cancelled').map((t) => t.id), [manual], 'the slot was skipped: the triggered run is active');
+        assert.deepEqual(tasks.filter((t) => t.state === 'cancelled').map((t) => t.key), [`schedule:slow:${SLOT}`], 'the task written ahead is cancelled');
         assert.equal(started, 1);
       } finally {
         gate.open();
@@ -113,16 +145,73 @@ describe('periodic firing on time', () => {
     });
   });
 
-  it('a schedule replaced between preparing and its slot fires the new definition', async () => {
+  it('a schedule replaced before its slot is prepared fires the new definition', async () => {
+    const clock = new ManualClock(T0);
+    const inputs: unknown[] = [];
+    await withRuntime({ clock, tasks: { echo: { run: (i: unknown) => inputs.push(i) } } }, async (rt) => {
+      await rt.schedule('echo', { every: '10s', id: 'e' }, { v: 1 });
+      await clock.advanceTo(SLOT - PREPARE_LEAD_MS - 1);
+      await rt.schedule('echo', { every: '10s', id: 'e' }, { v: 2 });
+      await clock.advanceTo(SLOT);
+      await waitFor(() => inputs.length === 1);
+      assert.deepEqual(inputs, [{ v: 2 }]);
+    });
+  });
+
+  it('a schedule replaced after its slot\'s task was written ahead runs that task once; the next slot has the new definition', async () => {
     const clock = new ManualClock(T0);
     const inputs: unknown[] = [];
     await withRuntime({ clock, tasks: { echo: { run: (i: unknown) => inputs.push(i) } } }, async (rt) => {
       await rt.schedule('echo', { every: '10s', id: 'e' }, { v: 1 });
       await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+      await waitFor(async () => (await rt.list({ scheduleId: 'e' })).tasks.length === 1);
       await rt.schedule('echo', { every: '10s', id: 'e' }, { v: 2 });
       await clock.advanceTo(SLOT);
       await waitFor(() => inputs.length === 1);
-      assert.deepEqual(inputs, [{ v: 2 }]);
+      await clock.advanceTo(SLOT + 10_000);
+      await waitFor(() => inputs.length === 2);
+      assert.deepEqual(inputs, [{ v: 1 }, { v: 2 }]);
+      assert.equal((await rt.list({ scheduleId: 'e' })).tasks.length, 2, 'one task per slot');
+    });
+  });
+
+  for (const how of ['paused', 'removed'] as const) {
+    it(`a schedule ${how} after its slot's task was written ahead: the task is cancelled and never starts`, async () => {
+      const clock = new ManualClock(T0);
+      const runs: number[] = [];
+      await withRuntime({ clock, tasks: { tick: { run: () => runs.push(clock.now()) } } }, async (rt) => {
+        await rt.schedule('tick', { every: '10s', id: 'ten' });
+        await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+        await waitFor(async () => (await rt.list({ scheduleId: 'ten' })).tasks.length === 1);
+        const [early] = (await rt.list({ scheduleId: 'ten' })).tasks;
+        if (how === 'paused') await rt.pauseSchedule('ten');
+        else await rt.unschedule('ten');
+        await waitFor(async () => (await rt.get(early!.id))?.state === 'cancelled');
+        await clock.advanceTo(SLOT + 1);
+        await rt.flush();
+        assert.deepEqual(runs, []);
+        assert.equal((await rt.list({ scheduleId: 'ten' })).tasks.length, 1, 'the slot wrote nothing more');
+      });
+    });
+  }
+
+  it('a slot\'s task written ahead and cancelled before its slot never starts', async () => {
+    const clock = new ManualClock(T0);
+    const runs: number[] = [];
+    await withRuntime({ clock, tasks: { tick: { run: () => runs.push(clock.now()) } } }, async (rt) => {
+      await rt.schedule('tick', { every: '10s', id: 'ten' });
+      await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+      await waitFor(async () => (await rt.list({ scheduleId: 'ten' })).tasks.length === 1);
+      const [early] = (await rt.list({ scheduleId: 'ten' })).tasks;
+      assert.equal(await rt.cancel(early!.id), true);
+      await clock.advanceTo(SLOT + 1);
+      await rt.flush();
+      assert.deepEqual(runs, []);
+      assert.equal((await rt.get(early!.id))?.state, 'cancelled');
+      // The slot is spent, and the node is not: the next slot runs.
+      await clock.advanceTo(SLOT + 10_000);
+      await waitFor(() => runs.length === 1);
+      assert.deepEqual(runs, [SLOT + 10_000]);
     });
   });
 });
