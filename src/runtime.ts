@@ -503,7 +503,12 @@ export class Runtime implements AsyncDisposable {
 
   // ── P5 ─────────────────────────────────────────────────────────────────────────────────────────────────
 
-  /** P5: creates (or replaces) a periodic schedule. Nothing periodic runs unless created here or in the config. */
+  /**
+   * P5: creates (or replaces) a periodic schedule. Nothing periodic runs unless created here or in the config.
+   * On an idle node a slot's task is written up to 25 ms ahead of its slot, claimed as of the slot, and started on
+   * it (README, Schedules: Timing); replacing the schedule after that keeps that slot's task, pausing or removing
+   * it cancels the task.
+   */
   async schedule(name: string, spec: ScheduleOptions, input?: unknown): Promise<ScheduleRecord> {
     this.#assertOpen();
     const def = this.#registry.require(name);
@@ -540,7 +545,7 @@ export class Runtime implements AsyncDisposable {
     return removed;
   }
 
-  /** Pauses (or resumes) a schedule: its slots are skipped while paused. */
+  /** Pauses (or resumes) a schedule: its slots are skipped while paused (a slot's task written ahead is cancelled). */
   async pauseSchedule(id: string, paused = true): Promise<ScheduleRecord> {
     const s = await this.#store.getSchedule(id);
     if (!s) throw new TroupeError(ErrorCodes.NOT_FOUND, `No schedule \`${id}\``);

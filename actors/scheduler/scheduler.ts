@@ -54,10 +54,13 @@ export interface SchedulerDeps {
 }
 
 /**
- * How long before a slot the scheduler builds the slot's task and asks the store about overlap, so that at the
- * slot itself only the enqueue is left. Short, because an overlap answer this old may miss a run that ends in it.
+ * How long before a slot the scheduler builds the slot's task, asks the store about overlap and, on an idle node,
+ * writes the task ahead (#writeAhead), so that at the slot itself only the start is left. Long enough for the
+ * overlap question and the write on PostgreSQL (2–7 ms each on a connection's first such statement here; with a
+ * 10 ms lead the first slot's write was still in flight at its slot); short, because a task written ahead holds
+ * its slot in the executor until then, and a busy answer this old is asked again at the slot.
  */
-export const PREPARE_LEAD_MS = 10;
+export const PREPARE_LEAD_MS = 25;
 /** Why a slot's task written ahead is cancelled before its slot. */
 const EARLY_CANCELLED = { paused: 'its schedule was paused or removed before its slot', triggered: 'a manual run of its schedule came before its slot' } as const;
 
@@ -579,7 +582,8 @@ export class Scheduler implements Actor<TroupeMessage> {
     // Fired or not, nobody may be left with an unhandled rejection: the firing awaits these again and reports.
     task.catch(() => {});
     active?.catch(() => {});
-    const early = this.#offer !== 0 ? this.#writeAhead(s, slot, task, active) : undefined;
+    // Asked even without an offer now: a claim in flight (an empty one on an idle node) leaves one once it is read.
+    const early = this.#writeAhead(s, slot, task, active);
     return { slot, schedule: s, task, active, triggers: this.#triggers, early };
   }
 

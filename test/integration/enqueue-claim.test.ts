@@ -2,6 +2,8 @@
 // the task starts without a wake-up round trip, and nothing about limits, pauses or exactly-once changes.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { PREPARE_LEAD_MS } from '../../actors/scheduler/scheduler.ts';
+import { ManualClock } from '../../src/clock.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
@@ -133,6 +135,28 @@ describe('enqueue and claim in one write', () => {
         rt.resume('a');
         await resumed;
         assert.deepEqual(ran, ['b', 'a']);
+      });
+    });
+    it(`${store}: a slot's task is written ahead on an idle node, claimed as of its slot, and starts on it`, skip, async () => {
+      const slot = Date.UTC(2026, 0, 1, 0, 1, 0);
+      const clock = new ManualClock(slot - 30_000);
+      const runs: number[] = [];
+      await withRuntime(store, { clock, tasks: { tick: { run: () => void runs.push(clock.now()) } } }, async (rt) => {
+        // Idle past its first claim (on PostgreSQL it waits for new connections): the claim offer then stands.
+        await waitFor(() => schedulerInfo(rt).hungry && !(schedulerInfo(rt) as { claiming?: boolean }).claiming && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
+        await rt.schedule('tick', { every: '1m', id: 'minutely' });
+        // The scheduler hears of the schedule after the store wrote it: its timers are armed then.
+        await waitFor(() => (schedulerInfo(rt) as { schedules?: number }).schedules === 1, { label: 'schedule armed' });
+        await clock.advanceTo(slot - PREPARE_LEAD_MS);
+        await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'running' })).tasks.length === 1, { label: 'written ahead' });
+        const [early] = (await rt.list({ scheduleId: 'minutely' })).tasks;
+        assert.equal(early?.timings.startedAt, slot);
+        assert.deepEqual(runs, [], 'its code waits for the slot');
+        await clock.advanceTo(slot);
+        await waitFor(async () => (await rt.get(early!.id))?.state === 'succeeded', { label: 'run on its slot' });
+        assert.deepEqual(runs, [slot]);
+        const task = await rt.get(early!.id);
+        assert.deepEqual(task?.history?.map((h) => [h.to, h.at]), [['scheduled', slot - PREPARE_LEAD_MS], ['queued', slot], ['running', slot], ['succeeded', slot]]);
       });
     });
   }
