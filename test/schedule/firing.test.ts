@@ -120,6 +120,27 @@ describe('periodic firing on time', () => {
     });
   });
 
+  it('overlap skip: a slot that comes while a run is active is skipped, and nothing is written ahead for it', async () => {
+    const clock = new ManualClock(T0);
+    const gate = latch();
+    let started = 0;
+    await withRuntime({ clock, tasks: { slow: { run: async () => { started++; await gate.opened; } } } }, async (rt) => {
+      await rt.schedule('slow', { every: '10s', id: 'slow', overlap: 'skip' });
+      await clock.advanceTo(SLOT);
+      await waitFor(() => started === 1);
+      await clock.advanceTo(SLOT + 10_000 - 1);
+      await rt.flush();
+      assert.equal((await rt.list({ scheduleId: 'slow' })).tasks.length, 1, 'the run is active: nothing written ahead');
+      await clock.advance(1);
+      await rt.flush();
+      assert.equal((await rt.list({ scheduleId: 'slow' })).tasks.length, 1, 'the slot was skipped');
+      gate.open();
+      await waitFor(async () => (await rt.list({ scheduleId: 'slow', state: 'succeeded' })).tasks.length === 1);
+      await clock.advanceTo(SLOT + 20_000);
+      await waitFor(() => started === 2);
+    });
+  });
+
   it('overlap skip: a trigger between the prepared answer and the slot makes the slot skip', async () => {
     const clock = new ManualClock(T0);
     const gate = latch();
