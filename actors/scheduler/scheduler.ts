@@ -8,6 +8,7 @@
  * idempotency key is `schedule:<id>:<slot>`, so a slot produces one task however many nodes fire it. After
  * downtime only the most recent missed slot runs (catch-up once). Overlap policies: `skip` fires nothing while a
  * task of the schedule is queued or running; `queue` lets one wait behind a running one; `allow` always fires.
+ * On an idle node a slot's task is written {@link PREPARE_LEAD_MS} ahead of its slot and started on it (#writeAhead).
  */
 import type { Actor, ActorContext } from '../../src/actor/actor.ts';
 import { ask } from '../../src/bus/ask.ts';
@@ -533,7 +534,7 @@ export class Scheduler implements Actor<TroupeMessage> {
    * Forgets the slots prepared ahead, but for a slot whose task was written ahead (#writeAhead) and whose schedule
    * is unchanged: that one is fired at its slot still. One whose schedule was paused or removed is cancelled (a
    * replaced schedule's slot keeps its task: the slot was due, and its key makes the new record's firing of the
-   * same slot a no-op). At stop it stays: a shutdown gives it back to the queue, and it runs after the restart.
+   * same slot a no-op). At stop it is forgotten, not cancelled: the executor's drain waits for it like any running task.
    */
   #dropPrepared(): void {
     for (const [id, ready] of this.#prepared) {
