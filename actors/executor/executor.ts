@@ -500,7 +500,6 @@ export class Executor implements Actor<TroupeMessage> {
 
   /** Starts the code of a command or inline run (a handler run is a pool job, see #start). */
   #execute(def: Exclude<ResolvedTask, { kind: 'handler' }>, run: TaskActor, task: TaskRecord): Promise<unknown> {
-    const onProgress = (p: Progress) => this.#progress(run, p);
     switch (def.kind) {
       case 'command': {
         const args = def.args(task.input);
@@ -515,12 +514,12 @@ export class Executor implements Actor<TroupeMessage> {
             maxLines: def.output.maxLines,
             maxBytes: def.output.maxBytes,
             onLines: (stream, texts) => this.#output(run, stream, texts),
-            onProgress,
+            onProgress: (p: Progress) => this.#progress(run, p),
           })
           .then((r) => (r.value !== undefined ? r.value : { exitCode: r.exitCode, lines: r.lines }));
       }
       case 'inline': {
-        const ctx = new InlineContext(run, task, onProgress, (line) => this.#output(run, 'log', [line]));
+        const ctx = new InlineContext(run, task, this.#sink);
         // The code starts in this call, not a microtask later: on an idle runtime the hop would put it behind
         // whatever else was queued (the enqueue's own reply chain). A synchronous result ends the run here too.
         let value: unknown;

@@ -7,7 +7,7 @@
  */
 import { normalizeProgress, type TaskContext } from '../../src/registry.ts';
 import type { Progress, TaskRecord } from '../../src/task.ts';
-import type { TaskActor } from './task-actor.ts';
+import type { RunSink, TaskActor } from './task-actor.ts';
 
 export class InlineContext implements TaskContext {
   readonly id: string;
@@ -18,17 +18,18 @@ export class InlineContext implements TaskContext {
   children?: TaskContext['children'];
   readonly #run: TaskActor;
 
-  constructor(run: TaskActor, task: TaskRecord, onProgress: (progress: Progress) => void, onLog: (line: string) => void) {
+  /** Progress and log lines go to `sink` (the executor's, shared by every run: no callbacks made per run for it). */
+  constructor(run: TaskActor, task: TaskRecord, sink: Pick<RunSink, 'runProgress' | 'runLog'>) {
     this.id = task.id;
     this.name = task.name;
     this.attempt = task.attempts;
     this.#run = run;
     // own properties, as before: code may destructure them (`const { progress } = ctx`)
     this.progress = (value) => {
-      const p = normalizeProgress(value);
-      if (p) onProgress(p);
+      const p: Progress | undefined = normalizeProgress(value);
+      if (p) sink.runProgress(run, p);
     };
-    this.log = (line) => onLog(String(line));
+    this.log = (line) => sink.runLog(run, String(line));
     if (task.children) this.children = task.children;
   }
 
