@@ -135,6 +135,8 @@ export class Scheduler implements Actor<TroupeMessage> {
   #offerLimit = 0;
   /** The next slot's work done ahead of it, per schedule id (see #prepare); dropped whenever schedules re-arm. */
   #prepared = new Map<string, PreparedSlot>();
+  /** Told when no claim of this scheduler's is in flight any more (#claimsSettled). */
+  #claimWaiters: Array<() => void> = [];
   /** Bumped by every manual trigger: an overlap answer taken before one is no longer exact. */
   #triggers = 0;
   /** performance.now() when claims began in this turn of the event loop (cleared by a setImmediate). */
@@ -348,7 +350,27 @@ export class Scheduler implements Actor<TroupeMessage> {
           this.#d.logger.warn('claim failed', { error: serializeError(error).message });
           this.#armTimer(clock.now() + 1000);
         },
-      );
+      )
+      .finally(() => {
+        if (this.#claims === 0 && this.#claimWaiters.length > 0) for (const told of this.#claimWaiters.splice(0)) told();
+      });
+  }
+
+  /**
+   * Resolves once no claim of this scheduler's is in flight (after what the last one's answer led to: an offer,
+   * a new claim), or at `until` on the clock, whichever comes first.
+   */
+  #claimsSettled(until: number): Promise<void> {
+    if (this.#claims === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const { clock } = this.#d;
+      const timer = clock.setTimeout(done, Math.max(0, until - clock.now()));
+      this.#claimWaiters.push(done);
+      function done(): void {
+        clock.clearTimeout(timer);
+        resolve();
+      }
+    });
   }
 
   /**
@@ -604,6 +626,9 @@ export class Scheduler implements Actor<TroupeMessage> {
     try {
       if (active !== undefined && (await active)) return undefined;
       const t = await task;
+      // A claim in flight withdrew the offer (a wake-up's, or an idle PostgreSQL node's first one): once it is
+      // read, an idle node offers again. Not past the slot: the slot enqueues its task itself then.
+      if (this.#offer === 0 && this.#claims > 0) await this.#claimsSettled(slot);
       if (this.#offer === 0 || this.#stopped || triggers !== this.#triggers || this.#schedules.get(s.id) !== s) return undefined;
       const reply = await ask<TroupeMessage, Reply>(this.#ctx.bus, this.#ctx.self, this.#d.orchestrator, (replyTo) => ({ type: 'tracker.enqueue', tasks: [t], replyTo, startAt: slot }), { timeoutMs: 30_000 });
       return reply.ok ? (reply.value as EnqueueResult[])[0]?.id : undefined;

@@ -159,6 +159,27 @@ describe('enqueue and claim in one write', () => {
         assert.deepEqual(task?.history?.map((h) => [h.to, h.at]), [['scheduled', slot - PREPARE_LEAD_MS], ['queued', slot], ['running', slot], ['succeeded', slot]]);
       });
     });
+
+    it(`${store}: a claim in flight when a slot is prepared does not keep its task from being written ahead`, skip, async () => {
+      const slot = Date.UTC(2026, 0, 1, 0, 1, 0);
+      const clock = new ManualClock(slot - 30_000);
+      const runs: number[] = [];
+      await withRuntime(store, { clock, tasks: { tick: { run: () => void runs.push(clock.now()) } } }, async (rt) => {
+        await waitFor(() => schedulerInfo(rt).hungry && !(schedulerInfo(rt) as { claiming?: boolean }).claiming && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
+        await rt.schedule('tick', { every: '1m', id: 'minutely' });
+        await waitFor(() => (schedulerInfo(rt) as { schedules?: number }).schedules === 1, { label: 'schedule armed' });
+        const claims = schedulerInfo(rt).claims;
+        // A registration wakes the scheduler: its claim (its offer withdrawn meanwhile) is on the way as the slot is prepared.
+        rt.register('other', { run: () => null });
+        await clock.advanceTo(slot - PREPARE_LEAD_MS);
+        await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'running' })).tasks.length === 1, { label: 'written ahead' });
+        assert.ok(schedulerInfo(rt).claims > claims, 'the scheduler claimed meanwhile');
+        assert.deepEqual(runs, []);
+        await clock.advanceTo(slot);
+        await waitFor(() => runs.length === 1, { label: 'run on its slot' });
+        assert.deepEqual(runs, [slot]);
+      });
+    });
   }
 
   it('postgres: claims the enqueue cannot make in its own statement are not offered to it (weighted-random, rate limits)', PG_SKIP ? { skip: PG_SKIP } : {}, async () => {
