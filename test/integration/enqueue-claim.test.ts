@@ -35,6 +35,15 @@ function schedulerInfo(rt: Runtime): { claims: number; emptyClaims: number; offe
   return (rt.tree().children?.find((c) => c.address === 'scheduler')?.info ?? {}) as never;
 }
 
+/** Waits until the scheduler is idle past its first claim (its offer then stands), then schedules `tick` every minute. */
+async function scheduleOnIdle(rt: Runtime): Promise<void> {
+  // On PostgreSQL the first claim waits for new connections.
+  await waitFor(() => schedulerInfo(rt).hungry && !(schedulerInfo(rt) as { claiming?: boolean }).claiming && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
+  await rt.schedule('tick', { every: '1m', id: 'minutely' });
+  // The scheduler hears of the schedule after the store wrote it: its timers are armed then.
+  await waitFor(() => (schedulerInfo(rt) as { schedules?: number }).schedules === 1, { label: 'schedule armed' });
+}
+
 /** Resolves once `n` tasks have succeeded (counted from the call). */
 function succeeded(rt: Runtime, n: number): Promise<void> {
   let seen = 0;
@@ -142,11 +151,7 @@ describe('enqueue and claim in one write', () => {
       const clock = new ManualClock(slot - 30_000);
       const runs: number[] = [];
       await withRuntime(store, { clock, tasks: { tick: { run: () => void runs.push(clock.now()) } } }, async (rt) => {
-        // Idle past its first claim (on PostgreSQL it waits for new connections): the claim offer then stands.
-        await waitFor(() => schedulerInfo(rt).hungry && !(schedulerInfo(rt) as { claiming?: boolean }).claiming && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
-        await rt.schedule('tick', { every: '1m', id: 'minutely' });
-        // The scheduler hears of the schedule after the store wrote it: its timers are armed then.
-        await waitFor(() => (schedulerInfo(rt) as { schedules?: number }).schedules === 1, { label: 'schedule armed' });
+        await scheduleOnIdle(rt);
         await clock.advanceTo(slot - PREPARE_LEAD_MS);
         await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'running' })).tasks.length === 1, { label: 'written ahead' });
         const [early] = (await rt.list({ scheduleId: 'minutely' })).tasks;
@@ -165,9 +170,7 @@ describe('enqueue and claim in one write', () => {
       const clock = new ManualClock(slot - 30_000);
       const runs: number[] = [];
       await withRuntime(store, { clock, tasks: { tick: { run: () => void runs.push(clock.now()) } } }, async (rt) => {
-        await waitFor(() => schedulerInfo(rt).hungry && !(schedulerInfo(rt) as { claiming?: boolean }).claiming && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
-        await rt.schedule('tick', { every: '1m', id: 'minutely' });
-        await waitFor(() => (schedulerInfo(rt) as { schedules?: number }).schedules === 1, { label: 'schedule armed' });
+        await scheduleOnIdle(rt);
         const claims = schedulerInfo(rt).claims;
         // A registration wakes the scheduler: its claim (its offer withdrawn meanwhile) is on the way as the slot is prepared.
         rt.register('other', { run: () => null });
