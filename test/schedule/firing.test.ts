@@ -8,6 +8,8 @@ import { PREPARE_LEAD_MS } from '../../actors/scheduler/scheduler.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { latch } from '../helpers/latch.ts';
 import { withRuntime } from '../helpers/runtime.ts';
+import { createMemoryStore } from '../../src/store/memory-store.ts';
+import type { ClaimRequest } from '../../src/store/store.ts';
 
 const T0 = Date.UTC(2026, 0, 1, 0, 0, 0, 500);
 const SLOT = Date.UTC(2026, 0, 1, 0, 0, 10);
@@ -61,6 +63,43 @@ describe('periodic firing on time', () => {
       gate.open();
       await waitFor(() => runs.length === 1);
       assert.deepEqual(runs, [SLOT]);
+    });
+  });
+
+  it('a claim still in flight at the slot: nothing is written ahead, the slot enqueues its task at its time, and it runs once', async () => {
+    const clock = new ManualClock(T0);
+    const store = createMemoryStore();
+    const claim = store.claim.bind(store);
+    let gate: ReturnType<typeof latch> | undefined;
+    let held = 0;
+    store.claim = async (request: ClaimRequest) => {
+      if (gate) {
+        held++;
+        await gate.opened;
+      }
+      return claim(request);
+    };
+    const runs: number[] = [];
+    await withRuntime({ clock, store, tasks: { tick: { run: () => runs.push(clock.now()) } } }, async (rt) => {
+      await rt.schedule('tick', { every: '10s', id: 'ten' });
+      await clock.advance(0);
+      gate = latch();
+      // A registration wakes the scheduler: its claim withdraws the offer and hangs until the gate opens.
+      rt.register('other', { run: () => null });
+      await waitFor(() => held === 1);
+      await clock.advanceTo(SLOT - 1);
+      assert.deepEqual((await rt.list({ scheduleId: 'ten' })).tasks, [], 'nothing written ahead without an offer');
+      await clock.advance(1);
+      await waitFor(async () => (await rt.list({ scheduleId: 'ten' })).tasks.length === 1);
+      const [task] = (await rt.list({ scheduleId: 'ten' })).tasks;
+      assert.equal(task?.timings.createdAt, SLOT, 'enqueued at its slot');
+      assert.deepEqual(runs, []);
+      gate.open();
+      gate = undefined;
+      await waitFor(() => runs.length === 1);
+      await rt.flush();
+      assert.deepEqual(runs, [SLOT]);
+      assert.equal((await rt.list({ scheduleId: 'ten' })).tasks.length, 1);
     });
   });
 
