@@ -10,9 +10,21 @@ import { latch } from '../helpers/latch.ts';
 import { withRuntime } from '../helpers/runtime.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import type { ClaimRequest } from '../../src/store/store.ts';
+import type { Runtime, TaskView } from '../../src/runtime.ts';
 
 const T0 = Date.UTC(2026, 0, 1, 0, 0, 0, 500);
 const SLOT = Date.UTC(2026, 0, 1, 0, 0, 10);
+
+/** Schedule `ten` stores nothing before SLOT; at SLOT it enqueues its task (created then), which is returned. */
+async function slotWritesItsTask(rt: Runtime, clock: ManualClock): Promise<TaskView> {
+  await clock.advanceTo(SLOT - 1);
+  assert.deepEqual((await rt.list({ scheduleId: 'ten' })).tasks, [], 'nothing is stored before the slot');
+  await clock.advance(1);
+  await waitFor(async () => (await rt.list({ scheduleId: 'ten' })).tasks.length === 1);
+  const [task] = (await rt.list({ scheduleId: 'ten' })).tasks;
+  assert.equal(task?.timings.createdAt, SLOT, 'created when it fired');
+  return task!;
+}
 
 describe('periodic firing on time', () => {
   it('on an idle node: writes the slot\'s task ahead, claimed as of the slot, and starts it exactly on the slot, never before', async () => {
@@ -53,13 +65,8 @@ describe('periodic firing on time', () => {
       const blocker = await rt.enqueue('block', null);
       await waitFor(async () => (await rt.get(blocker))?.state === 'running');
       await rt.schedule('tick', { every: '10s', id: 'ten' });
-      await clock.advanceTo(SLOT - 1);
-      assert.deepEqual((await rt.list({ scheduleId: 'ten' })).tasks, [], 'nothing is stored before the slot');
-      await clock.advance(1);
-      await waitFor(async () => (await rt.list({ scheduleId: 'ten' })).tasks.length === 1);
-      const [task] = (await rt.list({ scheduleId: 'ten' })).tasks;
-      assert.equal(task?.timings.createdAt, SLOT, 'created when it fired');
-      assert.equal(task?.state, 'queued', 'it waits for the slot the blocker holds');
+      const task = await slotWritesItsTask(rt, clock);
+      assert.equal(task.state, 'queued', 'it waits for the slot the blocker holds');
       gate.open();
       await waitFor(() => runs.length === 1);
       assert.deepEqual(runs, [SLOT]);
@@ -87,12 +94,7 @@ describe('periodic firing on time', () => {
       // A registration wakes the scheduler: its claim withdraws the offer and hangs until the gate opens.
       rt.register('other', { run: () => null });
       await waitFor(() => held === 1);
-      await clock.advanceTo(SLOT - 1);
-      assert.deepEqual((await rt.list({ scheduleId: 'ten' })).tasks, [], 'nothing written ahead without an offer');
-      await clock.advance(1);
-      await waitFor(async () => (await rt.list({ scheduleId: 'ten' })).tasks.length === 1);
-      const [task] = (await rt.list({ scheduleId: 'ten' })).tasks;
-      assert.equal(task?.timings.createdAt, SLOT, 'enqueued at its slot');
+      await slotWritesItsTask(rt, clock);
       assert.deepEqual(runs, []);
       gate.open();
       gate = undefined;
