@@ -17,7 +17,7 @@ import { deserializeError, ErrorCodes, serializeError, TroupeError } from '../..
 import type { Logger } from '../../src/options.ts';
 import { latestSlot, MIN_EVERY_MS, nextSlot } from '../../src/schedule/cron.ts';
 import type { ClaimRequest, EnqueueResult, RateLimit, ScheduleRecord, Store } from '../../src/store/store.ts';
-import type { NewTask } from '../../src/task.ts';
+import type { NewTask, TaskRecord } from '../../src/task.ts';
 import { createExecutorDispatch, createExecutorPaused } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createReply, createErrorReply, type Reply } from '../tracker/messages.ts';
@@ -321,27 +321,10 @@ export class Scheduler implements Actor<TroupeMessage> {
       })
       .then(
         (tasks) => {
-          this.#claims--;
-          this.#claimingSlots -= limit;
-          this.#stats.claims++;
-          this.#setHeldBack(heldBack);
-          if (this.#stopped) {
-            if (tasks.length) this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
-            return;
-          }
-          // Fewer than asked (and no per-name cap in play): the queue is drained for now.
-          this.#drained = !this.#d.shared && tasks.length < limit && !heldBack && exclude.length === 0 && Object.keys(demand.perName).length === 0 && !this.#wakeAgain;
-          if (tasks.length > 0) {
-            this.#stats.claimed += tasks.length;
-            this.#demand = undefined;
-            this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
-            return;
-          }
-          this.#stats.emptyClaims++;
-          if (this.#wakeAgain) this.#pump();
-          else {
-            this.#armWake();
-            this.#offerIdle();
+          try {
+            this.#claimRead(tasks, limit, heldBack, exclude.length, demand);
+          } finally {
+            this.#tellClaimWaiters();
           }
         },
         (error: unknown) => {
@@ -349,11 +332,40 @@ export class Scheduler implements Actor<TroupeMessage> {
           this.#claimingSlots -= limit;
           this.#d.logger.warn('claim failed', { error: serializeError(error).message });
           this.#armTimer(clock.now() + 1000);
+          this.#tellClaimWaiters();
         },
-      )
-      .finally(() => {
-        if (this.#claims === 0 && this.#claimWaiters.length > 0) for (const told of this.#claimWaiters.splice(0)) told();
-      });
+      );
+  }
+
+  /** A claim's answer: its tasks go to the executor, or the queue is taken as drained and the demand offered. */
+  #claimRead(tasks: TaskRecord[], limit: number, heldBack: boolean, excluded: number, demand: SchedulerDemand): void {
+    this.#claims--;
+    this.#claimingSlots -= limit;
+    this.#stats.claims++;
+    this.#setHeldBack(heldBack);
+    if (this.#stopped) {
+      if (tasks.length) this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
+      return;
+    }
+    // Fewer than asked (and no per-name cap in play): the queue is drained for now.
+    this.#drained = !this.#d.shared && tasks.length < limit && !heldBack && excluded === 0 && Object.keys(demand.perName).length === 0 && !this.#wakeAgain;
+    if (tasks.length > 0) {
+      this.#stats.claimed += tasks.length;
+      this.#demand = undefined;
+      this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
+      return;
+    }
+    this.#stats.emptyClaims++;
+    if (this.#wakeAgain) this.#pump();
+    else {
+      this.#armWake();
+      this.#offerIdle();
+    }
+  }
+
+  /** Tells the #claimsSettled waiters once no claim is in flight any more. */
+  #tellClaimWaiters(): void {
+    if (this.#claims === 0 && this.#claimWaiters.length > 0) for (const told of this.#claimWaiters.splice(0)) told();
   }
 
   /**
