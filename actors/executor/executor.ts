@@ -397,7 +397,9 @@ export class Executor implements Actor<TroupeMessage> {
   #giveBack(b: Buffered, reason: 'shutdown' | 'paused' | string): void {
     this.#stats.givenBack++;
     const at = this.#d.clock.now();
-    const op: SettleOp = { type: 'release', id: b.task.id, owner: this.#d.owner, attempt: b.task.attempts, at, reason };
+    const op: SettleOp = b.task.runAt > at
+      ? { type: 'release', id: b.task.id, owner: this.#d.owner, attempt: b.task.attempts, at, reason, runAt: b.task.runAt }
+      : { type: 'release', id: b.task.id, owner: this.#d.owner, attempt: b.task.attempts, at, reason };
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.settle', op, name: b.task.name, startedAt: b.at, held: true });
   }
 
@@ -601,9 +603,16 @@ export class Executor implements Actor<TroupeMessage> {
       return undefined;
     }
     if (reason === 'shutdown' || (error !== undefined && isRequeue(error))) {
-      run.send({ type: 'release' });
       this.#stats.released++;
-      return { type: 'release', ...base, reason: reason === 'shutdown' ? 'shutdown' : 'thread ended' };
+      const why = reason === 'shutdown' ? 'shutdown' : 'thread ended';
+      // A slot's task written ahead and stopped before its slot (#hold) waits for its slot again, on any node.
+      const runAt = run.record.runAt;
+      if (runAt > base.at) {
+        run.send({ type: 'release_before_due' });
+        return { type: 'release', ...base, reason: why, runAt };
+      }
+      run.send({ type: 'release' });
+      return { type: 'release', ...base, reason: why };
     }
     const policy: RetryPolicy | undefined = run.record.options?.retry ?? def?.retry;
     const maxAttempts = run.record.maxAttempts;

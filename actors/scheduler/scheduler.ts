@@ -178,6 +178,8 @@ export class Scheduler implements Actor<TroupeMessage> {
       ...this.#stats,
       hungry: this.#demand !== undefined,
       claiming: this.#claims > 0,
+      // When the wake timer (the next delayed task, or the poll) fires; absent when none is armed.
+      ...(Number.isFinite(this.#timerAt) ? { wakeAt: this.#timerAt } : {}),
       pausedNames: [...this.#paused],
       pausedGroups: [...this.#pausedGroups],
       schedules: this.#schedules.size,

@@ -32,6 +32,8 @@ export type TaskEvent =
   | { type: 'time_out'; retry: boolean }
   | { type: 'cancel' }
   | { type: 'release' }
+  /** Given back before its own time (a schedule slot's task written ahead of its slot): it waits for it again. */
+  | { type: 'release_before_due' }
   | { type: 'lease_expired'; retry: boolean }
   | { type: 'requeue' };
 
@@ -77,6 +79,7 @@ export const taskMachine = setup({
         lease_expired: [{ guard: 'shouldRetry', target: 'queued' }, { target: 'failed' }],
         cancel: 'cancelled',
         release: 'queued',
+        release_before_due: 'scheduled',
       },
     },
     retrying: {

@@ -561,7 +561,7 @@ export class Tracker implements Actor<TroupeMessage> {
         this.#ctx.publish({ type: 'task.retrying', id: op.id, name, at: op.at, attempt: op.attempt, runAt: op.runAt, error: op.error });
         return true;
       case 'release':
-        this.#ctx.publish(createTaskQueued(op.id, name, op.at, op.at));
+        this.#ctx.publish(op.runAt === undefined ? createTaskQueued(op.id, name, op.at, op.at) : createTaskScheduled(op.id, name, op.at, op.runAt));
         return true;
       default:
         return false;

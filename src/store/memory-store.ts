@@ -763,11 +763,18 @@ class MemoryStore implements Store, AsyncDisposable {
         this.#toDelayed(e);
         break;
       case 'release':
-        this.#setState(e, 'queued');
         rec.attempts = op.attempt - 1;
         rec.owner = undefined;
-        this.#record(e, 'running', 'queued', op.at, op.attempt, op.reason);
-        this.#toReady(e);
+        if (op.runAt === undefined) {
+          this.#setState(e, 'queued');
+          this.#record(e, 'running', 'queued', op.at, op.attempt, op.reason);
+          this.#toReady(e);
+        } else {
+          this.#setState(e, 'scheduled');
+          rec.runAt = op.runAt;
+          this.#record(e, 'running', 'scheduled', op.at, op.attempt, op.reason);
+          this.#toDelayed(e);
+        }
         break;
     }
     return true;

@@ -103,8 +103,12 @@ export type SettleOp =
   | { type: 'timed_out'; id: TaskId; owner: string; attempt: number; at: number; error: SerializedError }
   /** A failed attempt that will run again at `runAt` (state `retrying`). */
   | { type: 'retry'; id: TaskId; owner: string; attempt: number; at: number; runAt: number; error: SerializedError; reason?: string }
-  /** Gives a claimed task back without counting its attempt (shutdown, a batch whose thread was ended). */
-  | { type: 'release'; id: TaskId; owner: string; attempt: number; at: number; reason: string }
+  /**
+   * Gives a claimed task back without counting its attempt (shutdown, a batch whose thread was ended). It goes back
+   * `queued`; with `runAt` (its own, still ahead: a schedule slot's task written before its slot) it goes back
+   * `scheduled`, due at `runAt`, as it was before the claim.
+   */
+  | { type: 'release'; id: TaskId; owner: string; attempt: number; at: number; reason: string; runAt?: number }
   | { type: 'progress'; id: TaskId; at: number; progress: Progress }
   /** Appends captured lines (their `seq` is assigned by the caller, increasing per task). */
   | { type: 'output'; id: TaskId; lines: OutputLine[] };
@@ -256,7 +260,7 @@ export function settleTarget(op: SettleOp): TaskState | undefined {
     case 'retry':
       return 'retrying';
     case 'release':
-      return 'queued';
+      return op.runAt === undefined ? 'queued' : 'scheduled';
     default:
       return undefined;
   }

@@ -12,7 +12,7 @@ import {
 } from '../../actors/task/task-machine.ts';
 import { DEAD_STATES, FINAL_STATES, TASK_STATES, type TaskState } from '../../src/task.ts';
 
-const EVENT_TYPES = ['due', 'start', 'succeed', 'fail', 'time_out', 'cancel', 'release', 'lease_expired', 'requeue'] as const satisfies readonly TaskEventType[];
+const EVENT_TYPES = ['due', 'start', 'succeed', 'fail', 'time_out', 'cancel', 'release', 'release_before_due', 'lease_expired', 'requeue'] as const satisfies readonly TaskEventType[];
 // Compile-time completeness: a new event type in TaskEvent must be added above.
 const _allEvents: Exclude<TaskEventType, (typeof EVENT_TYPES)[number]> extends never ? true : never = true;
 void _allEvents;

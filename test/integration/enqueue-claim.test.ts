@@ -185,6 +185,48 @@ describe('enqueue and claim in one write', () => {
     });
   }
 
+  for (const store of ['sqlite', 'postgres'] as const) {
+    const skip = store === 'postgres' && PG_SKIP ? { skip: PG_SKIP } : {};
+    it(`${store}: a slot's task written ahead and given back by a close waits \`scheduled\` for its slot, and the next node runs it then, once`, skip, async () => {
+      const slot = Date.UTC(2026, 0, 1, 0, 1, 0);
+      const clock = new ManualClock(slot - 30_000);
+      const runs: Array<[string, number]> = [];
+      const file = tempDb('enqueue-claim');
+      const schema = schemas.next();
+      const open = () => createRuntime({
+        maintenance: false,
+        clock,
+        tasks: { tick: { run: (_input, ctx) => void runs.push([ctx.id, clock.now()]) } },
+        store: store === 'sqlite' ? `sqlite:${file}` : createPostgresStore(PG_URL!, { schema, poolSize: 2 }),
+      });
+      const first = await open();
+      let id: string;
+      try {
+        await scheduleOnIdle(first);
+        await clock.advanceTo(slot - PREPARE_LEAD_MS);
+        await waitFor(async () => (await first.list({ scheduleId: 'minutely', state: 'running' })).tasks.length === 1, { label: 'written ahead' });
+        id = (await first.list({ scheduleId: 'minutely' })).tasks[0]!.id;
+      } finally {
+        await first.close({ force: true });
+      }
+      assert.deepEqual(runs, [], 'stopped before its slot');
+      const next = await open();
+      try {
+        const given = await next.get(id);
+        assert.deepEqual([given?.state, given?.timings.runAt, given?.attempts], ['scheduled', slot, 0]);
+        assert.deepEqual(given?.history?.at(-1) && [given.history.at(-1)!.from, given.history.at(-1)!.to, given.history.at(-1)!.reason], ['running', 'scheduled', 'shutdown']);
+        // The next node's first claim finds nothing due and arms its wake for the task's time.
+        await waitFor(() => (schedulerInfo(next) as { wakeAt?: number }).wakeAt === slot, { label: 'wake armed at the slot' });
+        await clock.advanceTo(slot);
+        await waitFor(async () => (await next.get(id))?.state === 'succeeded', { label: 'run at its slot' });
+        assert.deepEqual(runs, [[id, slot]]);
+        assert.equal((await next.list({ scheduleId: 'minutely' })).tasks.length, 1, 'the slot made no second task');
+      } finally {
+        await next.close({ force: true });
+      }
+    });
+  }
+
   it('postgres: claims the enqueue cannot make in its own statement are not offered to it (weighted-random, rate limits)', PG_SKIP ? { skip: PG_SKIP } : {}, async () => {
     for (const variant of ['weighted-random', 'rate limit'] as const) {
       const store = createPostgresStore(PG_URL!, { schema: schemas.next(), poolSize: 2, ...(variant === 'weighted-random' ? { strategy: 'weighted-random' as const } : {}) });

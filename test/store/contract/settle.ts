@@ -141,6 +141,23 @@ export function settleContract(makeStore: MakeStore): void {
         assert.equal(again?.id, t.id, 'a released task keeps its place in line');
         assert.equal(again?.attempts, 1);
       }));
+
+    it('a release with its own run_at still ahead puts the task back `scheduled`, due then, and no claim takes it before', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock, settleOne }) => {
+        const t = await add();
+        const [c] = await claim({ limit: 1 });
+        const runAt = clock.now() + 20;
+        assert.ok(await settleOne({ type: 'release', id: t.id, owner: OWNER, attempt: c!.attempts, at: clock.now(), reason: 'shutdown', runAt }));
+        const r = await store.get(t.id);
+        assert.deepEqual([r?.state, r?.runAt, r?.attempts, r?.owner, r?.leaseUntil], ['scheduled', runAt, 0, undefined, undefined]);
+        assert.deepEqual((await store.history(t.id)).at(-1), { taskId: t.id, from: 'running', to: 'scheduled', at: clock.now(), attempt: 1, reason: 'shutdown' });
+        assert.equal(await store.nextRunAt(), runAt, 'a node arms its wake for it');
+        assert.deepEqual(await claim(), [], 'not due before its time');
+        await clock.advance(20);
+        const [again] = await claim();
+        assert.deepEqual([again?.id, again?.attempts], [t.id, 1]);
+        assert.deepEqual((await store.history(t.id)).slice(-2).map((h) => [h.from, h.to, h.reason]), [['scheduled', 'queued', 'due'], ['queued', 'running', undefined]]);
+      }));
   });
 
   describe('cancel', () => {

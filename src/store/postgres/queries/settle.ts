@@ -74,22 +74,23 @@ export function outcomeSql(n: PgNames): string {
     WITH o AS (
       SELECT (e->>'i')::int AS i, e->>'id' AS id, e->>'type' AS type, e->>'owner' AS owner,
              (e->>'attempt')::int AS attempt, (e->>'at')::bigint AS at, e->'result' AS result,
-             e->'error' AS error, (e->>'runAt')::bigint AS run_at, e->>'reason' AS reason
+             e->'error' AS error, (e->>'runAt')::bigint AS run_at, e->>'reason' AS reason,
+             CASE e->>'type' WHEN 'retry' THEN 'retrying' WHEN 'release' THEN COALESCE(e->>'to', 'queued') ELSE e->>'type' END AS target
       FROM jsonb_array_elements($1::jsonb) AS e
     ), u AS (
       UPDATE ${n.tasks} AS t SET
-        state = CASE o.type WHEN 'retry' THEN 'retrying' WHEN 'release' THEN 'queued' ELSE o.type END,
+        state = o.target,
         result = CASE WHEN o.type = 'succeeded' THEN o.result ELSE t.result END,
         error = CASE o.type WHEN 'succeeded' THEN NULL WHEN 'release' THEN t.error ELSE o.error END,
         finished_at = CASE WHEN o.type IN ('succeeded', 'failed', 'timed_out') THEN o.at ELSE t.finished_at END,
-        run_at = CASE WHEN o.type = 'retry' THEN o.run_at ELSE t.run_at END,
+        run_at = COALESCE(o.run_at, t.run_at),
         attempts = CASE WHEN o.type = 'release' THEN o.attempt - 1 ELSE t.attempts END,
         owner = CASE WHEN o.type IN ('retry', 'release') THEN NULL ELSE t.owner END,
         lease_until = NULL,
         updated_at = o.at,
         history = t.history || ${lineSql({
           from: 'running',
-          to: { sql: `CASE o.type WHEN 'retry' THEN 'retrying' WHEN 'release' THEN 'queued' ELSE o.type END` },
+          to: { sql: 'o.target' },
           at: 'o.at',
           attempt: 'o.attempt',
           reason: { sql: `CASE WHEN o.type IN ('retry', 'release') THEN o.reason END` },
@@ -155,6 +156,11 @@ function outcomeRow(i: number, op: OutcomeOp): Record<string, unknown> {
       break;
     case 'release':
       row.reason = op.reason;
+      // Given back before its own run_at (written ahead of its slot): it waits `scheduled` for it again.
+      if (op.runAt !== undefined) {
+        row.to = 'scheduled';
+        row.runAt = op.runAt;
+      }
       break;
   }
   return row;

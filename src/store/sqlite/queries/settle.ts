@@ -72,7 +72,7 @@ export function prepareSettle(
     `UPDATE tasks SET state = 'retrying', run_at = ?, error = ?, updated_at = ?, owner = NULL, lease_until = NULL ${GUARD}`,
   );
   const release = db.prepare(
-    `UPDATE tasks SET state = 'queued', attempts = attempts - 1, updated_at = ?, owner = NULL, lease_until = NULL ${GUARD}`,
+    `UPDATE tasks SET state = ?, run_at = coalesce(?, run_at), attempts = attempts - 1, updated_at = ?, owner = NULL, lease_until = NULL ${GUARD}`,
   );
   const progress = db.prepare(`UPDATE tasks SET progress = ?, updated_at = ? WHERE id = ? AND state = 'running'`);
   /** `n` successes at once (succeedManySql). */
@@ -121,8 +121,10 @@ export function prepareSettle(
         return true;
       }
       case 'release': {
-        if (release.run(op.at, op.id, op.owner, op.attempt).changes === 0) return false;
-        record(op.id, 'running', 'queued', op.at, op.attempt, op.reason);
+        // A task given back before its own run_at (written ahead of its slot) waits `scheduled` for it again.
+        const to = op.runAt === undefined ? 'queued' : 'scheduled';
+        if (release.run(to, op.runAt ?? null, op.at, op.id, op.owner, op.attempt).changes === 0) return false;
+        record(op.id, 'running', to, op.at, op.attempt, op.reason);
         return true;
       }
       case 'progress':
