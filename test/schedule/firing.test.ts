@@ -105,6 +105,37 @@ describe('periodic firing on time', () => {
     });
   });
 
+  for (const failing of ['overlap question', 'write'] as const) {
+    it(`the ${failing} ahead of the slot fails: nothing is written ahead, the slot enqueues its task at its time, and it runs once`, async () => {
+      const clock = new ManualClock(T0);
+      const store = createMemoryStore();
+      let armed = false;
+      let failed = 0;
+      const fail = (): never => {
+        armed = false;
+        failed++;
+        throw new Error(`the ${failing} failed`);
+      };
+      const list = store.list.bind(store);
+      const enqueueAndClaim = store.enqueueAndClaim!.bind(store);
+      store.list = async (query) => (armed && failing === 'overlap question' ? fail() : list(query));
+      store.enqueueAndClaim = async (...args) => (armed && failing === 'write' ? fail() : enqueueAndClaim(...args));
+      const runs: number[] = [];
+      await withRuntime({ clock, store, tasks: { tick: { run: () => runs.push(clock.now()) } } }, async (rt) => {
+        await rt.schedule('tick', { every: '10s', id: 'ten' });
+        await clock.advance(0);
+        armed = true;
+        await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+        await waitFor(() => failed === 1, { label: `the ${failing} failed` });
+        await slotWritesItsTask(rt, clock);
+        await waitFor(() => runs.length === 1);
+        await rt.flush();
+        assert.deepEqual(runs, [SLOT]);
+        assert.equal((await rt.list({ scheduleId: 'ten' })).tasks.length, 1);
+      });
+    });
+  }
+
   it('several schedules due on the same slot (cron and every) all fire on it, each once', async () => {
     const clock = new ManualClock(T0);
     const runs: Array<[string, number]> = [];
