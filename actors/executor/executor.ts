@@ -397,9 +397,9 @@ export class Executor implements Actor<TroupeMessage> {
   #giveBack(b: Buffered, reason: 'shutdown' | 'paused' | string): void {
     this.#stats.givenBack++;
     const at = this.#d.clock.now();
-    const op: SettleOp = b.task.runAt > at
-      ? { type: 'release', id: b.task.id, owner: this.#d.owner, attempt: b.task.attempts, at, reason, runAt: b.task.runAt }
-      : { type: 'release', id: b.task.id, owner: this.#d.owner, attempt: b.task.attempts, at, reason };
+    const op: Extract<SettleOp, { type: 'release' }> = { type: 'release', id: b.task.id, owner: this.#d.owner, attempt: b.task.attempts, at, reason };
+    // A slot's task written ahead and given back before its slot waits for it again (see #decide).
+    if (b.task.runAt > at) op.runAt = b.task.runAt;
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.settle', op, name: b.task.name, startedAt: b.at, held: true });
   }
 
