@@ -81,7 +81,7 @@ interface PreparedSlot {
    * undefined if it was not (the slot then enqueues at its time, as without an offer).
    */
   early: Promise<string | undefined> | undefined;
-  /** A manual trigger came after the task was written ahead: the slot is skipped (overlap `skip`/`queue`). */
+  /** A manual trigger came after the task was written ahead: the slot is skipped (overlap `skip`). */
   revoked?: boolean;
 }
 
@@ -759,9 +759,11 @@ export class Scheduler implements Actor<TroupeMessage> {
     }
     const now = this.#d.clock.now();
     this.#triggers++;
-    // The next slot's task, written ahead while the schedule was idle, would now overlap the triggered run.
+    // The next slot's task, written ahead while the schedule was idle, would now overlap the triggered run: under
+    // `skip` the slot is skipped. Under `queue` both run (a running run never skips a slot there): the slot's task
+    // still starts on its slot, and the triggered one waits behind it if the task's limits say so.
     const ready = this.#prepared.get(id);
-    if (ready?.early !== undefined && s.overlap !== 'allow' && !ready.revoked) {
+    if (ready?.early !== undefined && s.overlap === 'skip' && !ready.revoked) {
       ready.revoked = true;
       void ready.early.then((taskId) => {
         if (taskId !== undefined) this.#cancelEarly(taskId, EARLY_CANCELLED.triggered);

@@ -238,6 +238,30 @@ describe('periodic firing on time', () => {
     });
   });
 
+  it('overlap queue: a trigger between the write ahead and the slot leaves the slot\'s task: both run, the slot\'s on its slot', async () => {
+    const clock = new ManualClock(T0);
+    const gate = latch();
+    const starts: Array<[unknown, number]> = [];
+    await withRuntime({ clock, tasks: { slow: { run: async (input: unknown) => { starts.push([input, clock.now()]); await gate.opened; } } } }, async (rt) => {
+      await rt.schedule('slow', { every: '10s', id: 'slow', overlap: 'queue' }, 'slot');
+      await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+      await waitFor(async () => (await rt.list({ scheduleId: 'slow' })).tasks.length === 1);
+      const manual = await rt.triggerSchedule('slow');
+      try {
+        await waitFor(() => starts.length === 1);
+        await clock.advanceTo(SLOT);
+        await waitFor(() => starts.length === 2);
+        assert.deepEqual(starts.map(([, at]) => at), [SLOT - PREPARE_LEAD_MS, SLOT], 'the triggered run at once, the slot\'s task on its slot');
+        const tasks = (await rt.list({ scheduleId: 'slow' })).tasks;
+        assert.deepEqual(tasks.map((t) => t.state).sort(), ['running', 'running']);
+        assert.ok(tasks.some((t) => t.id === manual) && tasks.some((t) => t.key === `schedule:slow:${SLOT}`));
+      } finally {
+        gate.open();
+      }
+      await waitFor(async () => (await rt.list({ scheduleId: 'slow', state: 'succeeded' })).tasks.length === 2);
+    });
+  });
+
   it('a schedule replaced before its slot is prepared fires the new definition', async () => {
     const clock = new ManualClock(T0);
     const inputs: unknown[] = [];
