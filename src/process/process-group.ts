@@ -13,13 +13,17 @@
  * - `leaderExited()` runs when the leader is reaped. Descendants still alive then are leftovers of a finished run:
  *   they get SIGTERM and, after the grace, SIGKILL. A run never leaks processes, and never waits forever on a pipe
  *   that a leftover holds open (the `KillMode=control-group` rule of service managers).
- * - A `process.on('exit')` hook SIGKILLs every group still tracked when the host process exits, which is execa's
- *   `cleanup` option (inactive for detached children) made to reach the group.
+ * - An exit hook SIGKILLs every group still tracked when the host process exits, which is execa's `cleanup` option
+ *   (inactive for detached children) made to reach the group. Like execa's, it is signal-exit's `onExit`: it also
+ *   runs when a signal ends the host (SIGTERM, SIGINT, SIGHUP… with no listener of the host's own, a default death
+ *   that emits no `exit` event), and then lets the signal end the host as it would have. A host that listens for
+ *   the signal itself (a graceful shutdown) keeps it: the groups are ended only when the host then exits.
  *
  * Limits: a descendant that calls `setsid()`/`setpgid()` itself leaves the group and is out of reach (run-command
  * bounds how long it may hold the pipes). A SIGKILL of the host itself runs no hook at all. Windows has no process
  * groups; there execa's leader-only kill and `forceKillAfterDelay` apply.
  */
+import { onExit } from 'signal-exit';
 
 /** Whether commands run in their own process group (POSIX) or under execa's leader-only kill (Windows). */
 export const USE_PROCESS_GROUPS = process.platform !== 'win32';
@@ -31,9 +35,12 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const pid of tracked) signalGroup(pid, 'SIGKILL');
-  });
+  onExit(
+    () => {
+      for (const pid of tracked) signalGroup(pid, 'SIGKILL');
+    },
+    { alwaysLast: true },
+  );
 }
 
 /** Sends `signal` to the group led by `pid`, or to `pid` alone if it left its group; false if nothing was there. */

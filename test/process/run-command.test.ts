@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -434,6 +434,43 @@ describe('runCommand: the host exits', () => {
       if (isRunning(pid)) process.kill(pid, 'SIGKILL');
     });
     await waitUntil(() => !isRunning(pid), 'the orphaned child is gone');
+  });
+
+  /** Starts the host-exits fixture in `mode` and resolves with it once it printed its child's pid. */
+  async function startHost(mode: 'signal' | 'handled'): Promise<{ host: ChildProcess; pid: number; out: () => string }> {
+    const host = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'host-exits.ts'), mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    host.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    await waitUntil(() => /pid \d+/.test(out) || host.exitCode !== null, 'the host reported its child');
+    const pid = Number(/pid (\d+)/.exec(out)?.[1]);
+    assert.ok(pid > 0, `the host reported its child: ${JSON.stringify(out)}`);
+    return { host, pid, out: () => out };
+  }
+
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    test(`a host ended by ${signal} it does not handle: its children are killed with their group, and it dies of the signal`, { timeout: 30_000 }, async (t) => {
+      const { host, pid } = await startHost('signal');
+      t.after(() => {
+        if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+      });
+      assert.ok(isRunning(pid));
+      host.kill(signal);
+      const [code, died] = (await once(host, 'exit')) as [number | null, NodeJS.Signals | null];
+      assert.deepEqual([code, died], [null, signal], 'the signal still ends the host as it would have');
+      await waitUntil(() => !isRunning(pid), 'the orphaned child is gone');
+    });
+  }
+
+  test('a host that handles SIGTERM itself keeps its children through the signal; they end when it exits', { timeout: 30_000 }, async (t) => {
+    const { host, pid, out } = await startHost('handled');
+    t.after(() => {
+      if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    });
+    host.kill('SIGTERM');
+    const [code] = (await once(host, 'exit')) as [number | null];
+    assert.equal(code, 0);
+    assert.match(out(), /term alive/, 'the child still ran when the host handled the signal');
+    await waitUntil(() => !isRunning(pid), 'the child is gone once the host exited');
   });
 });
 
