@@ -17,7 +17,8 @@
  * The child also watches its garbage collector (`PerformanceObserver`, entry type `gc`): a slot whose task started
  * late because the main thread was in a collector pause between the slot and the start is named in the row's note,
  * with the p99 of the other slots. The verdict stays on all slots; the note says whether the latest slot waited for
- * the collector (on this machine the first major collection, ≈17 s after start, pauses 5–16 ms).
+ * the collector (on this machine the first major collection, ≈17 s after start, pauses 5–16 ms). It sees the main
+ * thread's collector only: a pause of the timer thread's own (a worker isolate) delays the start unnamed.
  *
  * Run: `npm run bench -- --scope periodic [--filter memory|sqlite|postgres]`.
  */
