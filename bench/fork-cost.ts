@@ -3,10 +3,12 @@
  *
  * libuv's spawn forks the calling process (its page tables are copied) and waits for the child's exec, all on the
  * main thread: the cost grows with the caller's memory, and the event loop stalls meanwhile. This runs `true`
- * 8 at a time (`--total` runs, 240 by default) three ways, in alternating rounds:
- * - `helper`: a small, long-lived `node` process started once, asked over IPC to spawn each one (a forkserver);
+ * 8 at a time (`--total` runs, 240 by default) four ways, in alternating rounds:
+ * - `server`: troupe's `runCommand` as command tasks run by default: its spawn server (a small, long-lived `node`)
+ *   forks the child and hands its pipes over, read here (src/process/spawn-client.ts);
+ * - `direct`: troupe's `runCommand` with `spawn: 'direct'`: execa in this process, plus troupe's run;
  * - `spawn`: `child_process.spawn` in this process;
- * - `execa`: `execa('true')` in this process (what troupe's command tasks run through).
+ * - `execa`: `execa('true')` in this process.
  * For each it prints runs per second and the worst event-loop stall seen by a 1 ms interval meanwhile.
  * `--ballast <MB>` allocates that much first, as a service with a large heap would have.
  *
@@ -15,6 +17,7 @@
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
+import { runCommand } from '../src/process/run-command.ts';
 
 const { values } = parseArgs({ options: { ballast: { type: 'string', default: '0' }, total: { type: 'string', default: '240' } } });
 const ballastMb = Number(values.ballast);
@@ -26,30 +29,12 @@ if (!Number.isInteger(ballastMb) || ballastMb < 0 || !Number.isInteger(total) ||
 const ballast: Buffer[] = [];
 for (let i = 0; i < ballastMb; i++) ballast.push(Buffer.alloc(1 << 20, 1));
 
-const HELPER = `
-const { spawn } = require('node:child_process');
-process.on('message', (m) => {
-  const c = spawn(m.command, m.args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  c.stdout.resume();
-  c.stderr.resume();
-  c.once('error', (e) => process.send({ id: m.id, code: -1, error: e.message }));
-  c.once('close', (code) => process.send({ id: m.id, code }));
-});`;
-const helper = spawn(process.execPath, ['-e', HELPER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-const pending = new Map<number, (code: number) => void>();
-let nextId = 0;
-helper.on('message', (m: { id: number; code: number }) => {
-  pending.get(m.id)?.(m.code);
-  pending.delete(m.id);
-});
+const command = (spawn: 'server' | 'direct') => () =>
+  runCommand({ command: 'true', args: [], killGraceMs: 5000, maxLines: 100, maxBytes: 10_000, spawn });
 
 const ways: Record<string, () => Promise<unknown>> = {
-  helper: () =>
-    new Promise((resolve) => {
-      const id = nextId++;
-      pending.set(id, resolve);
-      helper.send({ id, command: 'true', args: [] });
-    }),
+  server: command('server'),
+  direct: command('direct'),
   spawn: () =>
     new Promise((resolve, reject) => {
       const child = spawn('true', [], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -79,6 +64,4 @@ for (let round = 0; round < 3; round++) {
     if (round > 0) console.log(`  round ${round} ${name.padEnd(6)} ${(total / seconds).toFixed(0).padStart(5)} runs/s, worst event-loop stall ${worst.toFixed(1)} ms`);
   }
 }
-helper.disconnect();
-helper.kill();
 void ballast;

@@ -100,6 +100,12 @@ export interface RuntimeOptions {
    * @default 'thread'
    */
   checkpoints?: 'thread' | 'inline';
+  /**
+   * Who forks command tasks: `'server'`, a small helper process started on the first command (a fork there costs
+   * the same few milliseconds whatever this process's heap, and this event loop does not wait for it), or
+   * `'direct'`, this process (through execa). Windows always spawns directly. @default 'server'
+   */
+  spawn?: 'server' | 'direct';
   /** Root of the runtime's temporary files (cleaned by `cleanup-temp-files`). @default os.tmpdir()/troupe */
   tempDir?: string;
   /** Node identity recorded with claims. @default host:pid:start */
@@ -138,6 +144,7 @@ export interface ResolvedOptions {
   supervisor: { maxRestarts: number; withinMs: number };
   synchronous: 'NORMAL' | 'FULL';
   checkpoints: 'thread' | 'inline';
+  spawn: 'server' | 'direct';
   tempDir: string;
   nodeId: string | undefined;
   clock: Clock;
@@ -174,7 +181,7 @@ export const DEFAULTS = Object.freeze({
 
 const KNOWN_KEYS = new Set([
   'store', 'concurrency', 'strategy', 'pool', 'retry', 'timeout', 'killGrace', 'output', 'lease', 'heartbeat',
-  'claimBatch', 'prefetch', 'supervisor', 'synchronous', 'checkpoints', 'tempDir', 'nodeId', 'clock', 'random', 'logger', 'maintenance', 'telemetry',
+  'claimBatch', 'prefetch', 'supervisor', 'synchronous', 'checkpoints', 'spawn', 'tempDir', 'nodeId', 'clock', 'random', 'logger', 'maintenance', 'telemetry',
 ]);
 
 /** Checks `value` is a positive integer (or within [min, max]). */
@@ -240,6 +247,8 @@ export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
   if (synchronous !== 'NORMAL' && synchronous !== 'FULL') throw invalidOption('synchronous', "'NORMAL' or 'FULL'", synchronous);
   const checkpoints = o.checkpoints ?? 'thread';
   if (checkpoints !== 'thread' && checkpoints !== 'inline') throw invalidOption('checkpoints', "'thread' or 'inline'", checkpoints);
+  const spawn = o.spawn ?? 'server';
+  if (spawn !== 'server' && spawn !== 'direct') throw invalidOption('spawn', "'server' or 'direct'", spawn);
   const clock = (o.clock ?? systemClock) as Clock;
   if (typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function') throw invalidOption('clock', 'a Clock', clock);
   const random = (o.random ?? Math.random) as () => number;
@@ -284,6 +293,7 @@ export function resolveOptions(raw: RuntimeOptions = {}): ResolvedOptions {
     },
     synchronous,
     checkpoints,
+    spawn,
     tempDir,
     nodeId: o.nodeId as string | undefined,
     clock,

@@ -22,7 +22,8 @@ import { createNodeId, createTaskId, isTaskId, type TaskId } from './ids.ts';
 import { resolveOptions, resolvePrefetch, plainObject, positiveInteger, type ResolvedOptions, type RuntimeOptions, type RetryOptions } from './options.ts';
 import { Orchestrator } from './orchestrator.ts';
 import { createThreadPool, type ThreadPool } from './pool/thread-pool.ts';
-import { activeCommandPids, runCommand } from './process/run-command.ts';
+import { activeCommandPids, runCommand, type CommandSpec } from './process/run-command.ts';
+import { warmSpawnServer } from './process/spawn-client.ts';
 import { jsonProblem } from './store/json-value.ts';
 import { Registry, type ResolvedTask, type TaskDefinition } from './registry.ts';
 import { resolveRetryPolicy } from './schedule/backoff.ts';
@@ -134,6 +135,11 @@ const GROUP_KEY = /^[^\u0000-\u001f]{1,256}$/;
 const SCHEDULE_KEYS = new Set(['cron', 'every', 'timezone', 'overlap', 'id']);
 
 /** The enqueue request of a batch of run() tasks. */
+/** `spawn: 'direct'`: command tasks fork from this process, through execa. */
+function runCommandDirect(spec: CommandSpec) {
+  return runCommand({ ...spec, spawn: 'direct' });
+}
+
 function buildRunsEnqueue(replyTo: string, tasks: NewTask[]): TroupeMessage {
   return { type: 'tracker.enqueue', tasks, replyTo };
 }
@@ -277,7 +283,7 @@ export class Runtime implements AsyncDisposable {
           random: o.random,
           orchestrator: ORCH,
           pool: () => this.#threadPool(),
-          runCommand,
+          runCommand: o.spawn === 'direct' ? runCommandDirect : runCommand,
           ...(store.unstorable ? { unstorable: (value: unknown) => store.unstorable!(value) } : {}),
           ...(this.#telemetry ? { telemetry: this.#telemetry } : {}),
           stats: this.#stats,
@@ -291,6 +297,8 @@ export class Runtime implements AsyncDisposable {
       this.#unsubscribes.push(wakeable.onCancel((id) => this.#tell({ type: 'executor.abort', id, reason: 'cancel' })));
     }
     if (typeof store.onChange === 'function') this.#unsubscribes.push(store.onChange((change) => this.#onStoreChange(change)));
+    // The spawn server starts now if a command task is registered, so that the first command need not wait for it.
+    if (o.spawn === 'server' && this.#registry.list().some((def) => def.kind === 'command')) void warmSpawnServer();
     this.#status = RuntimeStatus.running;
     this.#bus.publish(SELF, { type: 'runtime.status', status: 'running', at: clock.now() });
   }

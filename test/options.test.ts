@@ -10,7 +10,7 @@ import { ManualClock, systemClock } from '../src/clock.ts';
 import { ErrorCodes, isTroupeError } from '../src/errors.ts';
 import { DEFAULT_RETRY, DEFAULTS, resolveOptions, type RuntimeOptions } from '../src/options.ts';
 
-const KNOWN = 'store, concurrency, strategy, pool, retry, timeout, killGrace, output, lease, heartbeat, claimBatch, prefetch, supervisor, synchronous, checkpoints, tempDir, nodeId, clock, random, logger, maintenance, telemetry';
+const KNOWN = 'store, concurrency, strategy, pool, retry, timeout, killGrace, output, lease, heartbeat, claimBatch, prefetch, supervisor, synchronous, checkpoints, spawn, tempDir, nodeId, clock, random, logger, maintenance, telemetry';
 const DURATION = "a non-negative duration (milliseconds or a string like '30s')";
 const POSITIVE_DURATION = "a positive duration (milliseconds or a string like '30s')";
 const SIZE = "a positive size (bytes or a string like '10MB')";
@@ -68,6 +68,7 @@ describe('resolveOptions: each option', () => {
     ['heartbeat 0', { heartbeat: 0 }, `Expected \`heartbeat\` to be ${POSITIVE_DURATION}, got \`0\` (number)`],
     ["synchronous 'OFF'", { synchronous: 'OFF' }, "Expected `synchronous` to be 'NORMAL' or 'FULL', got `OFF` (string)"],
     ["checkpoints 'sometimes'", { checkpoints: 'sometimes' }, "Expected `checkpoints` to be 'thread' or 'inline', got `sometimes` (string)"],
+    ["spawn 'fork'", { spawn: 'fork' }, "Expected `spawn` to be 'server' or 'direct', got `fork` (string)"],
     ['a clock without now()', { clock: {} }, 'Expected `clock` to be a Clock, got `{}` (object)'],
     ['random as a number', { random: 0.5 }, 'Expected `random` to be a function returning [0, 1), got `0.5` (number)'],
     ['an empty tempDir', { tempDir: '' }, 'Expected `tempDir` to be a directory path, got `` (string)'],
@@ -139,6 +140,7 @@ describe('resolveOptions: defaults', () => {
       assert.equal(resolved.claimBatch, 64);
       assert.deepEqual(resolved.supervisor, { maxRestarts: 3, withinMs: 5000 });
       assert.equal(resolved.checkpoints, 'thread');
+      assert.equal(resolved.spawn, 'server');
       assert.equal(resolved.synchronous, 'NORMAL');
       assert.equal(resolved.tempDir, path.join(os.tmpdir(), 'troupe'));
       assert.equal(resolved.nodeId, undefined);

@@ -61,12 +61,12 @@ function rawPiscina(file: URL): Piscina {
 }
 
 /** A Bench task's setup and teardown for one troupe runtime (memory store, the suite's thread count). */
-function troupeHooks(concurrency: number, tasks: CreateRuntimeOptions['tasks'], warm: (rt: Runtime) => Promise<unknown>) {
+function troupeHooks(concurrency: number, tasks: CreateRuntimeOptions['tasks'], warm: (rt: Runtime) => Promise<unknown>, extra: Partial<CreateRuntimeOptions> = {}) {
   let rt: Runtime | undefined;
   return {
     get: () => rt!,
     beforeAll: async () => {
-      rt = await createRuntime({ store: 'memory', maintenance: false, concurrency, pool: { minThreads: THREADS, maxThreads: THREADS }, tasks });
+      rt = await createRuntime({ store: 'memory', maintenance: false, concurrency, pool: { minThreads: THREADS, maxThreads: THREADS }, tasks, ...extra });
       await warm(rt);
     },
     afterAll: async () => {
@@ -163,13 +163,18 @@ function spawnTrue(): Promise<void> {
   });
 }
 
-/** Why: workload 3, a subprocess per task: troupe command task vs raw execa vs spawn, 1 and 8 at once. */
+/**
+ * Why: workload 3, a subprocess per task: troupe command task vs raw execa vs spawn, 1 and 8 at once. troupe runs
+ * both ways: by default its spawn server forks the child (this process only reads the pipes), and with
+ * `spawn: 'direct'` it forks here through execa, as the raw rows do.
+ */
 export async function runProcess({ passes = 2, time = 1000, match = () => true }: CompareOptions = {}): Promise<Result> {
   const specs: TinyRowSpec[] = [];
   for (const c of [1, 8]) {
     const w = c === 1 ? '`true` subprocess, one at a time' : `\`true\` subprocess, ${c} at once`;
     specs.push(
-      { name: `process c${c} troupe`, id: `c${c}/troupe`, workload: w, system: 'troupe command task (rt.run, memory)', concurrency: c, tasksPerIteration: c },
+      { name: `process c${c} troupe`, id: `c${c}/troupe`, workload: w, system: 'troupe command task (rt.run, memory; spawn server)', concurrency: c, tasksPerIteration: c },
+      { name: `process c${c} troupe-direct`, id: `c${c}/troupe-direct`, workload: w, system: "troupe command task, spawn: 'direct' (execa in this process)", concurrency: c, tasksPerIteration: c },
       { name: `process c${c} execa`, id: `c${c}/execa`, workload: w, system: 'raw execa', concurrency: c, tasksPerIteration: c },
       { name: `process c${c} spawn`, id: `c${c}/spawn`, workload: w, system: 'child_process.spawn', concurrency: c, tasksPerIteration: c },
     );
@@ -180,6 +185,9 @@ export async function runProcess({ passes = 2, time = 1000, match = () => true }
     for (const c of [1, 8]) {
       const t = troupeHooks(c, { true: { command: 'true' } }, (rt) => rt.run('true'));
       if (include(`process c${c} troupe`)) bench.add(`process c${c} troupe`, async () => burst(c, () => t.get().run('true')), t);
+      const d = troupeHooks(c, { true: { command: 'true' } }, (rt) => rt.run('true'), { spawn: 'direct' });
+      if (include(`process c${c} troupe-direct`)) bench.add(`process c${c} troupe-direct`, async () => burst(c, () => d.get().run('true')), d);
+      closers.push(d.afterAll);
       if (include(`process c${c} execa`)) bench.add(`process c${c} execa`, async () => burst(c, () => execa('true')));
       if (include(`process c${c} spawn`)) bench.add(`process c${c} spawn`, async () => burst(c, spawnTrue));
       closers.push(t.afterAll);

@@ -1,5 +1,8 @@
 /**
- * Runs a "command" task: one program as a subprocess, through execa, never through a shell.
+ * Runs a "command" task: one program as a subprocess, never through a shell. On POSIX it is started by the spawn
+ * server (`spawn-client.ts`: a small helper process forks it, so this process pays no fork of its own heap and
+ * its event loop does not stall), and read here from its own pipes; with `spawn: 'direct'`, on Windows, or if the
+ * server cannot start, it is started here through execa. Both ways give the same guarantees and results.
  *
  * What it guarantees, each one a bug of the system troupe replaces:
  * - Cancel and timeout end the whole process tree (SIGTERM to the process group, SIGKILL after `killGraceMs`),
@@ -36,6 +39,7 @@ import { LineSplitter, LineWindow, utf8Length, type OutputLine, type OutputStrea
 import { ProcessGroup, USE_PROCESS_GROUPS } from './process-group.ts';
 import { parseProtocolLine, type CommandProgress } from './progress-protocol.ts';
 import type { StopWatcher } from '../pool/thread-pool.ts';
+import { InvalidSpawnOptions, launchViaServer, type LaunchEvents, type LaunchOutcome } from './spawn-client.ts';
 
 /** One command run, with resolved options (the registry validates user input before this point). */
 export interface CommandSpec {
@@ -73,6 +77,11 @@ export interface CommandSpec {
   onProgress?: (progress: CommandProgress) => void;
   /** Called once with the child's pid as soon as it exists. */
   onSpawn?: (pid: number) => void;
+  /**
+   * Who forks the child: `'server'`, the spawn server (POSIX; see `spawn-client.ts`), or `'direct'`, this process
+   * through execa. Windows always spawns directly. @default 'server'
+   */
+  spawn?: 'server' | 'direct';
 }
 
 /** A source of stops that is watched rather than listened to (why: no AbortController per run). */
@@ -123,64 +132,97 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     });
   }
   const started = performance.now();
-
-  let subprocess: ReturnType<typeof spawnCommand>;
-  try {
-    subprocess = spawnCommand(execa, spec);
-  } catch (error) {
-    throw new TroupeError(ErrorCodes.INVALID_OPTION, `Command \`${spec.command}\` has invalid options`, { cause: error });
-  }
-  const pid = subprocess.pid;
-  const capture = new Capture(spec, subprocess);
-  // Each pipe chunk is split into lines, and the lines it completed go to `onLines` together. The splitters see
-  // the end of the output after the run settled (`finish`): execa settles only once both pipes ended.
-  subprocess.stdout?.on('data', (chunk: Uint8Array) => capture.write('stdout', chunk));
-  subprocess.stderr?.on('data', (chunk: Uint8Array) => capture.write('stderr', chunk));
-
-  if (pid !== undefined) {
-    running.add(pid);
-    const group = USE_PROCESS_GROUPS ? new ProcessGroup(pid, spec.killGraceMs) : undefined;
-    if (group !== undefined) subprocess.kill = ((signal?: NodeJS.Signals | number | Error) => group.kill(signal)) as typeof subprocess.kill;
-    subprocess.once('exit', () => {
-      running.delete(pid);
-      group?.leaderExited();
-      capture.leaderExited();
-    });
-    if (spec.onSpawn !== undefined) {
-      try {
-        spec.onSpawn(pid);
-      } catch (error) {
-        capture.failCallback(error);
-      }
-    }
-  }
-
+  const capture = new Capture(spec);
+  // The cancel and the timeout are watched from here on: one that comes before the pid is known is kept and
+  // carried out as soon as the child exists.
   capture.watch();
-
-  const result = await subprocess;
+  let outcome: LaunchOutcome;
+  try {
+    outcome = await launch(spec, capture);
+  } catch (error) {
+    capture.finish();
+    if (error instanceof InvalidSpawnOptions || capture.invalid) {
+      throw new TroupeError(ErrorCodes.INVALID_OPTION, `Command \`${spec.command}\` has invalid options`, { cause: error });
+    }
+    throw error;
+  }
   capture.finish();
 
   if (capture.ended === 'cancel') {
     throw new TroupeError(ErrorCodes.CANCELLED, `Command \`${spec.command}\` was cancelled`, {
       cause: capture.cancelCause,
-      details: capture.details(result),
+      details: capture.details(outcome),
     });
   }
   if (capture.ended === 'timeout') {
     throw new TroupeError(ErrorCodes.TIMEOUT, `Command \`${spec.command}\` timed out after ${spec.timeoutMs} ms`, {
-      details: { ...capture.details(result), timeoutMs: spec.timeoutMs },
+      details: { ...capture.details(outcome), timeoutMs: spec.timeoutMs },
     });
   }
   if (capture.callbackFailed) {
     throw new TroupeError(ErrorCodes.INTERNAL, `An output callback of command \`${spec.command}\` threw`, {
       cause: capture.callbackError,
-      details: capture.details(result),
+      details: capture.details(outcome),
     });
   }
-  if (result.failed) throw createFailedError(spec.command, result, capture.details(result));
+  if (outcome.failed) throw createFailedError(spec.command, outcome, capture.details(outcome));
   const lines = { stdout: capture.stdoutLines, stderr: capture.stderrLines, dropped: capture.dropped };
   const durationMs = performance.now() - started;
-  return capture.hasValue ? { exitCode: 0, pid: pid!, durationMs, value: capture.value, lines } : { exitCode: 0, pid: pid!, durationMs, lines };
+  const pid = capture.pid!;
+  return capture.hasValue ? { exitCode: 0, pid, durationMs, value: capture.value, lines } : { exitCode: 0, pid, durationMs, lines };
+}
+
+/** Starts the child the spec's way and resolves with how it ended (pipes included). */
+async function launch(spec: CommandSpec, capture: Capture): Promise<LaunchOutcome> {
+  if (spec.spawn !== 'direct' && USE_PROCESS_GROUPS) {
+    const env = spec.env === undefined ? process.env : { ...process.env, ...spec.env };
+    const run = await launchViaServer(spec.command, spec.args, spec.cwd ?? process.cwd(), env, capture);
+    if (run !== undefined) {
+      capture.pipes = run;
+      return run.outcome;
+    }
+  }
+  const execa = loadedExeca ?? (await loadExeca());
+  let subprocess: Subprocess;
+  try {
+    subprocess = spawnCommand(execa, spec);
+  } catch (error) {
+    capture.invalid = true;
+    throw error;
+  }
+  capture.pipes = new DirectPipes(subprocess);
+  // Each pipe chunk is split into lines, and the lines it completed go to `onLines` together. The splitters see
+  // the end of the output after the run settled (`finish`): execa settles only once both pipes ended.
+  subprocess.stdout?.on('data', (chunk: Uint8Array) => capture.data('stdout', chunk));
+  subprocess.stderr?.on('data', (chunk: Uint8Array) => capture.data('stderr', chunk));
+  const pid = subprocess.pid;
+  if (pid !== undefined) {
+    if (USE_PROCESS_GROUPS) {
+      // execa's own kills (forceKillAfterDelay, cleanup) reach the group too.
+      subprocess.kill = ((signal?: NodeJS.Signals | number | Error) => capture.group!.kill(signal)) as typeof subprocess.kill;
+    } else {
+      capture.directKill = () => subprocess.kill();
+    }
+    subprocess.once('exit', () => capture.leaderExited());
+    capture.spawned(pid);
+  }
+  return subprocess as Promise<LaunchOutcome>;
+}
+
+/** The pipes of a child spawned here through execa. */
+class DirectPipes {
+  readonly #subprocess: Subprocess;
+  constructor(subprocess: Subprocess) {
+    this.#subprocess = subprocess;
+  }
+  pipesOpen(): boolean {
+    const { stdout, stderr } = this.#subprocess;
+    return !((stdout === null || stdout.readableEnded) && (stderr === null || stderr.readableEnded));
+  }
+  cutPipes(): void {
+    this.#subprocess.stdout?.destroy();
+    this.#subprocess.stderr?.destroy();
+  }
 }
 
 type Subprocess = ReturnType<typeof spawnCommand>;
@@ -193,7 +235,17 @@ type Subprocess = ReturnType<typeof spawnCommand>;
  * (with its decoder), the line window and the tail exist only once their pipe delivered a chunk; the pipe-drain
  * timer only when a pipe is still open as the leader exits.
  */
-class Capture implements StopWatcher {
+class Capture implements StopWatcher, LaunchEvents {
+  /** The child's pid, once it exists. */
+  pid: number | undefined = undefined;
+  /** Its process group (POSIX), once it exists. */
+  group: ProcessGroup | undefined = undefined;
+  /** Windows: execa's leader-only kill. */
+  directKill: (() => void) | undefined = undefined;
+  /** The run's pipes, once the launch has them. */
+  pipes: { pipesOpen(): boolean; cutPipes(): void } | undefined = undefined;
+  /** Set when spawn itself rejected the options. */
+  invalid = false;
   /** The first termination reason troupe gave the run, if any. */
   ended: 'cancel' | 'timeout' | undefined = undefined;
   cancelCause: unknown = undefined;
@@ -204,7 +256,7 @@ class Capture implements StopWatcher {
   callbackFailed = false;
   callbackError: unknown = undefined;
   readonly #spec: CommandSpec;
-  readonly #subprocess: Subprocess;
+  #killPending = false;
   #stdout: LineSplitter | undefined = undefined;
   #stderr: LineSplitter | undefined = undefined;
   #window: LineWindow | undefined = undefined;
@@ -215,9 +267,30 @@ class Capture implements StopWatcher {
   #drain: NodeJS.Timeout | undefined = undefined;
   #timeout: NodeJS.Timeout | undefined = undefined;
 
-  constructor(spec: CommandSpec, subprocess: Subprocess) {
+  constructor(spec: CommandSpec) {
     this.#spec = spec;
-    this.#subprocess = subprocess;
+  }
+
+  /** LaunchEvents: the child exists. A kill asked for before now is carried out. */
+  spawned(pid: number): void {
+    this.pid = pid;
+    running.add(pid);
+    if (USE_PROCESS_GROUPS) this.group = new ProcessGroup(pid, this.#spec.killGraceMs);
+    if (this.#killPending) this.#kill();
+    if (this.#spec.onSpawn !== undefined) {
+      try {
+        this.#spec.onSpawn(pid);
+      } catch (error) {
+        this.failCallback(error);
+      }
+    }
+  }
+
+  /** Ends the run's process tree: its group on POSIX, the leader on Windows; later, once the pid is known. */
+  #kill(): void {
+    if (this.group !== undefined) this.group.kill();
+    else if (this.directKill !== undefined) this.directKill();
+    else this.#killPending = true;
   }
 
   /** Lines a `LineBuffer` with the run's caps would have dropped. */
@@ -247,24 +320,26 @@ class Capture implements StopWatcher {
     if (this.ended !== undefined) return;
     this.ended = reason;
     this.cancelCause = cause;
-    this.#subprocess.kill();
+    this.#kill();
   }
 
-  /** One chunk of a pipe: its lines are delivered, then handed to `onLines` together. */
-  write(stream: OutputStream, chunk: Uint8Array): void {
+  /** LaunchEvents: one chunk of a pipe; its lines are delivered, then handed to `onLines` together. */
+  data(stream: OutputStream, chunk: Uint8Array): void {
     if (stream === 'stdout') (this.#stdout ??= new LineSplitter(this.#spec.maxBytes, (text, bytes) => this.#stdoutLine(text, bytes))).write(chunk);
     else (this.#stderr ??= new LineSplitter(this.#spec.maxBytes, (text, bytes) => this.#deliver('stderr', text, bytes))).write(chunk);
     this.#flush(stream);
   }
 
-  /** The leader exited: pipes still open then (a descendant that left the group holds them) get a deadline. */
+  /**
+   * LaunchEvents: the leader was reaped. Its group is ended if members are left, and pipes still open then (a
+   * descendant that left the group holds them) get a deadline.
+   */
   leaderExited(): void {
-    const { stdout, stderr } = this.#subprocess;
-    if ((stdout === null || stdout.readableEnded) && (stderr === null || stderr.readableEnded)) return;
-    this.#drain = setTimeout(() => {
-      stdout?.destroy();
-      stderr?.destroy();
-    }, this.#spec.killGraceMs + STREAM_DRAIN_MS);
+    if (this.pid !== undefined) running.delete(this.pid);
+    this.group?.leaderExited();
+    const pipes = this.pipes;
+    if (pipes === undefined || !pipes.pipesOpen()) return;
+    this.#drain = setTimeout(() => pipes.cutPipes(), this.#spec.killGraceMs + STREAM_DRAIN_MS);
     this.#drain.unref();
   }
 
@@ -289,7 +364,7 @@ class Capture implements StopWatcher {
     if (this.callbackFailed) return;
     this.callbackFailed = true;
     this.callbackError = error;
-    this.#subprocess.kill();
+    this.#kill();
   }
 
   /** The `details` of a run's error. */
@@ -389,6 +464,7 @@ interface FailedResult {
   signal?: string | undefined;
   code?: string | undefined;
   cause?: unknown;
+  lost?: string | undefined;
 }
 
 function createFailedError(
@@ -396,6 +472,11 @@ function createFailedError(
   result: FailedResult,
   details: { exitCode: number | null; signal: string | null; stderrTail: string },
 ): TroupeError {
+  if (result.lost !== undefined) {
+    return new TroupeError(ErrorCodes.COMMAND_FAILED, `Command \`${command}\` was lost: ${result.lost}; its process group was ended`, {
+      details: { ...details, lost: result.lost },
+    });
+  }
   if (result.exitCode === undefined && result.signal === undefined) {
     return new TroupeError(
       ErrorCodes.COMMAND_FAILED,
