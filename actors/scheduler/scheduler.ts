@@ -63,6 +63,11 @@ export interface SchedulerDeps {
  */
 export const PREPARE_LEAD_MS = 25;
 /** Why a slot's task written ahead is cancelled before its slot. */
+/**
+ * Appended to a slot's key when its task written ahead was cancelled for a manual trigger (overlap `skip`) and the
+ * triggered run had ended by the slot: the slot runs then, and the cancelled task keeps the slot's own key.
+ */
+const AFTER_TRIGGER_KEY = ':after-trigger';
 const EARLY_CANCELLED = { paused: 'its schedule was paused or removed before its slot', triggered: 'a manual run of its schedule came before its slot' } as const;
 
 /** One schedule's next slot, made ready ahead of time. Both promises already have a handler (never unhandled). */
@@ -709,14 +714,23 @@ export class Scheduler implements Actor<TroupeMessage> {
   async #fire(s: ScheduleRecord, slot: number, key: string, ready?: PreparedSlot): Promise<string | undefined> {
     const { store, clock } = this.#d;
     const early = ready?.early !== undefined ? await ready.early : undefined;
+    let decided = false;
     if (early !== undefined && ready?.revoked) {
-      // Cancelled for a manual trigger that came after it was written: that run is active, the slot is skipped.
-      this.#d.onSlot?.(s.task, s.id, true);
-      this.#stats.skipped++;
-      await store.markScheduleSlot(s.id, slot);
-      return undefined;
+      // Cancelled for a manual trigger that came after it was written (overlap `skip`). If that run (or another)
+      // is still active at the slot, the slot is skipped. If it already ended, the slot runs after all, under a
+      // key of its own: the cancelled task keeps the slot's key (every node's firing of this slot stays a no-op).
+      const active = await this.#overlapActive(s).catch(() => true);
+      this.#d.onSlot?.(s.task, s.id, active);
+      if (active) {
+        this.#stats.skipped++;
+        await store.markScheduleSlot(s.id, slot);
+        return undefined;
+      }
+      // A new task too: the one built ahead has the cancelled task's id.
+      key = `${key}${AFTER_TRIGGER_KEY}`;
+      decided = true;
     }
-    if (early !== undefined) {
+    if (early !== undefined && !decided) {
       // Written ahead and claimed as of the slot: the executor starts it now. What is left waits until after that.
       if (s.overlap !== 'allow') this.#d.onSlot?.(s.task, s.id, false);
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -724,7 +738,7 @@ export class Scheduler implements Actor<TroupeMessage> {
       this.#stats.fired++;
       return early;
     }
-    if (s.overlap !== 'allow') {
+    if (s.overlap !== 'allow' && !decided) {
       // "Idle" from ahead of the slot holds unless a trigger came since (only a new task makes a schedule busy);
       // "busy" is asked again, as a run may have ended in between and the slot must not be skipped for it.
       let active = ready?.active && ready.triggers === this.#triggers ? await ready.active.catch(() => true) : true;
@@ -737,7 +751,7 @@ export class Scheduler implements Actor<TroupeMessage> {
       }
     }
     let task: NewTask;
-    if (ready) {
+    if (ready && !decided) {
       // Built ahead: it is created now (so it is queued, not delayed), due at its slot.
       task = { ...(await ready.task), createdAt: clock.now() };
     } else task = await this.#d.createTask(s.task, s.input, { key, scheduleId: s.id, runAt: clock.now() });

@@ -238,6 +238,31 @@ describe('periodic firing on time', () => {
     });
   });
 
+  it('overlap skip: a triggered run that ended before the slot does not skip it: the slot runs under a key of its own', async () => {
+    const clock = new ManualClock(T0);
+    const starts: number[] = [];
+    await withRuntime({ clock, tasks: { quick: { run: () => starts.push(clock.now()) } } }, async (rt) => {
+      await rt.schedule('quick', { every: '10s', id: 'quick', overlap: 'skip' });
+      await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+      await waitFor(async () => (await rt.list({ scheduleId: 'quick' })).tasks.length === 1);
+      const manual = await rt.triggerSchedule('quick');
+      await waitFor(async () => (await rt.get(manual))?.state === 'succeeded');
+      await waitFor(async () => (await rt.list({ scheduleId: 'quick', state: 'cancelled' })).tasks.length === 1);
+      await clock.advanceTo(SLOT);
+      await waitFor(() => starts.length === 2);
+      assert.deepEqual(starts, [SLOT - PREPARE_LEAD_MS, SLOT], 'the triggered run at once, then the slot on its slot');
+      const tasks = (await rt.list({ scheduleId: 'quick' })).tasks;
+      const byKey = new Map(tasks.map((t) => [t.key, t.state]));
+      assert.equal(byKey.get(`schedule:quick:${SLOT}`), 'cancelled', 'the task written ahead keeps the slot\'s key, cancelled');
+      await waitFor(async () => (await rt.list({ scheduleId: 'quick', state: 'succeeded' })).tasks.length === 2);
+      const slotTask = (await rt.list({ scheduleId: 'quick' })).tasks.find((t) => t.key === `schedule:quick:${SLOT}:after-trigger`);
+      assert.equal(slotTask?.state, 'succeeded', 'the slot ran under a key of its own');
+      await clock.advanceTo(SLOT + 10_000);
+      await waitFor(() => starts.length === 3);
+      assert.equal(starts[2], SLOT + 10_000, 'the next slot as usual');
+    });
+  });
+
   it('overlap queue: a trigger between the write ahead and the slot leaves the slot\'s task: both run, the slot\'s on its slot', async () => {
     const clock = new ManualClock(T0);
     const gate = latch();
