@@ -23,7 +23,7 @@ import { resolveOptions, resolvePrefetch, plainObject, positiveInteger, type Res
 import { Orchestrator } from './orchestrator.ts';
 import { createThreadPool, type ThreadPool } from './pool/thread-pool.ts';
 import { activeCommandPids, runCommand, type CommandSpec } from './process/run-command.ts';
-import { warmSpawnServer } from './process/spawn-client.ts';
+import { spawnServerInfo, warmSpawnServer } from './process/spawn-client.ts';
 import { jsonProblem } from './store/json-value.ts';
 import { Registry, type ResolvedTask, type TaskDefinition } from './registry.ts';
 import { resolveRetryPolicy } from './schedule/backoff.ts';
@@ -284,6 +284,7 @@ export class Runtime implements AsyncDisposable {
           orchestrator: ORCH,
           pool: () => this.#threadPool(),
           runCommand: o.spawn === 'direct' ? runCommandDirect : runCommand,
+          ...(o.spawn === 'server' ? { spawnServer: spawnServerInfo } : {}),
           ...(store.unstorable ? { unstorable: (value: unknown) => store.unstorable!(value) } : {}),
           ...(this.#telemetry ? { telemetry: this.#telemetry } : {}),
           stats: this.#stats,

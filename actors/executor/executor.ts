@@ -35,6 +35,7 @@ import type { TaskId } from '../../src/ids.ts';
 import type { Logger } from '../../src/options.ts';
 import type { ThreadPool } from '../../src/pool/thread-pool.ts';
 import type { runCommand as RunCommand } from '../../src/process/run-command.ts';
+import type { SpawnServerInfo } from '../../src/process/spawn-client.ts';
 import type { Registry, ResolvedTask } from '../../src/registry.ts';
 import { computeBackoff } from '../../src/schedule/backoff.ts';
 import type { SettleOp } from '../../src/store/store.ts';
@@ -62,6 +63,8 @@ export interface ExecutorDeps {
   orchestrator: string;
   pool: () => ThreadPool;
   runCommand: typeof RunCommand;
+  /** The spawn server's state, shown in the tree once it was started (`spawn: 'server'`). */
+  spawnServer?: () => SpawnServerInfo;
   /** OpenTelemetry hooks, when the API is installed. */
   telemetry?: Telemetry;
   /** Per-name run statistics for the advisor. */
@@ -146,7 +149,12 @@ export class Executor implements Actor<TroupeMessage> {
   describe(): Record<string, unknown> {
     const adaptive: Record<string, unknown> = {};
     for (const [name, limit] of this.#adaptive) adaptive[name] = limit.snapshot();
-    return { running: this.#running.size, limit: this.#limit, buffered: this.#buffer.length, prefetch: this.#d.prefetch ?? 0, prefetchNow: this.#prefetchNow(), draining: this.#draining, ...this.#stats, ...(this.#adaptive.size ? { adaptive } : {}) };
+    const spawnServer = this.#d.spawnServer?.();
+    return {
+      running: this.#running.size, limit: this.#limit, buffered: this.#buffer.length, prefetch: this.#d.prefetch ?? 0, prefetchNow: this.#prefetchNow(), draining: this.#draining, ...this.#stats,
+      ...(this.#adaptive.size ? { adaptive } : {}),
+      ...(spawnServer !== undefined && spawnServer.state !== 'idle' ? { spawnServer } : {}),
+    };
   }
 
   /** Current per-name limits of adaptive names. */

@@ -25,6 +25,8 @@ describe('runtime option spawn', { skip: process.platform === 'win32' ? 'Windows
       assert.equal(spawnServerInfo().state, 'ready');
       assert.equal(parent, spawnServerInfo().pid);
       assert.notEqual(parent, process.pid);
+      const executor = rt.tree().children?.find((c) => c.address === 'executor');
+      assert.deepEqual(executor?.info?.spawnServer, { state: 'ready', pid: parent, running: 0 }, 'the tree shows the server');
     } finally {
       await rt.close();
     }
@@ -34,6 +36,8 @@ describe('runtime option spawn', { skip: process.platform === 'win32' ? 'Windows
     const rt = await createRuntime({ store: 'memory', maintenance: false, spawn: 'direct', tasks: { parent: PARENT } });
     try {
       assert.equal(await rt.run('parent'), process.pid);
+      const executor = rt.tree().children?.find((c) => c.address === 'executor');
+      assert.equal(executor?.info?.spawnServer, undefined, 'no server in the tree of a direct runtime');
     } finally {
       await rt.close();
     }
