@@ -299,7 +299,11 @@ export class Runtime implements AsyncDisposable {
     }
     if (typeof store.onChange === 'function') this.#unsubscribes.push(store.onChange((change) => this.#onStoreChange(change)));
     // The spawn server starts now if a command task is registered, so that the first command need not wait for it.
-    if (o.spawn === 'server' && this.#registry.list().some((def) => def.kind === 'command')) void warmSpawnServer();
+    if (o.spawn === 'server' && this.#registry.list().some((def) => def.kind === 'command')) {
+      void warmSpawnServer().then((ready) => {
+        if (!ready) o.logger.warn('the spawn server could not start: command tasks fork from this process', { error: spawnServerInfo().error });
+      });
+    }
     this.#status = RuntimeStatus.running;
     this.#bus.publish(SELF, { type: 'runtime.status', status: 'running', at: clock.now() });
   }

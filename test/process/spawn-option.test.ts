@@ -52,9 +52,12 @@ describe('runtime option spawn', { skip: process.platform === 'win32' ? 'Windows
       const info = spawnServerInfo();
       assert.equal(info.state, 'failed');
       assert.match(info.error ?? '', /exited with code 3 before it was ready/);
-      const rt = await createRuntime({ store: 'memory', maintenance: false, tasks: { parent: PARENT } });
+      const warnings: Array<[string, unknown]> = [];
+      const logger = { debug() {}, info() {}, error() {}, warn: (message: string, data?: unknown) => warnings.push([message, data]) };
+      const rt = await createRuntime({ store: 'memory', maintenance: false, logger, tasks: { parent: PARENT } });
       try {
         assert.equal(await rt.run('parent'), process.pid, 'the command still runs, forked here');
+        assert.deepEqual(warnings, [['the spawn server could not start: command tasks fork from this process', { error: 'it exited with code 3 before it was ready' }]]);
       } finally {
         await rt.close();
       }
