@@ -179,6 +179,8 @@ export class Runtime implements AsyncDisposable {
   readonly #root: Supervisor<TroupeMessage>;
   readonly #requester: Requester<TroupeMessage, Reply>;
   #status: RuntimeStatus = RuntimeStatus.idle;
+  /** Whether this runtime asked for the spawn server already (see #warmSpawnServer). */
+  #warmed = false;
   #pool: ThreadPool | undefined;
   #handles = new Map<TaskId, HandleState<any>>();
   #waiters = new Map<TaskId, Array<{ resolve: (v: unknown) => void; reject: (e: unknown) => void }>>();
@@ -298,21 +300,29 @@ export class Runtime implements AsyncDisposable {
       this.#unsubscribes.push(wakeable.onCancel((id) => this.#tell({ type: 'executor.abort', id, reason: 'cancel' })));
     }
     if (typeof store.onChange === 'function') this.#unsubscribes.push(store.onChange((change) => this.#onStoreChange(change)));
-    // The spawn server starts now if a command task is registered, so that the first command need not wait for it.
-    if (o.spawn === 'server' && this.#registry.list().some((def) => def.kind === 'command')) {
-      void warmSpawnServer().then((ready) => {
-        if (!ready) o.logger.warn('the spawn server could not start: command tasks fork from this process', { error: spawnServerInfo().error });
-      });
-    }
+    if (this.#registry.list().some((def) => def.kind === 'command')) this.#warmSpawnServer();
     this.#status = RuntimeStatus.running;
     this.#bus.publish(SELF, { type: 'runtime.status', status: 'running', at: clock.now() });
+  }
+
+  /**
+   * Starts the spawn server (`spawn: 'server'`) once a command task is registered, at start or later, so that the
+   * first command need not wait for it; a server that cannot start is logged (commands then fork from this process).
+   */
+  #warmSpawnServer(): void {
+    if (this.#warmed || this.options.spawn !== 'server') return;
+    this.#warmed = true;
+    void warmSpawnServer().then((ready) => {
+      if (!ready) this.options.logger.warn('the spawn server could not start: command tasks fork from this process', { error: spawnServerInfo().error });
+    });
   }
 
   // ── registry ────────────────────────────────────────────────────────────────────────────────────────────
 
   /** Registers a task by name. The registry is the security boundary: only registered names can run. */
   register<I = unknown, O = unknown>(name: string, definition: TaskDefinition<I, O>): this {
-    this.#registry.register(name, definition as TaskDefinition);
+    const resolved = this.#registry.register(name, definition as TaskDefinition);
+    if (resolved.kind === 'command' && this.#status === RuntimeStatus.running) this.#warmSpawnServer();
     this.#limits = undefined;
     this.#tell({ type: 'executor.poke' });
     this.#tell({ type: 'scheduler.wake', reason: 'registered' });

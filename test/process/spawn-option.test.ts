@@ -32,6 +32,19 @@ describe('runtime option spawn', { skip: process.platform === 'win32' ? 'Windows
     }
   });
 
+  test('a command task registered on a running runtime warms the server up too', async () => {
+    resetSpawnServerForTest();
+    const rt = await createRuntime({ store: 'memory', maintenance: false });
+    try {
+      assert.equal(spawnServerInfo().state, 'idle', 'no command task, no server');
+      rt.register('parent', PARENT);
+      assert.equal(spawnServerInfo().state, 'starting');
+      assert.equal(await rt.run('parent'), spawnServerInfo().pid);
+    } finally {
+      await rt.close();
+    }
+  });
+
   test("spawn: 'direct' forks from this process", async () => {
     const rt = await createRuntime({ store: 'memory', maintenance: false, spawn: 'direct', tasks: { parent: PARENT } });
     try {
