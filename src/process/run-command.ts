@@ -459,17 +459,9 @@ function spawnCommand(execa: typeof Execa, spec: CommandSpec) {
   });
 }
 
-interface FailedResult {
-  exitCode?: number | undefined;
-  signal?: string | undefined;
-  code?: string | undefined;
-  cause?: unknown;
-  lost?: string | undefined;
-}
-
 function createFailedError(
   command: string,
-  result: FailedResult,
+  result: LaunchOutcome,
   details: { exitCode: number | null; signal: string | null; stderrTail: string },
 ): TroupeError {
   if (result.lost !== undefined) {

@@ -108,7 +108,6 @@ class ServerRun implements ServerLaunch {
   #open = 0;
   #exit: LaunchOutcome | undefined = undefined;
   #settled = false;
-  pid: number | undefined = undefined;
 
   constructor(events: LaunchEvents) {
     this.#events = events;
@@ -127,12 +126,11 @@ class ServerRun implements ServerLaunch {
     this.#stderr?.destroy();
   }
 
-  /** Handles one server message for this run; true once the run is over. */
+  /** Handles one server message for this run. */
   receive(message: ServerMessage, handle: unknown): void {
     switch (message.t) {
       case 'stdout':
-        this.pid = message.pid!;
-        this.#events.spawned(this.pid);
+        this.#events.spawned(message.pid!);
         this.#stdout = this.#pipe('stdout', handle);
         return;
       case 'stderr':
@@ -165,10 +163,6 @@ class ServerRun implements ServerLaunch {
     this.#maybeSettle(true);
   }
 
-  get settled(): boolean {
-    return this.#settled;
-  }
-
   #pipe(stream: OutputStream, handle: unknown): Socket | undefined {
     if (handle === undefined) return undefined;
     const socket = handle as Socket;
@@ -198,7 +192,8 @@ function noop(): void {}
 
 function exitOutcome(code: number | null, signal: string | null): LaunchOutcome {
   if (signal !== null) return { failed: true, signal };
-  return code === 0 ? { failed: false, exitCode: 0 } : { failed: true, exitCode: code ?? undefined! };
+  if (code === null) return { failed: true };
+  return { failed: code !== 0, exitCode: code };
 }
 
 /** The environment the server runs in: the host's, without its Node options. */
