@@ -163,13 +163,19 @@ function spawnTrue(): Promise<void> {
   });
 }
 
+/** MB the process scope allocates before its large-heap rows, as a service with a large heap would hold. */
+const BALLAST_MB = 400;
+
 /**
  * Why: workload 3, a subprocess per task: troupe command task vs raw execa vs spawn, 1 and 8 at once. troupe runs
  * both ways: by default its spawn server forks the child (this process only reads the pipes), and with
- * `spawn: 'direct'` it forks here through execa, as the raw rows do.
+ * `spawn: 'direct'` it forks here through execa, as the raw rows do. Then the 8-at-once rows again after this
+ * process allocated {@link BALLAST_MB} MB: a fork copies the forking process's page tables, so the direct ways slow
+ * down with its memory and the spawn server does not (bench/fork-cost.ts shows the event-loop stalls too).
  */
 export async function runProcess({ passes = 2, time = 1000, match = () => true }: CompareOptions = {}): Promise<Result> {
   const specs: TinyRowSpec[] = [];
+  const heavySpecs: TinyRowSpec[] = [];
   for (const c of [1, 8]) {
     const w = c === 1 ? '`true` subprocess, one at a time' : `\`true\` subprocess, ${c} at once`;
     specs.push(
@@ -179,23 +185,38 @@ export async function runProcess({ passes = 2, time = 1000, match = () => true }
       { name: `process c${c} spawn`, id: `c${c}/spawn`, workload: w, system: 'child_process.spawn', concurrency: c, tasksPerIteration: c },
     );
   }
+  const hw = `\`true\` subprocess, 8 at once, ${BALLAST_MB} MB allocated in the process`;
+  heavySpecs.push(
+    { name: 'process heap c8 troupe', id: 'heap-c8/troupe', workload: hw, system: 'troupe command task (rt.run, memory; spawn server)', concurrency: 8, tasksPerIteration: 8 },
+    { name: 'process heap c8 troupe-direct', id: 'heap-c8/troupe-direct', workload: hw, system: "troupe command task, spawn: 'direct' (execa in this process)", concurrency: 8, tasksPerIteration: 8 },
+    { name: 'process heap c8 execa', id: 'heap-c8/execa', workload: hw, system: 'raw execa', concurrency: 8, tasksPerIteration: 8 },
+    { name: 'process heap c8 spawn', id: 'heap-c8/spawn', workload: hw, system: 'child_process.spawn', concurrency: 8, tasksPerIteration: 8 },
+  );
   const { kept, include } = includeBy(specs, match);
-  const build = (bench: Bench) => {
+  const heavy = includeBy(heavySpecs, match);
+  const build = (concurrencies: number[], prefix: string, wanted: (name: string) => boolean) => (bench: Bench) => {
     const closers: Array<() => Promise<void>> = [];
-    for (const c of [1, 8]) {
+    for (const c of concurrencies) {
       const t = troupeHooks(c, { true: { command: 'true' } }, (rt) => rt.run('true'));
-      if (include(`process c${c} troupe`)) bench.add(`process c${c} troupe`, async () => burst(c, () => t.get().run('true')), t);
+      if (wanted(`${prefix}c${c} troupe`)) bench.add(`${prefix}c${c} troupe`, async () => burst(c, () => t.get().run('true')), t);
       const d = troupeHooks(c, { true: { command: 'true' } }, (rt) => rt.run('true'), { spawn: 'direct' });
-      if (include(`process c${c} troupe-direct`)) bench.add(`process c${c} troupe-direct`, async () => burst(c, () => d.get().run('true')), d);
-      closers.push(d.afterAll);
-      if (include(`process c${c} execa`)) bench.add(`process c${c} execa`, async () => burst(c, () => execa('true')));
-      if (include(`process c${c} spawn`)) bench.add(`process c${c} spawn`, async () => burst(c, spawnTrue));
-      closers.push(t.afterAll);
+      if (wanted(`${prefix}c${c} troupe-direct`)) bench.add(`${prefix}c${c} troupe-direct`, async () => burst(c, () => d.get().run('true')), d);
+      if (wanted(`${prefix}c${c} execa`)) bench.add(`${prefix}c${c} execa`, async () => burst(c, () => execa('true')));
+      if (wanted(`${prefix}c${c} spawn`)) bench.add(`${prefix}c${c} spawn`, async () => burst(c, spawnTrue));
+      closers.push(t.afterAll, d.afterAll);
     }
     return closers;
   };
-  const { rows, skipped } = await runTinyPasses(kept, build, { scope: 'process', passes, time });
-  return { rows, skipped, info: { program: 'true', passes, timePerRowMs: time } };
+  const { rows, skipped } = await runTinyPasses(kept, build([1, 8], 'process ', include), { scope: 'process', passes, time });
+  if (heavy.kept.length > 0) {
+    const ballast: Buffer[] = [];
+    for (let i = 0; i < BALLAST_MB; i++) ballast.push(Buffer.alloc(1 << 20, 1));
+    const more = await runTinyPasses(heavy.kept, build([8], 'process heap ', heavy.include), { scope: 'process', passes, time });
+    rows.push(...more.rows);
+    skipped.push(...more.skipped);
+    ballast.length = 0;
+  }
+  return { rows, skipped, info: { program: 'true', passes, timePerRowMs: time, ballastMb: BALLAST_MB } };
 }
 
 const FLOOD_LINES = 500_000;
