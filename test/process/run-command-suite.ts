@@ -468,6 +468,15 @@ export function runCommandSuite(way: 'server' | 'direct'): void {
       });
     }
 
+    test('a command that closes its pipes and runs on keeps the host alive until it exits, and its exit is reported', { timeout: 30_000 }, async () => {
+      const host = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'closed-pipes-host.ts'), way], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      host.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      const [code] = (await once(host, 'exit')) as [number | null];
+      assert.equal(code, 0);
+      assert.equal(out.trim(), 'ended: TROUPE_ERR_COMMAND_FAILED 7');
+    });
+
     test('a host that handles SIGTERM itself keeps its children through the signal; they end when it exits', { timeout: 30_000 }, async (t) => {
       const { host, pid, out } = await startHost('handled');
       t.after(() => {
