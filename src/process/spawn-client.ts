@@ -168,7 +168,7 @@ class ServerRun implements ServerLaunch {
     const socket = handle as Socket;
     this.#open++;
     socket.on('data', (chunk: Uint8Array) => this.#events.data(stream, chunk));
-    // The received end is a Duplex over a pipe's read end; a write-side error (its end() after EOF) means nothing.
+    // An error on the pipe ends it as its end would (the `close` that follows counts it); it must not end the host.
     socket.on('error', noop);
     socket.once('close', () => {
       this.#open--;
