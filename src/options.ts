@@ -101,9 +101,9 @@ export interface RuntimeOptions {
    */
   checkpoints?: 'thread' | 'inline';
   /**
-   * Who forks command tasks: `'server'`, a small helper process started on the first command (a fork there costs
-   * the same few milliseconds whatever this process's heap, and this event loop does not wait for it), or
-   * `'direct'`, this process (through execa). Windows always spawns directly. @default 'server'
+   * Who forks command tasks: `'server'`, the spawn server, a small helper process started once a command task is
+   * registered (a fork there costs the same few milliseconds whatever this process's heap, and this event loop does
+   * not wait for it), or `'direct'`, this process (through execa). Windows always spawns directly. @default 'server'
    */
   spawn?: 'server' | 'direct';
   /** Root of the runtime's temporary files (cleaned by `cleanup-temp-files`). @default os.tmpdir()/troupe */

@@ -62,12 +62,12 @@ export interface SchedulerDeps {
  * its slot in the executor until then, and a busy answer this old is asked again at the slot.
  */
 export const PREPARE_LEAD_MS = 25;
-/** Why a slot's task written ahead is cancelled before its slot. */
 /**
  * Appended to a slot's key when its task written ahead was cancelled for a manual trigger (overlap `skip`) and the
  * triggered run had ended by the slot: the slot runs then, and the cancelled task keeps the slot's own key.
  */
 const AFTER_TRIGGER_KEY = ':after-trigger';
+/** Why a slot's task written ahead is cancelled before its slot. */
 const EARLY_CANCELLED = { paused: 'its schedule was paused or removed before its slot', triggered: 'a manual run of its schedule came before its slot' } as const;
 
 /** One schedule's next slot, made ready ahead of time. Both promises already have a handler (never unhandled). */
@@ -714,23 +714,22 @@ export class Scheduler implements Actor<TroupeMessage> {
   async #fire(s: ScheduleRecord, slot: number, key: string, ready?: PreparedSlot): Promise<string | undefined> {
     const { store, clock } = this.#d;
     const early = ready?.early !== undefined ? await ready.early : undefined;
-    let decided = false;
     if (early !== undefined && ready?.revoked) {
       // Cancelled for a manual trigger that came after it was written (overlap `skip`). If that run (or another)
-      // is still active at the slot, the slot is skipped. If it already ended, the slot runs after all, under a
-      // key of its own: the cancelled task keeps the slot's key (every node's firing of this slot stays a no-op).
+      // is still active at the slot, the slot is skipped. If it already ended, the slot runs after all, as a new
+      // task (the one built ahead has the cancelled task's id) under a key of its own: the cancelled task keeps the
+      // slot's key, so every node's firing of this slot stays a no-op.
       const active = await this.#overlapActive(s).catch(() => true);
       this.#d.onSlot?.(s.task, s.id, active);
-      if (active) {
-        this.#stats.skipped++;
-        await store.markScheduleSlot(s.id, slot);
-        return undefined;
+      if (!active) {
+        const task = await this.#d.createTask(s.task, s.input, { key: `${key}${AFTER_TRIGGER_KEY}`, scheduleId: s.id, runAt: clock.now() });
+        return this.#enqueueSlot(s, slot, task);
       }
-      // A new task too: the one built ahead has the cancelled task's id.
-      key = `${key}${AFTER_TRIGGER_KEY}`;
-      decided = true;
+      this.#stats.skipped++;
+      await store.markScheduleSlot(s.id, slot);
+      return undefined;
     }
-    if (early !== undefined && !decided) {
+    if (early !== undefined) {
       // Written ahead and claimed as of the slot: the executor starts it now. What is left waits until after that.
       if (s.overlap !== 'allow') this.#d.onSlot?.(s.task, s.id, false);
       await new Promise<void>((resolve) => setImmediate(resolve));
@@ -738,7 +737,7 @@ export class Scheduler implements Actor<TroupeMessage> {
       this.#stats.fired++;
       return early;
     }
-    if (s.overlap !== 'allow' && !decided) {
+    if (s.overlap !== 'allow') {
       // "Idle" from ahead of the slot holds unless a trigger came since (only a new task makes a schedule busy);
       // "busy" is asked again, as a run may have ended in between and the slot must not be skipped for it.
       let active = ready?.active && ready.triggers === this.#triggers ? await ready.active.catch(() => true) : true;
@@ -751,16 +750,21 @@ export class Scheduler implements Actor<TroupeMessage> {
       }
     }
     let task: NewTask;
-    if (ready && !decided) {
+    if (ready) {
       // Built ahead: it is created now (so it is queued, not delayed), due at its slot.
       task = { ...(await ready.task), createdAt: clock.now() };
     } else task = await this.#d.createTask(s.task, s.input, { key, scheduleId: s.id, runAt: clock.now() });
+    return this.#enqueueSlot(s, slot, task);
+  }
+
+  /** Enqueues a slot's task and records the slot as fired; resolves with the task's id. */
+  async #enqueueSlot(s: ScheduleRecord, slot: number, task: NewTask): Promise<string | undefined> {
     const reply = await ask<TroupeMessage, Reply>(this.#ctx.bus, this.#ctx.self, this.#d.orchestrator, (replyTo) => ({ type: 'tracker.enqueue', tasks: [task], replyTo }), { timeoutMs: 30_000 });
     if (!reply.ok) throw deserializeError(reply.error);
     // The wake-up that claims the new task is queued behind this reply: let it claim first (a SQLite write here
     // would run before it). The slot is already kept in memory; the stored copy only serves a restart.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    await store.markScheduleSlot(s.id, slot);
+    await this.#d.store.markScheduleSlot(s.id, slot);
     this.#stats.fired++;
     return (reply.value as EnqueueResult[])[0]?.id;
   }
