@@ -10,6 +10,7 @@ import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts'
 import type { Store } from '../../src/store/store.ts';
 import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
 import { tempDb } from '../helpers/temp-db.ts';
+import { latch } from '../helpers/latch.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const STORES = ['memory', 'sqlite', 'postgres'] as const;
@@ -226,6 +227,55 @@ describe('enqueue and claim in one write', () => {
       }
     });
   }
+
+  it('memory: a slot\'s task written ahead that reaches a draining executor is given back `scheduled` for its slot, and the next runtime runs it then, once', async () => {
+    const slot = Date.UTC(2026, 0, 1, 0, 1, 0);
+    const clock = new ManualClock(slot - 30_000);
+    const runs: Array<[string, number]> = [];
+    const store = createMemoryStore();
+    // The write ahead's claim is held until the executor drains: its task then arrives at a draining executor.
+    const gate = latch();
+    let held = false;
+    const enqueueAndClaim = store.enqueueAndClaim!.bind(store);
+    store.enqueueAndClaim = async (tasks, request) => {
+      if (tasks.some((t) => t.scheduleId !== undefined)) {
+        held = true;
+        await gate.opened;
+      }
+      return enqueueAndClaim(tasks, request);
+    };
+    const close = store.close.bind(store);
+    store.close = async () => {}; // the next runtime opens the same store
+    const open = () => createRuntime({ maintenance: false, clock, store, tasks: { tick: { run: (_input, ctx) => void runs.push([ctx.id, clock.now()]) } } });
+    const first = await open();
+    let closing: Promise<void> | undefined;
+    try {
+      await scheduleOnIdle(first);
+      await clock.advanceTo(slot - PREPARE_LEAD_MS);
+      await waitFor(() => held, { label: 'write ahead in flight' });
+      closing = first.close({ timeout: 5000 });
+      await waitFor(() => (first.tree().children?.find((c) => c.address === 'executor')?.info as { draining?: boolean } | undefined)?.draining === true, { label: 'executor draining' });
+      gate.open();
+      await closing;
+    } finally {
+      gate.open();
+      if (closing === undefined) await first.close({ force: true });
+    }
+    assert.deepEqual(runs, [], 'stopped before its slot');
+    const [given] = (await store.list({ scheduleId: 'minutely' })).tasks;
+    assert.deepEqual([given?.state, given?.runAt, given?.attempts], ['scheduled', slot, 0], 'back in the store, due at its slot');
+    const next = await open();
+    try {
+      await waitFor(() => (schedulerInfo(next) as { wakeAt?: number }).wakeAt === slot, { label: 'wake armed at the slot' });
+      await clock.advanceTo(slot);
+      await waitFor(async () => (await next.get(given!.id))?.state === 'succeeded', { label: 'run at its slot' });
+      assert.deepEqual(runs, [[given!.id, slot]]);
+      assert.equal((await next.list({ scheduleId: 'minutely' })).tasks.length, 1, 'the slot made no second task');
+    } finally {
+      await next.close({ force: true });
+      await close();
+    }
+  });
 
   it('postgres: claims the enqueue cannot make in its own statement are not offered to it (weighted-random, rate limits)', PG_SKIP ? { skip: PG_SKIP } : {}, async () => {
     for (const variant of ['weighted-random', 'rate limit'] as const) {
