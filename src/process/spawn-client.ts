@@ -196,10 +196,14 @@ function exitOutcome(code: number | null, signal: string | null): LaunchOutcome 
   return { failed: code !== 0, exitCode: code };
 }
 
-/** The environment the server runs in: the host's, without its Node options. */
+/**
+ * The environment the server runs in: the host's, without its Node options; under Electron, `execPath` runs as Node.
+ * (A command gets the environment sent with it, never this one.)
+ */
 function serverEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
+  if (process.versions.electron !== undefined) env.ELECTRON_RUN_AS_NODE = '1';
   return env;
 }
 
@@ -289,6 +293,8 @@ class SpawnServer {
           return;
         }
         this.#runs.get(message.id!)?.receive(message, handle);
+        // A child's pipe must come with its message; one that does not means this runtime cannot pass descriptors.
+        if ((message.t === 'stdout' || message.t === 'stderr') && handle === undefined) this.#broken(child, 'handed over a child without its pipe');
       });
       // A send on a channel that is closing also lands here; the exit that follows settles the runs.
       child.on('error', (error) => {
@@ -322,6 +328,20 @@ class SpawnServer {
     const runs = [...this.#runs.values()];
     this.#runs.clear();
     for (const run of runs) run.lose(reason);
+  }
+
+  /**
+   * The server cannot be used (it handed over a child without its pipe: the output would be lost). Its runs are
+   * lost (their groups ended), its channel is closed (the server then SIGKILLs what it started and exits), and this
+   * process spawns directly from then on.
+   */
+  #broken(child: ChildProcess, what: string): void {
+    if (this.#child !== child) return;
+    this.#fail(`it ${what}`);
+    const runs = [...this.#runs.values()];
+    this.#runs.clear();
+    for (const run of runs) run.lose(`the spawn server (pid ${child.pid}) ${what}`);
+    child.disconnect();
   }
 
   #fail(reason: string): void {

@@ -6,8 +6,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { createRuntime } from '../../src/index.ts';
+import { runCommand } from '../../src/process/run-command.ts';
 import { resetSpawnServerForTest, spawnServerInfo, warmSpawnServer } from '../../src/process/spawn-client.ts';
+import { isRunning, waitUntil } from './pid-probe.ts';
 
 /** A command that prints its parent's pid. */
 const PARENT = { command: 'sh', args: ['-c', 'echo "::result $PPID"'] };
@@ -53,6 +56,45 @@ describe('runtime option spawn', { skip: process.platform === 'win32' ? 'Windows
       assert.equal(executor?.info?.spawnServer, undefined, 'no server in the tree of a direct runtime');
     } finally {
       await rt.close();
+    }
+  });
+
+  test('a server that hands over a child without its pipe: the run fails, its child is ended, and commands fork from this process', async () => {
+    // A stand-in for a runtime that cannot pass file descriptors over IPC: it starts the child but sends no pipe.
+    const fake = join(dir, 'no-pipes-server.mjs');
+    writeFileSync(fake, [
+      "import { spawn } from 'node:child_process';",
+      'const pids = [];',
+      "process.on('message', (m) => {",
+      "  if (m.t !== 'spawn') return;",
+      "  const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });",
+      '  pids.push(child.pid);',
+      "  process.send({ t: 'stdout', id: m.id, pid: child.pid });",
+      "  process.send({ t: 'stderr', id: m.id });",
+      '});',
+      "process.on('disconnect', () => process.exit(0));",
+      "process.send({ t: 'ready' });",
+    ].join('\n'));
+    resetSpawnServerForTest(fake);
+    try {
+      let child = 0;
+      const run = runCommand({ command: 'sleep', args: ['30'], killGraceMs: 200, maxLines: 10, maxBytes: 1000, onSpawn: (pid) => (child = pid) });
+      await assert.rejects(run, (error: unknown) => {
+        assert.ok(isTroupeError(error));
+        assert.equal(error.code, ErrorCodes.COMMAND_FAILED);
+        assert.match(error.message, /was lost: the spawn server \(pid \d+\) handed over a child without its pipe/);
+        return true;
+      });
+      await waitUntil(() => !isRunning(child), 'the child is ended');
+      assert.equal(spawnServerInfo().state, 'failed');
+      const rt = await createRuntime({ store: 'memory', maintenance: false, tasks: { parent: PARENT } });
+      try {
+        assert.equal(await rt.run('parent'), process.pid, 'later commands fork here');
+      } finally {
+        await rt.close();
+      }
+    } finally {
+      resetSpawnServerForTest();
     }
   });
 
