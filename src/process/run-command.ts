@@ -141,8 +141,8 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     outcome = await launch(spec, capture);
   } catch (error) {
     capture.finish();
-    if (error instanceof InvalidSpawnOptions || capture.invalid) {
-      throw new TroupeError(ErrorCodes.INVALID_OPTION, `Command \`${spec.command}\` has invalid options`, { cause: error });
+    if (error instanceof InvalidSpawnOptions) {
+      throw new TroupeError(ErrorCodes.INVALID_OPTION, `Command \`${spec.command}\` has invalid options`, { cause: error.cause ?? error });
     }
     throw error;
   }
@@ -187,8 +187,7 @@ async function launch(spec: CommandSpec, capture: Capture): Promise<LaunchOutcom
   try {
     subprocess = spawnCommand(execa, spec);
   } catch (error) {
-    capture.invalid = true;
-    throw error;
+    throw new InvalidSpawnOptions((error as Error).message, (error as NodeJS.ErrnoException).code, { cause: error });
   }
   capture.pipes = new DirectPipes(subprocess);
   // Each pipe chunk is split into lines, and the lines it completed go to `onLines` together. The splitters see
@@ -244,8 +243,6 @@ class Capture implements StopWatcher, LaunchEvents {
   directKill: (() => void) | undefined = undefined;
   /** The run's pipes, once the launch has them. */
   pipes: { pipesOpen(): boolean; cutPipes(): void } | undefined = undefined;
-  /** Set when spawn itself rejected the options. */
-  invalid = false;
   /** The first termination reason troupe gave the run, if any. */
   ended: 'cancel' | 'timeout' | undefined = undefined;
   cancelCause: unknown = undefined;

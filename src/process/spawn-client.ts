@@ -82,8 +82,9 @@ export interface SpawnServerInfo {
 /** The error of a run whose options `spawn` itself rejected (bad cwd type, a NUL byte in an argument…). */
 export class InvalidSpawnOptions extends Error {
   readonly code: string | undefined;
-  constructor(message: string, code: string | undefined) {
-    super(message);
+  /** `cause`: the error `spawn` threw, when it was thrown in this process (the direct path). */
+  constructor(message: string, code: string | undefined, options?: { cause?: unknown }) {
+    super(message, options);
     this.code = code;
   }
 }

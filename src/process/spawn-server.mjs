@@ -98,6 +98,7 @@ function forgetWhenEmpty(pid) {
   setTimeout(forgetWhenEmpty, LEFTOVER_CHECK_MS, pid).unref();
 }
 
+/** The same test as process-group.ts's `groupExists` (this file is plain JavaScript, run without tsx). */
 function groupExists(pid) {
   try {
     process.kill(-pid, 0);
