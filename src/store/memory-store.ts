@@ -446,14 +446,14 @@ class MemoryStore implements Store, AsyncDisposable {
       for (const id of ids) {
         const e = this.#tasks.get(id);
         if (e && e.rec.state === 'running' && e.rec.owner === owner) {
-          e.rec.leaseUntil = leaseUntil;
+          e.rec.leaseUntil = Math.max(e.rec.leaseUntil ?? 0, leaseUntil);
           n++;
         }
       }
       return n;
     }
     for (const e of this.#running.get(owner)?.values() ?? []) {
-      e.rec.leaseUntil = leaseUntil;
+      e.rec.leaseUntil = Math.max(e.rec.leaseUntil ?? 0, leaseUntil);
       n++;
     }
     return n;

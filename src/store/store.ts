@@ -203,7 +203,10 @@ export interface Store {
    * enqueue, and its wake-up claims instead. Absent: always.
    */
   claimsInEnqueue?(request: Omit<ClaimRequest, 'now'>): boolean;
-  /** Extends the leases of `owner`'s running tasks (all of them, or `ids`). Returns how many were extended. */
+  /**
+   * Extends the leases of `owner`'s running tasks (all of them, or `ids`) to `leaseUntil`; a lease already longer
+   * is kept. Returns how many tasks it found running under `owner`.
+   */
   heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number>;
   /** Applies outcomes in one transaction; `applied[i]` says whether op i changed the task. */
   settle(ops: readonly SettleOp[]): Promise<boolean[]>;

@@ -29,6 +29,15 @@ export function isConnectionError(error: unknown): boolean {
   return typeof e.message === 'string' && UNAVAILABLE_MESSAGE.test(e.message);
 }
 
+/**
+ * True when PostgreSQL aborted the statement (and its transaction) to break a deadlock (`40P01`) or a
+ * serialization conflict (`40001`): nothing it did was kept, and running it again is the documented remedy.
+ */
+export function isAbortedToRetry(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
 /** Wraps whatever the driver threw in a `TroupeError` with the right code, keeping the original as cause. */
 export function toStoreError(error: unknown, operation: string): TroupeError {
   if (isTroupeError(error)) return error;

@@ -44,7 +44,7 @@ import type {
 import { CLAIM_OPTIONS, SETTLE_OPTIONS, STARTUP_OPTIONS, withStartupOptions } from './connection-options.ts';
 import { NotifyListener } from './listener.ts';
 import { migrate } from './migrations.ts';
-import { isConnectionError, toStoreError } from './pg-errors.ts';
+import { isAbortedToRetry, isConnectionError, toStoreError } from './pg-errors.ts';
 import { cancel } from './queries/cancel.ts';
 import { claim } from './queries/claim.ts';
 import { claimWeighted, claimWeightedOne, createDraws, type Draws } from './queries/claim-weighted.ts';
@@ -120,6 +120,13 @@ const SETTLE_POOL_SIZE = 2;
 
 /** Connections of the claim pool: the scheduler sends up to two claims side by side (its `claimsInFlight`). */
 const CLAIM_POOL_SIZE = 2;
+
+/**
+ * How many times an operation runs when PostgreSQL aborts it to break a deadlock. Cycles are rare (the heartbeat
+ * cannot close one; a flow's children settled on two nodes, each batch holding children of two parents in the
+ * other order, can): the victim runs again once the other side has its locks.
+ */
+const ABORT_TRIES = 3;
 
 /** The driver, loaded when the first PostgreSQL store is created (see lazy-require.ts). */
 const loadPg = lazyRequire<typeof import('pg')>('pg');
@@ -444,16 +451,23 @@ class PgStore implements PostgresStore {
     this.#status = StoreStatus.stopped;
   }
 
-  /** Runs one operation on the pool once open, mapping driver errors and tracking reachability. */
+  /**
+   * Runs one operation on the pool once open, mapping driver errors and tracking reachability. An operation that
+   * PostgreSQL aborted to break a deadlock runs again, up to `ABORT_TRIES` times in all: each operation is one
+   * statement, one transaction, or statements that can run twice (a heartbeat), so nothing is applied twice.
+   */
   async #use<T>(operation: string, fn: (db: Pool) => Promise<T>, pool: Pool = this.#pool): Promise<T> {
     if (this.#status === StoreStatus.stopping || this.#status === StoreStatus.stopped) throw this.#closedError();
     await this.open();
-    try {
-      const result = await fn(pool);
-      this.#poolError = undefined;
-      return result;
-    } catch (error) {
-      throw this.#fail(error, operation);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await fn(pool);
+        this.#poolError = undefined;
+        return result;
+      } catch (error) {
+        if (attempt < ABORT_TRIES && isAbortedToRetry(error)) continue;
+        throw this.#fail(error, operation);
+      }
     }
   }
 

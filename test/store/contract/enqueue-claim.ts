@@ -323,7 +323,7 @@ export function enqueueClaimContract(makeStore: MakeStore): void {
         assert.deepEqual(await store.get(t.id), c);
       }));
 
-    it('heartbeat extends the leases of one owner, all or by id', () =>
+    it('heartbeat extends the leases of one owner, all or by id, and never shortens one', () =>
       withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
         await add();
         await add();
@@ -337,6 +337,10 @@ export function enqueueClaimContract(makeStore: MakeStore): void {
         assert.equal((await store.get(b!.id))?.leaseUntil, clock.now() + 120_000);
         assert.equal((await store.get(a!.id))?.leaseUntil, clock.now() + 99_000);
         assert.equal(await store.heartbeat('nobody', clock.now() + 1), 0);
+        // A late heartbeat (an earlier, shorter lease) keeps the longer one, and still counts the task.
+        assert.equal(await store.heartbeat('n1', clock.now() + 50_000), 2);
+        assert.equal((await store.get(a!.id))?.leaseUntil, clock.now() + 99_000);
+        assert.equal((await store.get(b!.id))?.leaseUntil, clock.now() + 120_000);
       }));
 
     it('recoverExpired requeues an expired lease, counting the attempt, and fails it when out of attempts', () =>

@@ -1,18 +1,41 @@
-/** heartbeat: extends the leases of one owner's running tasks (all of them, or the given ids). */
+/**
+ * heartbeat: extends the leases of one owner's running tasks (all of them, or the given ids).
+ *
+ * It must never wait for a row lock while it holds others. One UPDATE of many rows locks them in its plan's order
+ * and waits at the first row another transaction holds, keeping the ones it already locked; the tracker's settle
+ * (in flight on another connection at the same moment) locks the same owner's rows in its own order. Each then
+ * waits for the other, and PostgreSQL aborts one of them after `deadlock_timeout` (a second by default).
+ *
+ * So it goes in two steps:
+ * 1. one statement extends the rows nobody holds (`SKIP LOCKED`): it never waits;
+ * 2. the rows still behind (a plain read, which takes no lock) are extended one statement each: a statement that
+ *    waits holds no other row, so it cannot close a cycle. A row that left `running` meanwhile is not counted.
+ *
+ * A lease is only ever lengthened, so a late heartbeat never shortens a newer one.
+ */
 import type { TaskId } from '../../../ids.ts';
 import { STATE_BY_ID, run, type PgNames, type Queryable } from '../sql.ts';
 
 /** Why: a node proves it is alive; a lease it stops extending expires and its tasks go back. */
 export async function heartbeat(db: Queryable, n: PgNames, owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number> {
-  if (ids === undefined) {
-    const res = await run(db, `UPDATE ${n.tasks} SET lease_until = $2 WHERE state = 'running' AND owner = $1`, [owner, leaseUntil]);
-    return res.rowCount ?? 0;
-  }
-  if (ids.length === 0) return 0;
-  const res = await run(
+  if (ids !== undefined && ids.length === 0) return 0;
+  const params: unknown[] = ids === undefined ? [owner, leaseUntil] : [owner, leaseUntil, ids];
+  const mine = `${STATE_BY_ID} = 'running' AND t.owner = $1${ids === undefined ? '' : ' AND t.id = ANY($3::text[])'}`;
+  const free = await run(
     db,
-    `UPDATE ${n.tasks} AS t SET lease_until = $2 WHERE ${STATE_BY_ID} = 'running' AND t.owner = $1 AND t.id = ANY($3::text[])`,
-    [owner, leaseUntil, ids],
+    `WITH free AS (SELECT t.id FROM ${n.tasks} AS t WHERE ${mine} FOR NO KEY UPDATE SKIP LOCKED)
+     UPDATE ${n.tasks} AS t SET lease_until = GREATEST(t.lease_until, $2) FROM free WHERE t.id = free.id`,
+    params,
   );
-  return res.rowCount ?? 0;
+  let extended = free.rowCount ?? 0;
+  const behind = await run<{ id: string }>(db, `SELECT t.id FROM ${n.tasks} AS t WHERE ${mine} AND t.lease_until < $2`, params);
+  for (const { id } of behind.rows) {
+    const one = await run(
+      db,
+      `UPDATE ${n.tasks} AS t SET lease_until = $2 WHERE t.id = $3 AND ${STATE_BY_ID} = 'running' AND t.owner = $1 AND t.lease_until < $2`,
+      [owner, leaseUntil, id],
+    );
+    extended += one.rowCount ?? 0;
+  }
+  return extended;
 }
