@@ -588,7 +588,11 @@ export class Runtime implements AsyncDisposable {
     return (await this.#ask({ type: 'scheduler.trigger', id, replyTo: '' })) as TaskId;
   }
 
-  /** Pauses claiming of one task name; its queue is kept and survives a restart. */
+  /**
+   * Pauses claiming of one task name; its queue is kept and survives a restart. Running tasks finish; a task held
+   * unstarted on this node (prefetched, or taken by a claim already on its way) goes back to the queue, its
+   * attempt not counted.
+   */
   pause(name: string): void {
     this.#registry.require(name);
     this.#tell({ type: 'scheduler.pause-name', name, paused: true });

@@ -153,6 +153,8 @@ export class Executor implements Actor<TroupeMessage> {
     return {
       running: this.#running.size, limit: this.#limit, buffered: this.#buffer.length, prefetch: this.#d.prefetch ?? 0, prefetchNow: this.#prefetchNow(), draining: this.#draining, ...this.#stats,
       ...(this.#adaptive.size ? { adaptive } : {}),
+      ...(this.#pausedNames.size ? { paused: [...this.#pausedNames] } : {}),
+      ...(this.#pausedGroups.size ? { pausedGroups: [...this.#pausedGroups] } : {}),
       ...(spawnServer !== undefined && spawnServer.state !== 'idle' ? { spawnServer } : {}),
     };
   }
@@ -204,12 +206,22 @@ export class Executor implements Actor<TroupeMessage> {
           this.#maybeDrained();
           return;
         }
-        if (!this.#d.prefetch && this.#buffer.length === 0 && m.tasks.length <= this.#limit - this.#running.size) {
+        let tasks = m.tasks;
+        if ((this.#pausedNames.size > 0 || this.#pausedGroups.size > 0) && tasks.some((task) => this.#isPaused(task))) {
+          // Taken by a claim that was on its way when its name or group was paused: back to the queue, unstarted
+          // (a slot's task written ahead waits `scheduled` for its slot again).
+          tasks = tasks.filter((task) => {
+            if (!this.#isPaused(task)) return true;
+            this.#giveBack({ task, at }, 'paused');
+            return false;
+          });
+        }
+        if (!this.#d.prefetch && this.#buffer.length === 0 && tasks.length <= this.#limit - this.#running.size) {
           // Without prefetch every claimed task fits a free slot: start them all at once. (More than fits comes
           // only from a claim that raced another: an enqueue's claim against the scheduler's; the buffer holds it.)
-          for (const task of m.tasks) this.#start(task, m.startAt);
+          for (const task of tasks) this.#start(task, m.startAt);
         } else {
-          for (const task of m.tasks) this.#buffer.push(m.startAt === undefined ? { task, at } : { task, at, startAt: m.startAt });
+          for (const task of tasks) this.#buffer.push(m.startAt === undefined ? { task, at } : { task, at, startAt: m.startAt });
           this.#pull();
         }
         this.#demand();

@@ -277,6 +277,83 @@ describe('enqueue and claim in one write', () => {
     }
   });
 
+  it('memory: a task taken by a claim on its way when its name is paused does not start: it goes back `queued`, and runs after the resume', async () => {
+    const store = createMemoryStore();
+    // Once the scheduler is idle, every claim is held until the pause is in.
+    const gate = latch();
+    let gating = false;
+    let held = 0;
+    const enqueueAndClaim = store.enqueueAndClaim!.bind(store);
+    store.enqueueAndClaim = async (tasks, request) => {
+      if (gating) {
+        held++;
+        await gate.opened;
+      }
+      return enqueueAndClaim(tasks, request);
+    };
+    const ran: string[] = [];
+    const rt = await createRuntime({ maintenance: false, store, concurrency: 4, tasks: { a: { run: (_input, ctx) => void ran.push(ctx.id) } } });
+    try {
+      await waitFor(() => schedulerInfo(rt).hungry && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
+      gating = true;
+      const enqueued = rt.enqueue('a');
+      await waitFor(() => held === 1, { label: "the enqueue's claim is on its way" });
+      rt.pause('a');
+      await waitFor(() => (rt.tree().children?.find((c) => c.address === 'executor')?.info as { paused?: string[] } | undefined)?.paused?.includes('a'), { label: 'the executor knows of the pause' });
+      gate.open();
+      const id = await enqueued;
+      await waitFor(async () => (await rt.get(id))?.state === 'queued', { label: 'given back' });
+      const task = await rt.get(id);
+      assert.deepEqual([task?.attempts, task?.history?.at(-1)?.from, task?.history?.at(-1)?.reason], [0, 'running', 'paused']);
+      assert.deepEqual(ran, [], 'it did not start');
+      const done = succeeded(rt, 1);
+      rt.resume('a');
+      await done;
+      assert.deepEqual(ran, [id]);
+    } finally {
+      await rt.close({ timeout: 2000, force: true });
+    }
+  });
+
+  it("memory: a slot's task written ahead that arrives after its name was paused waits `scheduled` for its slot, and runs on it after the resume", async () => {
+    const slot = Date.UTC(2026, 0, 1, 0, 1, 0);
+    const clock = new ManualClock(slot - 30_000);
+    const runs: Array<[string, number]> = [];
+    const store = createMemoryStore();
+    // The write ahead's claim is held until the pause is in: its task then arrives at an executor that will not start it.
+    const gate = latch();
+    let held = false;
+    const enqueueAndClaim = store.enqueueAndClaim!.bind(store);
+    store.enqueueAndClaim = async (tasks, request) => {
+      if (tasks.some((t) => t.scheduleId !== undefined)) {
+        held = true;
+        await gate.opened;
+      }
+      return enqueueAndClaim(tasks, request);
+    };
+    const rt = await createRuntime({ maintenance: false, store, clock, tasks: { tick: { run: (_input, ctx) => void runs.push([ctx.id, clock.now()]) } } });
+    try {
+      await scheduleOnIdle(rt);
+      await clock.advanceTo(slot - PREPARE_LEAD_MS);
+      await waitFor(() => held, { label: 'write ahead in flight' });
+      rt.pause('tick');
+      await waitFor(() => (rt.tree().children?.find((c) => c.address === 'executor')?.info as { paused?: string[] } | undefined)?.paused?.includes('tick'), { label: 'the executor knows of the pause' });
+      gate.open();
+      await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'scheduled' })).tasks.length === 1, { label: 'given back for its slot' });
+      const [given] = (await rt.list({ scheduleId: 'minutely' })).tasks;
+      assert.deepEqual([given?.state, given?.timings.runAt, given?.attempts], ['scheduled', slot, 0]);
+      assert.deepEqual(runs, []);
+      rt.resume('tick');
+      await waitFor(() => (schedulerInfo(rt) as { wakeAt?: number }).wakeAt === slot, { label: 'wake armed at the slot' });
+      await clock.advanceTo(slot);
+      await waitFor(async () => (await rt.get(given!.id))?.state === 'succeeded', { label: 'run at its slot' });
+      assert.deepEqual(runs, [[given!.id, slot]]);
+      assert.equal((await rt.list({ scheduleId: 'minutely' })).tasks.length, 1, 'the slot made no second task');
+    } finally {
+      await rt.close({ timeout: 2000, force: true });
+    }
+  });
+
   it('postgres: claims the enqueue cannot make in its own statement are not offered to it (weighted-random, rate limits)', PG_SKIP ? { skip: PG_SKIP } : {}, async () => {
     for (const variant of ['weighted-random', 'rate limit'] as const) {
       const store = createPostgresStore(PG_URL!, { schema: schemas.next(), poolSize: 2, ...(variant === 'weighted-random' ? { strategy: 'weighted-random' as const } : {}) });
