@@ -86,6 +86,8 @@ const NO_CAPS: Record<string, number> = Object.freeze({}) as Record<string, numb
 const NO_NAMES: string[] = Object.freeze([]) as unknown as string[];
 /** Length of the window the start rate is measured over. */
 const RATE_WINDOW_MS = 100;
+/** Cancels of tasks not held here that the executor keeps in mind (see #cancelledAhead). */
+const CANCELLED_AHEAD_MAX = 10_000;
 
 /** A claimed task waiting for a slot, and when it arrived. */
 interface Buffered {
@@ -120,6 +122,12 @@ export class Executor implements Actor<TroupeMessage> {
   #rateStarts = 0;
   #pausedNames = new Set<string>();
   #pausedGroups = new Set<string>();
+  /**
+   * Cancels of tasks this executor did not hold when they came (id → when): a claim on its way may still bring
+   * one, and it must not start. Kept for a lease at most (a claim lands well within it), and at most
+   * `CANCELLED_AHEAD_MAX` of them (on PostgreSQL every node hears every cancel of the cluster).
+   */
+  readonly #cancelledAhead = new Map<TaskId, number>();
   #stats = { started: 0, succeeded: 0, failed: 0, retried: 0, released: 0, givenBack: 0 };
   /** Where handler runs (their own pool jobs, see TaskActor.asJob) report. */
   readonly #sink: RunSink = {
@@ -155,6 +163,7 @@ export class Executor implements Actor<TroupeMessage> {
       ...(this.#adaptive.size ? { adaptive } : {}),
       ...(this.#pausedNames.size ? { paused: [...this.#pausedNames] } : {}),
       ...(this.#pausedGroups.size ? { pausedGroups: [...this.#pausedGroups] } : {}),
+      ...(this.#cancelledAhead.size ? { cancelledAhead: this.#cancelledAhead.size } : {}),
       ...(spawnServer !== undefined && spawnServer.state !== 'idle' ? { spawnServer } : {}),
     };
   }
@@ -207,6 +216,10 @@ export class Executor implements Actor<TroupeMessage> {
           return;
         }
         let tasks = m.tasks;
+        if (this.#cancelledAhead.size > 0 && tasks.some((task) => this.#cancelledAhead.has(task.id))) {
+          // Cancelled while its claim was on its way (the store has it `cancelled`): it never starts.
+          tasks = tasks.filter((task) => !this.#cancelledAhead.delete(task.id));
+        }
         if ((this.#pausedNames.size > 0 || this.#pausedGroups.size > 0) && tasks.some((task) => this.#isPaused(task))) {
           // Taken by a claim that was on its way when its name or group was paused: back to the queue, unstarted
           // (a slot's task written ahead waits `scheduled` for its slot again).
@@ -434,11 +447,25 @@ export class Executor implements Actor<TroupeMessage> {
   /** A cancel (the tracker already marked the task cancelled) or a shutdown of a task that has not started. */
   #dropBuffered(id: TaskId, reason: 'cancel' | 'shutdown'): void {
     const i = this.#buffer.findIndex((b) => b.task.id === id);
-    if (i < 0) return;
+    if (i < 0) {
+      if (reason === 'cancel') this.#rememberCancel(id);
+      return;
+    }
     const [b] = this.#buffer.splice(i, 1);
     if (reason === 'shutdown') this.#giveBack(b!, 'shutdown');
     this.#reportHeld();
     this.#demand();
+  }
+
+  /** Remembers the cancel of a task not here (see #cancelledAhead), forgetting those past their time or room. */
+  #rememberCancel(id: TaskId): void {
+    const now = this.#d.clock.now();
+    const horizon = now - (this.#d.leaseMs ?? 30_000);
+    for (const [old, at] of this.#cancelledAhead) {
+      if (at > horizon && this.#cancelledAhead.size < CANCELLED_AHEAD_MAX) break;
+      this.#cancelledAhead.delete(old);
+    }
+    this.#cancelledAhead.set(id, now);
   }
 
   /** Tells the tracker whether claimed tasks wait here (on each change), so their leases are renewed too. */

@@ -36,6 +36,10 @@ function schedulerInfo(rt: Runtime): { claims: number; emptyClaims: number; offe
   return (rt.tree().children?.find((c) => c.address === 'scheduler')?.info ?? {}) as never;
 }
 
+function executorInfo(rt: Runtime): { cancelledAhead?: number; started?: number } {
+  return (rt.tree().children?.find((c) => c.address === 'executor')?.info ?? {}) as never;
+}
+
 /** Waits until the scheduler is idle past its first claim (its offer then stands), then schedules `tick` every minute. */
 async function scheduleOnIdle(rt: Runtime): Promise<void> {
   // On PostgreSQL the first claim waits for new connections.
@@ -349,6 +353,76 @@ describe('enqueue and claim in one write', () => {
       await waitFor(async () => (await rt.get(given!.id))?.state === 'succeeded', { label: 'run at its slot' });
       assert.deepEqual(runs, [[given!.id, slot]]);
       assert.equal((await rt.list({ scheduleId: 'minutely' })).tasks.length, 1, 'the slot made no second task');
+    } finally {
+      await rt.close({ timeout: 2000, force: true });
+    }
+  });
+
+  it('memory: a task cancelled between its claim and its dispatch never starts', async () => {
+    const store = createMemoryStore();
+    // Once the scheduler is idle, a claim's answer is held back after the store made it.
+    const gate = latch();
+    let gating = false;
+    let held = 0;
+    const enqueueAndClaim = store.enqueueAndClaim!.bind(store);
+    store.enqueueAndClaim = async (tasks, request) => {
+      const result = await enqueueAndClaim(tasks, request);
+      if (gating) {
+        held++;
+        await gate.opened;
+      }
+      return result;
+    };
+    const ran: string[] = [];
+    const rt = await createRuntime({ maintenance: false, store, concurrency: 4, tasks: { a: { run: (_input, ctx) => void ran.push(ctx.id) } } });
+    try {
+      await waitFor(() => schedulerInfo(rt).hungry && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
+      gating = true;
+      const enqueued = rt.enqueue('a');
+      await waitFor(() => held === 1, { label: 'claimed, not dispatched yet' });
+      const [task] = (await store.list({})).tasks;
+      assert.equal(task?.state, 'running');
+      assert.deepEqual(await rt.cancel(task!.id), true);
+      await waitFor(() => executorInfo(rt).cancelledAhead === 1, { label: 'the executor keeps the cancel in mind' });
+      gate.open();
+      assert.equal(await enqueued, task!.id);
+      await waitFor(() => executorInfo(rt).cancelledAhead === undefined, { label: 'the dispatch met the cancel' });
+      // Anything that would start it has happened: a run starts in the dispatch's turn (no prefetch here).
+      await rt.flush();
+      assert.deepEqual(ran, []);
+      assert.equal((await rt.get(task!.id))?.state, 'cancelled');
+      assert.equal(executorInfo(rt).started ?? 0, 0);
+      // The slot is free again: the next task runs.
+      gating = false;
+      const done = succeeded(rt, 1);
+      const next = await rt.enqueue('a');
+      await done;
+      assert.deepEqual(ran, [next]);
+    } finally {
+      gate.open();
+      await rt.close({ timeout: 2000, force: true });
+    }
+  });
+
+  it('memory: cancels of tasks the executor does not hold are kept in mind for a lease, then forgotten', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const store = createMemoryStore();
+    const rt = await createRuntime({ maintenance: false, store, clock, lease: '10s', tasks: { a: { run: () => null } } });
+    try {
+      // Three tasks running on another node (claimed straight from the store).
+      rt.pause('a');
+      const ids = [await rt.enqueue('a'), await rt.enqueue('a'), await rt.enqueue('a')];
+      const claimed = await store.claim({ owner: 'elsewhere', limit: 3, leaseMs: 60_000, now: clock.now(), names: ['a'] });
+      assert.deepEqual(claimed.map((t) => t.id).sort(), [...ids].sort());
+      const [x, y, z] = ids as [string, string, string];
+      assert.equal(await rt.cancel(x), true);
+      await waitFor(() => executorInfo(rt).cancelledAhead === 1, { label: 'the first cancel kept' });
+      await clock.advance(10_001);
+      assert.equal(await rt.cancel(y), true);
+      assert.equal(await rt.cancel(z), true);
+      // The first one is older than a lease: forgotten as the next comes in (all three kept would read 3).
+      await waitFor(() => executorInfo(rt).cancelledAhead === 2, { label: 'the last two kept, the first forgotten' });
+      for (const id of ids) assert.equal((await rt.get(id))?.state, 'cancelled');
     } finally {
       await rt.close({ timeout: 2000, force: true });
     }
