@@ -8,6 +8,7 @@ import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../sr
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import type { NewTask } from '../../src/task.ts';
 import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
 import { tempDb } from '../helpers/temp-db.ts';
 import { latch } from '../helpers/latch.ts';
@@ -36,8 +37,61 @@ function schedulerInfo(rt: Runtime): { claims: number; emptyClaims: number; offe
   return (rt.tree().children?.find((c) => c.address === 'scheduler')?.info ?? {}) as never;
 }
 
-function executorInfo(rt: Runtime): { cancelledAhead?: number; started?: number } {
+function executorInfo(rt: Runtime): { cancelledAhead?: number; started?: number; paused?: string[] } {
   return (rt.tree().children?.find((c) => c.address === 'executor')?.info ?? {}) as never;
+}
+
+/**
+ * Holds the store's enqueue-and-claim calls that `when` picks until `gate` opens: before the store makes the
+ * claim, or with `after`, once it has made it (the answer is then on its way). `held()` counts the calls held.
+ */
+function holdClaims(store: Store, when: (tasks: readonly NewTask[]) => boolean, after = false): { gate: ReturnType<typeof latch>; held: () => number } {
+  const gate = latch();
+  let held = 0;
+  const enqueueAndClaim = store.enqueueAndClaim!.bind(store);
+  store.enqueueAndClaim = async (tasks, request) => {
+    if (!when(tasks)) return enqueueAndClaim(tasks, request);
+    if (!after) {
+      held++;
+      await gate.opened;
+    }
+    const result = await enqueueAndClaim(tasks, request);
+    if (after) {
+      held++;
+      await gate.opened;
+    }
+    return result;
+  };
+  return { gate, held: () => held };
+}
+
+/**
+ * A memory runtime that runs `a` (the ids of its runs in `ran`), idle past its first claim, whose next enqueue's
+ * claim is held (see holdClaims) until `open()`; `enqueued` is that enqueue's id.
+ */
+async function withHeldEnqueue(
+  after: boolean,
+  fn: (rt: Runtime, held: { store: Store; ran: string[]; enqueued: Promise<string>; open: () => void }) => Promise<void>,
+): Promise<void> {
+  const store = createMemoryStore();
+  let armed = false;
+  const { gate, held } = holdClaims(store, () => {
+    const take = armed;
+    armed = false;
+    return take;
+  }, after);
+  const ran: string[] = [];
+  const rt = await createRuntime({ maintenance: false, store, concurrency: 4, tasks: { a: { run: (_input, ctx) => void ran.push(ctx.id) } } });
+  try {
+    await waitFor(() => schedulerInfo(rt).hungry && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
+    armed = true;
+    const enqueued = rt.enqueue('a');
+    await waitFor(() => held() === 1, { label: after ? 'claimed, not dispatched yet' : "the enqueue's claim is on its way" });
+    await fn(rt, { store, ran, enqueued, open: gate.open });
+  } finally {
+    gate.open();
+    await rt.close({ timeout: 2000, force: true });
+  }
 }
 
 /** Waits until the scheduler is idle past its first claim (its offer then stands), then schedules `tick` every minute. */
@@ -238,16 +292,7 @@ describe('enqueue and claim in one write', () => {
     const runs: Array<[string, number]> = [];
     const store = createMemoryStore();
     // The write ahead's claim is held until the executor drains: its task then arrives at a draining executor.
-    const gate = latch();
-    let held = false;
-    const enqueueAndClaim = store.enqueueAndClaim!.bind(store);
-    store.enqueueAndClaim = async (tasks, request) => {
-      if (tasks.some((t) => t.scheduleId !== undefined)) {
-        held = true;
-        await gate.opened;
-      }
-      return enqueueAndClaim(tasks, request);
-    };
+    const { gate, held } = holdClaims(store, (tasks) => tasks.some((t) => t.scheduleId !== undefined));
     const close = store.close.bind(store);
     store.close = async () => {}; // the next runtime opens the same store
     const open = () => createRuntime({ maintenance: false, clock, store, tasks: { tick: { run: (_input, ctx) => void runs.push([ctx.id, clock.now()]) } } });
@@ -256,7 +301,7 @@ describe('enqueue and claim in one write', () => {
     try {
       await scheduleOnIdle(first);
       await clock.advanceTo(slot - PREPARE_LEAD_MS);
-      await waitFor(() => held, { label: 'write ahead in flight' });
+      await waitFor(() => held() === 1, { label: 'write ahead in flight' });
       closing = first.close({ timeout: 5000 });
       await waitFor(() => (first.tree().children?.find((c) => c.address === 'executor')?.info as { draining?: boolean } | undefined)?.draining === true, { label: 'executor draining' });
       gate.open();
@@ -281,30 +326,11 @@ describe('enqueue and claim in one write', () => {
     }
   });
 
-  it('memory: a task taken by a claim on its way when its name is paused does not start: it goes back `queued`, and runs after the resume', async () => {
-    const store = createMemoryStore();
-    // Once the scheduler is idle, every claim is held until the pause is in.
-    const gate = latch();
-    let gating = false;
-    let held = 0;
-    const enqueueAndClaim = store.enqueueAndClaim!.bind(store);
-    store.enqueueAndClaim = async (tasks, request) => {
-      if (gating) {
-        held++;
-        await gate.opened;
-      }
-      return enqueueAndClaim(tasks, request);
-    };
-    const ran: string[] = [];
-    const rt = await createRuntime({ maintenance: false, store, concurrency: 4, tasks: { a: { run: (_input, ctx) => void ran.push(ctx.id) } } });
-    try {
-      await waitFor(() => schedulerInfo(rt).hungry && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
-      gating = true;
-      const enqueued = rt.enqueue('a');
-      await waitFor(() => held === 1, { label: "the enqueue's claim is on its way" });
+  it('memory: a task taken by a claim on its way when its name is paused does not start: it goes back `queued`, and runs after the resume', () =>
+    withHeldEnqueue(false, async (rt, { ran, enqueued, open }) => {
       rt.pause('a');
-      await waitFor(() => (rt.tree().children?.find((c) => c.address === 'executor')?.info as { paused?: string[] } | undefined)?.paused?.includes('a'), { label: 'the executor knows of the pause' });
-      gate.open();
+      await waitFor(() => executorInfo(rt).paused?.includes('a'), { label: 'the executor knows of the pause' });
+      open();
       const id = await enqueued;
       await waitFor(async () => (await rt.get(id))?.state === 'queued', { label: 'given back' });
       const task = await rt.get(id);
@@ -314,10 +340,7 @@ describe('enqueue and claim in one write', () => {
       rt.resume('a');
       await done;
       assert.deepEqual(ran, [id]);
-    } finally {
-      await rt.close({ timeout: 2000, force: true });
-    }
-  });
+    }));
 
   it("memory: a slot's task written ahead that arrives after its name was paused waits `scheduled` for its slot, and runs on it after the resume", async () => {
     const slot = Date.UTC(2026, 0, 1, 0, 1, 0);
@@ -325,23 +348,14 @@ describe('enqueue and claim in one write', () => {
     const runs: Array<[string, number]> = [];
     const store = createMemoryStore();
     // The write ahead's claim is held until the pause is in: its task then arrives at an executor that will not start it.
-    const gate = latch();
-    let held = false;
-    const enqueueAndClaim = store.enqueueAndClaim!.bind(store);
-    store.enqueueAndClaim = async (tasks, request) => {
-      if (tasks.some((t) => t.scheduleId !== undefined)) {
-        held = true;
-        await gate.opened;
-      }
-      return enqueueAndClaim(tasks, request);
-    };
+    const { gate, held } = holdClaims(store, (tasks) => tasks.some((t) => t.scheduleId !== undefined));
     const rt = await createRuntime({ maintenance: false, store, clock, tasks: { tick: { run: (_input, ctx) => void runs.push([ctx.id, clock.now()]) } } });
     try {
       await scheduleOnIdle(rt);
       await clock.advanceTo(slot - PREPARE_LEAD_MS);
-      await waitFor(() => held, { label: 'write ahead in flight' });
+      await waitFor(() => held() === 1, { label: 'write ahead in flight' });
       rt.pause('tick');
-      await waitFor(() => (rt.tree().children?.find((c) => c.address === 'executor')?.info as { paused?: string[] } | undefined)?.paused?.includes('tick'), { label: 'the executor knows of the pause' });
+      await waitFor(() => executorInfo(rt).paused?.includes('tick'), { label: 'the executor knows of the pause' });
       gate.open();
       await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'scheduled' })).tasks.length === 1, { label: 'given back for its slot' });
       const [given] = (await rt.list({ scheduleId: 'minutely' })).tasks;
@@ -358,33 +372,13 @@ describe('enqueue and claim in one write', () => {
     }
   });
 
-  it('memory: a task cancelled between its claim and its dispatch never starts', async () => {
-    const store = createMemoryStore();
-    // Once the scheduler is idle, a claim's answer is held back after the store made it.
-    const gate = latch();
-    let gating = false;
-    let held = 0;
-    const enqueueAndClaim = store.enqueueAndClaim!.bind(store);
-    store.enqueueAndClaim = async (tasks, request) => {
-      const result = await enqueueAndClaim(tasks, request);
-      if (gating) {
-        held++;
-        await gate.opened;
-      }
-      return result;
-    };
-    const ran: string[] = [];
-    const rt = await createRuntime({ maintenance: false, store, concurrency: 4, tasks: { a: { run: (_input, ctx) => void ran.push(ctx.id) } } });
-    try {
-      await waitFor(() => schedulerInfo(rt).hungry && schedulerInfo(rt).claims >= 1, { label: 'scheduler idle' });
-      gating = true;
-      const enqueued = rt.enqueue('a');
-      await waitFor(() => held === 1, { label: 'claimed, not dispatched yet' });
+  it('memory: a task cancelled between its claim and its dispatch never starts', () =>
+    withHeldEnqueue(true, async (rt, { store, ran, enqueued, open }) => {
       const [task] = (await store.list({})).tasks;
       assert.equal(task?.state, 'running');
       assert.deepEqual(await rt.cancel(task!.id), true);
       await waitFor(() => executorInfo(rt).cancelledAhead === 1, { label: 'the executor keeps the cancel in mind' });
-      gate.open();
+      open();
       assert.equal(await enqueued, task!.id);
       await waitFor(() => executorInfo(rt).cancelledAhead === undefined, { label: 'the dispatch met the cancel' });
       // Anything that would start it has happened: a run starts in the dispatch's turn (no prefetch here).
@@ -393,16 +387,11 @@ describe('enqueue and claim in one write', () => {
       assert.equal((await rt.get(task!.id))?.state, 'cancelled');
       assert.equal(executorInfo(rt).started ?? 0, 0);
       // The slot is free again: the next task runs.
-      gating = false;
       const done = succeeded(rt, 1);
       const next = await rt.enqueue('a');
       await done;
       assert.deepEqual(ran, [next]);
-    } finally {
-      gate.open();
-      await rt.close({ timeout: 2000, force: true });
-    }
-  });
+    }));
 
   it('memory: cancels of tasks the executor does not hold are kept in mind for a lease, then forgotten', async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
