@@ -265,6 +265,8 @@ export class Executor implements Actor<TroupeMessage> {
       case 'executor.paused':
         this.#pausedNames = new Set(m.names);
         this.#pausedGroups = new Set(m.groups);
+        // Runs that wait for their slot (#hold) have not started: they go back too, to wait for their slot.
+        for (const run of this.#waiting) if (this.#isPaused(run.record)) run.end('paused');
         // Buffered tasks of a paused name or group go back to the queue now (the scheduler no longer claims them).
         if (this.#buffer.some((b) => this.#isPaused(b.task))) {
           this.#buffer = this.#buffer.filter((b) => {
@@ -491,7 +493,8 @@ export class Executor implements Actor<TroupeMessage> {
    * A schedule slot's task claimed ahead of its slot: it holds its slot (it counts as running here) and its code
    * starts on the clock's precise timer at `startAt`, with nothing else on the way (the store write is done).
    * A drain waits for it like any running task (it is at most PREPARE_LEAD_MS away). A stop before then (a cancel,
-   * or the drain's deadline) ends it unstarted: a shutdown gives it back to the queue.
+   * the drain's deadline, a pause of its name or group) ends it unstarted: a shutdown or a pause gives it back to
+   * wait for its slot again.
    */
   #hold(run: TaskActor, startAt: number): void {
     const { clock } = this.#d;
@@ -649,9 +652,9 @@ export class Executor implements Actor<TroupeMessage> {
       run.send({ type: 'cancel' });
       return undefined;
     }
-    if (reason === 'shutdown' || (error !== undefined && isRequeue(error))) {
+    if (reason === 'shutdown' || reason === 'paused' || (error !== undefined && isRequeue(error))) {
       this.#stats.released++;
-      const why = reason === 'shutdown' ? 'shutdown' : 'thread ended';
+      const why = reason === 'shutdown' || reason === 'paused' ? reason : 'thread ended';
       // A slot's task written ahead and stopped before its slot (#hold) waits for its slot again, on any node.
       const runAt = run.record.runAt;
       if (runAt > base.at) {

@@ -20,7 +20,8 @@ import type { ResolvedTask } from '../../src/registry.ts';
 import type { RunSpan } from '../../src/telemetry.ts';
 import { nextTaskState, type TaskEvent } from './task-machine.ts';
 
-export type EndReason = 'timeout' | 'cancel' | 'shutdown';
+/** Why a run ends early. `paused`: only a run still waiting for its slot (the executor's #hold), never started. */
+export type EndReason = 'timeout' | 'cancel' | 'shutdown' | 'paused';
 
 /**
  * Where a run given to the thread pool as its own job (`asJob`) reports: one object for every run, so a run
@@ -161,6 +162,7 @@ export class TaskActor implements JobStops, CallbackJob {
     const message =
       this.#reason === 'timeout' ? `Task \`${this.name}\` (${this.id}) timed out` :
       this.#reason === 'cancel' ? `Task \`${this.name}\` (${this.id}) was cancelled` :
+      this.#reason === 'paused' ? `Task \`${this.name}\` (${this.id}) was given back: its name or group was paused` :
       `Task \`${this.name}\` (${this.id}) was stopped by shutdown`;
     // The grace timer first: the stop may end the run (and dispose it) before #stop returns.
     this.#grace = this.#clock.setTimeout(() => this.#stop(2, this.#stopReason), this.#killGraceMs);

@@ -37,7 +37,7 @@ function schedulerInfo(rt: Runtime): { claims: number; emptyClaims: number; offe
   return (rt.tree().children?.find((c) => c.address === 'scheduler')?.info ?? {}) as never;
 }
 
-function executorInfo(rt: Runtime): { cancelledAhead?: number; started?: number; paused?: string[] } {
+function executorInfo(rt: Runtime): { cancelledAhead?: number; started?: number; paused?: string[]; running?: number } {
   return (rt.tree().children?.find((c) => c.address === 'executor')?.info ?? {}) as never;
 }
 
@@ -361,6 +361,33 @@ describe('enqueue and claim in one write', () => {
       const [given] = (await rt.list({ scheduleId: 'minutely' })).tasks;
       assert.deepEqual([given?.state, given?.timings.runAt, given?.attempts], ['scheduled', slot, 0]);
       assert.deepEqual(runs, []);
+      rt.resume('tick');
+      await waitFor(() => (schedulerInfo(rt) as { wakeAt?: number }).wakeAt === slot, { label: 'wake armed at the slot' });
+      await clock.advanceTo(slot);
+      await waitFor(async () => (await rt.get(given!.id))?.state === 'succeeded', { label: 'run at its slot' });
+      assert.deepEqual(runs, [[given!.id, slot]]);
+      assert.equal((await rt.list({ scheduleId: 'minutely' })).tasks.length, 1, 'the slot made no second task');
+    } finally {
+      await rt.close({ timeout: 2000, force: true });
+    }
+  });
+
+  it("memory: a slot's task written ahead and waiting for its slot goes back `scheduled` when its name is paused, and runs on its slot after the resume", async () => {
+    const slot = Date.UTC(2026, 0, 1, 0, 1, 0);
+    const clock = new ManualClock(slot - 30_000);
+    const runs: Array<[string, number]> = [];
+    const rt = await createRuntime({ maintenance: false, store: 'memory', clock, tasks: { tick: { run: (_input, ctx) => void runs.push([ctx.id, clock.now()]) } } });
+    try {
+      await scheduleOnIdle(rt);
+      await clock.advanceTo(slot - PREPARE_LEAD_MS);
+      await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'running' })).tasks.length === 1, { label: 'written ahead, waiting for its slot' });
+      rt.pause('tick');
+      await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'scheduled' })).tasks.length === 1, { label: 'given back for its slot' });
+      const [given] = (await rt.list({ scheduleId: 'minutely' })).tasks;
+      assert.deepEqual([given?.state, given?.timings.runAt, given?.attempts], ['scheduled', slot, 0]);
+      const last = (await rt.get(given!.id))?.history?.at(-1);
+      assert.deepEqual([last?.from, last?.to, last?.reason], ['running', 'scheduled', 'paused']);
+      assert.equal(executorInfo(rt).running, 0, 'its slot is free');
       rt.resume('tick');
       await waitFor(() => (schedulerInfo(rt) as { wakeAt?: number }).wakeAt === slot, { label: 'wake armed at the slot' });
       await clock.advanceTo(slot);
