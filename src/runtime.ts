@@ -290,6 +290,7 @@ export class Runtime implements AsyncDisposable {
           ...(store.unstorable ? { unstorable: (value: unknown) => store.unstorable!(value) } : {}),
           ...(this.#telemetry ? { telemetry: this.#telemetry } : {}),
           stats: this.#stats,
+          readTask: (id) => store.get(id),
         }),
     });
     const wakeable = store as Store & { onWake?: (fn: () => void) => () => void; onCancel?: (fn: (id: string) => void) => () => void };

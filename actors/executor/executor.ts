@@ -77,6 +77,11 @@ export interface ExecutorDeps {
   claimBatch?: number;
   /** Why the store cannot keep a result (Store.unstorable); such a run fails permanently instead. */
   unstorable?: (value: unknown) => string | undefined;
+  /**
+   * Reads a task from the store (Store.get): a dispatched task whose id had a cancel come before it is started only
+   * if the store still has it running under this claim. Absent: such a task is dropped.
+   */
+  readTask?: (id: TaskId) => Promise<TaskRecord | undefined>;
 }
 
 /** The buffer holds about the tasks the slots start within this time (at the start rate of the last window). */
@@ -128,6 +133,8 @@ export class Executor implements Actor<TroupeMessage> {
    * `CANCELLED_AHEAD_MAX` of them (on PostgreSQL every node hears every cancel of the cluster).
    */
   readonly #cancelledAhead = new Map<TaskId, number>();
+  /** Dispatched tasks met by a remembered cancel, while the store is asked about them (see #recheck). */
+  #rechecking = 0;
   #stats = { started: 0, succeeded: 0, failed: 0, retried: 0, released: 0, givenBack: 0 };
   /** Where handler runs (their own pool jobs, see TaskActor.asJob) report. */
   readonly #sink: RunSink = {
@@ -164,6 +171,7 @@ export class Executor implements Actor<TroupeMessage> {
       ...(this.#pausedNames.size ? { paused: [...this.#pausedNames] } : {}),
       ...(this.#pausedGroups.size ? { pausedGroups: [...this.#pausedGroups] } : {}),
       ...(this.#cancelledAhead.size ? { cancelledAhead: this.#cancelledAhead.size } : {}),
+      ...(this.#rechecking ? { rechecking: this.#rechecking } : {}),
       ...(spawnServer !== undefined && spawnServer.state !== 'idle' ? { spawnServer } : {}),
     };
   }
@@ -217,8 +225,13 @@ export class Executor implements Actor<TroupeMessage> {
         }
         let tasks = m.tasks;
         if (this.#cancelledAhead.size > 0 && tasks.some((task) => this.#cancelledAhead.has(task.id))) {
-          // Cancelled while its claim was on its way (the store has it `cancelled`): it never starts.
-          tasks = tasks.filter((task) => !this.#cancelledAhead.delete(task.id));
+          // A cancel came before the task: cancelled while its claim was on its way, it must not start. (The cancel
+          // may also be of an earlier claim of the same task, retried since: the store tells, see #recheck.)
+          tasks = tasks.filter((task) => {
+            if (!this.#cancelledAhead.delete(task.id)) return true;
+            this.#recheck(task, at, m.startAt);
+            return false;
+          });
         }
         if ((this.#pausedNames.size > 0 || this.#pausedGroups.size > 0) && tasks.some((task) => this.#isPaused(task))) {
           // Taken by a claim that was on its way when its name or group was paused: back to the queue, unstarted
@@ -457,6 +470,33 @@ export class Executor implements Actor<TroupeMessage> {
     if (reason === 'shutdown') this.#giveBack(b!, 'shutdown');
     this.#reportHeld();
     this.#demand();
+  }
+
+  /**
+   * A dispatched task that a remembered cancel names: started (through the buffer) only if the store still has it
+   * running under this very claim (owner, attempt and start time); otherwise it was cancelled on its way and is
+   * dropped. A store that cannot answer leaves it to its lease.
+   */
+  #recheck(task: TaskRecord, at: number, startAt: number | undefined): void {
+    const read = this.#d.readTask;
+    if (read === undefined) return;
+    this.#rechecking++;
+    const settle = (current: TaskRecord | undefined): void => {
+      this.#rechecking--;
+      const ours = current?.state === 'running' && current.owner === this.#d.owner && current.attempts === task.attempts && current.startedAt === task.startedAt;
+      if (ours && this.#draining) this.#giveBack({ task, at }, 'shutdown');
+      else if (ours) {
+        this.#buffer.push(startAt === undefined ? { task, at } : { task, at, startAt });
+        this.#pull();
+      }
+      this.#reportHeld();
+      this.#maybeDrained();
+      this.#demand();
+    };
+    read(task.id).then(settle, (error: unknown) => {
+      this.#d.logger.warn('could not read a task a cancel came before; its lease will bring it back if it still runs', { id: task.id, error: serializeError(error).message });
+      settle(undefined);
+    });
   }
 
   /** Remembers the cancel of a task not here (see #cancelledAhead), forgetting those past their time or room. */
@@ -722,7 +762,7 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   #maybeDrained(): void {
-    if (!this.#draining || this.#running.size > 0 || this.#buffer.length > 0 || this.#drainWaiters.length === 0) return;
+    if (!this.#draining || this.#running.size > 0 || this.#buffer.length > 0 || this.#rechecking > 0 || this.#drainWaiters.length === 0) return;
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
     for (const w of waiters) this.#ctx.tell(w, { type: 'reply', ok: true, value: true });

@@ -37,7 +37,7 @@ function schedulerInfo(rt: Runtime): { claims: number; emptyClaims: number; offe
   return (rt.tree().children?.find((c) => c.address === 'scheduler')?.info ?? {}) as never;
 }
 
-function executorInfo(rt: Runtime): { cancelledAhead?: number; started?: number; paused?: string[]; running?: number } {
+function executorInfo(rt: Runtime): { cancelledAhead?: number; rechecking?: number; started?: number; paused?: string[]; running?: number } {
   return (rt.tree().children?.find((c) => c.address === 'executor')?.info ?? {}) as never;
 }
 
@@ -407,7 +407,7 @@ describe('enqueue and claim in one write', () => {
       await waitFor(() => executorInfo(rt).cancelledAhead === 1, { label: 'the executor keeps the cancel in mind' });
       open();
       assert.equal(await enqueued, task!.id);
-      await waitFor(() => executorInfo(rt).cancelledAhead === undefined, { label: 'the dispatch met the cancel' });
+      await waitFor(() => executorInfo(rt).cancelledAhead === undefined && executorInfo(rt).rechecking === undefined, { label: 'the dispatch met the cancel, and the store confirmed it' });
       // Anything that would start it has happened: a run starts in the dispatch's turn (no prefetch here).
       await rt.flush();
       assert.deepEqual(ran, []);
@@ -419,6 +419,28 @@ describe('enqueue and claim in one write', () => {
       await done;
       assert.deepEqual(ran, [next]);
     }));
+
+  it('memory: a task cancelled, retried and claimed again within a lease runs: a remembered cancel only names an earlier claim', async () => {
+    const store = createMemoryStore();
+    const ran: string[] = [];
+    const rt = await createRuntime({ maintenance: false, store, tasks: { a: { run: (_input, ctx) => void ran.push(ctx.id) } } });
+    try {
+      rt.pause('a');
+      const id = await rt.enqueue('a');
+      // Running on another node when it is cancelled: this executor does not hold it, and keeps the cancel in mind.
+      assert.equal((await store.claim({ owner: 'elsewhere', limit: 1, leaseMs: 60_000, now: Date.now(), names: ['a'] })).length, 1);
+      assert.equal(await rt.cancel(id), true);
+      await waitFor(() => executorInfo(rt).cancelledAhead === 1, { label: 'the cancel kept in mind' });
+      assert.equal((await rt.retry(id))?.state, 'queued');
+      rt.resume('a');
+      await waitFor(async () => (await rt.get(id))?.state === 'succeeded', { label: 'the retried task ran' });
+      assert.deepEqual(ran, [id]);
+      assert.equal(executorInfo(rt).cancelledAhead, undefined, 'the claim met the cancel');
+      assert.deepEqual((await rt.get(id))?.history?.map((h) => h.to), ['queued', 'running', 'cancelled', 'queued', 'running', 'succeeded']);
+    } finally {
+      await rt.close({ timeout: 2000, force: true });
+    }
+  });
 
   it('memory: cancels of tasks the executor does not hold are kept in mind for a lease, then forgotten', async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
