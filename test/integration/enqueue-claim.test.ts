@@ -442,6 +442,56 @@ describe('enqueue and claim in one write', () => {
     }
   });
 
+  it('postgres: a cancel made on another node while this node\'s claim is on its way: the task never starts', PG_SKIP ? { skip: PG_SKIP } : {}, async () => {
+    const schema = schemas.next();
+    const storeA = createPostgresStore(PG_URL!, { schema, poolSize: 2 });
+    // Once node A is idle, the answer of its next claim is held back after the store made it.
+    const gate = latch();
+    let gating = false;
+    let held = 0;
+    for (const method of ['claim', 'enqueueAndClaim'] as const) {
+      const real = storeA[method]!.bind(storeA) as (...args: unknown[]) => Promise<unknown>;
+      (storeA as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
+        const result = await real(...args);
+        if (gating && (Array.isArray(result) ? result.length > 0 : ((result as { claimed: unknown[] }).claimed.length > 0))) {
+          held++;
+          await gate.opened;
+        }
+        return result;
+      };
+    }
+    const ran: string[] = [];
+    const rtA = await createRuntime({ maintenance: false, store: storeA, tasks: { a: { run: (_input, ctx) => void ran.push(ctx.id) } } });
+    // Node B registers nothing: it cannot claim the task, only see and cancel it.
+    const rtB = await createRuntime({ maintenance: false, store: createPostgresStore(PG_URL!, { schema, poolSize: 2 }) });
+    try {
+      await waitFor(() => schedulerInfo(rtA).hungry && schedulerInfo(rtA).claims >= 1, { label: 'node A idle', timeout: 10_000 });
+      gating = true;
+      const enqueued = rtA.enqueue('a');
+      await waitFor(() => held === 1, { label: "node A's claim made, its answer held", timeout: 10_000 });
+      const [task] = (await rtB.list({ name: 'a' })).tasks;
+      const id = task!.id;
+      assert.deepEqual([task?.state, (await rtB.get(id))?.owner], ['running', rtA.nodeId]);
+      assert.equal(await rtB.cancel(id), true);
+      await waitFor(() => executorInfo(rtA).cancelledAhead === 1, { label: 'node A heard of the cancel', timeout: 10_000 });
+      gating = false;
+      gate.open();
+      assert.equal(await enqueued, id);
+      await waitFor(() => executorInfo(rtA).cancelledAhead === undefined && executorInfo(rtA).rechecking === undefined, { label: 'the dispatch met the cancel, and the store confirmed it', timeout: 10_000 });
+      await rtA.flush();
+      assert.deepEqual(ran, []);
+      assert.equal((await rtA.get(id))?.state, 'cancelled');
+      // Node A goes on running tasks.
+      const next = await rtA.enqueue('a');
+      await waitFor(async () => (await rtB.get(next))?.state === 'succeeded', { label: 'node A ran the next task', timeout: 10_000 });
+      assert.deepEqual(ran, [next]);
+    } finally {
+      gate.open();
+      await rtB.close({ timeout: 2000, force: true });
+      await rtA.close({ timeout: 2000, force: true });
+    }
+  });
+
   it('memory: cancels of tasks the executor does not hold are kept in mind for a lease, then forgotten', async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
     const store = createMemoryStore();
