@@ -103,6 +103,26 @@ async function scheduleOnIdle(rt: Runtime): Promise<void> {
   await waitFor(() => (schedulerInfo(rt) as { schedules?: number }).schedules === 1, { label: 'schedule armed' });
 }
 
+/**
+ * The slot's task of the `minutely` schedule, given back while `tick` is paused: it waits `scheduled` for its slot
+ * (no attempt counted, the pause its reason) and takes no slot here; after a resume it runs on its slot, once.
+ */
+async function resumedRunsOnSlot(rt: Runtime, clock: ManualClock, slot: number, runs: Array<[string, number]>): Promise<void> {
+  await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'scheduled' })).tasks.length === 1, { label: 'given back for its slot' });
+  const [given] = (await rt.list({ scheduleId: 'minutely' })).tasks;
+  assert.deepEqual([given?.state, given?.timings.runAt, given?.attempts], ['scheduled', slot, 0]);
+  const last = (await rt.get(given!.id))?.history?.at(-1);
+  assert.deepEqual([last?.from, last?.to, last?.reason], ['running', 'scheduled', 'paused']);
+  assert.equal(executorInfo(rt).running, 0, 'its slot is free');
+  assert.deepEqual(runs, []);
+  rt.resume('tick');
+  await waitFor(() => (schedulerInfo(rt) as { wakeAt?: number }).wakeAt === slot, { label: 'wake armed at the slot' });
+  await clock.advanceTo(slot);
+  await waitFor(async () => (await rt.get(given!.id))?.state === 'succeeded', { label: 'run at its slot' });
+  assert.deepEqual(runs, [[given!.id, slot]]);
+  assert.equal((await rt.list({ scheduleId: 'minutely' })).tasks.length, 1, 'the slot made no second task');
+}
+
 /** Resolves once `n` tasks have succeeded (counted from the call). */
 function succeeded(rt: Runtime, n: number): Promise<void> {
   let seen = 0;
@@ -357,16 +377,7 @@ describe('enqueue and claim in one write', () => {
       rt.pause('tick');
       await waitFor(() => executorInfo(rt).paused?.includes('tick'), { label: 'the executor knows of the pause' });
       gate.open();
-      await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'scheduled' })).tasks.length === 1, { label: 'given back for its slot' });
-      const [given] = (await rt.list({ scheduleId: 'minutely' })).tasks;
-      assert.deepEqual([given?.state, given?.timings.runAt, given?.attempts], ['scheduled', slot, 0]);
-      assert.deepEqual(runs, []);
-      rt.resume('tick');
-      await waitFor(() => (schedulerInfo(rt) as { wakeAt?: number }).wakeAt === slot, { label: 'wake armed at the slot' });
-      await clock.advanceTo(slot);
-      await waitFor(async () => (await rt.get(given!.id))?.state === 'succeeded', { label: 'run at its slot' });
-      assert.deepEqual(runs, [[given!.id, slot]]);
-      assert.equal((await rt.list({ scheduleId: 'minutely' })).tasks.length, 1, 'the slot made no second task');
+      await resumedRunsOnSlot(rt, clock, slot, runs);
     } finally {
       await rt.close({ timeout: 2000, force: true });
     }
@@ -382,18 +393,7 @@ describe('enqueue and claim in one write', () => {
       await clock.advanceTo(slot - PREPARE_LEAD_MS);
       await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'running' })).tasks.length === 1, { label: 'written ahead, waiting for its slot' });
       rt.pause('tick');
-      await waitFor(async () => (await rt.list({ scheduleId: 'minutely', state: 'scheduled' })).tasks.length === 1, { label: 'given back for its slot' });
-      const [given] = (await rt.list({ scheduleId: 'minutely' })).tasks;
-      assert.deepEqual([given?.state, given?.timings.runAt, given?.attempts], ['scheduled', slot, 0]);
-      const last = (await rt.get(given!.id))?.history?.at(-1);
-      assert.deepEqual([last?.from, last?.to, last?.reason], ['running', 'scheduled', 'paused']);
-      assert.equal(executorInfo(rt).running, 0, 'its slot is free');
-      rt.resume('tick');
-      await waitFor(() => (schedulerInfo(rt) as { wakeAt?: number }).wakeAt === slot, { label: 'wake armed at the slot' });
-      await clock.advanceTo(slot);
-      await waitFor(async () => (await rt.get(given!.id))?.state === 'succeeded', { label: 'run at its slot' });
-      assert.deepEqual(runs, [[given!.id, slot]]);
-      assert.equal((await rt.list({ scheduleId: 'minutely' })).tasks.length, 1, 'the slot made no second task');
+      await resumedRunsOnSlot(rt, clock, slot, runs);
     } finally {
       await rt.close({ timeout: 2000, force: true });
     }
