@@ -484,7 +484,9 @@ export class Executor implements Actor<TroupeMessage> {
     const settle = (current: TaskRecord | undefined): void => {
       this.#rechecking--;
       const ours = current?.state === 'running' && current.owner === this.#d.owner && current.attempts === task.attempts && current.startedAt === task.startedAt;
-      if (ours && this.#draining) this.#giveBack({ task, at }, 'shutdown');
+      // Another cancel came while the store was read (the read may predate it): ask again.
+      if (ours && this.#cancelledAhead.delete(task.id)) this.#recheck(task, at, startAt);
+      else if (ours && this.#draining) this.#giveBack({ task, at }, 'shutdown');
       else if (ours) {
         this.#buffer.push(startAt === undefined ? { task, at } : { task, at, startAt });
         this.#pull();

@@ -442,6 +442,47 @@ describe('enqueue and claim in one write', () => {
     }
   });
 
+  it('memory: a cancel that comes while the store is read about a remembered one is heeded too', async () => {
+    const store = createMemoryStore();
+    // The executor's next read is answered as the store was before the test's second cancel.
+    const gate = latch();
+    let armed = false;
+    let held = 0;
+    const get = store.get.bind(store);
+    store.get = async (id) => {
+      if (!armed) return get(id);
+      armed = false;
+      const before = await get(id);
+      held++;
+      await gate.opened;
+      return before;
+    };
+    const ran: string[] = [];
+    const rt = await createRuntime({ maintenance: false, store, tasks: { a: { run: (_input, ctx) => void ran.push(ctx.id) } } });
+    try {
+      rt.pause('a');
+      const id = await rt.enqueue('a');
+      assert.equal((await store.claim({ owner: 'elsewhere', limit: 1, leaseMs: 60_000, now: Date.now(), names: ['a'] })).length, 1);
+      assert.equal(await rt.cancel(id), true);
+      await waitFor(() => executorInfo(rt).cancelledAhead === 1, { label: 'the first cancel kept in mind' });
+      assert.equal((await rt.retry(id))?.state, 'queued');
+      armed = true;
+      rt.resume('a');
+      await waitFor(() => held === 1 && executorInfo(rt).rechecking === 1, { label: "the executor's read of the store is held" });
+      // Claimed here now; cancelled again before the read's answer arrives.
+      assert.equal(await rt.cancel(id), true);
+      await waitFor(() => executorInfo(rt).cancelledAhead === 1, { label: 'the second cancel kept in mind' });
+      gate.open();
+      await waitFor(() => executorInfo(rt).rechecking === undefined && executorInfo(rt).cancelledAhead === undefined, { label: 'read again, and dropped' });
+      await rt.flush();
+      assert.deepEqual(ran, []);
+      assert.equal((await rt.get(id))?.state, 'cancelled');
+    } finally {
+      gate.open();
+      await rt.close({ timeout: 2000, force: true });
+    }
+  });
+
   it('postgres: a cancel made on another node while this node\'s claim is on its way: the task never starts', PG_SKIP ? { skip: PG_SKIP } : {}, async () => {
     const schema = schemas.next();
     const storeA = createPostgresStore(PG_URL!, { schema, poolSize: 2 });
