@@ -38,7 +38,8 @@ describe('TimerThread', () => {
       for (const ahead of [0, 1, 2, 5, 20]) {
         const at = Date.now() + ahead;
         const fired = firedAt(at, thread);
-        if (ahead > 1) assert.equal(thread.pending, 1, 'armed on the thread, not polled on the main thread');
+        // Still more than 1 ms ahead once armed (a busy machine can take this thread off its core in between).
+        if (ahead > 1 && at - Date.now() > 1) assert.equal(thread.pending, 1, 'armed on the thread, not polled on the main thread');
         const seen = await fired;
         assert.ok(seen >= at, `fired at ${seen}, due ${at}`);
         assert.equal(thread.pending, 0);

@@ -38,7 +38,7 @@ export interface QuietWait {
 }
 
 /** CPU time counters from /proc/stat (all CPUs): busy and total jiffies; undefined off Linux. */
-function cpuTimes(): { busy: number; total: number } | undefined {
+export function cpuTimes(): { busy: number; total: number } | undefined {
   let line: string | undefined;
   try {
     line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
