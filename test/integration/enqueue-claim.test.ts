@@ -123,6 +123,20 @@ async function resumedRunsOnSlot(rt: Runtime, clock: ManualClock, slot: number, 
   assert.equal((await rt.list({ scheduleId: 'minutely' })).tasks.length, 1, 'the slot made no second task');
 }
 
+/**
+ * A task of `a` (paused meanwhile; the caller resumes it) that was cancelled while it ran on another node, so that
+ * this executor keeps the cancel in mind, and then retried: it is `queued` again.
+ */
+async function cancelledElsewhereThenRetried(rt: Runtime, store: Store): Promise<string> {
+  rt.pause('a');
+  const id = await rt.enqueue('a');
+  assert.equal((await store.claim({ owner: 'elsewhere', limit: 1, leaseMs: 60_000, now: Date.now(), names: ['a'] })).length, 1);
+  assert.equal(await rt.cancel(id), true);
+  await waitFor(() => executorInfo(rt).cancelledAhead === 1, { label: 'the cancel kept in mind' });
+  assert.equal((await rt.retry(id))?.state, 'queued');
+  return id;
+}
+
 /** Resolves once `n` tasks have succeeded (counted from the call). */
 function succeeded(rt: Runtime, n: number): Promise<void> {
   let seen = 0;
@@ -425,13 +439,7 @@ describe('enqueue and claim in one write', () => {
     const ran: string[] = [];
     const rt = await createRuntime({ maintenance: false, store, tasks: { a: { run: (_input, ctx) => void ran.push(ctx.id) } } });
     try {
-      rt.pause('a');
-      const id = await rt.enqueue('a');
-      // Running on another node when it is cancelled: this executor does not hold it, and keeps the cancel in mind.
-      assert.equal((await store.claim({ owner: 'elsewhere', limit: 1, leaseMs: 60_000, now: Date.now(), names: ['a'] })).length, 1);
-      assert.equal(await rt.cancel(id), true);
-      await waitFor(() => executorInfo(rt).cancelledAhead === 1, { label: 'the cancel kept in mind' });
-      assert.equal((await rt.retry(id))?.state, 'queued');
+      const id = await cancelledElsewhereThenRetried(rt, store);
       rt.resume('a');
       await waitFor(async () => (await rt.get(id))?.state === 'succeeded', { label: 'the retried task ran' });
       assert.deepEqual(ran, [id]);
@@ -460,12 +468,7 @@ describe('enqueue and claim in one write', () => {
     const ran: string[] = [];
     const rt = await createRuntime({ maintenance: false, store, tasks: { a: { run: (_input, ctx) => void ran.push(ctx.id) } } });
     try {
-      rt.pause('a');
-      const id = await rt.enqueue('a');
-      assert.equal((await store.claim({ owner: 'elsewhere', limit: 1, leaseMs: 60_000, now: Date.now(), names: ['a'] })).length, 1);
-      assert.equal(await rt.cancel(id), true);
-      await waitFor(() => executorInfo(rt).cancelledAhead === 1, { label: 'the first cancel kept in mind' });
-      assert.equal((await rt.retry(id))?.state, 'queued');
+      const id = await cancelledElsewhereThenRetried(rt, store);
       armed = true;
       rt.resume('a');
       await waitFor(() => held === 1 && executorInfo(rt).rechecking === 1, { label: "the executor's read of the store is held" });
