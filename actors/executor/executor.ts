@@ -481,7 +481,7 @@ export class Executor implements Actor<TroupeMessage> {
     const read = this.#d.readTask;
     if (read === undefined) return;
     this.#rechecking++;
-    const settle = (current: TaskRecord | undefined): void => {
+    const answered = (current: TaskRecord | undefined): void => {
       this.#rechecking--;
       const ours = current?.state === 'running' && current.owner === this.#d.owner && current.attempts === task.attempts && current.startedAt === task.startedAt;
       // Another cancel came while the store was read (the read may predate it): ask again.
@@ -495,9 +495,9 @@ export class Executor implements Actor<TroupeMessage> {
       this.#maybeDrained();
       this.#demand();
     };
-    read(task.id).then(settle, (error: unknown) => {
+    read(task.id).then(answered, (error: unknown) => {
       this.#d.logger.warn('could not read a task a cancel came before; its lease will bring it back if it still runs', { id: task.id, error: serializeError(error).message });
-      settle(undefined);
+      answered(undefined);
     });
   }
 
