@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import type pg from 'pg';
+import pg from 'pg';
 import { createTaskId } from '../../src/ids.ts';
 import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { NewTask } from '../../src/task.ts';
@@ -75,6 +75,27 @@ describe('postgres store: row locks', PG_SKIP ? { skip: PG_SKIP } : {}, () => {
         assert.deepEqual(leases.rows.map((r) => Number(r.lease_until)), ids.map(() => leaseUntil));
       });
     });
+  });
+
+  it('a heartbeat that meets no locked row takes one statement', async () => {
+    const { s, schema, ids, now } = await runningTasks(3);
+    const texts: string[] = [];
+    const query = pg.Client.prototype.query;
+    // A spy on the driver: counts the statements the store sends on this schema, and sends them on.
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const config = args[0] as string | { text?: string };
+      const text = typeof config === 'string' ? config : config?.text;
+      if (typeof text === 'string' && text.includes(`"${schema}"`)) texts.push(text);
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof query;
+    let extended: number;
+    try {
+      extended = await s.heartbeat('o', now + 60_000);
+    } finally {
+      pg.Client.prototype.query = query;
+    }
+    assert.equal(extended, ids.length);
+    assert.equal(texts.length, 1, `one statement, not ${texts.length}`);
   });
 
   it('a heartbeat never shortens a lease, and does not count a row that left running while it waited', async () => {
