@@ -9,7 +9,8 @@
  * and each claim transaction takes many tasks (the store's cost is per transaction, not per task). It asks again
  * once the buffer is half empty. The buffer only fills under load: it holds about what the slots start within
  * PREFETCH_HORIZON_MS at the measured start rate (up to `prefetch`), so slow or sparse work is not held away from
- * other nodes, and a buffered task waits milliseconds, not a long run's time. A buffered task is claimed (running,
+ * other nodes, and a buffered task waits milliseconds, not a long run's time; one that has waited a second (the
+ * work got slower than the buffer was filled for) goes back to the queue. A buffered task is claimed (running,
  * leased to this node) but has not started:
  * - a cancel removes it (it never runs); a pause of its name or group, a drain (close) or a wait longer than the
  *   lease gives it back to the queue with a release (its attempt not counted);
@@ -29,7 +30,7 @@
  *   attempts remain, then `failed` (a dead letter).
  */
 import type { Actor, ActorContext, TreeNode } from '../../src/actor/actor.ts';
-import { setTimeoutAt, type Clock } from '../../src/clock.ts';
+import { setTimeoutAt, type Clock, type TimerHandle } from '../../src/clock.ts';
 import { ErrorCodes, TroupeError, serializeError, type SerializedError } from '../../src/errors.ts';
 import type { TaskId } from '../../src/ids.ts';
 import type { Logger } from '../../src/options.ts';
@@ -91,6 +92,12 @@ const NO_CAPS: Record<string, number> = Object.freeze({}) as Record<string, numb
 const NO_NAMES: string[] = Object.freeze([]) as unknown as string[];
 /** Length of the window the start rate is measured over. */
 const RATE_WINDOW_MS = 100;
+/**
+ * A buffered task that has waited this long for a slot goes back to the queue (another node may have room): the
+ * work got slower than the buffer was filled for. Checked every BUFFER_CHECK_MS while the buffer holds tasks.
+ */
+const BUFFER_WAIT_MAX_MS = 1000;
+const BUFFER_CHECK_MS = 250;
 /** Cancels of tasks not held here that the executor keeps in mind (see #cancelledAhead). */
 const CANCELLED_AHEAD_MAX = 10_000;
 
@@ -121,12 +128,14 @@ export class Executor implements Actor<TroupeMessage> {
   readonly #waiting = new Set<TaskActor>();
   /** Whether the tracker was last told that claimed tasks wait here (for lease renewal). */
   #holdingReported = false;
-  /** Starts per ms over the last full window (undefined until one has passed: a first burst may prefetch). */
+  /** Starts per ms over the last full window (undefined until one has passed). */
   #startRate: number | undefined;
   #rateFrom = 0;
   #rateStarts = 0;
   #pausedNames = new Set<string>();
   #pausedGroups = new Set<string>();
+  /** Armed while the buffer holds tasks: gives back the ones that waited too long (#checkBuffer). */
+  #bufferTimer: TimerHandle | undefined;
   /**
    * Cancels of tasks this executor did not hold when they came (id → when): a claim on its way may still bring
    * one, and it must not start. Kept for a lease at most (a claim lands well within it), and at most
@@ -159,6 +168,8 @@ export class Executor implements Actor<TroupeMessage> {
   stop(): void {
     for (const run of this.#running.list()) run.end('shutdown');
     this.#giveBackAll('shutdown');
+    this.#d.clock.clearTimeout(this.#bufferTimer);
+    this.#bufferTimer = undefined;
   }
 
   describe(): Record<string, unknown> {
@@ -306,6 +317,7 @@ export class Executor implements Actor<TroupeMessage> {
     this.#demandQueued = false;
     this.#pull();
     this.#reportHeld();
+    if (this.#buffer.length > 0 && this.#bufferTimer === undefined) this.#armBufferCheck();
     if (this.#draining) return;
     const free = this.#limit - this.#running.size;
     const prefetch = this.#prefetchNow();
@@ -419,16 +431,49 @@ export class Executor implements Actor<TroupeMessage> {
     }
   }
 
-  /** The buffer's size now: `prefetch` under load, less for slower work, none when starts are sparse. */
+  /**
+   * The buffer's size now: `prefetch` under load, less for slower work, none when starts are sparse. The rate is
+   * the last full window's, or what the current window shows if that is more: its starts so far over at least a
+   * window's length (so a first burst, or one after a pause, fills the buffer as fast as it starts tasks, and a
+   * node that has started one slow task holds nothing). A window that has run long since the last start shows
+   * at most its starts over its length.
+   */
   #prefetchNow(): number {
     const prefetch = this.#d.prefetch ?? 0;
-    if (prefetch === 0 || this.#startRate === undefined) return prefetch;
-    // A window that has run long since the last start: the rate it will show is at most this.
+    if (prefetch === 0) return 0;
     const now = this.#d.clock.now();
     const span = now - this.#rateFrom;
-    const rate = span >= RATE_WINDOW_MS ? Math.min(this.#startRate, this.#rateStarts / span) : this.#startRate;
-    return Math.min(prefetch, Math.floor(rate * PREFETCH_HORIZON_MS));
+    const current = this.#rateStarts / Math.max(span, RATE_WINDOW_MS);
+    const last = this.#startRate === undefined ? 0 : span >= RATE_WINDOW_MS ? Math.min(this.#startRate, current) : this.#startRate;
+    return Math.min(prefetch, Math.floor(Math.max(last, current) * PREFETCH_HORIZON_MS));
   }
+
+  #armBufferCheck(): void {
+    const timer = this.#d.clock.setTimeout(this.#checkBuffer, BUFFER_CHECK_MS);
+    timer.unref?.();
+    this.#bufferTimer = timer;
+  }
+
+  /**
+   * Gives back the buffered tasks that waited BUFFER_WAIT_MAX_MS for a slot. Why: the buffer is filled for the
+   * start rate of the moment; when the work then slows down (long runs after short ones), its tasks would wait for
+   * this node's slots, claimed and out of other nodes' reach, until a slot frees.
+   */
+  readonly #checkBuffer = (): void => {
+    this.#bufferTimer = undefined;
+    if (this.#buffer.length === 0 || this.#draining) return;
+    const now = this.#d.clock.now();
+    if (this.#buffer.some((b) => now - Math.max(b.at, b.startAt ?? 0) >= BUFFER_WAIT_MAX_MS)) {
+      this.#buffer = this.#buffer.filter((b) => {
+        if (now - Math.max(b.at, b.startAt ?? 0) < BUFFER_WAIT_MAX_MS) return true;
+        this.#giveBack(b, 'waited for a slot');
+        return false;
+      });
+      this.#reportHeld();
+      this.#maybeDrained();
+    }
+    if (this.#buffer.length > 0) this.#armBufferCheck();
+  };
 
   #atCap(name: string): boolean {
     const def = this.#d.registry.get(name);

@@ -25,19 +25,27 @@ function executorInfo(rt: Runtime): Record<string, unknown> {
   return (node?.info ?? {}) as Record<string, unknown>;
 }
 
+/** Quick tasks each setup runs first, so that the node has a start rate that fills a buffer of 4. */
+const WARM = 20;
+
 /**
- * One runtime with concurrency 1 and a buffer of 4: `block` holds the only slot until the gate opens, `work`
- * records every run. Five `work` tasks are enqueued behind one `block`: four wait in the buffer.
+ * One runtime with concurrency 1 and a buffer of 4, on a manual clock that stands still unless a test moves it.
+ * `warm` tasks run first: WARM starts within one rate window make the buffer's size its full 4 (20 starts in the
+ * window's 100 ms would fill 4 in 20 ms). Then `block` holds the only slot until the gate opens, and five `work`
+ * tasks (recording every run) are enqueued behind it: four wait in the buffer.
  */
 async function setup(extra: CreateRuntimeOptions = {}) {
   const db = tempDb();
   const g = gate();
   const ran: string[] = [];
   const tasks: CreateRuntimeOptions['tasks'] = {
+    warm: { run: () => 1 },
     block: { run: () => g.wait() },
     work: { run: (_i, ctx) => void ran.push(ctx.id) },
   };
-  const rt = await createRuntime({ store: `sqlite:${db}`, maintenance: false, concurrency: 1, prefetch: 4, tasks, ...extra });
+  const rt = await createRuntime({ store: `sqlite:${db}`, clock: new ManualClock(), maintenance: false, concurrency: 1, prefetch: 4, tasks, ...extra });
+  await rt.enqueueMany(Array.from({ length: WARM }, () => ({ name: 'warm' })));
+  await waitFor(async () => (await rt.counts()).byState.succeeded === WARM, { label: 'warm-up done' });
   const blocker = await rt.enqueue('block');
   await waitFor(async () => (await rt.get(blocker))?.state === 'running');
   const ids = await rt.enqueueMany([1, 2, 3, 4, 5].map((n) => ({ name: 'work', input: { n }, options: { group: n % 2 ? 'odd' : 'even' } })));
@@ -56,7 +64,7 @@ describe('prefetch buffer (SQLite)', () => {
       const held = await rt.list({ name: 'work', state: 'running' });
       assert.equal(held.tasks.length, 4);
       g.open();
-      await waitFor(async () => (await rt.counts()).byState.succeeded === 6);
+      await waitFor(async () => (await rt.counts()).byState.succeeded === WARM + 6);
       assert.deepEqual(ran, ids);
       for (const id of ids) assert.equal((await rt.get(id))?.attempts, 1);
     } finally {
@@ -72,7 +80,7 @@ describe('prefetch buffer (SQLite)', () => {
       assert.equal(await rt.cancel(victim), true);
       await waitFor(() => executorInfo(rt).buffered === 3, { label: 'cancelled task left the buffer' });
       g.open();
-      await waitFor(async () => (await rt.counts()).byState.succeeded === 5);
+      await waitFor(async () => (await rt.counts()).byState.succeeded === WARM + 5);
       await rt.flush();
       assert.equal(ran.includes(victim), false);
       assert.equal((await rt.get(victim))?.state, 'cancelled');
@@ -97,15 +105,15 @@ describe('prefetch buffer (SQLite)', () => {
       rt.pause('work');
       await waitFor(() => executorInfo(rt).buffered === 0, { label: 'every work task given back' });
       g.open();
-      await waitFor(async () => (await rt.counts()).byState.succeeded === 1);
+      await waitFor(async () => (await rt.counts()).byState.succeeded === WARM + 1);
       await rt.flush();
       assert.deepEqual(ran, []);
       rt.resume('work');
       // Odd tasks stay held by their group; the others run.
-      await waitFor(async () => (await rt.counts()).byState.succeeded === 3);
+      await waitFor(async () => (await rt.counts()).byState.succeeded === WARM + 3);
       assert.deepEqual(ran.sort(), [ids[1]!, ids[3]!].sort());
       rt.resumeGroup('odd');
-      await waitFor(async () => (await rt.counts()).byState.succeeded === 6);
+      await waitFor(async () => (await rt.counts()).byState.succeeded === WARM + 6);
       for (const id of odd) assert.equal((await rt.get(id))?.attempts, 1);
     } finally {
       await rt.close();
@@ -131,32 +139,77 @@ describe('prefetch buffer (SQLite)', () => {
         }
       }
       assert.equal(released, 4);
-      await waitFor(async () => (await rt2.counts()).byState.succeeded === 6);
+      await waitFor(async () => (await rt2.counts()).byState.succeeded === WARM + 6);
       for (const id of ids) assert.equal((await rt2.get(id))?.attempts, 1);
     } finally {
       await rt2.close();
     }
   });
 
-  it('a buffered task keeps its lease while it waits, however long', async () => {
+  it('a buffered task that waited a second for a slot goes back to the queue, its attempt not counted, and keeps its lease until then', async () => {
     const clock = new ManualClock();
     const { rt, g, ids } = await setup({ clock, lease: '3s', heartbeat: '1s' });
     try {
-      // Ten leases pass; the tracker's recovery runs every 1.5 s and finds nothing expired.
-      for (let i = 0; i < 30; i++) await clock.advance(1000);
-      // The first four wait in the buffer (the fifth was never claimed).
-      for (const id of ids.slice(0, 4)) {
+      // Less than the wait: still held, still leased to this node.
+      await clock.advance(900);
+      await rt.flush();
+      assert.equal(executorInfo(rt).buffered, 4);
+      for (const id of ids.slice(0, 4)) assert.equal((await rt.get(id))?.state, 'running');
+      // The check after a second gives all four back (the start rate has fallen: nothing is claimed again).
+      await clock.advance(400);
+      await waitFor(() => executorInfo(rt).buffered === 0, { label: 'the buffer gave its tasks back' });
+      await rt.flush();
+      for (const id of ids) {
         const t = await rt.get(id);
-        assert.equal(t?.state, 'running');
+        assert.equal(t?.state, 'queued');
+        assert.equal(t?.attempts, 0);
+      }
+      assert.deepEqual(
+        (await rt.get(ids[0]!))?.history?.filter((h) => h.from === 'running').map((h) => [h.to, h.reason]),
+        [['queued', 'waited for a slot']],
+      );
+      // Leases pass; no lease recovery touches them, and they run once the slot frees.
+      for (let i = 0; i < 10; i++) await clock.advance(1000);
+      g.open();
+      await waitFor(async () => (await rt.counts()).byState.succeeded === WARM + 6);
+      for (const id of ids) {
+        const t = await rt.get(id);
+        assert.equal(t?.attempts, 1);
         assert.equal(t?.history?.some((h) => /lease/i.test(h.reason ?? '')), false);
       }
-      g.open();
-      await waitFor(async () => (await rt.counts()).byState.succeeded === 6);
-      // Held longer than a lease: given back and claimed again rather than started, so still one attempt each.
-      for (const id of ids) assert.equal((await rt.get(id))?.attempts, 1);
     } finally {
       g.open(); // the drain's deadline runs on the manual clock: let the blocker end
       await rt.close();
+    }
+  });
+
+  it('a node that started one slow task holds no more, and another node runs them (two runtimes, one file)', async () => {
+    const db = tempDb();
+    const g = gate();
+    const ranOn: string[] = [];
+    const a = await createRuntime({
+      store: `sqlite:${db}`, maintenance: false, concurrency: 1, nodeId: 'a',
+      tasks: { slow: { run: (i: { n: number }) => (i.n === 0 ? g.wait() : void ranOn.push('a')) } },
+    });
+    let b: Runtime | undefined;
+    try {
+      const first = await a.enqueue('slow', { n: 0 });
+      await waitFor(async () => (await a.get(first))?.state === 'running');
+      // One by one, as a service enqueues: each enqueue wakes the node, which has no free slot and holds none.
+      for (let n = 1; n <= 20; n++) await a.enqueue('slow', { n });
+      await a.flush();
+      assert.equal(executorInfo(a).buffered, 0);
+      assert.equal((await a.counts()).byState.running, 1);
+      b = await createRuntime({
+        store: `sqlite:${db}`, maintenance: false, concurrency: 4, nodeId: 'b',
+        tasks: { slow: { run: () => void ranOn.push('b') } },
+      });
+      await waitFor(async () => (await b!.counts()).byState.succeeded === 20, { label: 'the other node ran the twenty' });
+      assert.deepEqual([...new Set(ranOn)], ['b']);
+    } finally {
+      g.open();
+      await b?.close();
+      await a.close();
     }
   });
 
