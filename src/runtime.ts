@@ -20,6 +20,7 @@ import { adviseFromTraits, type Advice, type TaskTraits } from './advisor.ts';
 import { deserializeError, ErrorCodes, invalidOption, isTroupeError, serializeError, TroupeError, type SerializedError } from './errors.ts';
 import { createNodeId, createTaskId, isTaskId, type TaskId } from './ids.ts';
 import { resolveOptions, resolvePrefetch, plainObject, positiveInteger, type ResolvedOptions, type RuntimeOptions, type RetryOptions } from './options.ts';
+import type { TimerHandle } from './clock.ts';
 import { Orchestrator } from './orchestrator.ts';
 import { createThreadPool, type ThreadPool } from './pool/thread-pool.ts';
 import { activeCommandPids, runCommand, type CommandSpec } from './process/run-command.ts';
@@ -133,6 +134,12 @@ const SELF = 'runtime';
 const ENQUEUE_KEYS = new Set(['priority', 'weight', 'delay', 'runAt', 'key', 'timeout', 'retry', 'group', 'dedup']);
 const GROUP_KEY = /^[^\u0000-\u001f]{1,256}$/;
 const SCHEDULE_KEYS = new Set(['cron', 'every', 'timezone', 'overlap', 'id']);
+/** An awaited task is first read from the store this long after the wait began (see #watchAwaited)… */
+const AWAIT_FIRST_MS = 200;
+/** …then at doubling gaps up to this; the due ones are looked for every AWAIT_TICK_MS, at most AWAIT_READ_MAX a read. */
+const AWAIT_GAP_MAX_MS = 2000;
+const AWAIT_TICK_MS = 100;
+const AWAIT_READ_MAX = 500;
 
 /** The enqueue request of a batch of run() tasks. */
 /** `spawn: 'direct'`: command tasks fork from this process, through execa. */
@@ -196,6 +203,10 @@ export class Runtime implements AsyncDisposable {
   #limits: { groupLimits?: Record<string, number>; rateLimits?: Record<string, RateLimit> } | undefined;
   /** Tasks of `run()` calls made in this microtask turn: stored with one enqueue message (see #flushRuns). */
   #runBatch: NewTask[] = [];
+  /** Awaited tasks another node may run, read again from the store (see #watchAwaited): when next, and the gap. */
+  readonly #awaited = new Map<TaskId, { next: number; gap: number }>();
+  #awaitTimer: TimerHandle | undefined;
+  #awaitReading = false;
 
   /** @internal Use `createRuntime()`. */
   constructor(options: ResolvedOptions, registry: Registry, store: Store) {
@@ -425,6 +436,7 @@ export class Runtime implements AsyncDisposable {
     const id = createTaskId(this.options.clock.now());
     const handle = new HandleState<O>(id, name, def.output.maxLines, (taskId) => this.cancel(taskId));
     this.#handles.set(id, handle);
+    this.#watchAwaited(id);
     this.#buildTask(name, input, options ?? {}, { id })
       .then((task) => this.#submit([task]))
       .catch((error: unknown) => {
@@ -781,6 +793,9 @@ export class Runtime implements AsyncDisposable {
       h.reject(this.#escalation ?? closed);
     }
     this.#handles.clear();
+    this.#awaited.clear();
+    this.options.clock.clearTimeout(this.#awaitTimer);
+    this.#awaitTimer = undefined;
     await step(() => this.#root.stop());
     if (this.#pool) await step(() => this.#pool!.close({ force: true }));
     if (this.#builtin) await step(() => this.#builtin!.close());
@@ -933,6 +948,7 @@ export class Runtime implements AsyncDisposable {
   }
 
   #wait(id: TaskId): Promise<unknown> {
+    this.#watchAwaited(id);
     return new Promise((resolve, reject) => {
       const list = this.#waiters.get(id);
       if (list) list.push({ resolve, reject });
@@ -947,13 +963,93 @@ export class Runtime implements AsyncDisposable {
     const waiting = this.#wait(id);
     for (const w of waiters ?? []) waiting.then(w.resolve, w.reject);
     const view = await this.get(id);
-    if (view && isFinalState(view.state)) {
-      const list = this.#waiters.get(id) ?? [];
-      this.#waiters.delete(id);
-      const fact = outcomeFromView(view);
+    if (view && isFinalState(view.state)) this.#deliver(outcomeFromView(view));
+    return waiting;
+  }
+
+  /**
+   * Watches a task that a caller awaits (`run()`, a `start()` handle) in the store, on durable stores. Why: a node
+   * hears only its own outcomes, and on a shared store another node may run the task (it had free slots first, or
+   * a key or dedup matched a task enqueued elsewhere). Each awaited task is read again AWAIT_FIRST_MS after the
+   * wait began, then at doubling gaps up to AWAIT_GAP_MAX_MS, all due ones in one read (`Store.states`); one seen
+   * final is read whole and its outcome delivered, as if heard. A task that ends here is delivered by its fact
+   * first, usually long before its first read.
+   */
+  #watchAwaited(id: TaskId): void {
+    if (this.#store.kind === 'memory' || this.#awaited.has(id)) return;
+    this.#awaited.set(id, { next: this.options.clock.now() + AWAIT_FIRST_MS, gap: AWAIT_FIRST_MS });
+    if (this.#awaitTimer === undefined) this.#armAwaitTimer();
+  }
+
+  #armAwaitTimer(): void {
+    const timer = this.options.clock.setTimeout(this.#readAwaited, AWAIT_TICK_MS);
+    timer.unref?.();
+    this.#awaitTimer = timer;
+  }
+
+  readonly #readAwaited = (): void => {
+    this.#awaitTimer = undefined;
+    if (this.#awaitReading || this.#status !== RuntimeStatus.running) return;
+    const now = this.options.clock.now();
+    const due: TaskId[] = [];
+    for (const [id, w] of this.#awaited) {
+      if (!this.#waiters.has(id) && !this.#handles.has(id)) this.#awaited.delete(id);
+      else if (w.next <= now) {
+        due.push(id);
+        w.gap = Math.min(w.gap * 2, AWAIT_GAP_MAX_MS);
+        w.next = now + w.gap;
+      }
+    }
+    if (due.length === 0) {
+      if (this.#awaited.size > 0) this.#armAwaitTimer();
+      return;
+    }
+    this.#awaitReading = true;
+    this.#readFinal(due)
+      .catch((error: unknown) => this.options.logger.warn('could not read awaited tasks', { error: serializeError(error).message }))
+      .finally(() => {
+        this.#awaitReading = false;
+        if (this.#awaited.size > 0 && this.#awaitTimer === undefined && this.#status === RuntimeStatus.running) this.#armAwaitTimer();
+      });
+  };
+
+  /** Delivers the outcome of each task of `ids` that is final in the store. */
+  async #readFinal(ids: TaskId[]): Promise<void> {
+    for (let at = 0; at < ids.length; at += AWAIT_READ_MAX) {
+      const chunk = ids.slice(at, at + AWAIT_READ_MAX);
+      const found = this.#store.states ? await this.#store.states(chunk) : await this.#statesOneByOne(chunk);
+      for (const [id, state] of found) {
+        if (!isFinalState(state) || !this.#awaited.has(id)) continue;
+        const record = await this.#store.get(id);
+        if (record && isFinalState(record.state) && this.#awaited.has(id)) this.#deliver(outcomeFromView(toView(record)));
+      }
+    }
+  }
+
+  async #statesOneByOne(ids: TaskId[]): Promise<Map<TaskId, TaskState>> {
+    const found = new Map<TaskId, TaskState>();
+    for (const id of ids) {
+      const record = await this.#store.get(id);
+      if (record) found.set(id, record.state);
+    }
+    return found;
+  }
+
+  /** Settles whoever awaits the task (a `start()` handle, `run()` callers) with its outcome. */
+  #deliver(fact: TaskOutcome): void {
+    this.#awaited.delete(fact.id);
+    const handle = this.#handles.get(fact.id);
+    if (handle) {
+      this.#handles.delete(fact.id);
+      handle.setState(outcomeState(fact));
+      handle.end();
+      settleWaiter(handle, fact);
+    }
+    const list = this.#waiters.get(fact.id);
+    if (list) {
+      this.#waiters.delete(fact.id);
       for (const w of list) settleWaiter(w, fact);
     }
-    return waiting;
   }
 
   #subscribeFacts(): void {
@@ -984,18 +1080,7 @@ export class Runtime implements AsyncDisposable {
             break;
         }
       }
-      if (!isOutcome(fact)) return;
-      if (handle) {
-        this.#handles.delete(fact.id);
-        handle.setState(outcomeState(fact));
-        handle.end();
-        settleWaiter(handle, fact);
-      }
-      const list = this.#waiters.get(fact.id);
-      if (list) {
-        this.#waiters.delete(fact.id);
-        for (const w of list) settleWaiter(w, fact);
-      }
+      if (isOutcome(fact)) this.#deliver(fact);
     };
     for (const type of TASK_FACT_TYPES) {
       if (type === 'task.output') continue;

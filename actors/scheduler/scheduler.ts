@@ -447,7 +447,11 @@ export class Scheduler implements Actor<TroupeMessage> {
   #offerIdle(): void {
     const demand = this.#demand;
     const { store } = this.#d;
-    if (this.#stopped || this.#claims > 0 || !demand || demand.slots <= 0 || !store.enqueueAndClaim) return;
+    if (this.#stopped || this.#claims > 0 || !demand || demand.slots <= 0) return;
+    // Hungry and drained: a store other processes write to is polled meanwhile (their enqueues wake no one here).
+    // An empty claim armed this already (#armWake); a short one that took tasks did not.
+    if (this.#d.pollMs > 0 && this.#timer === undefined) this.#armTimer(this.#d.clock.now() + this.#d.pollMs);
+    if (!store.enqueueAndClaim) return;
     const request = this.#claimRequest(demand);
     if (store.claimsInEnqueue?.(request) === false) return;
     this.#offer = ++this.#offerSerial;

@@ -542,6 +542,16 @@ class MemoryStore implements Store, AsyncDisposable {
     return e ? exportRecord(e.rec) : undefined;
   }
 
+  async states(ids: readonly TaskId[]): Promise<Map<TaskId, TaskState>> {
+    this.#assertOpen();
+    const found = new Map<TaskId, TaskState>();
+    for (const id of ids) {
+      const e = this.#tasks.get(id);
+      if (e) found.set(id, e.rec.state);
+    }
+    return found;
+  }
+
   async history(id: TaskId): Promise<Transition[]> {
     this.#assertOpen();
     const e = this.#tasks.get(id);

@@ -217,6 +217,11 @@ export interface Store {
   /** Running tasks whose lease ended before `now` go back (attempt counted) or end `failed` when out of attempts. */
   recoverExpired(now: number): Promise<TaskRecord[]>;
   get(id: TaskId): Promise<TaskRecord | undefined>;
+  /**
+   * The state of each task of `ids` that exists (one read for many). The runtime reads it for the tasks its callers
+   * wait for, which another node may run (a node hears only its own outcomes). Absent: `get` per id.
+   */
+  states?(ids: readonly TaskId[]): Promise<Map<TaskId, TaskState>>;
   history(id: TaskId): Promise<Transition[]>;
   /** Captured lines with `seq > after`, oldest first. */
   output(id: TaskId, after?: number, limit?: number): Promise<OutputLine[]>;

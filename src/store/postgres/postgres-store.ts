@@ -23,7 +23,7 @@ import { systemClock, type Clock } from '../../clock.ts';
 import { ErrorCodes, TroupeError, invalidOption } from '../../errors.ts';
 import type { TaskId } from '../../ids.ts';
 import { lazyRequire } from '../../lazy-require.ts';
-import type { NewTask, OutputLine, TaskRecord, Transition } from '../../task.ts';
+import type { NewTask, OutputLine, TaskRecord, TaskState, Transition } from '../../task.ts';
 import { resolveStoreOptions, type ResolvedStoreOptions } from '../pick.ts';
 import type {
   CancelResult,
@@ -56,7 +56,7 @@ import { counts } from './queries/counts.ts';
 import { enqueue } from './queries/enqueue.ts';
 import { enqueueAndStart, planStart } from './queries/enqueue-start.ts';
 import { startsInInsert } from '../start-plan.ts';
-import { get } from './queries/get.ts';
+import { get, states } from './queries/get.ts';
 import { heartbeat } from './queries/heartbeat.ts';
 import { history } from './queries/history.ts';
 import { list } from './queries/list.ts';
@@ -359,6 +359,10 @@ class PgStore implements PostgresStore {
 
   get(id: TaskId): Promise<TaskRecord | undefined> {
     return this.#use('get', (db) => get(db, this.#n, id));
+  }
+
+  states(ids: readonly TaskId[]): Promise<Map<TaskId, TaskState>> {
+    return this.#use('states', (db) => states(db, this.#n, ids));
   }
 
   history(id: TaskId): Promise<Transition[]> {

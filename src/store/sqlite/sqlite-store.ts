@@ -17,7 +17,7 @@ import { dirname, resolve } from 'node:path';
 import type { Clock } from '../../clock.ts';
 import { ErrorCodes, TroupeError, invalidOption } from '../../errors.ts';
 import type { TaskId } from '../../ids.ts';
-import type { NewTask, OutputLine, TaskRecord, Transition } from '../../task.ts';
+import type { NewTask, OutputLine, TaskRecord, TaskState, Transition } from '../../task.ts';
 import { resolveStoreOptions, type ResolvedStoreOptions } from '../pick.ts';
 import type {
   CancelResult,
@@ -252,6 +252,10 @@ class SqliteStore implements Store, AsyncDisposable {
 
   async get(id: TaskId): Promise<TaskRecord | undefined> {
     return this.#run((q) => q.get(id));
+  }
+
+  async states(ids: readonly TaskId[]): Promise<Map<TaskId, TaskState>> {
+    return this.#run((q) => q.states(ids));
   }
 
   async history(id: TaskId): Promise<Transition[]> {

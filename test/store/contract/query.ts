@@ -54,6 +54,22 @@ export function queryContract(makeStore: MakeStore): void {
       }));
   });
 
+  describe('states', () => {
+    it('reads the state of each existing task of a list of ids in one call', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock, settleOne }) => {
+        const a = await add({ name: 'a' });
+        const b = await add({ name: 'b' });
+        await claim({ names: ['b'], limit: 1 });
+        await settleOne({ type: 'succeeded', id: b.id, owner: OWNER, attempt: 1, at: clock.now(), result: 1 });
+        const c = await add({ name: 'c' });
+        await claim({ names: ['c'], limit: 1 });
+        assert.ok(store.states, 'the built-in stores have states()');
+        const found = await store.states!([a.id, b.id, c.id, 'no-such-task']);
+        assert.deepEqual(Object.fromEntries(found), { [a.id]: 'queued', [b.id]: 'succeeded', [c.id]: 'running' });
+        assert.equal((await store.states!([])).size, 0);
+      }));
+  });
+
   describe('counts and nextRunAt', () => {
     it('counts tasks by state and finds the oldest due one', () =>
       withStore(makeStore, {}, async ({ store, add, claim, clock, succeed }) => {

@@ -1,6 +1,6 @@
 /** get: one task by id. */
 import type { TaskId } from '../../../ids.ts';
-import type { TaskRecord } from '../../../task.ts';
+import type { TaskRecord, TaskState } from '../../../task.ts';
 import { TASK_COLUMNS, rowToTask, type TaskRow } from '../rows.ts';
 import { run, type PgNames, type Queryable } from '../sql.ts';
 
@@ -8,4 +8,10 @@ import { run, type PgNames, type Queryable } from '../sql.ts';
 export async function get(db: Queryable, n: PgNames, id: TaskId): Promise<TaskRecord | undefined> {
   const { rows } = await run<TaskRow>(db, `SELECT ${TASK_COLUMNS} FROM ${n.tasks} AS t WHERE t.id = $1`, [id]);
   return rows[0] ? rowToTask(rows[0]) : undefined;
+}
+
+/** Why: the runtime's read of the tasks its callers wait for, which another node may run (one statement for many). */
+export async function states(db: Queryable, n: PgNames, ids: readonly TaskId[]): Promise<Map<TaskId, TaskState>> {
+  const { rows } = await run<{ id: string; state: TaskState }>(db, `SELECT t.id, t.state FROM ${n.tasks} AS t WHERE t.id = ANY($1::text[])`, [ids]);
+  return new Map(rows.map((r) => [r.id, r.state]));
 }

@@ -1,0 +1,148 @@
+/**
+ * A caller waits on one node for a task that another node runs (two runtimes on one SQLite file, or on one
+ * PostgreSQL schema): `run()`, a `start()` handle, and a `run()` whose key matched a task enqueued elsewhere all
+ * settle with that task's outcome. A node hears only its own outcomes; the runtime reads the awaited tasks again
+ * from the store (src/runtime.ts, #watchAwaited).
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
+import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
+import { tempDb } from '../helpers/temp-db.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+const schemas = trackSchemas('awaited');
+after(() => schemas.dropAll());
+
+/** A task body that waits until the test opens its gate. */
+function gate(): { wait: () => Promise<void>; open: () => void } {
+  let open!: () => void;
+  const p = new Promise<void>((resolve) => (open = resolve));
+  return { wait: () => p, open };
+}
+
+/** The outcome of a promise, or 'pending' if it has not settled within `ms` (a safety net, not a measure). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Pair {
+  /** Node A: one slot, held by a blocking task, so that it can run nothing else. */
+  a: Runtime;
+  /** Node B: free slots; its `k` answers with where it ran. */
+  b: Runtime;
+  close(): Promise<void>;
+}
+
+/**
+ * Two nodes on one store. A's only slot is held by `k` with `{ block: true }` until close; B runs every other `k`
+ * (`{ fail: true }` fails permanently). A's `k` would answer 'a'.
+ */
+async function pair(store: () => string): Promise<Pair> {
+  const g = gate();
+  const k = (where: string) => ({
+    run: async (input: { block?: boolean; fail?: boolean; n?: number }) => {
+      if (input.block) await g.wait();
+      if (input.fail) throw new Error(`refused on ${where}`);
+      return { ran: where, n: input.n };
+    },
+    retry: { attempts: 1 },
+  });
+  const spec = store();
+  const a = await createRuntime({ store: spec, nodeId: 'a', concurrency: 1, maintenance: false, tasks: { k: k('a') } });
+  const blocker = a.start('k', { block: true });
+  await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
+  const b = await createRuntime({ store: spec, nodeId: 'b', concurrency: 4, maintenance: false, tasks: { k: k('b') } });
+  return {
+    a,
+    b,
+    async close() {
+      g.open();
+      await b.close();
+      await a.close();
+    },
+  };
+}
+
+const STORES: Array<{ label: string; skip?: string; store: () => string }> = [
+  { label: 'SQLite file', store: () => `sqlite:${tempDb('awaited')}` },
+  {
+    label: 'PostgreSQL',
+    skip: PG_SKIP,
+    store: () => {
+      const u = new URL(PG_URL!);
+      u.searchParams.set('schema', schemas.next());
+      return u.toString();
+    },
+  },
+];
+
+for (const { label, skip, store } of STORES) {
+  describe(`awaiting a task another node runs (${label})`, skip ? { skip } : {}, () => {
+    it('run() settles with the result, or the error, of the run on the other node', async () => {
+      const { a, close } = await pair(store);
+      try {
+        assert.deepEqual(await within(a.run('k', { n: 1 }), 20_000), { ran: 'b', n: 1 });
+        await assert.rejects(within(a.run('k', { fail: true }), 20_000), (e: unknown) => isTroupeError(e) && /refused on b/.test(e.message));
+      } finally {
+        await close();
+      }
+    });
+
+    it('a start() handle settles and shows the final state', async () => {
+      const { a, close } = await pair(store);
+      try {
+        const h = a.start('k', { n: 2 });
+        assert.deepEqual(await within(h.result, 20_000), { ran: 'b', n: 2 });
+        assert.equal(h.state, 'succeeded');
+      } finally {
+        await close();
+      }
+    });
+
+    it('run() with a key that matched a task enqueued and run on the other node gets that task\'s result', async () => {
+      const { a, b, close } = await pair(store);
+      try {
+        const g = gate();
+        // B's own run of the keyed task waits on B's gate: A's caller must wait for it, not take its result early.
+        b.register('slow', { run: async (input: { n: number }) => (await g.wait(), { ran: 'b', n: input.n }) });
+        a.register('slow', { run: (input: { n: number }) => ({ ran: 'a', n: input.n }) });
+        const first = b.run('slow', { n: 3 }, { key: 'order-3' });
+        await waitFor(async () => (await b.list({ name: 'slow', state: 'running' })).tasks.length === 1, { label: 'B runs the keyed task' });
+        const second = a.run('slow', { n: 4 }, { key: 'order-3' });
+        g.open();
+        assert.deepEqual(await within(first, 20_000), { ran: 'b', n: 3 });
+        assert.deepEqual(await within(second, 20_000), { ran: 'b', n: 3 });
+      } finally {
+        await close();
+      }
+    });
+
+    it('a caller still waiting when the runtime closes is told so', async () => {
+      const { a, b, close } = await pair(store);
+      const g = gate();
+      b.register('held', { run: () => g.wait() });
+      a.register('held', { run: () => g.wait() });
+      const waiting = a.run('held');
+      waiting.catch(() => undefined);
+      await waitFor(async () => (await b.list({ name: 'held', state: 'running' })).tasks.length === 1, { label: 'B runs it' });
+      g.open();
+      await close();
+      // B may have finished it before A closed (then A read its result), or not: never a hang.
+      await within(
+        waiting.then(
+          () => undefined,
+          (e: unknown) => assert.ok(isTroupeError(e) && e.code === ErrorCodes.CLOSED, String(e)),
+        ),
+        5000,
+      );
+    });
+  });
+}
