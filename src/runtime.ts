@@ -35,14 +35,14 @@ import { HandleState, type TaskHandle } from './task-handle.ts';
 import { debounceRunAt, resolveDedup, type DedupOptions } from './dedup.ts';
 import { buildFlowTasks, type FlowSpec } from './flow-spec.ts';
 import type { RateLimit, StoreChange } from './store/store.ts';
-import { isFinalState, timingsOf, type DedupSpec, type FlowState, type NewTask, type OutputLine, type Progress, type TaskRecord, type TaskState, type Timings, type Transition } from './task.ts';
+import { isFinalState, isTaskState, TASK_STATES, timingsOf, type DedupSpec, type FlowState, type NewTask, type OutputLine, type Progress, type TaskRecord, type TaskState, type Timings, type Transition } from './task.ts';
 import { loadTelemetry, type Telemetry } from './telemetry.ts';
 import { createStatsPersister, restoreStats, StatsBook, type StatsPersister } from './advice/stats-book.ts';
 import { recommend, type TaskAdvice } from './advice/recommend.ts';
 import { nextSlot } from './schedule/cron.ts';
 import { soon } from './soon.ts';
 import { resolveAdaptiveLimitOptions } from '../actors/executor/adaptive-limit.ts';
-import { parseDuration, type Duration } from './units.ts';
+import { MAX_DURATION_MS, parseDuration, storableText, type Duration } from './units.ts';
 import { Executor } from '../actors/executor/executor.ts';
 import type { TroupeMessage } from '../actors/messages.ts';
 import { Scheduler } from '../actors/scheduler/scheduler.ts';
@@ -492,7 +492,7 @@ export class Runtime implements AsyncDisposable {
 
   /** Tasks, newest first, filtered and paged by cursor. */
   async list(filter: ListFilter = {}): Promise<{ tasks: TaskView[]; nextCursor?: string }> {
-    const page = (await this.#query({ kind: 'list', filter })) as ListPage;
+    const page = (await this.#query({ kind: 'list', filter: checkListFilter(filter) })) as ListPage;
     return { tasks: page.tasks.map((t) => toView(t)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
   }
 
@@ -861,8 +861,11 @@ export class Runtime implements AsyncDisposable {
     let runAt = extra?.runAt ?? now;
     if (o.delay !== undefined) runAt = now + parseDuration(o.delay, `${path}.delay`);
     if (o.runAt !== undefined) {
+      if (o.delay !== undefined) throw invalidOption(`${path}.runAt`, 'absent when `delay` is given (one or the other sets the start)', o.runAt);
       const at = o.runAt instanceof Date ? o.runAt.getTime() : o.runAt;
-      if (typeof at !== 'number' || !Number.isFinite(at)) throw invalidOption(`${path}.runAt`, 'a Date or epoch milliseconds', o.runAt);
+      if (typeof at !== 'number' || !Number.isFinite(at) || at > now + MAX_DURATION_MS) {
+        throw invalidOption(`${path}.runAt`, 'a Date or epoch milliseconds, at most 100 years ahead', o.runAt);
+      }
       runAt = Math.max(runAt, at);
     }
     const priority = o.priority ?? def.priority;
@@ -870,7 +873,9 @@ export class Runtime implements AsyncDisposable {
     const weight = o.weight ?? 1;
     if (typeof weight !== 'number' || !(weight > 0) || !Number.isFinite(weight)) throw invalidOption(`${path}.weight`, 'a positive number', o.weight);
     const key = extra?.key ?? o.key;
-    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 512)) throw invalidOption(`${path}.key`, 'a non-empty string of at most 512 characters', key);
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 512 || !storableText(key))) {
+      throw invalidOption(`${path}.key`, 'a non-empty string of at most 512 characters, without NUL or unpaired surrogates', key);
+    }
     const retry = o.retry === undefined ? undefined : resolveRetryPolicy(o.retry, `${path}.retry`, def.retry);
     const group = o.group === undefined ? undefined : validateGroup(o.group, `${path}.group`);
     let dedup: DedupSpec | undefined;
@@ -910,8 +915,8 @@ export class Runtime implements AsyncDisposable {
 
   /** Refuses an input the store cannot keep (Store.unstorable; a store without it: what JSON cannot carry). */
   readonly #checkInput = (input: unknown, name: string): void => {
-    if (input === undefined || input === null || typeof input === 'number' || typeof input === 'boolean') return;
-    const problem = this.#store.unstorable ? this.#store.unstorable(input) : jsonProblem(input);
+    if (input === undefined || input === null || typeof input === 'boolean' || (typeof input === 'number' && Number.isFinite(input))) return;
+    const problem = this.#store.unstorable ? this.#store.unstorable(input, true) : jsonProblem(input, undefined, true);
     if (problem !== undefined) throw new TroupeError(ErrorCodes.INVALID_INPUT, `Input of \`${name}\` cannot be stored: ${problem}`);
   };
 
@@ -1152,6 +1157,27 @@ function outcomeFromView(view: TaskView): TaskOutcome {
     default:
       return { type: 'task.failed', ...base, attempt: view.attempts, error: view.error ?? { name: 'Error', message: 'failed' } };
   }
+}
+
+const LIST_KEYS = new Set(['state', 'name', 'scheduleId', 'parentId', 'group', 'since', 'limit', 'cursor']);
+
+/** `rt.list`'s filter, checked: a mistaken filter (a typo, an unknown state, a bad cursor) must not list the wrong tasks. */
+function checkListFilter(filter: ListFilter): ListFilter {
+  const f = plainObject(filter, 'filter', LIST_KEYS) as ListFilter;
+  if (f.state !== undefined) {
+    const states = Array.isArray(f.state) ? f.state : [f.state];
+    if (!states.every(isTaskState)) throw invalidOption('filter.state', `a task state or a list of them (${TASK_STATES.join(', ')})`, f.state);
+  }
+  for (const key of ['name', 'scheduleId', 'parentId', 'group'] as const) {
+    const v = f[key];
+    if (v !== undefined && (typeof v !== 'string' || v.length === 0)) throw invalidOption(`filter.${key}`, 'a non-empty string', v);
+  }
+  if (f.since !== undefined && (typeof f.since !== 'number' || !Number.isFinite(f.since))) throw invalidOption('filter.since', 'epoch milliseconds', f.since);
+  if (f.limit !== undefined && (typeof f.limit !== 'number' || !Number.isInteger(f.limit) || f.limit < 1)) {
+    throw invalidOption('filter.limit', 'an integer of at least 1 (pages hold at most 1000)', f.limit);
+  }
+  if (f.cursor !== undefined && !isTaskId(f.cursor)) throw invalidOption('filter.cursor', 'the `nextCursor` of a previous page', f.cursor);
+  return f;
 }
 
 function toTroupeError(error: unknown): TroupeError {

@@ -15,7 +15,13 @@ const SIZE_UNITS: Record<string, number> = {
   b: 1, kb: 1000, mb: 1000 ** 2, gb: 1000 ** 3, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3,
 };
 
-/** Parses a duration; `path` names the option in the error. Accepts 0 unless `positive` is set. */
+/**
+ * The longest duration accepted: 100 years. Why: a time this far ahead is a mistake, and every store must keep
+ * `now + duration` as a timestamp (PostgreSQL's bigint refuses `1e300`; a JavaScript Date ends near year 275760).
+ */
+export const MAX_DURATION_MS = 100 * 365.25 * 86_400_000;
+
+/** Parses a duration; `path` names the option in the error. Accepts 0 unless `positive` is set. At most 100 years. */
 export function parseDuration(value: unknown, path: string, { positive = false } = {}): number {
   let ms: number | undefined;
   if (typeof value === 'number') ms = value;
@@ -23,11 +29,22 @@ export function parseDuration(value: unknown, path: string, { positive = false }
     const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(value);
     if (m) ms = Number(m[1]) * DURATION_UNITS[(m[2] ?? 'ms').toLowerCase()]!;
   }
-  if (ms === undefined || !Number.isFinite(ms) || ms < 0 || (positive && ms === 0)) {
-    throw invalidOption(path, `a ${positive ? 'positive' : 'non-negative'} duration (milliseconds or a string like '30s')`, value);
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0 || (positive && ms === 0) || ms > MAX_DURATION_MS) {
+    throw invalidOption(path, `a ${positive ? 'positive' : 'non-negative'} duration of at most 100 years (milliseconds or a string like '30s')`, value);
   }
   return Math.round(ms);
 }
+
+/**
+ * Whether every store can keep `text` as it is: no NUL character and no unpaired surrogate (PostgreSQL's text
+ * refuses both; the other stores would keep what PostgreSQL cannot, so a store change would lose tasks).
+ */
+export function storableText(text: string): boolean {
+  return !UNSTORABLE_TEXT.test(text);
+}
+
+/** A NUL, a high surrogate not followed by a low one, or a low surrogate not preceded by a high one. */
+const UNSTORABLE_TEXT = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Parses a size in bytes; `path` names the option in the error. */
 export function parseSize(value: unknown, path: string): number {

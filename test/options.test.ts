@@ -11,8 +11,8 @@ import { ErrorCodes, isTroupeError } from '../src/errors.ts';
 import { DEFAULT_RETRY, DEFAULTS, resolveOptions, type RuntimeOptions } from '../src/options.ts';
 
 const KNOWN = 'store, concurrency, strategy, pool, retry, timeout, killGrace, output, lease, heartbeat, claimBatch, prefetch, supervisor, synchronous, checkpoints, spawn, tempDir, nodeId, clock, random, logger, maintenance, telemetry';
-const DURATION = "a non-negative duration (milliseconds or a string like '30s')";
-const POSITIVE_DURATION = "a positive duration (milliseconds or a string like '30s')";
+const DURATION = "a non-negative duration of at most 100 years (milliseconds or a string like '30s')";
+const POSITIVE_DURATION = "a positive duration of at most 100 years (milliseconds or a string like '30s')";
 const SIZE = "a positive size (bytes or a string like '10MB')";
 
 /** Asserts that resolving `raw` throws TROUPE_ERR_INVALID_OPTION with exactly `message`. */

@@ -26,7 +26,7 @@ export const MIN_EVERY_MS = 1000;
 
 const SPEC_KEYS = ['cron', 'every', 'timezone'] as const;
 const EXPECTED_OBJECT = "an object with `cron` or `every` (e.g. { cron: '0 3 * * *' } or { every: '15m' })";
-const EXPECTED_EVERY = "a duration of at least 1 second (milliseconds or a string like '15m')";
+const EXPECTED_EVERY = "a duration of at least 1 second and at most 100 years (milliseconds or a string like '15m')";
 const CACHE_LIMIT = 256;
 const UTC_ZONES: ReadonlySet<string> = new Set(['UTC', 'Etc/UTC', 'Etc/GMT', 'GMT']);
 const compiled = new Map<string, Cron>();

@@ -9,29 +9,35 @@ export type TextRule = (text: string) => string | undefined;
 
 /**
  * Why `value` cannot be stored as JSON (a function, symbol or BigInt inside, or a cycle), or undefined. With
- * `text`, every string and key must also pass that rule (checked in the same walk).
+ * `text`, every string and key must also pass that rule (checked in the same walk). With `exact` (task inputs),
+ * what JSON would change is refused too: a Map or Set (it comes back as `{}`), NaN or ±Infinity (back as
+ * `null`). Why only inputs: an input is checked before anything is stored, and its caller can fix it; a result
+ * is the work already done, kept as JSON writes it.
  */
-export function jsonProblem(value: unknown, text?: TextRule): string | undefined {
+export function jsonProblem(value: unknown, text?: TextRule, exact = false): string | undefined {
   if (value === undefined || value === null) return undefined;
   const t = typeof value;
-  if (t === 'number' || t === 'boolean') return undefined;
+  if (t === 'number') return exact ? numberProblem(value as number) : undefined;
+  if (t === 'boolean') return undefined;
   if (t === 'string') return text?.(value as string);
   try {
     // A walk over what JSON.stringify would visit, without building the text (the store builds it once).
-    return walk(value, '', new Set(), text);
+    return walk(value, '', new Set(), text, exact);
   } catch (error) {
     // a getter or toJSON that throws
     return `it cannot be stored as JSON (${(error as Error)?.message ?? String(error)})`;
   }
 }
 
-function walk(value: unknown, key: string, open: Set<object>, text: TextRule | undefined): string | undefined {
+function walk(value: unknown, key: string, open: Set<object>, text: TextRule | undefined, exact: boolean): string | undefined {
   if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
     value = (value as { toJSON(key: string): unknown }).toJSON(key);
   }
   switch (typeof value) {
     case 'string':
       return text?.(value);
+    case 'number':
+      return exact ? numberProblem(value) : undefined;
     case 'bigint':
       return 'it cannot be stored as JSON (Do not know how to serialize a BigInt)';
     case 'function':
@@ -40,15 +46,19 @@ function walk(value: unknown, key: string, open: Set<object>, text: TextRule | u
     case 'object': {
       if (value === null) return undefined;
       if (open.has(value)) return 'it cannot be stored as JSON (it holds a cycle)';
+      // JSON keeps none of their entries: stored, they would come back as `{}`.
+      if (exact && (value instanceof Map || value instanceof Set || value instanceof WeakMap || value instanceof WeakSet)) {
+        return `a ${value.constructor.name} cannot be stored as JSON (it would come back as {}); use an object or an array`;
+      }
       open.add(value);
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          const problem = walk(value[i], String(i), open, text);
+          const problem = walk(value[i], String(i), open, text, exact);
           if (problem !== undefined) return problem;
         }
       } else {
         for (const k of Object.keys(value)) {
-          const problem = (text === undefined ? undefined : text(k)) ?? walk((value as Record<string, unknown>)[k], k, open, text);
+          const problem = (text === undefined ? undefined : text(k)) ?? walk((value as Record<string, unknown>)[k], k, open, text, exact);
           if (problem !== undefined) return problem;
         }
       }
@@ -58,6 +68,11 @@ function walk(value: unknown, key: string, open: Set<object>, text: TextRule | u
     default:
       return undefined;
   }
+}
+
+/** NaN and ±Infinity: JSON writes them as `null`, so they would come back changed. */
+function numberProblem(n: number): string | undefined {
+  return Number.isFinite(n) ? undefined : `the number ${n} cannot be stored as JSON (it would come back as null)`;
 }
 
 /** A NUL, or a surrogate without its pair (matched by code unit: no `u` flag). */

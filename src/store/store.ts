@@ -248,11 +248,12 @@ export interface Store {
   onChange?(listener: (change: StoreChange) => void): () => void;
   /**
    * Why a task input or result cannot be stored as it is (not JSON; text the database refuses), or undefined.
+   * With `input`, also what JSON would change (a Map or Set, NaN or ±Infinity; see json-value.ts).
    * The runtime refuses such an input at enqueue and fails a task with such a result (permanently, with the
    * reason), so no write batch carries a value that would fail it. Absent: the store keeps values as they are
    * (the memory store).
    */
-  unstorable?(value: unknown): string | undefined;
+  unstorable?(value: unknown, input?: boolean): string | undefined;
   close(): Promise<void>;
 }
 

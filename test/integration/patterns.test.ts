@@ -168,6 +168,28 @@ describe('P4 enqueue and tracking', () => {
     });
   });
 
+  it('list refuses a filter it cannot honour instead of listing the wrong tasks', async () => {
+    await withRuntime({ tasks: { sum: { run: (i: { a: number }) => i.a + 1 } } }, async (rt) => {
+      await rt.enqueue('sum', { a: 1 });
+      const bad: Array<[Record<string, unknown>, RegExp]> = [
+        [{ state: 'done' }, /filter\.state/],
+        [{ state: ['queued', 'nope'] }, /filter\.state/],
+        [{ stat: 'failed' }, /filter\.stat\b/],
+        [{ limit: NaN }, /filter\.limit/],
+        [{ limit: 0 }, /filter\.limit/],
+        [{ limit: 1.5 }, /filter\.limit/],
+        [{ limit: '2' }, /filter\.limit/],
+        [{ cursor: 'garbage' }, /filter\.cursor/],
+        [{ name: 5 }, /filter\.name/],
+        [{ since: 'yesterday' }, /filter\.since/],
+      ];
+      for (const [filter, path] of bad) {
+        await assert.rejects(rt.list(filter as never), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION && path.test(e.message), JSON.stringify(filter));
+      }
+      assert.equal((await rt.list({ state: ['queued', 'running', 'succeeded'], limit: 5000 })).tasks.length, 1);
+    });
+  });
+
   it('runs called in one turn are stored with one enqueue message; a key repeated inside the burst runs once', async () => {
     let calls = 0;
     await withRuntime({ tasks: { sum: { run: (input: { a: number }) => (calls++, input.a + 1) } } }, async (rt) => {

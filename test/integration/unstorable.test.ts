@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { ErrorCodes } from '../../src/errors.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
-import { PG_SKIP, asyncCommitUrl, trackSchemas } from '../helpers/pg.ts';
+import { PG_SKIP, asyncCommitUrl, trackSchemas, withAdmin } from '../helpers/pg.ts';
 import { tempDb } from '../helpers/temp-db.ts';
 
 const schemas = trackSchemas('unst');
@@ -74,7 +74,26 @@ describe('unstorable values on SQLite', () => {
   it('an input JSON cannot carry is refused at enqueue, and nothing is stored', async () => {
     await withStore(`sqlite:${tempDb('unstorable-input')}`, async (rt) => {
       await assert.rejects(rt.enqueue('ok', { n: 1n }), { code: ErrorCodes.INVALID_INPUT, message: /Input of `ok` cannot be stored: .*BigInt/ });
+      // What JSON would change: a Map or Set (back as {}), NaN or Infinity (back as null).
+      await assert.rejects(rt.enqueue('ok', { m: new Map([[1, 2]]) }), { code: ErrorCodes.INVALID_INPUT, message: /a Map cannot be stored as JSON/ });
+      await assert.rejects(rt.enqueue('ok', [new Set([1])]), { code: ErrorCodes.INVALID_INPUT, message: /a Set cannot be stored/ });
+      await assert.rejects(rt.enqueue('ok', { n: NaN }), { code: ErrorCodes.INVALID_INPUT, message: /NaN cannot be stored as JSON/ });
+      await assert.rejects(rt.enqueue('ok', -Infinity), { code: ErrorCodes.INVALID_INPUT, message: /-Infinity/ });
       assert.equal((await rt.list()).tasks.length, 0);
+      // A Date has its own JSON form (an ISO string), as JSON.stringify writes it.
+      const id = await rt.enqueue('ok', { d: new Date(0) });
+      assert.deepEqual((await rt.get(id))?.input, { d: '1970-01-01T00:00:00.000Z' });
+    });
+  });
+
+  it('start times beyond what a store keeps, and a delay with a runAt, are refused at the door', async () => {
+    await withStore(`sqlite:${tempDb('unstorable-times')}`, async (rt) => {
+      await assert.rejects(rt.enqueue('ok', 1, { delay: 1e300 }), { code: ErrorCodes.INVALID_OPTION, message: /options\.delay.*at most 100 years/ });
+      await assert.rejects(rt.enqueue('ok', 1, { runAt: 1e20 }), { code: ErrorCodes.INVALID_OPTION, message: /options\.runAt.*at most 100 years ahead/ });
+      await assert.rejects(rt.enqueue('ok', 1, { delay: 5000, runAt: Date.now() + 100 }), { code: ErrorCodes.INVALID_OPTION, message: /options\.runAt.*absent when `delay`/ });
+      await assert.rejects(rt.schedule('ok', { every: 1e300 }), { code: ErrorCodes.INVALID_SCHEDULE, message: /every.*at most 100 years/ });
+      assert.equal((await rt.list()).tasks.length, 0);
+      assert.deepEqual(await rt.schedules(), []);
     });
   });
 });
@@ -110,11 +129,23 @@ describe('unstorable values on PostgreSQL', { skip: PG_SKIP }, () => {
     });
   });
 
-  it('a task the store refuses at enqueue fails only its own caller', async () => {
+  it('a key holding NUL or an unpaired surrogate is refused at the door, and nothing is stored', async () => {
     await withStore(pgStore(), async (rt) => {
+      await assert.rejects(rt.enqueue('ok', 'a', { key: 'bad\u0000key' }), { code: ErrorCodes.INVALID_OPTION, message: /options\.key/ });
+      await assert.rejects(rt.run('ok', 'b', { dedup: { key: 'x\ud800', mode: 'throttle', window: '1m' } }), { code: ErrorCodes.INVALID_OPTION, message: /dedup\.key/ });
+      assert.equal((await rt.list()).tasks.length, 0);
+    });
+  });
+
+  it('a task the store refuses at enqueue fails only its own caller', async () => {
+    const schema = schemas.next();
+    const store = createPostgresStore(asyncCommitUrl(), { schema });
+    await withStore(store, async (rt) => {
+      // The database refuses one key (a constraint a DBA added, say): the batch it rides in fails as a whole.
+      await withAdmin((admin) => admin.query(`ALTER TABLE "${schema}".tasks ADD CONSTRAINT no_refused_keys CHECK (key IS NULL OR key NOT LIKE 'refused%')`));
       // Runs of one microtask share one enqueue, and so do enqueues arriving while one is written.
-      const runs = Promise.allSettled([rt.run('ok', 'a'), rt.run('ok', 'b', { key: 'bad\u0000key' }), rt.run('ok', 'c')]);
-      const enqueues = Promise.allSettled([rt.enqueue('ok', 'd', { key: 'worse\u0000key' }), rt.enqueue('ok', 'e')]);
+      const runs = Promise.allSettled([rt.run('ok', 'a'), rt.run('ok', 'b', { key: 'refused-1' }), rt.run('ok', 'c')]);
+      const enqueues = Promise.allSettled([rt.enqueue('ok', 'd', { key: 'refused-2' }), rt.enqueue('ok', 'e')]);
       const [a, b, c] = await runs;
       assert.deepEqual([a.status, c.status], ['fulfilled', 'fulfilled']);
       assert.equal(b.status, 'rejected');

@@ -26,6 +26,12 @@ describe('json-value', () => {
     const throwing = Object.defineProperty({}, 'boom', { enumerable: true, get: () => { throw new Error('no access'); } });
     assert.match(jsonProblem(throwing)!, /no access/);
     assert.equal(jsonProblem({ f: undefined, n: NaN, m: new Map([[1, 2]]) }), undefined, 'what JSON turns into null or {} is not refused');
+    // Inputs (`exact`): what JSON would change is refused; undefined members are dropped as JSON drops them.
+    assert.match(jsonProblem({ m: new Map([[1, 2]]) }, undefined, true)!, /a Map cannot be stored as JSON \(it would come back as \{\}\)/);
+    assert.match(jsonProblem([[new Set()]], undefined, true)!, /a Set cannot/);
+    assert.match(jsonProblem({ n: NaN }, undefined, true)!, /NaN/);
+    assert.match(jsonProblem(Infinity, undefined, true)!, /Infinity/);
+    assert.equal(jsonProblem({ f: undefined, d: new Date(0), n: 1.5 }, undefined, true), undefined);
   });
 
   it('finds NUL and unpaired surrogates in strings and keys, not in paired ones', () => {

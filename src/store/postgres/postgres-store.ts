@@ -421,8 +421,8 @@ class PgStore implements PostgresStore {
    * Inputs and results are stored as jsonb: besides what JSON cannot carry, a NUL character or an unpaired
    * surrogate in any string or key is refused (PostgreSQL's text cannot hold NUL; jsonb refuses both escapes).
    */
-  unstorable(value: unknown): string | undefined {
-    return jsonProblem(value, postgresTextProblem);
+  unstorable(value: unknown, input = false): string | undefined {
+    return jsonProblem(value, postgresTextProblem, input);
   }
 
   close(): Promise<void> {

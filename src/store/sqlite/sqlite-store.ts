@@ -316,8 +316,8 @@ class SqliteStore implements Store, AsyncDisposable {
   }
 
   /** Inputs and results are stored as JSON text: a BigInt, a cycle, a function or a symbol cannot be. */
-  unstorable(value: unknown): string | undefined {
-    return jsonProblem(value);
+  unstorable(value: unknown, input = false): string | undefined {
+    return jsonProblem(value, undefined, input);
   }
 
   async close(): Promise<void> {
