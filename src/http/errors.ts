@@ -1,10 +1,13 @@
 /**
  * How errors leave the HTTP API: always `{ error: { code, message, details? } }` with a status that says what
  * the caller did wrong (4xx) or that the runtime cannot answer now (503). A troupe code maps to one status; a
- * fastify error (bad JSON, schema failure, body too large) is given the troupe code of its kind; anything else
- * is a 500 whose message says nothing about the server's insides (no stack, no paths).
+ * fastify error (bad JSON, schema failure, body too large, a URL the router cannot read) is given the troupe code
+ * of its kind; anything else is a 500 whose message says nothing about the server's insides (no stack, no paths).
  */
 import { ErrorCodes, isTroupeError, type ErrorCode, type SerializedError } from '../errors.ts';
+
+/** Longest path segment the router matches (`routerOptions.maxParamLength`); a longer one is a 404. */
+export const MAX_PARAM_LENGTH = 300;
 
 /** The JSON body of every error answer. */
 export interface HttpErrorBody {
@@ -72,6 +75,13 @@ export function toHttpError(error: unknown): { status: number; body: HttpErrorBo
       return { status: 413, body: errorBody(ErrorCodes.RESOURCE_LIMIT, 'The request body is larger than the server accepts') };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return { status: 415, body: errorBody(ErrorCodes.INVALID_OPTION, 'Send the request body as application/json') };
+    // The router's own refusals (fastify's `frameworkErrors`), answered before any route or hook runs. The
+    // path is not echoed: it is the caller's text, and may be long.
+    case 'FST_ERR_BAD_URL':
+      return { status: 400, body: errorBody(ErrorCodes.INVALID_OPTION, 'The URL path is not valid: a `%` must start a percent-encoded UTF-8 byte (`%2F`)') };
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      // No id, name or address is this long, so nothing is there: the same 404 as any id of the wrong shape.
+      return { status: 404, body: errorBody(ErrorCodes.NOT_FOUND, `Nothing here: a path segment is longer than ${MAX_PARAM_LENGTH} characters`) };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

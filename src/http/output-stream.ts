@@ -22,6 +22,7 @@ import type { Runtime, TaskView } from '../runtime.ts';
 import type { TaskId } from '../ids.ts';
 import type { OutputLine, TaskState } from '../task.ts';
 import type { TaskFact } from '../../actors/task/messages.ts';
+import { createCancelledError } from '../store/pick.ts';
 import { publicError } from './errors.ts';
 import type { SseStream } from './sse.ts';
 
@@ -54,6 +55,8 @@ export class TaskOutputFeed {
   #gapFrom = -1;
   #firstLive: number | undefined;
   #catchUp: Promise<void> | undefined;
+  /** Attempts as last seen (the view, then `started`/`retrying` facts): the fallback `end` of a cancel uses it. */
+  #attempts = 0;
 
   private constructor(rt: Runtime, id: TaskId) {
     this.#rt = rt;
@@ -103,6 +106,7 @@ export class TaskOutputFeed {
     this.#sse = sse;
     sse.onClose(() => this.dispose());
     this.#lastSent = after;
+    this.#attempts = view.attempts;
     sse.send('state', { state: view.state, attempts: view.attempts, ...(view.progress ? { progress: view.progress } : {}) });
     if (view.progress) sse.send('progress', view.progress);
     try {
@@ -154,9 +158,11 @@ export class TaskOutputFeed {
         sse.send('progress', fact.progress);
         return;
       case 'task.started':
+        this.#attempts = fact.attempt;
         sse.send('state', { state: 'running', attempts: fact.attempt });
         return;
       case 'task.retrying':
+        this.#attempts = fact.attempt;
         sse.send('state', { state: 'retrying', attempts: fact.attempt, runAt: fact.runAt, error: publicError(fact.error) });
         return;
       case 'task.queued':
@@ -172,22 +178,29 @@ export class TaskOutputFeed {
         this.#end({ state: 'timed_out', attempts: fact.attempt, error: publicError(fact.error) });
         return;
       case 'task.cancelled':
-        this.#end({ state: 'cancelled' });
+        // The fact carries neither attempts nor the error; the stored task (committed before the fact is
+        // published) has both, so the live `end` is read from it: the same data a client connecting later gets.
+        this.#end({ state: 'cancelled', attempts: this.#attempts, error: publicError(createCancelledError(fact.reason)) }, true);
         return;
       default:
         return;
     }
   }
 
-  /** The outcome arrived: every line before it is committed, so one last catch-up read, then `end`. */
-  #end(event: EndEvent): void {
+  /**
+   * The outcome arrived: every line before it is committed, so one last catch-up read, then `end`. With
+   * `fromStore`, the `end` is the stored task's (`endFromView`) and `event` is only the fallback for a read that
+   * fails or does not find the task final.
+   */
+  #end(event: EndEvent, fromStore = false): void {
     if (this.#phase !== 'live') return;
     this.#phase = 'holding';
     const previous = this.#catchUp ?? Promise.resolve();
     previous
       .then(() => this.#catchUpOnce())
       .catch(() => {})
-      .then(() => this.#finish(event));
+      .then(() => (fromStore ? this.#rt.get(this.#id).catch(() => undefined) : undefined))
+      .then((view) => this.#finish(view && view.state === event.state ? endFromView(view) : event));
   }
 
   #runCatchUp(): void {

@@ -10,7 +10,9 @@
  *   4. JSON body (size-limited, parsed by fastify's prototype-poisoning-safe parser) and schema validation
  *      (unknown properties are refused, not dropped; no type coercion);
  *   5. the route, which calls the runtime (which validates again).
- * Every error leaves as `{ error: { code, message, details? } }` (errors.ts).
+ * Every error leaves as `{ error: { code, message, details? } }` (errors.ts), also the router's refusals of a
+ * URL it cannot read, which come before step 1 (`frameworkErrors`). Closing the server sends each open event
+ * stream a `shutdown` event before ending it.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes } from '../errors.ts';
@@ -19,7 +21,7 @@ import type { Runtime } from '../runtime.ts';
 import { parseSize } from '../units.ts';
 import { createAdmission, type AdmissionOptions } from './admission.ts';
 import { createAuthHook, isLoopbackHost, validateToken } from './auth.ts';
-import { errorBody, toHttpError } from './errors.ts';
+import { errorBody, MAX_PARAM_LENGTH, toHttpError } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { registerDashboardRoutes } from './routes/dashboard.ts';
 import { registerMaintenanceRoutes } from './routes/maintenance.ts';
@@ -49,6 +51,8 @@ export interface ServerOptions {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** The `reason` of the `shutdown` event open event streams get when the server closes. */
+export const SERVER_CLOSING = 'the server is shutting down; reconnect later';
 /** fastify, loaded by the first server: a runtime that serves no HTTP never loads it (lazy-require.ts). */
 const loadFastify = lazyRequire<typeof import('fastify')>('fastify');
 
@@ -61,8 +65,18 @@ export function createServer(rt: Runtime, options: ServerOptions = {}): FastifyI
     logger: options.logger ?? false,
     bodyLimit,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, allowUnionTypes: true } },
-    routerOptions: { maxParamLength: 300 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // The router refuses a path it cannot decode (`%zz`) or a segment over maxParamLength before any hook or
+    // the error handler runs; without this its answer would be fastify's own shape, not troupe's (why: clients
+    // branch on `error.code`). No route matched, so there is no schema to serialise by: the body is sent as text.
+    frameworkErrors: (error, _request, reply) => {
+      const { status, body } = toHttpError(error);
+      void (reply as FastifyReply).code(status).type('application/json; charset=utf-8').header('x-content-type-options', 'nosniff').send(JSON.stringify(body));
+    },
   });
+  // fastify parses text/plain bodies by default: a JSON body sent as text would reach the schema as a string and
+  // be refused as "must be object". Without the parser it is a 415 like any other type that is not JSON.
+  app.removeContentTypeParser('text/plain');
   const hub = new SseHub();
   const metrics = createMetrics(rt, { processMetrics: options.processMetrics ?? true, sseClients: () => hub.size });
   const ctx: RouteContext = { rt, hub, sse: { clock: rt.options.clock, heartbeatMs: options.heartbeatMs ?? 15_000 } };
@@ -92,8 +106,10 @@ export function createServer(rt: Runtime, options: ServerOptions = {}): FastifyI
   registerSystemRoutes(app, ctx, { metrics, ...(options.stallMs !== undefined ? { stallMs: options.stallMs } : {}) });
   registerDashboardRoutes(app);
 
+  // Before the listener stops: every open stream is told why it ends (a `shutdown` event), then closed, since
+  // an open stream would hold `close()` and a silent close looks like a network cut to the client.
   app.addHook('preClose', async () => {
-    hub.closeAll();
+    hub.closeAll(SERVER_CLOSING);
   });
   app.addHook('onClose', async () => {
     admission?.stop();

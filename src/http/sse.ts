@@ -9,6 +9,7 @@
  * - A client that stops reading is cut off once `maxBufferBytes` are waiting, instead of letting the server's
  *   memory grow; it can reconnect with `Last-Event-ID` to resume.
  * - `close()` is idempotent and runs the `onClose` callbacks once, whether the server or the client ended it.
+ * - When the server closes, every open stream gets a last `shutdown` event (`SseHub.closeAll`) before it ends.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock, TimerHandle } from '../clock.ts';
@@ -169,9 +170,16 @@ export class SseHub {
     return this.#streams.size;
   }
 
-  /** Ends every open stream (server shutdown). */
-  closeAll(): void {
-    for (const stream of [...this.#streams]) stream.close();
+  /**
+   * Ends every open stream (server shutdown). With a `reason`, each stream first gets a `shutdown { reason }`
+   * event (why: a client must be able to tell "the server went away, reconnect later" from a network cut; the
+   * task it follows may still be running, and its `end` will never come on this connection).
+   */
+  closeAll(reason?: string): void {
+    for (const stream of [...this.#streams]) {
+      if (reason !== undefined) stream.send('shutdown', { reason });
+      stream.close();
+    }
   }
 }
 

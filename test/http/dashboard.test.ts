@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { waitFor } from '../helpers/wait-for.ts';
 import { startHarness, type Harness } from './helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -102,5 +103,61 @@ describe('dashboard with a token (real browser)', { skip }, () => {
     await page.click('#token-form button[type="submit"]');
     await page.locator('#enqueue-name option[value="echo"]').waitFor({ state: 'attached' });
     await page.locator('#tree .actor', { hasText: 'tracker' }).waitFor();
+  });
+});
+
+describe('dashboard task table (real browser)', { skip }, () => {
+  let h: Harness;
+  let context: BrowserContext;
+  let dir: string;
+  let page: Page;
+
+  before(async () => {
+    h = await startHarness();
+    ({ context, dir } = await openBrowser());
+    page = await context.newPage();
+  });
+
+  after(async () => {
+    await context?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    await h?.close();
+  });
+
+  // QA finding 2: the cell showed id.slice(-12), the per-process tag, the same for every task of one server.
+  it('shows an id cell that tells tasks of one server apart, on one line', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await h.request('POST', '/api/tasks', { body: { name: 'echo', input: i } })).body.id);
+    await page.goto(h.url);
+    const cells: string[] = [];
+    for (const id of ids) {
+      const cell = page.locator(`#task-rows tr[data-id="${id}"] td:nth-child(3)`);
+      await cell.waitFor();
+      const text = (await cell.textContent())!;
+      assert.ok(text.includes(id.slice(0, 16)), `${text} shows the time and counter of ${id}`);
+      cells.push(text);
+      // Legible: the id does not wrap (one line of the 12px monospace font).
+      const box = (await cell.locator('span').first().boundingBox())!;
+      assert.ok(box.height < 24, `id cell is one line (height ${box.height})`);
+    }
+    assert.equal(new Set(cells).size, ids.length, `distinct id cells: ${cells.join(', ')}`);
+  });
+
+  // QA finding 7: under a state filter, a task that left the state stayed in the table with its new badge.
+  it('keeps a state-filtered table to that state as tasks change state live', async () => {
+    await page.goto(h.url);
+    await page.locator('#live', { hasText: 'live' }).waitFor();
+    await page.locator('#task-rows tr[data-id]').first().waitFor();
+    await page.selectOption('#filter-state', 'running');
+    await page.locator('#task-rows td', { hasText: 'No tasks match.' }).waitFor();
+
+    const id = (await h.request('POST', '/api/tasks', { body: { name: 'gated', input: { lines: 1, gate: 'filter' } } })).body.id as string;
+    await page.locator(`#task-rows tr[data-id="${id}"] .badge.s-running`).waitFor();
+    await h.openGate('filter');
+    await waitFor(async () => (await h.rt.get(id))?.state === 'succeeded', { timeout: 5000, label: 'gated task succeeded' });
+    await page.locator(`#task-rows tr[data-id="${id}"]`).waitFor({ state: 'detached' });
+    await page.locator('#task-rows td', { hasText: 'No tasks match.' }).waitFor();
+    assert.equal(await page.inputValue('#filter-state'), 'running');
+    assert.equal(await page.locator('#task-rows tr[data-id]').count(), 0);
   });
 });

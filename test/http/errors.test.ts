@@ -67,6 +67,40 @@ describe('over HTTP', () => {
     }
   });
 
+  // QA finding 4: the router's refusals came in fastify's shape ({ error: 'Bad Request', code: 'FST_ERR_…' }).
+  it('answers URLs the router refuses in troupe\'s shape: 400 for a bad %-escape, 404 for an over-long id', async () => {
+    const token = 'errors-token-0123456789abcdef';
+    for (const server of [{}, { token }]) {
+      const h = await startHarness({ runtime: { maintenance: false }, server });
+      try {
+        const bad: Array<[string, string]> = [
+          ['GET', '/api/tasks/%zz'], ['GET', '/api/tasks/%zz/output'], ['POST', '/api/schedules/%zz/pause'], ['POST', '/api/queues/%zz/pause'],
+          ['POST', '/api/actors/%zz/restart'], ['GET', '/assets/%zz'], ['GET', '/api/%zz'], ['GET', '/api/tasks/%C0%80'],
+        ];
+        for (const [method, url] of bad) {
+          const res = await h.request(method, url);
+          assert.equal(res.status, 400, `${method} ${url}: ${res.text}`);
+          assert.equal(res.body?.error?.code, ErrorCodes.INVALID_OPTION, `${method} ${url}`);
+          assert.equal(typeof res.body.error.message, 'string');
+          assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+        }
+        const long = 'a'.repeat(301);
+        for (const [method, url] of [['GET', `/api/tasks/${long}`], ['GET', `/api/tasks/${long}/output`], ['POST', `/api/tasks/${long}/cancel`], ['POST', `/api/schedules/${long}/pause`]] as const) {
+          const res = await h.request(method, url);
+          assert.equal(res.status, 404, `${method} ${url.slice(0, 40)}…: ${res.text}`);
+          assert.equal(res.body?.error?.code, ErrorCodes.NOT_FOUND);
+          assert.ok(!res.text.includes(long), 'the path is not echoed');
+        }
+        // A 300-character id is still routed: it is simply not shaped like a task id.
+        const atLimit = await h.request('GET', `/api/tasks/${'a'.repeat(300)}`, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(atLimit.status, 404);
+        assert.equal(atLimit.body.error.code, ErrorCodes.NOT_FOUND);
+      } finally {
+        await h.close();
+      }
+    }
+  });
+
   it('answers 503 once the runtime is closing or closed', async () => {
     const h = await startHarness({ runtime: { maintenance: false } });
     try {

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../helpers/wait-for.ts';
+import { SERVER_CLOSING } from '../../src/http/server.ts';
 import { SseClient, startHarness, type Harness } from './helpers.ts';
 
 let h: Harness;
@@ -67,8 +68,21 @@ describe('GET /api/tasks/:id/output (SSE)', () => {
     await client.next((e) => e.event === 'output' && e.data.text === 'line 1');
     await h.request('POST', `/api/tasks/${id}/cancel`);
     const end = await client.next((e) => e.event === 'end');
-    assert.equal(end.data.state, 'cancelled');
+    // QA finding 6: the live end of a cancel was { state } alone; it has attempts and error, as on reconnect.
+    const cancelled = { state: 'cancelled', attempts: 1, error: { name: 'TroupeError', code: 'TROUPE_ERR_CANCELLED', message: 'cancelled by user' } };
+    assert.deepEqual(end.data, cancelled);
     await client.closed;
+    const later = new SseClient(`${h.url}/api/tasks/${id}/output`);
+    await later.closed;
+    assert.deepEqual(later.of('end')[0]!.data, end.data, 'the live end and the end a later client gets agree');
+
+    const scheduled = await h.request('POST', '/api/tasks', { body: { name: 'echo', input: 1, delay: '1h' } });
+    const c3 = new SseClient(`${h.url}/api/tasks/${scheduled.body.id}/output`);
+    await c3.next((e) => e.event === 'state' && e.data.state === 'scheduled');
+    await h.request('POST', `/api/tasks/${scheduled.body.id}/cancel`);
+    const end3 = await c3.next((e) => e.event === 'end');
+    assert.deepEqual(end3.data, { ...cancelled, attempts: 0 });
+    await c3.closed;
 
     const failed = await h.request('POST', '/api/tasks', { body: { name: 'boom' } });
     const c2 = new SseClient(`${h.url}/api/tasks/${failed.body.id}/output`);
@@ -125,5 +139,51 @@ describe('GET /api/tasks/:id/output (JSON)', () => {
     const page = await h.request('GET', `/api/tasks/${id}/output?after=${first.seq}&limit=2`);
     assert.deepEqual(page.body.lines.map((l: { text: string }) => l.text), ['line 2', 'line 3']);
     for (const q of ['after=-1', 'limit=0', 'limit=x', 'bogus=1']) assert.equal((await h.request('GET', `/api/tasks/${id}/output?${q}`)).status, 400, q);
+  });
+});
+
+// QA finding 5: closing the server (what `troupe serve` does first on SIGTERM) ended every stream silently.
+describe('event streams when the server closes', () => {
+  it('sends each open stream a shutdown event, then closes it', async () => {
+    const own = await startHarness({ runtime: { maintenance: false } });
+    try {
+      const res = await own.request('POST', '/api/tasks', { body: { name: 'gated', input: { lines: 1, gate: 'never' } } });
+      const id = res.body.id as string;
+      const output = new SseClient(`${own.url}/api/tasks/${id}/output`);
+      const events = new SseClient(`${own.url}/api/events`);
+      await output.next((e) => e.event === 'output' && e.data.text === 'line 1');
+      await events.next((e) => e.event === 'hello');
+      await own.server.close();
+      await Promise.all([output.closed, events.closed]);
+      for (const client of [output, events]) {
+        const last = client.events.filter((e) => e.event !== ':comment').at(-1)!;
+        assert.equal(last.event, 'shutdown');
+        assert.deepEqual(last.data, { reason: SERVER_CLOSING });
+        assert.equal(client.of('shutdown').length, 1);
+      }
+      assert.equal(output.of('end').length, 0);
+      // The task itself carries on: the server closed, not the runtime.
+      assert.equal((await own.rt.get(id))?.state, 'running');
+      await own.rt.cancel(id);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('shows the runtime stopping on /api/events, and shutdown on output streams, when the runtime stops first', async () => {
+    const own = await startHarness({ runtime: { maintenance: false } });
+    try {
+      const res = await own.request('POST', '/api/tasks', { body: { name: 'gated', input: { lines: 1, gate: 'never' } } });
+      const output = new SseClient(`${own.url}/api/tasks/${res.body.id}/output`);
+      const events = new SseClient(`${own.url}/api/events`);
+      await output.next((e) => e.event === 'output' && e.data.text === 'line 1');
+      await events.next((e) => e.event === 'hello');
+      await own.rt.close({ timeout: 50 });
+      await Promise.all([output.closed, events.closed]);
+      assert.deepEqual(events.of('runtime.status').map((e) => e.data.status), ['stopping', 'stopped']);
+      assert.equal(output.of('shutdown').length + output.of('end').length, 1, 'the output stream says why it stops');
+    } finally {
+      await own.close();
+    }
   });
 });

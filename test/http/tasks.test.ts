@@ -82,6 +82,9 @@ describe('POST /api/tasks', () => {
       ['empty JSON body', { raw: '', headers: { 'content-type': 'application/json' } }, 400, ErrorCodes.INVALID_OPTION],
       ['prototype pollution', { raw: '{"name":"echo","__proto__":{"x":1}}', headers: { 'content-type': 'application/json' } }, 400, ErrorCodes.INVALID_OPTION],
       ['not JSON', { raw: 'name=echo', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, ErrorCodes.INVALID_OPTION],
+      // QA finding 3: fastify's default text/plain parser turned a JSON body into a string (400 "must be object").
+      ['JSON sent as text/plain', { raw: '{"name":"echo"}', headers: { 'content-type': 'text/plain' } }, 415, ErrorCodes.INVALID_OPTION],
+      ['JSON sent as text/plain; charset', { raw: '{"name":"echo"}', headers: { 'content-type': 'text/plain; charset=utf-8' } }, 415, ErrorCodes.INVALID_OPTION],
       ['too large', { body: { name: 'echo', input: 'x'.repeat(1_100_000) } }, 413, ErrorCodes.RESOURCE_LIMIT],
     ];
     for (const [label, init, status, code] of cases) {
@@ -91,6 +94,9 @@ describe('POST /api/tasks', () => {
       assert.equal(typeof res.body.error.message, 'string');
       assert.ok(!res.text.includes('    at '), `${label} leaks a stack`);
     }
+    const cancelAsText = await h.request('POST', `/api/tasks/${'0'.repeat(28)}/cancel`, { raw: 'hello', headers: { 'content-type': 'text/plain' } });
+    assert.equal(cancelAsText.status, 415, cancelAsText.text);
+    assert.equal(cancelAsText.body.error.message, 'Send the request body as application/json');
     const partial = await h.request('POST', '/api/tasks/bulk', { body: { items: [{ name: 'echo' }, { name: 'typed', input: { n: 'x' } }] } });
     assert.equal(partial.status, 422, 'one bad item refuses the whole bulk');
     assert.equal(await snapshot(), before);

@@ -113,7 +113,7 @@ function renderTasks() {
     return h('tr', { class: id === state.selected ? 'selected' : '', dataset: { id }, onclick: () => select(id) },
       h('td', {}, badge(t.state)),
       h('td', {}, t.name),
-      h('td', { class: 'mono' }, id.slice(-12)),
+      idCell(id),
       h('td', {}, fmtTime(t.timings?.createdAt)),
       h('td', {}, `${t.attempts}/${t.maxAttempts}`),
       h('td', {}, pct === undefined ? '' : h('span', { class: 'mini' }, h('span', { class: 'track' }, h('span', { class: 'fill', style: `width:${pct}%` })), `${pct}%`)),
@@ -122,21 +122,49 @@ function renderTasks() {
   $('task-rows').replaceChildren(...(rows.length ? rows : [h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No tasks match.'))]));
 }
 
+/**
+ * A task id is 12 hex digits of milliseconds, 4 of a per-millisecond counter and 12 of a per-process tag (the
+ * same for every task one server made). The time+counter part is what tells tasks apart, so it leads; the tag
+ * follows, muted (and dropped on narrow screens), and the whole id is the cell's tooltip.
+ */
+function idCell(id) {
+  return h('td', { class: 'mono task-id', title: id }, h('span', { class: 'when' }, id.slice(0, 16)), h('span', { class: 'tag' }, id.slice(16)));
+}
+
 const refreshTasksSoon = debounce(() => loadTasks().catch(showError), 250);
 const refreshCountsSoon = debounce(() => loadCounts().catch(showError), 400);
 
-/** Applies a task fact from /api/events to the table and, for the selected task, to the panel. */
+const STATE_OF_FACT = { 'task.queued': 'queued', 'task.scheduled': 'scheduled', 'task.started': 'running', 'task.retrying': 'retrying', 'task.succeeded': 'succeeded', 'task.failed': 'failed', 'task.cancelled': 'cancelled', 'task.timed_out': 'timed_out' };
+
+/** Whether a task (its state and name) belongs in the table under the current filters. */
+function matchesFilters(taskState, name) {
+  const wanted = $('filter-state').value;
+  const wantedName = $('filter-name').value;
+  return (!wanted || taskState === wanted) && (!wantedName || name === wantedName);
+}
+
+/**
+ * Applies a task fact from /api/events to the table and, for the selected task, to the panel. Under a state
+ * filter a row leaves the table as soon as its task leaves that state, and a task that enters it is fetched
+ * (the table shows only what the filters select, live, not what they selected at the last reload).
+ */
 function onTaskFact(type, fact) {
   refreshCountsSoon();
+  const next = STATE_OF_FACT[type];
   const t = state.tasks.get(fact.id);
   if (!t) {
-    if (type === 'task.queued' || type === 'task.scheduled') refreshTasksSoon();
+    // New tasks arrive as queued/scheduled; under a state filter, any task may enter it.
+    const enters = next !== undefined && matchesFilters(next, fact.name);
+    if (enters && (type === 'task.queued' || type === 'task.scheduled' || $('filter-state').value)) refreshTasksSoon();
     return;
   }
-  const next = { 'task.queued': 'queued', 'task.scheduled': 'scheduled', 'task.started': 'running', 'task.retrying': 'retrying', 'task.succeeded': 'succeeded', 'task.failed': 'failed', 'task.cancelled': 'cancelled', 'task.timed_out': 'timed_out' }[type];
   if (next) t.state = next;
   if (type === 'task.started') t.attempts = fact.attempt;
   if (type === 'task.progress') t.progress = fact.progress;
+  if (!matchesFilters(t.state, t.name)) {
+    state.tasks.delete(fact.id);
+    state.order = state.order.filter((id) => id !== fact.id);
+  }
   renderTasks();
 }
 
