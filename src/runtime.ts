@@ -496,6 +496,16 @@ export class Runtime implements AsyncDisposable {
     return { tasks: page.tasks.map((t) => toView(t)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
   }
 
+  /**
+   * @internal Settles once the task is final, wherever it ran (rejecting with its error when it failed, or with
+   * `TROUPE_ERR_CLOSED` when this runtime closes first): for followers of a task such as the HTTP output stream,
+   * which otherwise hear only this node's facts. On a shared store the task is read again meanwhile, as for
+   * `run()` (see #watchAwaited).
+   */
+  whenFinal(id: TaskId): Promise<unknown> {
+    return this.#wait(id);
+  }
+
   /** Captured output lines with `seq > after`. */
   async output(id: TaskId, { after, limit }: { after?: number; limit?: number } = {}): Promise<OutputLine[]> {
     if (!isTaskId(id)) return [];

@@ -20,6 +20,7 @@
  */
 import type { Runtime, TaskView } from '../runtime.ts';
 import type { TaskId } from '../ids.ts';
+import { ErrorCodes, isTroupeError } from '../errors.ts';
 import type { OutputLine, TaskState } from '../task.ts';
 import type { TaskFact } from '../../actors/task/messages.ts';
 import { createCancelledError } from '../store/pick.ts';
@@ -133,6 +134,12 @@ export class TaskOutputFeed {
         () => this.#runCatchUp(),
         () => {},
       );
+      // Another node may run the task (a shared store): its facts are not heard here, so the end is also taken
+      // from the store once the task is final there (lines it stored come with the last catch-up read).
+      const ended = (): void => this.#end({ state: 'failed', attempts: this.#attempts }, true, false);
+      this.#rt.whenFinal(this.#id).then(ended, (error: unknown) => {
+        if (!(isTroupeError(error) && error.code === ErrorCodes.CLOSED)) ended();
+      });
     }
   }
 
@@ -190,9 +197,10 @@ export class TaskOutputFeed {
   /**
    * The outcome arrived: every line before it is committed, so one last catch-up read, then `end`. With
    * `fromStore`, the `end` is the stored task's (`endFromView`) and `event` is only the fallback for a read that
-   * fails or does not find the task final.
+   * fails or does not find the task final. Without `known` (the task ended on another node: no fact says how),
+   * `event` is no fallback: the stored task's end, or `shutdown` (reconnect) when it cannot be read.
    */
-  #end(event: EndEvent, fromStore = false): void {
+  #end(event: EndEvent, fromStore = false, known = true): void {
     if (this.#phase !== 'live') return;
     this.#phase = 'holding';
     const previous = this.#catchUp ?? Promise.resolve();
@@ -200,7 +208,7 @@ export class TaskOutputFeed {
       .then(() => this.#catchUpOnce())
       .catch(() => {})
       .then(() => (fromStore ? this.#rt.get(this.#id).catch(() => undefined) : undefined))
-      .then((view) => this.#finish(view && view.state === event.state ? endFromView(view) : event));
+      .then((view) => this.#finish(view && (view.state === event.state || (!known && isFinal(view.state))) ? endFromView(view) : known ? event : undefined));
   }
 
   #runCatchUp(): void {

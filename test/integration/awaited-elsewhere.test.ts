@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
+import { startServer } from '../../src/http/listen.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { SseClient } from '../http/helpers.ts';
 import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
 import { tempDb } from '../helpers/temp-db.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -48,9 +50,10 @@ interface Pair {
 async function pair(store: () => string): Promise<Pair> {
   const g = gate();
   const k = (where: string) => ({
-    run: async (input: { block?: boolean; fail?: boolean; n?: number }) => {
+    run: async (input: { block?: boolean; fail?: boolean; n?: number; lines?: number }, ctx: { log(line: string): void }) => {
       if (input.block) await g.wait();
       if (input.fail) throw new Error(`refused on ${where}`);
+      for (let i = 0; i < (input.lines ?? 0); i++) ctx.log(`line ${i} on ${where}`);
       return { ran: where, n: input.n };
     },
     retry: { attempts: 1 },
@@ -121,6 +124,29 @@ for (const { label, skip, store } of STORES) {
         assert.deepEqual(await within(first, 20_000), { ran: 'b', n: 3 });
         assert.deepEqual(await within(second, 20_000), { ran: 'b', n: 3 });
       } finally {
+        await close();
+      }
+    });
+
+    it('the HTTP output stream of one node ends, with the lines, when the task ran on the other', async () => {
+      const { a, b, close } = await pair(store);
+      const server = await startServer(a, { host: '127.0.0.1', port: 0, env: {} });
+      let client: SseClient | undefined;
+      try {
+        const g = gate();
+        b.register('talks', { run: async (_i: unknown, ctx: { log(line: string): void }) => (ctx.log('one'), await g.wait(), ctx.log('two'), 'done on b') });
+        a.register('talks', { run: () => 'done on a' });
+        const id = await a.enqueue('talks');
+        await waitFor(async () => (await b.get(id))?.state === 'running', { label: 'B runs it' });
+        client = new SseClient(`${server.url}/api/tasks/${id}/output`);
+        await client.next((e) => e.event === 'state');
+        g.open();
+        const end = await client.next((e) => e.event === 'end', 20_000);
+        assert.deepEqual(end.data, { state: 'succeeded', attempts: 1, result: 'done on b' });
+        assert.deepEqual(client.of('output').map((e) => e.data.text), ['one', 'two']);
+      } finally {
+        client?.close();
+        await server.close();
         await close();
       }
     });
