@@ -1,12 +1,14 @@
 /**
  * The config file (`troupe.config.ts`) used by `troupe serve`, `troupe run` and `troupe repl --config`:
  * runtime options, the HTTP listener, the tasks to register and the schedules to keep (none unless written
- * here). Relative handler paths and command cwds resolve against the config file's folder.
+ * here). Relative handler paths, command cwds and SQLite paths (`sqlite:./x.db`, a bare `./x.db`, and the default
+ * `sqlite:./.troupe/troupe.db`) resolve against the config file's folder, so the same config opens the same store
+ * from whatever folder the command is typed in.
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCodes, TroupeError, invalidOption } from './errors.ts';
-import { plainObject } from './options.ts';
+import { DEFAULTS, plainObject } from './options.ts';
 import type { TaskDefinition } from './registry.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime, type ScheduleOptions } from './runtime.ts';
 import type { RuntimeOptions } from './options.ts';
@@ -21,6 +23,9 @@ export interface HttpConfig {
   /** Largest request body. @default '1MB' */
   bodyLimit?: number | string;
 }
+
+/** The keys of `http`; anything else is a mistake (a misspelt `token` must not leave the API open). */
+const HTTP_KEYS: ReadonlySet<string> = new Set(['host', 'port', 'token', 'bodyLimit']);
 
 export interface ScheduleConfig extends ScheduleOptions {
   task: string;
@@ -45,7 +50,11 @@ export interface LoadedConfig {
   file: string;
 }
 
-/** Imports a config module (TS or JS) and checks its shape. */
+/**
+ * Imports a config module (TS or JS) and checks its shape. Every mistake is INVALID_OPTION naming the file: not
+ * found, does not compile, throws while loading, no default export, a default export that is not an object, or
+ * unknown keys under `http` (the runtime checks the other keys).
+ */
 export async function loadConfig(file: string): Promise<LoadedConfig> {
   const absolute = path.resolve(file);
   let mod: { default?: unknown };
@@ -56,21 +65,52 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
     const missing = code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(absolute);
     throw new TroupeError(ErrorCodes.INVALID_OPTION, missing ? `Config file not found: ${absolute}` : `Config file ${absolute} could not be loaded: ${(error as Error).message}`, { cause: error });
   }
-  const config = mod.default;
-  if (typeof config !== 'object' || config === null) {
-    throw invalidOption('config', 'a module whose default export is an object (defineConfig({ … }))', config);
+  const config = defaultExport(mod);
+  if (config === undefined) {
+    throw new TroupeError(ErrorCodes.INVALID_OPTION, `Config file ${absolute} has no default export: write \`export default defineConfig({ … })\``);
   }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw invalidOption(`the default export of ${absolute}`, 'an object (defineConfig({ … }))', config);
+  }
+  const http = (config as TroupeConfig).http;
+  if (http !== undefined) plainObject(http, 'http', HTTP_KEYS);
   return { config: config as TroupeConfig, baseDir: path.dirname(absolute), file: absolute };
+}
+
+/**
+ * The config object of an imported module. A `.ts` file in CommonJS scope (a package.json without
+ * `"type": "module"`, or none) is compiled to CommonJS by tsx, and `import()` of a CommonJS module gives
+ * `module.exports` as its default — `{ default: config }`, marked `__esModule` — so that one is unwrapped.
+ */
+function defaultExport(mod: { default?: unknown }): unknown {
+  const value = mod.default;
+  if (typeof value === 'object' && value !== null && (value as { __esModule?: unknown }).__esModule === true) {
+    return (value as { default?: unknown }).default;
+  }
+  return value;
+}
+
+/**
+ * Why: a relative SQLite path written in the config means "next to the config", like its handler paths; a path
+ * given on the command line (`--store`, already absolute) or a non-SQLite store is left as it is.
+ */
+export function resolveStorePath(store: RuntimeOptions['store'], baseDir: string): RuntimeOptions['store'] {
+  if (typeof store !== 'string') return store;
+  let file: string;
+  if (store.startsWith('sqlite:')) file = store.slice('sqlite:'.length);
+  else if (/\.(db|sqlite3?)$/i.test(store) && !store.includes('://')) file = store;
+  else return store;
+  if (file === '' || file === ':memory:' || path.isAbsolute(file)) return store;
+  return `sqlite:${path.resolve(baseDir, file)}`;
 }
 
 /** Creates a runtime from a loaded config: registers its tasks and upserts its schedules. */
 export async function createRuntimeFromConfig(loaded: LoadedConfig, overrides: RuntimeOptions = {}): Promise<Runtime> {
   const { http: _http, tasks, schedules, ...options } = loaded.config;
   const runtimeOptions: CreateRuntimeOptions = { ...options, ...overrides, baseDir: loaded.baseDir };
-  if (typeof runtimeOptions.store === 'string' && runtimeOptions.store.startsWith('sqlite:')) {
-    const file = runtimeOptions.store.slice('sqlite:'.length);
-    if (file !== ':memory:' && !path.isAbsolute(file) && overrides.store === undefined) runtimeOptions.store = `sqlite:${path.resolve(loaded.baseDir, file)}`;
-  }
+  // The default store is a relative SQLite path too: without this, `serve --config app/troupe.config.ts` typed in
+  // another folder would open a different, empty queue there.
+  if (overrides.store === undefined) runtimeOptions.store = resolveStorePath(runtimeOptions.store ?? DEFAULTS.store, loaded.baseDir);
   if (tasks !== undefined) runtimeOptions.tasks = plainObject(tasks, 'tasks') as Record<string, TaskDefinition>;
   const rt = await createRuntime(runtimeOptions);
   try {

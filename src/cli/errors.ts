@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { ErrorCodes, isTroupeError, TroupeError } from '../errors.ts';
 
-export const ExitCodes = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+export const ExitCodes = { ok: 0, failure: 1, usage: 2, interrupted: 130, closedOutput: 141 } as const;
 export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
 
 /** Codes that mean "what was typed is wrong", refused before anything ran. */
@@ -26,6 +26,23 @@ export function formatError(error: unknown): string {
 
 function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/**
+ * Why: `troupe logs -f … | head` or `troupe repl | head` close the pipe while the command still writes; the next
+ * write fails with EPIPE, an 'error' event that would otherwise crash with a Node stack trace. `then` runs once,
+ * on the first such error of any of the streams (exit 141 = 128 + SIGPIPE is what a shell shows for `yes | head`);
+ * later errors of the dead streams are swallowed, as there is nowhere left to report them.
+ */
+export function onClosedOutput(streams: readonly NodeJS.WritableStream[], then: () => void): void {
+  let closed = false;
+  for (const stream of streams) {
+    stream.on('error', () => {
+      if (closed) return;
+      closed = true;
+      then();
+    });
+  }
 }
 
 /** Why: JSON typed on a command line is often mis-quoted; say where and how to write it. */

@@ -11,8 +11,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ErrorCodes, TroupeError } from '../errors.ts';
 import type { RemoteGlobals } from './commands/remote.ts';
-import { exitCodeOf, ExitCodes, formatError } from './errors.ts';
+import { exitCodeOf, ExitCodes, formatError, onClosedOutput } from './errors.ts';
 import { createStyle, wantsColor, type Style } from './format.ts';
 
 interface Globals extends RemoteGlobals {
@@ -182,6 +183,12 @@ export function createProgram(setExit: (code: number) => void): Command {
     .option('--high-frequency', 'started many times a minute')
     .action(async (task: string | undefined, o, cmd: Command) => {
       if (task !== undefined) {
+        // Trait flags describe a task not written yet; with a name the advice comes from its history instead.
+        const flags = ['recurring', 'streaming', 'duration', 'count', 'highFrequency'].filter((k) => o[k] !== undefined);
+        if (o.result === false) flags.push('no-result');
+        if (flags.length > 0) {
+          throw new TroupeError(ErrorCodes.INVALID_OPTION, `give either a task name (advice from its measured history) or trait flags, not both: ${task} with --${flags.map(kebab).join(', --')}`);
+        }
         const { ctx, mod } = await remote(cmd);
         setExit(await mod.adviseTaskCommand(ctx, task));
         return;
@@ -203,7 +210,17 @@ export function createProgram(setExit: (code: number) => void): Command {
     });
 
   program.addOption(new Option('--debug', 'print stack traces of unexpected errors').hideHelp());
+  // A closed stdout/stderr (`| head`) ends a command quietly with 141. `serve` and `repl` decide themselves: a
+  // server keeps serving without its log reader, and the REPL leaves as on Ctrl-D, closing an embedded runtime.
+  program.hook('preAction', (_program, action) => {
+    if (action.name() === 'serve' || action.name() === 'repl') return;
+    onClosedOutput([process.stdout, process.stderr], () => process.exit(ExitCodes.closedOutput));
+  });
   return program;
+}
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
 function portOf(value: string): number {

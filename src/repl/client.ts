@@ -1,9 +1,12 @@
 /**
- * A small typed client for troupe's HTTP API, used by the CLI and the REPL: `fetch` with a per-request deadline,
+ * A small typed client for troupe's HTTP API, used by the CLI and the REPL: requests with a per-request deadline,
  * the bearer token, and one error rule — whatever goes wrong becomes a `TroupeError` whose message is one line
  * saying what happened and what to do (server not running, bad token, unknown task…). Output is followed through
  * the server-sent events of `GET /api/tasks/:id/output`.
  */
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
 import type { TaskAdvice } from '../advice/recommend.ts';
 import type { TreeNode } from '../actor/actor.ts';
 import { ErrorCodes, TroupeError, type ErrorCode, type SerializedError } from '../errors.ts';
@@ -204,12 +207,7 @@ export class TroupeClient {
     if (o.body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;
     try {
-      response = await fetch(target, {
-        method,
-        headers,
-        ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
-      });
+      response = await send(target, { method, headers, ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     } catch (error) {
       throw this.#networkError(error);
     }
@@ -248,4 +246,44 @@ export class TroupeClient {
     }
     return new TroupeError(ErrorCodes.INTERNAL, `${this.url} answered ${response.status} ${response.statusText}${message ? `: ${message}` : ''}`, { details: { status: response.status } });
   }
+}
+
+/** Statuses whose response has no body (a `Response` refuses one for them). */
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+/**
+ * One HTTP request over node:http(s), answered as a fetch `Response`. Not `fetch`: it refuses the Fetch spec's
+ * "bad ports" (6000, 10080, 6665–6669…), which `troupe serve --port` accepts, so a client could not reach such a
+ * server. An abort by a deadline (`AbortSignal.timeout`) rejects with the signal's TimeoutError, as fetch does.
+ */
+function send(url: URL, o: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal }): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const signal = o.signal;
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const headers = { ...o.headers, ...(o.body !== undefined ? { 'content-length': String(Buffer.byteLength(o.body)) } : {}) };
+    const request = (url.protocol === 'https:' ? https : http).request(url, { method: o.method, headers });
+    const onAbort = () => request.destroy(signal?.reason instanceof Error ? signal.reason : new DOMException('The request was stopped', 'AbortError'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    request.on('error', (error) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(error);
+    });
+    request.on('response', (incoming) => {
+      const status = incoming.statusCode ?? 500;
+      const responseHeaders = new Headers();
+      for (const [k, v] of Object.entries(incoming.headers)) {
+        if (Array.isArray(v)) for (const one of v) responseHeaders.append(k, one);
+        else if (v !== undefined) responseHeaders.set(k, v);
+      }
+      // A deadline also stops reading the body (a followed stream passes no deadline, only Ctrl-C's signal).
+      incoming.on('close', () => signal?.removeEventListener('abort', onAbort));
+      if (NULL_BODY.has(status)) incoming.resume();
+      const body = NULL_BODY.has(status) ? null : (Readable.toWeb(incoming) as ReadableStream<Uint8Array>);
+      resolve(new Response(body, { status, statusText: incoming.statusMessage ?? '', headers: responseHeaders }));
+    });
+    request.end(o.body);
+  });
 }

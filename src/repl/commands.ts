@@ -10,7 +10,7 @@ import type { Style } from '../cli/format.ts';
 import { createPlainProgressView } from '../cli/progress-view.ts';
 import { renderAdvice, renderTaskAdvice, renderEnd, renderHealth, renderSchedules, renderTask, renderTaskList, renderTaskTypes, renderTree } from '../cli/render.ts';
 import { ErrorCodes, TroupeError } from '../errors.ts';
-import { isTaskState } from '../task.ts';
+import { isTaskState, TASK_STATES } from '../task.ts';
 import { MAINTENANCE_TASKS, type Backend } from './backend.ts';
 import type { RecentIds } from './recent-ids.ts';
 
@@ -61,6 +61,13 @@ async function follow(s: ReplSession, id: string): Promise<void> {
   s.write(renderEnd(id, end, s.style));
 }
 
+/** Whether `name` is registered, asking the backend again when the names read at start do not have it. */
+async function isTaskName(s: ReplSession, name: string): Promise<boolean> {
+  if (s.names.includes(name)) return true;
+  s.names = (await s.backend.taskTypes()).map((t) => t.name);
+  return s.names.includes(name);
+}
+
 function collectActors(node: TreeNode, out: string[] = []): string[] {
   if (node.kind !== 'task') out.push(node.address);
   for (const c of node.children ?? []) collectActors(c, out);
@@ -93,6 +100,11 @@ export const COMMANDS: readonly ReplCommand[] = [
         else name = a;
       }
       const page = await s.backend.list({ ...(state ? { state } : {}), ...(name ? { name } : {}), limit });
+      if (page.tasks.length === 0 && name !== undefined && !(await isTaskName(s, name))) {
+        // A misspelt state (`ps faild`) would read as a task name and show an empty table: say so instead. A
+        // name that is not registered but has tasks (from an earlier config) still lists them.
+        throw new TroupeError(ErrorCodes.INVALID_OPTION, `\`${name}\` is neither a state (${TASK_STATES.join(', ')}) nor a registered task name — usage: ps [state] [name] [limit]`);
+      }
       s.recent.add(...page.tasks.map((t) => t.id));
       s.write(renderTaskList(page.tasks, s.style));
     },

@@ -3,6 +3,7 @@
  * many at once); each command gets an AbortSignal that Ctrl-C aborts, so Ctrl-C ends a `tail`/`run` follow and
  * not the console. At an empty prompt Ctrl-C asks for a second one (or `exit`, or Ctrl-D) to leave.
  * History is one line per command in ~/.troupe_repl_history (or $TROUPE_REPL_HISTORY), kept across sessions.
+ * A closed output (`| head`) ends the console like Ctrl-D.
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -185,6 +186,13 @@ export async function startRepl(o: ReplOptions): Promise<void> {
     });
     rl.on('SIGINT', onInterrupt);
     if (o.handleSignals !== false) process.on('SIGINT', onInterrupt);
+    // Output gone (`troupe repl | head` and head has exited): nobody can read what follows, so leave as on
+    // Ctrl-D — stop the running command and end, so an embedded runtime is closed properly. The listener stays,
+    // so writes already under way fail quietly.
+    output.on('error', () => {
+      current?.abort();
+      finish();
+    });
     prompt();
   });
 }

@@ -93,10 +93,10 @@ export class TroupeProcess {
   }
 }
 
-/** Starts `node bin/troupe.js …args` with piped stdio. */
-export function startTroupe(args: readonly string[], env: Record<string, string | undefined> = {}): TroupeProcess {
+/** Starts `node bin/troupe.js …args` with piped stdio, in the repository's root unless `cwd` says otherwise. */
+export function startTroupe(args: readonly string[], env: Record<string, string | undefined> = {}, { cwd = ROOT }: { cwd?: string } = {}): TroupeProcess {
   const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
+    cwd,
     env: { ...process.env, NO_COLOR: '1', TROUPE_URL: undefined, TROUPE_TOKEN: undefined, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
@@ -110,8 +110,8 @@ export function startCommand(command: string, args: readonly string[], env: Reco
 }
 
 /** Runs `troupe …args` to its end. */
-export async function troupe(args: readonly string[], env: Record<string, string | undefined> = {}, stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = startTroupe(args, env);
+export async function troupe(args: readonly string[], env: Record<string, string | undefined> = {}, stdin?: string, options: { cwd?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = startTroupe(args, env, options);
   p.child.stdin?.end(stdin ?? '');
   const { code } = await p.exited;
   return { code, stdout: p.stdout, stderr: p.stderr };

@@ -7,6 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { closedPort, CONFIG, killAll, serve, startTroupe, troupe, type TroupeProcess } from './child.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'troupe-cli-'));
+/** Ports `troupe serve` accepts but fetch refuses (https://fetch.spec.whatwg.org/#port-blocking). */
+const FETCH_BAD_PORTS = [10080, 6000, 6665, 6666, 6667, 6668, 6669, 4190, 6679];
 
 after(async () => {
   await killAll();
@@ -191,6 +193,16 @@ describe('troupe serve and the client commands', () => {
     assert.equal(done.result.maxAgeHours, 48);
   });
 
+  it('logs -f whose stdout is closed by its reader (`| head`) ends quietly with 141, no stack trace', async () => {
+    const id = (await client(['enqueue', 'steps', '--input', '{"n":50000}'])).stdout.trim();
+    const logs = startTroupe(['logs', id, '-f'], { TROUPE_URL: server.url, TROUPE_TOKEN: token });
+    await logs.waitFor(/^step 1 of 50000$/m, { from: 0 });
+    logs.child.stdout?.destroy();
+    const { code } = await logs.exited;
+    assert.equal(code, 141, logs.stderr);
+    assert.equal(logs.stderr, '');
+  });
+
   it('stops gracefully on SIGTERM: running work is stopped, the process exits 0', async () => {
     const id = (await client(['enqueue', 'forever'])).stdout.trim();
     const logs = startTroupe(['logs', id, '-f'], { TROUPE_URL: server.url, TROUPE_TOKEN: token });
@@ -227,6 +239,43 @@ describe('troupe without a server', () => {
     assert.match(p.stderr, /SIGINT again: stopping now/);
     logs.child.kill('SIGTERM');
     await logs.exited;
+  });
+
+  it('reaches a server on a port fetch refuses (10080, 6000…: the Fetch spec\'s "bad ports")', async () => {
+    let served: { url: string; process: TroupeProcess } | undefined;
+    for (const port of FETCH_BAD_PORTS) {
+      const p = startTroupe(['serve', '--config', CONFIG, '--port', String(port)]);
+      const outcome = await Promise.race([p.waitFor(/troupe serving (http:\/\/\S+)/, { from: 0 }).catch(() => undefined), p.exited.then(() => undefined)]);
+      if (outcome) {
+        served = { url: outcome[1]!, process: p };
+        break;
+      }
+      assert.match(p.stderr, /address is in use/, p.stderr);
+    }
+    assert.ok(served, `all of ${FETCH_BAD_PORTS.join(', ')} are in use`);
+    const health = await troupe(['health', '--json', '--url', served.url]);
+    assert.equal(health.code, 0, health.stderr);
+    assert.equal(JSON.parse(health.stdout).status, 'ok');
+    const id = (await troupe(['enqueue', 'steps', '--input', '{"n":2}', '--url', served.url])).stdout.trim();
+    const logs = await troupe(['logs', id, '-f', '--url', served.url]);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.deepEqual(logs.stdout.trim().split('\n'), ['step 1 of 2', 'step 2 of 2']);
+    served.process.child.kill('SIGTERM');
+    await served.process.exited;
+  });
+
+  it('refuses what it would otherwise ignore: advise <task> with trait flags, repl --store without --config', async () => {
+    const [advise, noResult, repl] = await Promise.all([
+      troupe(['advise', 'echo', '--count', '5']),
+      troupe(['advise', 'echo', '--no-result', '--high-frequency']),
+      troupe(['repl', '--store', 'memory']),
+    ]);
+    assert.equal(advise.code, 2);
+    assert.equal(advise.stderr, 'error TROUPE_ERR_INVALID_OPTION: give either a task name (advice from its measured history) or trait flags, not both: echo with --count\n');
+    assert.equal(noResult.code, 2);
+    assert.match(noResult.stderr, /not both: echo with --high-frequency, --no-result\n$/);
+    assert.equal(repl.code, 2);
+    assert.match(repl.stderr, /^error TROUPE_ERR_INVALID_OPTION: --store needs --config/);
   });
 
   it('advise needs no server', async () => {

@@ -81,6 +81,26 @@ describe('repl attached to a server, through a pipe', () => {
     assert.equal(kept.at(-2), 'exit');
   });
 
+  it('ps refuses a word that is neither a state nor a task name (a misspelt state is not an empty table)', async () => {
+    const repl = startTroupe(['repl', '--url', server.url], { TROUPE_REPL_HISTORY: path.join(tmp, 'h-ps') });
+    await repl.waitFor(/troupe repl — /, { from: 0 });
+    await send(repl, 'ps faild', /^error TROUPE_ERR_INVALID_OPTION: `faild` is neither a state \(scheduled, queued, .*\) nor a registered task name/m);
+    await send(repl, 'ps nope', /^error TROUPE_ERR_INVALID_OPTION: `nope` is neither a state/m);
+    await send(repl, 'ps failed stubborn', /^no tasks/m);
+    repl.child.stdin?.end();
+    assert.equal((await repl.exited).code, 0, repl.stderr);
+  });
+
+  it('leaves quietly (exit 141) when its stdout is closed by the reader (`| head`)', async () => {
+    const repl = startTroupe(['repl', '--url', server.url], { TROUPE_REPL_HISTORY: path.join(tmp, 'h-epipe') });
+    await repl.waitFor(/troupe repl — /, { from: 0 });
+    repl.child.stdout?.destroy();
+    repl.write('types\nhealth\nps\n');
+    const { code } = await repl.exited;
+    assert.equal(code, 141, repl.stderr);
+    assert.equal(repl.stderr, '');
+  });
+
   it('an unreachable server is one line; the REPL keeps running', async () => {
     const url = `http://127.0.0.1:${await closedPort()}`;
     const repl = startTroupe(['repl', '--url', url], { TROUPE_REPL_HISTORY: path.join(tmp, 'h-unreachable') });

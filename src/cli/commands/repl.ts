@@ -8,7 +8,8 @@ import { createHttpBackend } from '../../repl/http-backend.ts';
 import { createLocalBackend } from '../../repl/local-backend.ts';
 import { startRepl } from '../../repl/repl.ts';
 import { createStderrLogger, openRuntime } from '../config-file.ts';
-import { ExitCodes } from '../errors.ts';
+import { ErrorCodes, TroupeError } from '../../errors.ts';
+import { ExitCodes, onClosedOutput } from '../errors.ts';
 
 export interface ReplCommandOptions {
   url?: string;
@@ -20,6 +21,15 @@ export interface ReplCommandOptions {
 
 /** Why: one console, two ways to reach a runtime, chosen by the flags. */
 export async function replCommand(o: ReplCommandOptions): Promise<number> {
+  if (o.store !== undefined && o.config === undefined) {
+    // Attached, the server's store is used: a --store here would be ignored without a word.
+    throw new TroupeError(ErrorCodes.INVALID_OPTION, '--store needs --config (it is the store of an embedded runtime); attached to a server, the server\'s store is used');
+  }
+  // startRepl ends on a closed stdout itself; this only notes it for the exit code. A closed stderr (the embedded
+  // runtime's warnings) is no reason to leave.
+  let outputClosed = false;
+  onClosedOutput([process.stdout], () => (outputClosed = true));
+  onClosedOutput([process.stderr], () => {});
   let backend: Backend;
   if (o.config !== undefined) {
     const { rt, loaded } = await openRuntime({ config: o.config, store: o.store, requireConfig: true, logger: createStderrLogger() });
@@ -33,5 +43,5 @@ export async function replCommand(o: ReplCommandOptions): Promise<number> {
   } finally {
     await backend.close();
   }
-  return ExitCodes.ok;
+  return outputClosed ? ExitCodes.closedOutput : ExitCodes.ok;
 }

@@ -5,7 +5,7 @@
  * never claims queued work from the config's durable store, and the config's schedules are left out.
  * Ctrl-C cancels the task (exit 130); a second Ctrl-C stops at once.
  */
-import { ErrorCodes } from '../../errors.ts';
+import { ErrorCodes, isTroupeError, TroupeError } from '../../errors.ts';
 import { createLocalBackend } from '../../repl/local-backend.ts';
 import { createStderrLogger, openRuntime } from '../config-file.ts';
 import { ExitCodes, readInputOption } from '../errors.ts';
@@ -29,7 +29,7 @@ const CODE_OF_STATE: Record<string, string> = {
 /** Why: one task, start to end, from a terminal or a script, with the outcome as exit code. */
 export async function runTask(task: string, o: RunOptions, style: Style, bar: boolean): Promise<number> {
   const input = await readInputOption(o);
-  const { rt } = await openRuntime({ config: o.config, store: o.store ?? 'memory', withoutSchedules: true, logger: createStderrLogger() });
+  const { rt, loaded } = await openRuntime({ config: o.config, store: o.store ?? 'memory', withoutSchedules: true, logger: createStderrLogger() });
   const backend = createLocalBackend(rt, { closeTimeout: '5s' });
   let interrupted = false;
   let id: string | undefined;
@@ -42,7 +42,15 @@ export async function runTask(task: string, o: RunOptions, style: Style, bar: bo
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    id = await backend.enqueue(task, input);
+    try {
+      id = await backend.enqueue(task, input);
+    } catch (error) {
+      // Without a config only the built-ins are registered: say that the config is what is missing.
+      if (loaded === undefined && isTroupeError(error) && error.code === ErrorCodes.UNKNOWN_TASK) {
+        throw new TroupeError(ErrorCodes.UNKNOWN_TASK, `${error.message} — no config file was found in ${process.cwd()}: pass --config FILE or create ./troupe.config.ts`, { cause: error });
+      }
+      throw error;
+    }
     if (interrupted) await backend.cancel(id).catch(() => {});
     if (bar) process.stderr.write(style.dim(`running ${task} ${id}\n`));
     const view = createProgressView({ stream: process.stderr, bar, style, label: task });

@@ -9,7 +9,7 @@ import { ErrorCodes, TroupeError } from '../../errors.ts';
 import type { StartedServer } from '../../http/listen.ts';
 import { parseDuration } from '../../units.ts';
 import { createStderrLogger, openRuntime } from '../config-file.ts';
-import { ExitCodes } from '../errors.ts';
+import { ExitCodes, onClosedOutput } from '../errors.ts';
 import type { Style } from '../format.ts';
 
 export interface ServeOptions {
@@ -24,6 +24,8 @@ export interface ServeOptions {
 /** Why: one entry point that runs until a signal and then shuts down in order. */
 export async function serve(o: ServeOptions, style: Style): Promise<number> {
   const graceMs = parseDuration(o.grace ?? '10s', '--grace');
+  // The server's lifetime is not its log reader's: with stdout or stderr gone (`| head`), it keeps serving.
+  onClosedOutput([process.stdout, process.stderr], () => {});
   const { rt, loaded } = await openRuntime({ config: o.config, store: o.store, requireConfig: true, logger: createStderrLogger() });
   let server: StartedServer;
   const http: HttpConfig = { ...(loaded?.config.http ?? {}) };

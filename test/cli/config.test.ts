@@ -1,0 +1,104 @@
+// Config files as a user writes them, loaded by the real binary from scratch folders: CommonJS and ES module
+// packages, mistakes that must name the file, SQLite paths taken from the config's folder, the `http` block's keys,
+// and `run` saying that no config was found.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { killAll, startTroupe, troupe } from './child.ts';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'troupe-config-'));
+
+after(async () => {
+  await killAll();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** A folder with these files (a `package.json` object is written as JSON). */
+function folder(name: string, files: Record<string, string | object>): string {
+  const dir = path.join(tmp, name);
+  mkdirSync(dir, { recursive: true });
+  for (const [file, content] of Object.entries(files)) writeFileSync(path.join(dir, file), typeof content === 'string' ? content : JSON.stringify(content));
+  return dir;
+}
+
+const INLINE = "export default { store: 'memory', tasks: { inl: { run: async (i: any) => ({ i }) } } };\n";
+
+describe('loading troupe.config.ts', () => {
+  it('loads in a CommonJS package (no "type": "module", as npm init writes) and in an ES module package', async () => {
+    const cjs = folder('cjs', { 'package.json': { name: 'myapp', version: '1.0.0' }, 'troupe.config.ts': INLINE });
+    const esm = folder('esm', { 'package.json': { type: 'module' }, 'troupe.config.ts': INLINE });
+    const [inCjs, inEsm] = await Promise.all([
+      troupe(['run', 'inl', '--input', '{"z":1}'], {}, undefined, { cwd: cjs }),
+      troupe(['run', 'inl', '--input', '{"z":2}'], {}, undefined, { cwd: esm }),
+    ]);
+    assert.equal(inCjs.code, 0, inCjs.stderr);
+    assert.deepEqual(JSON.parse(inCjs.stdout), { i: { z: 1 } });
+    assert.equal(inEsm.code, 0, inEsm.stderr);
+    assert.deepEqual(JSON.parse(inEsm.stdout), { i: { z: 2 } });
+  });
+
+  it('a config that does not compile, has no default export or exports no object is one line naming the file; exit 2', async () => {
+    const dir = folder('mistakes', {
+      'package.json': { name: 'myapp' },
+      'syntax.ts': 'export default {\n',
+      'nodefault.ts': 'export const tasks = {};\n',
+      'number.ts': 'export default 42;\n',
+      'esm-nodefault.mts': 'export const tasks = {};\n',
+    });
+    const file = (f: string) => path.join(dir, f);
+    const [syntax, noDefault, number, esmNoDefault] = await Promise.all(
+      ['syntax.ts', 'nodefault.ts', 'number.ts', 'esm-nodefault.mts'].map((f) => troupe(['run', 'x', '--config', f], {}, undefined, { cwd: dir })),
+    );
+    for (const r of [syntax, noDefault, number, esmNoDefault]) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.doesNotMatch(r.stderr, /cycle/);
+    }
+    assert.match(syntax.stderr, new RegExp(`^error TROUPE_ERR_INVALID_OPTION: Config file ${file('syntax.ts')} could not be loaded: .*Expected identifier but found end of file`));
+    assert.equal(noDefault.stderr, `error TROUPE_ERR_INVALID_OPTION: Config file ${file('nodefault.ts')} has no default export: write \`export default defineConfig({ … })\`\n`);
+    assert.equal(esmNoDefault.stderr, `error TROUPE_ERR_INVALID_OPTION: Config file ${file('esm-nodefault.mts')} has no default export: write \`export default defineConfig({ … })\`\n`);
+    assert.match(number.stderr, new RegExp(`^error TROUPE_ERR_INVALID_OPTION: Expected \`the default export of ${file('number.ts')}\` to be an object .*got \`42\``));
+  });
+
+  it('refuses an unknown key under `http` (a misspelt token must not serve the API without auth)', async () => {
+    const dir = folder('http-typo', {
+      'package.json': { type: 'module' },
+      'troupe.config.ts': "export default { store: 'memory', http: { port: 0, Token: 'secret-token-0123456789abcdef' }, tasks: { a: { run: async () => 1 } } };\n",
+    });
+    const p = startTroupe(['serve'], {}, { cwd: dir });
+    const served = await Promise.race([p.waitFor(/troupe serving/, { from: 0 }).then(() => true, () => false), p.exited.then(() => false)]);
+    if (served) p.child.kill('SIGTERM');
+    assert.equal(served, false, 'it must not serve');
+    const { code } = await p.exited;
+    assert.equal(code, 2, p.stdout);
+    assert.match(p.stderr, /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.Token` to be one of the known options \(host, port, token, bodyLimit\)/);
+  });
+});
+
+describe('SQLite paths in a config', () => {
+  it('resolve against the config file\'s folder, not the folder the command is typed in (bare path and default store)', async () => {
+    const bare = folder('store-bare', { 'package.json': { type: 'module' }, 'troupe.config.ts': "export default { store: './bare.db', tasks: { a: { run: async () => 1 } } };\n" });
+    const prefixed = folder('store-prefixed', { 'package.json': { type: 'module' }, 'troupe.config.ts': "export default { store: 'sqlite:./pre.db', tasks: { a: { run: async () => 1 } } };\n" });
+    const none = folder('store-default', { 'package.json': { type: 'module' }, 'troupe.config.ts': 'export default { tasks: { a: { run: async () => 1 } } };\n' });
+    const elsewhere = folder('elsewhere', {});
+    const results = await Promise.all(
+      [bare, prefixed, none].map((dir) => troupe(['repl', '--config', path.relative(elsewhere, path.join(dir, 'troupe.config.ts'))], { TROUPE_REPL_HISTORY: path.join(tmp, 'history') }, 'exit\n', { cwd: elsewhere })),
+    );
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(path.join(bare, 'bare.db')), 'bare path next to the config');
+    assert.ok(existsSync(path.join(prefixed, 'pre.db')), 'sqlite: path next to the config');
+    assert.ok(existsSync(path.join(none, '.troupe', 'troupe.db')), 'default store next to the config');
+    assert.ok(!existsSync(path.join(elsewhere, 'bare.db')) && !existsSync(path.join(elsewhere, '.troupe')), 'nothing in the current folder');
+  });
+});
+
+describe('troupe run without a config', () => {
+  it('says that no config file was found when the task is unknown', async () => {
+    const empty = folder('no-config', {});
+    const r = await troupe(['run', 'hash', '--input', '{"text":"abc"}'], {}, undefined, { cwd: empty });
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, `error TROUPE_ERR_UNKNOWN_TASK: No task named \`hash\` is registered — no config file was found in ${empty}: pass --config FILE or create ./troupe.config.ts\n`);
+  });
+});
