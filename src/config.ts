@@ -104,8 +104,12 @@ export function resolveStorePath(store: RuntimeOptions['store'], baseDir: string
   return `sqlite:${path.resolve(baseDir, file)}`;
 }
 
-/** Creates a runtime from a loaded config: registers its tasks and upserts its schedules. */
-export async function createRuntimeFromConfig(loaded: LoadedConfig, overrides: RuntimeOptions = {}): Promise<Runtime> {
+/**
+ * Creates a runtime from a loaded config: registers its tasks and upserts its schedules, and removes the schedules
+ * an earlier config defined that this one does not (`Runtime.replaceConfigSchedules`). With `schedules: false`
+ * (`troupe run`), the config's schedules are neither created nor removed.
+ */
+export async function createRuntimeFromConfig(loaded: LoadedConfig, overrides: RuntimeOptions = {}, { schedules: withSchedules = true } = {}): Promise<Runtime> {
   const { http: _http, tasks, schedules, ...options } = loaded.config;
   const runtimeOptions: CreateRuntimeOptions = { ...options, ...overrides, baseDir: loaded.baseDir };
   // The default store is a relative SQLite path too: without this, `serve --config app/troupe.config.ts` typed in
@@ -114,10 +118,14 @@ export async function createRuntimeFromConfig(loaded: LoadedConfig, overrides: R
   if (tasks !== undefined) runtimeOptions.tasks = plainObject(tasks, 'tasks') as Record<string, TaskDefinition>;
   const rt = await createRuntime(runtimeOptions);
   try {
-    for (const [id, raw] of Object.entries(plainObject(schedules, 'schedules'))) {
-      const s = plainObject(raw, `schedules.${id}`) as unknown as ScheduleConfig;
-      const { task, input, ...spec } = s;
-      await rt.schedule(task, { ...spec, id }, input);
+    if (withSchedules) {
+      const defined = Object.entries(plainObject(schedules, 'schedules'));
+      for (const [id, raw] of defined) {
+        const s = plainObject(raw, `schedules.${id}`) as unknown as ScheduleConfig;
+        const { task, input, ...spec } = s;
+        await rt.schedule(task, { ...spec, id }, input);
+      }
+      await rt.replaceConfigSchedules(defined.map(([id]) => id));
     }
   } catch (error) {
     await rt.close();

@@ -134,6 +134,8 @@ const SELF = 'runtime';
 const ENQUEUE_KEYS = new Set(['priority', 'weight', 'delay', 'runAt', 'key', 'timeout', 'retry', 'group', 'dedup']);
 const GROUP_KEY = /^[^\u0000-\u001f]{1,256}$/;
 const SCHEDULE_KEYS = new Set(['cron', 'every', 'timezone', 'overlap', 'id']);
+/** The store setting that lists the schedules the last applied config file defined (replaceConfigSchedules). */
+const CONFIG_SCHEDULES_KEY = 'config-schedules';
 /** An awaited task is first read from the store this long after the wait began (see #watchAwaited)… */
 const AWAIT_FIRST_MS = 200;
 /** …then at doubling gaps up to this; the due ones are looked for every AWAIT_TICK_MS, at most AWAIT_READ_MAX a read. */
@@ -588,6 +590,33 @@ export class Runtime implements AsyncDisposable {
   async unschedule(id: string): Promise<boolean> {
     const removed = await this.#store.deleteSchedule(id);
     if (removed) this.#tell({ type: 'scheduler.schedule-removed', id });
+    return removed;
+  }
+
+  /**
+   * @internal The ids of the schedules a config file defines (see src/config.ts): those the previously applied
+   * config defined and this one no longer does are removed, and this list is kept for the next config (a small
+   * setting in the store). Why: config schedules are stored, so one deleted from the file would otherwise fire
+   * forever. Schedules created any other way (the API, the REPL, `rt.schedule`) are not the config's and stay.
+   * Returns the ids removed.
+   */
+  async replaceConfigSchedules(ids: readonly string[]): Promise<string[]> {
+    const text = await this.#store.getMeta(CONFIG_SCHEDULES_KEY);
+    let previous: unknown = [];
+    try {
+      previous = text === undefined ? [] : JSON.parse(text);
+    } catch {
+      previous = [];
+    }
+    const removed: string[] = [];
+    for (const id of Array.isArray(previous) ? previous : []) {
+      if (typeof id !== 'string' || ids.includes(id)) continue;
+      if (await this.unschedule(id)) {
+        removed.push(id);
+        this.options.logger.info('schedule removed: the config no longer defines it', { id });
+      }
+    }
+    await this.#store.setMeta(CONFIG_SCHEDULES_KEY, ids.length > 0 ? JSON.stringify(ids) : undefined);
     return removed;
   }
 

@@ -63,16 +63,13 @@ export async function openRuntime(o: OpenOptions): Promise<{ rt: Runtime; loaded
     throw new TroupeError(ErrorCodes.INVALID_OPTION, 'no config file: pass --config FILE or create ./troupe.config.ts here');
   }
   const store = o.store !== undefined ? parseStoreOption(o.store) : undefined;
-  let loaded: LoadedConfig | undefined = file !== undefined ? await loadConfig(file) : undefined;
-  if (loaded && o.withoutSchedules) {
-    const { schedules: _schedules, ...config } = loaded.config;
-    loaded = { ...loaded, config };
-  }
+  const loaded: LoadedConfig | undefined = file !== undefined ? await loadConfig(file) : undefined;
   const base: LoadedConfig = loaded ?? { config: {}, baseDir: process.cwd(), file: '(none)' };
   const overrides: RuntimeOptions = {};
   if (store !== undefined) overrides.store = store;
   else if (base.config.store === undefined && o.defaultStore !== undefined) overrides.store = o.defaultStore;
   if (base.config.logger === undefined && o.logger !== undefined) overrides.logger = o.logger;
-  const rt = await createRuntimeFromConfig(base, overrides);
+  // The config speaks for its schedules only when there is one, and when they are wanted (not for `troupe run`).
+  const rt = await createRuntimeFromConfig(base, overrides, { schedules: loaded !== undefined && !o.withoutSchedules });
   return { rt, loaded };
 }

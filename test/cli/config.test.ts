@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { createRuntimeFromConfig, type LoadedConfig, type ScheduleConfig } from '../../src/config.ts';
 import { killAll, startTroupe, troupe } from './child.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'troupe-config-'));
@@ -100,5 +101,32 @@ describe('troupe run without a config', () => {
     const r = await troupe(['run', 'hash', '--input', '{"text":"abc"}'], {}, undefined, { cwd: empty });
     assert.equal(r.code, 2);
     assert.equal(r.stderr, `error TROUPE_ERR_UNKNOWN_TASK: No task named \`hash\` is registered — no config file was found in ${empty}: pass --config FILE or create ./troupe.config.ts\n`);
+  });
+});
+
+describe('the schedules a config defines', () => {
+  it('a schedule deleted from the config is removed when the config is applied again; others stay', async () => {
+    const db = `sqlite:${path.join(tmp, 'schedules.db')}`;
+    const tasks = { tick: { run: () => 1 } };
+    const apply = async (schedules: Record<string, ScheduleConfig> | undefined, options: { schedules?: boolean } = {}) => {
+      const loaded: LoadedConfig = { config: { store: db, maintenance: false, tasks, ...(schedules ? { schedules } : {}) }, baseDir: tmp, file: path.join(tmp, 'troupe.config.ts') };
+      const rt = await createRuntimeFromConfig(loaded, {}, options);
+      return rt;
+    };
+    let rt = await apply({ a: { task: 'tick', every: '1h' }, b: { task: 'tick', every: '1h' } });
+    // Made at run time (API, REPL): not the config's.
+    await rt.schedule('tick', { every: '2h', id: 'by-hand' });
+    await rt.close();
+    // `troupe run` leaves the config's schedules alone.
+    rt = await apply(undefined, { schedules: false });
+    assert.deepEqual((await rt.schedules()).map((s) => s.id).sort(), ['a', 'b', 'by-hand']);
+    await rt.close();
+    rt = await apply({ a: { task: 'tick', every: '1h' } });
+    assert.deepEqual((await rt.schedules()).map((s) => s.id).sort(), ['a', 'by-hand']);
+    await rt.close();
+    // The whole block deleted: the config now defines none.
+    rt = await apply(undefined);
+    assert.deepEqual((await rt.schedules()).map((s) => s.id), ['by-hand']);
+    await rt.close();
   });
 });
