@@ -10,7 +10,7 @@
  * once the buffer is half empty. The buffer only fills under load: it holds about what the slots start within
  * PREFETCH_HORIZON_MS at the measured start rate (up to `prefetch`), so slow or sparse work is not held away from
  * other nodes, and a buffered task waits milliseconds, not a long run's time; one that has waited a second (the
- * work got slower than the buffer was filled for) goes back to the queue. A buffered task is claimed (running,
+ * work got slower than the buffer was filled for, or a first burst filled it for slow work) goes back to the queue. A buffered task is claimed (running,
  * leased to this node) but has not started:
  * - a cancel removes it (it never runs); a pause of its name or group, a drain (close) or a wait longer than the
  *   lease gives it back to the queue with a release (its attempt not counted);
@@ -128,7 +128,7 @@ export class Executor implements Actor<TroupeMessage> {
   readonly #waiting = new Set<TaskActor>();
   /** Whether the tracker was last told that claimed tasks wait here (for lease renewal). */
   #holdingReported = false;
-  /** Starts per ms over the last full window (undefined until one has passed). */
+  /** Starts per ms over the last full window (undefined until one has passed: a first burst may prefetch). */
   #startRate: number | undefined;
   #rateFrom = 0;
   #rateStarts = 0;
@@ -432,20 +432,22 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   /**
-   * The buffer's size now: `prefetch` under load, less for slower work, none when starts are sparse. The rate is
-   * the last full window's, or what the current window shows if that is more: its starts so far over at least a
-   * window's length (so a first burst, or one after a pause, fills the buffer as fast as it starts tasks, and a
-   * node that has started one slow task holds nothing). A window that has run long since the last start shows
-   * at most its starts over its length.
+   * The buffer's size now: `prefetch` under load, less for slower work, none when starts are sparse. Before a
+   * first full window of starts has been measured, a first burst may prefetch; once that window has run long (a
+   * slow first start), what it shows so far. A window that has run long since the last start shows at most its
+   * starts over its length. What keeps a first burst of slow work from being held is the second-long give-back
+   * (#checkBuffer): the buffer then follows the measured (slow) rate and takes none of it again.
    */
   #prefetchNow(): number {
     const prefetch = this.#d.prefetch ?? 0;
     if (prefetch === 0) return 0;
-    const now = this.#d.clock.now();
-    const span = now - this.#rateFrom;
-    const current = this.#rateStarts / Math.max(span, RATE_WINDOW_MS);
-    const last = this.#startRate === undefined ? 0 : span >= RATE_WINDOW_MS ? Math.min(this.#startRate, current) : this.#startRate;
-    return Math.min(prefetch, Math.floor(Math.max(last, current) * PREFETCH_HORIZON_MS));
+    const span = this.#d.clock.now() - this.#rateFrom;
+    let rate: number;
+    if (this.#startRate === undefined) {
+      if (this.#rateStarts === 0 || span < RATE_WINDOW_MS) return prefetch;
+      rate = this.#rateStarts / span;
+    } else rate = span >= RATE_WINDOW_MS ? Math.min(this.#startRate, this.#rateStarts / span) : this.#startRate;
+    return Math.min(prefetch, Math.floor(rate * PREFETCH_HORIZON_MS));
   }
 
   #armBufferCheck(): void {
