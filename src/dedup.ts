@@ -12,7 +12,8 @@
 import { invalidOption } from './errors.ts';
 import { plainObject } from './options.ts';
 import type { DedupMode, DedupSpec, NewTask } from './task.ts';
-import { parseDuration, storableText } from './units.ts';
+import { parseDuration } from './units.ts';
+import { hasBadText } from './store/json-value.ts';
 
 /** The history reason of a debounced task pushed back by a newer enqueue. */
 export const DEBOUNCED_REASON = 'debounced';
@@ -32,7 +33,7 @@ export interface DedupOptions {
 /** Why: validate the enqueue option once, at the door. */
 export function resolveDedup(value: unknown, path: string): DedupSpec {
   const o = plainObject(value, path, DEDUP_KEYS);
-  if (typeof o.key !== 'string' || o.key.length === 0 || o.key.length > 512 || !storableText(o.key)) {
+  if (typeof o.key !== 'string' || o.key.length === 0 || o.key.length > 512 || hasBadText(o.key)) {
     throw invalidOption(`${path}.key`, 'a non-empty string of at most 512 characters, without NUL or unpaired surrogates', o.key);
   }
   if (!MODES.includes(o.mode as DedupMode)) throw invalidOption(`${path}.mode`, "'throttle' or 'debounce'", o.mode);

@@ -25,7 +25,7 @@ import { Orchestrator } from './orchestrator.ts';
 import { createThreadPool, type ThreadPool } from './pool/thread-pool.ts';
 import { activeCommandPids, runCommand, type CommandSpec } from './process/run-command.ts';
 import { spawnServerInfo, warmSpawnServer } from './process/spawn-client.ts';
-import { jsonProblem } from './store/json-value.ts';
+import { hasBadText, jsonProblem } from './store/json-value.ts';
 import { Registry, type ResolvedTask, type TaskDefinition } from './registry.ts';
 import { resolveRetryPolicy } from './schedule/backoff.ts';
 import { validateScheduleSpec } from './schedule/cron.ts';
@@ -42,7 +42,7 @@ import { recommend, type TaskAdvice } from './advice/recommend.ts';
 import { nextSlot } from './schedule/cron.ts';
 import { soon } from './soon.ts';
 import { resolveAdaptiveLimitOptions } from '../actors/executor/adaptive-limit.ts';
-import { MAX_DURATION_MS, parseDuration, storableText, type Duration } from './units.ts';
+import { MAX_DURATION_MS, parseDuration, type Duration } from './units.ts';
 import { Executor } from '../actors/executor/executor.ts';
 import type { TroupeMessage } from '../actors/messages.ts';
 import { Scheduler } from '../actors/scheduler/scheduler.ts';
@@ -912,7 +912,7 @@ export class Runtime implements AsyncDisposable {
     const weight = o.weight ?? 1;
     if (typeof weight !== 'number' || !(weight > 0) || !Number.isFinite(weight)) throw invalidOption(`${path}.weight`, 'a positive number', o.weight);
     const key = extra?.key ?? o.key;
-    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 512 || !storableText(key))) {
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 512 || hasBadText(key))) {
       throw invalidOption(`${path}.key`, 'a non-empty string of at most 512 characters, without NUL or unpaired surrogates', key);
     }
     const retry = o.retry === undefined ? undefined : resolveRetryPolicy(o.retry, `${path}.retry`, def.retry);

@@ -35,17 +35,6 @@ export function parseDuration(value: unknown, path: string, { positive = false }
   return Math.round(ms);
 }
 
-/**
- * Whether every store can keep `text` as it is: no NUL character and no unpaired surrogate (PostgreSQL's text
- * refuses both; the other stores would keep what PostgreSQL cannot, so a store change would lose tasks).
- */
-export function storableText(text: string): boolean {
-  return !UNSTORABLE_TEXT.test(text);
-}
-
-/** A NUL, a high surrogate not followed by a low one, or a low surrogate not preceded by a high one. */
-const UNSTORABLE_TEXT = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /** Parses a size in bytes; `path` names the option in the error. */
 export function parseSize(value: unknown, path: string): number {
   let bytes: number | undefined;

@@ -80,7 +80,7 @@ const BAD_TEXT = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])
 const HAS_BAD_TEXT = new RegExp(BAD_TEXT.source);
 
 /** A NUL or an unpaired surrogate in a string or a key. */
-function hasBadText(s: string): boolean {
+export function hasBadText(s: string): boolean {
   return HAS_BAD_TEXT.test(s);
 }
 
