@@ -1059,24 +1059,20 @@ export class Runtime implements AsyncDisposable {
 
   /** Delivers the outcome of each task of `ids` that is final in the store. */
   async #readFinal(ids: TaskId[]): Promise<void> {
+    const deliverIfFinal = (record: TaskRecord | undefined): void => {
+      if (record && isFinalState(record.state) && this.#awaited.has(record.id)) this.#deliver(outcomeFromView(toView(record)));
+    };
+    if (!this.#store.states) {
+      // A store without the one read for many: each task whole, once.
+      for (const id of ids) if (this.#awaited.has(id)) deliverIfFinal(await this.#store.get(id));
+      return;
+    }
     for (let at = 0; at < ids.length; at += AWAIT_READ_MAX) {
-      const chunk = ids.slice(at, at + AWAIT_READ_MAX);
-      const found = this.#store.states ? await this.#store.states(chunk) : await this.#statesOneByOne(chunk);
+      const found = await this.#store.states(ids.slice(at, at + AWAIT_READ_MAX));
       for (const [id, state] of found) {
-        if (!isFinalState(state) || !this.#awaited.has(id)) continue;
-        const record = await this.#store.get(id);
-        if (record && isFinalState(record.state) && this.#awaited.has(id)) this.#deliver(outcomeFromView(toView(record)));
+        if (isFinalState(state) && this.#awaited.has(id)) deliverIfFinal(await this.#store.get(id));
       }
     }
-  }
-
-  async #statesOneByOne(ids: TaskId[]): Promise<Map<TaskId, TaskState>> {
-    const found = new Map<TaskId, TaskState>();
-    for (const id of ids) {
-      const record = await this.#store.get(id);
-      if (record) found.set(id, record.state);
-    }
-    return found;
   }
 
   /** Settles whoever awaits the task (a `start()` handle, `run()` callers) with its outcome. */

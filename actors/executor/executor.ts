@@ -10,8 +10,8 @@
  * once the buffer is half empty. The buffer only fills under load: it holds about what the slots start within
  * PREFETCH_HORIZON_MS at the measured start rate (up to `prefetch`), so slow or sparse work is not held away from
  * other nodes, and a buffered task waits milliseconds, not a long run's time; one that has waited a second (the
- * work got slower than the buffer was filled for, or a first burst filled it for slow work) goes back to the queue. A buffered task is claimed (running,
- * leased to this node) but has not started:
+ * work got slower than the buffer was filled for, or a first burst filled it for slow work) goes back to the
+ * queue. A buffered task is claimed (running, leased to this node) but has not started:
  * - a cancel removes it (it never runs); a pause of its name or group, a drain (close) or a wait longer than the
  *   lease gives it back to the queue with a release (its attempt not counted);
  * - its lease is renewed with the running ones (the tracker is told whether any wait);
@@ -465,12 +465,13 @@ export class Executor implements Actor<TroupeMessage> {
     this.#bufferTimer = undefined;
     if (this.#buffer.length === 0 || this.#draining) return;
     const now = this.#d.clock.now();
-    if (this.#buffer.some((b) => now - Math.max(b.at, b.startAt ?? 0) >= BUFFER_WAIT_MAX_MS)) {
-      this.#buffer = this.#buffer.filter((b) => {
-        if (now - Math.max(b.at, b.startAt ?? 0) < BUFFER_WAIT_MAX_MS) return true;
-        this.#giveBack(b, 'waited for a slot');
-        return false;
-      });
+    const before = this.#buffer.length;
+    this.#buffer = this.#buffer.filter((b) => {
+      if (now - Math.max(b.at, b.startAt ?? 0) < BUFFER_WAIT_MAX_MS) return true;
+      this.#giveBack(b, 'waited for a slot');
+      return false;
+    });
+    if (this.#buffer.length < before) {
       this.#reportHeld();
       this.#maybeDrained();
     }

@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { startServer } from '../../src/http/listen.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { SseClient } from '../http/helpers.ts';
 import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
 import { tempDb } from '../helpers/temp-db.ts';
@@ -172,3 +173,28 @@ for (const { label, skip, store } of STORES) {
     });
   });
 }
+
+describe('awaiting a task another node runs, on a store without states()', () => {
+  it('reads each awaited task whole instead, and run() still settles', async () => {
+    const file = tempDb('awaited-nostates');
+    const bare = () => {
+      const store = createSqliteStore(file);
+      // A custom store written before states(): the runtime falls back to get().
+      (store as { states?: unknown }).states = undefined;
+      return store;
+    };
+    const g = gate();
+    const a = await createRuntime({ store: bare(), nodeId: 'a', concurrency: 1, maintenance: false, tasks: { k: { run: async (i: { block?: boolean }) => (i.block ? g.wait() : 'a') } } });
+    const blocker = a.start('k', { block: true });
+    let b: Runtime | undefined;
+    try {
+      await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
+      b = await createRuntime({ store: bare(), nodeId: 'b', concurrency: 2, maintenance: false, tasks: { k: { run: () => 'b' } } });
+      assert.equal(await within(a.run('k', {}), 20_000), 'b');
+    } finally {
+      g.open();
+      await b?.close();
+      await a.close();
+    }
+  });
+});
