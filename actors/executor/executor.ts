@@ -516,6 +516,7 @@ export class Executor implements Actor<TroupeMessage> {
     }
     const [b] = this.#buffer.splice(i, 1);
     if (reason === 'shutdown') this.#giveBack(b!, 'shutdown');
+    else this.#stopped(id, b!.task.name);
     this.#reportHeld();
     this.#demand();
   }
@@ -538,7 +539,7 @@ export class Executor implements Actor<TroupeMessage> {
       else if (ours) {
         this.#buffer.push(startAt === undefined ? { task, at } : { task, at, startAt });
         this.#pull();
-      }
+      } else if (current?.state === 'cancelled') this.#stopped(task.id, task.name);
       this.#reportHeld();
       this.#maybeDrained();
       this.#demand();
@@ -547,6 +548,11 @@ export class Executor implements Actor<TroupeMessage> {
       this.#d.logger.warn('could not read a task a cancel came before; its lease will bring it back if it still runs', { id: task.id, error: serializeError(error).message });
       answered(undefined);
     });
+  }
+
+  /** A cancelled task held here has stopped: the tracker says so once its captured output is stored. */
+  #stopped(id: TaskId, name: string): void {
+    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.stopped', id, name, at: this.#d.clock.now() });
   }
 
   /** Remembers the cancel of a task not here (see #cancelledAhead), forgetting those past their time or room. */
@@ -723,6 +729,8 @@ export class Executor implements Actor<TroupeMessage> {
     // A run that never started (it waited for its slot, see #hold) was never counted as running by the tracker.
     if (op) this.#ctx.tell(this.#d.orchestrator, this.#waiting.size > 0 && this.#waiting.delete(run) ? { type: 'tracker.settle', op, name: run.name, startedAt: run.startedAt, held: true } : { type: 'tracker.settle', op, name: run.name, startedAt: run.startedAt });
     else if (this.#waiting.size > 0) this.#waiting.delete(run);
+    // Told after every output message of the run (one mailbox, in order): `task.stopped` follows its lines.
+    if (run.reason === 'cancel') this.#stopped(run.id, run.name);
     this.#maybeDrained();
     this.#demand();
   }

@@ -28,8 +28,17 @@ export interface TaskRetrying extends TaskFactBase { type: 'task.retrying'; atte
 export interface TaskSucceeded extends TaskFactBase { type: 'task.succeeded'; attempt: number; result: unknown; durationMs: number }
 /** Fired when a task ends failed (no attempts left, or a permanent error): a dead letter. */
 export interface TaskFailed extends TaskFactBase { type: 'task.failed'; attempt: number; error: SerializedError }
-/** Fired when a task is cancelled (queued or running). */
-export interface TaskCancelled extends TaskFactBase { type: 'task.cancelled'; previous: TaskState; reason?: string }
+/**
+ * Fired when a task is cancelled (queued or running), as soon as the store has it cancelled. A running task's
+ * process or handler is being stopped then: `owner` names the node it was running on, which publishes
+ * `task.stopped` once it has.
+ */
+export interface TaskCancelled extends TaskFactBase { type: 'task.cancelled'; previous: TaskState; reason?: string; owner?: string }
+/**
+ * Fired by the node that was running a cancelled task once its work has ended (the process exited, the handler
+ * settled, or it had not started yet) and every output line it captured is stored.
+ */
+export interface TaskStopped extends TaskFactBase { type: 'task.stopped' }
 /** Fired when the last attempt ran past its timeout. */
 export interface TaskTimedOut extends TaskFactBase { type: 'task.timed_out'; attempt: number; error: SerializedError }
 
@@ -43,13 +52,14 @@ export type TaskFact =
   | TaskSucceeded
   | TaskFailed
   | TaskCancelled
+  | TaskStopped
   | TaskTimedOut;
 
 export type TaskFactType = TaskFact['type'];
 
 export const TASK_FACT_TYPES: readonly TaskFactType[] = Object.freeze([
   'task.queued', 'task.scheduled', 'task.started', 'task.progress', 'task.output', 'task.retrying',
-  'task.succeeded', 'task.failed', 'task.cancelled', 'task.timed_out',
+  'task.succeeded', 'task.failed', 'task.cancelled', 'task.stopped', 'task.timed_out',
 ]);
 
 /** Facts that end a task: a waiter on the task's outcome resolves on one of these. */

@@ -23,6 +23,11 @@ export interface TrackerHeld { type: 'tracker.held'; holding: boolean }
 export interface TrackerProgress { type: 'tracker.progress'; id: TaskId; name: string; progress: Progress; at: number }
 /** Output lines of one stream captured together (a pipe chunk, or one log line), oldest first. */
 export interface TrackerOutput { type: 'tracker.output'; id: TaskId; name: string; stream: OutputStream; texts: readonly string[]; at: number }
+/**
+ * A cancelled task that this node held has stopped (its run ended, or it was dropped before it started): the
+ * tracker publishes `task.stopped` once the output lines captured before this message are stored.
+ */
+export interface TrackerStopped { type: 'tracker.stopped'; id: TaskId; name: string; at: number }
 /** Cancels a task; answered with the store's CancelResult. */
 export interface TrackerCancel { type: 'tracker.cancel'; id: TaskId; reason: string; replyTo: ActorAddress }
 /** Puts a dead letter back; answered with the task record or undefined. */
@@ -52,6 +57,7 @@ export type TrackerMessage =
   | TrackerHeld
   | TrackerProgress
   | TrackerOutput
+  | TrackerStopped
   | TrackerCancel
   | TrackerRetry
   | TrackerQuery

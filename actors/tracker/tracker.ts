@@ -35,8 +35,9 @@ import {
   createTaskQueued,
   createTaskScheduled,
   createTaskStarted,
+  type TaskCancelled,
 } from '../task/messages.ts';
-import { createErrorReply, createReply, type ClaimOffer, type TrackerMessage, type TrackerSettle } from './messages.ts';
+import { createErrorReply, createReply, type ClaimOffer, type TrackerMessage, type TrackerSettle, type TrackerStopped } from './messages.ts';
 import { nextOutputSeq } from './output-seq.ts';
 import { soon } from '../../src/soon.ts';
 
@@ -120,6 +121,10 @@ export class Tracker implements Actor<TroupeMessage> {
   #enqueueBusy = false;
   #settles: TrackerSettle[] = [];
   #sideOps: SettleOp[] = [];
+  /** The side ops of the write in flight (#writeSettles). */
+  #inFlight: SettleOp[] = [];
+  /** Cancelled runs that have stopped, until their captured output is stored (#publishStops). */
+  #stops: TrackerStopped[] = [];
   #progress = new Map<TaskId, SettleOp>();
   #settleBusy = false;
   /** A settle write is queued for the end of this event-loop turn (durable stores). */
@@ -235,6 +240,10 @@ export class Tracker implements Actor<TroupeMessage> {
         }
         return;
       }
+      case 'tracker.stopped':
+        this.#stops.push(m);
+        this.#publishStops();
+        return;
       case 'tracker.cancel':
         this.#cancel(m.id, m.reason, m.replyTo);
         return;
@@ -440,9 +449,11 @@ export class Tracker implements Actor<TroupeMessage> {
     const sideCount = ops.length;
     for (const s of settles) ops.push(s.op);
     this.#settleBusy = true;
+    this.#inFlight = side;
     this.#d.store.settle(ops).then(
       (applied) => {
         this.#settleBusy = false;
+        this.#inFlight = [];
         this.#storeOk();
         this.#refused = undefined;
         if (this.#writeLimit !== undefined && this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) this.#writeLimit = undefined;
@@ -461,11 +472,13 @@ export class Tracker implements Actor<TroupeMessage> {
         // A claim held back by a group limit may have run before these ends were written: the scheduler watches
         // the outcome facts while one is held back, and claims again.
         if (wake) this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('requeued'));
+        if (this.#stops.length > 0) this.#publishStops();
         this.#flushSettles();
         this.#maybeAnswerFlush();
       },
       (error: unknown) => {
         this.#settleBusy = false;
+        this.#inFlight = [];
         // Nothing was written: keep the batch (outcomes first, in order) and try again.
         this.#settles = [...settles, ...this.#settles];
         this.#sideOps = [...ops.slice(0, sideCount).filter((op) => op.type === 'output'), ...this.#sideOps];
@@ -509,6 +522,7 @@ export class Tracker implements Actor<TroupeMessage> {
       this.#sideOps = this.#sideOps.filter((o) => o !== op);
       if (this.#progress.get(op.id) === op) this.#progress.delete(op.id);
       this.#d.logger.error(op.type === 'output' ? 'output lines refused by the store; dropped' : 'progress refused by the store; dropped', { id: op.id, ...(op.type === 'output' ? { lines: op.lines.length } : {}), error: message });
+      if (this.#stops.length > 0) this.#publishStops();
       return;
     }
     const index = this.#settles.findIndex((s) => s.op === op);
@@ -568,6 +582,17 @@ export class Tracker implements Actor<TroupeMessage> {
     }
   }
 
+  /** `task.stopped` for each stopped run none of whose captured output waits to be written (or is being written). */
+  #publishStops(): void {
+    const unwritten = (id: TaskId): boolean => this.#sideOps.some((op) => op.type === 'output' && op.id === id) || this.#inFlight.some((op) => op.type === 'output' && op.id === id);
+    const waiting: TrackerStopped[] = [];
+    for (const stop of this.#stops) {
+      if (unwritten(stop.id)) waiting.push(stop);
+      else this.#ctx.publish({ type: 'task.stopped', id: stop.id, name: stop.name, at: stop.at });
+    }
+    this.#stops = waiting;
+  }
+
   #maybeAnswerFlush(): void {
     if (this.#flushWaiters.length === 0) return;
     const idle = !this.#settleBusy && this.#settleSoon === undefined && !this.#enqueueBusy && this.#settles.length === 0 && this.#enqueues.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0;
@@ -584,7 +609,9 @@ export class Tracker implements Actor<TroupeMessage> {
         this.#ctx.tell(replyTo, createReply(result));
         if (!result.cancelled || result.previous === undefined) return;
         void this.#d.store.get(id).then((task) => {
-          this.#ctx.publish({ type: 'task.cancelled', id, name: task?.name ?? '', at, previous: result.previous!, reason });
+          const fact: TaskCancelled = { type: 'task.cancelled', id, name: task?.name ?? '', at, previous: result.previous!, reason };
+          if (result.owner !== undefined) fact.owner = result.owner;
+          this.#ctx.publish(fact);
         });
         if (result.previous === 'running') this.#ctx.tell(this.#d.orchestrator, createExecutorAbort(id, 'cancel'));
       },

@@ -30,7 +30,7 @@ import type { SseStream } from './sse.ts';
 /** Lines read from the store per page. */
 const PAGE = 1000;
 
-const FACTS = ['task.output', 'task.progress', 'task.started', 'task.retrying', 'task.queued', 'task.succeeded', 'task.failed', 'task.cancelled', 'task.timed_out'] as const;
+const FACTS = ['task.output', 'task.progress', 'task.started', 'task.retrying', 'task.queued', 'task.succeeded', 'task.failed', 'task.cancelled', 'task.stopped', 'task.timed_out'] as const;
 
 /** The `data` of the final `end` event. */
 export interface EndEvent {
@@ -58,6 +58,10 @@ export class TaskOutputFeed {
   #catchUp: Promise<void> | undefined;
   /** Attempts as last seen (the view, then `started`/`retrying` facts): the fallback `end` of a cancel uses it. */
   #attempts = 0;
+  /** The `end` of a task cancelled while it ran here, sent once its run has stopped (`task.stopped`). */
+  #endOnStop: EndEvent | undefined;
+  /** `task.stopped` came (it can come before `task.cancelled`). */
+  #stopSeen = false;
 
   private constructor(rt: Runtime, id: TaskId) {
     this.#rt = rt;
@@ -136,7 +140,10 @@ export class TaskOutputFeed {
       );
       // Another node may run the task (a shared store): its facts are not heard here, so the end is also taken
       // from the store once the task is final there (lines it stored come with the last catch-up read).
-      const ended = (): void => this.#end({ state: 'failed', attempts: this.#attempts }, true, false);
+      // (Heard here, the cancel of a run that is stopping waits for `task.stopped` instead.)
+      const ended = (): void => {
+        if (this.#endOnStop === undefined) this.#end({ state: 'failed', attempts: this.#attempts }, true, false);
+      };
       this.#rt.whenFinal(this.#id).then(ended, (error: unknown) => {
         if (!(isTroupeError(error) && error.code === ErrorCodes.CLOSED)) ended();
       });
@@ -184,11 +191,23 @@ export class TaskOutputFeed {
       case 'task.timed_out':
         this.#end({ state: 'timed_out', attempts: fact.attempt, error: publicError(fact.error) });
         return;
-      case 'task.cancelled':
+      case 'task.cancelled': {
         // The fact carries neither attempts nor the error; the stored task (committed before the fact is
         // published) has both, so the live `end` is read from it: the same data a client connecting later gets.
-        this.#end({ state: 'cancelled', attempts: this.#attempts, error: publicError(createCancelledError(fact.reason)) }, true);
+        const event: EndEvent = { state: 'cancelled', attempts: this.#attempts, error: publicError(createCancelledError(fact.reason)) };
+        // Running here, its process may still print while it stops: those lines stay live, and the end waits
+        // until the run has stopped and they are stored. (A run on another node is not heard here.)
+        if (fact.previous === 'running' && fact.owner === this.#rt.nodeId && !this.#stopSeen) this.#endOnStop = event;
+        else this.#end(event, true);
         return;
+      }
+      case 'task.stopped': {
+        this.#stopSeen = true;
+        const event = this.#endOnStop;
+        this.#endOnStop = undefined;
+        if (event) this.#end(event, true);
+        return;
+      }
       default:
         return;
     }

@@ -87,6 +87,7 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
   // Lines and progress keep the order the tracker published them in.
   const live: Array<{ line: OutputLine } | { progress: Progress } | { state: FollowState }> = [];
   let ended = false;
+  let stopped = false;
   let wake: (() => void) | undefined;
   const poke = () => {
     const w = wake;
@@ -117,10 +118,18 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
     ...OUTCOMES.map((type) =>
       rt.on(type, (f) => {
         if (f.id !== id) return;
+        // Cancelled while it ran here: its process may print while it stops; the follow ends once it has.
+        if (f.type === 'task.cancelled' && f.previous === 'running' && f.owner === rt.nodeId && !stopped) return;
         ended = true;
         poke();
       }),
     ),
+    rt.on('task.stopped', (f) => {
+      if (f.id !== id) return;
+      stopped = true;
+      ended = true;
+      poke();
+    }),
   ];
   const onAbort = () => poke();
   signal?.addEventListener('abort', onAbort);

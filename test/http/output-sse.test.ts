@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { waitFor } from '../helpers/wait-for.ts';
 import { SERVER_CLOSING } from '../../src/http/server.ts';
-import { SseClient, startHarness, type Harness } from './helpers.ts';
+import { SseClient, defaultTasks, node, sharedFixture, startHarness, type Harness } from './helpers.ts';
 
 let h: Harness;
 before(async () => {
@@ -182,6 +182,40 @@ describe('event streams when the server closes', () => {
       await Promise.all([output.closed, events.closed]);
       assert.deepEqual(events.of('runtime.status').map((e) => e.data.status), ['stopping', 'stopped']);
       assert.equal(output.of('shutdown').length + output.of('end').length, 1, 'the output stream says why it stops');
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+// QA finding (cli 7): `troupe logs -f` of a cancelled task ended before the lines its process printed while it
+// stopped; `troupe logs` afterwards showed them.
+describe('the output stream of a cancelled task', () => {
+  it('ends after the lines the process printed while it stopped, once they are stored', async () => {
+    const own = await startHarness({
+      runtime: { maintenance: false },
+      tasks: (dir) => ({ ...defaultTasks(dir), stubborn: { command: node, args: [sharedFixture('commands/ignore-sigterm.js')], killGrace: '200ms' } }) as never,
+    });
+    try {
+      const res = await own.request('POST', '/api/tasks', { body: { name: 'stubborn' } });
+      const id = res.body.id as string;
+      const stopped = new Promise<void>((resolve) => {
+        const off = own.rt.on('task.stopped', (fact) => {
+          if (fact.id !== id) return;
+          off();
+          resolve();
+        });
+      });
+      const client = new SseClient(`${own.url}/api/tasks/${id}/output`);
+      await client.next((e) => e.event === 'output' && e.data.text === 'ready');
+      assert.equal((await own.request('POST', `/api/tasks/${id}/cancel`)).status, 200);
+      await client.closed;
+      await stopped;
+      const stored = (await own.rt.output(id)).map((l) => l.text);
+      assert.deepEqual(stored, ['ready', 'got SIGTERM']);
+      assert.deepEqual(client.of('output').map((e) => e.data.text), stored);
+      assert.equal(client.events.filter((e) => e.event !== ':comment').at(-1)!.event, 'end');
+      assert.equal(client.of('end')[0]!.data.state, 'cancelled');
     } finally {
       await own.close();
     }

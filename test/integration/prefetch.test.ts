@@ -72,12 +72,15 @@ describe('prefetch buffer (SQLite)', () => {
     }
   });
 
-  it('a cancelled buffered task never runs', async () => {
+  it('a cancelled buffered task never runs, and is stopped at once', async () => {
     const { rt, g, ran, ids } = await setup();
     try {
       const victim = ids[1]!;
       assert.equal((await rt.get(victim))?.state, 'running');
+      const stopped = new Promise<string>((resolve) => rt.on('task.stopped', (f) => resolve(f.id)));
       assert.equal(await rt.cancel(victim), true);
+      // Nothing of it ran: the node that held it says so while the slot's task still runs.
+      assert.equal(await stopped, victim);
       await waitFor(() => executorInfo(rt).buffered === 3, { label: 'cancelled task left the buffer' });
       g.open();
       await waitFor(async () => (await rt.counts()).byState.succeeded === WARM + 5);
