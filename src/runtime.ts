@@ -138,8 +138,9 @@ const SCHEDULE_KEYS = new Set(['cron', 'every', 'timezone', 'overlap', 'id']);
 const CONFIG_SCHEDULES_KEY = 'config-schedules';
 /** An awaited task is first read from the store this long after the wait began (see #watchAwaited)… */
 const AWAIT_FIRST_MS = 200;
-/** …then at doubling gaps up to this; the due ones are looked for every AWAIT_TICK_MS, at most AWAIT_READ_MAX a read. */
+/** …then at doubling gaps up to this; the timer wakes for the earliest due read, at most AWAIT_READ_MAX a read. */
 const AWAIT_GAP_MAX_MS = 2000;
+/** The shortest wait of the read timer: reads due within it go together. */
 const AWAIT_TICK_MS = 100;
 const AWAIT_READ_MAX = 500;
 
@@ -208,6 +209,8 @@ export class Runtime implements AsyncDisposable {
   /** Awaited tasks another node may run, read again from the store (see #watchAwaited): when next, and the gap. */
   readonly #awaited = new Map<TaskId, { next: number; gap: number }>();
   #awaitTimer: TimerHandle | undefined;
+  /** When #awaitTimer fires (clock time). */
+  #awaitTimerAt = 0;
   #awaitReading = false;
 
   /** @internal Use `createRuntime()`. */
@@ -1021,14 +1024,23 @@ export class Runtime implements AsyncDisposable {
    */
   #watchAwaited(id: TaskId): void {
     if (this.#store.kind === 'memory' || this.#awaited.has(id)) return;
-    this.#awaited.set(id, { next: this.options.clock.now() + AWAIT_FIRST_MS, gap: AWAIT_FIRST_MS });
-    if (this.#awaitTimer === undefined) this.#armAwaitTimer();
+    const next = this.options.clock.now() + AWAIT_FIRST_MS;
+    this.#awaited.set(id, { next, gap: AWAIT_FIRST_MS });
+    this.#armAwaitTimer(next);
   }
 
-  #armAwaitTimer(): void {
-    const timer = this.options.clock.setTimeout(this.#readAwaited, AWAIT_TICK_MS);
+  /** Makes the read timer fire by `at` (not sooner than AWAIT_TICK_MS from now); an earlier one is kept. */
+  #armAwaitTimer(at: number): void {
+    const clock = this.options.clock;
+    at = Math.max(at, clock.now() + AWAIT_TICK_MS);
+    if (this.#awaitTimer !== undefined) {
+      if (this.#awaitTimerAt <= at) return;
+      clock.clearTimeout(this.#awaitTimer);
+    }
+    const timer = clock.setTimeout(this.#readAwaited, at - clock.now());
     timer.unref?.();
     this.#awaitTimer = timer;
+    this.#awaitTimerAt = at;
   }
 
   readonly #readAwaited = (): void => {
@@ -1036,16 +1048,21 @@ export class Runtime implements AsyncDisposable {
     if (this.#awaitReading || this.#status !== RuntimeStatus.running) return;
     const now = this.options.clock.now();
     const due: TaskId[] = [];
+    let earliest = Infinity;
     for (const [id, w] of this.#awaited) {
-      if (!this.#waiters.has(id) && !this.#handles.has(id)) this.#awaited.delete(id);
-      else if (w.next <= now) {
+      if (!this.#waiters.has(id) && !this.#handles.has(id)) {
+        this.#awaited.delete(id);
+        continue;
+      }
+      if (w.next <= now) {
         due.push(id);
         w.gap = Math.min(w.gap * 2, AWAIT_GAP_MAX_MS);
         w.next = now + w.gap;
       }
+      earliest = Math.min(earliest, w.next);
     }
     if (due.length === 0) {
-      if (this.#awaited.size > 0) this.#armAwaitTimer();
+      if (this.#awaited.size > 0) this.#armAwaitTimer(earliest);
       return;
     }
     this.#awaitReading = true;
@@ -1053,7 +1070,7 @@ export class Runtime implements AsyncDisposable {
       .catch((error: unknown) => this.options.logger.warn('could not read awaited tasks', { error: serializeError(error).message }))
       .finally(() => {
         this.#awaitReading = false;
-        if (this.#awaited.size > 0 && this.#awaitTimer === undefined && this.#status === RuntimeStatus.running) this.#armAwaitTimer();
+        if (this.#awaited.size > 0 && this.#status === RuntimeStatus.running) this.#armAwaitTimer(earliest);
       });
   };
 

@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { startServer } from '../../src/http/listen.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { ManualClock } from '../../src/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { SseClient } from '../http/helpers.ts';
 import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
@@ -195,6 +196,46 @@ describe('awaiting a task another node runs, on a store without states()', () =>
       g.open();
       await b?.close();
       await a.close();
+    }
+  });
+});
+
+describe('the awaited-task reads', () => {
+  it('wake the runtime for the next due read only, not every tick', async () => {
+    const clock = new ManualClock(Date.now());
+    // Fires per timer callback: the read timer is one function, armed again and again.
+    const fires = new Map<() => void, number>();
+    const setTimeout = clock.setTimeout.bind(clock);
+    clock.setTimeout = (fn, ms) =>
+      setTimeout(() => {
+        fires.set(fn, (fires.get(fn) ?? 0) + 1);
+        fn();
+      }, ms);
+    const store = createSqliteStore(tempDb('awaited-wakeups'));
+    let reads = 0;
+    const states = store.states!.bind(store);
+    store.states = (ids) => (reads++, states(ids));
+    const g = gate();
+    const rt = await createRuntime({ store, clock, concurrency: 1, maintenance: false, tasks: { k: { run: () => g.wait() } } });
+    try {
+      const handle = rt.start('k');
+      await waitFor(async () => (await rt.get(handle.id))?.state === 'running', { label: 'the task runs' });
+      const t0 = clock.now();
+      // Reads 200, 600, 1400 and 3000 ms after the wait began.
+      while (clock.now() < t0 + 1450) await clock.advance(50);
+      assert.equal(reads, 3);
+      fires.clear();
+      while (clock.now() < t0 + 2950) await clock.advance(50);
+      assert.equal(reads, 3);
+      const most = Math.max(0, ...fires.values());
+      assert.ok(most <= 2, `a timer fired ${most} times in 1.5 s without a read due`);
+      while (clock.now() < t0 + 3050) await clock.advance(50);
+      assert.equal(reads, 4);
+      g.open();
+      await handle.result;
+    } finally {
+      g.open();
+      await rt.close();
     }
   });
 });
