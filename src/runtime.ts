@@ -140,6 +140,12 @@ const CONFIG_SCHEDULES_KEY = 'config-schedules';
 const AWAIT_FIRST_MS = 200;
 /** …then at doubling gaps up to this; the timer wakes for the earliest due read, at most AWAIT_READ_MAX a read. */
 const AWAIT_GAP_MAX_MS = 2000;
+/**
+ * @internal How often a follower of a task's output (the HTTP stream, `troupe logs -f`, the REPL) reads the stored
+ * lines of a task that does not run on its node: a node hears only its own tasks' lines, so those of a task another
+ * node runs on a shared store are sent as that node stores them.
+ */
+export const ELSEWHERE_POLL_MS = 500;
 /** The shortest wait of the read timer: reads due within it go together. */
 const AWAIT_TICK_MS = 100;
 const AWAIT_READ_MAX = 500;

@@ -17,8 +17,12 @@
  * carries its `seq` (also as the SSE `id`), which orders them.
  *
  * A reconnecting client sends `Last-Event-ID` (the last `seq` it saw) and gets only what came after.
+ *
+ * On a shared store the task may run on another node, whose facts are not heard here: while no live line has come
+ * and the task is not seen running here, the stored lines after the last sent are read every ELSEWHERE_POLL_MS
+ * (the same catch-up read), and the end comes from the store (`Runtime.whenFinal`).
  */
-import type { Runtime, TaskView } from '../runtime.ts';
+import { ELSEWHERE_POLL_MS, type Runtime, type TaskView } from '../runtime.ts';
 import type { TaskId } from '../ids.ts';
 import { ErrorCodes, isTroupeError } from '../errors.ts';
 import type { OutputLine, TaskState } from '../task.ts';
@@ -26,9 +30,11 @@ import type { TaskFact } from '../../actors/task/messages.ts';
 import { createCancelledError } from '../store/pick.ts';
 import { publicError } from './errors.ts';
 import type { SseStream } from './sse.ts';
+import type { TimerHandle } from '../clock.ts';
 
 /** Lines read from the store per page. */
 const PAGE = 1000;
+
 
 const FACTS = ['task.output', 'task.progress', 'task.started', 'task.retrying', 'task.queued', 'task.succeeded', 'task.failed', 'task.cancelled', 'task.stopped', 'task.timed_out'] as const;
 
@@ -62,6 +68,9 @@ export class TaskOutputFeed {
   #endOnStop: EndEvent | undefined;
   /** `task.stopped` came (it can come before `task.cancelled`). */
   #stopSeen = false;
+  /** The task started on this node (heard): its lines come live, its stored lines are not read. */
+  #here = false;
+  #poll: TimerHandle | undefined;
 
   private constructor(rt: Runtime, id: TaskId) {
     this.#rt = rt;
@@ -147,13 +156,33 @@ export class TaskOutputFeed {
       this.#rt.whenFinal(this.#id).then(ended, (error: unknown) => {
         if (!(isTroupeError(error) && error.code === ErrorCodes.CLOSED)) ended();
       });
+      // Its lines, while it runs elsewhere, come from the store (a memory store has no other node). Running and
+      // owned here may still mean only held in this node's prefetch buffer, to be given back: until a start or a
+      // line is heard here, it is read.
+      if (this.#rt.store.kind !== 'memory') this.#armPoll();
     }
+  }
+
+  /** Reads the stored lines after the last sent every ELSEWHERE_POLL_MS while the task is not heard here. */
+  #armPoll(): void {
+    const clock = this.#rt.options.clock;
+    const timer = clock.setTimeout(() => {
+      this.#poll = undefined;
+      if (this.#phase !== 'live') return;
+      // Once a line was heard live, the lines before it come by the catch-up reads, and the rest live.
+      if (!this.#here && this.#firstLive === undefined) this.#runCatchUp();
+      this.#armPoll();
+    }, ELSEWHERE_POLL_MS);
+    timer.unref?.();
+    this.#poll = timer;
   }
 
   /** Unsubscribes everything. Idempotent. */
   dispose(): void {
     this.#phase = 'ended';
     this.#held = [];
+    if (this.#poll !== undefined) this.#rt.options.clock.clearTimeout(this.#poll);
+    this.#poll = undefined;
     for (const off of this.#offs.splice(0)) off();
   }
 
@@ -173,13 +202,16 @@ export class TaskOutputFeed {
         return;
       case 'task.started':
         this.#attempts = fact.attempt;
+        this.#here = fact.owner === this.#rt.nodeId;
         sse.send('state', { state: 'running', attempts: fact.attempt });
         return;
       case 'task.retrying':
         this.#attempts = fact.attempt;
+        this.#here = false;
         sse.send('state', { state: 'retrying', attempts: fact.attempt, runAt: fact.runAt, error: publicError(fact.error) });
         return;
       case 'task.queued':
+        this.#here = false;
         sse.send('state', { state: 'queued' });
         return;
       case 'task.succeeded':

@@ -1,10 +1,12 @@
 /**
  * The Backend in-process: commands call an embedded `Runtime` directly (`troupe run`, `troupe repl --config`).
  * Following output subscribes to the task's facts first and then reads what was already captured, so no line
- * falls between the two; lines are told apart by their `seq`.
+ * falls between the two; lines are told apart by their `seq`. A task another node runs (a shared store) is
+ * followed through the store: its lines every ELSEWHERE_POLL_MS, its end when the store has it final.
  */
-import { ErrorCodes, TroupeError, type SerializedError } from '../errors.ts';
-import type { Runtime } from '../runtime.ts';
+import type { TimerHandle } from '../clock.ts';
+import { ErrorCodes, TroupeError, isTroupeError, type SerializedError } from '../errors.ts';
+import { ELSEWHERE_POLL_MS, type Runtime } from '../runtime.ts';
 import { isFinalState, type OutputLine, type Progress, type TaskState } from '../task.ts';
 import { MAINTENANCE_TASKS, normalizeTaskTypes, type Backend, type FollowOptions, type FollowState } from './backend.ts';
 import type { FollowEnd } from './client.ts';
@@ -88,6 +90,10 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
   const live: Array<{ line: OutputLine } | { progress: Progress } | { state: FollowState }> = [];
   let ended = false;
   let stopped = false;
+  /** Cancelled while it ran here: the end waits for `task.stopped`. */
+  let stopping = false;
+  /** It started on this node, or a line of it was heard: its lines come live, the store is not read for them. */
+  let here = false;
   let wake: (() => void) | undefined;
   const poke = () => {
     const w = wake;
@@ -102,6 +108,7 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
   const offs = [
     rt.on('task.output', (f) => {
       if (f.id !== id) return;
+      here = true;
       live.push({ line: f.line });
       poke();
     }),
@@ -110,8 +117,15 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
       live.push({ progress: f.progress });
       poke();
     }),
+    rt.on('task.started', (f) => {
+      if (f.id === id) here = true;
+    }),
+    rt.on('task.queued', (f) => {
+      if (f.id === id) here = false;
+    }),
     rt.on('task.retrying', (f) => {
       if (f.id !== id) return;
+      here = false;
       live.push({ state: { state: 'retrying', attempts: f.attempt, runAt: f.runAt, error: f.error } });
       poke();
     }),
@@ -119,7 +133,10 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
       rt.on(type, (f) => {
         if (f.id !== id) return;
         // Cancelled while it ran here: its process may print while it stops; the follow ends once it has.
-        if (f.type === 'task.cancelled' && f.previous === 'running' && f.owner === rt.nodeId && !stopped) return;
+        if (f.type === 'task.cancelled' && f.previous === 'running' && f.owner === rt.nodeId && !stopped) {
+          stopping = true;
+          return;
+        }
         ended = true;
         poke();
       }),
@@ -133,11 +150,42 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
   ];
   const onAbort = () => poke();
   signal?.addEventListener('abort', onAbort);
+  // On a shared store another node may run it: its end is read from the store, its lines too (every
+  // ELSEWHERE_POLL_MS while it is not seen running here). A memory store has no other node.
+  let poll: TimerHandle | undefined;
+  const clock = rt.options.clock;
+  const armPoll = (): void => {
+    poll = clock.setTimeout(() => {
+      if (ended || here) return armPoll();
+      rt.output(id as never, { after: Number.isFinite(lastSeq) ? lastSeq : -1, limit: 100_000 }).then(
+        (lines) => {
+          for (const line of lines) live.push({ line });
+          if (lines.length > 0) poke();
+          if (poll !== undefined) armPoll();
+        },
+        () => {
+          if (poll !== undefined) armPoll();
+        },
+      );
+    }, ELSEWHERE_POLL_MS);
+    poll.unref?.();
+  };
+  const finalAnywhere = (): void => {
+    if (stopping) return;
+    ended = true;
+    poke();
+  };
   try {
     // Lines published before the subscription are written by now; the seq check drops the ones seen twice.
     await rt.flush();
     const view = await rt.get(id as never);
     if (!view) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${id}\` — \`ps\` lists recent tasks`);
+    if (!isFinalState(view.state)) {
+      rt.whenFinal(id as never).then(finalAnywhere, (error: unknown) => {
+        if (!(isTroupeError(error) && error.code === ErrorCodes.CLOSED)) finalAnywhere();
+      });
+      if (rt.store.kind !== 'memory') armPoll();
+    }
     for (const line of await rt.output(id as never, { limit: 100_000 })) emit(line);
     if (view.progress && !isFinalState(view.state)) onProgress?.(view.progress);
     if (isFinalState(view.state)) ended = true;
@@ -159,6 +207,9 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
   } finally {
     signal?.removeEventListener('abort', onAbort);
     for (const off of offs) off();
+    const timer = poll;
+    poll = undefined;
+    clock.clearTimeout(timer);
   }
 }
 

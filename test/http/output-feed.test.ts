@@ -28,8 +28,10 @@ function scriptedRuntime(initiallyStored: number[]) {
     get: async () => view,
     output: async (_id: string, { after = -1, limit = 1000 }: { after?: number; limit?: number } = {}) => stored.filter((l) => l.seq > after).slice(0, limit),
     flush: () => flushed,
-    // The task runs here: its end comes as a fact (the scripted one), never from the store's watch.
+    // The task runs here: its end comes as a fact (the scripted one), never from the store's watch, and its lines
+    // live (a memory store: no reads of stored lines for a task run elsewhere).
     whenFinal: () => new Promise(() => {}),
+    store: { kind: 'memory' },
   };
   return {
     rt: rt as unknown as Runtime,

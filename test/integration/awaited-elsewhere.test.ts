@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { startServer } from '../../src/http/listen.ts';
+import { createLocalBackend } from '../../src/repl/local-backend.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
@@ -130,25 +131,57 @@ for (const { label, skip, store } of STORES) {
       }
     });
 
-    it('the HTTP output stream of one node ends, with the lines, when the task ran on the other', async () => {
+    it('the HTTP output stream of one node gets the lines while the other node runs the task, then its end', async () => {
       const { a, b, close } = await pair(store);
       const server = await startServer(a, { host: '127.0.0.1', port: 0, env: {} });
       let client: SseClient | undefined;
+      const [g1, g2] = [gate(), gate()];
       try {
-        const g = gate();
-        b.register('talks', { run: async (_i: unknown, ctx: { log(line: string): void }) => (ctx.log('one'), await g.wait(), ctx.log('two'), 'done on b') });
+        b.register('talks', { run: async (_i: unknown, ctx: { log(line: string): void }) => (ctx.log('one'), await g1.wait(), ctx.log('two'), await g2.wait(), ctx.log('three'), 'done on b') });
         a.register('talks', { run: () => 'done on a' });
         const id = await a.enqueue('talks');
         await waitFor(async () => (await b.get(id))?.state === 'running', { label: 'B runs it' });
         client = new SseClient(`${server.url}/api/tasks/${id}/output`);
         await client.next((e) => e.event === 'state');
-        g.open();
+        g1.open();
+        // Printed on B after the stream opened on A, while the task still runs: read from the store.
+        await client.next((e) => e.event === 'output' && e.data.text === 'two', 20_000);
+        assert.equal(client.of('end').length, 0);
+        g2.open();
         const end = await client.next((e) => e.event === 'end', 20_000);
         assert.deepEqual(end.data, { state: 'succeeded', attempts: 1, result: 'done on b' });
-        assert.deepEqual(client.of('output').map((e) => e.data.text), ['one', 'two']);
+        assert.deepEqual(client.of('output').map((e) => e.data.text), ['one', 'two', 'three']);
       } finally {
+        g1.open();
+        g2.open();
         client?.close();
         await server.close();
+        await close();
+      }
+    });
+
+    it('a follow on one node (REPL, troupe run) gets the lines and the end of a task the other node runs', async () => {
+      const { a, b, close } = await pair(store);
+      const [g1, g2] = [gate(), gate()];
+      try {
+        b.register('talks', { run: async (_i: unknown, ctx: { log(line: string): void }) => (ctx.log('one'), await g1.wait(), ctx.log('two'), await g2.wait(), 'done on b') });
+        a.register('talks', { run: () => 'done on a' });
+        const id = await a.enqueue('talks');
+        await waitFor(async () => (await b.get(id))?.state === 'running', { label: 'B runs it' });
+        const lines: string[] = [];
+        const end = createLocalBackend(a, { closeRuntime: false }).follow(id, {
+          onLine: (line) => {
+            lines.push(line.text);
+            if (line.text === 'one') g1.open();
+            // Read from the store while the task still runs on B.
+            if (line.text === 'two') g2.open();
+          },
+        });
+        assert.deepEqual(await within(end, 20_000), { state: 'succeeded', result: 'done on b' });
+        assert.deepEqual(lines, ['one', 'two']);
+      } finally {
+        g1.open();
+        g2.open();
         await close();
       }
     });
