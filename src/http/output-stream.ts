@@ -35,7 +35,6 @@ import type { TimerHandle } from '../clock.ts';
 /** Lines read from the store per page. */
 const PAGE = 1000;
 
-
 const FACTS = ['task.output', 'task.progress', 'task.started', 'task.retrying', 'task.queued', 'task.succeeded', 'task.failed', 'task.cancelled', 'task.stopped', 'task.timed_out'] as const;
 
 /** The `data` of the final `end` event. */

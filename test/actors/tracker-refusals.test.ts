@@ -10,6 +10,7 @@ import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import type { SettleOp, Store } from '../../src/store/store.ts';
 import { latch } from '../helpers/latch.ts';
+import { overrideStore } from '../helpers/store-override.ts';
 
 interface Refusing {
   store: Store;
@@ -24,24 +25,18 @@ function refusingStore(refuse: (op: SettleOp) => boolean): Refusing {
   const inner = createMemoryStore();
   const calls: number[] = [];
   let gate: Promise<void> | undefined;
-  const store = new Proxy(inner, {
-    get(target, prop) {
-      if (prop === 'settle') {
-        return async (ops: readonly SettleOp[]) => {
-          calls.push(ops.length);
-          if (gate) {
-            const g = gate;
-            gate = undefined;
-            await g;
-          }
-          if (ops.some(refuse)) throw new TroupeError(ErrorCodes.STORE, 'the store refused this batch');
-          return target.settle(ops);
-        };
+  const store: Store = overrideStore(inner, {
+    settle: async (ops: readonly SettleOp[]) => {
+      calls.push(ops.length);
+      if (gate) {
+        const g = gate;
+        gate = undefined;
+        await g;
       }
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      if (ops.some(refuse)) throw new TroupeError(ErrorCodes.STORE, 'the store refused this batch');
+      return inner.settle(ops);
     },
-  }) as Store;
+  });
   return {
     store,
     calls,

@@ -9,28 +9,23 @@ import { createMemoryStore } from '../../src/store/memory-store.ts';
 import type { SettleOp, Store } from '../../src/store/store.ts';
 import type { TaskCancelled, TaskFact } from '../../actors/task/messages.ts';
 import { latch } from '../helpers/latch.ts';
+import { overrideStore } from '../helpers/store-override.ts';
 
 /** A memory store whose settles can be held: `hold()` holds the next settle holding an output op until opened. */
 function holdingStore(): { store: Store; hold(): { open: () => void; reached: Promise<void> } } {
   const inner = createMemoryStore();
   let held: { gate: Promise<void>; reached: () => void } | undefined;
-  const store = new Proxy(inner, {
-    get(target, prop) {
-      if (prop === 'settle') {
-        return async (ops: readonly SettleOp[]) => {
-          if (held && ops.some((op) => op.type === 'output')) {
-            const h = held;
-            held = undefined;
-            h.reached();
-            await h.gate;
-          }
-          return target.settle(ops);
-        };
+  const store: Store = overrideStore(inner, {
+    settle: async (ops: readonly SettleOp[]) => {
+      if (held && ops.some((op) => op.type === 'output')) {
+        const h = held;
+        held = undefined;
+        h.reached();
+        await h.gate;
       }
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      return inner.settle(ops);
     },
-  }) as Store;
+  });
   return {
     store,
     hold() {

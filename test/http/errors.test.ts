@@ -6,6 +6,7 @@ import { ErrorCodes, TroupeError } from '../../src/errors.ts';
 import { statusOfCode, toHttpError } from '../../src/http/errors.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import { overrideStore } from '../helpers/store-override.ts';
 import { startHarness } from './helpers.ts';
 
 describe('error mapping', () => {
@@ -35,12 +36,9 @@ describe('error mapping', () => {
 describe('over HTTP', () => {
   it('answers 500 without details when the store fails, and 404 for unknown routes', async () => {
     const broken = (): Store => {
-      const store = createMemoryStore({});
-      return new Proxy(store, {
-        get(target, prop, receiver) {
-          if (prop === 'list') return async () => { throw new Error('disk I/O error at /var/lib/secret.db'); };
-          const value = Reflect.get(target, prop, receiver);
-          return typeof value === 'function' ? value.bind(target) : value;
+      return overrideStore(createMemoryStore({}), {
+        list: async () => {
+          throw new Error('disk I/O error at /var/lib/secret.db');
         },
       });
     };

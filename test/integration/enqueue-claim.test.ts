@@ -12,6 +12,7 @@ import type { NewTask } from '../../src/task.ts';
 import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
 import { tempDb } from '../helpers/temp-db.ts';
 import { latch } from '../helpers/latch.ts';
+import { overrideStore } from '../helpers/store-override.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const STORES = ['memory', 'sqlite', 'postgres'] as const;
@@ -588,20 +589,14 @@ describe('enqueue and claim in one write', () => {
     let writes = 0;
     // The real store, except that the answer of an enqueue-and-claim can be held back: the claim is made (in the
     // store) but the tracker hears of it only when the test says so.
-    const store = new Proxy(inner, {
-      get(target, prop, receiver) {
-        if (prop === 'enqueueAndClaim') {
-          return async (...args: Parameters<NonNullable<Store['enqueueAndClaim']>>) => {
-            const result = await target.enqueueAndClaim!(...args);
-            writes++;
-            if (hold) await hold;
-            return result;
-          };
-        }
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        return typeof value === 'function' ? value.bind(target) : value;
+    const store: Store = overrideStore(inner, {
+      enqueueAndClaim: async (...args: Parameters<NonNullable<Store['enqueueAndClaim']>>) => {
+        const result = await inner.enqueueAndClaim!(...args);
+        writes++;
+        if (hold) await hold;
+        return result;
       },
-    }) as Store;
+    });
     let running = 0;
     let most = 0;
     const ends: Array<() => void> = [];
