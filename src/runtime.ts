@@ -511,10 +511,27 @@ export class Runtime implements AsyncDisposable {
    * @internal Settles once the task is final, wherever it ran (rejecting with its error when it failed, or with
    * `TROUPE_ERR_CLOSED` when this runtime closes first): for followers of a task such as the HTTP output stream,
    * which otherwise hear only this node's facts. On a shared store the task is read again meanwhile, as for
-   * `run()` (see #watchAwaited).
+   * `run()` (see #watchAwaited). Aborting `signal` withdraws the wait (the promise then never settles), so a
+   * follower that goes away leaves nothing read for it.
    */
-  whenFinal(id: TaskId): Promise<unknown> {
-    return this.#wait(id);
+  whenFinal(id: TaskId, signal?: AbortSignal): Promise<unknown> {
+    if (signal === undefined) return this.#wait(id);
+    if (signal.aborted) return new Promise(() => {});
+    const waiting = this.#wait(id);
+    const list = this.#waiters.get(id)!;
+    const waiter = list[list.length - 1]!;
+    signal.addEventListener(
+      'abort',
+      () => {
+        const now = this.#waiters.get(id);
+        const at = now?.indexOf(waiter) ?? -1;
+        if (at < 0) return;
+        now!.splice(at, 1);
+        if (now!.length === 0) this.#waiters.delete(id);
+      },
+      { once: true },
+    );
+    return waiting;
   }
 
   /** Captured output lines with `seq > after`. */

@@ -70,6 +70,8 @@ export class TaskOutputFeed {
   /** The task started on this node (heard): its lines come live, its stored lines are not read. */
   #here = false;
   #poll: TimerHandle | undefined;
+  /** Aborted once the feed is disposed: withdraws its wait for the task's end. */
+  readonly #gone = new AbortController();
 
   private constructor(rt: Runtime, id: TaskId) {
     this.#rt = rt;
@@ -152,7 +154,7 @@ export class TaskOutputFeed {
       const ended = (): void => {
         if (this.#endOnStop === undefined) this.#end({ state: 'failed', attempts: this.#attempts }, true, false);
       };
-      this.#rt.whenFinal(this.#id).then(ended, (error: unknown) => {
+      this.#rt.whenFinal(this.#id, this.#gone.signal).then(ended, (error: unknown) => {
         if (!(isTroupeError(error) && error.code === ErrorCodes.CLOSED)) ended();
       });
       // Its lines, while it runs elsewhere, come from the store (a memory store has no other node). Running and
@@ -182,6 +184,7 @@ export class TaskOutputFeed {
     this.#held = [];
     if (this.#poll !== undefined) this.#rt.options.clock.clearTimeout(this.#poll);
     this.#poll = undefined;
+    this.#gone.abort();
     for (const off of this.#offs.splice(0)) off();
   }
 

@@ -170,6 +170,8 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
     }, ELSEWHERE_POLL_MS);
     poll.unref?.();
   };
+  /** Aborted when the follow ends: withdraws its wait for the task's end. */
+  const gone = new AbortController();
   const finalAnywhere = (): void => {
     if (stopping) return;
     ended = true;
@@ -181,7 +183,7 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
     const view = await rt.get(id as never);
     if (!view) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${id}\` — \`ps\` lists recent tasks`);
     if (!isFinalState(view.state)) {
-      rt.whenFinal(id as never).then(finalAnywhere, (error: unknown) => {
+      rt.whenFinal(id as never, gone.signal).then(finalAnywhere, (error: unknown) => {
         if (!(isTroupeError(error) && error.code === ErrorCodes.CLOSED)) finalAnywhere();
       });
       if (rt.store.kind !== 'memory') armPoll();
@@ -210,6 +212,7 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
     const timer = poll;
     poll = undefined;
     clock.clearTimeout(timer);
+    gone.abort();
   }
 }
 

@@ -2,8 +2,12 @@
 // the follow only once its process has stopped, with the lines it printed while stopping (QA finding cli 7).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ManualClock } from '../../src/clock.ts';
 import { createRuntime } from '../../src/index.ts';
 import { createLocalBackend } from '../../src/repl/local-backend.ts';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { latch } from '../helpers/latch.ts';
+import { tempDb } from '../helpers/temp-db.ts';
 
 const stubborn = new URL('../fixtures/commands/ignore-sigterm.js', import.meta.url).pathname;
 
@@ -27,6 +31,44 @@ describe('local follow of a cancelled task', () => {
       assert.deepEqual((await rt.output(id)).map((l) => l.text), lines);
     } finally {
       await backend.close();
+    }
+  });
+});
+
+describe('local follow on a durable store', () => {
+  it('leaves nothing read for the task once the follow is stopped', async () => {
+    const clock = new ManualClock(Date.now());
+    const store = createSqliteStore(tempDb('follow-gone'));
+    let reads = 0;
+    const states = store.states!.bind(store);
+    store.states = (ids) => (reads++, states(ids));
+    const gate = latch();
+    const rt = await createRuntime({
+      store,
+      clock,
+      maintenance: false,
+      tasks: { talk: { run: async (_i: unknown, ctx: { log(line: string): void }) => (ctx.log('ready'), await gate.opened, 'done') } },
+    });
+    try {
+      const id = await rt.enqueue('talk');
+      const stop = new AbortController();
+      const end = await createLocalBackend(rt, { closeRuntime: false }).follow(id, {
+        signal: stop.signal,
+        onLine: (line) => line.text === 'ready' && stop.abort(),
+      });
+      assert.equal(end, undefined);
+      // The follow waited for the task's end; once stopped, the task is no longer read for it.
+      for (let i = 0; i < 60; i++) await clock.advance(100);
+      assert.equal(reads, 0);
+      // A caller that still waits is read for as before.
+      const handle = rt.start('talk');
+      for (let i = 0; i < 3; i++) await clock.advance(100);
+      assert.equal(reads, 1);
+      gate.open();
+      assert.equal(await handle.result, 'done');
+    } finally {
+      gate.open();
+      await rt.close();
     }
   });
 });
