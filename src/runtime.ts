@@ -313,6 +313,10 @@ export class Runtime implements AsyncDisposable {
           ...(this.#telemetry ? { telemetry: this.#telemetry } : {}),
           stats: this.#stats,
           readTask: (id) => store.get(id),
+          // Other processes may cancel a task that runs here; a store that does not say so is read for it.
+          ...(store.kind !== 'memory' && typeof (store as { onCancel?: unknown }).onCancel !== 'function' && store.states
+            ? { readStates: (ids: readonly TaskId[]) => store.states!(ids) }
+            : {}),
         }),
     });
     const wakeable = store as Store & { onWake?: (fn: () => void) => () => void; onCancel?: (fn: (id: string) => void) => () => void };

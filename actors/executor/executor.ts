@@ -40,7 +40,7 @@ import type { SpawnServerInfo } from '../../src/process/spawn-client.ts';
 import type { Registry, ResolvedTask } from '../../src/registry.ts';
 import { computeBackoff } from '../../src/schedule/backoff.ts';
 import type { SettleOp } from '../../src/store/store.ts';
-import type { OutputStream, Progress, RetryPolicy, TaskRecord } from '../../src/task.ts';
+import type { OutputStream, Progress, RetryPolicy, TaskRecord, TaskState } from '../../src/task.ts';
 import type { Telemetry } from '../../src/telemetry.ts';
 import type { StatsBook } from '../../src/advice/stats-book.ts';
 import type { FailureCause, RunObservation, RunOutcome } from '../../src/advice/stats-types.ts';
@@ -83,6 +83,12 @@ export interface ExecutorDeps {
    * if the store still has it running under this claim. Absent: such a task is dropped.
    */
   readTask?: (id: TaskId) => Promise<TaskRecord | undefined>;
+  /**
+   * Reads the states of tasks (Store.states), on a store that other processes write but that tells no cancels (a
+   * SQLite file): the tasks running or held here are read every CANCEL_CHECK_MS while there are any, and one found
+   * `cancelled` is stopped as if the cancel had been heard. Absent: cancels come as messages only.
+   */
+  readStates?: (ids: readonly TaskId[]) => Promise<Map<TaskId, TaskState>>;
 }
 
 /** The buffer holds about the tasks the slots start within this time (at the start rate of the last window). */
@@ -98,6 +104,8 @@ const RATE_WINDOW_MS = 100;
  */
 const BUFFER_WAIT_MAX_MS = 1000;
 const BUFFER_CHECK_MS = 250;
+/** How often the tasks running or held here are read for cancels made elsewhere (`readStates`). */
+export const CANCEL_CHECK_MS = 1000;
 /** Cancels of tasks not held here that the executor keeps in mind (see #cancelledAhead). */
 const CANCELLED_AHEAD_MAX = 10_000;
 
@@ -136,6 +144,8 @@ export class Executor implements Actor<TroupeMessage> {
   #pausedGroups = new Set<string>();
   /** Armed while the buffer holds tasks: gives back the ones that waited too long (#checkBuffer). */
   #bufferTimer: TimerHandle | undefined;
+  /** Armed while tasks run or wait here, with `readStates`: looks for cancels made elsewhere (#checkCancels). */
+  #cancelTimer: TimerHandle | undefined;
   /**
    * Cancels of tasks this executor did not hold when they came (id → when): a claim on its way may still bring
    * one, and it must not start. Kept for a lease at most (a claim lands well within it), and at most
@@ -170,6 +180,8 @@ export class Executor implements Actor<TroupeMessage> {
     this.#giveBackAll('shutdown');
     this.#d.clock.clearTimeout(this.#bufferTimer);
     this.#bufferTimer = undefined;
+    this.#d.clock.clearTimeout(this.#cancelTimer);
+    this.#cancelTimer = undefined;
   }
 
   describe(): Record<string, unknown> {
@@ -550,6 +562,38 @@ export class Executor implements Actor<TroupeMessage> {
     });
   }
 
+  #armCancelCheck(): void {
+    const timer = this.#d.clock.setTimeout(this.#checkCancels, CANCEL_CHECK_MS);
+    timer.unref?.();
+    this.#cancelTimer = timer;
+  }
+
+  /** Reads the tasks running or held here, and stops those cancelled meanwhile (see ExecutorDeps.readStates). */
+  readonly #checkCancels = (): void => {
+    const ids: TaskId[] = [];
+    for (const run of this.#running.list()) ids.push(run.id);
+    for (const b of this.#buffer) ids.push(b.task.id);
+    if (ids.length === 0) {
+      this.#cancelTimer = undefined;
+      return;
+    }
+    this.#d.readStates!(ids).then(
+      (states) => {
+        for (const [id, state] of states) {
+          if (state !== 'cancelled') continue;
+          const run = this.#running.get(id);
+          if (run) run.end('cancel');
+          else if (this.#buffer.some((b) => b.task.id === id)) this.#dropBuffered(id, 'cancel');
+        }
+        this.#armCancelCheck();
+      },
+      (error: unknown) => {
+        this.#d.logger.warn('could not read the running tasks for cancels made elsewhere', { error: serializeError(error).message });
+        this.#armCancelCheck();
+      },
+    );
+  };
+
   /** A cancelled task held here has stopped: the tracker says so once its captured output is stored. */
   #stopped(id: TaskId, name: string): void {
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.stopped', id, name, at: this.#d.clock.now() });
@@ -580,6 +624,7 @@ export class Executor implements Actor<TroupeMessage> {
     const def = this.#d.registry.get(task.name);
     const run = new TaskActor(task, clock, def?.killGraceMs ?? 5000);
     this.#running.add(run);
+    if (this.#cancelTimer === undefined && this.#d.readStates !== undefined) this.#armCancelCheck();
     this.#perName.set(task.name, (this.#perName.get(task.name) ?? 0) + 1);
     if (startAt !== undefined && startAt > clock.now()) this.#hold(run, startAt);
     else this.#begin(run, def);
@@ -704,6 +749,8 @@ export class Executor implements Actor<TroupeMessage> {
 
   /** Lines captured together (one pipe chunk, or one log line) go to the tracker in one message. */
   #output(run: TaskActor, stream: OutputStream, texts: string[]): void {
+    // A run that has ended (an inline handler stopped at its grace, still logging) adds nothing to its task.
+    if (!this.#running.has(run)) return;
     run.outputLines += texts.length;
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.output', id: run.id, name: run.name, stream, texts, at: this.#d.clock.now() });
   }

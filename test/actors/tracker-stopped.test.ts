@@ -122,4 +122,43 @@ describe('tracker: task.stopped', () => {
       await rt.close();
     }
   });
+
+  it('keeps nothing an inline handler logs after its grace ended the run', async () => {
+    const started = latch();
+    const late = latch();
+    const logged = latch();
+    const rt = await createRuntime({
+      store: 'memory',
+      maintenance: false,
+      tasks: {
+        // Ignores its stop; logs once more when the test says so, long after the grace.
+        deaf: {
+          killGrace: '50ms',
+          run: (_input: unknown, ctx: { log(line: string): void }) =>
+            new Promise(() => {
+              ctx.log('working');
+              started.open();
+              void late.opened.then(() => {
+                ctx.log('too late');
+                logged.open();
+              });
+            }),
+        },
+      },
+    });
+    try {
+      const id = await rt.enqueue('deaf');
+      await started.opened;
+      const stopped = new Promise<TaskFact>((resolve) => rt.on('task.stopped', resolve));
+      assert.equal(await rt.cancel(id), true);
+      assert.equal((await stopped).id, id);
+      late.open();
+      await logged.opened;
+      await rt.flush();
+      assert.deepEqual((await rt.output(id)).map((l) => l.text), ['working']);
+    } finally {
+      late.open();
+      await rt.close();
+    }
+  });
 });
