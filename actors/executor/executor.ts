@@ -146,6 +146,8 @@ export class Executor implements Actor<TroupeMessage> {
   #bufferTimer: TimerHandle | undefined;
   /** Armed while tasks run or wait here, with `readStates`: looks for cancels made elsewhere (#checkCancels). */
   #cancelTimer: TimerHandle | undefined;
+  /** The actor was stopped: a read in flight arms nothing more. */
+  #halted = false;
   /**
    * Cancels of tasks this executor did not hold when they came (id → when): a claim on its way may still bring
    * one, and it must not start. Kept for a lease at most (a claim lands well within it), and at most
@@ -176,6 +178,7 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   stop(): void {
+    this.#halted = true;
     for (const run of this.#running.list()) run.end('shutdown');
     this.#giveBackAll('shutdown');
     this.#d.clock.clearTimeout(this.#bufferTimer);
@@ -563,6 +566,7 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   #armCancelCheck(): void {
+    if (this.#halted) return;
     const timer = this.#d.clock.setTimeout(this.#checkCancels, CANCEL_CHECK_MS);
     timer.unref?.();
     this.#cancelTimer = timer;
