@@ -14,6 +14,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { SseClient } from '../http/helpers.ts';
 import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
+import { waiterReadsStore } from '../helpers/store-override.ts';
 import { tempDb } from '../helpers/temp-db.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -244,13 +245,7 @@ describe('the awaited-task reads', () => {
         fires.set(fn, (fires.get(fn) ?? 0) + 1);
         fn();
       }, ms);
-    const store = createSqliteStore(tempDb('awaited-wakeups'));
-    let reads = 0;
-    const states = store.states!.bind(store);
-    store.states = (ids) => (reads++, states(ids));
-    // A store that tells cancels (as PostgreSQL does): the runtime reads no running task's state for them, and
-    // every read counted is one for a waiter.
-    Object.assign(store, { onCancel: () => () => {} });
+    const { store, reads } = waiterReadsStore('awaited-wakeups');
     const g = gate();
     const rt = await createRuntime({ store, clock, concurrency: 1, maintenance: false, tasks: { k: { run: () => g.wait() } } });
     try {
@@ -259,14 +254,14 @@ describe('the awaited-task reads', () => {
       const t0 = clock.now();
       // Reads 200, 600, 1400 and 3000 ms after the wait began.
       while (clock.now() < t0 + 1450) await clock.advance(50);
-      assert.equal(reads, 3);
+      assert.equal(reads(), 3);
       fires.clear();
       while (clock.now() < t0 + 2950) await clock.advance(50);
-      assert.equal(reads, 3);
+      assert.equal(reads(), 3);
       const most = Math.max(0, ...fires.values());
       assert.ok(most <= 2, `a timer fired ${most} times in 1.5 s without a read due`);
       while (clock.now() < t0 + 3050) await clock.advance(50);
-      assert.equal(reads, 4);
+      assert.equal(reads(), 4);
       g.open();
       await handle.result;
     } finally {

@@ -5,9 +5,8 @@ import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { createRuntime } from '../../src/index.ts';
 import { createLocalBackend } from '../../src/repl/local-backend.ts';
-import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { latch } from '../helpers/latch.ts';
-import { tempDb } from '../helpers/temp-db.ts';
+import { waiterReadsStore } from '../helpers/store-override.ts';
 
 const stubborn = new URL('../fixtures/commands/ignore-sigterm.js', import.meta.url).pathname;
 
@@ -38,13 +37,7 @@ describe('local follow of a cancelled task', () => {
 describe('local follow on a durable store', () => {
   it('leaves nothing read for the task once the follow is stopped', async () => {
     const clock = new ManualClock(Date.now());
-    const store = createSqliteStore(tempDb('follow-gone'));
-    let reads = 0;
-    const states = store.states!.bind(store);
-    store.states = (ids) => (reads++, states(ids));
-    // A store that tells cancels (as PostgreSQL does): the runtime reads no running task's state for them, and
-    // every read counted is one for a waiter.
-    Object.assign(store, { onCancel: () => () => {} });
+    const { store, reads } = waiterReadsStore('follow-gone');
     const gate = latch();
     const rt = await createRuntime({
       store,
@@ -62,11 +55,11 @@ describe('local follow on a durable store', () => {
       assert.equal(end, undefined);
       // The follow waited for the task's end; once stopped, the task is no longer read for it.
       for (let i = 0; i < 60; i++) await clock.advance(100);
-      assert.equal(reads, 0);
+      assert.equal(reads(), 0);
       // A caller that still waits is read for as before.
       const handle = rt.start('talk');
       for (let i = 0; i < 3; i++) await clock.advance(100);
-      assert.equal(reads, 1);
+      assert.equal(reads(), 1);
       gate.open();
       assert.equal(await handle.result, 'done');
     } finally {
