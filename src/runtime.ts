@@ -519,23 +519,8 @@ export class Runtime implements AsyncDisposable {
    * follower that goes away leaves nothing read for it.
    */
   whenFinal(id: TaskId, signal?: AbortSignal): Promise<unknown> {
-    if (signal === undefined) return this.#wait(id);
-    if (signal.aborted) return new Promise(() => {});
-    const waiting = this.#wait(id);
-    const list = this.#waiters.get(id)!;
-    const waiter = list[list.length - 1]!;
-    signal.addEventListener(
-      'abort',
-      () => {
-        const now = this.#waiters.get(id);
-        const at = now?.indexOf(waiter) ?? -1;
-        if (at < 0) return;
-        now!.splice(at, 1);
-        if (now!.length === 0) this.#waiters.delete(id);
-      },
-      { once: true },
-    );
-    return waiting;
+    if (signal?.aborted) return new Promise(() => {});
+    return this.#wait(id, signal);
   }
 
   /** Captured output lines with `seq > after`. */
@@ -1021,12 +1006,25 @@ export class Runtime implements AsyncDisposable {
     }
   }
 
-  #wait(id: TaskId): Promise<unknown> {
+  /** A waiter on the task's outcome; aborting `signal` withdraws it (its promise then never settles). */
+  #wait(id: TaskId, signal?: AbortSignal): Promise<unknown> {
     this.#watchAwaited(id);
     return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
       const list = this.#waiters.get(id);
-      if (list) list.push({ resolve, reject });
-      else this.#waiters.set(id, [{ resolve, reject }]);
+      if (list) list.push(waiter);
+      else this.#waiters.set(id, [waiter]);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const now = this.#waiters.get(id);
+          const at = now === undefined ? -1 : now.indexOf(waiter);
+          if (at < 0) return;
+          now!.splice(at, 1);
+          if (now!.length === 0) this.#waiters.delete(id);
+        },
+        { once: true },
+      );
     });
   }
 
