@@ -30,7 +30,10 @@ export interface TaskContext {
   progress(value: number | { done: number; total: number }): void;
   /** Adds a line to the task's output. */
   log(line: string): void;
-  /** A flow parent's children, in the order they were given (`ignore` leaves out those that did not succeed). */
+  /**
+   * A flow parent's children, in the order they were given (`ignore` leaves out those that did not succeed); inline
+   * and handler tasks. A command parent reads the same array from the JSON file named by `TROUPE_CHILDREN_FILE`.
+   */
   children?: readonly FlowChild[];
 }
 

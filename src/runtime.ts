@@ -313,6 +313,7 @@ export class Runtime implements AsyncDisposable {
           ...(this.#telemetry ? { telemetry: this.#telemetry } : {}),
           stats: this.#stats,
           readTask: (id) => store.get(id),
+          tempDir: o.tempDir,
           // Other processes may cancel a task that runs here; a store that does not say so is read for it.
           ...(store.kind !== 'memory' && typeof (store as { onCancel?: unknown }).onCancel !== 'function' && store.states
             ? { readStates: (ids: readonly TaskId[]) => store.states!(ids) }

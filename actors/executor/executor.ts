@@ -52,6 +52,8 @@ import { RunTable } from '../task/run-table.ts';
 import { TaskActor, type RunSink } from '../task/task-actor.ts';
 import { isThenable } from '../../src/thenable.ts';
 import { soon } from '../../src/soon.ts';
+import { CHILDREN_FILE_ENV, withChildrenFile } from '../../src/process/children-file.ts';
+import { defaultTempRoot } from '../maintenance/cleanup-temp-files.ts';
 import type { ExecutorMessage } from './messages.ts';
 
 export interface ExecutorDeps {
@@ -89,6 +91,8 @@ export interface ExecutorDeps {
    * `cancelled` is stopped as if the cancel had been heard. Absent: cancels come as messages only.
    */
   readStates?: (ids: readonly TaskId[]) => Promise<Map<TaskId, TaskState>>;
+  /** The runtime's temp folder: a command that is a flow parent gets its children's file there. @default os.tmpdir()/troupe */
+  tempDir?: string;
 }
 
 /** The buffer holds about the tasks the slots start within this time (at the start rate of the last window). */
@@ -700,20 +704,12 @@ export class Executor implements Actor<TroupeMessage> {
     switch (def.kind) {
       case 'command': {
         const args = def.args(task.input);
-        return this.#d
-          .runCommand({
-            command: def.command,
-            args,
-            ...(def.cwd ? { cwd: def.cwd } : {}),
-            ...(def.env ? { env: def.env } : {}),
-            killGraceMs: def.killGraceMs,
-            stops: run,
-            maxLines: def.output.maxLines,
-            maxBytes: def.output.maxBytes,
-            onLines: (stream, texts) => this.#output(run, stream, texts),
-            onProgress: (p: Progress) => this.#progress(run, p),
-          })
-          .then((r) => (r.value !== undefined ? r.value : { exitCode: r.exitCode, lines: r.lines }));
+        if (task.children !== undefined) {
+          const children = task.children;
+          return withChildrenFile(this.#d.tempDir ?? defaultTempRoot(), { id: task.id, attempt: run.attempt }, children, (file) =>
+            this.#command(def, run, args, { ...def.env, [CHILDREN_FILE_ENV]: file }));
+        }
+        return this.#command(def, run, args, def.env);
       }
       case 'inline': {
         const ctx = new InlineContext(run, task, this.#sink);
@@ -744,6 +740,24 @@ export class Executor implements Actor<TroupeMessage> {
         });
       }
     }
+  }
+
+  /** Runs a command task's process; its result is the last `::result <json>` it printed, or its exit code and line counts. */
+  #command(def: Extract<ResolvedTask, { kind: 'command' }>, run: TaskActor, args: readonly string[], env: Readonly<Record<string, string>> | undefined): Promise<unknown> {
+    return this.#d
+      .runCommand({
+        command: def.command,
+        args,
+        ...(def.cwd ? { cwd: def.cwd } : {}),
+        ...(env ? { env } : {}),
+        killGraceMs: def.killGraceMs,
+        stops: run,
+        maxLines: def.output.maxLines,
+        maxBytes: def.output.maxBytes,
+        onLines: (stream, texts) => this.#output(run, stream, texts),
+        onProgress: (p: Progress) => this.#progress(run, p),
+      })
+      .then((r) => (r.value !== undefined ? r.value : { exitCode: r.exitCode, lines: r.lines }));
   }
 
   #progress(run: TaskActor, progress: Progress): void {

@@ -14,7 +14,7 @@
 import type { Clock, TimerHandle } from '../../src/clock.ts';
 import { ErrorCodes, TroupeError } from '../../src/errors.ts';
 import type { TaskId } from '../../src/ids.ts';
-import type { Progress, TaskRecord, TaskState } from '../../src/task.ts';
+import type { FlowChild, Progress, TaskRecord, TaskState } from '../../src/task.ts';
 import type { CallbackJob, JobStops, StopWatcher } from '../../src/pool/thread-pool.ts';
 import type { ResolvedTask } from '../../src/registry.ts';
 import type { RunSpan } from '../../src/telemetry.ts';
@@ -118,6 +118,11 @@ export class TaskActor implements JobStops, CallbackJob {
     this.input = input;
     this.#sink = sink;
     return this;
+  }
+
+  /** CallbackJob: a flow parent's children (`ctx.children` in the worker). */
+  get children(): readonly FlowChild[] | undefined {
+    return this.record.children;
   }
 
   /** CallbackJob: the run watches its own stops. */

@@ -22,6 +22,7 @@
  */
 import { serializeError, type SerializedError } from '../errors.ts';
 import type { RecycleData } from './recycle.ts';
+import type { FlowChild } from '../task.ts';
 
 /** Bits of a slot's flag cell. */
 export const SlotFlags = {
@@ -49,6 +50,8 @@ export interface WireJob {
   n: string;
   /** Attempt, 1-based. */
   a: number;
+  /** A flow parent's children (`ctx.children`). */
+  c?: readonly FlowChild[];
 }
 
 /**
@@ -57,6 +60,9 @@ export interface WireJob {
  * is full). A flat array of primitives clones in about half the time of an array of job objects; and a long
  * handler URL in every message cost ≈0.3–0.7 µs of each idle round trip here, cloned on one side and rebuilt and
  * hashed on the other.
+ *
+ * The attempt cell holds the attempt, or `{ a, c }` for a flow parent: the rare job that carries its children's
+ * outcomes pays for them, and every other job stays a row of primitives.
  */
 export type WireRun = unknown[];
 export const JOB_WIDTH = 7;
@@ -70,8 +76,8 @@ export class RunWriter {
     this.#strings = strings;
   }
 
-  add(slot: number, seq: number, handler: string, input: unknown, id: string, name: string, attempt: number): void {
-    this.#cells.push(slot, seq, this.#strings.ref(handler), input, id, this.#strings.ref(name), attempt);
+  add(slot: number, seq: number, handler: string, input: unknown, id: string, name: string, attempt: number, children?: readonly FlowChild[]): void {
+    this.#cells.push(slot, seq, this.#strings.ref(handler), input, id, this.#strings.ref(name), attemptCell(attempt, children));
   }
 
   finish(): WireRun {
@@ -80,18 +86,25 @@ export class RunWriter {
 }
 
 /** The WireRun of one job, as a RunWriter with one `add` makes it (without the writer). */
-export function singleRun(strings: StringTable, slot: number, seq: number, handler: string, input: unknown, id: string, name: string, attempt: number): WireRun {
-  return [slot, seq, strings.ref(handler), input, id, strings.ref(name), attempt];
+export function singleRun(strings: StringTable, slot: number, seq: number, handler: string, input: unknown, id: string, name: string, attempt: number, children?: readonly FlowChild[]): WireRun {
+  return [slot, seq, strings.ref(handler), input, id, strings.ref(name), attemptCell(attempt, children)];
+}
+
+function attemptCell(attempt: number, children: readonly FlowChild[] | undefined): number | { a: number; c: readonly FlowChild[] } {
+  return children === undefined ? attempt : { a: attempt, c: children };
 }
 
 /** Unpacks a WireRun (worker side); `strings` reads the table's references. */
 export function readRun(wire: WireRun, strings: StringTableReader): WireJob[] {
   const jobs: WireJob[] = [];
   for (let at = 0; at < wire.length; at += JOB_WIDTH) {
-    jobs.push({
+    const cell = wire[at + 6] as number | { a: number; c: readonly FlowChild[] };
+    const job: WireJob = {
       s: wire[at] as number, q: wire[at + 1] as number, h: strings.read(wire[at + 2] as StringRef),
-      i: wire[at + 3], id: wire[at + 4] as string, n: strings.read(wire[at + 5] as StringRef), a: wire[at + 6] as number,
-    });
+      i: wire[at + 3], id: wire[at + 4] as string, n: strings.read(wire[at + 5] as StringRef), a: typeof cell === 'number' ? cell : cell.a,
+    };
+    if (typeof cell !== 'number') job.c = cell.c;
+    jobs.push(job);
   }
   return jobs;
 }

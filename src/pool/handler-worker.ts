@@ -19,6 +19,7 @@ import {
 } from './batcher.ts';
 import { RetireCheck } from './recycle.ts';
 import { isThenable } from '../thenable.ts';
+import type { FlowChild } from '../task.ts';
 
 type Handler = (input: unknown, ctx: JobContext) => unknown;
 
@@ -62,6 +63,8 @@ class JobContext {
   readonly attempt: number;
   readonly slot: number;
   readonly seq: number;
+  /** A flow parent's children, in the order they were given (see `TaskContext.children`). */
+  readonly children: readonly FlowChild[] | undefined;
   /** Side messages sent so far. */
   sent = 0;
   /** Set when the handler is called: what to time. */
@@ -76,6 +79,7 @@ class JobContext {
     this.attempt = job.a;
     this.slot = job.s;
     this.seq = job.q;
+    this.children = job.c;
   }
 
   get signal(): AbortSignal {

@@ -35,6 +35,7 @@ import {
 } from './batcher.ts';
 import { Verdicts, judgeFailedRun } from './crash-verdict.ts';
 import { RetireBoard, recyclingOn, type RecycleOptions } from './recycle.ts';
+import type { FlowChild } from '../task.ts';
 
 export interface ThreadPoolOptions {
   minThreads: number;
@@ -59,6 +60,8 @@ export interface HandlerJob {
   handler: string;
   input: unknown;
   attempt: number;
+  /** A flow parent's children, handed to the handler as `ctx.children`. */
+  children?: readonly FlowChild[] | undefined;
   /** Soft cancel/timeout: `ctx.signal` aborts inside the worker, with this signal's reason. Ignored with `stops`. */
   signal?: AbortSignal;
   /** Hard stop: the job's thread is ended if the handler still runs. Ignored with `stops`. */
@@ -447,8 +450,8 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
       e.state = EntryStates.sent;
       this.#bySlot[slot] = e;
       const { job } = e;
-      if (writer === undefined) wire = singleRun(this.#strings, slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt);
-      else writer.add(slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt);
+      if (writer === undefined) wire = singleRun(this.#strings, slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt, job.children);
+      else writer.add(slot, e.seq, job.handler, job.input, job.id, job.name, job.attempt, job.children);
     }
     this.#runs++;
     this.#dispatched++;

@@ -1,6 +1,10 @@
 // Issue 8 through the runtime: groups and their fairness, rate limits on a ManualClock, debounce and throttle,
 // flows and their failure policies, pause/resume of a group, and what a restart on SQLite keeps of each.
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
@@ -277,6 +281,47 @@ describe('flows', () => {
       assert.deepEqual((await rt.get(cont))?.result, ['failed', 2]);
       assert.deepEqual((await rt.get(ignore))?.result, [2]);
     });
+  });
+
+  for (const store of ['memory', 'sqlite'] as const) {
+    it(`${store}: a handler (worker thread) parent sees ctx.children as an inline one does, also when run in a batch`, async () => {
+      const handler = new URL('../fixtures/handlers/children.ts', import.meta.url);
+      const tasks: CreateRuntimeOptions['tasks'] = {
+        fetch: { retry: { attempts: 1 }, run: (url: string) => { if (url.startsWith('bad')) throw new Error(`cannot fetch ${url}`); return url.length; } },
+        report: { handler },
+      };
+      await withRuntime({ store: store === 'memory' ? 'memory' : tempDb(), tasks, concurrency: 8 }, async (rt) => {
+        const children = [{ name: 'fetch', input: 'ab' }, { name: 'fetch', input: 'bad' }, { name: 'fetch', input: 'abcd' }];
+        // Plain tasks of the same handler alongside: the parents may share a thread-pool run with them.
+        const plain = await Promise.all(Array.from({ length: 20 }, (_, i) => rt.enqueue('report', i)));
+        const ids = await Promise.all([1, 2, 3].map((n) => rt.flow({ name: 'report', input: n, children, onChildFailure: 'continue' })));
+        await waitFor(async () => (await Promise.all([...ids, ...plain].map((id) => rt.get(id)))).every((t) => t?.state === 'succeeded'));
+        for (const [n, id] of ids.entries()) {
+          assert.deepEqual((await rt.get(id))?.result, { input: n + 1, children: [['fetch', 'succeeded', 2], ['fetch', 'failed', 'cannot fetch bad'], ['fetch', 'succeeded', 4]] });
+        }
+        for (const [i, id] of plain.entries()) assert.deepEqual((await rt.get(id))?.result, { input: i, children: null });
+      });
+    });
+  }
+
+  it('a command parent reads its children from TROUPE_CHILDREN_FILE, under the temp folder, removed after the run', async () => {
+    const tempDir = mkdtempSync(path.join(os.tmpdir(), 'troupe-children-'));
+    const script = fileURLToPath(new URL('../fixtures/commands/read-children.js', import.meta.url));
+    const tasks: CreateRuntimeOptions['tasks'] = {
+      fetch: { retry: { attempts: 1 }, run: (url: string) => { if (url.startsWith('bad')) throw new Error(`cannot fetch ${url}`); return url.length; } },
+      report: { command: process.execPath, args: [script] },
+    };
+    await withRuntime({ tasks, tempDir }, async (rt) => {
+      const id = await rt.flow({ name: 'report', children: [{ name: 'fetch', input: 'abc' }, { name: 'fetch', input: 'bad' }], onChildFailure: 'continue' });
+      const plain = await rt.enqueue('report', null);
+      await waitFor(async () => (await rt.get(id))?.state === 'succeeded' && (await rt.get(plain))?.state === 'succeeded');
+      const result = (await rt.get(id))?.result as { file: string; children: FlowChild[] };
+      assert.ok(result.file.startsWith(path.join(tempDir, 'flow-children') + path.sep), result.file);
+      assert.deepEqual(result.children.map((c) => [c.name, c.state, c.result ?? c.error?.message]), [['fetch', 'succeeded', 3], ['fetch', 'failed', 'cannot fetch bad']]);
+      assert.equal(existsSync(result.file), false, 'the file is removed when the run ends');
+      assert.deepEqual((await rt.get(plain))?.result, { file: null, children: null }, 'a task without children gets no file');
+    });
+    rmSync(tempDir, { recursive: true, force: true });
   });
 
   it('nested flows: a child with children of its own runs after them', async () => {

@@ -42,6 +42,25 @@ test('a run round-trips through structured clone; handler URLs and names go as n
   ]);
 });
 
+test("a flow parent's children ride in its attempt cell; the jobs around it stay rows of primitives", () => {
+  const table = new StringTable();
+  const writer = new RunWriter(table);
+  const children = [{ id: 'c-1', name: 'fetch', state: 'succeeded' as const, result: 4 }, { id: 'c-2', name: 'fetch', state: 'failed' as const, error: { name: 'Error', message: 'no' } }];
+  writer.add(1, 1, 'file:///a.ts', 'x', 'id-1', 'alpha', 1);
+  writer.add(2, 2, 'file:///p.ts', null, 'id-2', 'report', 2, children);
+  writer.add(3, 3, 'file:///a.ts', 'y', 'id-3', 'alpha', 1);
+  const wire = structuredClone(writer.finish());
+  assert.equal(wire.length, 3 * JOB_WIDTH);
+  assert.equal(wire.filter((cell) => typeof cell === 'object' && cell !== null).length, 1, 'only the parent carries an object');
+  assert.deepEqual(readRun(wire, new StringTableReader(table.buffer)), [
+    { s: 1, q: 1, h: 'file:///a.ts', i: 'x', id: 'id-1', n: 'alpha', a: 1 },
+    { s: 2, q: 2, h: 'file:///p.ts', i: null, id: 'id-2', n: 'report', a: 2, c: children },
+    { s: 3, q: 3, h: 'file:///a.ts', i: 'y', id: 'id-3', n: 'alpha', a: 1 },
+  ]);
+  const single = singleRun(table, 2, 2, 'file:///p.ts', null, 'id-2', 'report', 2, children);
+  assert.deepEqual(readRun(structuredClone(single), new StringTableReader(table.buffer))[0]?.c, children);
+});
+
 test('a run of one job packed without a writer is the run a writer makes', () => {
   const table = new StringTable();
   const writer = new RunWriter(table);
