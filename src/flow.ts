@@ -12,6 +12,8 @@
  *   `ignore` leaves out the children that did not succeed.
  *
  * A parent that is no longer waiting (cancelled, failed by policy, retried by hand) is left alone by its children.
+ * Cancelling a parent cancels its descendants that are not final, parents first (so none of them counts in a parent
+ * that is still waiting), in the cancel's transaction.
  */
 import { ErrorCodes, type SerializedError } from './errors.ts';
 import type { TaskId } from './ids.ts';
@@ -21,6 +23,14 @@ import type { FlowChild, FlowPolicy, FlowState, TaskState } from './task.ts';
 export const FLOW_RELEASED_REASON = 'children done';
 /** Reason written in the history when a child fails a parent under policy `fail`. */
 export const FLOW_FAILED_REASON = 'child failed';
+
+/**
+ * Reason written in the history and error of a flow's descendant cancelled with it (`rt.cancel` of a parent cancels
+ * its descendants that are not final).
+ */
+export function flowCancelledReason(rootId: TaskId): string {
+  return `flow ${rootId} cancelled`;
+}
 
 /** What the store does to a waiting parent when one of its children becomes final. */
 export type FlowStep =

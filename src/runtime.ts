@@ -545,7 +545,10 @@ export class Runtime implements AsyncDisposable {
     return this.#bus.inspect(listener);
   }
 
-  /** Cancels a task that is not final. Resolves true if this call cancelled it; a running task's process is ended. */
+  /**
+   * Cancels a task that is not final. Resolves true if this call cancelled it; a running task's process is ended.
+   * A flow parent's descendants that are not final are cancelled with it (even when the parent itself is final).
+   */
   async cancel(id: TaskId): Promise<boolean> {
     if (!isTaskId(id)) throw new TroupeError(ErrorCodes.NOT_FOUND, `No task \`${String(id).slice(0, 64)}\``);
     const result = (await this.#ask({ type: 'tracker.cancel', id, reason: 'cancelled by user', replyTo: '' })) as CancelResult;

@@ -40,6 +40,7 @@ import {
 import { createErrorReply, createReply, type ClaimOffer, type TrackerMessage, type TrackerSettle, type TrackerStopped } from './messages.ts';
 import { nextOutputSeq } from './output-seq.ts';
 import { soon } from '../../src/soon.ts';
+import { flowCancelledReason } from '../../src/flow.ts';
 
 export interface TrackerDeps {
   store: Store;
@@ -607,13 +608,23 @@ export class Tracker implements Actor<TroupeMessage> {
     this.#d.store.cancel(id, at, reason).then(
       (result) => {
         this.#ctx.tell(replyTo, createReply(result));
-        if (!result.cancelled || result.previous === undefined) return;
-        void this.#d.store.get(id).then((task) => {
-          const fact: TaskCancelled = { type: 'task.cancelled', id, name: task?.name ?? '', at, previous: result.previous!, reason };
-          if (result.owner !== undefined) fact.owner = result.owner;
+        if (result.cancelled && result.previous !== undefined) {
+          void this.#d.store.get(id).then((task) => {
+            const fact: TaskCancelled = { type: 'task.cancelled', id, name: task?.name ?? '', at, previous: result.previous!, reason };
+            if (result.owner !== undefined) fact.owner = result.owner;
+            this.#ctx.publish(fact);
+          });
+          if (result.previous === 'running') this.#ctx.tell(this.#d.orchestrator, createExecutorAbort(id, 'cancel'));
+        }
+        // A flow parent's descendants cancelled with it.
+        if (result.children === undefined) return;
+        const childReason = flowCancelledReason(id);
+        for (const c of result.children) {
+          const fact: TaskCancelled = { type: 'task.cancelled', id: c.id, name: c.name, at, previous: c.previous, reason: childReason };
+          if (c.owner !== undefined) fact.owner = c.owner;
           this.#ctx.publish(fact);
-        });
-        if (result.previous === 'running') this.#ctx.tell(this.#d.orchestrator, createExecutorAbort(id, 'cancel'));
+          if (c.previous === 'running') this.#ctx.tell(this.#d.orchestrator, createExecutorAbort(c.id, 'cancel'));
+        }
       },
       (error: unknown) => this.#ctx.tell(replyTo, createErrorReply(serializeError(error))),
     );

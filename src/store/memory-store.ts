@@ -18,7 +18,7 @@
 import type { Clock } from '../clock.ts';
 import { DEBOUNCED_REASON, debounceRunAt, throttleSince } from '../dedup.ts';
 import { ErrorCodes, TroupeError, invalidOption, type SerializedError } from '../errors.ts';
-import { FLOW_FAILED_REASON, FLOW_RELEASED_REASON, createChildFailedError, decideFlowStep, visibleChildren } from '../flow.ts';
+import { FLOW_FAILED_REASON, FLOW_RELEASED_REASON, createChildFailedError, decideFlowStep, flowCancelledReason, visibleChildren } from '../flow.ts';
 import type { TaskId } from '../ids.ts';
 import {
   DEAD_STATES,
@@ -50,6 +50,7 @@ import { IndexedList } from '../indexed-list.ts';
 import { OutputRuns } from './output-runs.ts';
 import type {
   CancelResult,
+  CancelledChild,
   ClaimRequest,
   EnqueueAndClaimResult,
   EnqueueResult,
@@ -472,7 +473,22 @@ class MemoryStore implements Store, AsyncDisposable {
     const e = this.#tasks.get(id);
     if (!e) return { previous: undefined, cancelled: false };
     const previous = e.rec.state;
-    if (isFinalState(previous)) return { previous, cancelled: false };
+    const final = isFinalState(previous);
+    const owner = final ? undefined : this.#cancelOne(e, at, reason);
+    const children = e.rec.flow ? this.#cancelDescendants(e, at, flowCancelledReason(id)) : [];
+    if (!final || children.length > 0) {
+      this.#retain();
+      this.#emitChanges();
+    }
+    const result: CancelResult = { previous, cancelled: !final };
+    if (owner !== undefined) result.owner = owner;
+    if (children.length > 0) result.children = children;
+    return result;
+  }
+
+  /** Moves a task that is not final to `cancelled`; returns the owner that was running it. */
+  #cancelOne(e: Entry, at: number, reason: string | undefined): string | undefined {
+    const previous = e.rec.state;
     const owner = previous === 'running' ? e.rec.owner : undefined;
     this.#leaveQueue(e);
     this.#leaveRunning(e);
@@ -483,9 +499,28 @@ class MemoryStore implements Store, AsyncDisposable {
     e.rec.leaseUntil = undefined;
     this.#record(e, previous, 'cancelled', at, e.rec.attempts, reason ?? 'cancelled');
     this.#childFinal(e, at);
-    this.#retain();
-    this.#emitChanges();
-    return owner === undefined ? { previous, cancelled: true } : { previous, cancelled: true, owner };
+    return owner;
+  }
+
+  /** Cancels a flow parent's descendants that are not final, each parent before its children. */
+  #cancelDescendants(parent: Entry, at: number, reason: string): CancelledChild[] {
+    const out: CancelledChild[] = [];
+    let level = [parent];
+    while (level.length > 0) {
+      const next: Entry[] = [];
+      for (const p of level) {
+        for (const c of this.#children.get(p.rec.id) ?? []) {
+          if (this.#tasks.get(c.rec.id) !== c) continue;
+          if (c.rec.flow) next.push(c);
+          const previous = c.rec.state;
+          if (isFinalState(previous)) continue;
+          const owner = this.#cancelOne(c, at, reason);
+          out.push(owner === undefined ? { id: c.rec.id, name: c.rec.name, previous } : { id: c.rec.id, name: c.rec.name, previous, owner });
+        }
+      }
+      level = next;
+    }
+    return out;
   }
 
   async retry(id: TaskId, at: number): Promise<TaskRecord | undefined> {

@@ -120,6 +120,20 @@ export interface CancelResult {
   cancelled: boolean;
   /** The owner that was running it (so that node can end the run). */
   owner?: string;
+  /**
+   * A flow parent's descendants this call cancelled with it (those not final yet, whether or not the parent itself
+   * was), parents before their children.
+   */
+  children?: CancelledChild[];
+}
+
+/** A flow parent's descendant cancelled with it (`CancelResult.children`). */
+export interface CancelledChild {
+  id: TaskId;
+  name: string;
+  previous: TaskState;
+  /** The owner that was running it. */
+  owner?: string;
 }
 
 export interface ListFilter {
@@ -210,7 +224,10 @@ export interface Store {
   heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number>;
   /** Applies outcomes in one transaction; `applied[i]` says whether op i changed the task. */
   settle(ops: readonly SettleOp[]): Promise<boolean[]>;
-  /** Cancels a task that is not final. */
+  /**
+   * Cancels a task that is not final, and, when it is a flow parent, its descendants that are not final (each with
+   * `flowCancelledReason(id)`), in one transaction.
+   */
   cancel(id: TaskId, at: number, reason?: string): Promise<CancelResult>;
   /** Puts a dead letter (failed, timed_out, cancelled) back to `queued` with a fresh attempt budget. */
   retry(id: TaskId, at: number): Promise<TaskRecord | undefined>;

@@ -324,6 +324,41 @@ describe('flows', () => {
     rmSync(tempDir, { recursive: true, force: true });
   });
 
+  for (const store of ['memory', 'sqlite'] as const) {
+    it(`${store}: rt.cancel of a parent cancels its children: a running child's process is ended, each gets task.cancelled`, async () => {
+      const forever = fileURLToPath(new URL('../fixtures/commands/forever.js', import.meta.url));
+      const tasks: CreateRuntimeOptions['tasks'] = {
+        wait: { command: process.execPath, args: [forever], killGrace: 2000 },
+        report: { run: () => 'ran' },
+      };
+      await withRuntime({ store: store === 'memory' ? 'memory' : tempDb(), tasks, concurrency: 1 }, async (rt) => {
+        const cancelled = new Map<string, { reason?: string; previous: string }>();
+        const stopped: string[] = [];
+        rt.on('task.cancelled', (f) => cancelled.set(f.id, { previous: f.previous, ...(f.reason ? { reason: f.reason } : {}) }));
+        rt.on('task.stopped', (f) => stopped.push(f.id));
+        const ready = new Promise<string>((resolve) => rt.on('task.output', (f) => f.line.text === 'ready' && resolve(f.id)));
+        const root = await rt.flow({ name: 'report', children: [{ name: 'wait' }, { name: 'wait' }] });
+        const runningChild = await ready;
+        const pid = rt.pids().subprocesses[0];
+        assert.ok(pid !== undefined, 'the child runs a process');
+        assert.equal(await rt.cancel(root), true);
+        const children = (await rt.list({ parentId: root })).tasks;
+        await waitFor(() => stopped.includes(runningChild), { label: "the running child's process ended" });
+        assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the process is gone');
+        await waitFor(() => cancelled.size === 3, { label: 'task.cancelled for the parent and both children' });
+        assert.deepEqual(cancelled.get(root), { previous: 'scheduled', reason: 'cancelled by user' });
+        for (const c of children) {
+          // The other child is queued, or claimed into this node's prefetch buffer (running in the store).
+          const fact = cancelled.get(c.id);
+          assert.equal(fact?.reason, `flow ${root} cancelled`);
+          assert.ok(c.id === runningChild ? fact?.previous === 'running' : ['queued', 'running'].includes(fact?.previous ?? ''), fact?.previous);
+          assert.equal((await rt.get(c.id))?.state, 'cancelled');
+        }
+        assert.equal((await rt.get(root))?.state, 'cancelled', 'the parent never ran');
+      });
+    });
+  }
+
   it('nested flows: a child with children of its own runs after them', async () => {
     const order: string[] = [];
     const tasks: CreateRuntimeOptions['tasks'] = {

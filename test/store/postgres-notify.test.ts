@@ -74,6 +74,30 @@ describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: 
     assert.equal(await cancelled, running.id);
   });
 
+  it("a cancel of a flow parent reaches the node running one of its children, once per running child", async () => {
+    const schema = schemas.next();
+    const [a, b] = [store({ schema }), store({ schema })];
+    await Promise.all([a.open(), b.open()]);
+    const parent = newTask({ name: 'parent', flow: { pending: 2, policy: 'fail' } });
+    const running = newTask({ name: 'child', parentId: parent.id });
+    const queued = newTask({ name: 'child', parentId: parent.id, runAt: Date.now() + 60_000 });
+    await b.enqueue([parent, running, queued]);
+    const [claimed] = await a.claim({ owner: 'node-a', limit: 5, leaseMs: 60_000, now: Date.now() });
+    assert.equal(claimed?.id, running.id);
+    const heard: string[] = [];
+    const unsubscribe = a.onCancel((id) => heard.push(id));
+    const result = await b.cancel(parent.id, Date.now());
+    assert.deepEqual(result.children?.map((c) => [c.id, c.previous, c.owner]), [[running.id, 'running', 'node-a'], [queued.id, 'scheduled', undefined]]);
+    // A plain task's cancel after it: its notification comes after any the flow's cancel sent (commit order).
+    const marker = newTask();
+    await b.enqueue([marker]);
+    await a.claim({ owner: 'node-a', limit: 1, leaseMs: 60_000, now: Date.now() });
+    await b.cancel(marker.id, Date.now());
+    await waitFor(() => heard.includes(marker.id), { label: 'the marker cancel heard' });
+    unsubscribe();
+    assert.deepEqual(heard, [running.id, marker.id]);
+  });
+
   it('reports a killed LISTEN connection, reconnects with backoff and wakes again', async () => {
     const schema = schemas.next();
     const clock = new ManualClock();

@@ -146,6 +146,68 @@ export function flowsContract(makeStore: MakeStore): void {
         assert.deepEqual(r?.error?.details, { child: mid.id, state: 'failed' });
       }));
 
+    it('cancelling a parent cancels its descendants that are not final, parents first; no parent counts them', () =>
+      withStore(makeStore, {}, async (ctx) => {
+        const { store, task, clock, claim, succeed } = ctx;
+        const changes: StoreChange[] = [];
+        store.onChange?.((c) => changes.push(c));
+        const root = task({ name: 'root', flow: { pending: 3, policy: 'continue' } });
+        const running = task({ name: 'running', parentId: root.id });
+        const done = task({ name: 'done', parentId: root.id });
+        const mid = task({ name: 'mid', parentId: root.id, flow: { pending: 1, policy: 'continue' } });
+        const later = task({ name: 'later', parentId: mid.id, runAt: clock.now() + 60_000 });
+        await store.enqueue([root, running, done, mid, later]);
+        const claimed = await claim();
+        assert.deepEqual(ids(claimed).sort(), [running.id, done.id].sort());
+        assert.ok(await succeed(byId(claimed, done.id), 'kept'));
+        await clock.advance(5);
+        const at = clock.now();
+        const result = await store.cancel(root.id, at, 'by user');
+        assert.deepEqual(result, {
+          previous: 'scheduled', cancelled: true,
+          children: [
+            { id: running.id, name: 'running', previous: 'running', owner: OWNER },
+            { id: mid.id, name: 'mid', previous: 'scheduled' },
+            { id: later.id, name: 'later', previous: 'scheduled' },
+          ],
+        });
+        const reason = `flow ${root.id} cancelled`;
+        for (const t of [running, mid, later]) {
+          const rec = await store.get(t.id);
+          assert.deepEqual([rec?.state, rec?.finishedAt], ['cancelled', at], t.name);
+          assert.match(rec?.error?.message ?? '', new RegExp(reason), t.name);
+          assert.deepEqual((await store.history(t.id)).at(-1)?.reason, reason, t.name);
+        }
+        assert.equal((await store.get(root.id))?.error?.message.includes('by user'), true);
+        assert.equal((await store.get(done.id))?.state, 'succeeded', 'a final child is left as it was');
+        assert.deepEqual((await store.get(root.id))?.flow, { pending: 2, policy: 'continue' }, 'the cancelled parent counted none of them');
+        assert.equal(await succeed(byId(claimed, running.id)), false, "the cancelled child's late result is refused");
+        await clock.advance(120_000);
+        assert.deepEqual(await claim(), []);
+        // A change made after the cancel, reported after any the cancel made (PostgreSQL's come through NOTIFY).
+        const marker = flowBatch(ctx, 1, 'fail');
+        await store.enqueue([marker.parent, ...marker.children]);
+        const [child] = await claim();
+        assert.ok(await succeed(child!));
+        await waitFor(() => changes.length > 0, { label: 'the marker flow released' });
+        assert.deepEqual(changes.map((c) => [c.type, c.id]), [['flow.released', marker.parent.id]], 'no parent released or failed by the cancel');
+      }));
+
+    it('cancelling a parent that is already final still cancels its children that run on', () =>
+      withStore(makeStore, {}, async (ctx) => {
+        const { store, clock, claim, settleOne } = ctx;
+        const { parent, children } = flowBatch(ctx, 2, 'fail');
+        await store.enqueue([parent, ...children]);
+        await claim();
+        assert.ok(await settleOne({ type: 'failed', id: children[0]!.id, owner: OWNER, attempt: 1, at: clock.now(), error: boom }));
+        assert.equal((await store.get(parent.id))?.state, 'failed');
+        const result = await store.cancel(parent.id, clock.now());
+        assert.deepEqual(result, { previous: 'failed', cancelled: false, children: [{ id: children[1]!.id, name: 'child-1', previous: 'running', owner: OWNER }] });
+        assert.equal((await store.get(children[1]!.id))?.state, 'cancelled');
+        assert.equal((await store.get(parent.id))?.state, 'failed');
+        assert.deepEqual(await store.cancel(parent.id, clock.now()), { previous: 'failed', cancelled: false }, 'nothing left to cancel');
+      }));
+
     it('a parent whose key matched an existing task creates none of its children', () =>
       withStore(makeStore, {}, async (ctx) => {
         const { store } = ctx;

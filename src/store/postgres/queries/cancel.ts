@@ -1,9 +1,15 @@
 /**
- * cancel: one statement locks the row, moves a task that is not final to `cancelled`, appends the transition and,
- * when the task was running, notifies the cancel channel with its id so the node running it ends the run.
+ * cancel: one statement locks the rows, moves the task (when not final) and, when it is a flow parent, its
+ * descendants that are not final to `cancelled`, appends each transition, and notifies the cancel channel with the
+ * id of each one that was running, so the node running it ends the run.
+ *
+ * The rows are locked deepest first: a child's settle locks the child and then (its flow trigger) the parent, so a
+ * cancel taking the parent last waits for it instead of closing a cycle. The trigger fires for each cancelled
+ * child at the end of the statement and finds its parent cancelled too: no parent counts a child of this cancel.
  */
+import { flowCancelledReason } from '../../../flow.ts';
 import type { TaskId } from '../../../ids.ts';
-import type { CancelResult } from '../../store.ts';
+import type { CancelResult, CancelledChild } from '../../store.ts';
 import type { TaskState } from '../../../task.ts';
 import { createCancelledError } from '../../pick.ts';
 import { lineSql } from '../history-line.ts';
@@ -12,29 +18,56 @@ import { replaceBadText } from '../../json-value.ts';
 
 function cancelSql(n: PgNames): string {
   return `
-    WITH old AS (
-      SELECT id, state, owner, attempts FROM ${n.tasks} WHERE id = $1 FOR UPDATE
+    WITH RECURSIVE tree AS (
+      SELECT id, 0 AS depth FROM ${n.tasks} WHERE id = $1
+      UNION ALL
+      SELECT c.id, tree.depth + 1 FROM ${n.tasks} AS c JOIN tree ON c.parent_id = tree.id
+    ), old AS (
+      SELECT t.id, t.name, t.state, t.owner, t.attempts, tree.depth
+      FROM ${n.tasks} AS t JOIN tree ON t.id = tree.id
+      ORDER BY tree.depth DESC, t.id FOR UPDATE OF t
     ), u AS (
-      UPDATE ${n.tasks} AS t SET state = 'cancelled', error = $3::jsonb, finished_at = $2, updated_at = $2,
-             lease_until = NULL,
-             history = t.history || ${lineSql({ from: { sql: 'old.state' }, to: 'cancelled', at: '$2', attempt: 'old.attempts', reason: { sql: '$4' } })}
+      UPDATE ${n.tasks} AS t SET state = 'cancelled',
+             error = CASE WHEN old.depth = 0 THEN $3::jsonb ELSE $6::jsonb END,
+             finished_at = $2, updated_at = $2, lease_until = NULL,
+             history = t.history || ${lineSql({ from: { sql: 'old.state' }, to: 'cancelled', at: '$2', attempt: 'old.attempts', reason: { sql: 'CASE WHEN old.depth = 0 THEN $4 ELSE $7 END' } })}
       FROM old WHERE t.id = old.id AND old.state NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out')
       RETURNING t.id
     ), signal AS (
       SELECT pg_notify($5, old.id) FROM old JOIN u ON u.id = old.id WHERE old.state = 'running'
     )
-    SELECT old.state AS previous, old.owner, u.id IS NOT NULL AS cancelled, (SELECT count(*) FROM signal) AS signalled
-    FROM old LEFT JOIN u ON u.id = old.id`;
+    SELECT old.id, old.name, old.depth, old.state AS previous, old.owner, u.id IS NOT NULL AS cancelled,
+           (SELECT count(*) FROM signal) AS signalled
+    FROM old LEFT JOIN u ON u.id = old.id
+    ORDER BY old.depth, old.id`;
+}
+
+interface Row {
+  id: TaskId;
+  name: string;
+  depth: number;
+  previous: TaskState;
+  owner: string | null;
+  cancelled: boolean;
 }
 
 /** Why: `rt.cancel(id)` for a task anywhere in the cluster; the owner learns of it through NOTIFY. */
 export async function cancel(db: Queryable, n: PgNames, id: TaskId, at: number, reason?: string): Promise<CancelResult> {
-  const { rows } = await run<{ previous: TaskState; owner: string | null; cancelled: boolean }>(db, cancelSql(n), [
+  const childReason = flowCancelledReason(id);
+  const { rows } = await run<Row>(db, cancelSql(n), [
     id, at, toPgJson(createCancelledError(reason)), reason === undefined ? 'cancelled' : replaceBadText(reason), n.cancelChannel,
+    toPgJson(createCancelledError(childReason)), childReason,
   ]);
-  const row = rows[0];
-  if (!row) return { previous: undefined, cancelled: false };
-  const result: CancelResult = { previous: row.previous, cancelled: row.cancelled };
-  if (row.cancelled && row.previous === 'running' && row.owner !== null) result.owner = row.owner;
+  const root = rows[0];
+  if (!root) return { previous: undefined, cancelled: false };
+  const result: CancelResult = { previous: root.previous, cancelled: root.cancelled };
+  if (root.cancelled && root.previous === 'running' && root.owner !== null) result.owner = root.owner;
+  const children: CancelledChild[] = [];
+  for (let i = 1; i < rows.length; i++) {
+    const c = rows[i]!;
+    if (!c.cancelled) continue;
+    children.push(c.previous === 'running' && c.owner !== null ? { id: c.id, name: c.name, previous: c.previous, owner: c.owner } : { id: c.id, name: c.name, previous: c.previous });
+  }
+  if (children.length > 0) result.children = children;
   return result;
 }
