@@ -4,16 +4,16 @@
  * - A parent is stored `scheduled` at `FLOW_WAITING_RUN_AT` with `flow.pending` = its number of children; its
  *   children carry `parentId`. Nothing makes it due by time.
  * - When a child reaches a final state (succeeded, failed, timed_out, cancelled), the same transaction applies
- *   `decideFlowStep` to the parent while it still waits: one fewer pending child; at zero the parent becomes
+ *   `decideFlowStep` to the parent: one fewer pending child; while the parent waits, at zero it becomes
  *   `queued` (due now); with policy `fail`, a child that did not succeed fails the parent at once
  *   (TROUPE_ERR_TASK_FAILED, `details.child`). A parent failed that way is itself a final child of its own parent,
  *   so nested flows cascade in the same transaction.
  * - When the parent is claimed, the claim returns its children's outcomes (`children`), filtered by policy:
  *   `ignore` leaves out the children that did not succeed.
- *
- * A parent that is no longer waiting (cancelled, failed by policy, retried by hand) is left alone by its children.
- * Cancelling a parent cancels its descendants that are not final, parents first (so none of them counts in a parent
- * that is still waiting), in the cancel's transaction.
+ * - A parent that is no longer waiting (cancelled, failed by policy, retried by hand) is only counted:
+ *   `flow.pending` stays the number of its children not final yet.
+ * - Cancelling a parent cancels its descendants that are not final, parents first (so no child makes a parent
+ *   due or fails it on the way), in the cancel's transaction.
  */
 import { ErrorCodes, type SerializedError } from './errors.ts';
 import type { TaskId } from './ids.ts';
@@ -32,7 +32,7 @@ export function flowCancelledReason(rootId: TaskId): string {
   return `flow ${rootId} cancelled`;
 }
 
-/** What the store does to a waiting parent when one of its children becomes final. */
+/** What the store does to a flow parent when one of its children becomes final. */
 export type FlowStep =
   | { kind: 'none' }
   | { kind: 'count'; pending: number }
@@ -42,7 +42,9 @@ export type FlowStep =
 /** Why: the one decision every store makes when a child ends (see the header). */
 export function decideFlowStep(parent: { state: TaskState; flow?: FlowState | undefined }, childState: TaskState): FlowStep {
   const flow = parent.flow;
-  if (parent.state !== 'scheduled' || flow === undefined || !(flow.pending > 0)) return { kind: 'none' };
+  if (flow === undefined || !(flow.pending > 0)) return { kind: 'none' };
+  // A parent no longer waiting only keeps its count true.
+  if (parent.state !== 'scheduled') return { kind: 'count', pending: flow.pending - 1 };
   if (childState !== 'succeeded' && flow.policy === 'fail') return { kind: 'fail' };
   if (flow.pending <= 1) return { kind: 'release' };
   return { kind: 'count', pending: flow.pending - 1 };

@@ -171,14 +171,21 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
       END $m$`,
     ],
   },
+  {
+    // Why: a flow parent no longer waiting (failed by a child, cancelled) kept the count of children it had when it
+    // stopped waiting; its children now count it down as src/flow.ts says, so \`flow.pending\` stays true.
+    version: 6,
+    up: (n) => [flowFunctionSql(n, 6)],
+  },
 ]);
 
 /**
  * The flow rules of src/flow.ts (`decideFlowStep`, `createChildFailedError`) in PL/pgSQL. `at` is the child's
- * `updated_at`, which every verb sets to the time of the change. `version`: the schema version whose history
- * storage the function writes (before 4 the `transitions` table, from 4 the task's `history` line).
+ * `updated_at`, which every verb sets to the time of the change. `version`: the schema version whose rules
+ * the function follows: before 4 it writes the `transitions` table, from 4 the task's `history` line; from 6 a
+ * parent no longer waiting is still counted down (its `flow_pending` stays true).
  */
-function flowFunctionSql(n: PgNames, version: 2 | 4): string {
+function flowFunctionSql(n: PgNames, version: 2 | 4 | 6): string {
   const failed =
     version === 2
       ? `UPDATE ${n.tasks} SET state = 'failed', flow_pending = p.flow_pending - 1, error = err, finished_at = NEW.updated_at,
@@ -203,9 +210,13 @@ function flowFunctionSql(n: PgNames, version: 2 | 4): string {
       err jsonb;
     BEGIN
       SELECT id, name, state, attempts, flow_pending, flow_policy INTO p FROM ${n.tasks} WHERE id = NEW.parent_id FOR UPDATE;
-      IF NOT FOUND OR p.state <> 'scheduled' OR p.flow_pending IS NULL OR p.flow_pending <= 0 THEN
+      IF NOT FOUND OR ${version < 6 ? `p.state <> 'scheduled' OR ` : ''}p.flow_pending IS NULL OR p.flow_pending <= 0 THEN
         RETURN NULL;
-      END IF;
+      END IF;${version < 6 ? '' : `
+      IF p.state <> 'scheduled' THEN
+        UPDATE ${n.tasks} SET flow_pending = p.flow_pending - 1 WHERE id = p.id;
+        RETURN NULL;
+      END IF;`}
       IF NEW.state <> 'succeeded' AND p.flow_policy = 'fail' THEN
         err := jsonb_build_object('name', 'TroupeError', 'message', format('Child task \`%s\` (%s) ended %s', NEW.name, NEW.id, NEW.state),
           'code', 'TROUPE_ERR_TASK_FAILED', 'details', jsonb_build_object('child', NEW.id, 'state', NEW.state), 'hint', 'permanent');

@@ -63,7 +63,7 @@ export function flowsContract(makeStore: MakeStore): void {
         assert.equal((await store.counts(clock.now())).byState.running, 1);
       }));
 
-    it("policy 'fail': a failed child fails the parent at once; later children leave it alone", () =>
+    it("policy 'fail': a failed child fails the parent at once; later children only count it down", () =>
       withStore(makeStore, {}, async (ctx) => {
         const { store, clock, claim, settleOne, succeed } = ctx;
         const changes: StoreChange[] = [];
@@ -82,8 +82,10 @@ export function flowsContract(makeStore: MakeStore): void {
         await waitFor(() => changes.length > 0, { label: 'flow.failed reported' });
         assert.deepEqual(changes.map((c) => [c.type, c.id]), [['flow.failed', parent.id]]);
         assert.deepEqual(changes[0]!.type === 'flow.failed' && changes[0].error, p?.error);
+        assert.deepEqual((await store.get(parent.id))?.flow, { pending: 1, policy: 'fail' });
         assert.ok(await succeed(byId(running, children[1]!.id)));
-        assert.equal((await store.get(parent.id))?.state, 'failed');
+        const after = await store.get(parent.id);
+        assert.deepEqual([after?.state, after?.flow], ['failed', { pending: 0, policy: 'fail' }], 'still failed; the count stays true');
         assert.deepEqual(await claim(), []);
         assert.equal((await store.counts(clock.now())).byState.failed, 2);
       }));
@@ -180,7 +182,8 @@ export function flowsContract(makeStore: MakeStore): void {
         }
         assert.equal((await store.get(root.id))?.error?.message.includes('by user'), true);
         assert.equal((await store.get(done.id))?.state, 'succeeded', 'a final child is left as it was');
-        assert.deepEqual((await store.get(root.id))?.flow, { pending: 2, policy: 'continue' }, 'the cancelled parent counted none of them');
+        assert.deepEqual((await store.get(root.id))?.flow, { pending: 0, policy: 'continue' }, 'the cancelled parents count their children down');
+        assert.deepEqual((await store.get(mid.id))?.flow, { pending: 0, policy: 'continue' });
         assert.equal(await succeed(byId(claimed, running.id)), false, "the cancelled child's late result is refused");
         await clock.advance(120_000);
         assert.deepEqual(await claim(), []);
@@ -204,7 +207,7 @@ export function flowsContract(makeStore: MakeStore): void {
         const result = await store.cancel(parent.id, clock.now());
         assert.deepEqual(result, { previous: 'failed', cancelled: false, children: [{ id: children[1]!.id, name: 'child-1', previous: 'running', owner: OWNER }] });
         assert.equal((await store.get(children[1]!.id))?.state, 'cancelled');
-        assert.equal((await store.get(parent.id))?.state, 'failed');
+        assert.deepEqual([(await store.get(parent.id))?.state, (await store.get(parent.id))?.flow?.pending], ['failed', 0]);
         assert.deepEqual(await store.cancel(parent.id, clock.now()), { previous: 'failed', cancelled: false }, 'nothing left to cancel');
       }));
 
