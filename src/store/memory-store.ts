@@ -129,7 +129,8 @@ export interface MemoryStoreOptions extends StoreOptions {
   /**
    * Final tasks kept (with their history and output); beyond it the earliest finished are forgotten, as a
    * purge would. A finished task costs about 1.5 KB, so an unbounded store under `rt.run()` at tens of
-   * thousands of tasks per second would fill the heap in minutes. @default 10000
+   * thousands of tasks per second would fill the heap in minutes. A flow's finished children are kept past it
+   * until their parent ends (its run reads their outcomes). @default 10000
    */
   maxFinished?: number;
 }
@@ -976,7 +977,9 @@ class MemoryStore implements Store, AsyncDisposable {
   #retain(): void {
     const c = this.#counts;
     let excess = c.succeeded + c.failed + c.cancelled + c.timed_out - this.#maxFinished;
-    while (excess > 0 && this.#finishedHead < this.#finished.length) {
+    // Entries put back at the tail (below) are looked at again on a later call, not in this loop.
+    const end = this.#finished.length;
+    while (excess > 0 && this.#finishedHead < end) {
       const fin = this.#finishedFin[this.#finishedHead]!;
       const e = this.#finished[this.#finishedHead]!;
       // The slot lets go of the entry at once: an entry behind the head would otherwise stay alive (its record,
@@ -984,6 +987,12 @@ class MemoryStore implements Store, AsyncDisposable {
       this.#finished[this.#finishedHead++] = undefined;
       // A forgotten entry (purged, say, and its id perhaps enqueued again) has fin 0: no lookup of its id needed.
       if (e.fin !== fin || !isFinalState(e.rec.state)) continue;
+      // A flow child whose parent has not ended is kept: the parent's run reads its outcome.
+      if (e.rec.parentId !== undefined && this.#parentAwaits(e.rec.parentId)) {
+        this.#finished.push(e);
+        this.#finishedFin.push(fin);
+        continue;
+      }
       this.#forget(e);
       excess--;
     }
@@ -993,6 +1002,12 @@ class MemoryStore implements Store, AsyncDisposable {
       this.#finishedHead = 0;
     }
     if (this.#order.length > 2 * this.#tasks.size + 1024) this.#order = this.#order.filter((id) => this.#tasks.has(id));
+  }
+
+  /** True when the flow parent `id` is still here and not final: its children's outcomes are still to be read. */
+  #parentAwaits(id: TaskId): boolean {
+    const p = this.#tasks.get(id);
+    return p !== undefined && !isFinalState(p.rec.state);
   }
 
   #forget(e: Entry): void {

@@ -100,6 +100,30 @@ describe('memory store retention', () => {
     assert.equal((await store.get(tasks[5]!.id))?.state, 'queued');
   });
 
+  it("keeps a flow's finished children past maxFinished until their parent ends, then forgets them", async () => {
+    const clock = new ManualClock();
+    await using store = createMemoryStore({ maxFinished: 2, clock });
+    const parent = task(clock, { name: 'parent', flow: { pending: 4, policy: 'fail' } });
+    const children = Array.from({ length: 4 }, (_, i) => task(clock, { name: `child-${i}`, parentId: parent.id }));
+    const others = Array.from({ length: 3 }, () => task(clock));
+    await store.enqueue([parent, ...children, ...others]);
+    const claimed = await store.claim({ owner: 'n', limit: 10, leaseMs: 1000, now: clock.now() });
+    assert.equal(claimed.length, 7);
+    await store.settle(claimed.map((t) => ({ type: 'succeeded' as const, id: t.id, owner: 'n', attempt: 1, at: clock.now(), result: t.name })));
+    // Seven finished and the limit is two: the three plain tasks go, the four children stay past it.
+    for (const o of others.slice(0, 3)) assert.equal(await store.get(o.id), undefined);
+    const [p] = await store.claim({ owner: 'n', limit: 1, leaseMs: 1000, now: clock.now() });
+    assert.equal(p?.id, parent.id);
+    assert.deepEqual(p?.children?.map((c) => c.result), ['child-0', 'child-1', 'child-2', 'child-3'], 'every child\'s outcome reaches the parent');
+    await store.settle([{ type: 'succeeded', id: parent.id, owner: 'n', attempt: 1, at: clock.now(), result: 'done' }]);
+    // Once the parent has ended, the next finishes forget the children as any finished task.
+    await store.enqueue([task(clock), task(clock)]);
+    const more = await store.claim({ owner: 'n', limit: 2, leaseMs: 1000, now: clock.now() });
+    await store.settle(more.map((t) => ({ type: 'succeeded' as const, id: t.id, owner: 'n', attempt: 1, at: clock.now(), result: 1 })));
+    assert.equal((await store.counts(clock.now())).byState.succeeded, 2);
+    for (const c of children) assert.equal(await store.get(c.id), undefined);
+  });
+
   it('retention skips a purged task whose id was enqueued again, and keeps the new one', async () => {
     const clock = new ManualClock();
     await using store = createMemoryStore({ maxFinished: 1 });
