@@ -679,6 +679,7 @@ class MemoryStore implements Store, AsyncDisposable {
     for (const e of this.#tasks.values()) {
       const { rec } = e;
       if (!states.has(rec.state) || rec.finishedAt === undefined || rec.finishedAt >= request.finishedBefore) continue;
+      if (rec.parentId !== undefined && this.#parentAwaits(rec.parentId)) continue;
       this.#forget(e);
       n++;
     }

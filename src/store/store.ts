@@ -247,7 +247,10 @@ export interface Store {
   counts(now: number): Promise<QueueCounts>;
   /** Earliest `runAt` among tasks waiting for their time (scheduled or retrying), to arm one timer. */
   nextRunAt(): Promise<number | undefined>;
-  /** Deletes final tasks (with history and output) finished before the threshold. Returns how many. */
+  /**
+   * Deletes final tasks (with history and output) finished before the threshold, except flow children whose parent
+   * has not ended (its run reads their outcomes). Returns how many.
+   */
   purge(request: PurgeRequest): Promise<number>;
   saveSchedule(schedule: ScheduleRecord): Promise<void>;
   getSchedule(id: string): Promise<ScheduleRecord | undefined>;

@@ -211,6 +211,30 @@ export function flowsContract(makeStore: MakeStore): void {
         assert.deepEqual(await store.cancel(parent.id, clock.now()), { previous: 'failed', cancelled: false }, 'nothing left to cancel');
       }));
 
+    it('purge keeps the finished children of a parent that has not ended, and takes them once it has', () =>
+      withStore(makeStore, {}, async (ctx) => {
+        const { store, clock, claim, succeed } = ctx;
+        const { parent, children } = flowBatch(ctx, 2, 'fail');
+        children[1]!.runAt = clock.now() + 60_000;
+        const plain = ctx.task({ name: 'plain' });
+        await store.enqueue([parent, ...children, plain]);
+        const claimed = await claim();
+        assert.deepEqual(ids(claimed).sort(), [children[0]!.id, plain.id].sort());
+        for (const t of claimed) assert.ok(await succeed(t, t.name));
+        await clock.advance(10);
+        assert.equal(await store.purge({ finishedBefore: clock.now() }), 1, 'the plain task only');
+        assert.equal(await store.get(plain.id), undefined);
+        assert.equal((await store.get(children[0]!.id))?.result, 'child-0');
+        await clock.advance(60_000);
+        const [late] = await claim();
+        assert.ok(await succeed(late!, 'late'));
+        const [p] = await claim();
+        assert.deepEqual(p?.children?.map((c) => c.result), ['child-0', 'late'], 'the parent sees the purged-around child');
+        assert.ok(await succeed(p!));
+        await clock.advance(10);
+        assert.equal(await store.purge({ finishedBefore: clock.now() }), 3, 'the parent and both children');
+      }));
+
     it('a parent whose key matched an existing task creates none of its children', () =>
       withStore(makeStore, {}, async (ctx) => {
         const { store } = ctx;
