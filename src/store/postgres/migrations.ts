@@ -173,7 +173,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   },
   {
     // Why: a flow parent no longer waiting (failed by a child, cancelled) kept the count of children it had when it
-    // stopped waiting; its children now count it down as src/flow.ts says, so \`flow.pending\` stays true.
+    // stopped waiting; its children now count it down as src/flow.ts says, so `flow.pending` stays true.
     version: 6,
     up: (n) => [flowFunctionSql(n, 6)],
   },

@@ -5,7 +5,7 @@
  *
  * The rows are locked deepest first: a child's settle locks the child and then (its flow trigger) the parent, so a
  * cancel taking the parent last waits for it instead of closing a cycle. The trigger fires for each cancelled
- * child at the end of the statement and finds its parent cancelled too: no parent counts a child of this cancel.
+ * child at the end of the statement and finds its parent no longer waiting: it only counts the child down.
  */
 import { flowCancelledReason } from '../../../flow.ts';
 import type { TaskId } from '../../../ids.ts';
