@@ -209,6 +209,8 @@ export class Runtime implements AsyncDisposable {
   #telemetry: Telemetry | undefined;
   readonly #stats: StatsBook;
   #statsPersister: StatsPersister | undefined;
+  /** Reads of the statistics of names registered after start (close waits for them before the last write). */
+  readonly #statsReads = new Set<Promise<unknown>>();
   #limits: { groupLimits?: Record<string, number>; rateLimits?: Record<string, RateLimit> } | undefined;
   /** Tasks of `run()` calls made in this microtask turn: stored with one enqueue message (see #flushRuns). */
   #runBatch: NewTask[] = [];
@@ -351,10 +353,26 @@ export class Runtime implements AsyncDisposable {
   register<I = unknown, O = unknown>(name: string, definition: TaskDefinition<I, O>): this {
     const resolved = this.#registry.register(name, definition as TaskDefinition);
     if (resolved.kind === 'command' && this.#status === RuntimeStatus.running) this.#warmSpawnServer();
+    // The names known at start had their statistics read then; a later one has them read now.
+    if (this.#statsPersister) this.#restoreStatsOf(name);
     this.#limits = undefined;
     this.#tell({ type: 'executor.poke' });
     this.#tell({ type: 'scheduler.wake', reason: 'registered' });
     return this;
+  }
+
+  /** Reads the stored statistics of a name registered after start; they are not written before they are read. */
+  #restoreStatsOf(name: string): void {
+    const loading = this.#stats.loading(name);
+    const warn = (error?: unknown): void =>
+      this.options.logger.warn('stored task statistics could not be read', { names: [name], ...(error ? { error: serializeError(error).message } : {}) });
+    const read = restoreStats(this.#stats, this.#store, [name])
+      .then((r) => r.unreadable.length > 0 && warn(), warn)
+      .finally(() => {
+        loading.done();
+        this.#statsReads.delete(read);
+      });
+    this.#statsReads.add(read);
   }
 
   /** Registered task names (built-in maintenance tasks included). */
@@ -842,7 +860,10 @@ export class Runtime implements AsyncDisposable {
       );
     }
     if (this.#bus.has('tracker')) await step(() => this.#askRaw({ type: 'tracker.flush', replyTo: '' }, 30_000));
-    if (this.#statsPersister) await step(() => this.#statsPersister!.close());
+    if (this.#statsPersister) await step(async () => {
+      await Promise.all(this.#statsReads);
+      await this.#statsPersister!.close();
+    });
     const closed = new TroupeError(ErrorCodes.CLOSED, 'The runtime was closed before the task ended');
     for (const list of this.#waiters.values()) for (const w of list) w.reject(this.#escalation ?? closed);
     this.#waiters.clear();

@@ -17,6 +17,8 @@ export type StatsBookOptions = TaskStatsOptions;
 export class StatsBook {
   readonly #byName = new Map<string, TaskStats>();
   readonly #dirty = new Set<string>();
+  /** Names whose stored record is being read: not written before it is in place (see `loading`). */
+  readonly #loading = new Set<string>();
   readonly #options: StatsBookOptions;
 
   constructor(options: StatsBookOptions = {}) {
@@ -44,15 +46,34 @@ export class StatsBook {
     return [...this.#byName.keys()];
   }
 
-  /** Puts a record in place (a restored one), replacing any current one. */
-  set(stats: TaskStats): void {
-    this.#byName.set(stats.name, stats);
+  /**
+   * Puts a record read from the store in place. Attempts this book recorded under the name meanwhile (a name
+   * registered while the runtime runs starts before its record is read) are added to it, not lost.
+   */
+  restore(stored: TaskStats): void {
+    const current = this.#byName.get(stored.name);
+    if (current) {
+      stored.absorb(current);
+      this.#dirty.add(stored.name);
+    }
+    this.#byName.set(stored.name, stored);
   }
 
-  /** The names changed since the last call, cleared. */
+  /** Holds back the writes of `name` until `done()`: its stored record has not been read yet. */
+  loading(name: string): { done(): void } {
+    this.#loading.add(name);
+    return { done: () => this.#loading.delete(name) };
+  }
+
+  /** The names changed since the last call, cleared (a name still loading stays marked). */
   takeDirty(): string[] {
-    const names = [...this.#dirty];
-    this.#dirty.clear();
+    if (this.#loading.size === 0) {
+      const names = [...this.#dirty];
+      this.#dirty.clear();
+      return names;
+    }
+    const names = [...this.#dirty].filter((name) => !this.#loading.has(name));
+    for (const name of names) this.#dirty.delete(name);
     return names;
   }
 
@@ -107,7 +128,7 @@ export async function restoreStats(
     try {
       const stats = TaskStats.fromJSON(JSON.parse(text), options);
       if (stats.name !== name) throw new Error('name mismatch');
-      book.set(stats);
+      book.restore(stats);
       restored.push(name);
     } catch {
       unreadable.push(name);

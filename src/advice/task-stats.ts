@@ -262,6 +262,19 @@ export class TaskStats {
     };
   }
 
+  /**
+   * Adds the attempts and schedule slots of a newer record of the same name (one begun while this one was being
+   * read from the store), as if they had been observed here after this record's own.
+   */
+  absorb(newer: TaskStats): void {
+    const j = newer.toJSON();
+    observeSamples(this, j.samples);
+    for (const e of j.schedules ?? []) {
+      const mine = this.#schedules.get(e.id);
+      this.#schedules.set(e.id, mine ? { slots: mine.slots + e.slots, overlapped: mine.overlapped + e.overlapped } : { slots: e.slots, overlapped: e.overlapped });
+    }
+  }
+
   /** Rebuilds a record from `toJSON()` output; throws TROUPE_ERR_STORE_CORRUPT when the shape is wrong. */
   static fromJSON(value: unknown, options: Omit<TaskStatsOptions, 'capacity'> = {}): TaskStats {
     const j = value as TaskStatsJSON;
@@ -273,23 +286,8 @@ export class TaskStats {
     const columns = ['outcome', 'cause', 'attempt', 'durationMs', 'waitMs', 'cpuMs', 'peakRssMb', 'outputLines'] as const;
     if (n < 0 || n > j.capacity || columns.some((c) => !Array.isArray(s[c]) || s[c].length !== n)) throw bad('sample columns');
     const stats = new TaskStats(j.name, { ...options, capacity: j.capacity });
-    for (let k = 0; k < n; k++) {
-      const outcome = s.outcome[k]!;
-      if (!OUTCOME_CODE.has(outcome) || typeof s.at[k] !== 'number') throw bad(`sample ${k}`);
-      const cause = s.cause[k];
-      stats.observe({
-        name: j.name,
-        outcome,
-        attempt: s.attempt[k]!,
-        at: s.at[k]!,
-        ...(cause !== null && CAUSE_CODE.has(cause!) ? { cause: cause! } : {}),
-        ...opt('durationMs', s.durationMs[k]),
-        ...opt('waitMs', s.waitMs[k]),
-        ...opt('cpuMs', s.cpuMs[k]),
-        ...opt('peakRssMb', s.peakRssMb[k]),
-        ...opt('outputLines', s.outputLines[k]),
-      });
-    }
+    for (let k = 0; k < n; k++) if (!OUTCOME_CODE.has(s.outcome[k]!) || typeof s.at[k] !== 'number') throw bad(`sample ${k}`);
+    observeSamples(stats, s);
     stats.#firstAt = typeof j.firstAt === 'number' ? j.firstAt : stats.#firstAt;
     const t = j.totals;
     if (typeof t !== 'object' || t === null) throw bad('totals');
@@ -303,6 +301,25 @@ export class TaskStats {
       if (typeof e?.id === 'string' && e.slots >= 0 && e.overlapped >= 0) stats.#schedules.set(e.id, { slots: e.slots, overlapped: e.overlapped });
     }
     return stats;
+  }
+}
+
+/** Observes the samples of a `toJSON()` record, oldest first (a cause the record does not know is dropped). */
+function observeSamples(stats: TaskStats, s: TaskStatsJSON['samples']): void {
+  for (let k = 0; k < s.at.length; k++) {
+    const cause = s.cause[k];
+    stats.observe({
+      name: stats.name,
+      outcome: s.outcome[k]!,
+      attempt: s.attempt[k]!,
+      at: s.at[k]!,
+      ...(cause !== null && cause !== undefined && CAUSE_CODE.has(cause) ? { cause } : {}),
+      ...opt('durationMs', s.durationMs[k]),
+      ...opt('waitMs', s.waitMs[k]),
+      ...opt('cpuMs', s.cpuMs[k]),
+      ...opt('peakRssMb', s.peakRssMb[k]),
+      ...opt('outputLines', s.outputLines[k]),
+    });
   }
 }
 

@@ -49,6 +49,28 @@ function metaStore() {
 }
 
 describe('StatsBook', () => {
+  it('a name still loading is not written; its stored record, once read, takes the runs recorded meanwhile', async () => {
+    const store = metaStore();
+    const old = new StatsBook();
+    for (let i = 0; i < 3; i++) old.observe({ name: 'io', outcome: 'succeeded', attempt: 1, durationMs: 1, at: 1000 + i });
+    old.observeOverlap('io', 'hourly', true);
+    await flushStats(old, store);
+
+    const book = new StatsBook();
+    const loading = book.loading('io');
+    book.observe({ name: 'io', outcome: 'failed', attempt: 1, at: 2000 });
+    book.observeOverlap('io', 'hourly', false);
+    book.observe({ name: 'other', outcome: 'succeeded', attempt: 1 });
+    assert.deepEqual(book.takeDirty(), ['other'], 'io is held back while its record is read');
+    await restoreStats(book, store, ['io']);
+    loading.done();
+    assert.deepEqual(book.takeDirty(), ['io']);
+    const io = book.get('io')!.toJSON();
+    assert.deepEqual([io.totals.attempts, io.totals.succeeded, io.totals.failed], [4, 3, 1]);
+    assert.deepEqual(io.samples.at, [1000, 1001, 1002, 2000], 'the stored runs first, then the new one');
+    assert.deepEqual(io.schedules, [{ id: 'hourly', slots: 2, overlapped: 1 }]);
+  });
+
   it('keeps one record per name and remembers which names changed', () => {
     const book = new StatsBook();
     book.observe({ name: 'a', outcome: 'succeeded', attempt: 1, durationMs: 5 });

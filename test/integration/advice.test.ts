@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
-import { createRuntime } from '../../src/runtime.ts';
+import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { waitFor } from '../helpers/wait-for.ts';
 
 describe('advice from history', () => {
   it('advises from measured runs, with evidence, and keeps the statistics across a restart', async () => {
@@ -30,6 +31,32 @@ describe('advice from history', () => {
       const restored = await again.advise('flaky');
       assert.ok(restored.basedOn.runs >= 40, 'statistics survived the restart');
       await assert.rejects(again.advise('missing'), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.UNKNOWN_TASK);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a name registered after start keeps its stored statistics: they are read, and runs meanwhile are added', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'troupe-advice-'));
+    const db = path.join(dir, 'troupe.db');
+    const io = { run: (n: number) => n };
+    const runs = async (rt: Runtime): Promise<number> => (await rt.advise('io')).basedOn.runs;
+    try {
+      {
+        await using rt = await createRuntime({ store: `sqlite:${db}`, maintenance: false });
+        rt.register('io', io);
+        await rt.runAll(Array.from({ length: 40 }, (_, n) => ({ name: 'io', input: n })));
+        assert.equal(await runs(rt), 40);
+      }
+      {
+        await using rt = await createRuntime({ store: `sqlite:${db}`, maintenance: false });
+        rt.register('io', io);
+        // A run that may end before the stored record is read: it is added to it, not written over it.
+        await rt.run('io', 1);
+        await waitFor(async () => (await runs(rt)) === 41, { label: 'the stored 40 runs read, plus this one' });
+      }
+      await using rt = await createRuntime({ store: `sqlite:${db}`, maintenance: false, tasks: { io } });
+      assert.equal(await runs(rt), 41, 'all 41 runs were written at close');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
