@@ -40,6 +40,8 @@ import {
   compareForStrategy,
   createCancelledError,
   createLeaseExpiredError,
+  decideExpiredLease,
+  LEASE_REASONS,
   pickWeightClass,
   resolveStoreOptions,
   type ResolvedStoreOptions,
@@ -98,6 +100,8 @@ interface Entry {
   fin: number;
   /** Index in its owner's running list while it runs, else -1. */
   listIndex: number;
+  /** Runs lost to an expired lease (see `decideExpiredLease`). */
+  leaseLosses: number;
 }
 
 interface Item {
@@ -292,7 +296,7 @@ class MemoryStore implements Store, AsyncDisposable {
       finishedAt: undefined,
       children: undefined,
     };
-    const e: Entry = { rec, history: undefined, implied: 0, output: undefined, where: Where.none, gen: 0, bucket: undefined, fin: 0, listIndex: -1 };
+    const e: Entry = { rec, history: undefined, implied: 0, output: undefined, where: Where.none, gen: 0, bucket: undefined, fin: 0, listIndex: -1, leaseLosses: 0 };
     this.#tasks.set(t.id, e);
     if (t.key !== undefined) this.#byKey.set(t.key, e);
     if (t.dedup !== undefined) this.#dedup.set(pairKey(t.name, t.dedup.key), e);
@@ -552,17 +556,20 @@ class MemoryStore implements Store, AsyncDisposable {
       this.#leaveRunning(e);
       rec.updatedAt = now;
       rec.leaseUntil = undefined;
-      if (rec.attempts >= rec.maxAttempts) {
+      const verdict = decideExpiredLease({ attempts: rec.attempts, maxAttempts: rec.maxAttempts, leaseLosses: e.leaseLosses });
+      e.leaseLosses++;
+      if (verdict === 'fail') {
         const error = createLeaseExpiredError(rec.attempts);
         this.#setState(e, 'failed');
         rec.error = error;
         rec.finishedAt = now;
-        this.#record(e, 'running', 'failed', now, rec.attempts, 'lease expired', error);
+        this.#record(e, 'running', 'failed', now, rec.attempts, LEASE_REASONS.fail, error);
         this.#childFinal(e, now);
       } else {
         this.#setState(e, 'queued');
         rec.owner = undefined;
-        this.#record(e, 'running', 'queued', now, rec.attempts, 'lease expired');
+        this.#record(e, 'running', 'queued', now, rec.attempts, LEASE_REASONS[verdict]);
+        if (verdict === 'requeue-extra') rec.maxAttempts++;
         this.#toReady(e);
       }
       return exportRecord(rec);

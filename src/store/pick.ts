@@ -115,6 +115,32 @@ export function createCancelledError(reason: string | undefined): SerializedErro
   return { name: 'TroupeError', code: ErrorCodes.CANCELLED, message: reason ?? 'cancelled' };
 }
 
+/**
+ * What a store does with a running task whose lease ran out (its node died or lost the store). The first lost run
+ * of a task does not use up its budget: it goes back `queued` with one more attempt allowed (`maxAttempts` + 1), so
+ * a task with one attempt still runs again (at least once). A later one counts as an attempt: back `queued`, or
+ * `failed` with LEASE_EXPIRED when none is left. One free run, not more: a task that kills its node every time it
+ * runs stops. The attempt number still grows with each claim: with the owner, it tells a late result of the lost
+ * run (which may still be running on a stalled node) from the new run's, so the late one is refused.
+ */
+export type LeaseVerdict = 'requeue-extra' | 'requeue' | 'fail';
+
+/** Lost runs of a task that do not use up its attempts. */
+export const FREE_LEASE_LOSSES = 1;
+
+/** Why: the one rule every store applies to an expired lease (see LeaseVerdict). */
+export function decideExpiredLease(task: { attempts: number; maxAttempts: number; leaseLosses: number }): LeaseVerdict {
+  if (task.leaseLosses < FREE_LEASE_LOSSES) return 'requeue-extra';
+  return task.attempts >= task.maxAttempts ? 'fail' : 'requeue';
+}
+
+/** History reasons of the three verdicts. */
+export const LEASE_REASONS: Readonly<Record<LeaseVerdict, string>> = Object.freeze({
+  'requeue-extra': 'lease expired (one attempt added)',
+  requeue: 'lease expired',
+  fail: 'lease expired',
+});
+
 /** Why: a task whose last lease ran out with no attempts left ends with this error. */
 export function createLeaseExpiredError(attempts: number): SerializedError {
   return {

@@ -5,7 +5,8 @@
  * Rules every adapter keeps:
  * - `enqueue` resolves only after the rows are committed (at-least-once starts here).
  * - A claim is a lease: `owner` + `leaseUntil`; the claim counts the attempt. `heartbeat` extends leases;
- *   `recoverExpired` puts tasks whose lease ran out back (or ends them when out of attempts).
+ *   `recoverExpired` puts tasks whose lease ran out back (or ends them when out of attempts), as
+ *   `decideExpiredLease` (pick.ts) says: the first lost run of a task adds an attempt.
  * - `settle` applies many outcomes in one transaction (group commit). An outcome applies only while the row is
  *   still `running` under the same owner and attempt, so a late result never overwrites `cancelled`, and a node
  *   whose lease was taken over cannot complete the task twice.
@@ -231,7 +232,10 @@ export interface Store {
   cancel(id: TaskId, at: number, reason?: string): Promise<CancelResult>;
   /** Puts a dead letter (failed, timed_out, cancelled) back to `queued` with a fresh attempt budget. */
   retry(id: TaskId, at: number): Promise<TaskRecord | undefined>;
-  /** Running tasks whose lease ended before `now` go back (attempt counted) or end `failed` when out of attempts. */
+  /**
+   * Running tasks whose lease ended before `now` go back `queued` or end `failed` when out of attempts; the first
+   * lost run of a task adds an attempt (`decideExpiredLease`).
+   */
   recoverExpired(now: number): Promise<TaskRecord[]>;
   get(id: TaskId): Promise<TaskRecord | undefined>;
   /**

@@ -16,9 +16,9 @@ after(() => {
 });
 
 /** Starts a runtime process; resolves when a stdout line matches `until` (then SIGKILLs it) or it exits. */
-function runNode(db: string, log: string, until?: (line: string) => boolean): Promise<{ killed: boolean; lines: string[] }> {
+function runNode(db: string, log: string, until?: (line: string) => boolean, attempts = 10): Promise<{ killed: boolean; lines: string[] }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', NODE, db, log, String(COUNT)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', NODE, db, log, String(COUNT), String(attempts)], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     const lines: string[] = [];
     let killed = false;
@@ -100,6 +100,51 @@ describe('crash recovery on SQLite', () => {
         assert.equal(seenInputs.size, COUNT, 'one task per key, none lost');
         // Two kills landed while tasks were claimed: those attempts were counted, then the tasks ran again.
         assert.ok(attemptsTotal > COUNT, `attempts ${attemptsTotal} should exceed ${COUNT}`);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('with one attempt (the default), the tasks a killed node ran run again: at least once, none failed', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'troupe-crash-'));
+    const db = path.join(dir, 'troupe.db');
+    const log = path.join(dir, 'executions.log');
+    try {
+      const killed = await runNode(db, log, (l) => l === 'succeeded 500', 1);
+      assert.equal(killed.killed, true);
+      const last = await runNode(db, log, undefined, 1);
+      assert.ok(last.lines.includes('done'), 'the last node finished');
+      const store = createSqliteStore(db);
+      await store.open();
+      try {
+        const counts = await store.counts(Date.now());
+        assert.deepEqual([counts.byState.succeeded, counts.byState.failed ?? 0], [COUNT, 0], JSON.stringify(counts.byState));
+        const rerun = new Set<string>();
+        const seen = new Set<string>();
+        for (const line of fs.readFileSync(log, 'utf8').split('\n')) {
+          const [id, attempt] = line.split(' ');
+          if (!id) continue;
+          if (seen.has(id)) rerun.add(id);
+          seen.add(id);
+          if (attempt === '2') rerun.add(id);
+        }
+        // The tasks the killed node held went back through their expired lease with one attempt added.
+        const extra = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.list({ limit: 1000, ...(cursor ? { cursor } : {}) });
+          extra.push(...page.tasks.filter((t) => t.maxAttempts === 2));
+          cursor = page.nextCursor;
+        } while (cursor);
+        for (const t of extra) {
+          assert.equal(t.attempts, 2, t.id);
+          assert.ok((await store.history(t.id)).some((h) => h.reason === 'lease expired (one attempt added)'), t.id);
+        }
+        assert.ok(extra.length > 0, 'the kill landed while tasks were claimed');
+        for (const id of rerun) assert.ok(extra.some((t) => t.id === id), `${id} ran twice without a lost lease`);
       } finally {
         await store.close();
       }

@@ -177,6 +177,12 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     version: 6,
     up: (n) => [flowFunctionSql(n, 6)],
   },
+  {
+    // Why: runs lost to an expired lease, so that the first one adds an attempt instead of using one up
+    // (src/store/pick.ts, decideExpiredLease). A default of 0 is a catalog change only: no row is rewritten.
+    version: 7,
+    up: (n) => [`ALTER TABLE ${n.tasks} ADD COLUMN lease_losses integer NOT NULL DEFAULT 0`],
+  },
 ]);
 
 /**

@@ -215,6 +215,11 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     // Rows already stored get none (NULL): they grow as before when claimed.
     sql: `ALTER TABLE tasks ADD COLUMN room BLOB;`,
   },
+  {
+    version: 7,
+    description: 'tasks.lease_losses: runs lost to an expired lease (the first adds an attempt instead of using one up)',
+    sql: `ALTER TABLE tasks ADD COLUMN lease_losses INTEGER NOT NULL DEFAULT 0;`,
+  },
 ]);
 
 /** The partial index each strategy claims through. */

@@ -343,7 +343,7 @@ export function enqueueClaimContract(makeStore: MakeStore): void {
         assert.equal((await store.get(b!.id))?.leaseUntil, clock.now() + 120_000);
       }));
 
-    it('recoverExpired requeues an expired lease, counting the attempt, and fails it when out of attempts', () =>
+    it('recoverExpired requeues an expired lease: the first lost run adds an attempt, later ones use one up, then it fails', () =>
       withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
         const t = await add({ maxAttempts: 2 });
         const other = await add();
@@ -356,22 +356,46 @@ export function enqueueClaimContract(makeStore: MakeStore): void {
         const [back] = await store.recoverExpired(clock.now());
         assert.equal(back?.id, t.id);
         assert.equal(back?.state, 'queued');
-        assert.equal(back?.attempts, 1);
+        assert.deepEqual([back?.attempts, back?.maxAttempts], [1, 3], 'the attempt counts (it fences the lost run) and one is added');
         assert.equal(back?.owner, undefined);
         assert.equal(back?.leaseUntil, undefined);
         assert.equal((await store.get(other.id))?.state, 'running');
-        const h = await store.history(t.id);
-        assert.deepEqual({ from: h.at(-1)!.from, to: h.at(-1)!.to, reason: h.at(-1)!.reason }, { from: 'running', to: 'queued', reason: 'lease expired' });
+        const last = async () => {
+          const h = (await store.history(t.id)).at(-1)!;
+          return { from: h.from, to: h.to, attempt: h.attempt, reason: h.reason };
+        };
+        assert.deepEqual(await last(), { from: 'running', to: 'queued', attempt: 1, reason: 'lease expired (one attempt added)' });
 
-        const [again] = await claim({ owner: 'node-b', leaseMs: 1000 });
-        assert.equal(again?.attempts, 2);
+        // Lost again: this one uses its attempt up (one of three left after it).
+        const [second] = await claim({ owner: 'node-b', leaseMs: 1000 });
+        assert.equal(second?.attempts, 2);
+        await clock.advance(1001);
+        const [counted] = await store.recoverExpired(clock.now());
+        assert.deepEqual([counted?.state, counted?.attempts, counted?.maxAttempts], ['queued', 2, 3]);
+        assert.deepEqual(await last(), { from: 'running', to: 'queued', attempt: 2, reason: 'lease expired' });
+
+        const [third] = await claim({ owner: 'node-c', leaseMs: 1000 });
+        assert.equal(third?.attempts, 3);
         await clock.advance(1001);
         const [dead] = await store.recoverExpired(clock.now());
         assert.equal(dead?.state, 'failed');
         assert.equal(dead?.error?.code, 'TROUPE_ERR_LEASE_EXPIRED');
         assert.equal(dead?.finishedAt, clock.now());
         assert.equal((await store.history(t.id)).at(-1)?.to, 'failed');
-        assert.deepEqual(await claim({ owner: 'node-c' }), []);
+        assert.deepEqual(await claim({ owner: 'node-d' }), []);
+      }));
+
+    it('a task with one attempt whose node was lost runs again once, then fails with TROUPE_ERR_LEASE_EXPIRED', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
+        const t = await add({ maxAttempts: 1 });
+        await claim({ leaseMs: 1000 });
+        await clock.advance(1001);
+        assert.deepEqual((await store.recoverExpired(clock.now())).map((r) => [r.id, r.state, r.attempts, r.maxAttempts]), [[t.id, 'queued', 1, 2]]);
+        const [again] = await claim({ owner: 'node-b', leaseMs: 1000 });
+        assert.equal(again?.attempts, 2);
+        await clock.advance(1001);
+        const [dead] = await store.recoverExpired(clock.now());
+        assert.deepEqual([dead?.state, dead?.error?.code], ['failed', 'TROUPE_ERR_LEASE_EXPIRED']);
       }));
   });
 

@@ -125,6 +125,11 @@ export function flowsContract(makeStore: MakeStore): void {
         await claim({ leaseMs: 100 });
         assert.equal((await store.cancel(a.children[1]!.id, clock.now())).cancelled, true);
         assert.equal((await store.get(a.parent.id))?.state, 'queued');
+        // The first lost run adds an attempt; the second, with none left, fails the child.
+        await clock.advance(101);
+        await store.recoverExpired(clock.now());
+        assert.equal((await store.get(b.children[0]!.id))?.state, 'queued');
+        await claim({ leaseMs: 100 });
         await clock.advance(101);
         await store.recoverExpired(clock.now());
         assert.equal((await store.get(b.children[0]!.id))?.state, 'failed');
