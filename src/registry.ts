@@ -257,7 +257,9 @@ export class Registry {
           try {
             argv = (args as (i: unknown) => unknown)(input);
           } catch (error) {
-            throw new TroupeError(ErrorCodes.INVALID_INPUT, `\`${name}\`: args(input) threw`, { cause: error });
+            // The same input would throw again: not retried.
+            const message = error instanceof Error ? error.message : String(error);
+            throw new TroupeError(ErrorCodes.INVALID_INPUT, `\`${name}\`: args(input) threw: ${message}`, { cause: error, details: { permanent: true } });
           }
           return checkArgs(argv, `${p}.args(input)`, ErrorCodes.INVALID_INPUT);
         };
@@ -294,7 +296,8 @@ function checkArgs(value: unknown, path: string, code: typeof ErrorCodes.INVALID
   if (!Array.isArray(value) || value.some((a) => typeof a !== 'string' || a.includes('\0'))) {
     const error = invalidOption(path, 'an array of strings without NUL bytes', value);
     if (code === ErrorCodes.INVALID_OPTION) throw error;
-    throw new TroupeError(code, error.message);
+    // Built from the input at run time: the same input would build it again, so it is not retried.
+    throw new TroupeError(code, error.message, { details: { permanent: true } });
   }
   return [...value] as string[];
 }

@@ -77,6 +77,34 @@ describe('P1 run', () => {
   });
 });
 
+describe('command argv built from the input', () => {
+  it('an args() that throws, or builds no argv, fails the task once with the reason, not retried', async () => {
+    let calls = 0;
+    const tasks = {
+      throws: {
+        command: process.execPath,
+        retry: { attempts: 3, delay: 1, jitter: 0 },
+        args: (input: { file?: string }) => {
+          calls++;
+          if (input.file === undefined) throw new Error('input.file is required');
+          return [input.file];
+        },
+      },
+      notArgv: { command: process.execPath, retry: { attempts: 3, delay: 1, jitter: 0 }, args: () => [42] as unknown as string[] },
+    };
+    await withRuntime({ tasks }, async (rt) => {
+      const error = (await rejectsWithCode(rt.run('throws', {}), ErrorCodes.INVALID_INPUT)) as Error;
+      assert.match(error.message, /args\(input\) threw: input\.file is required/);
+      assert.equal(calls, 1, 'not retried');
+      const id = (await rt.list({ name: 'throws' })).tasks[0]!.id;
+      assert.deepEqual([(await rt.get(id))?.state, (await rt.get(id))?.attempts], ['failed', 1]);
+      await rejectsWithCode(rt.run('notArgv', {}), ErrorCodes.INVALID_INPUT);
+      const other = (await rt.list({ name: 'notArgv' })).tasks[0]!;
+      assert.deepEqual([other.state, other.attempts], ['failed', 1]);
+    });
+  });
+});
+
 describe('P2 start', () => {
   it('streams a command’s output and progress live, then its result', async () => {
     await withRuntime({ tasks: { report: { command: node, args: [new URL('../../examples/scripts/report.js', import.meta.url).pathname, '4', '5'] } } }, async (rt) => {
