@@ -77,6 +77,15 @@ export function renderTask(view: TaskView, style: Style): string {
   return `${head}\n${style.dim('history')}\n${indent(table(['AT', 'TRANSITION', 'ATTEMPT', 'REASON'], rows, style), '  ')}`;
 }
 
+/**
+ * The RUN column: how long the latest attempt ran, or, while one runs, for how long so far. A task back in the
+ * queue (a run given back or lost) still has its last start: no clock runs for it.
+ */
+function runCell(v: TaskView, now: number): string {
+  if (v.timings.runMs !== undefined) return formatDuration(v.timings.runMs);
+  return v.state === 'running' && v.timings.startedAt !== undefined ? `${formatDuration(now - v.timings.startedAt)}…` : '';
+}
+
 /** Why: `list` / `ps` rows, newest first, one line per task. */
 export function renderTaskList(tasks: readonly TaskView[], style: Style, now = Date.now()): string {
   if (tasks.length === 0) return style.dim('no tasks');
@@ -87,7 +96,7 @@ export function renderTaskList(tasks: readonly TaskView[], style: Style, now = D
     `${v.attempts}/${v.maxAttempts}`,
     describeProgress(v.progress) ?? '',
     formatAge(v.timings.createdAt, now),
-    v.timings.runMs !== undefined ? formatDuration(v.timings.runMs) : v.timings.startedAt !== undefined ? `${formatDuration(now - v.timings.startedAt)}…` : '',
+    runCell(v, now),
   ]);
   return table(['ID', 'NAME', 'STATE', 'ATTEMPTS', 'PROGRESS', 'CREATED', 'RUN'], rows, style);
 }
