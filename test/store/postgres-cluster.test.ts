@@ -109,6 +109,21 @@ describe('postgres store: several nodes on one schema', PG_SKIP ? { skip: PG_SKI
     await assert.rejects(newer.get('0'.repeat(28)), { code: 'TROUPE_ERR_STORE_VERSION' });
   });
 
+  it("refuses a schema holding another application's tasks table with TROUPE_ERR_STORE_CORRUPT, and leaves it as it was", async () => {
+    const schema = schemas.next();
+    await withAdmin(async (client) => {
+      await client.query(`CREATE SCHEMA "${schema}"`);
+      await client.query(`CREATE TABLE "${schema}".tasks (id serial PRIMARY KEY, title text)`);
+      await client.query(`INSERT INTO "${schema}".tasks (title) VALUES ('theirs')`);
+    });
+    const other = store({ schema, poolSize: 1 });
+    await assert.rejects(other.open(), (e: Error & { code?: string }) => e.code === 'TROUPE_ERR_STORE_CORRUPT' && /did not create/.test(e.message));
+    const tables = await withAdmin((client) => client.query<{ name: string }>(`SELECT tablename AS name FROM pg_tables WHERE schemaname = $1 ORDER BY 1`, [schema]));
+    assert.deepEqual(tables.rows.map((r) => r.name), ['tasks'], 'nothing created beside it');
+    const rows = await withAdmin((client) => client.query<{ title: string }>(`SELECT title FROM "${schema}".tasks`));
+    assert.deepEqual(rows.rows, [{ title: 'theirs' }]);
+  });
+
   it('fires a periodic slot once across nodes: slot compare-and-set plus the idempotency key', async () => {
     const schema = schemas.next();
     const [a, b] = [store({ schema, poolSize: 3 }), store({ schema, poolSize: 3 })];

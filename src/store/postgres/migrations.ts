@@ -302,6 +302,17 @@ export async function migrate(
     await client.query(`CREATE TABLE IF NOT EXISTS ${n.version} (version integer PRIMARY KEY, applied_at bigint NOT NULL)`);
     const { rows } = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${n.version}`);
     const current = rows[0]?.version ?? 0;
+    if (current === 0) {
+      // No version recorded, yet a table of ours is there: the schema belongs to someone else.
+      const { rows: found } = await client.query<{ tasks: string | null }>('SELECT to_regclass($1)::text AS tasks', [n.tasks]);
+      if (found[0]?.tasks != null) {
+        throw new TroupeError(
+          ErrorCodes.STORE_CORRUPT,
+          `Schema "${n.schema}" holds a table "tasks" that troupe did not create (no schema version is recorded); it was left untouched. Give troupe a schema of its own (the \`schema\` option)`,
+          { details: { schema: n.schema } },
+        );
+      }
+    }
     if (current > latest) {
       throw new TroupeError(
         ErrorCodes.STORE_VERSION,
