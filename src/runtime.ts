@@ -1275,8 +1275,8 @@ function checkListFilter(filter: ListFilter): ListFilter {
     if (v !== undefined && (typeof v !== 'string' || v.length === 0)) throw invalidOption(`filter.${key}`, 'a non-empty string', v);
   }
   if (f.since !== undefined && (typeof f.since !== 'number' || !Number.isFinite(f.since))) throw invalidOption('filter.since', 'epoch milliseconds', f.since);
-  if (f.limit !== undefined && (typeof f.limit !== 'number' || !Number.isInteger(f.limit) || f.limit < 1)) {
-    throw invalidOption('filter.limit', 'an integer of at least 1 (pages hold at most 1000)', f.limit);
+  if (f.limit !== undefined && (typeof f.limit !== 'number' || !Number.isInteger(f.limit) || f.limit < 1 || f.limit > 1000)) {
+    throw invalidOption('filter.limit', 'an integer from 1 to 1000 (a page holds at most 1000; follow `nextCursor` for more)', f.limit);
   }
   if (f.cursor !== undefined && !isTaskId(f.cursor)) throw invalidOption('filter.cursor', 'the `nextCursor` of a previous page', f.cursor);
   return f;
