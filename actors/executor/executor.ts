@@ -52,6 +52,7 @@ import { RunTable } from '../task/run-table.ts';
 import { TaskActor, type RunSink } from '../task/task-actor.ts';
 import { isThenable } from '../../src/thenable.ts';
 import { soon } from '../../src/soon.ts';
+import { jsonProblem } from '../../src/store/json-value.ts';
 import { CHILDREN_FILE_ENV, withChildrenFile } from '../../src/process/children-file.ts';
 import { defaultTempRoot } from '../maintenance/cleanup-temp-files.ts';
 import type { ExecutorMessage } from './messages.ts';
@@ -807,6 +808,11 @@ export class Executor implements Actor<TroupeMessage> {
       if (problem !== undefined) {
         error = new TroupeError(ErrorCodes.TASK_FAILED, `The result of \`${run.name}\` cannot be stored: ${problem}`, { details: { permanent: true } });
         permanent = true;
+      } else if (this.#d.unstorable && typeof result === 'object' && jsonProblem(result, undefined, true) !== undefined) {
+        // A store of JSON keeps what JSON writes (a Map as {}, NaN as null): the caller awaiting the result gets
+        // that too, as every other node and every later read will.
+        const text = JSON.stringify(result) as string | undefined;
+        result = text === undefined ? null : (JSON.parse(text) as unknown);
       }
     }
     const base = { id: run.id, owner: this.#d.owner, attempt: run.attempt, at: this.#d.clock.now() };

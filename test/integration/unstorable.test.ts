@@ -26,6 +26,7 @@ const TASKS = {
     },
   },
   nul: { run: () => ({ text: 'a\u0000b' }) },
+  lossy: { run: () => ({ m: new Map([['a', 1]]), nan: Number.NaN, list: [1, Infinity], kept: 'yes' }) },
   ok: { run: (input: unknown) => ({ echo: input ?? 'fine' }) },
   throwsNul: {
     run: () => {
@@ -71,6 +72,15 @@ describe('unstorable values on SQLite', () => {
     });
   });
 
+  it('a result JSON would change (a Map, NaN) is awaited as it is stored, the same on every node and every read', async () => {
+    await withStore(`sqlite:${tempDb('unstorable-lossy')}`, async (rt) => {
+      const stored = { m: {}, nan: null, list: [1, null], kept: 'yes' };
+      const h = rt.start('lossy');
+      assert.deepEqual(await h.result, stored);
+      assert.deepEqual((await rt.get(h.id))?.result, stored);
+    });
+  });
+
   it('an input JSON cannot carry is refused at enqueue, and nothing is stored', async () => {
     await withStore(`sqlite:${tempDb('unstorable-input')}`, async (rt) => {
       await assert.rejects(rt.enqueue('ok', { n: 1n }), { code: ErrorCodes.INVALID_INPUT, message: /Input of `ok` cannot be stored: .*BigInt/ });
@@ -103,6 +113,8 @@ describe('the memory store keeps values as they are', () => {
     await withStore('memory', async (rt) => {
       assert.equal(await rt.run('big'), 10n);
       assert.deepEqual(await rt.run('nul'), { text: 'a\u0000b' });
+      const lossy = (await rt.run('lossy')) as { m: unknown; nan: unknown };
+      assert.ok(lossy.m instanceof Map && Number.isNaN(lossy.nan), 'the memory store keeps the value itself');
     });
   });
 });
