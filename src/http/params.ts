@@ -68,6 +68,8 @@ export interface EnqueueBody {
   timeout?: number | string;
   group?: string;
   dedup?: { key: string; mode: 'throttle' | 'debounce'; window: number | string };
+  /** This task's retry policy (checked by the runtime, as `rt.enqueue`'s `retry` option). */
+  retry?: Record<string, unknown>;
 }
 
 /** Maps an enqueue body onto the runtime's options (which validates them again, with the same path names). */
@@ -81,6 +83,7 @@ export function toEnqueueOptions(body: EnqueueBody, path = 'body'): EnqueueOptio
   if (body.runAt !== undefined) options.runAt = readTime(body.runAt, `${path}.runAt`);
   if (body.group !== undefined) options.group = body.group;
   if (body.dedup !== undefined) options.dedup = body.dedup as EnqueueOptions['dedup'];
+  if (body.retry !== undefined) options.retry = body.retry as EnqueueOptions['retry'];
   return options;
 }
 
@@ -109,6 +112,8 @@ export const ENQUEUE_ITEM_SCHEMA = {
         window: { type: ['integer', 'string'], maxLength: 32 },
       },
     },
+    // Its fields are checked by the runtime (TROUPE_ERR_INVALID_OPTION, a 400 naming the field).
+    retry: { type: 'object' },
   },
 } as const;
 

@@ -37,3 +37,23 @@ describe('enqueue options for groups and dedup over HTTP', () => {
     assert.equal((task as { group?: string }).group, 'tenant-1');
   });
 });
+
+describe('a retry policy per enqueue over HTTP', () => {
+  it('accepts `retry` as rt.enqueue does; a bad one is a 400 naming the field, with nothing stored', async () => {
+    let calls = 0;
+    await using rt = await createRuntime({ store: 'memory', maintenance: false, tasks: { flaky: { run: () => { if (++calls < 3) throw new Error('not yet'); return calls; } } } });
+    await using server = await startServer(rt, { port: 0 });
+    const post = (body: unknown) => fetch(`${server.url}/api/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const bad = await post({ name: 'flaky', retry: { attempts: 0 } });
+    assert.equal(bad.status, 400);
+    const error = ((await bad.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'TROUPE_ERR_INVALID_OPTION');
+    assert.match(error.message, /retry\.attempts/);
+    assert.equal((await rt.list()).tasks.length, 0);
+    const ok = await post({ name: 'flaky', retry: { attempts: 3, backoff: 'fixed', delay: 1, jitter: 0 } });
+    assert.equal(ok.status, 202);
+    const { id } = (await ok.json()) as { id: string };
+    assert.equal(await rt.whenFinal(id), 3);
+    assert.deepEqual([(await rt.get(id))?.attempts, (await rt.get(id))?.maxAttempts], [3, 3]);
+  });
+});
