@@ -2,12 +2,12 @@
 // packages, mistakes that must name the file, SQLite paths taken from the config's folder, the `http` block's keys,
 // and `run` saying that no config was found.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createRuntimeFromConfig, type LoadedConfig, type ScheduleConfig } from '../../src/config.ts';
-import { killAll, startTroupe, troupe } from './child.ts';
+import { killAll, ROOT, startTroupe, troupe } from './child.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'troupe-config-'));
 
@@ -24,20 +24,36 @@ function folder(name: string, files: Record<string, string | object>): string {
   return dir;
 }
 
-const INLINE = "export default { store: 'memory', tasks: { inl: { run: async (i: any) => ({ i }) } } };\n";
+/** A config as a user writes it: it imports troupe by its package name, with an inline and a handler task. */
+const CONFIG = [
+  "import { defineConfig } from 'troupe';",
+  "export default defineConfig({ store: 'memory', tasks: { inl: { run: async (i: any) => ({ i }) }, hdl: { handler: './double.ts' } } });",
+  '',
+].join('\n');
+const HANDLER = "import { defineTask } from 'troupe';\nexport default defineTask(async (i: { n: number }) => ({ doubled: i.n * 2 }));\n";
+
+/** A package that has troupe installed (node_modules/troupe is this repository), with the config and handler above. */
+function app(name: string, packageJson: object): string {
+  const dir = folder(name, { 'package.json': packageJson, 'troupe.config.ts': CONFIG, 'double.ts': HANDLER });
+  mkdirSync(path.join(dir, 'node_modules'));
+  symlinkSync(ROOT, path.join(dir, 'node_modules', 'troupe'), 'dir');
+  return dir;
+}
 
 describe('loading troupe.config.ts', () => {
-  it('loads in a CommonJS package (no "type": "module", as npm init writes) and in an ES module package', async () => {
-    const cjs = folder('cjs', { 'package.json': { name: 'myapp', version: '1.0.0' }, 'troupe.config.ts': INLINE });
-    const esm = folder('esm', { 'package.json': { type: 'module' }, 'troupe.config.ts': INLINE });
-    const [inCjs, inEsm] = await Promise.all([
-      troupe(['run', 'inl', '--input', '{"z":1}'], {}, undefined, { cwd: cjs }),
-      troupe(['run', 'inl', '--input', '{"z":2}'], {}, undefined, { cwd: esm }),
-    ]);
-    assert.equal(inCjs.code, 0, inCjs.stderr);
-    assert.deepEqual(JSON.parse(inCjs.stdout), { i: { z: 1 } });
-    assert.equal(inEsm.code, 0, inEsm.stderr);
-    assert.deepEqual(JSON.parse(inEsm.stdout), { i: { z: 2 } });
+  it('loads in a CommonJS package (no "type": "module", as npm init writes) and in an ES module package, importing troupe', async () => {
+    const cjs = app('cjs', { name: 'myapp', version: '1.0.0' });
+    const esm = app('esm', { type: 'module' });
+    const runs = await Promise.all([cjs, esm].flatMap((cwd) => [
+      troupe(['run', 'inl', '--input', '{"z":1}'], {}, undefined, { cwd }),
+      troupe(['run', 'hdl', '--input', '{"n":21}'], {}, undefined, { cwd }),
+    ]));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const [cjsInline, cjsHandler, esmInline, esmHandler] = runs.map((r) => JSON.parse(r.stdout));
+    assert.deepEqual(cjsInline, { i: { z: 1 } });
+    assert.deepEqual(cjsHandler, { doubled: 42 });
+    assert.deepEqual(esmInline, { i: { z: 1 } });
+    assert.deepEqual(esmHandler, { doubled: 42 });
   });
 
   it('a config that does not compile, has no default export or exports no object is one line naming the file; exit 2', async () => {
