@@ -87,6 +87,10 @@ describe('repl attached to a server, through a pipe', () => {
     await send(repl, 'ps faild', /^error TROUPE_ERR_INVALID_OPTION: `faild` is neither a state \(scheduled, queued, .*\) nor a registered task name/m);
     await send(repl, 'ps nope', /^error TROUPE_ERR_INVALID_OPTION: `nope` is neither a state/m);
     await send(repl, 'ps failed stubborn', /^no tasks/m);
+    for (const count of ['0', '-1', '1.5', '1001']) {
+      await send(repl, `ps ${count}`, new RegExp(`^error TROUPE_ERR_INVALID_OPTION: a count is a whole number from 1 to 1000, got \`${count.replace('.', '\\.')}\` — usage: ps \\[state\\] \\[name\\] \\[limit\\]$`, 'm'));
+    }
+    await send(repl, 'ps failed 1000', /^no tasks/m);
     repl.child.stdin?.end();
     assert.equal((await repl.exited).code, 0, repl.stderr);
   });
