@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createRuntimeFromConfig, type LoadedConfig, type ScheduleConfig } from '../../src/config.ts';
+import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { killAll, ROOT, startTroupe, troupe } from './child.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'troupe-config-'));
@@ -91,6 +92,42 @@ describe('loading troupe.config.ts', () => {
     const { code } = await p.exited;
     assert.equal(code, 2, p.stdout);
     assert.match(p.stderr, /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.Token` to be one of the known options \(host, port, token, bodyLimit\)/);
+  });
+});
+
+describe('mistakes in the schedules of a config', () => {
+  it('`troupe serve` refuses a bad cron with exit 2 and one line naming the schedule', async () => {
+    const dir = folder('bad-cron', {
+      'package.json': { type: 'module' },
+      'troupe.config.ts': "export default { store: 'memory', http: { port: 0 }, tasks: { a: { run: async () => 1 } }, schedules: { hourly: { task: 'a', every: '1h' }, nightly: { task: 'a', cron: '0 25 * * *' } } };\n",
+    });
+    const p = startTroupe(['serve'], {}, { cwd: dir });
+    const served = await Promise.race([p.waitFor(/troupe serving/, { from: 0 }).then(() => true, () => false), p.exited.then(() => false)]);
+    if (served) p.child.kill('SIGTERM');
+    assert.equal(served, false, 'it must not serve');
+    assert.equal((await p.exited).code, 2, p.stderr);
+    assert.match(p.stderr, /^error TROUPE_ERR_INVALID_OPTION: Expected `schedules\.nightly\.cron` to be a cron expression/);
+    assert.equal(p.stderr.trim().split('\n').length, 1, p.stderr);
+  });
+
+  it('every mistake names its schedule, and none of the schedules is saved', async () => {
+    const db = `sqlite:${path.join(tmp, 'schedule-mistakes.db')}`;
+    const tasks = { tick: { run: () => 1 } };
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ task: 'tick', cron: 'not a cron' }, /^Expected `schedules\.b\.cron` to be a cron expression/],
+      [{ task: 'tick', every: 'soon' }, /^Expected `schedules\.b\.every` to be a duration/],
+      [{ task: 'tick' }, /^Expected `schedules\.b` to be an object with exactly one of `cron` and `every`/],
+      [{ task: 'tick', every: '1h', overlap: 'never' }, /^Expected `schedules\.b\.overlap`/],
+      [{ task: 'tick', every: '1h', bogus: 1 }, /^Expected `schedules\.b\.bogus` to be one of the known options/],
+      [{ task: 'tock', every: '1h' }, /^schedules\.b: No task named `tock` is registered/],
+    ];
+    for (const [b, message] of bad) {
+      const loaded: LoadedConfig = { config: { store: db, maintenance: false, tasks, schedules: { a: { task: 'tick', every: '1h' }, b: b as unknown as ScheduleConfig } }, baseDir: tmp, file: path.join(tmp, 'troupe.config.ts') };
+      await assert.rejects(createRuntimeFromConfig(loaded), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION && message.test(e.message), JSON.stringify(b));
+    }
+    const rt = await createRuntimeFromConfig({ config: { store: db, maintenance: false, tasks }, baseDir: tmp, file: path.join(tmp, 'troupe.config.ts') }, {}, { schedules: false });
+    assert.deepEqual(await rt.schedules(), [], 'schedule `a`, written before the bad one, was not saved');
+    await rt.close();
   });
 });
 
