@@ -3,11 +3,14 @@
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { createResourcePool, isTroupeError } from '../src/index.ts';
+import { createStyle, wantsColor } from '../src/cli/format.ts';
 import { createRuntimeFromConfig, loadConfig } from '../src/config.ts';
 import { startServer, type StartedServer } from '../src/http/listen.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const say = (label: string, text: string) => console.log(`\x1b[1m${label.padEnd(4)}\x1b[0m ${text}`);
+// Bold labels on a terminal only, never with NO_COLOR: the command line's rule (src/cli/format.ts).
+const style = createStyle(wantsColor(process.stdout));
+const say = (label: string, text: string) => console.log(`${style.bold(label.padEnd(4))} ${text}`);
 
 const loaded = await loadConfig(path.join(here, 'troupe.config.ts'));
 const rt = await createRuntimeFromConfig(loaded);

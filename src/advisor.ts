@@ -29,12 +29,22 @@ export interface Advice {
   reason: string;
 }
 
+/** The traits there are; any other key is a mistake (a misspelt `streaming` would change the advice silently). */
+const TRAIT_KEYS: readonly string[] = ['recurring', 'streaming', 'expectedDurationMs', 'count', 'needsResult', 'highFrequency'];
+const FLAG_TRAITS = ['recurring', 'streaming', 'needsResult', 'highFrequency'] as const;
+
 /** Runs longer than this are better watched through a handle than awaited blindly. */
 export const LONG_RUNNING_MS = 60_000;
 
 /** Recommends a pattern from declared traits (first match wins: recurring, streaming/long, many, no result, frequent). */
 export function adviseFromTraits(traits: TaskTraits): Advice {
-  if (typeof traits !== 'object' || traits === null) throw invalidOption('traits', 'an object', traits);
+  if (typeof traits !== 'object' || traits === null || Array.isArray(traits)) throw invalidOption('traits', 'an object', traits);
+  for (const key of Object.keys(traits)) {
+    if (!TRAIT_KEYS.includes(key)) throw invalidOption(`traits.${key}`, `one of the known traits (${TRAIT_KEYS.join(', ')})`, (traits as Record<string, unknown>)[key]);
+  }
+  for (const key of FLAG_TRAITS) {
+    if (traits[key] !== undefined && typeof traits[key] !== 'boolean') throw invalidOption(`traits.${key}`, 'a boolean', traits[key]);
+  }
   const { recurring, streaming, expectedDurationMs, count, needsResult = true, highFrequency } = traits;
   if (expectedDurationMs !== undefined && (typeof expectedDurationMs !== 'number' || !(expectedDurationMs >= 0))) {
     throw invalidOption('traits.expectedDurationMs', 'a non-negative number', expectedDurationMs);

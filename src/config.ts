@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ErrorCodes, TroupeError, invalidOption } from './errors.ts';
+import { ErrorCodes, TroupeError, invalidOption, isTroupeError } from './errors.ts';
 import { DEFAULTS, plainObject } from './options.ts';
 import type { TaskDefinition } from './registry.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime, type ScheduleOptions } from './runtime.ts';
@@ -119,17 +119,36 @@ export async function createRuntimeFromConfig(loaded: LoadedConfig, overrides: R
   const rt = await createRuntime(runtimeOptions);
   try {
     if (withSchedules) {
-      const defined = Object.entries(plainObject(schedules, 'schedules'));
-      for (const [id, raw] of defined) {
-        const s = plainObject(raw, `schedules.${id}`) as unknown as ScheduleConfig;
-        const { task, input, ...spec } = s;
-        await rt.schedule(task, { ...spec, id }, input);
+      const defined = Object.entries(plainObject(schedules, 'schedules')).map(([id, raw]) => {
+        const { task, input, ...spec } = plainObject(raw, `schedules.${id}`) as unknown as ScheduleConfig;
+        return { id, task, input, spec: { ...spec, id } };
+      });
+      // All checked before the first is saved: a mistake in one schedule leaves the stored ones as they were.
+      for (const { id, task, input, spec } of defined) {
+        await rt.checkSchedule(task, spec, input, `schedules.${id}`).catch((error: unknown) => {
+          throw scheduleMistake(error, `schedules.${id}`);
+        });
       }
-      await rt.replaceConfigSchedules(defined.map(([id]) => id));
+      for (const { task, input, spec } of defined) await rt.schedule(task, spec, input);
+      await rt.replaceConfigSchedules(defined.map(({ id }) => id));
     }
   } catch (error) {
     await rt.close();
     throw error;
   }
   return rt;
+}
+
+/** The codes of a schedule the runtime refuses as written: in a config file, a config mistake like any other. */
+const SCHEDULE_MISTAKES: ReadonlySet<string> = new Set([ErrorCodes.INVALID_SCHEDULE, ErrorCodes.INVALID_OPTION, ErrorCodes.INVALID_INPUT, ErrorCodes.UNKNOWN_TASK]);
+
+/**
+ * Why: a schedule the config gets wrong is INVALID_OPTION (exit 2 from the command line, as any config mistake) and
+ * names the schedule (`schedules.nightly`), so the message says which of several to fix. A store failure passes
+ * through as it is.
+ */
+function scheduleMistake(error: unknown, path: string): unknown {
+  if (!isTroupeError(error) || !SCHEDULE_MISTAKES.has(error.code)) return error;
+  const message = error.message.includes(`\`${path}`) ? error.message : `${path}: ${error.message}`;
+  return new TroupeError(ErrorCodes.INVALID_OPTION, message, { cause: error, ...(error.details ? { details: error.details } : {}) });
 }

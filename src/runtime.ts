@@ -596,14 +596,7 @@ export class Runtime implements AsyncDisposable {
    */
   async schedule(name: string, spec: ScheduleOptions, input?: unknown): Promise<ScheduleRecord> {
     this.#assertOpen();
-    const def = this.#registry.require(name);
-    const s = plainObject(spec, 'schedule', SCHEDULE_KEYS);
-    const timing = validateScheduleSpec({ ...(s.cron !== undefined ? { cron: s.cron } : {}), ...(s.every !== undefined ? { every: s.every } : {}), ...(s.timezone !== undefined ? { timezone: s.timezone } : {}) }, 'schedule');
-    const overlap = s.overlap ?? 'skip';
-    if (overlap !== 'skip' && overlap !== 'queue' && overlap !== 'allow') throw invalidOption('schedule.overlap', "'skip', 'queue' or 'allow'", overlap);
-    const id = s.id ?? name;
-    if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id)) throw invalidOption('schedule.id', 'a name of letters, digits, ".", "_", ":" or "-"', id);
-    const value = await this.#registry.validateInput(def, input, this.#checkInput);
+    const { id, timing, overlap, value } = await this.#checkSchedule(name, spec, input, 'schedule');
     const existing = await this.#store.getSchedule(id);
     const record: ScheduleRecord = {
       id,
@@ -618,6 +611,28 @@ export class Runtime implements AsyncDisposable {
     await this.#store.saveSchedule(record);
     this.#tell({ type: 'scheduler.schedule-saved', schedule: record });
     return record;
+  }
+
+  /**
+   * @internal Every check `schedule` makes, without saving anything; option errors name `path`
+   * (`schedules.nightly.cron`). Why: a config file's schedules are all checked before the first one is saved
+   * (src/config.ts), so a mistake in one of them changes nothing.
+   */
+  async checkSchedule(name: string, spec: ScheduleOptions, input: unknown, path: string): Promise<void> {
+    this.#assertOpen();
+    await this.#checkSchedule(name, spec, input, path);
+  }
+
+  async #checkSchedule(name: string, spec: ScheduleOptions, input: unknown, path: string) {
+    const def = this.#registry.require(name);
+    const s = plainObject(spec, path, SCHEDULE_KEYS);
+    const timing = validateScheduleSpec({ ...(s.cron !== undefined ? { cron: s.cron } : {}), ...(s.every !== undefined ? { every: s.every } : {}), ...(s.timezone !== undefined ? { timezone: s.timezone } : {}) }, path);
+    const overlap = s.overlap ?? 'skip';
+    if (overlap !== 'skip' && overlap !== 'queue' && overlap !== 'allow') throw invalidOption(`${path}.overlap`, "'skip', 'queue' or 'allow'", overlap);
+    const id = s.id ?? name;
+    if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id)) throw invalidOption(`${path}.id`, 'a name of letters, digits, ".", "_", ":" or "-"', id);
+    const value = await this.#registry.validateInput(def, input, this.#checkInput);
+    return { id, timing, overlap: overlap as ScheduleRecord['overlap'], value };
   }
 
   async schedules(): Promise<ScheduleRecord[]> {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { adviseFromTraits, LONG_RUNNING_MS, type Pattern, type TaskTraits } from '../src/advisor.ts';
-import { ErrorCodes } from '../src/errors.ts';
+import { ErrorCodes, isTroupeError } from '../src/errors.ts';
+import { createRuntime } from '../src/runtime.ts';
 
 const pattern = (traits: TaskTraits): Pattern => adviseFromTraits(traits).pattern;
 
@@ -46,7 +47,28 @@ describe('adviseFromTraits', () => {
   });
 
   it('refuses bad traits with TROUPE_ERR_INVALID_OPTION', () => {
-    const bad: unknown[] = [null, undefined, 'fast', { expectedDurationMs: -1 }, { expectedDurationMs: NaN }, { expectedDurationMs: '5s' }, { count: 0 }, { count: 1.5 }, { count: '3' }];
+    const bad: unknown[] = [null, undefined, 'fast', [], { expectedDurationMs: -1 }, { expectedDurationMs: NaN }, { expectedDurationMs: '5s' }, { count: 0 }, { count: 1.5 }, { count: '3' }];
     for (const traits of bad) assert.throws(() => adviseFromTraits(traits as TaskTraits), { code: ErrorCodes.INVALID_OPTION }, JSON.stringify(traits));
+  });
+
+  it('refuses an unknown trait and a flag that is not a boolean, naming it', () => {
+    const bad: [unknown, string][] = [
+      [{ bogus: 1 }, 'traits.bogus'],
+      [{ stremaing: true }, 'traits.stremaing'],
+      [{ recurring: 'yes' }, 'traits.recurring'],
+      [{ streaming: 1 }, 'traits.streaming'],
+      [{ needsResult: 'false' }, 'traits.needsResult'],
+      [{ highFrequency: null }, 'traits.highFrequency'],
+    ];
+    for (const [traits, path] of bad) {
+      assert.throws(() => adviseFromTraits(traits as TaskTraits), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION && e.message.startsWith(`Expected \`${path}\``), JSON.stringify(traits));
+    }
+    assert.equal(pattern({ recurring: false, streaming: false, needsResult: true, highFrequency: false }), 'run');
+  });
+
+  it('rt.advise refuses the same traits', async () => {
+    await using rt = await createRuntime({ store: 'memory', maintenance: false });
+    assert.throws(() => rt.advise({ bogus: 1 } as TaskTraits), { code: ErrorCodes.INVALID_OPTION });
+    assert.throws(() => rt.advise({ streaming: 'yes' } as unknown as TaskTraits), { code: ErrorCodes.INVALID_OPTION });
   });
 });

@@ -43,7 +43,7 @@ export function createProgram(setExit: (code: number) => void): Command {
     .option('--json', 'print JSON for scripts instead of tables')
     .option('--no-color', 'never print colours (also: NO_COLOR=1)')
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(`${str.trim().replace(/\s*\n\s*/g, ' ')} (see troupe --help)\n`) })
+    .configureOutput({ outputError: (str, write) => write(`${usageError(str)}\n`) })
     .showSuggestionAfterError(true);
 
   const globals = (cmd: Command) => cmd.optsWithGlobals<Globals>();
@@ -217,6 +217,15 @@ export function createProgram(setExit: (code: number) => void): Command {
     onClosedOutput([process.stdout, process.stderr], () => process.exit(ExitCodes.closedOutput));
   });
   return program;
+}
+
+/**
+ * Why: commander's own refusals (an unknown command or option, a missing argument, a value its parser refuses)
+ * are usage mistakes like the others, so they read the same: one line, `error TROUPE_ERR_INVALID_OPTION: …`.
+ */
+function usageError(text: string): string {
+  const message = text.trim().replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ');
+  return `error ${ErrorCodes.INVALID_OPTION}: ${message} (see troupe --help)`;
 }
 
 function kebab(name: string): string {

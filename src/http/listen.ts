@@ -9,7 +9,8 @@ import type { HttpConfig } from '../config.ts';
 import { ErrorCodes, invalidOption, TroupeError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import { isLoopbackHost } from './auth.ts';
-import { createServer, type ServerOptions } from './server.ts';
+import { plainObject } from '../options.ts';
+import { createServer, SERVER_OPTION_KEYS, type ServerOptions } from './server.ts';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 7420;
@@ -31,8 +32,16 @@ export interface StartedServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Validates the listener settings and refuses a non-loopback bind without a token (why: safe by default). */
+/** The keys `startServer` takes: the config's `http` block, `createServer`'s options and `env`. */
+const START_OPTION_KEYS: ReadonlySet<string> = new Set([...SERVER_OPTION_KEYS, 'port', 'env']);
+
+/**
+ * Validates the listener settings (an unknown key is refused too) and refuses a non-loopback bind without a token
+ * (why: safe by default). The other options are checked by `createServer`, before it builds anything.
+ */
 export function resolveListen(config: StartServerOptions = {}): { host: string; port: number; token: string | undefined } {
+  plainObject(config, '', START_OPTION_KEYS);
+  if (config.env !== undefined) plainObject(config.env, 'env');
   const raw = config.host ?? DEFAULT_HOST;
   const host = typeof raw === 'string' ? raw.trim().replace(/^\[(.*)\]$/, '$1') : raw;
   if (typeof host !== 'string' || host.length === 0 || host.length > 255 || /[\s/]/.test(host)) throw invalidOption('http.host', 'a host name or IP address', host);

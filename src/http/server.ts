@@ -15,8 +15,9 @@
  * stream a `shutdown` event before ending it.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ErrorCodes } from '../errors.ts';
+import { ErrorCodes, invalidOption } from '../errors.ts';
 import { lazyRequire } from '../lazy-require.ts';
+import { plainObject, positiveInteger } from '../options.ts';
 import type { Runtime } from '../runtime.ts';
 import { parseSize } from '../units.ts';
 import { createAdmission, type AdmissionOptions } from './admission.ts';
@@ -50,6 +51,11 @@ export interface ServerOptions {
   admission?: AdmissionOptions;
 }
 
+/** The keys of `ServerOptions`; anything else is a mistake, refused as the config's `http` block refuses one. */
+export const SERVER_OPTION_KEYS: ReadonlySet<string> = new Set(['token', 'host', 'bodyLimit', 'logger', 'heartbeatMs', 'processMetrics', 'stallMs', 'admission']);
+/** The longest timer Node keeps (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** The `reason` of the `shutdown` event open event streams get when the server closes. */
 export const SERVER_CLOSING = 'the server is shutting down; reconnect later';
@@ -58,6 +64,7 @@ const loadFastify = lazyRequire<typeof import('fastify')>('fastify');
 
 /** Builds the app (why: a factory that does not listen lets tests and embedders choose how it is served). */
 export function createServer(rt: Runtime, options: ServerOptions = {}): FastifyInstance {
+  checkServerOptions(options);
   const token = options.token === undefined ? undefined : validateToken(options.token, 'token');
   const host = options.host ?? '127.0.0.1';
   const bodyLimit = parseSize(options.bodyLimit ?? '1MB', 'bodyLimit');
@@ -116,6 +123,24 @@ export function createServer(rt: Runtime, options: ServerOptions = {}): FastifyI
     metrics.close();
   });
   return app;
+}
+
+/**
+ * Refuses unknown keys and values of the wrong type before anything is built (why: a misspelt or mistyped option
+ * would otherwise be dropped without a word). `token` and `bodyLimit` are checked where they are read.
+ */
+function checkServerOptions(options: ServerOptions): void {
+  const o = plainObject(options, '', SERVER_OPTION_KEYS);
+  if (o.host !== undefined && typeof o.host !== 'string') throw invalidOption('host', 'a host name or IP address', o.host);
+  for (const key of ['logger', 'processMetrics']) {
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw invalidOption(key, 'a boolean', o[key]);
+  }
+  if (o.heartbeatMs !== undefined) positiveInteger(o.heartbeatMs, 'heartbeatMs', { max: MAX_TIMER_MS });
+  if (o.stallMs !== undefined) positiveInteger(o.stallMs, 'stallMs');
+  if (o.admission !== undefined) {
+    const admission = plainObject(o.admission, 'admission', new Set(['intervalMs']));
+    positiveInteger(admission.intervalMs, 'admission.intervalMs', { min: 100 });
+  }
 }
 
 /** Without a token, only requests addressed to this machine (or the configured host) are served. */

@@ -142,13 +142,11 @@ type EntryState = (typeof EntryStates)[keyof typeof EntryStates];
 
 /**
  * Workers load TypeScript through tsx. On Node 20 tsx's `--import tsx` registers its ESM hooks only on the main
- * thread, so each worker registers them itself through tsx's API, before Piscina loads `handler-worker.ts`.
+ * thread, so each worker registers them itself through tsx's API (`register-tsx.mjs`), before Piscina loads
+ * `handler-worker.ts`.
  * Measured start of one worker: ≈35 ms bare, ≈130–180 ms with the hooks (their own loader thread).
  */
-const WORKER_EXEC_ARGV = [
-  '--import',
-  `data:text/javascript,import{register}from${JSON.stringify(import.meta.resolve('tsx/esm/api'))};register();`,
-];
+const WORKER_EXEC_ARGV = ['--import', new URL('./register-tsx.mjs', import.meta.url).href];
 
 interface Run {
   entries: Entry[];

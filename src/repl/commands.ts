@@ -43,6 +43,15 @@ function need(args: string[], n: number, usage: string): void {
   if (args.length < n) throw new TroupeError(ErrorCodes.INVALID_OPTION, `usage: ${usage}`);
 }
 
+/** Why: `ps 0` or `ps 5000` is a mistake to point out, not a count to round silently (the range of `list --limit`). */
+function countOf(word: string): number {
+  const n = Number(word);
+  if (!/^\d+$/.test(word) || n < 1 || n > 1000) {
+    throw new TroupeError(ErrorCodes.INVALID_OPTION, `a count is a whole number from 1 to 1000, got \`${word}\` — usage: ps [state] [name] [limit]`);
+  }
+  return n;
+}
+
 /** Splits `<task> [json]`: the first word, then everything after it as JSON (spaces allowed). */
 function taskAndJson(rest: string): { task: string; json: unknown } {
   const m = /^(\S+)\s*([\s\S]*)$/.exec(rest.trim());
@@ -96,7 +105,7 @@ export const COMMANDS: readonly ReplCommand[] = [
       let limit = 20;
       for (const a of args) {
         if (isTaskState(a)) state = a;
-        else if (/^\d+$/.test(a)) limit = Math.min(1000, Math.max(1, Number(a)));
+        else if (/^[-+]?\d*\.?\d+$/.test(a)) limit = countOf(a);
         else name = a;
       }
       const page = await s.backend.list({ ...(state ? { state } : {}), ...(name ? { name } : {}), limit });

@@ -31,6 +31,23 @@ describe('troupe run', () => {
     assert.equal(lines.length, 6, steps.stderr);
   });
 
+  it('the argument parser\'s refusals are one `error TROUPE_ERR_INVALID_OPTION: …` line too, exit 2', async () => {
+    const cases: [string[], string][] = [
+      [['--bogus'], "unknown option '--bogus'"],
+      [['cancel'], "missing required argument 'id'"],
+      [['serve', '--port', 'abc'], "option '-p, --port <port>' argument 'abc' is invalid. a port is an integer from 0 to 65535, got abc"],
+      [['list', '--limit'], "option '--limit <n>' argument missing"],
+      [['status', 'a', 'b'], "too many arguments for 'status'. Expected 1 argument but got 2."],
+      [['stauts', 'x'], "unknown command 'stauts' (Did you mean status?)"],
+    ];
+    const results = await Promise.all(cases.map(([args]) => troupe(args)));
+    results.forEach((r, i) => {
+      assert.equal(r.code, 2, cases[i]![0].join(' '));
+      assert.equal(r.stdout, '');
+      assert.equal(r.stderr, `error TROUPE_ERR_INVALID_OPTION: ${cases[i]![1]} (see troupe --help)\n`);
+    });
+  });
+
   it('exits 1 with `error CODE: message` when the task fails, 2 for usage mistakes', async () => {
     const inputFile = path.join(tmp, 'input.json');
     writeFileSync(inputFile, '{"from":"file"}');
@@ -52,8 +69,9 @@ describe('troupe run', () => {
     assert.match(badJson.stderr, /^error TROUPE_ERR_INVALID_INPUT: bad JSON in --input/);
     assert.equal(unknownCommand.code, 2);
     assert.equal(unknownCommand.stderr.trim().split('\n').length, 1, 'one line');
-    assert.match(unknownCommand.stderr, /unknown command 'frobnicate'/);
+    assert.match(unknownCommand.stderr, /^error TROUPE_ERR_INVALID_OPTION: unknown command 'frobnicate' \(see troupe --help\)\n$/);
     assert.equal(missingArg.code, 2);
+    assert.equal(missingArg.stderr, "error TROUPE_ERR_INVALID_OPTION: missing required argument 'task' (see troupe --help)\n");
     assert.equal(both.code, 2);
     assert.match(both.stderr, /TROUPE_ERR_INVALID_OPTION/);
     assert.equal(fromFile.code, 0, fromFile.stderr);

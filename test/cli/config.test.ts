@@ -2,12 +2,13 @@
 // packages, mistakes that must name the file, SQLite paths taken from the config's folder, the `http` block's keys,
 // and `run` saying that no config was found.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createRuntimeFromConfig, type LoadedConfig, type ScheduleConfig } from '../../src/config.ts';
-import { killAll, startTroupe, troupe } from './child.ts';
+import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
+import { killAll, ROOT, startTroupe, troupe } from './child.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'troupe-config-'));
 
@@ -24,20 +25,36 @@ function folder(name: string, files: Record<string, string | object>): string {
   return dir;
 }
 
-const INLINE = "export default { store: 'memory', tasks: { inl: { run: async (i: any) => ({ i }) } } };\n";
+/** A config as a user writes it: it imports troupe by its package name, with an inline and a handler task. */
+const CONFIG = [
+  "import { defineConfig } from 'troupe';",
+  "export default defineConfig({ store: 'memory', tasks: { inl: { run: async (i: any) => ({ i }) }, hdl: { handler: './double.ts' } } });",
+  '',
+].join('\n');
+const HANDLER = "import { defineTask } from 'troupe';\nexport default defineTask(async (i: { n: number }) => ({ doubled: i.n * 2 }));\n";
+
+/** A package that has troupe installed (node_modules/troupe is this repository), with the config and handler above. */
+function app(name: string, packageJson: object): string {
+  const dir = folder(name, { 'package.json': packageJson, 'troupe.config.ts': CONFIG, 'double.ts': HANDLER });
+  mkdirSync(path.join(dir, 'node_modules'));
+  symlinkSync(ROOT, path.join(dir, 'node_modules', 'troupe'), 'dir');
+  return dir;
+}
 
 describe('loading troupe.config.ts', () => {
-  it('loads in a CommonJS package (no "type": "module", as npm init writes) and in an ES module package', async () => {
-    const cjs = folder('cjs', { 'package.json': { name: 'myapp', version: '1.0.0' }, 'troupe.config.ts': INLINE });
-    const esm = folder('esm', { 'package.json': { type: 'module' }, 'troupe.config.ts': INLINE });
-    const [inCjs, inEsm] = await Promise.all([
-      troupe(['run', 'inl', '--input', '{"z":1}'], {}, undefined, { cwd: cjs }),
-      troupe(['run', 'inl', '--input', '{"z":2}'], {}, undefined, { cwd: esm }),
-    ]);
-    assert.equal(inCjs.code, 0, inCjs.stderr);
-    assert.deepEqual(JSON.parse(inCjs.stdout), { i: { z: 1 } });
-    assert.equal(inEsm.code, 0, inEsm.stderr);
-    assert.deepEqual(JSON.parse(inEsm.stdout), { i: { z: 2 } });
+  it('loads in a CommonJS package (no "type": "module", as npm init writes) and in an ES module package, importing troupe', async () => {
+    const cjs = app('cjs', { name: 'myapp', version: '1.0.0' });
+    const esm = app('esm', { type: 'module' });
+    const runs = await Promise.all([cjs, esm].flatMap((cwd) => [
+      troupe(['run', 'inl', '--input', '{"z":1}'], {}, undefined, { cwd }),
+      troupe(['run', 'hdl', '--input', '{"n":21}'], {}, undefined, { cwd }),
+    ]));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const [cjsInline, cjsHandler, esmInline, esmHandler] = runs.map((r) => JSON.parse(r.stdout));
+    assert.deepEqual(cjsInline, { i: { z: 1 } });
+    assert.deepEqual(cjsHandler, { doubled: 42 });
+    assert.deepEqual(esmInline, { i: { z: 1 } });
+    assert.deepEqual(esmHandler, { doubled: 42 });
   });
 
   it('a config that does not compile, has no default export or exports no object is one line naming the file; exit 2', async () => {
@@ -75,6 +92,42 @@ describe('loading troupe.config.ts', () => {
     const { code } = await p.exited;
     assert.equal(code, 2, p.stdout);
     assert.match(p.stderr, /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.Token` to be one of the known options \(host, port, token, bodyLimit\)/);
+  });
+});
+
+describe('mistakes in the schedules of a config', () => {
+  it('`troupe serve` refuses a bad cron with exit 2 and one line naming the schedule', async () => {
+    const dir = folder('bad-cron', {
+      'package.json': { type: 'module' },
+      'troupe.config.ts': "export default { store: 'memory', http: { port: 0 }, tasks: { a: { run: async () => 1 } }, schedules: { hourly: { task: 'a', every: '1h' }, nightly: { task: 'a', cron: '0 25 * * *' } } };\n",
+    });
+    const p = startTroupe(['serve'], {}, { cwd: dir });
+    const served = await Promise.race([p.waitFor(/troupe serving/, { from: 0 }).then(() => true, () => false), p.exited.then(() => false)]);
+    if (served) p.child.kill('SIGTERM');
+    assert.equal(served, false, 'it must not serve');
+    assert.equal((await p.exited).code, 2, p.stderr);
+    assert.match(p.stderr, /^error TROUPE_ERR_INVALID_OPTION: Expected `schedules\.nightly\.cron` to be a cron expression/);
+    assert.equal(p.stderr.trim().split('\n').length, 1, p.stderr);
+  });
+
+  it('every mistake names its schedule, and none of the schedules is saved', async () => {
+    const db = `sqlite:${path.join(tmp, 'schedule-mistakes.db')}`;
+    const tasks = { tick: { run: () => 1 } };
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ task: 'tick', cron: 'not a cron' }, /^Expected `schedules\.b\.cron` to be a cron expression/],
+      [{ task: 'tick', every: 'soon' }, /^Expected `schedules\.b\.every` to be a duration/],
+      [{ task: 'tick' }, /^Expected `schedules\.b` to be an object with exactly one of `cron` and `every`/],
+      [{ task: 'tick', every: '1h', overlap: 'never' }, /^Expected `schedules\.b\.overlap`/],
+      [{ task: 'tick', every: '1h', bogus: 1 }, /^Expected `schedules\.b\.bogus` to be one of the known options/],
+      [{ task: 'tock', every: '1h' }, /^schedules\.b: No task named `tock` is registered/],
+    ];
+    for (const [b, message] of bad) {
+      const loaded: LoadedConfig = { config: { store: db, maintenance: false, tasks, schedules: { a: { task: 'tick', every: '1h' }, b: b as unknown as ScheduleConfig } }, baseDir: tmp, file: path.join(tmp, 'troupe.config.ts') };
+      await assert.rejects(createRuntimeFromConfig(loaded), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION && message.test(e.message), JSON.stringify(b));
+    }
+    const rt = await createRuntimeFromConfig({ config: { store: db, maintenance: false, tasks }, baseDir: tmp, file: path.join(tmp, 'troupe.config.ts') }, {}, { schedules: false });
+    assert.deepEqual(await rt.schedules(), [], 'schedule `a`, written before the bad one, was not saved');
+    await rt.close();
   });
 });
 

@@ -65,6 +65,29 @@ describe('binding', () => {
     for (const port of [-1, 70_000, 1.5]) assert.throws(() => resolveListen({ port, env: {} }), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION);
   });
 
+  it('refuses unknown options and values of the wrong type, naming the option, as the config\'s `http` block does', async () => {
+    // startServer names the listener's own settings as the config's `http` block does (`http.host`).
+    const refused = (option: string) => (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.INVALID_OPTION && new RegExp(`^Expected \`(http\\.)?${option}\``).test(e.message);
+    const bad: [Record<string, unknown>, string][] = [
+      [{ bogus: 1 }, 'bogus'],
+      [{ Token: TOKEN }, 'Token'],
+      [{ stallMs: 'x' }, 'stallMs'],
+      [{ stallMs: 0 }, 'stallMs'],
+      [{ heartbeatMs: -5 }, 'heartbeatMs'],
+      [{ logger: 'yes' }, 'logger'],
+      [{ processMetrics: 1 }, 'processMetrics'],
+      [{ host: 7 }, 'host'],
+      [{ admission: { intervalMs: 1000, every: 5 } }, 'admission.every'],
+      [{ admission: { intervalMs: 10 } }, 'admission.intervalMs'],
+    ];
+    for (const [options, option] of bad) {
+      assert.throws(() => createServer(rt, options as never), refused(option), JSON.stringify(options));
+      await assert.rejects(startServer(rt, { port: 0, env: {}, ...options } as never), refused(option), JSON.stringify(options));
+    }
+    await assert.rejects(startServer(rt, { port: 0, env: {}, prot: 0 } as never), refused('prot'));
+    assert.throws(() => createServer(rt, { port: 0 } as never), refused('port'), 'createServer does not listen: no port');
+  });
+
   it('names loopback addresses correctly', () => {
     assert.equal(isLoopbackHost('127.0.0.1'), true);
     assert.equal(isLoopbackHost('::ffff:127.0.0.1'), true);

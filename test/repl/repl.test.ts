@@ -87,6 +87,28 @@ describe('repl attached to a server, through a pipe', () => {
     await send(repl, 'ps faild', /^error TROUPE_ERR_INVALID_OPTION: `faild` is neither a state \(scheduled, queued, .*\) nor a registered task name/m);
     await send(repl, 'ps nope', /^error TROUPE_ERR_INVALID_OPTION: `nope` is neither a state/m);
     await send(repl, 'ps failed stubborn', /^no tasks/m);
+    for (const count of ['0', '-1', '1.5', '1001']) {
+      await send(repl, `ps ${count}`, new RegExp(`^error TROUPE_ERR_INVALID_OPTION: a count is a whole number from 1 to 1000, got \`${count.replace('.', '\\.')}\` — usage: ps \\[state\\] \\[name\\] \\[limit\\]$`, 'm'));
+    }
+    await send(repl, 'ps failed 1000', /^no tasks/m);
+    repl.child.stdin?.end();
+    assert.equal((await repl.exited).code, 0, repl.stderr);
+  });
+
+  it('an id prefix that several recent tasks start with is refused, naming them, wherever an id is taken', async () => {
+    const repl = startTroupe(['repl', '--url', server.url], { TROUPE_REPL_HISTORY: path.join(tmp, 'h-prefix') });
+    await repl.waitFor(/troupe repl — /, { from: 0 });
+    const [, a] = await send(repl, 'enqueue echo {"n":1}', new RegExp(`^(${ID})$`, 'm'));
+    const [, b] = await send(repl, 'enqueue echo {"n":2}', new RegExp(`^(${ID})$`, 'm'));
+    // Ids of one process share their leading (time) digits; 4 characters is the shortest prefix taken.
+    let common = 0;
+    while (a![common] === b![common]) common++;
+    assert.ok(common >= 4, `${a} and ${b} share at least 4 leading characters`);
+    const prefix = a!.slice(0, common);
+    for (const command of ['inspect', 'tail', 'cancel', 'retry']) {
+      await send(repl, `${command} ${prefix}`, new RegExp(`^error TROUPE_ERR_INVALID_OPTION: \`${prefix}\` is the start of 2 recent task ids \\(${b}, ${a}\\) — type more of the id$`, 'm'));
+    }
+    await send(repl, `inspect ${a!.slice(0, common + 1)}`, new RegExp(`^id\\s+${a}$`, 'm'));
     repl.child.stdin?.end();
     assert.equal((await repl.exited).code, 0, repl.stderr);
   });

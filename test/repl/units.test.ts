@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { ErrorCodes } from '../../src/errors.ts';
 import { createCompleter, type CompletionSource } from '../../src/repl/completer.ts';
 import { RecentIds } from '../../src/repl/recent-ids.ts';
 import { loadHistory } from '../../src/repl/repl.ts';
@@ -95,15 +96,25 @@ describe('readSse', () => {
 });
 
 describe('RecentIds', () => {
-  it('resolves a unique prefix of a recent id and leaves anything else alone', () => {
+  it('resolves a unique prefix of a recent id and leaves a short or unknown one alone', () => {
     const ids = new RecentIds();
     ids.add('01a2aaaa0000', '01a2bbbb0000');
     ids.add('01a2aaaa0000');
     assert.deepEqual(ids.list(), ['01a2aaaa0000', '01a2bbbb0000']);
     assert.equal(ids.resolve('01a2a'), '01a2aaaa0000');
-    assert.equal(ids.resolve('01a2'), '01a2', 'ambiguous');
     assert.equal(ids.resolve('01a'), '01a', 'too short');
     assert.equal(ids.resolve('ffff'), 'ffff');
+  });
+
+  it('refuses a prefix several recent ids start with, naming a few of them', () => {
+    const ids = new RecentIds();
+    ids.add('01a2aaaa0000', '01a2bbbb0000');
+    assert.throws(() => ids.resolve('01a2'), {
+      code: ErrorCodes.INVALID_OPTION,
+      message: '`01a2` is the start of 2 recent task ids (01a2aaaa0000, 01a2bbbb0000) — type more of the id',
+    });
+    ids.add(...Array.from({ length: 8 }, (_, i) => `01a2cccc000${i}`));
+    assert.throws(() => ids.resolve('01a2'), { message: /^`01a2` is the start of 10 recent task ids \((01a2\w+, ){4}01a2\w+, and 5 more\)/ });
   });
 });
 

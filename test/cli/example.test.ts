@@ -1,0 +1,29 @@
+// `npm start` (examples/main.ts) follows the command line's colour rule: bold labels on a terminal only, never
+// with NO_COLOR or into a pipe. Each run is stopped once its first line is out.
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { killAll, startCommand } from './child.ts';
+
+after(killAll);
+
+/** The first line `npm start` prints (the runtime's node id), raw, escape codes kept. */
+async function firstLine(env: Record<string, string | undefined>): Promise<string> {
+  const p = startCommand(process.execPath, ['--import', 'tsx', 'examples/main.ts'], { NO_COLOR: undefined, FORCE_COLOR: undefined, ...env });
+  await p.waitFor(/troupe runtime \S+ on \w+\n/, { from: 0, timeout: 60_000 });
+  p.child.kill('SIGKILL');
+  await p.exited;
+  return p.stdout.split('\n')[0]!;
+}
+
+describe('npm start', () => {
+  it('prints no escape codes into a pipe or with NO_COLOR, and bold labels when colour is forced', async () => {
+    // One after the other: the example's store is one SQLite file.
+    const piped = await firstLine({});
+    const noColor = await firstLine({ NO_COLOR: '1', FORCE_COLOR: '1' });
+    const forced = await firstLine({ FORCE_COLOR: '1' });
+    assert.match(piped, /^ {5}troupe runtime /);
+    assert.doesNotMatch(piped, /\x1b/);
+    assert.doesNotMatch(noColor, /\x1b/);
+    assert.match(forced, /^\x1b\[1m {4}\x1b\[22m troupe runtime /);
+  });
+});
