@@ -146,6 +146,8 @@ const AWAIT_GAP_MAX_MS = 2000;
  * node runs on a shared store are sent as that node stores them.
  */
 export const ELSEWHERE_POLL_MS = 500;
+/** @internal Beyond a task's kill grace, how long a follower waits for another node's `task.stopped` (see stopWaitMs). */
+export const REMOTE_STOP_MARGIN_MS = 5000;
 /** The shortest wait of the read timer: reads due within it go together. */
 const AWAIT_TICK_MS = 100;
 const AWAIT_READ_MAX = 500;
@@ -540,6 +542,20 @@ export class Runtime implements AsyncDisposable {
   whenFinal(id: TaskId, signal?: AbortSignal): Promise<unknown> {
     if (signal?.aborted) return new Promise(() => {});
     return this.#wait(id, signal);
+  }
+
+  /**
+   * @internal How long a follower of a task cancelled while it ran waits for its `task.stopped` (the run's last
+   * lines are stored by then) before it ends anyway: no limit for a run on this node (the executor says when it
+   * stopped); for a run on another node whose stop the store announces (PostgreSQL), its kill grace and
+   * REMOTE_STOP_MARGIN_MS (that node may have died meanwhile); `undefined` when no stop will be heard here (the
+   * follower ends at the cancel).
+   */
+  stopWaitMs(fact: { name: string; previous: TaskState; owner?: string | undefined }): number | undefined {
+    if (fact.previous !== 'running' || fact.owner === undefined) return undefined;
+    if (fact.owner === this.nodeId) return Infinity;
+    if (typeof this.#store.announceStopped !== 'function') return undefined;
+    return (this.#registry.get(fact.name)?.killGraceMs ?? this.options.killGraceMs) + REMOTE_STOP_MARGIN_MS;
   }
 
   /** Captured output lines with `seq > after`. */
@@ -1042,6 +1058,10 @@ export class Runtime implements AsyncDisposable {
         return;
       case 'debounced':
         this.#bus.publish(SELF, { type: 'task.scheduled', id: change.id, name: change.name, at: change.at, runAt: change.runAt });
+        return;
+      case 'task.stopped':
+        // The owner publishes its own; another node's reaches followers here.
+        if (change.owner !== this.nodeId) this.#bus.publish(SELF, { type: 'task.stopped', id: change.id, name: change.name, at: change.at });
         return;
     }
   }

@@ -589,7 +589,12 @@ export class Tracker implements Actor<TroupeMessage> {
     const waiting: TrackerStopped[] = [];
     for (const stop of this.#stops) {
       if (unwritten(stop.id)) waiting.push(stop);
-      else this.#ctx.publish({ type: 'task.stopped', id: stop.id, name: stop.name, at: stop.at });
+      else {
+        this.#ctx.publish({ type: 'task.stopped', id: stop.id, name: stop.name, at: stop.at });
+        // Followers on other nodes wait for it too, where the store can tell them.
+        this.#d.store.announceStopped?.({ id: stop.id, name: stop.name, at: stop.at, owner: this.#d.owner }).catch((error: unknown) =>
+          this.#d.logger.warn('task.stopped not announced to other nodes', { id: stop.id, error: serializeError(error).message }));
+      }
     }
     this.#stops = waiting;
   }

@@ -63,13 +63,15 @@ export class TaskOutputFeed {
   #catchUp: Promise<void> | undefined;
   /** Attempts as last seen (the view, then `started`/`retrying` facts): the fallback `end` of a cancel uses it. */
   #attempts = 0;
-  /** The `end` of a task cancelled while it ran here, sent once its run has stopped (`task.stopped`). */
+  /** The `end` of a task cancelled while it ran, sent once its run has stopped (`task.stopped`). */
   #endOnStop: EndEvent | undefined;
   /** `task.stopped` came (it can come before `task.cancelled`). */
   #stopSeen = false;
   /** The task started on this node (heard): its lines come live, its stored lines are not read. */
   #here = false;
   #poll: TimerHandle | undefined;
+  /** Ends a cancel's wait for another node's `task.stopped` that does not come. */
+  #stopWait: TimerHandle | undefined;
   /** Aborted once the feed is disposed: withdraws its wait for the task's end. */
   readonly #gone = new AbortController();
 
@@ -184,6 +186,8 @@ export class TaskOutputFeed {
     this.#held = [];
     if (this.#poll !== undefined) this.#rt.options.clock.clearTimeout(this.#poll);
     this.#poll = undefined;
+    if (this.#stopWait !== undefined) this.#rt.options.clock.clearTimeout(this.#stopWait);
+    this.#stopWait = undefined;
     this.#gone.abort();
     for (const off of this.#offs.splice(0)) off();
   }
@@ -229,22 +233,36 @@ export class TaskOutputFeed {
         // The fact carries neither attempts nor the error; the stored task (committed before the fact is
         // published) has both, so the live `end` is read from it: the same data a client connecting later gets.
         const event: EndEvent = { state: 'cancelled', attempts: this.#attempts, error: publicError(createCancelledError(fact.reason)) };
-        // Running here, its process may still print while it stops: those lines stay live, and the end waits
-        // until the run has stopped and they are stored. (A run on another node is not heard here.)
-        if (fact.previous === 'running' && fact.owner === this.#rt.nodeId && !this.#stopSeen) this.#endOnStop = event;
-        else this.#end(event, true);
+        // A run that was under way may still print while it stops: the end waits until it has stopped and its
+        // lines are stored (`task.stopped`: this node's, or another's where the store announces it; see stopWaitMs).
+        const wait = this.#stopSeen ? undefined : this.#rt.stopWaitMs(fact);
+        if (wait === undefined) {
+          this.#end(event, true);
+          return;
+        }
+        this.#endOnStop = event;
+        if (wait !== Infinity) {
+          this.#stopWait = this.#rt.options.clock.setTimeout(() => this.#stopped(), wait);
+          this.#stopWait.unref?.();
+        }
         return;
       }
-      case 'task.stopped': {
+      case 'task.stopped':
         this.#stopSeen = true;
-        const event = this.#endOnStop;
-        this.#endOnStop = undefined;
-        if (event) this.#end(event, true);
+        this.#stopped();
         return;
-      }
       default:
         return;
     }
+  }
+
+  /** The run has stopped (or was waited for long enough): the cancel's `end`, after a last read of its lines. */
+  #stopped(): void {
+    if (this.#stopWait !== undefined) this.#rt.options.clock.clearTimeout(this.#stopWait);
+    this.#stopWait = undefined;
+    const event = this.#endOnStop;
+    this.#endOnStop = undefined;
+    if (event) this.#end(event, true);
   }
 
   /**

@@ -90,8 +90,10 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
   const live: Array<{ line: OutputLine } | { progress: Progress } | { state: FollowState }> = [];
   let ended = false;
   let stopped = false;
-  /** Cancelled while it ran here: the end waits for `task.stopped`. */
+  /** Cancelled while it ran: the end waits for `task.stopped`. */
   let stopping = false;
+  /** Ends the wait for another node's `task.stopped` that does not come. */
+  let stopWait: TimerHandle | undefined;
   /** It started on this node, or a line of it was heard: its lines come live, the store is not read for them. */
   let here = false;
   let wake: (() => void) | undefined;
@@ -132,9 +134,19 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
     ...OUTCOMES.map((type) =>
       rt.on(type, (f) => {
         if (f.id !== id) return;
-        // Cancelled while it ran here: its process may print while it stops; the follow ends once it has.
-        if (f.type === 'task.cancelled' && f.previous === 'running' && f.owner === rt.nodeId && !stopped) {
+        // Cancelled while it ran: its process may print while it stops; the follow ends once it has (the stop of
+        // a run on another node is heard where the store announces it, and waited for only so long).
+        const wait = f.type === 'task.cancelled' && !stopped ? rt.stopWaitMs(f) : undefined;
+        if (wait !== undefined) {
           stopping = true;
+          if (wait !== Infinity) {
+            stopWait = clock.setTimeout(() => {
+              stopped = true;
+              ended = true;
+              poke();
+            }, wait);
+            stopWait.unref?.();
+          }
           return;
         }
         ended = true;
@@ -212,6 +224,7 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
     const timer = poll;
     poll = undefined;
     clock.clearTimeout(timer);
+    clock.clearTimeout(stopWait);
     gone.abort();
   }
 }

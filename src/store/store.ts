@@ -95,7 +95,9 @@ export interface ClaimRequest {
 export type StoreChange =
   | { type: 'flow.released'; id: TaskId; name: string; at: number }
   | { type: 'flow.failed'; id: TaskId; name: string; at: number; error: SerializedError }
-  | { type: 'debounced'; id: TaskId; name: string; at: number; runAt: number };
+  | { type: 'debounced'; id: TaskId; name: string; at: number; runAt: number }
+  /** A cancelled run on node `owner` has stopped and its output is stored (see `Store.announceStopped`). */
+  | { type: 'task.stopped'; id: TaskId; name: string; at: number; owner: string };
 
 /** An outcome or a fact about a running task, applied by `settle` in one transaction. */
 export type SettleOp =
@@ -270,6 +272,12 @@ export interface Store {
    * Optional for stores written before flows and dedup; the three built-in stores have it.
    */
   onChange?(listener: (change: StoreChange) => void): () => void;
+  /**
+   * Tells every node that a cancelled run of `owner` has stopped and its captured output is stored (its owner's
+   * `task.stopped`), as a `task.stopped` change: followers of the task on other nodes end after its last lines.
+   * Optional: the PostgreSQL store sends it through NOTIFY; without it, followers elsewhere end at the cancel.
+   */
+  announceStopped?(stop: { id: TaskId; name: string; at: number; owner: string }): Promise<void>;
   /**
    * Why a task input or result cannot be stored as it is (not JSON; text the database refuses), or undefined.
    * With `input`, also what JSON would change (a Map or Set, NaN or ±Infinity; see json-value.ts).

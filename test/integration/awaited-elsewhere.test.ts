@@ -187,6 +187,47 @@ for (const { label, skip, store } of STORES) {
       }
     });
 
+    it("a cancel made on one node of a task the other runs: that node's followers get the lines it prints while it stops where the store announces the stop", async () => {
+      const { a, b, close } = await pair(store);
+      const server = await startServer(a, { host: '127.0.0.1', port: 0, env: {} });
+      const script = new URL('../fixtures/commands/goodbye-on-sigterm.js', import.meta.url).pathname;
+      const announces = typeof (a.store as { announceStopped?: unknown }).announceStopped === 'function';
+      let client: SseClient | undefined;
+      try {
+        for (const rt of [a, b]) rt.register('bye', { command: process.execPath, args: [script], killGrace: 5000 });
+        const id = await a.enqueue('bye');
+        // B's stop, heard on A (through the store), is what ends A's followers: not a fallback timer.
+        let stopHeardOnA = false;
+        a.on('task.stopped', (f) => {
+          if (f.id === id) stopHeardOnA = true;
+        });
+        await waitFor(async () => (await b.output(id)).some((l) => l.text === 'ready'), { label: 'B runs it and stored its first line', timeout: 20_000 });
+        client = new SseClient(`${server.url}/api/tasks/${id}/output`);
+        await client.next((e) => e.event === 'output' && e.data.text === 'ready', 20_000);
+        const lines: string[] = [];
+        const followed = createLocalBackend(a, { closeRuntime: false }).follow(id, { onLine: (line) => lines.push(line.text) });
+        await waitFor(() => lines.includes('ready'), { label: 'the follow read the first line', timeout: 20_000 });
+        assert.equal(await a.cancel(id), true);
+        const end = await client.next((e) => e.event === 'end', 20_000);
+        assert.equal((end.data as { state: string }).state, 'cancelled');
+        assert.equal(stopHeardOnA, announces, "A's stream ended on B's announced stop");
+        const followEnd = await within(followed, 20_000);
+        assert.equal(followEnd?.state, 'cancelled');
+        await waitFor(async () => (await a.output(id)).some((l) => l.text === 'goodbye'), { label: 'B stored the goodbye', timeout: 20_000 });
+        if (announces) {
+          assert.deepEqual(client.of('output').map((e) => e.data.text), ['ready', 'goodbye'], 'the stream ends after the goodbye');
+          assert.deepEqual(lines, ['ready', 'goodbye'], 'the follow ends after the goodbye');
+        } else {
+          // No stop is heard from the other node here: the followers end at the cancel (documented).
+          assert.deepEqual(client.of('output').map((e) => e.data.text), ['ready']);
+        }
+      } finally {
+        client?.close();
+        await server.close();
+        await close();
+      }
+    });
+
     it('a caller still waiting when the runtime closes is told so', async () => {
       const { a, b, close } = await pair(store);
       const g = gate();

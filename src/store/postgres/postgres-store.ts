@@ -345,6 +345,11 @@ class PgStore implements PostgresStore {
     return this.#transaction('settle', (client) => settle(client, this.#n, this.#options.maxOutputLines, ops), this.#settlePool);
   }
 
+  announceStopped(stop: { id: TaskId; name: string; at: number; owner: string }): Promise<void> {
+    const payload = JSON.stringify({ type: 'task.stopped', id: stop.id, name: stop.name, at: stop.at, owner: stop.owner });
+    return this.#use('announceStopped', (db) => db.query('SELECT pg_notify($1, $2)', [this.#n.flowChannel, payload])).then(() => undefined);
+  }
+
   cancel(id: TaskId, at: number, reason?: string): Promise<CancelResult> {
     return this.#use('cancel', (db) => cancel(db, this.#n, id, at, reason));
   }
