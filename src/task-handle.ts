@@ -2,6 +2,7 @@
  * The handle `rt.start()` returns: the run's id, its live progress and output, its result and a cancel.
  * Output is iterated with `for await`: lines already captured first, then live ones, ending with the task.
  */
+import { dropMarkerText } from './output-caps.ts';
 import { OutputRuns } from './store/output-runs.ts';
 import type { OutputLine, Progress, TaskState } from './task.ts';
 
@@ -130,7 +131,7 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
     let after: number | undefined;
     if (dropped > 0) {
       const first = this.#lines.read(undefined, 2).find((l) => l.stream !== 'marker');
-      yield { seq: -1, stream: 'marker', text: `… ${dropped} earlier lines dropped`, at: first?.at ?? 0 };
+      yield { seq: -1, stream: 'marker', text: dropMarkerText(dropped), at: first?.at ?? 0 };
     }
     for (;;) {
       // Lines dropped while this iterator lagged are skipped: reading goes on after the last seq yielded.

@@ -38,7 +38,7 @@ describe('HandleState output', () => {
     h.end();
     const got: OutputLine[] = [];
     await collect(h, got);
-    assert.deepEqual(got[0], { seq: -1, stream: 'marker', text: '… 30 earlier lines dropped', at: 101 });
+    assert.deepEqual(got[0], { seq: -1, stream: 'marker', text: '[30 earlier lines dropped]', at: 101 });
     assert.deepEqual(got.slice(1), all.slice(30));
   });
 
