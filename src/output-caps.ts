@@ -1,7 +1,20 @@
 /**
- * The measures and the marker every bound on kept output uses, written once for the capture layer, the task handle
- * and the stores: caps count the UTF-8 bytes of line texts, and dropped lines are stood for by ONE marker line.
+ * What bounds a task's kept output, written once for the capture layer, the task handle and every store.
+ *
+ * A task keeps its newest lines within both caps of its definition's `output` (the runtime's `output` option when
+ * the definition has none): at most `maxLines` lines and at most `maxBytes` UTF-8 bytes of line text. A line longer
+ * than `maxBytes` is cut to its first `maxBytes` bytes (on a character boundary), so the newest line always fits
+ * and is always kept. Older lines are dropped, and ONE marker line (`dropMarkerText`) stands in their place,
+ * counting every line dropped so far; the marker is not counted against either cap.
  */
+
+/** The caps a task's output is kept within (a resolved definition's `output`). */
+export interface OutputCaps {
+  /** Most lines kept (the drop marker is not one). */
+  readonly maxLines: number;
+  /** Most UTF-8 bytes of line text kept (the drop marker's text is not counted). */
+  readonly maxBytes: number;
+}
 
 /** The UTF-8 size of a line's text, as every cap counts it. */
 export function utf8Length(text: string): number {
