@@ -54,10 +54,22 @@ export interface PoolOptions {
   recycle?: { maxTasks?: number; maxRssMb?: number };
 }
 
+/**
+ * What a task keeps of its captured output (a command's lines, `ctx.log` of handler and inline tasks), in every
+ * store: its newest lines within both caps, behind one marker line (`[N earlier lines dropped]`) that counts every
+ * dropped line and counts against neither cap. The caps hold across the task's attempts. As a runtime option, the
+ * default of every definition without its own; src/output-caps.ts has the rule.
+ */
 export interface OutputOptions {
-  /** @default 10000 */
+  /**
+   * Most lines kept. The runtime's is also the most any definition keeps (a definition's above it is held to it).
+   * @default 10000
+   */
   maxLines?: number;
-  /** @default '10MB' */
+  /**
+   * Most UTF-8 bytes of line text kept. A longer line is kept cut to its first `maxBytes` bytes (a command's is cut
+   * into pieces of this size as it is read). @default '10MB'
+   */
   maxBytes?: Size;
 }
 

@@ -212,7 +212,9 @@ export class Registry {
       retry: d.retry === undefined ? this.#defaults.retry : resolveRetryPolicy(d.retry, `${p}.retry`, this.#defaults.retry),
       priority: d.priority === undefined ? 0 : integer(d.priority, `${p}.priority`),
       output: {
-        maxLines: out.maxLines === undefined ? this.#defaults.output.maxLines : positiveInteger(out.maxLines, `${p}.output.maxLines`),
+        // The runtime's `output.maxLines` bounds every task (the store keeps no more per task): a definition may
+        // lower it, and one above it is held to it, so that `def.output` says what is kept.
+        maxLines: out.maxLines === undefined ? this.#defaults.output.maxLines : Math.min(positiveInteger(out.maxLines, `${p}.output.maxLines`), this.#defaults.output.maxLines),
         maxBytes: out.maxBytes === undefined ? this.#defaults.output.maxBytes : parseSize(out.maxBytes, `${p}.output.maxBytes`),
       },
       builtin,

@@ -470,7 +470,7 @@ export class Runtime implements AsyncDisposable {
     if (options && 'key' in options) throw invalidOption('options.key', 'absent (start() always creates a new task)', (options as EnqueueOptions).key);
     if (options && 'dedup' in options) throw invalidOption('options.dedup', 'absent (start() always creates a new task)', (options as EnqueueOptions).dedup);
     const id = createTaskId(this.options.clock.now());
-    const handle = new HandleState<O>(id, name, def.output.maxLines, (taskId) => this.cancel(taskId));
+    const handle = new HandleState<O>(id, name, def.output, (taskId) => this.cancel(taskId));
     this.#handles.set(id, handle);
     this.#watchAwaited(id);
     this.#buildTask(name, input, options ?? {}, { id })

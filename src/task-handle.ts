@@ -2,6 +2,7 @@
  * The handle `rt.start()` returns: the run's id, its live progress and output, its result and a cancel.
  * Output is iterated with `for await`: lines already captured first, then live ones, ending with the task.
  */
+import { dropMarkerText, type OutputCaps } from './output-caps.ts';
 import { OutputRuns } from './store/output-runs.ts';
 import type { OutputLine, Progress, TaskState } from './task.ts';
 
@@ -42,7 +43,8 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
   /** The lines of the chunk being received (consecutive seqs, one stream and time), appended as one run. */
   #pending: OutputLine[] = [];
   #pushed = 0;
-  #maxLines: number;
+  /** What the task's store keeps (its definition's `output`): the handle holds no more. */
+  #caps: OutputCaps;
   #ended = false;
   #wakers = new Set<() => void>();
   #listeners: { [K in keyof TaskHandleEvents]: Set<TaskHandleEvents[K]> } = { progress: new Set(), output: new Set(), state: new Set() };
@@ -50,10 +52,10 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
   resolve!: (value: O) => void;
   reject!: (error: unknown) => void;
 
-  constructor(id: string, name: string, maxLines: number, cancel: (id: string) => Promise<boolean>) {
+  constructor(id: string, name: string, caps: OutputCaps, cancel: (id: string) => Promise<boolean>) {
     this.id = id;
     this.name = name;
-    this.#maxLines = maxLines;
+    this.#caps = caps;
     this.#cancel = () => cancel(id);
     this.result = new Promise<O>((resolve, reject) => {
       this.resolve = resolve;
@@ -86,10 +88,10 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
     this.#wake();
   }
 
-  /** Moves the pending chunk into the runs, keeping the newest `maxLines`. */
+  /** Moves the pending chunk into the runs, keeping the newest within the caps. */
   #settle(): void {
     if (this.#pending.length === 0) return;
-    this.#lines.append(this.#pending, this.#maxLines);
+    this.#lines.append(this.#pending, this.#caps.maxLines, this.#caps.maxBytes);
     this.#pending = [];
   }
 
@@ -130,7 +132,7 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
     let after: number | undefined;
     if (dropped > 0) {
       const first = this.#lines.read(undefined, 2).find((l) => l.stream !== 'marker');
-      yield { seq: -1, stream: 'marker', text: `… ${dropped} earlier lines dropped`, at: first?.at ?? 0 };
+      yield { seq: -1, stream: 'marker', text: dropMarkerText(dropped), at: first?.at ?? 0 };
     }
     for (;;) {
       // Lines dropped while this iterator lagged are skipped: reading goes on after the last seq yielded.

@@ -109,6 +109,12 @@ describe('Registry: the three kinds', () => {
     assert.equal(own.description, 'b does b');
     assert.equal(own.builtin, true);
   });
+
+  it("holds a task's output.maxLines to the runtime's (what the store keeps per task at most)", () => {
+    const reg = registry();
+    const above = reg.register('a', { run: () => 1, output: { maxLines: defaults.output.maxLines + 1, maxBytes: 7 } });
+    assert.deepEqual(above.output, { maxLines: defaults.output.maxLines, maxBytes: 7 });
+  });
 });
 
 describe('Registry: refusals', () => {

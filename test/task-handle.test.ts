@@ -1,4 +1,4 @@
-// The handle's output iterator: lines buffered first, then live, bounded by maxLines behind one marker.
+// The handle's output iterator: lines buffered first, then live, bounded by its caps behind one marker.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HandleState } from '../src/task-handle.ts';
@@ -9,7 +9,7 @@ function chunk(seq: number, n: number, at: number, stream: 'stdout' | 'stderr' =
   return Array.from({ length: n }, (_, i) => ({ seq: seq + i, stream, text: `line ${seq + i}`, at }));
 }
 
-const handle = (maxLines: number) => new HandleState('t1', 'printer', maxLines, async () => false);
+const handle = (maxLines: number, maxBytes = 10_000_000) => new HandleState('t1', 'printer', { maxLines, maxBytes }, async () => false);
 
 async function collect(h: HandleState, into: OutputLine[]): Promise<void> {
   for await (const line of h.output) into.push(line);
@@ -38,8 +38,20 @@ describe('HandleState output', () => {
     h.end();
     const got: OutputLine[] = [];
     await collect(h, got);
-    assert.deepEqual(got[0], { seq: -1, stream: 'marker', text: '… 30 earlier lines dropped', at: 101 });
+    assert.deepEqual(got[0], { seq: -1, stream: 'marker', text: '[30 earlier lines dropped]', at: 101 });
     assert.deepEqual(got.slice(1), all.slice(30));
+  });
+
+  it('keeps the newest lines within maxBytes too (UTF-8 bytes of the texts)', async () => {
+    // 'line N' is 6 bytes for N < 10 and 7 up to 99: 30 bytes hold the newest four of lines 1..40
+    const h = handle(1000, 30);
+    const all = chunk(1, 40, 100);
+    for (const line of all) h.pushLine(line);
+    h.end();
+    const got: OutputLine[] = [];
+    await collect(h, got);
+    assert.deepEqual(got[0], { seq: -1, stream: 'marker', text: '[36 earlier lines dropped]', at: 100 });
+    assert.deepEqual(got.slice(1), all.slice(36));
   });
 
   it('lets two iterators read the same lines, one from the start and one that joins late', async () => {

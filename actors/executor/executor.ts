@@ -766,12 +766,15 @@ export class Executor implements Actor<TroupeMessage> {
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.progress', id: run.id, name: run.name, progress, at: this.#d.clock.now() });
   }
 
-  /** Lines captured together (one pipe chunk, or one log line) go to the tracker in one message. */
+  /**
+   * Lines captured together (one pipe chunk, or one log line) go to the tracker in one message, with the caps of
+   * the run's definition: the store keeps the task's output within them, whatever kind of task printed it.
+   */
   #output(run: TaskActor, stream: OutputStream, texts: string[]): void {
     // A run that has ended (an inline handler stopped at its grace, still logging) adds nothing to its task.
     if (!this.#running.has(run)) return;
     run.outputLines += texts.length;
-    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.output', id: run.id, name: run.name, stream, texts, at: this.#d.clock.now() });
+    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.output', id: run.id, name: run.name, stream, texts, at: this.#d.clock.now(), caps: run.def?.output });
   }
 
   #finish(run: TaskActor, def: ResolvedTask | undefined, error: unknown, permanent: boolean, result?: unknown): void {

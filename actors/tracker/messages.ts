@@ -1,6 +1,7 @@
 /** tracker.* messages: the source of truth for task state; every change goes through the store here. */
 import type { SerializedError } from '../../src/errors.ts';
 import type { ActorAddress, TaskId } from '../../src/ids.ts';
+import type { OutputCaps } from '../../src/output-caps.ts';
 import type { ClaimRequest, ListFilter, SettleOp } from '../../src/store/store.ts';
 import type { NewTask, OutputStream, Progress } from '../../src/task.ts';
 
@@ -21,8 +22,11 @@ export interface TrackerSettle { type: 'tracker.settle'; op: SettleOp; name: str
 export interface TrackerHeld { type: 'tracker.held'; holding: boolean }
 /** Progress reported by running code. */
 export interface TrackerProgress { type: 'tracker.progress'; id: TaskId; name: string; progress: Progress; at: number }
-/** Output lines of one stream captured together (a pipe chunk, or one log line), oldest first. */
-export interface TrackerOutput { type: 'tracker.output'; id: TaskId; name: string; stream: OutputStream; texts: readonly string[]; at: number }
+/**
+ * Output lines of one stream captured together (a pipe chunk, or one log line), oldest first. `caps`: what the task
+ * keeps (its definition's `output`), carried to the store with the lines.
+ */
+export interface TrackerOutput { type: 'tracker.output'; id: TaskId; name: string; stream: OutputStream; texts: readonly string[]; at: number; caps: OutputCaps | undefined }
 /**
  * A cancelled task that this node held has stopped (its run ended, or it was dropped before it started): the
  * tracker publishes `task.stopped` once the output lines captured before this message are stored.

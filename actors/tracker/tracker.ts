@@ -227,12 +227,13 @@ export class Tracker implements Actor<TroupeMessage> {
         return;
       }
       case 'tracker.output': {
-        // The lines join the task's pending output op (written with the next batch), then one fact per line, in
-        // order: a subscriber that throws cannot keep the rest of the chunk from the store.
+        // The lines join the task's pending output op (written with the next batch, with the caps the store keeps
+        // the task's output within), then one fact per line, in order: a subscriber that throws cannot keep the rest
+        // of the chunk from the store.
         const last = this.#sideOps[this.#sideOps.length - 1];
         let lines: OutputLine[];
         if (last && last.type === 'output' && last.id === m.id) lines = last.lines;
-        else this.#sideOps.push({ type: 'output', id: m.id, lines: (lines = []) });
+        else this.#sideOps.push({ type: 'output', id: m.id, lines: (lines = []), caps: m.caps });
         const from = lines.length;
         for (const text of m.texts) lines.push({ seq: nextOutputSeq(m.at), stream: m.stream, text, at: m.at });
         this.#flushSettles();

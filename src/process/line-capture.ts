@@ -12,12 +12,14 @@
  * - each line comes with its UTF-8 size when the bytes it was decoded from were all ASCII (checked once per chunk,
  *   natively), so a consumer that counts bytes does not measure every line again; otherwise the size is -1.
  *
- * `LineBuffer` keeps the most recent lines within `maxLines` and `maxBytes`. When it drops older lines it reports
- * them with ONE marker at its head (`… N earlier lines dropped`); the output is trimmed, never the process.
+ * `LineBuffer` keeps the most recent lines within `maxLines` and `maxBytes`, by the rule every store keeps a task's
+ * output by (src/output-caps.ts). When it drops older lines it reports them with ONE marker at its head (the
+ * stores' wording, `[N earlier lines dropped]`); the output is trimmed, never the process.
  * `LineWindow` is the same bookkeeping without the text, for code that only needs the counts.
  */
 
 import { isAscii } from 'node:buffer';
+import { dropMarkerText, truncateUtf8, utf8Length } from '../output-caps.ts';
 
 /** Which pipe a line came from. */
 export type OutputStream = 'stdout' | 'stderr';
@@ -36,25 +38,8 @@ export interface DropMarker {
   dropped: number;
 }
 
-/** The UTF-8 size of a line's text, as every cap here counts it. */
-export function utf8Length(text: string): number {
-  return Buffer.byteLength(text, 'utf8');
-}
-
-/** Cuts `text` to at most `maxBytes` UTF-8 bytes on a character boundary (why: caps count bytes, not chars). */
-export function truncateUtf8(text: string, maxBytes: number): string {
-  if (text.length * 3 <= maxBytes) return text;
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    const high = c >= 0xd800 && c <= 0xdbff && i + 1 < text.length;
-    const size = c < 0x80 ? 1 : c < 0x800 ? 2 : high ? 4 : 3;
-    if (bytes + size > maxBytes) return text.slice(0, i);
-    bytes += size;
-    if (high) i++;
-  }
-  return text;
-}
+/** The byte measures every cap uses (src/output-caps.ts), where the capture layer's users import them from. */
+export { truncateUtf8, utf8Length };
 
 /**
  * Splits one byte stream into decoded lines, incrementally.
@@ -329,7 +314,7 @@ export class LineWindow {
  * @example
  * const buf = new LineBuffer({ maxLines: 1000, maxBytes: 1_000_000 });
  * buf.push({ stream: 'stdout', text: 'hello' });
- * buf.lines();   // [{ stream: 'marker', text: '… 3 earlier lines dropped', dropped: 3 }, …] once lines were dropped
+ * buf.lines();   // [{ stream: 'marker', text: '[3 earlier lines dropped]', dropped: 3 }, …] once lines were dropped
  */
 export class LineBuffer<L extends { text: string } = OutputLine> {
   readonly #window: LineWindow;
@@ -387,5 +372,5 @@ export class LineBuffer<L extends { text: string } = OutputLine> {
 
 /** Builds the marker that stands for `dropped` lines (why: one shape for the buffer, the store and the API). */
 export function createDropMarker(dropped: number): DropMarker {
-  return { stream: 'marker', text: `… ${dropped} earlier ${dropped === 1 ? 'line' : 'lines'} dropped`, dropped };
+  return { stream: 'marker', text: dropMarkerText(dropped), dropped };
 }

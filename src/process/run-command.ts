@@ -12,7 +12,8 @@
  * - Trailing output (a last line without `\n`) is delivered before the promise settles.
  * - Output is streamed line by line to `onLine` and not buffered here (`buffer: false`): a command may print a
  *   million lines with bounded memory and is never killed for it. The result only counts the lines, plus how many
- *   a `LineBuffer` with the same `maxLines`/`maxBytes` would have dropped. `onLines` gets the same lines per pipe
+ *   a `LineBuffer` with the same `maxLines`/`maxBytes` would have dropped (what a store keeping the task's output
+ *   within those caps drops of this run's lines, src/output-caps.ts). `onLines` gets the same lines per pipe
  *   chunk (all the lines one chunk completed, in one call), so a consumer pays its per-call cost once per chunk;
  *   a pending batch is handed over before any progress line that follows it, so the order across both holds.
  * - stdout lines `::progress …` and `::result <json>` are the progress protocol (`progress-protocol.ts`).
@@ -62,9 +63,9 @@ export interface CommandSpec {
    * with `CANCELLED` (`cause` is `stopReason`); the hard stop is the group's own SIGKILL after the grace.
    */
   stops?: CommandStops;
-  /** Line cap of the caller's output buffer, used to report `lines.dropped`. */
+  /** Line cap of the task's kept output, used to report `lines.dropped`. */
   maxLines: number;
-  /** Byte cap of the caller's output buffer; also the longest line (longer lines are cut into pieces). */
+  /** Byte cap of the task's kept output; also the longest line (longer lines are cut into pieces). */
   maxBytes: number;
   /** Every output line, live, in order per stream (protocol lines excluded). */
   onLine?: (line: OutputLine) => void;
@@ -104,7 +105,11 @@ export interface CommandResult {
     /** Output lines delivered per stream (protocol lines excluded). */
     stdout: number;
     stderr: number;
-    /** Lines a `LineBuffer` with the same caps would have dropped. */
+    /**
+     * Lines of this run that a `LineBuffer` with the same caps would have dropped: what a store keeping the task's
+     * output within them drops of this run's lines, counted as if they were the task's only lines (so on a first
+     * attempt, what it dropped; a retry's lines follow those of the attempts before).
+     */
     dropped: number;
   };
 }

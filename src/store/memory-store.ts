@@ -20,6 +20,7 @@ import { DEBOUNCED_REASON, debounceRunAt, throttleSince } from '../dedup.ts';
 import { ErrorCodes, TroupeError, invalidOption, type SerializedError } from '../errors.ts';
 import { FLOW_FAILED_REASON, FLOW_RELEASED_REASON, createChildFailedError, decideFlowStep, flowCancelledReason, visibleChildren } from '../flow.ts';
 import type { TaskId } from '../ids.ts';
+import type { OutputCaps } from '../output-caps.ts';
 import {
   DEAD_STATES,
   FINAL_STATES,
@@ -784,7 +785,7 @@ class MemoryStore implements Store, AsyncDisposable {
       return true;
     }
     if (op.type === 'output') {
-      this.#appendOutput(e, op.lines);
+      this.#appendOutput(e, op.lines, op.caps);
       return true;
     }
     if (rec.state !== 'running' || rec.owner !== op.owner || rec.attempts !== op.attempt) return false;
@@ -834,8 +835,12 @@ class MemoryStore implements Store, AsyncDisposable {
     return true;
   }
 
-  #appendOutput(e: Entry, lines: readonly OutputLine[]): void {
-    (e.output ??= new OutputRuns()).append(lines, this.#options.maxOutputLines);
+  /** Keeps the task's newest lines within its caps, and within `maxOutputLines` whatever they say. */
+  #appendOutput(e: Entry, lines: readonly OutputLine[], caps: OutputCaps | undefined): void {
+    const ceiling = this.#options.maxOutputLines;
+    const output = (e.output ??= new OutputRuns());
+    if (caps === undefined) output.append(lines, ceiling);
+    else output.append(lines, caps.maxLines < ceiling ? caps.maxLines : ceiling, caps.maxBytes);
   }
 
   #start(e: Entry, owner: string, now: number, leaseMs: number): void {

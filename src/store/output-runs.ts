@@ -3,13 +3,16 @@
  * consecutive seqs (one pipe chunk, see `nextOutputSeq`) are one run, their texts joined into one string. The
  * SQLite store keeps the same runs as rows (schema version 4).
  *
- * Why: a flood of output is kept for as long as its task is (up to `maxOutputLines` per task). One object per line
- * was two live objects per line (the record and its text) for the collector to copy and mark: a runtime capturing
- * output at several hundred thousand lines per second spent its pauses on them, and a subscriber saw each pause
- * as the lines' delay. A run is one object and one flat string however many lines it holds.
+ * Why: a flood of output is kept for as long as its task is (within its caps, src/output-caps.ts). One object per
+ * line was two live objects per line (the record and its text) for the collector to copy and mark: a runtime
+ * capturing output at several hundred thousand lines per second spent its pauses on them, and a subscriber saw
+ * each pause as the lines' delay. A run is one object and one flat string however many lines it holds. Each run
+ * carries the UTF-8 size of its texts (one measure of the joined string), so the byte cap drops whole runs without
+ * measuring their lines again.
  *
  * Reads expand runs into lines: `after`, `limit` and the drop marker see one line per seq, as in every store.
  */
+import { truncateUtf8, utf8Length } from '../output-caps.ts';
 import type { OutputLine, OutputStream } from '../task.ts';
 import { createDropMarker } from './pick.ts';
 
@@ -21,6 +24,8 @@ interface Run {
   at: number;
   /** The texts joined by '\n' (no text of the run holds one), or the texts themselves when one does. */
   text: string | string[];
+  /** UTF-8 bytes of its texts (the joining '\n's not counted). */
+  bytes: number;
 }
 
 /** Lines per run at most (a long run would make dropping its oldest lines copy a long string). */
@@ -34,7 +39,11 @@ export class OutputRuns {
   #head = 0;
   /** Lines of the first kept run that were dropped. */
   #skip = 0;
+  /** Where the first kept line of the first kept run starts in its joined text, and the bytes before it. */
+  #skipAt = 0;
+  #skipBytes = 0;
   #lines = 0;
+  #bytes = 0;
   #dropped = 0;
   #marker: OutputLine | undefined;
   #lastSeq = -Infinity;
@@ -44,8 +53,16 @@ export class OutputRuns {
     return this.#lines;
   }
 
-  /** Appends lines (a seq at or below the newest kept one is ignored), then keeps the newest `max`. */
-  append(lines: readonly OutputLine[], max: number): void {
+  /** UTF-8 bytes of the lines kept. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Appends lines (a seq at or below the newest kept one is ignored), then keeps the newest within `maxLines` and
+   * `maxBytes` (src/output-caps.ts: a line longer than `maxBytes` is kept cut to it).
+   */
+  append(lines: readonly OutputLine[], maxLines: number, maxBytes = Infinity): void {
     let i = 0;
     while (i < lines.length) {
       const first = lines[i]!;
@@ -56,28 +73,43 @@ export class OutputRuns {
       let end = i + 1;
       let chars = first.text.length;
       let newline = first.text.includes('\n');
+      // a text that may be longer than maxBytes (3 bytes per UTF-16 unit at most) is measured, and cut if it is
+      let long = chars * 3 > maxBytes;
       while (end < lines.length && end - i < MAX_RUN) {
         const next = lines[end]!;
         if (next.seq !== first.seq + (end - i) || next.stream !== first.stream || next.at !== first.at) break;
         if (chars + next.text.length > MAX_RUN_CHARS) break;
         chars += next.text.length;
         if (!newline && next.text.includes('\n')) newline = true;
+        if (!long && next.text.length * 3 > maxBytes) long = true;
         end++;
       }
       const n = end - i;
       let text: string | string[];
-      if (n === 1 && !newline) text = first.text;
-      else {
+      let bytes: number;
+      if (n === 1 && !newline) {
+        text = long ? truncateUtf8(first.text, maxBytes) : first.text;
+        bytes = utf8Length(text);
+      } else {
         const texts = new Array<string>(n);
-        for (let k = 0; k < n; k++) texts[k] = lines[i + k]!.text;
-        text = newline ? texts : texts.join('\n');
+        for (let k = 0; k < n; k++) texts[k] = long ? truncateUtf8(lines[i + k]!.text, maxBytes) : lines[i + k]!.text;
+        if (newline) {
+          text = texts;
+          bytes = 0;
+          for (const t of texts) bytes += utf8Length(t);
+        } else {
+          text = texts.join('\n');
+          // one measure of the joined text instead of one per line: the n - 1 joining '\n's are a byte each
+          bytes = utf8Length(text) - (n - 1);
+        }
       }
-      this.#runs.push({ seq: first.seq, n, stream: first.stream, at: first.at, text });
+      this.#runs.push({ seq: first.seq, n, stream: first.stream, at: first.at, text, bytes });
       this.#lines += n;
+      this.#bytes += bytes;
       this.#lastSeq = first.seq + n - 1;
       i = end;
     }
-    if (this.#lines > max) this.#drop(this.#lines - max);
+    if (this.#lines > maxLines || this.#bytes > maxBytes) this.#drop(maxLines, maxBytes);
   }
 
   /** Lines with `seq > after`, oldest first, the drop marker first when it is newer than `after`. */
@@ -105,29 +137,71 @@ export class OutputRuns {
     return out;
   }
 
-  /** Drops the `excess` oldest lines and puts one marker line, for every line dropped so far, in their place. */
-  #drop(excess: number): void {
-    this.#lines -= excess;
-    this.#dropped += excess;
+  /**
+   * Drops the oldest lines until the rest fit both caps, and puts one marker line, for every line dropped so far,
+   * in their place. A run that must go whole is dropped by its counts alone; only the run cut in the middle is
+   * measured line by line (the newest line always fits, so the walk ends inside the runs).
+   */
+  #drop(maxLines: number, maxBytes: number): void {
+    let lines = this.#lines - maxLines;
+    let bytes = this.#bytes - maxBytes;
+    let dropped = 0;
     let lastSeq = 0;
     let lastAt = 0;
-    while (excess > 0) {
+    while ((lines > 0 || bytes > 0) && this.#head < this.#runs.length) {
       const run = this.#runs[this.#head]!;
       const left = run.n - this.#skip;
-      if (excess >= left) {
+      const leftBytes = run.bytes - this.#skipBytes;
+      lastAt = run.at;
+      if (left <= lines || leftBytes < bytes) {
+        lines -= left;
+        bytes -= leftBytes;
+        dropped += left;
+        this.#bytes -= leftBytes;
         lastSeq = run.seq + run.n - 1;
-        lastAt = run.at;
-        excess -= left;
         this.#runs[this.#head] = undefined as unknown as Run;
         this.#head++;
         this.#skip = 0;
-      } else {
-        this.#skip += excess;
-        lastSeq = run.seq + this.#skip - 1;
-        lastAt = run.at;
-        excess = 0;
+        this.#skipAt = 0;
+        this.#skipBytes = 0;
+        continue;
       }
+      // Some of this run's lines go: those the line cap takes measured together (one measure of their joined text),
+      // then one at a time while the byte cap wants more.
+      let k = this.#skip;
+      while ((lines > 0 || bytes > 0) && k < run.n) {
+        const take = lines > 1 ? lines : 1;
+        let size: number;
+        if (typeof run.text !== 'string') {
+          size = 0;
+          for (let j = k; j < k + take; j++) size += utf8Length(run.text[j]!);
+        } else {
+          let to = this.#skipAt - 1;
+          for (let j = 0; j < take && to < run.text.length; j++) {
+            const nl = run.text.indexOf('\n', to + 1);
+            to = nl === -1 ? run.text.length : nl;
+          }
+          size = utf8Length(run.text.slice(this.#skipAt, to)) - (take - 1);
+          this.#skipAt = to + 1;
+        }
+        lines -= take;
+        bytes -= size;
+        dropped += take;
+        this.#bytes -= size;
+        this.#skipBytes += size;
+        k += take;
+      }
+      lastSeq = run.seq + k - 1;
+      if (k === run.n) {
+        this.#runs[this.#head] = undefined as unknown as Run;
+        this.#head++;
+        this.#skip = 0;
+        this.#skipAt = 0;
+        this.#skipBytes = 0;
+      } else this.#skip = k;
     }
+    this.#lines -= dropped;
+    this.#dropped += dropped;
     this.#marker = createDropMarker(this.#dropped, lastSeq, lastAt);
     if (this.#head > 1024 && this.#head * 2 > this.#runs.length) {
       this.#runs = this.#runs.slice(this.#head);

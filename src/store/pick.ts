@@ -12,6 +12,7 @@
  *   chance is thus proportional to its weight, and no task waits behind younger ones of its own class.
  */
 import { ErrorCodes, invalidOption, type SerializedError } from '../errors.ts';
+import { dropMarkerText } from '../output-caps.ts';
 import type { OutputLine } from '../task.ts';
 import { STRATEGIES, type Strategy, type StoreOptions } from './store.ts';
 
@@ -107,7 +108,7 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
 
 /** Why: the one line that replaces dropped output, identical in every store. Its seq is the newest dropped line's. */
 export function createDropMarker(dropped: number, seq: number, at: number): OutputLine {
-  return { seq, stream: 'marker', text: `[${dropped} earlier line${dropped === 1 ? '' : 's'} dropped]`, at };
+  return { seq, stream: 'marker', text: dropMarkerText(dropped), at };
 }
 
 /** Why: a cancelled task records why, as an error a caller can branch on. */

@@ -15,6 +15,7 @@
  */
 import type { SerializedError } from '../errors.ts';
 import type { TaskId } from '../ids.ts';
+import type { OutputCaps } from '../output-caps.ts';
 import type { NewTask, OutputLine, Progress, TaskRecord, TaskState, Transition } from '../task.ts';
 
 /** A rate limit of one task name: at most `max` starts in any `perMs` window, per name or per group of it. */
@@ -34,7 +35,10 @@ export interface StoreOptions {
   strategy?: Strategy;
   /** Source of randomness for `weighted-random`, in [0, 1). Tests pass a seeded one. @default Math.random */
   random?: () => number;
-  /** Captured lines kept per task; older ones are dropped (a marker line says so). @default 10000 */
+  /**
+   * Captured lines kept per task at most, whatever an output op's `caps` say; older ones are dropped (a marker line
+   * says so). @default 10000
+   */
   maxOutputLines?: number;
 }
 
@@ -113,8 +117,12 @@ export type SettleOp =
    */
   | { type: 'release'; id: TaskId; owner: string; attempt: number; at: number; reason: string; runAt?: number }
   | { type: 'progress'; id: TaskId; at: number; progress: Progress }
-  /** Appends captured lines (their `seq` is assigned by the caller, increasing per task). */
-  | { type: 'output'; id: TaskId; lines: OutputLine[] };
+  /**
+   * Appends captured lines (their `seq` is assigned by the caller, increasing per task). The task then keeps its
+   * newest lines within `caps` (its definition's `output`; src/output-caps.ts has the rule) and `maxOutputLines`:
+   * older ones give way to the one marker line. Without `caps`, only `maxOutputLines` bounds it.
+   */
+  | { type: 'output'; id: TaskId; lines: OutputLine[]; caps?: OutputCaps | undefined };
 
 export interface CancelResult {
   /** The state before the call; undefined when the task does not exist. */

@@ -295,7 +295,7 @@ describe('flows', () => {
         // Plain tasks of the same handler alongside: the parents may share a thread-pool run with them.
         const plain = await Promise.all(Array.from({ length: 20 }, (_, i) => rt.enqueue('report', i)));
         const ids = await Promise.all([1, 2, 3].map((n) => rt.flow({ name: 'report', input: n, children, onChildFailure: 'continue' })));
-        await waitFor(async () => (await Promise.all([...ids, ...plain].map((id) => rt.get(id)))).every((t) => t?.state === 'succeeded'));
+        await waitFor(async () => (await Promise.all([...ids, ...plain].map((id) => rt.get(id)))).every((t) => t?.state === 'succeeded'), { label: 'every parent and plain task succeeded', timeout: 30_000 });
         for (const [n, id] of ids.entries()) {
           assert.deepEqual((await rt.get(id))?.result, { input: n + 1, children: [['fetch', 'succeeded', 2], ['fetch', 'failed', 'cannot fetch bad'], ['fetch', 'succeeded', 4]] });
         }
@@ -314,7 +314,7 @@ describe('flows', () => {
     await withRuntime({ tasks, tempDir }, async (rt) => {
       const id = await rt.flow({ name: 'report', children: [{ name: 'fetch', input: 'abc' }, { name: 'fetch', input: 'bad' }], onChildFailure: 'continue' });
       const plain = await rt.enqueue('report', null);
-      await waitFor(async () => (await rt.get(id))?.state === 'succeeded' && (await rt.get(plain))?.state === 'succeeded');
+      await waitFor(async () => (await rt.get(id))?.state === 'succeeded' && (await rt.get(plain))?.state === 'succeeded', { label: 'the parent and the plain task succeeded', timeout: 30_000 });
       const result = (await rt.get(id))?.result as { file: string; children: FlowChild[] };
       assert.ok(result.file.startsWith(path.join(tempDir, 'flow-children') + path.sep), result.file);
       assert.deepEqual(result.children.map((c) => [c.name, c.state, c.result ?? c.error?.message]), [['fetch', 'succeeded', 3], ['fetch', 'failed', 'cannot fetch bad']]);
@@ -343,9 +343,9 @@ describe('flows', () => {
         assert.ok(pid !== undefined, 'the child runs a process');
         assert.equal(await rt.cancel(root), true);
         const children = (await rt.list({ parentId: root })).tasks;
-        await waitFor(() => stopped.includes(runningChild), { label: "the running child's process ended" });
+        await waitFor(() => stopped.includes(runningChild), { label: "the running child's process ended", timeout: 30_000 });
         assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the process is gone');
-        await waitFor(() => cancelled.size === 3, { label: 'task.cancelled for the parent and both children' });
+        await waitFor(() => cancelled.size === 3, { label: 'task.cancelled for the parent and both children', timeout: 30_000 });
         assert.deepEqual(cancelled.get(root), { previous: 'scheduled', reason: 'cancelled by user' });
         for (const c of children) {
           // The other child is queued, or claimed into this node's prefetch buffer (running in the store).

@@ -162,7 +162,7 @@ describe('LineBuffer', () => {
     for (let i = 1; i <= 10; i++) buf.push(line(`l${i}`));
     const lines = buf.lines();
     assert.equal(lines.length, 4);
-    assert.deepEqual(lines[0], { stream: 'marker', text: '… 7 earlier lines dropped', dropped: 7 });
+    assert.deepEqual(lines[0], { stream: 'marker', text: '[7 earlier lines dropped]', dropped: 7 });
     assert.deepEqual(lines.slice(1), [line('l8'), line('l9'), line('l10')]);
     assert.equal(lines.filter((l) => l.stream === 'marker').length, 1);
     assert.equal(buf.dropped, 7);
@@ -176,7 +176,7 @@ describe('LineBuffer', () => {
     assert.equal(buf.dropped, 0);
     buf.push(line('xy')); // 11 bytes in all: the oldest goes
     assert.deepEqual(buf.lines(), [
-      { stream: 'marker', text: '… 1 earlier line dropped', dropped: 1 },
+      { stream: 'marker', text: '[1 earlier line dropped]', dropped: 1 },
       line('abc'),
       line('xy'),
     ]);
@@ -187,7 +187,7 @@ describe('LineBuffer', () => {
     const buf = new LineBuffer({ maxLines: 10, maxBytes: 5 });
     buf.push(line('old'));
     buf.push(line('ab€cdef')); // € is 3 bytes: 'ab€' is 5 bytes
-    assert.deepEqual(buf.lines(), [{ stream: 'marker', text: '… 1 earlier line dropped', dropped: 1 }, line('ab€')]);
+    assert.deepEqual(buf.lines(), [{ stream: 'marker', text: '[1 earlier line dropped]', dropped: 1 }, line('ab€')]);
   });
 
   test('stays bounded over a million pushes', () => {
@@ -261,6 +261,17 @@ describe('truncateUtf8', () => {
       assert.ok(text.startsWith(cut));
       assert.ok(!cut.includes('\uFFFD'));
     }
+  });
+
+  test('counts an unpaired surrogate as the 3 bytes of the U+FFFD it is written as', () => {
+    const text = 'a\uD800€\uDC00b';
+    for (let max = 0; max <= 12; max++) {
+      const cut = truncateUtf8(text, max);
+      assert.ok(utf8Length(cut) <= max, `${max}: ${JSON.stringify(cut)}`);
+      assert.ok(text.startsWith(cut));
+    }
+    assert.equal(truncateUtf8(text, 4), 'a\uD800');
+    assert.equal(truncateUtf8(text, 7), 'a\uD800€');
   });
 });
 

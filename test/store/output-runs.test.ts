@@ -78,6 +78,41 @@ describe('OutputRuns', () => {
     assert.deepEqual(out.read(9).map((l) => l.stream), ['stderr', 'stdout', 'stdout', 'stdout', 'stdout', 'stdout', 'stdout', 'stdout']);
   });
 
+  it('keeps the newest lines within maxBytes (UTF-8 bytes of the texts), cutting runs in the middle', () => {
+    const out = new OutputRuns();
+    // 'line N' is 6 bytes below 10, 7 below 100; 'é' is 2 bytes
+    out.append(chunk(1, 9), 1000, 40);
+    assert.deepEqual([out.size, out.bytes], [6, 36]);
+    let lines = out.read();
+    assert.deepEqual(lines[0], { seq: 3, stream: 'marker', text: '[3 earlier lines dropped]', at: 1000 });
+    assert.deepEqual(seqs(lines.slice(1)), [4, 5, 6, 7, 8, 9]);
+    out.append(chunk(10, 2, 'stderr', 1001, () => 'éé'), 1000, 40);
+    assert.deepEqual([out.size, out.bytes], [7, 38]);
+    assert.deepEqual(out.read(3).map((l) => [l.seq, l.stream]), [[4, 'marker'], ...[5, 6, 7, 8, 9].map((q) => [q, 'stdout']), [10, 'stderr'], [11, 'stderr']]);
+    // a run whose texts hold newlines is measured line by line too
+    out.append(chunk(12, 3, 'log', 1002, (i) => ['a\nb', 'ccccccccccccccccccccc', 'd'][i]!), 1000, 40);
+    lines = out.read();
+    assert.deepEqual(lines.slice(1).map((l) => l.text), ['line 9', 'éé', 'éé', 'a\nb', 'ccccccccccccccccccccc', 'd']);
+    assert.deepEqual([out.size, out.bytes], [6, 6 + 4 + 4 + 3 + 21 + 1]);
+    assert.equal(lines[0]!.seq, 8);
+    assert.equal(lines[0]!.text, '[8 earlier lines dropped]');
+  });
+
+  it('keeps a line longer than maxBytes cut to it, alone, and drops every older line', () => {
+    const out = new OutputRuns();
+    out.append(chunk(1, 3), 1000, 10);
+    out.append(chunk(4, 1, 'stdout', 1001, () => 'ab€€€€'), 1000, 10);
+    const lines = out.read();
+    assert.deepEqual(lines, [{ seq: 3, stream: 'marker', text: '[3 earlier lines dropped]', at: 1000 }, { seq: 4, stream: 'stdout', text: 'ab€€', at: 1001 }]);
+    assert.equal(out.bytes, 8);
+  });
+
+  it('keeps empty lines (0 bytes) that fit behind a byte cap', () => {
+    const out = new OutputRuns();
+    out.append(chunk(1, 4, 'stdout', 1000, (i) => ['abcd', 'efgh', '', ''][i]!), 1000, 4);
+    assert.deepEqual(out.read().map((l) => l.text), ['[1 earlier line dropped]', 'efgh', '', '']);
+  });
+
   it('drops whole runs over a long flood and still reads the newest lines', () => {
     const out = new OutputRuns();
     for (let c = 0; c < 5000; c++) out.append(chunk(1 + c * 10, 10, 'stdout', 1000 + c), 1000);

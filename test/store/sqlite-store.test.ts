@@ -183,6 +183,41 @@ describe('sqlite output runs', () => {
       await store.close();
     }
   });
+
+  it('a version 6 file measures the output it holds when it upgrades, and its tasks are then kept within their bytes', async () => {
+    const { path, db } = fileAtVersion(6);
+    const [id, none] = [createTaskId(T0), createTaskId(T0 + 1)];
+    const task = db.prepare(`INSERT INTO tasks (id, name, state, input, priority, weight, max_attempts, created_at, run_at, updated_at, output_lines, output_dropped, output_last_seq)
+      VALUES (?, 'job', 'running', '{}', 0, 1, 3, ?, ?, ?, ?, ?, ?)`);
+    task.run(id, T0, T0, T0, 4, 2, 6);
+    task.run(none, T0, T0, T0, 0, 0, null);
+    const row = db.prepare('INSERT INTO output (task_id, seq, n, stream, at, texts) VALUES (?, ?, ?, ?, ?, ?)');
+    row.run(id, 2, 1, 'marker', T0, JSON.stringify(['[2 earlier lines dropped]']));
+    // 2 + 4 + 5 ('a', a NUL, and an unpaired surrogate as the 3 bytes of U+FFFD) bytes, then 5
+    row.run(id, 3, 3, 'stdout', T0, JSON.stringify(['é', '😀', 'a\u0000\ud800']));
+    row.run(id, 6, 1, 'stderr', T0 + 1, JSON.stringify(['hello']));
+    db.close();
+    const store = createSqliteStore(path);
+    await store.open();
+    try {
+      const check = new Database(path, { readonly: true });
+      try {
+        assert.deepEqual(check.prepare('SELECT seq, bytes FROM output WHERE task_id = ? ORDER BY seq').all(id), [{ seq: 2, bytes: 0 }, { seq: 3, bytes: 11 }, { seq: 6, bytes: 5 }]);
+        assert.deepEqual(check.prepare('SELECT id, output_bytes FROM tasks ORDER BY id').all(), [{ id, output_bytes: 16 }, { id: none, output_bytes: 0 }]);
+      } finally {
+        check.close();
+      }
+      // 16 + 3 bytes against a cap of 12: the 11-byte row goes, the rest fits
+      await store.settle([{ type: 'output', id, lines: [{ seq: 7, stream: 'stdout', text: 'new', at: T0 + 2 }], caps: { maxLines: 100, maxBytes: 12 } }]);
+      assert.deepEqual(await store.output(id), [
+        { seq: 5, stream: 'marker', text: '[5 earlier lines dropped]', at: T0 },
+        { seq: 6, stream: 'stderr', text: 'hello', at: T0 + 1 },
+        { seq: 7, stream: 'stdout', text: 'new', at: T0 + 2 },
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('sqlite row room', () => {

@@ -10,6 +10,7 @@ import { dedupContract } from './contract/dedup.ts';
 import { enqueueClaimContract } from './contract/enqueue-claim.ts';
 import { flowsContract } from './contract/flows.ts';
 import { groupsContract } from './contract/groups.ts';
+import { outputCapsContract } from './contract/output-caps.ts';
 import { queryContract } from './contract/query.ts';
 import { settleContract } from './contract/settle.ts';
 import type { MakeStore } from './contract/context.ts';
@@ -21,6 +22,7 @@ export function runStoreContract(name: string, makeStore: MakeStore, opts: { ski
   describe(`Store contract: ${name}`, opts.skip ? { skip: opts.skip } : {}, () => {
     enqueueClaimContract(makeStore);
     settleContract(makeStore);
+    outputCapsContract(makeStore);
     queryContract(makeStore);
     groupsContract(makeStore);
     dedupContract(makeStore);

@@ -178,9 +178,21 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     up: (n) => [flowFunctionSql(n, 6)],
   },
   {
+    // Why: output is kept within bytes as well as lines (queries/output-append.ts), so a task row counts the bytes
+    // of the lines it keeps. Rows already stored start at what their lines hold (the marker is not counted), so
+    // the byte cap applies to a task that goes on printing (a retry, say) from what it has.
+    version: 7,
+    up: (n) => [
+      `ALTER TABLE ${n.tasks} ADD COLUMN output_bytes bigint NOT NULL DEFAULT 0`,
+      `UPDATE ${n.tasks} AS t SET output_bytes = o.bytes
+         FROM (SELECT task_id, sum(octet_length(text)) AS bytes FROM ${n.output} WHERE stream <> 'marker' GROUP BY task_id) AS o
+         WHERE t.id = o.task_id`,
+    ],
+  },
+  {
     // Why: runs lost to an expired lease, so that the first one adds an attempt instead of using one up
     // (src/store/pick.ts, decideExpiredLease). A default of 0 is a catalog change only: no row is rewritten.
-    version: 7,
+    version: 8,
     up: (n) => [`ALTER TABLE ${n.tasks} ADD COLUMN lease_losses integer NOT NULL DEFAULT 0`],
   },
 ]);

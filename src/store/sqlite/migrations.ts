@@ -39,6 +39,10 @@
  * and that the task's end (success, failure, timeout) frees (NULL). Rows are appended in id order, so their pages are full, and a row that grew in
  * one split it: the claims at the head of a deep queue wrote more pages than those near its tail. Rows stored before
  * version 6 have no room and grow as before. A retried or released task claims again with what room is left.
+ *
+ * Output is kept within bytes as well as lines (version 7): `output.bytes` is the UTF-8 size of a row's texts and
+ * `tasks.output_bytes` the size of all a task keeps, so the byte cap drops whole rows without reading their texts
+ * (queries/output.ts). The upgrade measures the rows already stored, once: a file with much output takes a while.
  */
 import type Database from 'better-sqlite3';
 import { TASK_STATES } from '../../task.ts';
@@ -217,6 +221,20 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   },
   {
     version: 7,
+    description: 'output bytes: the UTF-8 size of each output row (output.bytes) and of what each task keeps (tasks.output_bytes)',
+    // Rows already stored are measured once here (a JSON string decodes to its text; CAST AS BLOB gives its UTF-8
+    // bytes), so the byte cap applies to a task that goes on printing (a retry, say) from what it holds.
+    sql: `
+      ALTER TABLE tasks ADD COLUMN output_bytes INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE output ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+      UPDATE output SET bytes = (SELECT ifnull(sum(length(CAST(value AS BLOB))), 0) FROM json_each(output.texts))
+        WHERE stream <> 'marker';
+      UPDATE tasks SET output_bytes = (SELECT sum(bytes) FROM output WHERE task_id = tasks.id)
+        WHERE id IN (SELECT task_id FROM output);
+    `,
+  },
+  {
+    version: 8,
     description: 'tasks.lease_losses: runs lost to an expired lease (the first adds an attempt instead of using one up)',
     sql: `ALTER TABLE tasks ADD COLUMN lease_losses INTEGER NOT NULL DEFAULT 0;`,
   },

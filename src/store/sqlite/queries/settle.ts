@@ -130,7 +130,7 @@ export function prepareSettle(
       case 'progress':
         return progress.run(JSON.stringify(op.progress), op.at, op.id).changes === 1;
       case 'output':
-        return output.append(op.id, op.lines);
+        return output.append(op.id, op.lines, op.caps);
       default:
         return false;
     }
