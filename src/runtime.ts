@@ -534,14 +534,22 @@ export class Runtime implements AsyncDisposable {
 
   /**
    * @internal Settles once the task is final, wherever it ran (rejecting with its error when it failed, or with
-   * `TROUPE_ERR_CLOSED` when this runtime closes first): for followers of a task such as the HTTP output stream,
+   * `TROUPE_ERR_CLOSED` when this runtime closes first; at once for a task already final): for followers of a task such as the HTTP output stream,
    * which otherwise hear only this node's facts. On a shared store the task is read again meanwhile, as for
    * `run()` (see #watchAwaited). Aborting `signal` withdraws the wait (the promise then never settles), so a
    * follower that goes away leaves nothing read for it.
    */
   whenFinal(id: TaskId, signal?: AbortSignal): Promise<unknown> {
     if (signal?.aborted) return new Promise(() => {});
-    return this.#wait(id, signal);
+    const waiting = this.#wait(id, signal);
+    // Already final (no fact will come): its stored outcome, as for a key that matched a final task.
+    this.get(id).then(
+      (view) => {
+        if (view && isFinalState(view.state)) this.#deliver(outcomeFromView(view));
+      },
+      () => {},
+    );
+    return waiting;
   }
 
   /**

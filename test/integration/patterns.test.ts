@@ -77,6 +77,19 @@ describe('P1 run', () => {
   });
 });
 
+describe('whenFinal (followers of a task)', () => {
+  it('settles at once for a task already final, with its stored outcome', async () => {
+    await withRuntime({ tasks: { ok: { run: (n: number) => n * 2 }, bad: { run: () => { throw new Error('no'); } } } }, async (rt) => {
+      const ok = rt.start('ok', 21);
+      await ok.result;
+      assert.equal(await rt.whenFinal(ok.id), 42);
+      const bad = rt.start('bad');
+      await bad.result.catch(() => undefined);
+      await assert.rejects(rt.whenFinal(bad.id), /no/);
+    });
+  });
+});
+
 describe('command argv built from the input', () => {
   it('an args() that throws, or builds no argv, fails the task once with the reason, not retried', async () => {
     let calls = 0;
