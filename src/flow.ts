@@ -11,7 +11,8 @@
  * - When the parent is claimed, the claim returns its children's outcomes (`children`), filtered by policy:
  *   `ignore` leaves out the children that did not succeed.
  * - A parent that is no longer waiting (cancelled, failed by policy, retried by hand) is only counted:
- *   `flow.pending` stays the number of its children not final yet.
+ *   `flow.pending` stays the number of its children not final yet. A child retried by hand is pending again
+ *   (one more), so a parent still waiting waits for it too.
  * - Cancelling a parent cancels its descendants that are not final, parents first (so no child makes a parent
  *   due or fails it on the way), in the cancel's transaction.
  */

@@ -542,6 +542,9 @@ class MemoryStore implements Store, AsyncDisposable {
     for (const k of ['result', 'error', 'finishedAt', 'startedAt', 'owner', 'leaseUntil', 'progress'] as const) rec[k] = undefined;
     this.#record(e, previous, 'queued', at, 0, 'retried');
     this.#toReady(e);
+    // A flow child not final again is pending again in its parent (src/flow.ts: the count stays true).
+    const parent = rec.parentId === undefined ? undefined : this.#tasks.get(rec.parentId)?.rec;
+    if (parent?.flow) parent.flow = { ...parent.flow, pending: parent.flow.pending + 1 };
     return exportRecord(rec);
   }
 

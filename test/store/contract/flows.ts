@@ -240,6 +240,25 @@ export function flowsContract(makeStore: MakeStore): void {
         assert.equal(await store.purge({ finishedBefore: clock.now() }), 3, 'the parent and both children');
       }));
 
+    it('a child retried by hand while its parent waits is waited for again', () =>
+      withStore(makeStore, {}, async (ctx) => {
+        const { store, clock, claim, succeed } = ctx;
+        const { parent, children } = flowBatch(ctx, 2, 'continue');
+        await store.enqueue([parent, ...children]);
+        assert.equal((await store.cancel(children[1]!.id, clock.now())).cancelled, true);
+        assert.equal((await store.get(parent.id))?.flow?.pending, 1);
+        assert.equal((await store.retry(children[1]!.id, clock.now()))?.state, 'queued');
+        assert.deepEqual((await store.get(parent.id))?.flow, { pending: 2, policy: 'continue' }, 'pending again');
+        const running = await claim();
+        assert.deepEqual(ids(running).sort(), ids(children).sort());
+        assert.ok(await succeed(byId(running, children[0]!.id), 'a'));
+        assert.equal((await store.get(parent.id))?.state, 'scheduled', 'still waiting for the retried child');
+        assert.ok(await succeed(byId(running, children[1]!.id), 'b'));
+        const [p] = await claim();
+        assert.equal(p?.id, parent.id);
+        assert.deepEqual(p?.children?.map((c) => [c.state, c.result]), [['succeeded', 'a'], ['succeeded', 'b']]);
+      }));
+
     it('a parent whose key matched an existing task creates none of its children', () =>
       withStore(makeStore, {}, async (ctx) => {
         const { store } = ctx;

@@ -8,17 +8,22 @@ import { run, type PgNames, type Queryable } from '../sql.ts';
 function retrySql(n: PgNames): string {
   return `
     WITH old AS (
-      SELECT id, state FROM ${n.tasks} WHERE id = $1 AND state IN ('failed', 'timed_out', 'cancelled') FOR UPDATE
+      SELECT id, state, parent_id FROM ${n.tasks} WHERE id = $1 AND state IN ('failed', 'timed_out', 'cancelled') FOR UPDATE
     ), u AS (
       UPDATE ${n.tasks} AS t SET state = 'queued', attempts = 0, run_at = $2, updated_at = $2, result = NULL,
              error = NULL, finished_at = NULL, started_at = NULL, owner = NULL, lease_until = NULL, progress = NULL,
              history = t.history || ${lineSql({ from: { sql: 'old.state' }, to: 'queued', at: '$2', attempt: '0', reason: 'retried' })}
       FROM old WHERE t.id = old.id
       RETURNING ${TASK_COLUMNS}
+    ), parent AS (
+      -- A flow child not final again is pending again in its parent (src/flow.ts: the count stays true).
+      UPDATE ${n.tasks} AS p SET flow_pending = p.flow_pending + 1
+      FROM old WHERE p.id = old.parent_id AND p.flow_pending IS NOT NULL
+      RETURNING p.id
     ), wake AS (
       SELECT pg_notify($3, '') FROM old
     )
-    SELECT u.*, (SELECT count(*) FROM wake) AS woke FROM u`;
+    SELECT u.*, (SELECT count(*) FROM wake) AS woke, (SELECT count(*) FROM parent) AS counted FROM u`;
 }
 
 /** Why: an operator's second chance for a dead letter (`rt.retry(id)`). */
