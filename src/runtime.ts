@@ -1252,7 +1252,9 @@ export class Runtime implements AsyncDisposable {
 const EMPTY_OPTIONS: EnqueueOptions = Object.freeze({});
 
 function validateGroup(group: unknown, path: string): string {
-  if (typeof group !== 'string' || !GROUP_KEY.test(group)) throw invalidOption(path, 'a non-empty string of at most 256 characters without control characters', group);
+  if (typeof group !== 'string' || !GROUP_KEY.test(group) || hasBadText(group)) {
+    throw invalidOption(path, 'a non-empty string of at most 256 characters without control characters or unpaired surrogates', group);
+  }
   return group;
 }
 

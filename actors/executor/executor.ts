@@ -805,6 +805,8 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   #decide(run: TaskActor, def: ResolvedTask | undefined, error: unknown, permanent: boolean, result: unknown): SettleOp | undefined {
+    // JSON writes NaN and ±Infinity as null: on a store of JSON the caller gets what is stored (see below).
+    if (typeof result === 'number' && !Number.isFinite(result) && this.#d.unstorable) result = null;
     if (error === undefined && result !== undefined && result !== null && typeof result !== 'number' && typeof result !== 'boolean') {
       // A result the store would refuse must not reach a write batch (it would fail the batch, again and again).
       const problem = this.#d.unstorable?.(result);

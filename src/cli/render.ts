@@ -218,3 +218,12 @@ function indent(text: string, by: string): string {
     .map((l) => by + l)
     .join('\n');
 }
+
+/**
+ * Why: the line `cancel` prints when the task had already ended. A flow parent's children that had not ended are
+ * cancelled even then, so it says so rather than "nothing happened".
+ */
+export function notCancelledLine(id: string, view: Pick<TaskView, 'state' | 'flow'>): string {
+  const base = `${id} was not cancelled: it had already ended (${view.state})`;
+  return view.flow ? `${base}; its children that had not ended were cancelled with it` : base;
+}

@@ -6,6 +6,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ErrorCodes, TroupeError } from '../errors.ts';
 import type { FlowChild } from '../task.ts';
 
 /** The environment variable that names the file. */
@@ -26,8 +27,13 @@ export async function withChildrenFile<T>(
 ): Promise<T> {
   const dir = path.join(tempRoot, CHILDREN_DIR);
   const file = path.join(dir, `${task.id}-${task.attempt}.json`);
-  await mkdir(dir, { recursive: true });
-  await writeFile(file, JSON.stringify(children));
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(file, JSON.stringify(children));
+  } catch (cause) {
+    // The process never started: a failed attempt (retried as the task's policy says), saying what to fix.
+    throw new TroupeError(ErrorCodes.TASK_FAILED, `Could not write the children's file ${file} (the runtime's \`tempDir\`): ${(cause as Error).message}`, { cause });
+  }
   try {
     return await fn(file);
   } finally {

@@ -8,7 +8,7 @@ import { adviseFromTraits, type TaskTraits } from '../advisor.ts';
 import { formatError, parseJsonInput } from '../cli/errors.ts';
 import type { Style } from '../cli/format.ts';
 import { createPlainProgressView } from '../cli/progress-view.ts';
-import { renderAdvice, renderTaskAdvice, renderEnd, renderHealth, renderSchedules, renderTask, renderTaskList, renderTaskTypes, renderTree } from '../cli/render.ts';
+import { renderAdvice, renderTaskAdvice, renderEnd, renderHealth, renderSchedules, renderTask, renderTaskList, renderTaskTypes, renderTree, notCancelledLine } from '../cli/render.ts';
 import { ErrorCodes, TroupeError } from '../errors.ts';
 import { isTaskState, TASK_STATES } from '../task.ts';
 import { MAINTENANCE_TASKS, type Backend } from './backend.ts';
@@ -173,7 +173,7 @@ export const COMMANDS: readonly ReplCommand[] = [
       need(args, 1, 'cancel <id>');
       const id = s.recent.resolve(args[0]!);
       const cancelled = await s.backend.cancel(id);
-      s.write(cancelled ? `cancelled ${id}` : `${id} was not cancelled: it had already ended (${(await s.backend.get(id)).state})`);
+      s.write(cancelled ? `cancelled ${id}` : notCancelledLine(id, await s.backend.get(id)));
     },
   },
   {

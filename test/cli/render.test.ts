@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createStyle } from '../../src/cli/format.ts';
-import { renderTaskList } from '../../src/cli/render.ts';
+import { notCancelledLine, renderTaskList } from '../../src/cli/render.ts';
 import type { TaskView } from '../../src/runtime.ts';
 
 const NOW = 1_800_000_000_000;
@@ -26,4 +26,9 @@ test('the RUN column runs a clock for a running task only, not for one back in t
   assert.match(running!, /2\.5\d* s…$/);
   assert.doesNotMatch(queued!, /…/);
   assert.match(succeeded!, /1\.5\d* s$/);
+});
+
+test("cancel of a task already ended says so, and for a flow parent that its children were cancelled with it", () => {
+  assert.equal(notCancelledLine('01a', { state: 'succeeded' }), '01a was not cancelled: it had already ended (succeeded)');
+  assert.match(notCancelledLine('01a', { state: 'failed', flow: { pending: 1, policy: 'fail' } }), /already ended \(failed\); its children that had not ended were cancelled with it$/);
 });

@@ -1,7 +1,7 @@
 // Issue 8 through the runtime: groups and their fairness, rate limits on a ManualClock, debounce and throttle,
 // flows and their failure policies, pause/resume of a group, and what a restart on SQLite keeps of each.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -358,6 +358,24 @@ describe('flows', () => {
       });
     });
   }
+
+  it("a command parent whose children's file cannot be written fails with TROUPE_ERR_TASK_FAILED naming the tempDir", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'troupe-children-'));
+    const notADir = path.join(dir, 'a-file');
+    writeFileSync(notADir, 'x');
+    const tasks: CreateRuntimeOptions['tasks'] = {
+      part: { run: () => 1 },
+      report: { command: process.execPath, args: ['-e', ''], retry: { attempts: 1 } },
+    };
+    await withRuntime({ tasks, tempDir: path.join(notADir, 'sub') }, async (rt) => {
+      const id = await rt.flow({ name: 'report', children: [{ name: 'part' }] });
+      await waitFor(async () => (await rt.get(id))?.state === 'failed', { label: 'the parent failed', timeout: 30_000 });
+      const error = (await rt.get(id))?.error;
+      assert.equal(error?.code, ErrorCodes.TASK_FAILED);
+      assert.match(error?.message ?? '', /children's file .*tempDir.*ENOTDIR/);
+    });
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('nested flows: a child with children of its own runs after them', async () => {
     const order: string[] = [];

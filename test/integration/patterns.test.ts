@@ -48,6 +48,8 @@ describe('P1 run', () => {
       assert.ok(Array.isArray(error.details?.issues));
       await rejectsWithCode(rt.enqueue('typed', { n: 1 }, { priority: 1.5 }), ErrorCodes.INVALID_OPTION);
       await rejectsWithCode(rt.enqueue('typed', { n: 1 }, { bogus: 1 } as never), ErrorCodes.INVALID_OPTION);
+      // PostgreSQL cannot keep an unpaired surrogate: refused here for every store, as a key's is.
+      await rejectsWithCode(rt.enqueue('typed', { n: 1 }, { group: 'g\ud800' }), ErrorCodes.INVALID_OPTION);
       const circular: Record<string, unknown> = {};
       circular.self = circular;
       await rejectsWithCode(rt.enqueue('typed', circular), ErrorCodes.INVALID_INPUT);

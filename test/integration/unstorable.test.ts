@@ -27,6 +27,7 @@ const TASKS = {
   },
   nul: { run: () => ({ text: 'a\u0000b' }) },
   lossy: { run: () => ({ m: new Map([['a', 1]]), nan: Number.NaN, list: [1, Infinity], kept: 'yes' }) },
+  nan: { run: () => Number.NaN },
   ok: { run: (input: unknown) => ({ echo: input ?? 'fine' }) },
   throwsNul: {
     run: () => {
@@ -78,6 +79,9 @@ describe('unstorable values on SQLite', () => {
       const h = rt.start('lossy');
       assert.deepEqual(await h.result, stored);
       assert.deepEqual((await rt.get(h.id))?.result, stored);
+      const nan = rt.start('nan');
+      assert.equal(await nan.result, null, 'NaN itself is stored, and awaited, as null');
+      assert.equal((await rt.get(nan.id))?.result, null);
     });
   });
 

@@ -9,7 +9,7 @@ import { createHttpBackend } from '../../repl/http-backend.ts';
 import { isTaskState, TASK_STATES } from '../../task.ts';
 import { ExitCodes, parseJsonInput, readInputOption } from '../errors.ts';
 import type { Style } from '../format.ts';
-import { renderEnd, renderHealth, renderLine, renderRetry, renderTask, renderTaskList, renderTaskTypes, renderTaskAdvice } from '../render.ts';
+import { renderEnd, renderHealth, renderLine, renderRetry, renderTask, renderTaskList, renderTaskTypes, renderTaskAdvice, notCancelledLine } from '../render.ts';
 
 export interface RemoteGlobals {
   url?: string;
@@ -121,7 +121,7 @@ export async function cancelCommand(ctx: RemoteContext, id: string): Promise<num
     return ExitCodes.ok;
   }
   if (cancelled) ctx.out(`cancelled ${id}`);
-  else ctx.out(`${id} was not cancelled: it had already ended (${(await ctx.backend.get(id)).state})`);
+  else ctx.out(notCancelledLine(id, await ctx.backend.get(id)));
   return ExitCodes.ok;
 }
 
