@@ -113,11 +113,12 @@ describe('crash recovery on SQLite', () => {
     const db = path.join(dir, 'troupe.db');
     const log = path.join(dir, 'executions.log');
     try {
-      // Kill it while it holds claimed tasks (no-op tasks end fast: a kill can land between claims; then again later).
+      // Kill it while it holds claimed tasks: once every task is enqueued there is a backlog, so at its next
+      // success it holds claimed ones (no-op tasks end fast: while it still enqueues, it may have drained the queue).
       let held = 0;
       for (let tries = 0; held === 0 && tries < 5; tries++) {
-        // Each process counts its own successes: 300 more, while at least that many are left.
-        const killed = await runNode(db, log, (l) => l === 'succeeded 300', 1);
+        let backlog = false;
+        const killed = await runNode(db, log, (l) => (l === `enqueued ${COUNT}` ? ((backlog = true), false) : backlog && l.startsWith('succeeded ')), 1);
         if (!killed.killed) break;
         const peek = createSqliteStore(db);
         await peek.open();
