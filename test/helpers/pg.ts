@@ -62,6 +62,13 @@ export function trackSchemas(prefix = 't'): { next(): string; dropAll(): Promise
   };
 }
 
+/** A runtime's `store` option: the test database with a fresh schema from `schemas` (`?schema=` on the URL). */
+export function schemaStoreUrl(schemas: { next(): string }): string {
+  const u = new URL(pgUrl());
+  u.searchParams.set('schema', schemas.next());
+  return u.toString();
+}
+
 /** Ends the server sessions whose application_name is `name` (as a crash or a DBA would); returns how many. */
 export async function terminateSessions(name: string): Promise<number> {
   return withAdmin(async (client) => {

@@ -13,7 +13,7 @@ import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { SseClient } from '../http/helpers.ts';
-import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
+import { PG_SKIP, schemaStoreUrl, trackSchemas } from '../helpers/pg.ts';
 import { waiterReadsStore } from '../helpers/store-override.ts';
 import { tempDb } from '../helpers/temp-db.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -83,11 +83,7 @@ const STORES: Array<{ label: string; skip?: string; store: () => string }> = [
   {
     label: 'PostgreSQL',
     skip: PG_SKIP,
-    store: () => {
-      const u = new URL(PG_URL!);
-      u.searchParams.set('schema', schemas.next());
-      return u.toString();
-    },
+    store: () => schemaStoreUrl(schemas),
   },
 ];
 

@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { utf8Length } from '../../src/output-caps.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import type { OutputLine } from '../../src/task.ts';
-import { PG_SKIP, PG_URL, trackSchemas } from '../helpers/pg.ts';
+import { PG_SKIP, schemaStoreUrl, trackSchemas } from '../helpers/pg.ts';
 import { tempDb } from '../helpers/temp-db.ts';
 import { expectedOutput } from '../store/contract/output-caps.ts';
 
@@ -26,11 +26,7 @@ const STORES: Array<{ label: string; skip?: string; store: () => string }> = [
   {
     label: 'PostgreSQL',
     skip: PG_SKIP,
-    store: () => {
-      const u = new URL(PG_URL!);
-      u.searchParams.set('schema', schemas.next());
-      return u.toString();
-    },
+    store: () => schemaStoreUrl(schemas),
   },
 ];
 
