@@ -9,12 +9,12 @@ import { after, describe, it } from 'node:test';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { startServer } from '../../src/http/listen.ts';
 import { createLocalBackend } from '../../src/repl/local-backend.ts';
-import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { REMOTE_STOP_MARGIN_MS, createRuntime, type Runtime } from '../../src/runtime.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { SseClient } from '../http/helpers.ts';
 import { PG_SKIP, schemaStoreUrl, trackSchemas } from '../helpers/pg.ts';
-import { waiterReadsStore } from '../helpers/store-override.ts';
+import { overrideStore, waiterReadsStore } from '../helpers/store-override.ts';
 import { tempDb } from '../helpers/temp-db.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -304,6 +304,45 @@ describe('the awaited-task reads', () => {
     } finally {
       g.open();
       await rt.close();
+    }
+  });
+});
+
+describe('a follower waiting for another node to say its cancelled run stopped', () => {
+  it("ends after the task's kill grace and REMOTE_STOP_MARGIN_MS when no stop comes, with the lines stored meanwhile", async () => {
+    const file = tempDb('stop-wait');
+    const clock = new ManualClock(Date.now());
+    // A's store says that stops are announced, but none comes (as when the node that ran the task died).
+    const storeA = overrideStore(createSqliteStore(file), { announceStopped: async () => {} });
+    const script = new URL('../fixtures/commands/goodbye-on-sigterm.js', import.meta.url).pathname;
+    const bye = { command: process.execPath, args: [script], killGrace: 1000 };
+    const g = gate();
+    // No prefetch: A must not hold `bye` in a buffer (its hand-back after a second waits on A's manual clock).
+    const a = await createRuntime({ store: storeA, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { block: { run: () => g.wait() }, bye } });
+    let b: Runtime | undefined;
+    try {
+      const blocker = a.start('block');
+      await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its only slot' });
+      b = await createRuntime({ store: `sqlite:${file}`, nodeId: 'b', maintenance: false, tasks: { bye } });
+      const id = await a.enqueue('bye');
+      await waitFor(async () => (await b!.output(id)).some((l) => l.text === 'ready'), { label: 'B runs it', timeout: 20_000 });
+      const lines: string[] = [];
+      let ended = false;
+      const followed = createLocalBackend(a, { closeRuntime: false }).follow(id, { onLine: (line) => lines.push(line.text) });
+      void followed.then(() => (ended = true));
+      await waitFor(() => lines.includes('ready'), { label: 'the follow read the first line', timeout: 20_000 });
+      assert.equal(await a.cancel(id), true);
+      // B sees the cancel in the store, stops the process, and stores its goodbye; A hears nothing of it.
+      await waitFor(async () => (await a.output(id)).some((l) => l.text === 'goodbye'), { label: 'B stored the goodbye', timeout: 20_000 });
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(ended, false, 'the follow still waits for the stop');
+      await clock.advance(bye.killGrace + REMOTE_STOP_MARGIN_MS);
+      assert.equal((await within(followed, 20_000))?.state, 'cancelled');
+      assert.deepEqual(lines, ['ready', 'goodbye'], 'the lines stored meanwhile are read before the end');
+    } finally {
+      g.open();
+      await b?.close();
+      await a.close();
     }
   });
 });
