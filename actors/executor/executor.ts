@@ -54,7 +54,6 @@ import { isThenable } from '../../src/thenable.ts';
 import { soon } from '../../src/soon.ts';
 import { jsonProblem } from '../../src/store/json-value.ts';
 import { CHILDREN_FILE_ENV, withChildrenFile } from '../../src/process/children-file.ts';
-import { defaultTempRoot } from '../maintenance/cleanup-temp-files.ts';
 import type { ExecutorMessage } from './messages.ts';
 
 export interface ExecutorDeps {
@@ -92,8 +91,8 @@ export interface ExecutorDeps {
    * `cancelled` is stopped as if the cancel had been heard. Absent: cancels come as messages only.
    */
   readStates?: (ids: readonly TaskId[]) => Promise<Map<TaskId, TaskState>>;
-  /** The runtime's temp folder: a command that is a flow parent gets its children's file there. @default os.tmpdir()/troupe */
-  tempDir?: string;
+  /** The runtime's temp folder (`tempDir`): a command that is a flow parent gets its children's file there. */
+  tempDir: string;
 }
 
 /** The buffer holds about the tasks the slots start within this time (at the start rate of the last window). */
@@ -707,7 +706,7 @@ export class Executor implements Actor<TroupeMessage> {
         const args = def.args(task.input);
         if (task.children !== undefined) {
           const children = task.children;
-          return withChildrenFile(this.#d.tempDir ?? defaultTempRoot(), { id: task.id, attempt: run.attempt }, children, (file) =>
+          return withChildrenFile(this.#d.tempDir, { id: task.id, attempt: run.attempt }, children, (file) =>
             this.#command(def, run, args, { ...def.env, [CHILDREN_FILE_ENV]: file }));
         }
         return this.#command(def, run, args, def.env);
