@@ -4,7 +4,9 @@
  * file created. Each test gets its own schema, as pg-boss's suite does, so tests never see each other's rows.
  */
 import { randomBytes } from 'node:crypto';
+import { after } from 'node:test';
 import pg from 'pg';
+import { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store.ts';
 
 export const PG_URL: string | undefined = process.env.TROUPE_TEST_PG_URL || undefined;
 
@@ -59,6 +61,22 @@ export function trackSchemas(prefix = 't'): { next(): string; dropAll(): Promise
         for (const name of names) await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
       });
     },
+  };
+}
+
+/**
+ * Stores of the test database for one suite, closed after it (call inside its `describe`): each call opens one with
+ * `defaults` and then `options`.
+ */
+export function suiteStores(defaults: PostgresStoreOptions = {}): (options?: PostgresStoreOptions) => PostgresStore {
+  const open: PostgresStore[] = [];
+  after(async () => {
+    await Promise.all(open.map((s) => s.close()));
+  });
+  return (options = {}) => {
+    const s = createPostgresStore(pgUrl(), { ...defaults, ...options });
+    open.push(s);
+    return s;
   };
 }
 

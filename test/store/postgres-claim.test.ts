@@ -10,12 +10,12 @@ import type { PoolClient } from 'pg';
 import { createTaskId } from '../../src/ids.ts';
 import { CLAIM_OPTIONS, withStartupOptions } from '../../src/store/postgres/connection-options.ts';
 import { LATEST_VERSION, MIGRATIONS, migrate } from '../../src/store/postgres/migrations.ts';
-import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import type { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { namedClaimSql } from '../../src/store/postgres/queries/claim.ts';
 import { createNames } from '../../src/store/postgres/sql.ts';
 import type { ClaimRequest } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
-import { PG_SKIP, PG_URL, nodeTypes, trackSchemas, withAdmin } from '../helpers/pg.ts';
+import { PG_SKIP, PG_URL, nodeTypes, suiteStores, trackSchemas, withAdmin } from '../helpers/pg.ts';
 
 const schemas = trackSchemas('claim');
 after(() => schemas.dropAll());
@@ -31,15 +31,8 @@ function newTask(i: number, now: number, fields: Partial<NewTask> = {}): NewTask
 }
 
 describe('postgres store: claim plan and upgrade', PG_SKIP ? { skip: PG_SKIP } : {}, () => {
-  const open: PostgresStore[] = [];
-  const store = (schema: string, strategy: 'priority' | 'fifo' | 'lifo'): PostgresStore => {
-    const s = createPostgresStore(PG_URL!, { schema, strategy, listen: false, poolSize: 2 });
-    open.push(s);
-    return s;
-  };
-  after(async () => {
-    await Promise.all(open.map((s) => s.close()));
-  });
+  const opened = suiteStores({ listen: false, poolSize: 2 });
+  const store = (schema: string, strategy: 'priority' | 'fifo' | 'lifo'): PostgresStore => opened({ schema, strategy });
 
   for (const [strategy, analysed] of [['priority', false], ['fifo', false], ['priority', true], ['lifo', true]] as const) {
     it(`${strategy}: the named claim is an ordered scan of the name-leading index (${analysed ? 'analysed' : 'fresh schema'})`, async () => {
@@ -122,8 +115,7 @@ describe('postgres store: claim plan and upgrade', PG_SKIP ? { skip: PG_SKIP } :
     await check(priority, { names: ['noop'] });
     await check(priority, {});
     await check(priority, { names: ['noop'], groupLimits: { noop: 5 } }, 'g1');
-    const weighted = createPostgresStore(PG_URL!, { schema: schemas.next(), strategy: 'weighted-random', listen: false, poolSize: 2 });
-    open.push(weighted);
+    const weighted = opened({ schema: schemas.next(), strategy: 'weighted-random' });
     await weighted.open();
     await check(weighted, { names: ['noop'] });
     // One task: the weighted claim's single-statement path.

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createTaskId } from '../../src/ids.ts';
 import { MIGRATIONS } from '../../src/store/postgres/migrations.ts';
-import { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store.ts';
+import type { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { NewTask, TaskRecord } from '../../src/task.ts';
-import { PG_SKIP, PG_URL, trackSchemas, withAdmin } from '../helpers/pg.ts';
+import { PG_SKIP, suiteStores, trackSchemas, withAdmin } from '../helpers/pg.ts';
 
 const schemas = trackSchemas('cluster');
 after(() => schemas.dropAll());
@@ -28,15 +28,7 @@ function newTask(i: number, now: number, fields: Partial<NewTask> = {}): NewTask
 }
 
 describe('postgres store: several nodes on one schema', PG_SKIP ? { skip: PG_SKIP } : {}, () => {
-  const open: PostgresStore[] = [];
-  const store = (options: PostgresStoreOptions): PostgresStore => {
-    const s = createPostgresStore(PG_URL!, { listen: false, ...options });
-    open.push(s);
-    return s;
-  };
-  after(async () => {
-    await Promise.all(open.map((s) => s.close()));
-  });
+  const store = suiteStores({ listen: false });
 
   it('never gives one task to two nodes claiming at the same time', async () => {
     const schema = schemas.next();

@@ -8,11 +8,11 @@ import { after, describe, it } from 'node:test';
 import type { PoolClient } from 'pg';
 import { createTaskId } from '../../src/ids.ts';
 import { LATEST_VERSION, MIGRATIONS, migrate } from '../../src/store/postgres/migrations.ts';
-import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import type { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { listQuery } from '../../src/store/postgres/queries/list.ts';
 import { createNames } from '../../src/store/postgres/sql.ts';
 import type { NewTask } from '../../src/task.ts';
-import { PG_SKIP, PG_URL, trackSchemas, withAdmin } from '../helpers/pg.ts';
+import { PG_SKIP, suiteStores, trackSchemas, withAdmin } from '../helpers/pg.ts';
 
 const schemas = trackSchemas('list');
 after(() => schemas.dropAll());
@@ -22,15 +22,8 @@ function newTask(at: number, name: string): NewTask {
 }
 
 describe('postgres store: list by name', PG_SKIP ? { skip: PG_SKIP } : {}, () => {
-  const open: PostgresStore[] = [];
-  const store = (schema: string): PostgresStore => {
-    const s = createPostgresStore(PG_URL!, { schema, strategy: 'fifo', listen: false, poolSize: 2 });
-    open.push(s);
-    return s;
-  };
-  after(async () => {
-    await Promise.all(open.map((s) => s.close()));
-  });
+  const opened = suiteStores({ strategy: 'fifo', listen: false, poolSize: 2 });
+  const store = (schema: string): PostgresStore => opened({ schema });
 
   it('merges running and other tasks newest first, and pages across both by id', async () => {
     const s = store(schemas.next());

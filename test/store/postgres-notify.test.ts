@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { createTaskId } from '../../src/ids.ts';
-import { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store.ts';
+import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { NewTask } from '../../src/task.ts';
-import { PG_SKIP, PG_URL, terminateSessions, trackSchemas, withAdmin } from '../helpers/pg.ts';
+import { PG_SKIP, terminateSessions, suiteStores, trackSchemas, withAdmin } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const schemas = trackSchemas('notify');
@@ -37,15 +37,7 @@ function nextEvent<T>(subscribe: (fn: (value: T) => void) => () => void, timeout
 }
 
 describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: PG_SKIP } : {}, () => {
-  const open: PostgresStore[] = [];
-  const store = (options: PostgresStoreOptions): PostgresStore => {
-    const s = createPostgresStore(PG_URL!, { poolSize: 2, ...options });
-    open.push(s);
-    return s;
-  };
-  after(async () => {
-    await Promise.all(open.map((s) => s.close()));
-  });
+  const store = suiteStores({ poolSize: 2 });
 
   it('an enqueue on one node wakes a listener on another', async () => {
     const schema = schemas.next();
@@ -159,9 +151,10 @@ describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: 
     assert.deepEqual(await a.cancel(t.id, Date.now()), { previous: 'queued', cancelled: true });
   });
 
-  it('fails open with TROUPE_ERR_STORE_UNAVAILABLE when the server cannot be reached', async () => {
+  it('fails open with TROUPE_ERR_STORE_UNAVAILABLE when the server cannot be reached', async (t) => {
+    // Not a store of the test database (suiteStores): closed here, and again after the test should an assertion fail.
     const down = createPostgresStore('postgres://postgres@127.0.0.1:1/test', { connectionTimeoutMs: 2000 });
-    open.push(down);
+    t.after(() => down.close());
     await assert.rejects(down.open(), { code: 'TROUPE_ERR_STORE_UNAVAILABLE' });
     assert.equal(down.health().healthy, false);
     await down.close();

@@ -9,23 +9,16 @@ import type { PoolClient } from 'pg';
 import { createTaskId } from '../../src/ids.ts';
 import { utf8Length } from '../../src/output-caps.ts';
 import { LATEST_VERSION, MIGRATIONS, migrate } from '../../src/store/postgres/migrations.ts';
-import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import type { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { createNames } from '../../src/store/postgres/sql.ts';
-import { PG_SKIP, PG_URL, trackSchemas, withAdmin } from '../helpers/pg.ts';
+import { PG_SKIP, suiteStores, trackSchemas, withAdmin } from '../helpers/pg.ts';
 
 const schemas = trackSchemas('outb');
 after(() => schemas.dropAll());
 
 describe('postgres store: output within bytes', PG_SKIP ? { skip: PG_SKIP } : {}, () => {
-  const open: PostgresStore[] = [];
-  const store = (schema: string): PostgresStore => {
-    const s = createPostgresStore(PG_URL!, { schema, strategy: 'fifo', listen: false, poolSize: 2 });
-    open.push(s);
-    return s;
-  };
-  after(async () => {
-    await Promise.all(open.map((s) => s.close()));
-  });
+  const opened = suiteStores({ strategy: 'fifo', listen: false, poolSize: 2 });
+  const store = (schema: string): PostgresStore => opened({ schema });
 
   it('upgrades a version 6 schema: each task starts at the bytes it holds, and is kept within its cap from there', async () => {
     const schema = schemas.next();
