@@ -15,10 +15,14 @@ after(() => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-/** Starts a runtime process; resolves when a stdout line matches `until` (then SIGKILLs it) or it exits. */
-function runNode(db: string, log: string, until?: (line: string) => boolean, attempts = 10): Promise<{ killed: boolean; lines: string[] }> {
+/**
+ * Starts a runtime process; resolves when a stdout line matches `until` (then SIGKILLs it) or it exits. With `hold`,
+ * its tasks never return (see the fixture).
+ */
+function runNode(db: string, log: string, until?: (line: string) => boolean, attempts = 10, hold = false): Promise<{ killed: boolean; lines: string[] }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', NODE, db, log, String(COUNT), String(attempts)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [NODE, db, log, String(COUNT), String(attempts), ...(hold ? ['hold'] : [])];
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
     const lines: string[] = [];
     let killed = false;
@@ -113,18 +117,26 @@ describe('crash recovery on SQLite', () => {
     const db = path.join(dir, 'troupe.db');
     const log = path.join(dir, 'executions.log');
     try {
-      // Kill it while it holds claimed tasks: once every task is enqueued there is a backlog, so at its next
-      // success it holds claimed ones (no-op tasks end fast: while it still enqueues, it may have drained the queue).
-      let held = 0;
-      for (let tries = 0; held === 0 && tries < 5; tries++) {
-        let backlog = false;
-        const killed = await runNode(db, log, (l) => (l === `enqueued ${COUNT}` ? ((backlog = true), false) : backlog && l.startsWith('succeeded ')), 1);
-        if (!killed.killed) break;
-        const peek = createSqliteStore(db);
-        await peek.open();
-        held = (await peek.counts(Date.now())).byState.running ?? 0;
-        await peek.close();
-      }
+      // Kill it while it holds claimed tasks: its tasks never return, so once every task is enqueued and one has
+      // started, it holds claimed ones until it dies.
+      let enqueued = false;
+      let started = false;
+      const killed = await runNode(
+        db,
+        log,
+        (l) => {
+          if (l === `enqueued ${COUNT}`) enqueued = true;
+          if (l.startsWith('started ')) started = true;
+          return enqueued && started;
+        },
+        1,
+        true,
+      );
+      assert.equal(killed.killed, true);
+      const peek = createSqliteStore(db);
+      await peek.open();
+      const held = (await peek.counts(Date.now())).byState.running ?? 0;
+      await peek.close();
       assert.ok(held > 0, 'a kill landed while the node held claimed tasks');
       const last = await runNode(db, log, undefined, 1);
       assert.ok(last.lines.includes('done'), 'the last node finished');
