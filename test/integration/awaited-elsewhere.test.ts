@@ -309,7 +309,7 @@ describe('the awaited-task reads', () => {
 });
 
 describe('a follower waiting for another node to say its cancelled run stopped', () => {
-  it("ends after the task's kill grace and REMOTE_STOP_MARGIN_MS when no stop comes, with the lines stored meanwhile", async () => {
+  it("ends after the task's kill grace and REMOTE_STOP_MARGIN_MS when no stop comes, with the lines stored meanwhile (follow and HTTP stream)", async () => {
     const file = tempDb('stop-wait');
     const clock = new ManualClock(Date.now());
     // A's store says that stops are announced, but none comes (as when the node that ran the task died).
@@ -320,6 +320,8 @@ describe('a follower waiting for another node to say its cancelled run stopped',
     // No prefetch: A must not hold `bye` in a buffer (its hand-back after a second waits on A's manual clock).
     const a = await createRuntime({ store: storeA, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { block: { run: () => g.wait() }, bye } });
     let b: Runtime | undefined;
+    const server = await startServer(a, { host: '127.0.0.1', port: 0, env: {} });
+    let client: SseClient | undefined;
     try {
       const blocker = a.start('block');
       await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its only slot' });
@@ -331,16 +333,25 @@ describe('a follower waiting for another node to say its cancelled run stopped',
       const followed = createLocalBackend(a, { closeRuntime: false }).follow(id, { onLine: (line) => lines.push(line.text) });
       void followed.then(() => (ended = true));
       await waitFor(() => lines.includes('ready'), { label: 'the follow read the first line', timeout: 20_000 });
+      client = new SseClient(`${server.url}/api/tasks/${id}/output`);
+      await client.next((e) => e.event === 'output' && e.data.text === 'ready', 20_000);
       assert.equal(await a.cancel(id), true);
       // B sees the cancel in the store, stops the process, and stores its goodbye; A hears nothing of it.
       await waitFor(async () => (await a.output(id)).some((l) => l.text === 'goodbye'), { label: 'B stored the goodbye', timeout: 20_000 });
+      await clock.advance(bye.killGrace + REMOTE_STOP_MARGIN_MS - 1);
       await new Promise((resolve) => setImmediate(resolve));
       assert.equal(ended, false, 'the follow still waits for the stop');
-      await clock.advance(bye.killGrace + REMOTE_STOP_MARGIN_MS);
+      assert.equal(client.of('end').length, 0, 'the stream still waits for the stop');
+      await clock.advance(1);
       assert.equal((await within(followed, 20_000))?.state, 'cancelled');
       assert.deepEqual(lines, ['ready', 'goodbye'], 'the lines stored meanwhile are read before the end');
+      const end = await client.next((e) => e.event === 'end', 20_000);
+      assert.equal((end.data as { state: string }).state, 'cancelled');
+      assert.deepEqual(client.of('output').map((e) => e.data.text), ['ready', 'goodbye'], "the stream's lines stored meanwhile are read before its end");
     } finally {
       g.open();
+      client?.close();
+      await server.close();
       await b?.close();
       await a.close();
     }
