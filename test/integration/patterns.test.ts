@@ -104,6 +104,21 @@ describe('P1 run', () => {
     );
   });
 
+  it('a bad ctx.progress() value is TROUPE_ERR_INVALID_OPTION in inline code as in a handler', async () => {
+    await withRuntime(
+      {
+        tasks: {
+          inline: { run: (_input: unknown, ctx) => ctx.progress('half' as never) },
+          zero: { run: (_input: unknown, ctx) => ctx.progress({ done: 1, total: 0 }) },
+          handler: { handler: fixture('handlers/bad-progress.ts') },
+        },
+      },
+      async (rt) => {
+        for (const name of ['inline', 'zero', 'handler']) await rejectsWithCode(rt.run(name), ErrorCodes.INVALID_OPTION);
+      },
+    );
+  });
+
   it('a handler that throws a value that cannot be read fails its task; its thread lives on (not WORKER_CRASHED)', async () => {
     await withRuntime({ pool: { maxThreads: 1 }, tasks: { unreadable: { handler: fixture('handlers/throw-unreadable.ts') } } }, async (rt) => {
       for (const kind of ['getter', 'trap']) {
