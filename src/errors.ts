@@ -114,15 +114,33 @@ export interface SerializedError {
   hint?: 'permanent' | 'retryable' | 'delay';
 }
 
-/** Turns anything thrown into plain JSON, keeping code, details and the cause chain (depth-limited). */
+/**
+ * Turns anything thrown into plain JSON, keeping code, details and the cause chain (depth-limited). Never throws:
+ * a value that cannot be read (an object without a prototype, a getter or a Proxy trap that throws) becomes an
+ * error saying so, instead of failing whoever reports it (a worker thread, the executor).
+ */
 export function serializeError(error: unknown, depth = 0): SerializedError {
+  try {
+    return serializeReadable(error, depth);
+  } catch (problem) {
+    let why: string;
+    try {
+      why = problem instanceof Error ? problem.message : safeString(problem);
+    } catch {
+      why = 'reading it threw';
+    }
+    return { name: 'Error', message: `The task threw a value that cannot be read (${why})` };
+  }
+}
+
+function serializeReadable(error: unknown, depth: number): SerializedError {
   if (typeof error !== 'object' || error === null) {
-    return { name: 'Error', message: String(error) };
+    return { name: 'Error', message: safeString(error) };
   }
   const e = error as Record<string, unknown> & { message?: unknown; name?: unknown; stack?: unknown };
   const out: SerializedError = {
     name: typeof e.name === 'string' ? e.name : 'Error',
-    message: typeof e.message === 'string' ? e.message : String(error),
+    message: typeof e.message === 'string' ? e.message : safeString(error),
   };
   if (typeof e.code === 'string') out.code = e.code;
   if (typeof e.stack === 'string') out.stack = e.stack;

@@ -245,7 +245,10 @@ export class Registry {
       return { ...common, kind: 'handler', handler: href };
     }
     if (isCommand) {
-      if (typeof d.command !== 'string' || d.command.length === 0) throw invalidOption(`${p}.command`, 'a program name or path', d.command);
+      // NUL bytes cannot reach exec(): refused here, not as a failed run of every task of the name.
+      if (typeof d.command !== 'string' || d.command.length === 0 || d.command.includes('\0')) {
+        throw invalidOption(`${p}.command`, 'a program name or path (without NUL bytes)', d.command);
+      }
       const args = d.args;
       let build: (input: unknown) => string[];
       if (args === undefined) build = () => [];
@@ -268,13 +271,17 @@ export class Registry {
       } else throw invalidOption(`${p}.args`, 'an array of strings or a function of the input', args);
       let cwd: string | undefined;
       if (d.cwd !== undefined) {
-        if (typeof d.cwd !== 'string') throw invalidOption(`${p}.cwd`, 'a directory path', d.cwd);
+        if (typeof d.cwd !== 'string' || d.cwd.includes('\0')) throw invalidOption(`${p}.cwd`, 'a directory path (without NUL bytes)', d.cwd);
         cwd = path.resolve(baseDir, d.cwd);
       } else cwd = baseDir;
       let env: Record<string, string> | undefined;
       if (d.env !== undefined) {
         env = plainObject(d.env, `${p}.env`) as Record<string, string>;
-        for (const [k, v] of Object.entries(env)) if (typeof v !== 'string') throw invalidOption(`${p}.env.${k}`, 'a string', v);
+        for (const [k, v] of Object.entries(env)) {
+          // An environment entry is `NAME=value`: a name with `=` would set another variable than the one written.
+          if (k === '' || k.includes('=') || k.includes('\0')) throw invalidOption(`${p}.env`, 'variable names that are not empty and hold no `=` or NUL', k);
+          if (typeof v !== 'string' || v.includes('\0')) throw invalidOption(`${p}.env.${k}`, 'a string without NUL bytes', v);
+        }
       }
       return { ...common, kind: 'command', command: d.command, args: build, cwd, ...(env ? { env } : {}) };
     }

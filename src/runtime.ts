@@ -108,7 +108,11 @@ export interface ScheduleOptions {
   cron?: string;
   every?: Duration;
   timezone?: string;
-  /** What to do when a slot comes while the previous run is not done. @default 'skip' */
+  /**
+   * What to do when a slot comes while the previous run is not done: `skip` drops the slot; `queue` enqueues it
+   * unless one already waits (it waits behind the running one only under the task's own limits, e.g.
+   * `concurrency: 1`, else it runs beside it); `allow` always enqueues. @default 'skip'
+   */
   overlap?: 'skip' | 'queue' | 'allow';
   /** Stable id; creating a schedule with an existing id replaces it. @default the task name */
   id?: string;

@@ -2,6 +2,7 @@
  * The handle `rt.start()` returns: the run's id, its live progress and output, its result and a cancel.
  * Output is iterated with `for await`: lines already captured first, then live ones, ending with the task.
  */
+import { invalidOption } from './errors.ts';
 import { dropMarkerText, type OutputCaps } from './output-caps.ts';
 import { OutputRuns } from './store/output-runs.ts';
 import type { OutputLine, Progress, TaskState } from './task.ts';
@@ -66,6 +67,9 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
   }
 
   on<K extends keyof TaskHandleEvents>(event: K, listener: TaskHandleEvents[K]): () => void {
+    // Checked here: a wrong name was a TypeError, and a listener that is not a function failed only when called.
+    if (!Object.hasOwn(this.#listeners, event)) invalidEvent(event);
+    if (typeof listener !== 'function') throw invalidOption(`on('${String(event)}', listener)`, 'a function', listener);
     (this.#listeners[event] as Set<TaskHandleEvents[K]>).add(listener);
     return () => (this.#listeners[event] as Set<TaskHandleEvents[K]>).delete(listener);
   }
@@ -149,4 +153,8 @@ export class HandleState<O = unknown> implements TaskHandle<O> {
       await new Promise<void>((resolve) => this.#wakers.add(resolve));
     }
   }
+}
+
+function invalidEvent(event: unknown): never {
+  throw invalidOption('event', "one of 'progress', 'output', 'state'", event);
 }

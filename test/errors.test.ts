@@ -133,6 +133,15 @@ describe('serializeError / deserializeError', () => {
     assert.deepEqual(serializeError({ message: 'shaped like an error' }), { name: 'Error', message: 'shaped like an error' });
   });
 
+  it('never throws: a value that cannot be read becomes an error saying so', () => {
+    assert.deepEqual(serializeError(Object.create(null)), { name: 'Error', message: '[object Object]' });
+    const getter = new Error('g');
+    Object.defineProperty(getter, 'details', { enumerable: true, get: () => { throw new Error('getter boom'); } });
+    assert.deepEqual(serializeError(getter), { name: 'Error', message: 'The task threw a value that cannot be read (getter boom)' });
+    const trap = new Proxy({}, { get: () => { throw new Error('trap'); } });
+    assert.deepEqual(serializeError(trap), { name: 'Error', message: 'The task threw a value that cannot be read (trap)' });
+  });
+
   it('cuts a long (or cyclic) cause chain', () => {
     const a = new Error('a');
     const b = new Error('b', { cause: a });

@@ -157,6 +157,13 @@ describe('Registry: refusals', () => {
       { command: 'x', args: [1] },
       { command: 'x', cwd: 5 },
       { command: 'x', env: { A: 1 } },
+      // what exec() cannot take is refused here, not as a failed run of each task (TROUPE_ERR_INVALID_OPTION then)
+      { command: 'tr\0ue' },
+      { command: 'x', cwd: 'jobs\0' },
+      { command: 'x', env: { A: 'a\0b' } },
+      { command: 'x', env: { 'A\0': 'a' } },
+      { command: 'x', env: { 'A=B': 'c' } },
+      { command: 'x', env: { '': 'c' } },
       { handler: './a.ts', cwd: '/tmp' },
       Object.assign(JSON.parse('{"__proto__": {"polluted": 1}}'), { run: () => 1 }),
     ];

@@ -15,6 +15,21 @@ async function collect(h: HandleState, into: OutputLine[]): Promise<void> {
   for await (const line of h.output) into.push(line);
 }
 
+describe('HandleState.on', () => {
+  it('refuses an unknown event or a listener that is not a function with TROUPE_ERR_INVALID_OPTION', () => {
+    const h = handle(10);
+    for (const [event, listener] of [['started', () => {}], ['__proto__', () => {}], ['progress', 5]] as const) {
+      assert.throws(() => h.on(event as never, listener as never), { code: 'TROUPE_ERR_INVALID_OPTION' }, String(event));
+    }
+    const seen: number[] = [];
+    const off = h.on('progress', (p) => seen.push(p.fraction));
+    h.setProgress({ fraction: 0.5 });
+    off();
+    h.setProgress({ fraction: 1 });
+    assert.deepEqual(seen, [0.5]);
+  });
+});
+
 describe('HandleState output', () => {
   it('gives every line buffered before the iteration, then the live ones, in order, and ends with the task', async () => {
     const h = handle(1000);

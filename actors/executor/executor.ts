@@ -31,7 +31,7 @@
  */
 import type { Actor, ActorContext, TreeNode } from '../../src/actor/actor.ts';
 import { setTimeoutAt, type Clock, type TimerHandle } from '../../src/clock.ts';
-import { ErrorCodes, TroupeError, serializeError, type SerializedError } from '../../src/errors.ts';
+import { deserializeError, ErrorCodes, isTroupeError, TroupeError, serializeError, type SerializedError } from '../../src/errors.ts';
 import type { TaskId } from '../../src/ids.ts';
 import type { Logger } from '../../src/options.ts';
 import type { ThreadPool } from '../../src/pool/thread-pool.ts';
@@ -695,7 +695,7 @@ export class Executor implements Actor<TroupeMessage> {
     }
     work.then(
       (result) => this.#finish(run, def, undefined, false, result),
-      (error: unknown) => this.#finish(run, def, error, false),
+      (error: unknown) => this.#finish(run, def, thrownError(error), false),
     );
   }
 
@@ -900,6 +900,27 @@ export class Executor implements Actor<TroupeMessage> {
     this.#drainWaiters = [];
     for (const w of waiters) this.#ctx.tell(w, { type: 'reply', ok: true, value: true });
   }
+}
+
+/**
+ * What inline code threw, as an error the executor can read: its plain copy (what the store keeps of it anyway).
+ * Why: a bare `Promise.reject()` or `throw undefined` must fail the run (`undefined` means success to #finish), and
+ * a thrown value whose properties throw when read (a getter, a Proxy, an object without a prototype) must fail its
+ * task, not take the process down from inside the executor. The runtime's own errors pass as they are.
+ */
+function thrownError(error: unknown): unknown {
+  let ours = false;
+  try {
+    ours = isTroupeError(error);
+  } catch {
+    // a Proxy whose traps throw: not ours
+  }
+  if (ours) return error;
+  const data = serializeError(error);
+  const copy = deserializeError(data);
+  // A thrown value without a stack keeps none (not the stack of this copy).
+  if (data.stack === undefined) delete (copy as { stack?: string }).stack;
+  return copy;
 }
 
 /** Errors that say "not this task's fault, run it again": a batch-mate's thread ended, the pool's queue was full. */

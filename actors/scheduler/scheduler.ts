@@ -315,11 +315,12 @@ export class Scheduler implements Actor<TroupeMessage> {
     this.#wakeAgain = false;
     // Group and rate limits hold tasks back without the queue being drained: a task's end or a timer frees them.
     let heldBack = false;
+    const now = clock.now();
     store
       // The time and the callback before the spread: an object spread followed by more keys takes a slow path
       // in V8 (≈1.5 µs, and the copy it makes is slow to read in the store's claim).
       .claim({
-        now: clock.now(),
+        now,
         onHeldBack: (retryAt) => {
           heldBack = true;
           if (retryAt !== undefined) this.#armTimer(retryAt);
@@ -329,7 +330,7 @@ export class Scheduler implements Actor<TroupeMessage> {
       .then(
         (tasks) => {
           try {
-            this.#claimRead(tasks, limit, heldBack, exclude.length, demand);
+            this.#claimRead(tasks, limit, heldBack, exclude.length, demand, now);
           } finally {
             this.#tellClaimWaiters();
           }
@@ -345,7 +346,7 @@ export class Scheduler implements Actor<TroupeMessage> {
   }
 
   /** A claim's answer: its tasks go to the executor, or the queue is taken as drained and the demand offered. */
-  #claimRead(tasks: TaskRecord[], limit: number, heldBack: boolean, excluded: number, demand: SchedulerDemand): void {
+  #claimRead(tasks: TaskRecord[], limit: number, heldBack: boolean, excluded: number, demand: SchedulerDemand, claimedAt: number): void {
     this.#claims--;
     this.#claimingSlots -= limit;
     this.#stats.claims++;
@@ -365,7 +366,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     this.#stats.emptyClaims++;
     if (this.#wakeAgain) this.#pump();
     else {
-      this.#armWake();
+      this.#armWake(claimedAt);
       this.#offerIdle();
     }
   }
@@ -521,10 +522,15 @@ export class Scheduler implements Actor<TroupeMessage> {
     else this.#offerIdle();
   }
 
-  /** Arms one timer at the earliest delayed task (or the poll interval for shared stores). */
-  #armWake(): void {
+  /**
+   * Arms one timer at the earliest delayed task due after the empty claim made at `claimedAt` (or the poll interval
+   * for shared stores). A waiting task that was due then and not taken is not this node's to claim now (its name or
+   * group is paused, or the node does not run its name): a timer at its time would fire at once and claim nothing,
+   * over and over. A resume, a registration or an enqueue wakes the scheduler instead.
+   */
+  #armWake(claimedAt: number): void {
     const { store, clock } = this.#d;
-    store.nextRunAt().then(
+    store.nextRunAt(claimedAt).then(
       (at) => {
         const poll = this.#d.pollMs > 0 ? clock.now() + this.#d.pollMs : Infinity;
         this.#armTimer(Math.min(at ?? Infinity, poll));

@@ -5,6 +5,7 @@
  * survived two scavenges and was promoted to the old generation (45 MB of 67 MB promoted), to be freed only by a
  * full collection; with this class, none of it.
  */
+import { invalidOption } from '../../src/errors.ts';
 import { normalizeProgress, type TaskContext } from '../../src/registry.ts';
 import type { Progress, TaskRecord } from '../../src/task.ts';
 import type { RunSink, TaskActor } from './task-actor.ts';
@@ -27,7 +28,9 @@ export class InlineContext implements TaskContext {
     // own properties, as before: code may destructure them (`const { progress } = ctx`)
     this.progress = (value) => {
       const p: Progress | undefined = normalizeProgress(value);
-      if (p) sink.runProgress(run, p);
+      // As a handler's ctx does (src/pool/handler-worker.ts): a value that is no progress is a mistake, said so.
+      if (p === undefined) throw invalidOption('ctx.progress()', 'a fraction in [0, 1] or `{ done, total }` with total > 0', value);
+      sink.runProgress(run, p);
     };
     this.log = (line) => sink.runLog(run, String(line));
     if (task.children) this.children = task.children;

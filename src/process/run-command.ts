@@ -34,6 +34,7 @@
  * (`onLine`, `onProgress`, `onSpawn`) that throws → `INTERNAL` with the thrown error as `cause`, after the tree
  * was ended.
  */
+import { statSync } from 'node:fs';
 import type { execa as Execa } from 'execa';
 import { ErrorCodes, TroupeError } from '../errors.ts';
 import { LineSplitter, LineWindow, utf8Length, type OutputLine, type OutputStream } from './line-capture.ts';
@@ -170,7 +171,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
       details: capture.details(outcome),
     });
   }
-  if (outcome.failed) throw createFailedError(spec.command, outcome, capture.details(outcome));
+  if (outcome.failed) throw createFailedError(spec.command, outcome, capture.details(outcome), spec.cwd);
   const lines = { stdout: capture.stdoutLines, stderr: capture.stderrLines, dropped: capture.dropped };
   const durationMs = performance.now() - started;
   const pid = capture.pid!;
@@ -465,6 +466,7 @@ function createFailedError(
   command: string,
   result: LaunchOutcome,
   details: { exitCode: number | null; signal: string | null; stderrTail: string },
+  cwd?: string,
 ): TroupeError {
   if (result.lost !== undefined) {
     return new TroupeError(ErrorCodes.COMMAND_FAILED, `Command \`${command}\` was lost: ${result.lost}; its process group was ended`, {
@@ -472,9 +474,11 @@ function createFailedError(
     });
   }
   if (result.exitCode === undefined && result.signal === undefined) {
+    // exec() says ENOENT for a missing working directory too: name the one that is missing.
+    const where = (result.code === 'ENOENT' || result.code === 'ENOTDIR') && cwd !== undefined && !isDirectory(cwd) ? `: its working directory ${cwd} does not exist` : '';
     return new TroupeError(
       ErrorCodes.COMMAND_FAILED,
-      `Command \`${command}\` could not be started${result.code ? ` (${result.code})` : ''}`,
+      `Command \`${command}\` could not be started${result.code ? ` (${result.code})` : ''}${where}`,
       { cause: result.cause ?? result, details: { ...details, code: result.code ?? null } },
     );
   }
@@ -483,6 +487,14 @@ function createFailedError(
   return new TroupeError(ErrorCodes.COMMAND_FAILED, `Command \`${command}\` ${how}${last ? `: ${last}` : ''}`, {
     details,
   });
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function joinTail(tail: readonly string[]): string {

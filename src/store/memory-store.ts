@@ -676,10 +676,23 @@ class MemoryStore implements Store, AsyncDisposable {
     return oldestDueAt === undefined ? { byState } : { byState, oldestDueAt };
   }
 
-  async nextRunAt(): Promise<number | undefined> {
+  async nextRunAt(after?: number): Promise<number | undefined> {
     this.#assertOpen();
-    let next = this.#delayedHead()?.e.rec.runAt;
-    for (const e of this.#promoted) if (next === undefined || e.rec.runAt < next) next = e.rec.runAt;
+    const later = (at: number): boolean => after === undefined || at > after;
+    let next: number | undefined;
+    const head = this.#delayedHead();
+    if (head !== undefined) {
+      if (later(head.e.rec.runAt)) next = head.e.rec.runAt;
+      else {
+        // Rare: a claim promotes what is due, so the head is later than the claim's time unless added since.
+        for (const item of this.#delayed.values()) {
+          if (item.gen !== item.e.gen || item.e.where !== Where.delayed) continue;
+          const at = item.e.rec.runAt;
+          if (later(at) && (next === undefined || at < next)) next = at;
+        }
+      }
+    }
+    for (const e of this.#promoted) if (later(e.rec.runAt) && (next === undefined || e.rec.runAt < next)) next = e.rec.runAt;
     return next;
   }
 

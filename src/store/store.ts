@@ -259,8 +259,12 @@ export interface Store {
   /** Newest first. */
   list(filter?: ListFilter): Promise<ListPage>;
   counts(now: number): Promise<QueueCounts>;
-  /** Earliest `runAt` among tasks waiting for their time (scheduled or retrying), to arm one timer. */
-  nextRunAt(): Promise<number | undefined>;
+  /**
+   * Earliest `runAt` among tasks waiting for their time (scheduled or retrying), to arm one timer; with `after`, the
+   * earliest one later than it. Why `after`: a waiting task that was due at a claim and not taken (its name or group
+   * is paused, or this node does not run its name) must not wake the node again at once, over and over.
+   */
+  nextRunAt(after?: number): Promise<number | undefined>;
   /**
    * Deletes final tasks (with history and output) finished before the threshold, except flow children whose parent
    * has not ended (its run reads their outcomes). Returns how many.

@@ -77,6 +77,56 @@ describe('P1 run', () => {
       },
     );
   });
+
+  it('inline code that rejects with undefined, or throws a value that cannot be read, fails its task (the process goes on)', async () => {
+    const getter = new Error('g');
+    Object.defineProperty(getter, 'details', { enumerable: true, get: () => { throw new Error('getter boom'); } });
+    const trap = new Proxy({}, { get: () => { throw new Error('trap'); }, ownKeys: () => { throw new Error('trap'); } });
+    await withRuntime(
+      {
+        tasks: {
+          bare: { run: () => Promise.reject() },
+          undef: { run: async () => { throw undefined; } },
+          noproto: { run: async () => { throw Object.create(null); } },
+          getter: { run: async () => { throw getter; } },
+          trap: { run: () => { throw trap; } },
+          ok: { run: () => 'still running' },
+        },
+      },
+      async (rt) => {
+        for (const name of ['bare', 'undef', 'noproto', 'getter', 'trap']) {
+          const failed = (await rejectsWithCode(rt.run(name), ErrorCodes.TASK_FAILED)) as Error;
+          assert.equal((await rt.list({ name })).tasks[0]?.state, 'failed', name);
+          if (name === 'getter' || name === 'trap') assert.match(failed.message, /cannot be read/);
+        }
+        assert.equal(await rt.run('ok'), 'still running');
+      },
+    );
+  });
+
+  it('a bad ctx.progress() value is TROUPE_ERR_INVALID_OPTION in inline code as in a handler', async () => {
+    await withRuntime(
+      {
+        tasks: {
+          inline: { run: (_input: unknown, ctx) => ctx.progress('half' as never) },
+          zero: { run: (_input: unknown, ctx) => ctx.progress({ done: 1, total: 0 }) },
+          handler: { handler: fixture('handlers/bad-progress.ts') },
+        },
+      },
+      async (rt) => {
+        for (const name of ['inline', 'zero', 'handler']) await rejectsWithCode(rt.run(name), ErrorCodes.INVALID_OPTION);
+      },
+    );
+  });
+
+  it('a handler that throws a value that cannot be read fails its task; its thread lives on (not WORKER_CRASHED)', async () => {
+    await withRuntime({ pool: { maxThreads: 1 }, tasks: { unreadable: { handler: fixture('handlers/throw-unreadable.ts') } } }, async (rt) => {
+      for (const kind of ['getter', 'trap']) {
+        const failed = (await rejectsWithCode(rt.run('unreadable', { kind }), ErrorCodes.TASK_FAILED)) as Error;
+        assert.match(failed.message, /cannot be read/, kind);
+      }
+    });
+  });
 });
 
 describe('whenFinal (followers of a task)', () => {

@@ -237,6 +237,14 @@ export function runCommandSuite(way: 'server' | 'direct'): void {
       );
       assert.equal((error.cause as NodeJS.ErrnoException).code, 'ENOENT');
       assert.equal(spawned, false);
+      assert.doesNotMatch(error.message, /working directory/, 'the program is what is missing');
+    });
+
+    test('a missing working directory → COMMAND_FAILED (ENOENT) that names the directory, not the program', async () => {
+      const cwd = join(tmpdir(), 'troupe-no-such-dir', 'jobs');
+      const error = await rejection(runCommand({ ...spec('echo.js'), cwd }), ErrorCodes.COMMAND_FAILED);
+      assert.equal(error.details?.code, 'ENOENT');
+      assert.ok(error.message.includes(`its working directory ${cwd} does not exist`), error.message);
     });
 
     test('a file that is not executable → COMMAND_FAILED caused by EACCES', async (t) => {

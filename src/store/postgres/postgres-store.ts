@@ -386,8 +386,8 @@ class PgStore implements PostgresStore {
     return this.#use('counts', (db) => counts(db, this.#n, now));
   }
 
-  nextRunAt(): Promise<number | undefined> {
-    return this.#use('nextRunAt', (db) => nextRunAt(db, this.#n));
+  nextRunAt(after?: number): Promise<number | undefined> {
+    return this.#use('nextRunAt', (db) => nextRunAt(db, this.#n, after));
   }
 
   purge(request: PurgeRequest): Promise<number> {

@@ -274,8 +274,8 @@ class SqliteStore implements Store, AsyncDisposable {
     return this.#run((q) => q.counts(now));
   }
 
-  async nextRunAt(): Promise<number | undefined> {
-    return this.#run((q) => q.nextRunAt());
+  async nextRunAt(after?: number): Promise<number | undefined> {
+    return this.#run((q) => q.nextRunAt(after));
   }
 
   async purge(request: PurgeRequest): Promise<number> {

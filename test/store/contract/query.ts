@@ -110,6 +110,20 @@ export function queryContract(makeStore: MakeStore): void {
         await claim({ limit: 2 });
         assert.equal(await store.nextRunAt(), later.runAt);
       }));
+
+    it('nextRunAt(after) leaves out the waiting tasks due at or before `after` (due ones a claim left, e.g. of a paused name)', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
+        const held = await add({ name: 'held', runAt: clock.now() + 1000 });
+        const next = await add({ runAt: clock.now() + 3000 });
+        await add({ runAt: clock.now() + 5000 });
+        assert.equal(await store.nextRunAt(clock.now()), held.runAt);
+        await clock.advance(1000);
+        // a claim at the held task's time that leaves it (its name is excluded, as a paused one is)
+        assert.deepEqual(await claim({ limit: 5, exclude: ['held'] }), []);
+        assert.equal(await store.nextRunAt(), held.runAt, 'without `after`: every waiting task');
+        assert.equal(await store.nextRunAt(clock.now()), next.runAt, 'the held task is due: the next one after now');
+        assert.equal(await store.nextRunAt(held.runAt - 1), held.runAt, '`after` is exclusive');
+      }));
   });
 
   describe('purge', () => {
