@@ -361,6 +361,9 @@ export class Scheduler implements Actor<TroupeMessage> {
       this.#stats.claimed += tasks.length;
       this.#demand = undefined;
       this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
+      // Drained, the scheduler claims again only when woken: as after an empty claim, the next delayed task needs
+      // its timer (the timer that woke this claim was spent on the tasks it took).
+      if (this.#drained) this.#armWake();
       return;
     }
     this.#stats.emptyClaims++;

@@ -45,6 +45,7 @@ import {
   LEASE_REASONS,
   pickWeightClass,
   resolveStoreOptions,
+  type OrderKey,
   type ResolvedStoreOptions,
   type WeightClass,
 } from './pick.ts';
@@ -105,7 +106,12 @@ interface Entry {
   leaseLosses: number;
 }
 
-interface Item {
+/**
+ * A heap item: its sort key is copied at push time, because a task's `runAt` changes while stale items of it may
+ * still sit in a heap (a debounce pushes a scheduled task back, `retry` makes a cancelled one due now); a heap
+ * that read the live record would see a key change under it and lose its order, hiding due tasks behind later ones.
+ */
+interface Item extends OrderKey {
   e: Entry;
   gen: number;
 }
@@ -161,7 +167,7 @@ class MemoryStore implements Store, AsyncDisposable {
   #order: TaskId[] = [];
   #orderSorted = true;
   #queues = new Map<string, NameQueue>();
-  #delayed = new Heap<Item>((a, b) => compareByTime(a.e.rec, b.e.rec));
+  #delayed = new Heap<Item>(compareByTime);
   /** Delayed tasks moved to a bucket but not yet claimed (still `scheduled`/`retrying`). */
   #promoted = new Set<Entry>();
   /** Running tasks per owner (unordered; see IndexedList for why not a Set). */
@@ -189,8 +195,7 @@ class MemoryStore implements Store, AsyncDisposable {
     this.#options = options;
     this.#maxFinished = maxFinished;
     this.strategy = options.strategy;
-    const compare = compareForStrategy(options.strategy);
-    this.#compareItems = (a, b) => compare(a.e.rec, b.e.rec);
+    this.#compareItems = compareForStrategy(options.strategy);
   }
 
   async open(): Promise<void> {
@@ -912,7 +917,7 @@ class MemoryStore implements Store, AsyncDisposable {
       for (const b of q.buckets.values()) {
         if (b.weight !== weight || (open && !open(q, b))) continue;
         const head = this.#bucketHead(b);
-        if (head && (!bestItem || compareByTime(head.e.rec, bestItem.e.rec) < 0)) {
+        if (head && (!bestItem || compareByTime(head, bestItem) < 0)) {
           best = b;
           bestItem = head;
         }
@@ -963,7 +968,7 @@ class MemoryStore implements Store, AsyncDisposable {
     e.gen++;
     e.bucket = b;
     b.size++;
-    b.heap.push({ e, gen: e.gen });
+    b.heap.push(itemOf(e));
     if (b.heap.size > 64 && b.heap.size > 4 * b.size) {
       b.heap.filter((item) => item.gen === item.e.gen && item.e.where === Where.ready && item.e.bucket === b);
     }
@@ -972,7 +977,7 @@ class MemoryStore implements Store, AsyncDisposable {
   #toDelayed(e: Entry): void {
     e.where = Where.delayed;
     e.gen++;
-    this.#delayed.push({ e, gen: e.gen });
+    this.#delayed.push(itemOf(e));
   }
 
   /** Takes a task out of whatever queue it waits in (its heap items become stale). */
@@ -1158,6 +1163,12 @@ function impliedHistory(e: Entry): unknown[] {
   if (k >= 2) h.push('queued', 'running', rec.startedAt! - rec.createdAt, 1, undefined, undefined);
   if (k >= 3) h.push('running', 'succeeded', rec.finishedAt! - rec.createdAt, 1, undefined, undefined);
   return h;
+}
+
+/** A heap item of the task as it is now (its sort key copied: see Item). */
+function itemOf(e: Entry): Item {
+  const rec = e.rec;
+  return { e, gen: e.gen, id: rec.id, runAt: rec.runAt, priority: rec.priority };
 }
 
 /** The copy of a record handed out: the set fields only (inside, unset ones are present as `undefined`). */

@@ -1,5 +1,8 @@
 // The six patterns end to end on a memory-store runtime: real worker threads, real subprocesses, a ManualClock.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { ManualClock } from '../../src/clock.ts';
@@ -374,6 +377,29 @@ describe('P4 enqueue and tracking', () => {
       assert.equal(ran, 1);
     });
   });
+
+  for (const store of ['memory', 'sqlite'] as const) {
+    it(`a second delayed task runs at its time after the first one's (${store})`, async () => {
+      // The timer that woke the first claim is spent on it; the claim took a task, so no empty claim re-arms it.
+      const clock = new ManualClock();
+      const dir = store === 'sqlite' ? mkdtempSync(join(tmpdir(), 'troupe-delayed-')) : undefined;
+      const ran: string[] = [];
+      try {
+        await withRuntime({ clock, store: dir ? `sqlite:${join(dir, 't.db')}` : 'memory', tasks: { later: { run: (i: { n: string }) => void ran.push(i.n) } } }, async (rt) => {
+          const a = await rt.enqueue('later', { n: 'a' }, { delay: 100 });
+          const b = await rt.enqueue('later', { n: 'b' }, { delay: 300 });
+          await clock.advance(100);
+          await waitFor(async () => (await rt.get(a))?.state === 'succeeded');
+          await rt.flush();
+          await clock.advance(200);
+          await waitFor(async () => (await rt.get(b))?.state === 'succeeded', { label: 'the second delayed task ran at its time' });
+          assert.deepEqual(ran, ['a', 'b']);
+        });
+      } finally {
+        if (dir) rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe('timeouts and cancellation', () => {

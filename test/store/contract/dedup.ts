@@ -80,5 +80,28 @@ export function dedupContract(makeStore: MakeStore): void {
         await clock.advance(200);
         assert.deepEqual(ids(await claim()), [plain.id]);
       }));
+
+    it('debounce: pushing a waiting task far back leaves the other delayed tasks due at their time', () =>
+      withStore(makeStore, {}, async ({ store, add, clock, claim }) => {
+        // The memory store's delayed heap read the pushed-back task's new runAt through its old, stale item, so
+        // its order broke and the tasks below that item were hidden behind a later one (here for 5 minutes).
+        const t0 = clock.now();
+        const dedup = { key: 'd', mode: 'debounce' as const, windowMs: 200 };
+        await add({ runAt: t0 + 600_000, input: 'L' });
+        const a = await add({ runAt: t0 + 100, input: 'A' });
+        await add({ dedup, input: 'D' });
+        await add({ runAt: t0 + 300_000, input: 'B' });
+        const c1 = await add({ runAt: t0 + 300, input: 'C1' });
+        const c2 = await add({ runAt: t0 + 300, input: 'C2' });
+        await add({ runAt: t0 + 480_000, input: 'F1' });
+        await add({ runAt: t0 + 480_000, input: 'F2' });
+        await add({ dedup: { ...dedup, windowMs: 3_600_000 }, input: 'D2' });
+        await clock.advanceTo(t0 + 150);
+        assert.deepEqual(ids(await claim()), [a.id]);
+        assert.equal(await store.nextRunAt(), t0 + 300);
+        await clock.advanceTo(t0 + 300);
+        assert.deepEqual(ids(await claim()), [c1.id, c2.id]);
+        assert.equal(await store.nextRunAt(), t0 + 300_000);
+      }));
   });
 }

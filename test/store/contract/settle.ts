@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SerializedError } from '../../../src/errors.ts';
 import type { OutputLine } from '../../../src/task.ts';
-import { OWNER, withStore, type MakeStore } from './context.ts';
+import { ids, OWNER, withStore, type MakeStore } from './context.ts';
 
 const boom: SerializedError = { name: 'Error', message: 'boom', code: 'E_BOOM', details: { exitCode: 3 } };
 
@@ -232,6 +232,23 @@ export function settleContract(makeStore: MakeStore): void {
         const [r] = await claim({ limit: 1 });
         assert.equal(await store.retry(r!.id, clock.now()), undefined);
         assert.equal((await store.get(r!.id))?.state, 'running');
+      }));
+
+    it('a delayed task cancelled and put back leaves the other delayed tasks due at their time', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
+        // The memory store's delayed queue read the retried task's new runAt through its stale item: a task
+        // delayed 300 ms afterwards was queued behind one delayed 10 minutes.
+        const t0 = clock.now();
+        const x = await add({ runAt: t0 + 600_000 });
+        const s = await add({ runAt: t0 + 1_200_000 });
+        await store.cancel(s.id, clock.now());
+        assert.equal((await store.retry(s.id, clock.now()))?.state, 'queued');
+        const y = await add({ runAt: clock.now() + 300 });
+        assert.deepEqual(ids(await claim()), [s.id]);
+        assert.equal(await store.nextRunAt(), y.runAt);
+        await clock.advanceTo(y.runAt);
+        assert.deepEqual(ids(await claim()), [y.id]);
+        assert.equal(await store.nextRunAt(), x.runAt);
       }));
   });
 
