@@ -363,7 +363,7 @@ export class Scheduler implements Actor<TroupeMessage> {
       this.#ctx.tell(this.#d.orchestrator, createExecutorDispatch(tasks));
       // Drained, the scheduler claims again only when woken: as after an empty claim, the next delayed task needs
       // its timer (the timer that woke this claim was spent on the tasks it took).
-      if (this.#drained) this.#armWake();
+      if (this.#drained) this.#armWake(claimedAt);
       return;
     }
     this.#stats.emptyClaims++;
@@ -453,7 +453,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     const { store } = this.#d;
     if (this.#stopped || this.#claims > 0 || !demand || demand.slots <= 0) return;
     // Hungry and drained: a store other processes write to is polled meanwhile (their enqueues wake no one here).
-    // An empty claim armed this already (#armWake); a short one that took tasks did not.
+    // An empty or short claim arms this too (#armWake), once the store has named the next due time.
     if (this.#d.pollMs > 0 && this.#timer === undefined) this.#armTimer(this.#d.clock.now() + this.#d.pollMs);
     if (!store.enqueueAndClaim) return;
     const request = this.#claimRequest(demand);
