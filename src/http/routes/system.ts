@@ -71,7 +71,7 @@ export function registerSystemRoutes(app: FastifyInstance, { rt, hub, sse }: Rou
 
   app.post<{ Params: { address: string } }>(
     '/api/actors/:address/restart',
-    { schema: { params: { type: 'object', properties: { address: { type: 'string' } }, required: ['address'] }, body: EMPTY_BODY_SCHEMA } },
+    { schema: { params: { type: 'object', properties: { address: { type: 'string' } }, required: ['address'] }, body: EMPTY_BODY_SCHEMA, querystring: querySchema({}) } },
     async (request) => {
       const address = request.params.address;
       if (address.length === 0 || address.length > 256) throw new TroupeError(ErrorCodes.UNKNOWN_ACTOR, 'No such actor');
