@@ -139,6 +139,20 @@ describe('over HTTP', () => {
     }
   });
 
+  // QA: `/api/events?id=zzz` or `?output=2` opened a stream that could never send the facts asked for.
+  it('refuses a malformed filter of /api/events before opening the stream', async () => {
+    const h = await startHarness({ runtime: { maintenance: false } });
+    try {
+      for (const query of ['id=zzz', 'id=../x', 'output=2', 'output=yes']) {
+        const res = await h.request('GET', `/api/events?${query}`, { headers: { accept: 'text/event-stream' } });
+        assert.equal(res.status, 400, `${query}: ${res.text}`);
+        assert.equal(res.body?.error?.code, ErrorCodes.INVALID_OPTION, query);
+      }
+    } finally {
+      await h.close();
+    }
+  });
+
   it('answers 503 once the runtime is closing or closed', async () => {
     const h = await startHarness({ runtime: { maintenance: false } });
     try {
