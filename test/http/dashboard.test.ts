@@ -160,4 +160,25 @@ describe('dashboard task table (real browser)', { skip }, () => {
     assert.equal(await page.inputValue('#filter-state'), 'running');
     assert.equal(await page.locator('#task-rows tr[data-id]').count(), 0);
   });
+  // QA: a selected task that had ended and was then retried by another client kept showing its old end (state,
+  // outcome, history, a Retry button that answered 409): the panel now follows the new run.
+  it('follows the selected task again when another client retries it after it ended', async () => {
+    await page.goto(h.url);
+    await page.locator('#live', { hasText: 'live' }).waitFor();
+    const id = (await h.request('POST', '/api/tasks', { body: { name: 'gated', input: { lines: 1, gate: 'retried' } } })).body.id as string;
+    await page.locator(`#task-rows tr[data-id="${id}"]`).click();
+    await page.locator('#detail-output .line', { hasText: 'line 1' }).waitFor();
+    assert.equal((await h.request('POST', `/api/tasks/${id}/cancel`)).body.cancelled, true);
+    await page.locator('#detail-outcome[data-state="cancelled"]').waitFor();
+    await page.locator('#detail-retry').waitFor({ state: 'visible' });
+
+    assert.equal((await h.request('POST', `/api/tasks/${id}/retry`)).status, 200);
+    await page.locator('#detail-state[data-state="running"]').waitFor({ timeout: 10_000 });
+    assert.equal(await page.isVisible('#detail-outcome'), false);
+    await h.openGate('retried');
+    await page.locator('#detail-outcome[data-state="succeeded"]').waitFor({ timeout: 10_000 });
+    await page.locator('#detail-retry').waitFor({ state: 'hidden' });
+    assert.match((await page.textContent('#detail-history')) ?? '', /cancelled → .*queued/s);
+    assert.equal(await page.textContent('#detail-id'), id);
+  });
 });

@@ -99,6 +99,60 @@ describe('over HTTP', () => {
     }
   });
 
+  // QA: the routes that change state read no query string, yet took any (`POST /api/tasks/:id/cancel?force=1`
+  // cancelled the task), against "every body and query string is checked by a JSON schema that refuses unknown
+  // properties" (docs/http.md). Now each refuses it with a 400 and changes nothing.
+  it('refuses an unknown query parameter on every route that changes state, and changes nothing', async () => {
+    const h = await startHarness({ runtime: { maintenance: false } });
+    try {
+      const queued = (await h.request('POST', '/api/tasks', { body: { name: 'echo', input: 1, delay: '1h' } })).body.id as string;
+      await h.request('POST', '/api/schedules', { body: { task: 'echo', every: '1h', id: 's1' } });
+      const cancelled = (await h.request('POST', '/api/tasks', { body: { name: 'echo', input: 2, delay: '1h' } })).body.id as string;
+      await h.request('POST', `/api/tasks/${cancelled}/cancel`);
+      const refused: Array<[string, string, unknown?]> = [
+        ['POST', '/api/tasks?x=1', { name: 'echo', input: 3 }],
+        ['POST', '/api/tasks/bulk?x=1', { items: [{ name: 'echo', input: 4 }] }],
+        ['POST', `/api/tasks/${queued}/cancel?force=1`],
+        ['POST', `/api/tasks/${cancelled}/retry?x=1`],
+        ['POST', '/api/queues/echo/pause?x=1'],
+        ['POST', '/api/schedules?x=1', { task: 'echo', every: '1h', id: 's2' }],
+        ['POST', '/api/schedules/s1/pause?x=1'],
+        ['POST', '/api/schedules/s1/trigger?x=1'],
+        ['DELETE', '/api/schedules/s1?x=1'],
+        ['DELETE', '/api/schedules/s1', { x: 1 }],
+        ['POST', '/api/actors/tracker/restart?x=1'],
+      ];
+      for (const [method, url, body] of refused) {
+        const res = await h.request(method, url, body === undefined ? {} : { body });
+        assert.equal(res.status, 400, `${method} ${url}: ${res.text}`);
+        assert.equal(res.body?.error?.code, ErrorCodes.INVALID_OPTION, `${method} ${url}`);
+      }
+      assert.equal((await h.rt.get(queued))?.state, 'scheduled');
+      assert.equal((await h.rt.get(cancelled))?.state, 'cancelled');
+      assert.deepEqual(h.rt.pausedNames(), []);
+      const schedules = await h.rt.schedules();
+      assert.deepEqual(schedules.map((s) => [s.id, s.paused]), [['s1', false]]);
+      assert.equal((await h.rt.list({ limit: 100 })).tasks.length, 2);
+      assert.equal(h.rt.tree().children?.find((c) => c.address === 'tracker')?.restarts, 0);
+    } finally {
+      await h.close();
+    }
+  });
+
+  // QA: `/api/events?id=zzz` or `?output=2` opened a stream that could never send the facts asked for.
+  it('refuses a malformed filter of /api/events before opening the stream', async () => {
+    const h = await startHarness({ runtime: { maintenance: false } });
+    try {
+      for (const query of ['id=zzz', 'id=../x', 'output=2', 'output=yes']) {
+        const res = await h.request('GET', `/api/events?${query}`, { headers: { accept: 'text/event-stream' } });
+        assert.equal(res.status, 400, `${query}: ${res.text}`);
+        assert.equal(res.body?.error?.code, ErrorCodes.INVALID_OPTION, query);
+      }
+    } finally {
+      await h.close();
+    }
+  });
+
   it('answers 503 once the runtime is closing or closed', async () => {
     const h = await startHarness({ runtime: { maintenance: false } });
     try {

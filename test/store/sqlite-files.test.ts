@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { createTaskId } from '../../src/ids.ts';
-import { APPLICATION_ID, SCHEMA_VERSION } from '../../src/store/sqlite/migrations.ts';
+import { APPLICATION_ID, SCHEMA_VERSION, ensureStrategyIndex, migrate } from '../../src/store/sqlite/migrations.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import type { NewTask } from '../../src/task.ts';
 
@@ -240,6 +240,49 @@ describe('sqlite store files', () => {
     assert.equal((await two.counts(T0)).byState.running, 50);
     await one.close();
     await two.close();
+  });
+
+  it('two processes opening a new file at once both open it: steps the other applied meanwhile are skipped', async () => {
+    // Each opener reads the file's state before its first step takes the write lock. Here the other process
+    // (connection `first`) does the same work in between, as `troupe run --store sqlite:…` started twice did.
+    const racedBy = (db: Database.Database, other: () => void): Database.Database => {
+      let raced = false;
+      return new Proxy(db, {
+        get(target, prop) {
+          if (prop === 'transaction') {
+            return (fn: (...args: unknown[]) => unknown) => {
+              const tx = target.transaction(fn);
+              return {
+                immediate: (...args: unknown[]) => {
+                  if (!raced) {
+                    raced = true;
+                    other();
+                  }
+                  return tx.immediate(...args);
+                },
+              };
+            };
+          }
+          const value = Reflect.get(target, prop, target) as unknown;
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      }) as Database.Database;
+    };
+    const path = freshPath();
+    mkdirSync(join(path, '..'), { recursive: true });
+    const first = new Database(path);
+    const second = new Database(path);
+    assert.deepEqual(migrate(racedBy(second, () => migrate(first))), []);
+    assert.equal(second.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    // weighted-random's class table, created when a store first opens the file with that strategy, races alike.
+    ensureStrategyIndex(racedBy(second, () => ensureStrategyIndex(first, 'weighted-random')), 'weighted-random');
+    first.close();
+    second.close();
+    const store = createSqliteStore(path, { strategy: 'weighted-random' });
+    await store.open();
+    await store.enqueue([task()]);
+    assert.equal((await store.claim({ owner: 'n1', limit: 1, leaseMs: 1000, now: T0 })).length, 1);
+    await store.close();
   });
 
   it('answers before open and after close with coded errors, and validates its options', async () => {

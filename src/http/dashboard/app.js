@@ -151,6 +151,8 @@ function matchesFilters(taskState, name) {
 function onTaskFact(type, fact) {
   refreshCountsSoon();
   const next = STATE_OF_FACT[type];
+  // The selected task's stream ended with it; a retry (from another client too) starts it again: follow it anew.
+  if (fact.id === state.selected && state.ended === fact.id && next && !FINAL.has(next)) select(fact.id).catch(showError);
   const t = state.tasks.get(fact.id);
   if (!t) {
     // New tasks arrive as queued/scheduled; under a state filter, any task may enter it.
@@ -182,6 +184,7 @@ async function select(id) {
   $('detail-outcome').hidden = true;
   state.lastSeq = undefined;
   state.lines = 0;
+  state.ended = undefined;
   const view = await api('GET', `/api/tasks/${id}`);
   if (abort.signal.aborted) return;
   renderDetail(view);
@@ -254,6 +257,7 @@ async function streamOutput(id, abort) {
           $('detail-state').dataset.state = data.state;
         } else if (type === 'end') {
           ended = true;
+          state.ended = id;
           showOutcome(data);
           api('GET', `/api/tasks/${id}`).then((v) => state.selected === id && renderDetail(v)).catch(showError);
         }

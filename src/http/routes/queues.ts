@@ -27,12 +27,12 @@ export function registerQueueRoutes(app: FastifyInstance, { rt }: RouteContext):
     return { totals: counts.byState, ...(counts.oldestDueAt !== undefined ? { oldestDueAt: counts.oldestDueAt } : {}), queues };
   });
 
-  app.post<{ Params: { name: string } }>('/api/queues/:name/pause', { schema: { params: NAME_PARAMS, body: EMPTY_BODY_SCHEMA } }, async (request) => {
+  app.post<{ Params: { name: string } }>('/api/queues/:name/pause', { schema: { params: NAME_PARAMS, body: EMPTY_BODY_SCHEMA, querystring: querySchema({}) } }, async (request) => {
     rt.pause(request.params.name);
     return { name: request.params.name, paused: true };
   });
 
-  app.post<{ Params: { name: string } }>('/api/queues/:name/resume', { schema: { params: NAME_PARAMS, body: EMPTY_BODY_SCHEMA } }, async (request) => {
+  app.post<{ Params: { name: string } }>('/api/queues/:name/resume', { schema: { params: NAME_PARAMS, body: EMPTY_BODY_SCHEMA, querystring: querySchema({}) } }, async (request) => {
     rt.resume(request.params.name);
     return { name: request.params.name, paused: false };
   });

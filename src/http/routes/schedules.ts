@@ -39,7 +39,7 @@ const ID_PARAMS = { type: 'object', properties: { id: { type: 'string' } }, requ
 export function registerScheduleRoutes(app: FastifyInstance, { rt }: RouteContext): void {
   app.get('/api/schedules', { schema: { querystring: querySchema({}) } }, async () => ({ schedules: await rt.schedules() }));
 
-  app.post<{ Body: ScheduleBody }>('/api/schedules', { schema: { body: SCHEDULE_BODY } }, async (request, reply) => {
+  app.post<{ Body: ScheduleBody }>('/api/schedules', { schema: { body: SCHEDULE_BODY, querystring: querySchema({}) } }, async (request, reply) => {
     const { task, input, ...rest } = request.body;
     if ((rest.cron === undefined) === (rest.every === undefined)) {
       throw new TroupeError(ErrorCodes.INVALID_OPTION, 'Give exactly one of `cron` and `every`');
@@ -54,20 +54,20 @@ export function registerScheduleRoutes(app: FastifyInstance, { rt }: RouteContex
     return reply.code(201).send(record);
   });
 
-  app.post<{ Params: { id: string } }>('/api/schedules/:id/pause', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA } }, async (request) => {
+  app.post<{ Params: { id: string } }>('/api/schedules/:id/pause', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA, querystring: querySchema({}) } }, async (request) => {
     return rt.pauseSchedule(requireScheduleId(request.params.id));
   });
 
-  app.post<{ Params: { id: string } }>('/api/schedules/:id/resume', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA } }, async (request) => {
+  app.post<{ Params: { id: string } }>('/api/schedules/:id/resume', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA, querystring: querySchema({}) } }, async (request) => {
     return rt.resumeSchedule(requireScheduleId(request.params.id));
   });
 
-  app.post<{ Params: { id: string } }>('/api/schedules/:id/trigger', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA } }, async (request, reply) => {
+  app.post<{ Params: { id: string } }>('/api/schedules/:id/trigger', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA, querystring: querySchema({}) } }, async (request, reply) => {
     const id = await rt.triggerSchedule(requireScheduleId(request.params.id));
     return reply.code(202).send({ id });
   });
 
-  app.delete<{ Params: { id: string } }>('/api/schedules/:id', { schema: { params: ID_PARAMS } }, async (request) => {
+  app.delete<{ Params: { id: string } }>('/api/schedules/:id', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA, querystring: querySchema({}) } }, async (request) => {
     const id = requireScheduleId(request.params.id);
     if (!(await rt.unschedule(id))) throw new TroupeError(ErrorCodes.NOT_FOUND, `No schedule \`${id}\``);
     return { removed: true };

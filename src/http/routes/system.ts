@@ -3,7 +3,8 @@
  * hand), and the live event stream of task and actor facts.
  */
 import type { FastifyInstance } from 'fastify';
-import { ErrorCodes, TroupeError } from '../../errors.ts';
+import { ErrorCodes, invalidOption, TroupeError } from '../../errors.ts';
+import { isTaskId } from '../../ids.ts';
 import type { Runtime } from '../../runtime.ts';
 import { TASK_FACT_TYPES } from '../../../actors/task/messages.ts';
 import { publicError } from '../errors.ts';
@@ -71,7 +72,7 @@ export function registerSystemRoutes(app: FastifyInstance, { rt, hub, sse }: Rou
 
   app.post<{ Params: { address: string } }>(
     '/api/actors/:address/restart',
-    { schema: { params: { type: 'object', properties: { address: { type: 'string' } }, required: ['address'] }, body: EMPTY_BODY_SCHEMA } },
+    { schema: { params: { type: 'object', properties: { address: { type: 'string' } }, required: ['address'] }, body: EMPTY_BODY_SCHEMA, querystring: querySchema({}) } },
     async (request) => {
       const address = request.params.address;
       if (address.length === 0 || address.length > 256) throw new TroupeError(ErrorCodes.UNKNOWN_ACTOR, 'No such actor');
@@ -84,8 +85,11 @@ export function registerSystemRoutes(app: FastifyInstance, { rt, hub, sse }: Rou
     '/api/events',
     { schema: { querystring: querySchema({ name: 128, id: 64, output: 5 }) } },
     async (request, reply) => {
-      const { name, id } = request.query;
-      const withOutput = request.query.output === '1' || request.query.output === 'true';
+      const { name, id, output } = request.query;
+      // Checked before the stream opens: a mistyped filter would otherwise be a stream that never sends anything.
+      if (output !== undefined && !['1', '0', 'true', 'false', ''].includes(output)) throw new TroupeError(ErrorCodes.INVALID_OPTION, 'Expected `output` to be 1 or 0');
+      if (id !== undefined && id !== '' && !isTaskId(id)) throw invalidOption('id', 'a task id', id);
+      const withOutput = output === '1' || output === 'true';
       reply.hijack();
       const stream = hub.open(request.raw, reply.raw, sse);
       const offs: Array<() => void> = [];

@@ -42,7 +42,7 @@ export function publicView(view: TaskView): TaskView {
 
 /** Registers the /api/tasks routes (why: one file per resource keeps server.ts a table of contents). */
 export function registerTaskRoutes(app: FastifyInstance, { rt, hub, sse }: RouteContext): void {
-  app.post<{ Body: EnqueueBody }>('/api/tasks', { schema: { body: ENQUEUE_ITEM_SCHEMA } }, async (request, reply) => {
+  app.post<{ Body: EnqueueBody }>('/api/tasks', { schema: { body: ENQUEUE_ITEM_SCHEMA, querystring: NO_QUERY } }, async (request, reply) => {
     const body = request.body;
     const id = await rt.enqueue(body.name, body.input, toEnqueueOptions(body));
     return reply.code(202).send({ id });
@@ -58,6 +58,7 @@ export function registerTaskRoutes(app: FastifyInstance, { rt, hub, sse }: Route
           required: ['items'],
           properties: { items: { type: 'array', minItems: 1, maxItems: MAX_BULK_ITEMS, items: ENQUEUE_ITEM_SCHEMA } },
         },
+        querystring: NO_QUERY,
       },
     },
     async (request, reply) => {
@@ -95,12 +96,12 @@ export function registerTaskRoutes(app: FastifyInstance, { rt, hub, sse }: Route
     return publicView(view);
   });
 
-  app.post<{ Params: { id: string } }>('/api/tasks/:id/cancel', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA } }, async (request) => {
+  app.post<{ Params: { id: string } }>('/api/tasks/:id/cancel', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA, querystring: NO_QUERY } }, async (request) => {
     const cancelled = await rt.cancel(requireTaskId(request.params.id));
     return { cancelled };
   });
 
-  app.post<{ Params: { id: string } }>('/api/tasks/:id/retry', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA } }, async (request) => {
+  app.post<{ Params: { id: string } }>('/api/tasks/:id/retry', { schema: { params: ID_PARAMS, body: EMPTY_BODY_SCHEMA, querystring: NO_QUERY } }, async (request) => {
     return publicView(await rt.retry(requireTaskId(request.params.id)));
   });
 

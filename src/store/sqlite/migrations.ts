@@ -277,6 +277,8 @@ export function ensureQueuedClasses(db: Database.Database): void {
   const leave = (row: 'OLD') => `UPDATE queued_classes SET n = n - 1 WHERE name = ${row}.name AND weight = ${row}.weight;`;
   const moved = 'NEW.name IS NOT OLD.name OR NEW.weight IS NOT OLD.weight';
   db.transaction(() => {
+    // Another process opening the file with this strategy may have created it since the check above.
+    if (db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'queued_classes'").get()) return;
     db.exec(`
       CREATE TABLE queued_classes (name TEXT NOT NULL, weight REAL NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (name, weight)) WITHOUT ROWID;
       INSERT INTO queued_classes (name, weight, n) SELECT name, weight, COUNT(*) FROM tasks WHERE state = 'queued' GROUP BY name, weight;
@@ -293,17 +295,25 @@ export function ensureQueuedClasses(db: Database.Database): void {
 /** The schema version this code writes and understands. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
-/** Why: bring a database from its stored version to ours, one transaction per step. Returns the steps applied. */
+/**
+ * Why: bring a database from its stored version to ours, one transaction per step. Returns the steps applied.
+ * Each step reads the version again under the write lock: processes opening a new or older file at once (two
+ * `troupe run --store sqlite:…`) all read the old version first, and the one that takes the lock second must
+ * skip the steps the first applied instead of failing on them (`table tasks already exists`).
+ */
 export function migrate(db: Database.Database): number[] {
   const applied: number[] = [];
-  const current = db.pragma('user_version', { simple: true }) as number;
+  const version = () => db.pragma('user_version', { simple: true }) as number;
+  const current = version();
   for (const m of MIGRATIONS) {
     if (m.version <= current) continue;
-    db.transaction(() => {
+    const ran = db.transaction(() => {
+      if (version() >= m.version) return false;
       db.exec(m.sql);
       db.pragma(`user_version = ${m.version}`);
+      return true;
     }).immediate();
-    applied.push(m.version);
+    if (ran) applied.push(m.version);
   }
   return applied;
 }
