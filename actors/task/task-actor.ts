@@ -64,6 +64,7 @@ export class TaskActor implements JobStops, CallbackJob {
   #state: TaskState = 'queued';
   #reason: EndReason | undefined;
   #timeout: TimerHandle | undefined;
+  #timeoutMs = 0;
   #grace: TimerHandle | undefined;
   #killGraceMs: number;
 
@@ -153,10 +154,29 @@ export class TaskActor implements JobStops, CallbackJob {
     return true;
   }
 
-  /** Arms the run's timeout (0 = none). */
+  /**
+   * Arms the run's timeout (0 = none). It bounds the run's own work, not a handler run's wait for a worker thread
+   * (more handler runs are dispatched than there are threads; those behind long jobs wait in the pool's queue): a
+   * run its pool has not started (StopWatcher.started) when first looked at, START_PROBE_MS in, is looked at again
+   * every START_PROBE_MS, and gets the full timeout from when a thread took it. A run started by then keeps its
+   * timeout from dispatch, as any other run.
+   */
   armTimeout(ms: number): void {
     if (ms <= 0) return;
-    this.#timeout = this.#clock.setTimeout(() => this.end('timeout'), ms);
+    this.#timeoutMs = ms;
+    const first = Math.min(ms, START_PROBE_MS);
+    this.#timeout = this.#clock.setTimeout(() => this.#probeStart(first, false), first);
+  }
+
+  #probeStart(elapsed: number, waited: boolean): void {
+    const watcher = this.#watcher;
+    if (watcher?.started !== undefined && !watcher.started(this.#token)) {
+      this.#timeout = this.#clock.setTimeout(() => this.#probeStart(0, true), START_PROBE_MS);
+      return;
+    }
+    const left = waited ? this.#timeoutMs : this.#timeoutMs - elapsed;
+    if (left <= 0) this.end('timeout');
+    else this.#timeout = this.#clock.setTimeout(() => this.end('timeout'), left);
   }
 
   /** Ends the run for `reason`: aborts the soft signal now and the hard one after the grace. First reason wins. */
@@ -188,6 +208,9 @@ export class TaskActor implements JobStops, CallbackJob {
     this.#clock.clearTimeout(this.#grace);
   }
 }
+
+/** How soon after dispatch, and then how often while it waits, a run with a timeout looks whether a thread took it. */
+const START_PROBE_MS = 25;
 
 /** A controller for a signal read late: already aborted with `reason` when the stop it stands for came. */
 function controllerFor(aborted: boolean, reason: unknown): AbortController {

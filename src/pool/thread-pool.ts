@@ -97,6 +97,11 @@ export interface JobStops {
 /** Told by a JobStops owner when its job is stopped. */
 export interface StopWatcher {
   onStop(token: unknown, hard: boolean): void;
+  /**
+   * Whether the job's code was taken up (a worker thread took it); false while it waits for a thread. Why: a run's
+   * timeout bounds its handler's work, not the wait of a run queued behind busy threads (see TaskActor.armTimeout).
+   */
+  started?(token: unknown): boolean;
 }
 
 /** Signals that never abort, for jobs given neither signals nor `stops`. */
@@ -573,6 +578,14 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
     if (retiring !== undefined) this.#retireThread(retiring);
     this.#pump();
     this.#checkIdle();
+  }
+
+  /** StopWatcher: whether a worker thread has taken the job (it waits in the queue, or in Piscina's, until then). */
+  started(token: unknown): boolean {
+    const e = token as Entry;
+    if (e.state === EntryStates.queued) return false;
+    if (e.state === EntryStates.settled || e.slot === -1) return true;
+    return (this.#slots.flags(e.slot) & SlotFlags.STARTED) !== 0;
   }
 
   /** StopWatcher: a job with `stops` was stopped. */

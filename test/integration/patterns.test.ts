@@ -416,6 +416,29 @@ describe('timeouts and cancellation', () => {
     });
   });
 
+  it('a handler run waiting for a busy thread is not timed out for the wait: its timeout counts from when a thread takes it', async () => {
+    const clock = new ManualClock();
+    await withRuntime({ clock, pool: { maxThreads: 1 }, tasks: { wait: { timeout: '1s', handler: fixture('handlers/add-or-wait.ts') } } }, async (rt) => {
+      const first = rt.start('wait', { wait: true });
+      const second = rt.start('wait', { wait: true });
+      let firstWaits = false;
+      let secondWaits = false;
+      first.on('output', () => (firstWaits = true));
+      second.on('output', () => (secondWaits = true));
+      await waitFor(() => firstWaits, { timeout: 20_000 });
+      assert.equal(secondWaits, false, 'the second waits behind the first: one thread');
+      await clock.advance(1000);
+      await rejectsWithCode(first.result, ErrorCodes.TIMEOUT);
+      // the thread is free: it takes the second, which has run for no time yet
+      await waitFor(() => secondWaits || second.state !== 'running', { timeout: 20_000 });
+      assert.equal(second.state, 'running', 'not timed out while it waited for the thread');
+      await clock.advance(975);
+      assert.equal((await rt.get(second.id))?.state, 'running', 'its own second is not over');
+      await clock.advance(100);
+      await rejectsWithCode(second.result, ErrorCodes.TIMEOUT);
+    });
+  });
+
   it('inline code that ignores its signal and never returns is ended after the grace; the slot is freed', async () => {
     const clock = new ManualClock();
     await withRuntime({ clock, concurrency: 1, tasks: { stuck: { timeout: '1s', killGrace: '2s', run: () => new Promise(() => {}) }, quick: { run: () => 'ok' } } }, async (rt) => {
