@@ -54,7 +54,11 @@ export function defaultTempRoot(): string {
   return path.join(os.tmpdir(), 'troupe');
 }
 
-/** Validates `{ maxAgeHours?, dir? }` at the door; whether `dir` lies inside the root is checked when run. */
+/**
+ * Validates `{ maxAgeHours?, dir? }` at the door. A relative `dir` that climbs out (`..`, `a/../../b`) leaves every
+ * root and is refused here; whether any other `dir` lies inside the root (an absolute one, a symlink) is checked when
+ * run, where the root is known.
+ */
 export function parseCleanupTempFilesInput(raw: unknown): CleanupTempFilesInput {
   const input = readInputObject(raw, ['maxAgeHours', 'dir']);
   const out: CleanupTempFilesInput = { maxAgeHours: readMaxAgeHours(input.maxAgeHours) };
@@ -62,6 +66,8 @@ export function parseCleanupTempFilesInput(raw: unknown): CleanupTempFilesInput 
     if (typeof input.dir !== 'string' || input.dir.trim() === '' || input.dir.includes('\0')) {
       throw invalidInput('dir', 'a folder path inside the temp root', input.dir);
     }
+    const climbs = path.normalize(input.dir).split(path.sep)[0] === '..';
+    if (!path.isAbsolute(input.dir) && climbs) throw invalidInput('dir', 'a folder path inside the temp root, not above it', input.dir);
     out.dir = input.dir;
   }
   return out;

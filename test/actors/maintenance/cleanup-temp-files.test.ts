@@ -182,10 +182,13 @@ describe('parseCleanupTempFilesInput', () => {
   it('defaults maxAgeHours to 24 and accepts numeric strings', () => {
     assert.deepEqual(parseCleanupTempFilesInput(undefined), { maxAgeHours: 24 });
     assert.deepEqual(parseCleanupTempFilesInput({ maxAgeHours: '6', dir: 'jobs' }), { maxAgeHours: 6, dir: 'jobs' });
+    // Checked against the root when run: it may lie inside it.
+    assert.deepEqual(parseCleanupTempFilesInput({ dir: '/tmp/troupe/jobs' }), { maxAgeHours: 24, dir: '/tmp/troupe/jobs' });
+    assert.deepEqual(parseCleanupTempFilesInput({ dir: 'a/../b' }), { maxAgeHours: 24, dir: 'a/../b' });
   });
 
   it('rejects bad input with INVALID_INPUT', () => {
-    for (const raw of [{ maxAgeHours: 0 }, { maxAgeHours: 87_601 }, { dir: '' }, { dir: 5 }, { dir: 'a\0b' }, { temp_dir: '/' }, 'x']) {
+    for (const raw of [{ maxAgeHours: 0 }, { maxAgeHours: 87_601 }, { dir: '' }, { dir: 5 }, { dir: 'a\0b' }, { dir: '..' }, { dir: '../x' }, { dir: 'a/../../x' }, { temp_dir: '/' }, 'x']) {
       assert.throws(() => parseCleanupTempFilesInput(raw), { code: ErrorCodes.INVALID_INPUT }, JSON.stringify(raw));
     }
   });
