@@ -105,9 +105,23 @@ interface Entry {
   leaseLosses: number;
 }
 
+/**
+ * A heap's handle on a waiting task, with the order key it had when it was pushed. An item goes stale (its `gen`
+ * is behind the entry's) when the task leaves that queue, and stays in the heap until it reaches the top; a
+ * cancel and a retry then change the task's `runAt` while the stale item is still in the heap. Ordered by the
+ * record itself, that item would move inside the heap without being sifted, and the heap would no longer put the
+ * earliest task first (a delayed task due in a second waited behind one due in an hour).
+ */
 interface Item {
   e: Entry;
   gen: number;
+  readonly id: string;
+  readonly runAt: number;
+  readonly priority: number;
+}
+
+function itemOf(e: Entry): Item {
+  return { e, gen: e.gen, id: e.rec.id, runAt: e.rec.runAt, priority: e.rec.priority };
 }
 
 interface Bucket {
@@ -161,7 +175,7 @@ class MemoryStore implements Store, AsyncDisposable {
   #order: TaskId[] = [];
   #orderSorted = true;
   #queues = new Map<string, NameQueue>();
-  #delayed = new Heap<Item>((a, b) => compareByTime(a.e.rec, b.e.rec));
+  #delayed = new Heap<Item>(compareByTime);
   /** Delayed tasks moved to a bucket but not yet claimed (still `scheduled`/`retrying`). */
   #promoted = new Set<Entry>();
   /** Running tasks per owner (unordered; see IndexedList for why not a Set). */
@@ -189,8 +203,7 @@ class MemoryStore implements Store, AsyncDisposable {
     this.#options = options;
     this.#maxFinished = maxFinished;
     this.strategy = options.strategy;
-    const compare = compareForStrategy(options.strategy);
-    this.#compareItems = (a, b) => compare(a.e.rec, b.e.rec);
+    this.#compareItems = compareForStrategy(options.strategy);
   }
 
   async open(): Promise<void> {
@@ -899,7 +912,7 @@ class MemoryStore implements Store, AsyncDisposable {
       for (const b of q.buckets.values()) {
         if (b.weight !== weight || (open && !open(q, b))) continue;
         const head = this.#bucketHead(b);
-        if (head && (!bestItem || compareByTime(head.e.rec, bestItem.e.rec) < 0)) {
+        if (head && (!bestItem || compareByTime(head, bestItem) < 0)) {
           best = b;
           bestItem = head;
         }
@@ -950,7 +963,7 @@ class MemoryStore implements Store, AsyncDisposable {
     e.gen++;
     e.bucket = b;
     b.size++;
-    b.heap.push({ e, gen: e.gen });
+    b.heap.push(itemOf(e));
     if (b.heap.size > 64 && b.heap.size > 4 * b.size) {
       b.heap.filter((item) => item.gen === item.e.gen && item.e.where === Where.ready && item.e.bucket === b);
     }
@@ -959,7 +972,7 @@ class MemoryStore implements Store, AsyncDisposable {
   #toDelayed(e: Entry): void {
     e.where = Where.delayed;
     e.gen++;
-    this.#delayed.push({ e, gen: e.gen });
+    this.#delayed.push(itemOf(e));
   }
 
   /** Takes a task out of whatever queue it waits in (its heap items become stale). */
