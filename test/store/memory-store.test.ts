@@ -34,6 +34,27 @@ describe('memory store (smoke)', () => {
     assert.deepEqual((await store.history(a.id)).map((t) => t.to), ['queued', 'running', 'succeeded']);
   });
 
+  // QA: a delayed task cancelled and retried left its old heap item behind with the record's new runAt, so the
+  // delayed heap was no longer ordered: a task due in 300 ms waited behind one due in an hour (under `troupe serve`,
+  // retries and delayed tasks stopped running while new ones still started).
+  it('keeps delayed tasks in time order after a delayed task is cancelled and retried', async () => {
+    const clock = new ManualClock();
+    await using store = createMemoryStore({ clock });
+    const hour = 3_600_000;
+    const far = task(clock, { runAt: clock.now() + hour });
+    const moved = task(clock, { runAt: clock.now() + hour });
+    await store.enqueue([far, moved]);
+    assert.equal((await store.cancel(moved.id, clock.now())).cancelled, true);
+    assert.equal((await store.retry(moved.id, clock.now()))?.state, 'queued');
+    assert.deepEqual((await store.claim({ owner: 'n1', limit: 10, leaseMs: 1000, now: clock.now() })).map((t) => t.id), [moved.id]);
+    const soon = task(clock, { runAt: clock.now() + 300 });
+    await store.enqueue([soon]);
+    assert.equal(await store.nextRunAt(), soon.runAt);
+    await clock.advance(300);
+    assert.deepEqual((await store.claim({ owner: 'n1', limit: 10, leaseMs: 1000, now: clock.now() })).map((t) => t.id), [soon.id]);
+    assert.equal(await store.nextRunAt(), far.runAt);
+  });
+
   it('keeps each owner\'s running tasks right as they end in any order (heartbeats, lease recovery)', async () => {
     const clock = new ManualClock();
     await using store = createMemoryStore({ clock });
