@@ -9,8 +9,11 @@ import { ErrorCodes, isTroupeError, TroupeError } from '../errors.ts';
 export const ExitCodes = { ok: 0, failure: 1, usage: 2, interrupted: 130, closedOutput: 141 } as const;
 export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
 
-/** Codes that mean "what was typed is wrong", refused before anything ran. */
-const USAGE_CODES = new Set<string>([ErrorCodes.INVALID_OPTION, ErrorCodes.INVALID_INPUT, ErrorCodes.UNKNOWN_TASK]);
+/**
+ * Codes that mean "what was typed is wrong", refused before anything ran. A duplicate task can only come from the
+ * config file here (a task named like a built-in one): a mistake in what was written, as a bad option is.
+ */
+const USAGE_CODES = new Set<string>([ErrorCodes.INVALID_OPTION, ErrorCodes.INVALID_INPUT, ErrorCodes.UNKNOWN_TASK, ErrorCodes.DUPLICATE_TASK]);
 
 /** Why: scripts tell a usage mistake (2) from a failure (1). */
 export function exitCodeOf(error: unknown): ExitCode {

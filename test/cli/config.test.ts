@@ -113,6 +113,17 @@ describe('mistakes in the schedules of a config', () => {
     assert.equal(p.stderr.trim().split('\n').length, 1, p.stderr);
   });
 
+  it('a config task named like a built-in one is a usage mistake: exit 2, one line naming it', async () => {
+    const dir = folder('builtin-name', {
+      'package.json': { type: 'module' },
+      'troupe.config.ts': "export default { store: 'memory', tasks: { 'cleanup-runs': { run: async () => 1 } } };\n",
+    });
+    const p = await troupe(['run', 'cleanup-runs'], {}, undefined, { cwd: dir });
+    assert.equal(p.code, 2, p.stderr);
+    assert.match(p.stderr, /^error TROUPE_ERR_DUPLICATE_TASK: .*cleanup-runs/);
+    assert.equal(p.stderr.trim().split('\n').length, 1, p.stderr);
+  });
+
   it('every mistake names its schedule, and none of the schedules is saved', async () => {
     const db = `sqlite:${path.join(tmp, 'schedule-mistakes.db')}`;
     const tasks = { tick: { run: () => 1 } };
