@@ -59,6 +59,15 @@ describe('maintenance endpoints', () => {
     await assert.rejects(access(stale));
     const withDir = await h.request('POST', '/api/system/maintenance/cleanup-temp-files', { body: { dir: '/etc' } });
     assert.equal(withDir.status, 400, 'no file path is accepted over HTTP');
+    // Nor through the generic routes; nothing is enqueued.
+    const before = await snapshot();
+    const direct = await h.request('POST', '/api/tasks', { body: { name: 'cleanup-temp-files', input: { dir: 'x' } } });
+    assert.equal(direct.status, 422, direct.text);
+    assert.equal(direct.body.error.code, ErrorCodes.INVALID_INPUT);
+    const bulk = await h.request('POST', '/api/tasks/bulk', { body: { items: [{ name: 'cleanup-runs' }, { name: 'cleanup-temp-files', input: { maxAgeHours: 1, dir: 'x' } }] } });
+    assert.equal(bulk.status, 422, bulk.text);
+    assert.match(bulk.body.error.message, /items\[1\]\.input\.dir/);
+    assert.equal(await snapshot(), before);
   });
 
   it('health-check and log-statistics run and report', async () => {

@@ -40,10 +40,22 @@ export function publicView(view: TaskView): TaskView {
   return out;
 }
 
+/**
+ * Why: no request value reaches a file path (docs/http.md). `cleanup-temp-files` takes a folder under the temp root
+ * from the library and the command line; over HTTP, by this route as by its maintenance route, it takes none.
+ */
+function refuseFolder(item: EnqueueBody, path = 'input.dir'): void {
+  const input = item.input as { dir?: unknown } | null | undefined;
+  if (item.name === 'cleanup-temp-files' && typeof input === 'object' && input !== null && 'dir' in input) {
+    throw new TroupeError(ErrorCodes.INVALID_INPUT, `\`${path}\` is not accepted over HTTP: cleanup-temp-files cleans the whole temp root here`);
+  }
+}
+
 /** Registers the /api/tasks routes (why: one file per resource keeps server.ts a table of contents). */
 export function registerTaskRoutes(app: FastifyInstance, { rt, hub, sse }: RouteContext): void {
   app.post<{ Body: EnqueueBody }>('/api/tasks', { schema: { body: ENQUEUE_ITEM_SCHEMA, querystring: NO_QUERY } }, async (request, reply) => {
     const body = request.body;
+    refuseFolder(body);
     const id = await rt.enqueue(body.name, body.input, toEnqueueOptions(body));
     return reply.code(202).send({ id });
   });
@@ -62,6 +74,7 @@ export function registerTaskRoutes(app: FastifyInstance, { rt, hub, sse }: Route
       },
     },
     async (request, reply) => {
+      request.body.items.forEach((item, i) => refuseFolder(item, `items[${i}].input.dir`));
       const items = request.body.items.map((item, i) => ({ name: item.name, input: item.input, options: toEnqueueOptions(item, `items[${i}]`) }));
       const ids = await rt.enqueueMany(items);
       return reply.code(202).send({ ids });
