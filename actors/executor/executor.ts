@@ -857,8 +857,9 @@ export class Executor implements Actor<TroupeMessage> {
       this.#stats.retried++;
       return { type: 'retry', ...base, runAt: err.details.until as number, error: err, reason: 'delayed by the task' };
     }
-    // A module that cannot load will not load on the next attempt either: no crash loop.
-    const retry = canRetry && err.hint !== 'permanent' && err.details?.permanent !== true && err.code !== ErrorCodes.HANDLER_LOAD;
+    // A module that cannot load will not load on the next attempt either: no crash loop. Nor will an input refused
+    // when the task runs (a built-in task's check that needs the node, an input no thread can take) be taken later.
+    const retry = canRetry && err.hint !== 'permanent' && err.details?.permanent !== true && err.code !== ErrorCodes.HANDLER_LOAD && err.code !== ErrorCodes.INVALID_INPUT;
     run.send({ type: 'fail', retry });
     if (run.state === 'retrying') return this.#retryOp(base, policy, err);
     this.#stats.failed++;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
 import { ManualClock } from '../../src/clock.ts';
-import { ErrorCodes, isTroupeError, PermanentError } from '../../src/errors.ts';
+import { ErrorCodes, isTroupeError, PermanentError, TroupeError } from '../../src/errors.ts';
 import { createRuntime } from '../../src/runtime.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { latch } from '../helpers/latch.ts';
@@ -79,6 +79,29 @@ describe('P1 run', () => {
         await rejectsWithCode(rt.run('plain'), ErrorCodes.TASK_FAILED);
       },
     );
+  });
+
+  it('an input refused when the task runs (TROUPE_ERR_INVALID_INPUT) fails at once, not retried', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'troupe-outside-'));
+    try {
+      await withRuntime(
+        {
+          maintenance: true,
+          retry: { attempts: 3, backoff: 'fixed', delay: 1 },
+          tasks: { picky: { run: () => { throw new TroupeError(ErrorCodes.INVALID_INPUT, 'not this one'); } } },
+        },
+        async (rt) => {
+          for (const [name, input] of [['picky', undefined], ['cleanup-temp-files', { dir: outside }]] as const) {
+            const h = rt.start(name, input);
+            await rejectsWithCode(h.result, ErrorCodes.INVALID_INPUT);
+            const view = await rt.get(h.id);
+            assert.deepEqual([view?.state, view?.attempts], ['failed', 1], name);
+          }
+        },
+      );
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   it('inline code that rejects with undefined, or throws a value that cannot be read, fails its task (the process goes on)', async () => {
