@@ -1,4 +1,5 @@
 // The example configuration `npm start` serves: three tasks, no schedules (nothing periodic runs unless written here).
+import { z } from 'zod';
 import { defineConfig } from '../src/index.ts';
 
 export default defineConfig({
@@ -6,7 +7,13 @@ export default defineConfig({
   concurrency: 8,
   http: { host: '127.0.0.1', port: 7420 },
   tasks: {
-    hash: { handler: './tasks/hash.ts', timeout: '30s', description: 'CPU-bound: repeated sha256 on a worker thread' },
+    hash: {
+      handler: './tasks/hash.ts',
+      timeout: '30s',
+      // Checked before anything is stored: `{ "text": 5 }` is refused with TROUPE_ERR_INVALID_INPUT, naming the field.
+      input: z.object({ text: z.string(), rounds: z.number().int().min(1).max(10_000_000).optional() }),
+      description: 'CPU-bound: repeated sha256 on a worker thread',
+    },
     report: {
       command: process.execPath,
       args: (input: { steps?: number; delayMs?: number }) => ['scripts/report.js', String(input?.steps ?? 10), String(input?.delayMs ?? 100)],

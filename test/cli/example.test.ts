@@ -2,7 +2,7 @@
 // with NO_COLOR or into a pipe. Each run is stopped once its first line is out.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { killAll, startCommand } from './child.ts';
+import { killAll, startCommand, troupe } from './child.ts';
 
 after(killAll);
 
@@ -25,5 +25,16 @@ describe('npm start', () => {
     assert.doesNotMatch(piped, /\x1b/);
     assert.doesNotMatch(noColor, /\x1b/);
     assert.match(forced, /^\x1b\[1m {4}\x1b\[22m troupe runtime /);
+  });
+});
+
+describe('the example config', () => {
+  it("refuses a hash input its schema does not take, naming the field, before anything runs (exit 2)", async () => {
+    const p = await troupe(['run', 'hash', '--config', 'examples/troupe.config.ts', '--store', 'memory', '--input', '{"text":5}']);
+    assert.equal(p.code, 2, p.stderr);
+    assert.match(p.stderr, /^error TROUPE_ERR_INVALID_INPUT: Input of `hash` is invalid: text: /);
+    const ok = await troupe(['run', 'hash', '--config', 'examples/troupe.config.ts', '--store', 'memory', '--input', '{"text":"a","rounds":1}']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).rounds, 1);
   });
 });
