@@ -57,7 +57,7 @@ export function registerSystemRoutes(app: FastifyInstance, { rt, hub, sse }: Rou
 
   app.get<{ Querystring: { full?: string } }>('/api/health', { schema: { querystring: querySchema({ full: 5 }) } }, async (request, reply) => {
     const full = request.query.full;
-    if (full !== undefined && !['1', '0', 'true', 'false', ''].includes(full)) throw new TroupeError(ErrorCodes.INVALID_OPTION, 'Expected `full` to be 1 or 0');
+    if (full !== undefined && !['1', '0', 'true', 'false', ''].includes(full)) throw new TroupeError(ErrorCodes.INVALID_OPTION, 'Expected `full` to be 1 or 0 (or true or false)');
     const { status, body } = await livenessOf(rt, stallMs);
     if ((full === '1' || full === 'true') && rt.builtin && status !== 503) body.report = await rt.builtin.healthCheck();
     return reply.code(status).send(body);
@@ -87,7 +87,7 @@ export function registerSystemRoutes(app: FastifyInstance, { rt, hub, sse }: Rou
     async (request, reply) => {
       const { name, id, output } = request.query;
       // Checked before the stream opens: a mistyped filter would otherwise be a stream that never sends anything.
-      if (output !== undefined && !['1', '0', 'true', 'false', ''].includes(output)) throw new TroupeError(ErrorCodes.INVALID_OPTION, 'Expected `output` to be 1 or 0');
+      if (output !== undefined && !['1', '0', 'true', 'false', ''].includes(output)) throw new TroupeError(ErrorCodes.INVALID_OPTION, 'Expected `output` to be 1 or 0 (or true or false)');
       if (id !== undefined && id !== '' && !isTaskId(id)) throw invalidOption('id', 'a task id', id);
       const withOutput = output === '1' || output === 'true';
       reply.hijack();
