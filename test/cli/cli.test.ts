@@ -172,13 +172,14 @@ describe('troupe serve and the client commands', () => {
   });
 
   it('says clearly what is wrong: bad token, unknown task, no such task, bad option', async () => {
-    const [noToken, badToken, unknownTask, missing, badState, badUrl] = await Promise.all([
+    const [noToken, badToken, unknownTask, missing, badState, badUrl, badDelay] = await Promise.all([
       client(['list'], { TROUPE_TOKEN: undefined }),
       client(['list', '--token', 'wrong']),
       client(['enqueue', 'nope']),
       client(['status', '01a2000000000000000000000000']),
       client(['list', '--state', 'done']),
       client(['list', '--url', 'not a url']),
+      client(['enqueue', 'forever', '--delay', '-5']),
     ]);
     assert.equal(noToken.code, 1);
     assert.match(noToken.stderr, /^error TROUPE_ERR_UNAUTHORIZED: .*401.*--token or set TROUPE_TOKEN\n$/);
@@ -191,7 +192,9 @@ describe('troupe serve and the client commands', () => {
     assert.equal(badState.code, 2);
     assert.match(badState.stderr, /^error TROUPE_ERR_INVALID_OPTION: Expected `--state`/);
     assert.equal(badUrl.code, 2);
-    for (const r of [noToken, badToken, unknownTask, missing, badState, badUrl]) assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.equal(badDelay.code, 2);
+    assert.match(badDelay.stderr, /^error TROUPE_ERR_INVALID_OPTION: Expected `--delay`/);
+    for (const r of [noToken, badToken, unknownTask, missing, badState, badUrl, badDelay]) assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   });
 
   it('health, types and maint --wait', async () => {

@@ -7,6 +7,7 @@ import { MAINTENANCE_TASKS, type Backend } from '../../repl/backend.ts';
 import { DEFAULT_URL } from '../../repl/client.ts';
 import { createHttpBackend } from '../../repl/http-backend.ts';
 import { isTaskState, TASK_STATES } from '../../task.ts';
+import { parseDuration } from '../../units.ts';
 import { ExitCodes, parseJsonInput, readInputOption } from '../errors.ts';
 import type { Style } from '../format.ts';
 import { renderEnd, renderHealth, renderLine, renderRetry, renderTask, renderTaskList, renderTaskTypes, renderTaskAdvice, notCancelledLine } from '../render.ts';
@@ -55,7 +56,8 @@ export async function enqueueCommand(ctx: RemoteContext, task: string, o: { inpu
   const input = await readInputOption(o);
   const id = await ctx.backend.enqueue(task, input, {
     ...(o.priority !== undefined ? { priority: parseInteger(o.priority, '--priority') } : {}),
-    ...(o.delay !== undefined ? { delay: /^\d+$/.test(o.delay) ? Number(o.delay) : o.delay } : {}),
+    // Checked here, so that a bad one is named as typed (`--delay`), not as the API's option.
+    ...(o.delay !== undefined ? { delay: parseDuration(/^\d+$/.test(o.delay) ? Number(o.delay) : o.delay, '--delay') } : {}),
     ...(o.key !== undefined ? { key: o.key } : {}),
   });
   if (ctx.json) printJson(ctx, { id });
