@@ -104,6 +104,9 @@ export function resolveStorePath(store: RuntimeOptions['store'], baseDir: string
   return `sqlite:${path.resolve(baseDir, file)}`;
 }
 
+/** A config schedule's keys: the task and its input, then what `rt.schedule` takes (named in a mistake's message). */
+const CONFIG_SCHEDULE_KEYS: ReadonlySet<string> = new Set(['task', 'input', 'cron', 'every', 'timezone', 'overlap', 'id']);
+
 /**
  * Creates a runtime from a loaded config: registers its tasks and upserts its schedules, and removes the schedules
  * an earlier config defined that this one does not (`Runtime.replaceConfigSchedules`). With `schedules: false`
@@ -120,7 +123,7 @@ export async function createRuntimeFromConfig(loaded: LoadedConfig, overrides: R
   try {
     if (withSchedules) {
       const defined = Object.entries(plainObject(schedules, 'schedules')).map(([id, raw]) => {
-        const { task, input, ...spec } = plainObject(raw, `schedules.${id}`) as unknown as ScheduleConfig;
+        const { task, input, ...spec } = plainObject(raw, `schedules.${id}`, CONFIG_SCHEDULE_KEYS) as unknown as ScheduleConfig;
         return { id, task, input, spec: { ...spec, id } };
       });
       // All checked before the first is saved: a mistake in one schedule leaves the stored ones as they were.

@@ -132,7 +132,7 @@ describe('mistakes in the schedules of a config', () => {
       [{ task: 'tick', every: 'soon' }, /^Expected `schedules\.b\.every` to be a duration/],
       [{ task: 'tick' }, /^Expected `schedules\.b` to be an object with exactly one of `cron` and `every`/],
       [{ task: 'tick', every: '1h', overlap: 'never' }, /^Expected `schedules\.b\.overlap`/],
-      [{ task: 'tick', every: '1h', bogus: 1 }, /^Expected `schedules\.b\.bogus` to be one of the known options/],
+      [{ task: 'tick', every: '1h', bogus: 1 }, /^Expected `schedules\.b\.bogus` to be one of the known options \(task, input, cron, every, timezone, overlap, id\)/],
       [{ task: 'tock', every: '1h' }, /^schedules\.b: No task named `tock` is registered/],
     ];
     for (const [b, message] of bad) {
