@@ -31,6 +31,13 @@ export function readIntParam(value: string | undefined, path: string, min: numbe
   return n;
 }
 
+/** Reads a query flag: 1/true on, 0/false/empty off, absent undefined; anything else is refused naming it. */
+export function readFlag(value: string | undefined, path: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === '1' || value === 'true') return true;
+  if (value === '0' || value === 'false' || value === '') return false;
+  throw new TroupeError(ErrorCodes.INVALID_OPTION, `Expected \`${path}\` to be 1 or 0 (or true or false)`);
+}
 /** Reads a time: epoch milliseconds (number or digits) or an ISO-8601 date. */
 export function readTime(value: unknown, path: string): number | undefined {
   if (value === undefined || value === '') return undefined;

@@ -9,7 +9,7 @@ import type { Runtime } from '../../runtime.ts';
 import { TASK_FACT_TYPES } from '../../../actors/task/messages.ts';
 import { publicError } from '../errors.ts';
 import type { ServerMetrics } from '../metrics.ts';
-import { EMPTY_BODY_SCHEMA, querySchema } from '../params.ts';
+import { EMPTY_BODY_SCHEMA, querySchema, readFlag } from '../params.ts';
 import type { RouteContext } from './tasks.ts';
 
 /** How long due work may wait with nothing started or finished before the consumer loop counts as stalled. */
@@ -56,10 +56,9 @@ export function registerSystemRoutes(app: FastifyInstance, { rt, hub, sse }: Rou
   const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
 
   app.get<{ Querystring: { full?: string } }>('/api/health', { schema: { querystring: querySchema({ full: 5 }) } }, async (request, reply) => {
-    const full = request.query.full;
-    if (full !== undefined && !['1', '0', 'true', 'false', ''].includes(full)) throw new TroupeError(ErrorCodes.INVALID_OPTION, 'Expected `full` to be 1 or 0 (or true or false)');
+    const full = readFlag(request.query.full, 'full');
     const { status, body } = await livenessOf(rt, stallMs);
-    if ((full === '1' || full === 'true') && rt.builtin && status !== 503) body.report = await rt.builtin.healthCheck();
+    if (full === true && rt.builtin && status !== 503) body.report = await rt.builtin.healthCheck();
     return reply.code(status).send(body);
   });
 
@@ -87,9 +86,8 @@ export function registerSystemRoutes(app: FastifyInstance, { rt, hub, sse }: Rou
     async (request, reply) => {
       const { name, id, output } = request.query;
       // Checked before the stream opens: a mistyped filter would otherwise be a stream that never sends anything.
-      if (output !== undefined && !['1', '0', 'true', 'false', ''].includes(output)) throw new TroupeError(ErrorCodes.INVALID_OPTION, 'Expected `output` to be 1 or 0 (or true or false)');
+      const withOutput = readFlag(output, 'output') === true;
       if (id !== undefined && id !== '' && !isTaskId(id)) throw invalidOption('id', 'a task id', id);
-      const withOutput = output === '1' || output === 'true';
       reply.hijack();
       const stream = hub.open(request.raw, reply.raw, sse);
       const offs: Array<() => void> = [];
