@@ -54,8 +54,10 @@ await rt.unschedule('demo-every-second');
 say('P5', 'schedule every 1s fired twice, then removed');
 
 // P6: a pool of user resources with min/max and validation.
-const pool = createResourcePool({ create: () => ({ opened: Date.now() }), min: 1, max: 2 });
-await pool.use(async (conn) => say('P6', `borrowed a pooled resource opened at ${conn.opened}`));
+let opened = 0;
+const pool = createResourcePool({ create: () => ({ n: ++opened }), min: 1, max: 2 });
+const borrowed = await Promise.all([1, 2, 3, 4].map(() => pool.use(async (conn) => conn.n)));
+say('P6', `4 borrows, at most 2 at once → resources ${borrowed.join(', ')} (${opened} opened, ${pool.size} kept)`);
 await pool.close();
 
 // P7: which pattern fits.

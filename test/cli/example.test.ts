@@ -26,6 +26,23 @@ describe('npm start', () => {
     assert.doesNotMatch(noColor, /\x1b/);
     assert.match(forced, /^\x1b\[1m {4}\x1b\[22m troupe runtime /);
   });
+
+  it('shows every pattern at work before it serves', async () => {
+    const p = startCommand(process.execPath, ['--import', 'tsx', 'examples/main.ts'], { NO_COLOR: '1' });
+    await p.waitFor(/unknown task → TROUPE_ERR_UNKNOWN_TASK\n/, { from: 0, timeout: 90_000 });
+    p.child.kill('SIGKILL');
+    await p.exited;
+    const out = p.stdout;
+    assert.match(out, /^P1 {3}run\('hash'\) → [0-9a-f]{16}…$/m);
+    assert.match(out, /^P2 {3}\[stdout\] step 5\/5: processed 5000 rows$/m);
+    assert.match(out, /^P2 {3}progress 100 %$/m);
+    assert.match(out, /^P2 {3}result \{"rows":5000\}$/m);
+    assert.match(out, /^P3 {3}runAll → fulfilled, fulfilled, fulfilled, fulfilled$/m);
+    assert.match(out, /^P4 {3}enqueue\('flaky'\) → succeeded after 3 attempts; history: queued → running → retrying → /m);
+    assert.match(out, /^P5 {3}schedule every 1s fired twice, then removed$/m);
+    assert.match(out, /^P6 {3}4 borrows, at most 2 at once → resources [12], [12], [12], [12] \(2 opened, 2 kept\)$/m);
+    assert.match(out, /^P7 {3}advise\(long, streaming\) → start: /m);
+  });
 });
 
 describe('the example config', () => {
