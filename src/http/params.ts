@@ -38,7 +38,45 @@ export function readFlag(value: string | undefined, path: string): boolean | und
   if (value === '0' || value === 'false' || value === '') return false;
   throw new TroupeError(ErrorCodes.INVALID_OPTION, `Expected \`${path}\` to be 1 or 0 (or true or false)`);
 }
-/** Reads a time: epoch milliseconds (number or digits) or an ISO-8601 date. */
+/**
+ * An ISO-8601 date (`2026-11-23`, midnight UTC) or date-time with its zone (`2026-11-23T08:00:00Z`,
+ * `…T09:00:00.250+01:00`; a space may stand for the `T`). A date-time without a zone is refused: `Date.parse`
+ * would read it in the server's time zone, so the same request would mean another instant on another host (and a
+ * local time that a DST change skips would be moved silently).
+ */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/** Epoch ms of an ISO date or zoned date-time; `'no zone'` for a date-time without one; undefined when it is not
+ * one, or names no real day or time. */
+function parseIsoTime(value: string): number | 'no zone' | undefined {
+  const m = ISO_TIME.exec(value);
+  if (m === null) return undefined;
+  const [, y, mo, d, h, mi, s, frac, zone] = m;
+  if (h !== undefined && zone === undefined) return 'no zone';
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h ?? 0);
+  const minute = Number(mi ?? 0);
+  const second = Number(s ?? 0);
+  const daysInMonth = month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
+  if (day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return undefined;
+  let offsetMin = 0;
+  if (zone !== undefined && zone.toUpperCase() !== 'Z') {
+    const digits = zone.slice(1).replace(':', '');
+    const oh = Number(digits.slice(0, 2));
+    const om = Number(digits.slice(2));
+    if (oh > 23 || om > 59) return undefined;
+    offsetMin = (zone[0] === '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  const ms = frac === undefined ? 0 : Math.floor(Number(`0.${frac}`) * 1000);
+  const utc = new Date(0);
+  utc.setUTCFullYear(year, month - 1, day);
+  utc.setUTCHours(hour, minute, second, ms);
+  return utc.getTime() - offsetMin * 60_000;
+}
+
+/** Reads a time: epoch milliseconds (number or digits), an ISO-8601 date, or an ISO-8601 date-time with its zone. */
 export function readTime(value: unknown, path: string): number | undefined {
   if (value === undefined || value === '') return undefined;
   if (typeof value === 'number') {
@@ -47,12 +85,13 @@ export function readTime(value: unknown, path: string): number | undefined {
   }
   if (typeof value === 'string') {
     if (/^\d{1,16}$/.test(value)) return Number(value);
-    if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
-      const t = Date.parse(value);
-      if (Number.isFinite(t)) return t;
+    const t = parseIsoTime(value);
+    if (typeof t === 'number' && t >= 0) return t;
+    if (t === 'no zone') {
+      throw invalidOption(path, 'an ISO date-time with its zone (`Z` or an offset such as `+01:00`; without one it would be read in the server\'s time zone), or epoch milliseconds', value);
     }
   }
-  throw invalidOption(path, 'epoch milliseconds or an ISO date', value);
+  throw invalidOption(path, 'epoch milliseconds, an ISO date (`2026-11-23`) or an ISO date-time with its zone (`2026-11-23T08:00:00Z`)', value);
 }
 
 /** Reads `state=failed` or `state=failed,timed_out`. */

@@ -299,6 +299,18 @@ describe('troupe without a server', () => {
     assert.match(noResult.stderr, /not both: echo with --high-frequency, --no-result\n$/);
     assert.equal(repl.code, 2);
     assert.match(repl.stderr, /^error TROUPE_ERR_INVALID_OPTION: --store needs --config/);
+    // Refused before any request (no server at this address): --max-age-hours where it means nothing was sent as
+    // `maxAgeHours` and came back as the server's "Invalid body: must NOT have additional properties"; given with
+    // a different `maxAgeHours` in --input, one of the two was dropped silently.
+    const nowhere = { TROUPE_URL: 'http://127.0.0.1:9' };
+    const [stats, twice] = await Promise.all([
+      troupe(['maint', 'log-statistics', '--max-age-hours', '3'], nowhere),
+      troupe(['maint', 'cleanup-runs', '--max-age-hours', '2', '--input', '{"maxAgeHours":3}'], nowhere),
+    ]);
+    assert.equal(stats.code, 2, stats.stderr);
+    assert.equal(stats.stderr, 'error TROUPE_ERR_INVALID_OPTION: --max-age-hours is for cleanup-runs and cleanup-temp-files, not log-statistics\n');
+    assert.equal(twice.code, 2, twice.stderr);
+    assert.equal(twice.stderr, 'error TROUPE_ERR_INVALID_OPTION: give the age once: --max-age-hours 2 or `maxAgeHours` in --input (3), not both\n');
   });
 
   it('advise needs no server', async () => {

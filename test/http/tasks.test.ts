@@ -62,6 +62,29 @@ describe('POST /api/tasks', () => {
     await h.request('POST', `/api/tasks/${res2.body.id}/cancel`);
   });
 
+  it('reads `runAt` and `since` as instants whatever the server\'s time zone: a date-time must carry its zone', async () => {
+    const at = await h.request('POST', '/api/tasks', { body: { name: 'echo', runAt: '2099-01-01T09:30:00+01:00' } });
+    assert.equal(at.status, 202, at.text);
+    assert.equal((await h.rt.get(at.body.id))?.timings.runAt, Date.UTC(2099, 0, 1, 8, 30));
+    await h.request('POST', `/api/tasks/${at.body.id}/cancel`);
+    const day = await h.request('POST', '/api/tasks', { body: { name: 'echo', runAt: '2099-01-01' } });
+    assert.equal((await h.rt.get(day.body.id))?.timings.runAt, Date.UTC(2099, 0, 1));
+    await h.request('POST', `/api/tasks/${day.body.id}/cancel`);
+    const before = await snapshot();
+    // Without a zone, Date.parse reads the server's local time (another instant on another host, and a time a
+    // DST change skips is moved silently); a day that does not exist was moved into the next month.
+    for (const runAt of ['2099-01-01T09:30:00', '2099-01-01 09:30', '2099-03-29T02:30:00', '2099-02-30T00:00:00Z', '2099-01-01T25:00:00Z', '1969-12-31T23:59:59Z']) {
+      const res = await h.request('POST', '/api/tasks', { body: { name: 'echo', runAt } });
+      assert.equal(res.status, 400, `${runAt}: ${res.text}`);
+      assert.equal(res.body.error.code, ErrorCodes.INVALID_OPTION, runAt);
+      assert.match(res.body.error.message, /runAt/);
+    }
+    const since = await h.request('GET', '/api/tasks?since=2020-01-01T00:00:00');
+    assert.equal(since.status, 400, since.text);
+    assert.match(since.body.error.message, /zone/);
+    assert.equal(await snapshot(), before);
+  });
+
   it('refuses bad input with the right 4xx and stores nothing', async () => {
     const before = await snapshot();
     const cases: Array<[string, { body?: unknown; raw?: string; headers?: Record<string, string> }, number, string]> = [

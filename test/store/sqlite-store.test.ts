@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { createTaskId } from '../../src/ids.ts';
 import { APPLICATION_ID, MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
+import { PURGE_BATCH } from '../../src/store/sqlite/queries/purge.ts';
 import { TASK_ROOM } from '../../src/store/sqlite/queries/rows.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import type { StoreOptions } from '../../src/store/store.ts';
@@ -292,4 +293,35 @@ describe('sqlite row room', () => {
       await store.close();
     }
   });
+});
+
+describe('sqlite purge of a large backlog', () => {
+  it('deletes in short transactions and gives the event loop back between them, oldest finished first', () =>
+    withStore(async (options) => make(options), {}, async ({ store, task, claim, clock }) => {
+      const total = 2 * PURGE_BATCH + 10;
+      await store.enqueue(Array.from({ length: total }, () => task()));
+      const settled: string[] = [];
+      for (;;) {
+        const claimed = await claim({ limit: 500 });
+        if (claimed.length === 0) break;
+        settled.push(...claimed.map((t) => t.id));
+        await clock.advance(1);
+        await store.settle(claimed.map((t) => ({ type: 'succeeded' as const, id: t.id, owner: t.owner!, attempt: t.attempts, at: clock.now(), result: 1 })));
+      }
+      assert.equal((await store.counts(clock.now())).byState.succeeded, total);
+      await clock.advance(10);
+      const purge = store.purge({ finishedBefore: clock.now() });
+      let purged = false;
+      void purge.then(() => (purged = true));
+      // better-sqlite3 is synchronous: one DELETE of the whole backlog held the main thread until it was done, so the
+      // purge had settled before any timer or I/O callback could run.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      assert.equal(purged, false, 'a callback ran while the purge was still deleting');
+      const left = (await store.counts(clock.now())).byState.succeeded;
+      assert.ok(left > 0 && left < total, `${left} tasks left between batches`);
+      assert.equal(await store.get(settled[0]!), undefined, 'the first finished went first');
+      assert.ok(await store.get(settled.at(-1)!), 'the last finished is still there');
+      assert.equal(await purge, total);
+      assert.equal((await store.counts(clock.now())).byState.succeeded, 0);
+    }));
 });

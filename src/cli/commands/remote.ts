@@ -168,8 +168,14 @@ export async function maintCommand(ctx: RemoteContext, name: string, o: { maxAge
   const input = (o.input !== undefined ? parseJsonInput(o.input, '--input') : {}) as Record<string, unknown>;
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new TroupeError(ErrorCodes.INVALID_INPUT, 'Expected `--input` to be a JSON object');
   if (o.maxAgeHours !== undefined) {
+    if (name !== 'cleanup-runs' && name !== 'cleanup-temp-files') {
+      throw new TroupeError(ErrorCodes.INVALID_OPTION, `--max-age-hours is for cleanup-runs and cleanup-temp-files, not ${name}`);
+    }
     const hours = Number(o.maxAgeHours);
     if (!(hours > 0) || !Number.isFinite(hours)) throw new TroupeError(ErrorCodes.INVALID_OPTION, `Expected \`--max-age-hours\` to be a positive number, got \`${o.maxAgeHours}\``);
+    if (input.maxAgeHours !== undefined && input.maxAgeHours !== hours) {
+      throw new TroupeError(ErrorCodes.INVALID_OPTION, `give the age once: --max-age-hours ${o.maxAgeHours} or \`maxAgeHours\` in --input (${JSON.stringify(input.maxAgeHours)}), not both`);
+    }
     input.maxAgeHours = hours;
   }
   const id = await ctx.backend.maintenance(name, input);

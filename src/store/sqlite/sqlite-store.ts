@@ -48,7 +48,7 @@ import { prepareList } from './queries/list.ts';
 import { prepareMeta } from './queries/meta.ts';
 import { prepareNextRunAt } from './queries/next-run-at.ts';
 import { prepareOutput } from './queries/output.ts';
-import { preparePurge } from './queries/purge.ts';
+import { PURGE_BATCH, preparePurge } from './queries/purge.ts';
 import { prepareTransitionWriter } from './queries/record-transition.ts';
 import { prepareRecoverExpired } from './queries/recover-expired.ts';
 import { prepareRetry } from './queries/retry.ts';
@@ -278,8 +278,15 @@ class SqliteStore implements Store, AsyncDisposable {
     return this.#run((q) => q.nextRunAt(after));
   }
 
+  /** Deletes in transactions of PURGE_BATCH tasks, handing the event loop back between them. */
   async purge(request: PurgeRequest): Promise<number> {
-    return this.#run((q) => q.purge.immediate(request));
+    let removed = 0;
+    for (;;) {
+      const n = this.#run((q) => q.purge.immediate(request, PURGE_BATCH));
+      removed += n;
+      if (n < PURGE_BATCH) return removed;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   async saveSchedule(schedule: ScheduleRecord): Promise<void> {
