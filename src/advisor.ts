@@ -37,11 +37,13 @@ const FLAG_TRAITS = ['recurring', 'streaming', 'needsResult', 'highFrequency'] a
 export const LONG_RUNNING_MS = 60_000;
 
 /** Recommends a pattern from declared traits (first match wins: recurring, streaming/long, many, no result, frequent). */
-export function adviseFromTraits(traits: TaskTraits): Advice {
-  if (typeof traits !== 'object' || traits === null || Array.isArray(traits)) throw invalidOption('traits', 'an object', traits);
-  for (const key of Object.keys(traits)) {
-    if (!TRAIT_KEYS.includes(key)) throw invalidOption(`traits.${key}`, `one of the known traits (${TRAIT_KEYS.join(', ')})`, (traits as Record<string, unknown>)[key]);
+export function adviseFromTraits(given: TaskTraits): Advice {
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) throw invalidOption('traits', 'an object', given);
+  for (const key of Object.keys(given)) {
+    if (!TRAIT_KEYS.includes(key)) throw invalidOption(`traits.${key}`, `one of the known traits (${TRAIT_KEYS.join(', ')})`, (given as Record<string, unknown>)[key]);
   }
+  // The traits given, own keys only: an inherited `recurring` was nobody's declaration.
+  const traits: TaskTraits = { ...given };
   for (const key of FLAG_TRAITS) {
     if (traits[key] !== undefined && typeof traits[key] !== 'boolean') throw invalidOption(`traits.${key}`, 'a boolean', traits[key]);
   }

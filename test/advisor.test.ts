@@ -66,6 +66,14 @@ describe('adviseFromTraits', () => {
     assert.equal(pattern({ recurring: false, streaming: false, needsResult: true, highFrequency: false }), 'run');
   });
 
+  it('reads only the traits given, never inherited ones', () => {
+    const inherited = Object.create({ recurring: true, streaming: true, count: 5 }) as TaskTraits;
+    assert.equal(pattern(inherited), 'run');
+    assert.equal(pattern(Object.assign(Object.create({ recurring: true }) as TaskTraits, { needsResult: false })), 'enqueue');
+    // A JSON body's `__proto__` is an own key, and no trait.
+    assert.throws(() => adviseFromTraits(JSON.parse('{"__proto__":{"recurring":true}}') as TaskTraits), { code: ErrorCodes.INVALID_OPTION });
+  });
+
   it('rt.advise refuses the same traits', async () => {
     await using rt = await createRuntime({ store: 'memory', maintenance: false });
     assert.throws(() => rt.advise({ bogus: 1 } as TaskTraits), { code: ErrorCodes.INVALID_OPTION });
