@@ -6,8 +6,10 @@
  *
  * It also fires periodic schedules (opt-in: only schedules that were created). Each slot becomes a task whose
  * idempotency key is `schedule:<id>:<slot>`, so a slot produces one task however many nodes fire it. After
- * downtime only the most recent missed slot runs (catch-up once). Overlap policies: `skip` fires nothing while a
- * task of the schedule is queued or running; `queue` lets one wait behind a running one; `allow` always fires.
+ * downtime only the most recent missed slot runs (catch-up once), and so after the clock jumps forward past slots:
+ * a task already written ahead for the first of them is that one run (#fireOvertaken). Overlap policies: `skip`
+ * fires nothing while a task of the schedule is queued or running; `queue` lets one wait behind a running one;
+ * `allow` always fires.
  * On an idle node a slot's task is written {@link PREPARE_LEAD_MS} ahead of its slot and started on it (#writeAhead).
  */
 import type { Actor, ActorContext } from '../../src/actor/actor.ts';
@@ -617,6 +619,12 @@ export class Scheduler implements Actor<TroupeMessage> {
   #prepareSlot(at: number): void {
     this.#scheduleTimer = undefined;
     if (this.#stopped) return;
+    // The slot came before its lead time ended (the clock jumped forward, or the process stalled): nothing to write
+    // ahead; the latest due slot is fired at once, as a catch-up.
+    if (this.#d.clock.now() >= at) {
+      void this.#fireDue();
+      return;
+    }
     for (const s of this.#schedules.values()) {
       if (s.paused) continue;
       if (nextSlot(s, s.lastSlot ?? s.createdAt) !== at) continue;
@@ -678,14 +686,26 @@ export class Scheduler implements Actor<TroupeMessage> {
       // and no other schedule's enqueue stands between the slot and their own.
       const prepared: Array<Promise<void>> = [];
       const done = new Set<string>();
+      const overtaken: Array<Promise<void>> = [];
       for (const [id, ready] of this.#prepared) {
         const s = this.#schedules.get(id);
-        if (s === undefined || s !== ready.schedule || s.paused || !this.#isLatestSlot(s, ready.slot, now)) continue;
-        done.add(id);
-        this.#prepared.delete(id);
-        prepared.push(this.#fireSlot(s, ready.slot, ready));
+        if (s === undefined || s !== ready.schedule || s.paused) continue;
+        if (this.#isLatestSlot(s, ready.slot, now)) {
+          done.add(id);
+          this.#prepared.delete(id);
+          prepared.push(this.#fireSlot(s, ready.slot, ready));
+        } else if (ready.slot <= now && ready.slot > (s.lastSlot ?? s.createdAt)) {
+          // Due, but not a moment ago: the clock jumped (or the process stalled) past it.
+          this.#prepared.delete(id);
+          overtaken.push(
+            this.#fireOvertaken(s, ready, now).then((fired) => {
+              if (fired) done.add(id);
+            }),
+          );
+        }
       }
       await Promise.all(prepared);
+      await Promise.all(overtaken);
       for (const s of [...this.#schedules.values()]) {
         if (s.paused || done.has(s.id)) continue;
         const slot = latestSlot(s, now, (s.lastSlot ?? s.createdAt) + 1);
@@ -705,6 +725,25 @@ export class Scheduler implements Actor<TroupeMessage> {
    */
   #isLatestSlot(s: ScheduleRecord, slot: number, now: number): boolean {
     return slot <= now && now - slot < MIN_EVERY_MS && slot > (s.lastSlot ?? s.createdAt);
+  }
+
+  /**
+   * A prepared slot that the clock has gone past by a second or more: a forward jump (an NTP step, a VM resumed)
+   * or a stall on an idle node, often past later slots too. The catch-up rule gives the missed slots one run
+   * between them, and a task written ahead for the prepared slot (#writeAhead) is that run: it is already claimed
+   * and starts now in the executor (its hold ends), so firing the latest slot as well would run the schedule
+   * twice. The schedule records the latest slot as fired. Resolves false when no task was written ahead (or it was
+   * cancelled for a trigger) and the latest slot is a later one: the caller then fires that slot as any catch-up.
+   */
+  async #fireOvertaken(s: ScheduleRecord, ready: PreparedSlot, now: number): Promise<boolean> {
+    const latest = latestSlot(s, now, ready.slot) ?? ready.slot;
+    if (latest !== ready.slot) {
+      // #writeAhead never rejects: an error there is an undefined id.
+      const early = ready.early === undefined || ready.revoked ? undefined : await ready.early;
+      if (early === undefined) return false;
+    }
+    await this.#fireSlot(s, latest, ready);
+    return true;
   }
 
   /** Fires one slot of a schedule; a failure is logged (the slot counts as fired: it is not tried again). */
