@@ -130,7 +130,7 @@ export function renderTree(root: TreeNode, style: Style): string {
 export function renderHealth(info: HealthInfo, style: Style): string {
   const paint = (s: string) => (s === 'ok' ? style.green(s) : s === 'warning' ? style.yellow(s) : s === 'unknown' ? style.dim(s) : style.red(s));
   const report = info.report as { status?: string; checks?: Record<string, { value: number | null; unit: string; status: string; warning: number; error: number }> } | undefined;
-  const tasks = info.tasks as { queued?: number; running?: number; oldestDueAgeMs?: number } | undefined;
+  const tasks = info.tasks as { queued?: number; due?: number; running?: number; oldestDueAgeMs?: number } | undefined;
   const lines = [
     keyValues(
       [
@@ -140,7 +140,7 @@ export function renderHealth(info: HealthInfo, style: Style): string {
         ['uptime', typeof info.uptimeMs === 'number' ? formatDuration(info.uptimeMs) : undefined],
         ['node', typeof info.nodeId === 'string' ? info.nodeId : undefined],
         ['store', typeof info.store === 'string' ? info.store : undefined],
-        ['tasks', tasks ? `${tasks.queued ?? 0} queued, ${tasks.running ?? 0} running, oldest due ${formatDuration(tasks.oldestDueAgeMs ?? 0)}` : undefined],
+        ['tasks', tasks ? `${tasks.queued ?? 0} queued, ${tasks.due ?? tasks.queued ?? 0} due, ${tasks.running ?? 0} running, oldest due ${formatDuration(tasks.oldestDueAgeMs ?? 0)}` : undefined],
         ['escalated', typeof info.escalated === 'string' ? style.red(info.escalated) : undefined],
       ],
       style,

@@ -56,7 +56,7 @@ export function createMetrics(rt: Runtime, options: MetricsOptions = {}): Server
   });
   new Gauge({
     name: 'troupe_oldest_due_task_age_seconds',
-    help: 'Age of the oldest task waiting to run (0 when none waits)',
+    help: 'How long the longest-waiting due task has been due, since its runAt (0 when none is due)',
     registers: [registry],
     async collect() {
       try {

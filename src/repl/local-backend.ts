@@ -70,7 +70,7 @@ export function createLocalBackend(rt: Runtime, options: LocalBackendOptions = {
         uptimeMs: live.uptimeMs,
         nodeId: live.nodeId,
         store: live.store,
-        ...(counts ? { tasks: { queued: counts.byState.queued, running: counts.byState.running, oldestDueAgeMs: counts.oldestDueAt !== undefined ? Math.max(0, now - counts.oldestDueAt) : 0 } } : {}),
+        ...(counts ? { tasks: { queued: counts.byState.queued, due: counts.due, running: counts.byState.running, oldestDueAgeMs: counts.oldestDueAt !== undefined ? Math.max(0, now - counts.oldestDueAt) : 0 } } : {}),
         ...(live.escalated ? { escalated: live.escalated } : {}),
         ...(report ? { report } : {}),
       };

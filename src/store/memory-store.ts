@@ -666,19 +666,24 @@ class MemoryStore implements Store, AsyncDisposable {
 
   async counts(now: number): Promise<QueueCounts> {
     this.#assertOpen();
+    // A waiting flow parent is in no queue, so it is never met here.
+    let dueWaiting = 0;
     let oldestDueAt: number | undefined;
     const consider = (item: Item, bucket: Bucket | undefined): void => {
       const e = item.e;
       if (item.gen !== e.gen || e.bucket !== bucket) return;
-      if (e.rec.runAt > now && e.rec.state !== 'queued') return;
-      if (oldestDueAt === undefined || e.rec.createdAt < oldestDueAt) oldestDueAt = e.rec.createdAt;
+      const { state, runAt } = e.rec;
+      if (runAt > now) return;
+      if (state !== 'queued') dueWaiting++;
+      if (oldestDueAt === undefined || runAt < oldestDueAt) oldestDueAt = runAt;
     };
     for (const q of this.#queues.values()) {
       for (const b of q.buckets.values()) for (const item of b.heap.values()) if (item.e.where === Where.ready) consider(item, b);
     }
     for (const item of this.#delayed.values()) if (item.e.where === Where.delayed) consider(item, undefined);
     const byState = this.#counts.toRecord();
-    return oldestDueAt === undefined ? { byState } : { byState, oldestDueAt };
+    const due = byState.queued + dueWaiting;
+    return oldestDueAt === undefined ? { byState, due } : { byState, due, oldestDueAt };
   }
 
   async nextRunAt(after?: number): Promise<number | undefined> {

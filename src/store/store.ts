@@ -170,7 +170,18 @@ export interface ListPage {
 
 export interface QueueCounts {
   byState: Record<TaskState, number>;
-  /** Creation time of the oldest task waiting to run (queued, scheduled or retrying and due). */
+  /**
+   * Tasks due to run: every `queued` one, and each `scheduled` or `retrying` one whose `runAt` has come (a flow
+   * parent waiting for its children never has). Due work that nothing starts is what `GET /api/health` calls stalled.
+   */
+  due: number;
+  /**
+   * When the longest-waiting due task became due (epoch ms): the earliest `runAt` of the due tasks. A task's `runAt`
+   * is that time in every state: its enqueue, or the end of its delay or backoff, its `retry()`, its flow's release
+   * (a lost lease leaves it as it was). Its `createdAt` would count a delay, a backoff or the time it lay dead as
+   * waiting. A task whose `runAt` is still ahead of `now` (only a queued one written by a node whose clock runs
+   * ahead) adds no age.
+   */
   oldestDueAt?: number;
 }
 
@@ -258,6 +269,7 @@ export interface Store {
   output(id: TaskId, after?: number, limit?: number): Promise<OutputLine[]>;
   /** Newest first. */
   list(filter?: ListFilter): Promise<ListPage>;
+  /** Tasks per state, and the due ones as of `now`. Cheap: health probes and metric scrapes read it each time. */
   counts(now: number): Promise<QueueCounts>;
   /**
    * Earliest `runAt` among tasks waiting for their time (scheduled or retrying), to arm one timer; with `after`, the

@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { access, mkdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { TaskRetrying } from '../../actors/task/messages.ts';
+import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes } from '../../src/errors.ts';
+import { createMemoryStore } from '../../src/store/memory-store.ts';
+import type { Store } from '../../src/store/store.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { SseClient, startHarness, type Harness } from './helpers.ts';
 
@@ -129,6 +133,72 @@ describe('GET /api/health', () => {
     assert.equal(full.status, 200);
     assert.ok(['ok', 'warning', 'error'].includes(full.body.report.status));
     assert.equal((await h.request('GET', '/api/health?full=maybe')).status, 400);
+  });
+});
+
+/** A memory store whose claims take nothing once wedged: a node whose consumer loop no longer starts any work. */
+function wedgeableStore(): { store: Store; wedge(): void } {
+  const inner = createMemoryStore();
+  let wedged = false;
+  const store = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'claim' && wedged) return async () => [];
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { store, wedge: () => void (wedged = true) };
+}
+
+describe('GET /api/health: stalled', () => {
+  it('a due retrying task that never starts makes health `stalled` once it has waited stallMs since its runAt', async () => {
+    const stallMs = 60_000;
+    const clock = new ManualClock();
+    const { store, wedge } = wedgeableStore();
+    const harness = await startHarness({
+      runtime: { store, clock, maintenance: false },
+      server: { stallMs },
+      tasks: () => ({ flaky: { run: () => { throw new Error('not yet'); }, retry: { attempts: 3, backoff: 'fixed', delay: '1s' } } }),
+    });
+    try {
+      const retrying = new Promise<TaskRetrying>((resolve) => {
+        const off = harness.rt.on('task.retrying', (f) => {
+          off();
+          resolve(f);
+        });
+      });
+      const created = await harness.request('POST', '/api/tasks', { body: { name: 'flaky' } });
+      assert.equal(created.status, 202, created.text);
+      const { runAt } = await retrying;
+      await harness.rt.flush();
+      wedge();
+      const health = async () => {
+        const res = await harness.request('GET', '/api/health');
+        return { code: res.status, status: res.body.status, progressing: res.body.progressing, tasks: res.body.tasks };
+      };
+      const before = await health();
+      assert.deepEqual([before.code, before.status], [200, 'ok']);
+      assert.deepEqual(before.tasks, { queued: 0, due: 0, running: 0, oldestDueAgeMs: 0 }, 'retrying, not due yet');
+
+      // Due for exactly stallMs: not yet stalled.
+      await clock.advance(runAt + stallMs - clock.now());
+      assert.equal((await harness.rt.get(created.body.id))?.state, 'retrying', 'the wedged node never starts it');
+      const due = await health();
+      assert.deepEqual([due.code, due.status, due.progressing], [200, 'ok', true]);
+      assert.equal(due.tasks.oldestDueAgeMs, stallMs, 'waiting since its runAt');
+
+      await clock.advance(1);
+      const stalled = await health();
+      assert.deepEqual([stalled.code, stalled.status, stalled.progressing], [503, 'stalled', false]);
+      assert.deepEqual(stalled.tasks, { queued: 0, due: 1, running: 0, oldestDueAgeMs: stallMs + 1 });
+
+      // A paused name is held on purpose: not a stall.
+      harness.rt.pause('flaky');
+      await waitFor(() => harness.rt.pausedNames().includes('flaky'));
+      assert.equal((await health()).status, 'ok');
+    } finally {
+      await harness.close();
+    }
   });
 });
 

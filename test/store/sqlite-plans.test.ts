@@ -16,6 +16,7 @@ import { CLAIM_COLUMNS, NEXT_LEVEL, TOP_LEVEL, dueOfName } from '../../src/store
 import { historyLine } from '../../src/store/history-line.ts';
 import { appendHistorySql } from '../../src/store/sqlite/queries/record-transition.ts';
 import { ID_INDEX, succeedManySql } from '../../src/store/sqlite/queries/settle.ts';
+import { DUE_WAITING_SQL, oldestDueSql } from '../../src/store/sqlite/queries/counts.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import type { Strategy } from '../../src/store/store.ts';
 import { tempDb } from '../helpers/temp-db.ts';
@@ -142,6 +143,23 @@ const CASES: readonly PlanCase[] = [
       params: [now.early, now.late].map((at) => ({ name: 'job1', now: at, limit: 64, ...(filter ? gate : {}) })),
       expect: /SEARCH tasks USING INDEX tasks_due_name \(name=\? AND run_at<\?\)/,
       forbid: /TEMP B-TREE|ANY\(|SCAN tasks/,
+    }),
+  ),
+  {
+    what: 'counts: the scheduled and retrying tasks due, a range of tasks_waiting',
+    sql: DUE_WAITING_SQL,
+    params: [now.early, now.late],
+    expect: /SEARCH tasks USING (COVERING )?INDEX tasks_waiting \(run_at<\?\)/,
+    forbid: /SCAN tasks|TEMP B-TREE/,
+  },
+  ...(['fifo', 'priority'] as const).map(
+    (strategy): PlanCase => ({
+      what: `counts (${strategy}): the oldest due time, from the claim index`,
+      strategies: [strategy],
+      sql: oldestDueSql(strategy === 'fifo' ? 'tasks_due_name' : 'tasks_due_name_priority'),
+      params: [now.early, now.late],
+      expect: new RegExp(`(SEARCH|SCAN) tasks USING (COVERING )?INDEX ${strategy === 'fifo' ? 'tasks_due_name' : 'tasks_due_name_priority'}\\b`),
+      forbid: /TEMP B-TREE|SCAN tasks$/,
     }),
   ),
   {

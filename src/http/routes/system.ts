@@ -23,12 +23,16 @@ export interface SystemRouteOptions {
   stallMs?: number;
 }
 
-/** The liveness answer of `GET /api/health` (why: probes need "alive" and "making progress" in one call). */
+/**
+ * The liveness answer of `GET /api/health` (why: probes need "alive" and "making progress" in one call). Stalled:
+ * tasks are due (queued, or scheduled or retrying with their time come: `QueueCounts.due`), the oldest of them
+ * became due more than `stallMs` ago, none runs, nothing started or finished for `stallMs`, and no name is paused.
+ */
 export async function livenessOf(rt: Runtime, stallMs: number): Promise<{ status: number; body: Record<string, unknown> }> {
   const live = rt.liveness();
   const now = rt.options.clock.now();
   const counts = live.status === 'running' ? await rt.counts().catch(() => undefined) : undefined;
-  const due = counts ? counts.byState.queued : 0;
+  const due = counts ? counts.due : 0;
   const running = counts ? counts.byState.running : 0;
   const waitingMs = counts?.oldestDueAt !== undefined ? Math.max(0, now - counts.oldestDueAt) : 0;
   const idleMs = Math.max(0, now - live.lastProgressAt);
@@ -45,7 +49,7 @@ export async function livenessOf(rt: Runtime, stallMs: number): Promise<{ status
     store: live.store,
     storeHealthy: live.storeHealthy,
     ...(live.storeError ? { storeError: live.storeError } : {}),
-    ...(counts ? { tasks: { queued: due, running, oldestDueAgeMs: waitingMs } } : {}),
+    ...(counts ? { tasks: { queued: counts.byState.queued, due, running, oldestDueAgeMs: waitingMs } } : {}),
     ...(live.escalated ? { escalated: live.escalated } : {}),
   };
   return { status: status === 'ok' ? 200 : 503, body };

@@ -91,8 +91,59 @@ export function queryContract(makeStore: MakeStore): void {
           { scheduled: 1, queued: 1, running: 1, retrying: 0, succeeded: 1, failed: 0, cancelled: 0, timed_out: 0 },
         );
         assert.equal(counts.oldestDueAt, first.createdAt + 3);
-        // once due, the delayed task is the oldest waiting one
-        assert.equal((await store.counts(late.runAt)).oldestDueAt, late.createdAt);
+        // once due, the delayed task is due too, but has waited since its runAt, not since it was created
+        const atLate = await store.counts(late.runAt);
+        assert.equal(atLate.oldestDueAt, first.createdAt + 3);
+        assert.deepEqual([empty.due, counts.due, atLate.due], [0, 1, 2]);
+      }));
+
+    for (const strategy of ['fifo', 'lifo', 'priority', 'weighted-random'] as const) {
+      it(`${strategy}: due scheduled and retrying tasks count as due from their runAt; a waiting flow parent never does`, () =>
+        withStore(makeStore, { strategy }, async ({ store, add, task, claim, clock, settleOne }) => {
+          const t0 = clock.now();
+          const failing = await add();
+          const [c] = await claim({ limit: 1 });
+          assert.equal(c?.id, failing.id);
+          assert.ok(await settleOne({ type: 'retry', id: c!.id, owner: OWNER, attempt: 1, at: clock.now(), runAt: t0 + 300, error: { name: 'E', message: 'e' } }));
+          const delayed = await add({ runAt: t0 + 500 });
+          const parent = task({ name: 'parent', flow: { pending: 1, policy: 'fail' } });
+          await store.enqueue([parent, task({ name: 'child', parentId: parent.id, runAt: t0 + 100_000 })]);
+          /** The oldest due time first, then the number due, then the states (scheduled, retrying, queued) behind it. */
+          const expectAt = async (now: number, oldestDueAt: number | undefined, due: number, states: [number, number, number]) => {
+            const counts = await store.counts(now);
+            const where = `at t0 + ${now - t0}`;
+            assert.equal(counts.oldestDueAt, oldestDueAt, where);
+            assert.equal(counts.due, due, where);
+            assert.deepEqual([counts.byState.scheduled, counts.byState.retrying, counts.byState.queued], states, where);
+          };
+          await expectAt(t0 + 299, undefined, 0, [3, 1, 0]);
+          // the retrying task became due at the end of its backoff, not when it was created
+          await expectAt(t0 + 300, t0 + 300, 1, [3, 1, 0]);
+          await expectAt(t0 + 500, t0 + 300, 2, [3, 1, 0]);
+          await clock.advance(1000);
+          const queued = await add();
+          await expectAt(clock.now(), t0 + 300, 3, [3, 1, 1]);
+          // the child is due once its time comes; its parent, waiting for it, never is
+          await expectAt(t0 + 100_000, t0 + 300, 4, [3, 1, 1]);
+          assert.equal((await store.claim({ owner: OWNER, limit: 10, leaseMs: 30_000, now: clock.now() })).length, 3);
+          await expectAt(clock.now(), undefined, 0, [2, 0, 0]);
+          assert.equal((await store.get(queued.id))?.state, 'running');
+          assert.equal((await store.get(delayed.id))?.state, 'running');
+        }));
+    }
+
+    it('a dead letter put back counts as due from its retry, not from its creation', () =>
+      withStore(makeStore, {}, async ({ store, add, claim, clock, settleOne }) => {
+        const dead = await add();
+        const [c] = await claim({ limit: 1 });
+        assert.ok(await settleOne({ type: 'failed', id: c!.id, owner: OWNER, attempt: 1, at: clock.now(), error: { name: 'E', message: 'e' } }));
+        await clock.advance(60_000);
+        const waiting = await add();
+        await clock.advance(1000);
+        assert.ok(await store.retry(dead.id, clock.now()));
+        const counts = await store.counts(clock.now());
+        assert.equal(counts.oldestDueAt, waiting.runAt, 'the task enqueued before the retry has waited longest');
+        assert.equal(counts.due, 2);
       }));
 
     it('nextRunAt is the earliest runAt of scheduled or retrying tasks', () =>
