@@ -1,91 +1,16 @@
-// The real `troupe` binary as a child process: run exit codes, and serve + enqueue + status + logs -f + cancel.
+// The real `troupe` binary as a child process: serve + enqueue + status + logs -f + cancel + retry.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { closedPort, CONFIG, killAll, serve, startTroupe, troupe, type TroupeProcess } from './child.ts';
+import { killAll, serve, startTroupe, troupe, type TroupeProcess } from './child.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'troupe-cli-'));
-/** Ports `troupe serve` accepts but fetch refuses (https://fetch.spec.whatwg.org/#port-blocking). */
-const FETCH_BAD_PORTS = [10080, 6000, 6665, 6666, 6667, 6668, 6669, 4190, 6679];
 
 after(async () => {
   await killAll();
   rmSync(tmp, { recursive: true, force: true });
-});
-
-describe('troupe run', () => {
-  it('exits 0 with the result as JSON on stdout, output and progress on stderr', async () => {
-    const [echo, steps] = await Promise.all([
-      troupe(['run', 'echo', '--config', CONFIG, '--input', '{"text":"abc","n":[1,2]}']),
-      troupe(['run', 'steps', '--config', CONFIG, '--input', '{"n":3}']),
-    ]);
-    assert.equal(echo.code, 0, echo.stderr);
-    assert.deepEqual(JSON.parse(echo.stdout), { text: 'abc', n: [1, 2] });
-    assert.equal(steps.code, 0, steps.stderr);
-    assert.deepEqual(JSON.parse(steps.stdout), { steps: 3 });
-    const lines = steps.stderr.trim().split('\n');
-    assert.deepEqual(lines.filter((l) => l.startsWith('step')), ['step 1 of 3', 'step 2 of 3', 'step 3 of 3']);
-    assert.deepEqual(lines.filter((l) => l.startsWith('progress')), ['progress 33% (1/3)', 'progress 67% (2/3)', 'progress 100% (3/3)']);
-    assert.equal(lines.length, 6, steps.stderr);
-  });
-
-  it('the argument parser\'s refusals are one `error TROUPE_ERR_INVALID_OPTION: …` line too, exit 2', async () => {
-    const cases: [string[], string][] = [
-      [['--bogus'], "unknown option '--bogus'"],
-      [['cancel'], "missing required argument 'id'"],
-      [['serve', '--port', 'abc'], "option '-p, --port <port>' argument 'abc' is invalid. a port is an integer from 0 to 65535, got abc"],
-      [['list', '--limit'], "option '--limit <n>' argument missing"],
-      [['status', 'a', 'b'], "too many arguments for 'status'. Expected 1 argument but got 2."],
-      [['stauts', 'x'], "unknown command 'stauts' (Did you mean status?)"],
-    ];
-    const results = await Promise.all(cases.map(([args]) => troupe(args)));
-    results.forEach((r, i) => {
-      assert.equal(r.code, 2, cases[i]![0].join(' '));
-      assert.equal(r.stdout, '');
-      assert.equal(r.stderr, `error TROUPE_ERR_INVALID_OPTION: ${cases[i]![1]} (see troupe --help)\n`);
-    });
-  });
-
-  it('exits 1 with `error CODE: message` when the task fails, 2 for usage mistakes', async () => {
-    const inputFile = path.join(tmp, 'input.json');
-    writeFileSync(inputFile, '{"from":"file"}');
-    const [fail, unknownTask, badJson, unknownCommand, missingArg, both, fromFile] = await Promise.all([
-      troupe(['run', 'fail', '--config', CONFIG]),
-      troupe(['run', 'nope', '--config', CONFIG]),
-      troupe(['run', 'echo', '--config', CONFIG, '--input', '{text:abc}']),
-      troupe(['frobnicate']),
-      troupe(['run']),
-      troupe(['run', 'echo', '--config', CONFIG, '--input', '1', '--input-file', inputFile]),
-      troupe(['run', 'echo', '--config', CONFIG, '--input-file', inputFile]),
-    ]);
-    assert.equal(fail.code, 1);
-    assert.equal(fail.stdout, '');
-    assert.match(fail.stderr, /^error TROUPE_ERR_TASK_FAILED: boom\n$/);
-    assert.equal(unknownTask.code, 2);
-    assert.match(unknownTask.stderr, /^error TROUPE_ERR_UNKNOWN_TASK: .*`nope`.*\n$/);
-    assert.equal(badJson.code, 2);
-    assert.match(badJson.stderr, /^error TROUPE_ERR_INVALID_INPUT: bad JSON in --input/);
-    assert.equal(unknownCommand.code, 2);
-    assert.equal(unknownCommand.stderr.trim().split('\n').length, 1, 'one line');
-    assert.match(unknownCommand.stderr, /^error TROUPE_ERR_INVALID_OPTION: unknown command 'frobnicate' \(see troupe --help\)\n$/);
-    assert.equal(missingArg.code, 2);
-    assert.equal(missingArg.stderr, "error TROUPE_ERR_INVALID_OPTION: missing required argument 'task' (see troupe --help)\n");
-    assert.equal(both.code, 2);
-    assert.match(both.stderr, /TROUPE_ERR_INVALID_OPTION/);
-    assert.equal(fromFile.code, 0, fromFile.stderr);
-    assert.deepEqual(JSON.parse(fromFile.stdout), { from: 'file' });
-  });
-
-  it('Ctrl-C cancels the running task and exits 130', async () => {
-    const p = startTroupe(['run', 'forever', '--config', CONFIG]);
-    await p.waitFor(/^ready$/m, { stream: 'stderr', from: 0 });
-    p.child.kill('SIGINT');
-    const { code } = await p.exited;
-    assert.equal(code, 130);
-    assert.match(p.stderr, /^error TROUPE_ERR_CANCELLED: /m);
-  });
 });
 
 describe('troupe serve and the client commands', () => {
@@ -237,85 +162,5 @@ describe('troupe serve and the client commands', () => {
     assert.equal(code, 0, server.process.stderr);
     assert.match(server.process.stdout, /SIGTERM: stopping/);
     await logs.exited;
-  });
-});
-
-describe('troupe without a server', () => {
-  it('an unreachable server is one line naming the URL and what to do; exit 1', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}`;
-    const r = await troupe(['status', '01a2000000000000000000000000', '--url', url]);
-    assert.equal(r.code, 1);
-    assert.equal(r.stderr, `error TROUPE_ERR_CLOSED: cannot reach ${url}: connection refused — is \`troupe serve\` running? (set --url or TROUPE_URL)\n`);
-  });
-
-  it('a second signal stops serve at once when tasks do not end (exit 130)', async () => {
-    const { url, process: p } = await serve(['--grace', '100ms']);
-    const id = (await troupe(['enqueue', 'stubborn'], { TROUPE_URL: url })).stdout.trim();
-    const logs = startTroupe(['logs', id, '-f'], { TROUPE_URL: url });
-    await logs.waitFor(/^ready$/m, { from: 0 });
-    const stopping = p.waitFor(/SIGINT: stopping/);
-    p.child.kill('SIGINT');
-    await stopping;
-    p.child.kill('SIGINT');
-    const { code } = await p.exited;
-    assert.equal(code, 130);
-    assert.match(p.stderr, /SIGINT again: stopping now/);
-    logs.child.kill('SIGTERM');
-    await logs.exited;
-  });
-
-  it('reaches a server on a port fetch refuses (10080, 6000…: the Fetch spec\'s "bad ports")', async () => {
-    let served: { url: string; process: TroupeProcess } | undefined;
-    for (const port of FETCH_BAD_PORTS) {
-      const p = startTroupe(['serve', '--config', CONFIG, '--port', String(port)]);
-      const outcome = await Promise.race([p.waitFor(/troupe serving (http:\/\/\S+)/, { from: 0 }).catch(() => undefined), p.exited.then(() => undefined)]);
-      if (outcome) {
-        served = { url: outcome[1]!, process: p };
-        break;
-      }
-      assert.match(p.stderr, /address is in use/, p.stderr);
-    }
-    assert.ok(served, `all of ${FETCH_BAD_PORTS.join(', ')} are in use`);
-    const health = await troupe(['health', '--json', '--url', served.url]);
-    assert.equal(health.code, 0, health.stderr);
-    assert.equal(JSON.parse(health.stdout).status, 'ok');
-    const id = (await troupe(['enqueue', 'steps', '--input', '{"n":2}', '--url', served.url])).stdout.trim();
-    const logs = await troupe(['logs', id, '-f', '--url', served.url]);
-    assert.equal(logs.code, 0, logs.stderr);
-    assert.deepEqual(logs.stdout.trim().split('\n'), ['step 1 of 2', 'step 2 of 2']);
-    served.process.child.kill('SIGTERM');
-    await served.process.exited;
-  });
-
-  it('refuses what it would otherwise ignore: advise <task> with trait flags, repl --store without --config', async () => {
-    const [advise, noResult, repl] = await Promise.all([
-      troupe(['advise', 'echo', '--count', '5']),
-      troupe(['advise', 'echo', '--no-result', '--high-frequency']),
-      troupe(['repl', '--store', 'memory']),
-    ]);
-    assert.equal(advise.code, 2);
-    assert.equal(advise.stderr, 'error TROUPE_ERR_INVALID_OPTION: give either a task name (advice from its measured history) or trait flags, not both: echo with --count\n');
-    assert.equal(noResult.code, 2);
-    assert.match(noResult.stderr, /not both: echo with --high-frequency, --no-result\n$/);
-    assert.equal(repl.code, 2);
-    assert.match(repl.stderr, /^error TROUPE_ERR_INVALID_OPTION: --store needs --config/);
-    // Refused before any request (no server at this address): --max-age-hours where it means nothing was sent as
-    // `maxAgeHours` and came back as the server's "Invalid body: must NOT have additional properties"; given with
-    // a different `maxAgeHours` in --input, one of the two was dropped silently.
-    const nowhere = { TROUPE_URL: 'http://127.0.0.1:9' };
-    const [stats, twice] = await Promise.all([
-      troupe(['maint', 'log-statistics', '--max-age-hours', '3'], nowhere),
-      troupe(['maint', 'cleanup-runs', '--max-age-hours', '2', '--input', '{"maxAgeHours":3}'], nowhere),
-    ]);
-    assert.equal(stats.code, 2, stats.stderr);
-    assert.equal(stats.stderr, 'error TROUPE_ERR_INVALID_OPTION: --max-age-hours is for cleanup-runs and cleanup-temp-files, not log-statistics\n');
-    assert.equal(twice.code, 2, twice.stderr);
-    assert.equal(twice.stderr, 'error TROUPE_ERR_INVALID_OPTION: give the age once: --max-age-hours 2 or `maxAgeHours` in --input (3), not both\n');
-  });
-
-  it('advise needs no server', async () => {
-    const r = await troupe(['advise', '--duration', '2m', '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(JSON.parse(r.stdout).pattern, 'start');
   });
 });
