@@ -1,15 +1,19 @@
 /**
  * Built-in task `log-statistics`: a snapshot of what the runtime has been doing — tasks per state, how many
  * finished in the last window (an hour by default), the failure rate, run-time and wait-time percentiles of
- * those tasks, and how long the oldest due task has waited. Computed only through the Store port (`counts`
- * and `list` pages), so it works the same on every store.
+ * those tasks, and how long the oldest due task has waited. Computed only through the Store port, so it works
+ * the same on every store.
  *
- * `list` pages come newest-created first and the window is about finish times, so the scan reads final tasks
- * until it has seen `maxScan` of them; `truncated` says when it stopped early (then older-created tasks that
- * finished inside the window are not counted).
+ * Two reads with different guarantees:
+ * - throughput and failure rate are exact: the store counts the tasks finished in the window by final state in
+ *   one aggregate read (`countFinished`). A store without that optional method (one written against an older
+ *   port) gets them from the scan below instead, and then they stop where the scan stops (`throughputExact`).
+ * - the percentiles come from a sample: `list` pages come newest-created first and the window is about finish
+ *   times, so the scan reads final tasks until it has seen `maxScan` of them; `truncated` says when it stopped
+ *   early (then older-created tasks that finished inside the window are not in the sample).
  */
 import type { Clock } from '../../src/clock.ts';
-import type { Store } from '../../src/store/store.ts';
+import type { FinishedCounts, Store } from '../../src/store/store.ts';
 import { FINAL_STATES, type TaskState } from '../../src/task.ts';
 import type { HealthSampler, SamplePids } from '../health/health-sampler.ts';
 import { readInputObject, readPositiveNumber } from './maintenance-input.ts';
@@ -20,7 +24,8 @@ export interface LogStatisticsInput {
 }
 
 export interface LogStatisticsDeps {
-  store: Pick<Store, 'list' | 'counts'>;
+  /** `countFinished` is used when the store has it (exact throughput); else the scan counts. */
+  store: Pick<Store, 'list' | 'counts' | 'countFinished'>;
   clock: Clock;
   /** When given, the snapshot includes the runtime's CPU, memory, load and event-loop delay. */
   sampler?: HealthSampler;
@@ -28,11 +33,13 @@ export interface LogStatisticsDeps {
   pids?: SamplePids | (() => SamplePids);
   /** Receives a one-line summary (the task's `ctx.log`). */
   log?: (line: string) => void;
-  /** Final tasks read at most. @default 10000 */
+  /** Final tasks the percentiles' sample reads at most (and the throughput of a store without `countFinished`). @default 10000 */
   maxScan?: number;
 }
 
+/** Nearest-rank percentiles of a sample, in ms. */
 export interface Percentiles {
+  /** The sample's size: the sampled tasks that had a value. */
   count: number;
   p50: number;
   p95: number;
@@ -40,13 +47,15 @@ export interface Percentiles {
   max: number;
 }
 
-/** Tasks that finished in the window, by outcome. */
+/** Tasks that finished in the window (finishedAt from the window's start to `at`, both included), by final state. */
 export interface Throughput {
+  /** succeeded + failed + timedOut + cancelled. */
   finished: number;
   succeeded: number;
   failed: number;
   timedOut: number;
   cancelled: number;
+  /** finished / windowMinutes, to two decimals. */
   perMinute: number;
 }
 
@@ -60,18 +69,33 @@ export interface SystemSnapshot {
 }
 
 export interface LogStatisticsResult {
+  /** When the snapshot was taken (epoch ms): the window is [at − windowMinutes, at]. */
   at: number;
   windowMinutes: number;
+  /** Every task in the store, per state, now. */
   counts: Record<TaskState, number>;
+  /** Exact when `throughputExact`; else counted from the scanned sample. */
   throughput: Throughput;
-  /** (failed + timed out) / (succeeded + failed + timed out) in the window; null when none of those finished. */
+  /** (failed + timed out) / (succeeded + failed + timed out) in the window, to four decimals; null when none of those finished. */
   failureRate: number | null;
-  /** Run time of the latest attempt of tasks that finished in the window (ms); undefined when there were none. */
+  /**
+   * true: `throughput` and `failureRate` count every task finished in the window (the store's `countFinished`, or a
+   * scan that read them all). false: a store without `countFinished` whose scan stopped early (`truncated`); they
+   * count only the scanned tasks.
+   */
+  throughputExact: boolean;
+  /**
+   * Run time of the latest attempt (finishedAt − startedAt, ms) of the sampled tasks that finished in the window,
+   * cancelled ones left out; undefined when there were none. A sample: `count` is its size, short of `throughput`
+   * when `truncated`.
+   */
   durationsMs: Percentiles | undefined;
-  /** From due to start of the latest attempt, same tasks (ms). */
+  /** From due (runAt) to the start of the latest attempt, ms, same tasks. */
   waitMs: Percentiles | undefined;
   oldestDueAgeSec: number;
+  /** Final tasks the percentiles' sample read, newest-created first (any finish time). */
   scanned: number;
+  /** true: the sample stopped at `maxScan` before the oldest final task, so the percentiles may miss some of the window's tasks. */
   truncated: boolean;
   /** The runtime's own readings, when a sampler was given. */
   system?: SystemSnapshot;
@@ -98,7 +122,8 @@ export async function logStatistics(
   const maxScan = Math.max(1, deps.maxScan ?? 10_000);
 
   const counts = await deps.store.counts(now);
-  const finished = { succeeded: 0, failed: 0, timed_out: 0, cancelled: 0 } as Record<TaskState, number>;
+  const exact = await deps.store.countFinished?.(windowStart, now);
+  const sampled: FinishedCounts = { succeeded: 0, failed: 0, timed_out: 0, cancelled: 0 };
   const runTimes: number[] = [];
   const waits: number[] = [];
   let scanned = 0;
@@ -110,7 +135,7 @@ export async function logStatistics(
     for (const task of page.tasks) {
       scanned++;
       if (task.finishedAt === undefined || task.finishedAt < windowStart || task.finishedAt > now) continue;
-      finished[task.state] = (finished[task.state] ?? 0) + 1;
+      if (Object.hasOwn(sampled, task.state)) sampled[task.state as keyof FinishedCounts]++;
       if (task.state === 'cancelled' || task.startedAt === undefined) continue;
       runTimes.push(Math.max(0, task.finishedAt - task.startedAt));
       waits.push(Math.max(0, task.startedAt - Math.min(task.runAt, task.startedAt)));
@@ -123,6 +148,7 @@ export async function logStatistics(
     }
   }
 
+  const finished = exact ?? sampled;
   const succeeded = finished.succeeded;
   const failed = finished.failed;
   const timedOut = finished.timed_out;
@@ -135,6 +161,7 @@ export async function logStatistics(
     counts: { ...counts.byState },
     throughput: { finished: total, succeeded, failed, timedOut, cancelled, perMinute: round2(total / windowMinutes) },
     failureRate: judged === 0 ? null : round4((failed + timedOut) / judged),
+    throughputExact: exact !== undefined || !truncated,
     durationsMs: percentiles(runTimes),
     waitMs: percentiles(waits),
     oldestDueAgeSec: counts.oldestDueAt === undefined ? 0 : Math.max(0, Math.floor((now - counts.oldestDueAt) / 1000)),
@@ -178,7 +205,9 @@ function summarise(r: LogStatisticsResult): string {
   return (
     `tasks ${states || 'none'}; last ${r.windowMinutes} min: ${r.throughput.finished} finished ` +
     `(${r.throughput.perMinute}/min), failure rate ${rate}, run ${run}; oldest due ${r.oldestDueAgeSec}s` +
-    (r.truncated ? ` (scan stopped at ${r.scanned} tasks)` : '')
+    (r.truncated
+      ? ` (percentiles from the ${r.scanned} newest-created final tasks${r.throughputExact ? '' : ', throughput too'})`
+      : '')
   );
 }
 

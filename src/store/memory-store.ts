@@ -58,6 +58,7 @@ import type {
   ClaimRequest,
   EnqueueAndClaimResult,
   EnqueueResult,
+  FinishedCounts,
   ListFilter,
   ListPage,
   PurgeRequest,
@@ -718,6 +719,24 @@ class MemoryStore implements Store, AsyncDisposable {
       n++;
     }
     if (n > 0) this.#order = this.#order.filter((id) => this.#tasks.has(id));
+    return n;
+  }
+
+  /** One pass over the tasks: no index by finish time is kept, as nothing on the hot path would read it. */
+  async countFinished(from: number, to: number): Promise<FinishedCounts> {
+    this.#assertOpen();
+    const n: FinishedCounts = { succeeded: 0, failed: 0, timed_out: 0, cancelled: 0 };
+    for (const { rec } of this.#tasks.values()) {
+      const at = rec.finishedAt;
+      if (at === undefined || at < from || at > to) continue;
+      switch (rec.state) {
+        case 'succeeded':
+        case 'failed':
+        case 'timed_out':
+        case 'cancelled':
+          n[rec.state]++;
+      }
+    }
     return n;
   }
 

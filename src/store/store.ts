@@ -168,6 +168,14 @@ export interface ListPage {
   nextCursor?: string;
 }
 
+/** Tasks that ended in a time window, per final state (`Store.countFinished`). */
+export interface FinishedCounts {
+  succeeded: number;
+  failed: number;
+  timed_out: number;
+  cancelled: number;
+}
+
 export interface QueueCounts {
   byState: Record<TaskState, number>;
   /**
@@ -271,6 +279,14 @@ export interface Store {
   list(filter?: ListFilter): Promise<ListPage>;
   /** Tasks per state, and the due ones as of `now`. Cheap: health probes and metric scrapes read it each time. */
   counts(now: number): Promise<QueueCounts>;
+  /**
+   * How many tasks are in a final state with `from <= finishedAt <= to` (both ends included), per final state: one
+   * aggregate read, exact however many tasks there are (the SQL stores count through their index on `finished_at`).
+   * A task that is not final is never counted, whatever its `finishedAt`.
+   * Optional: `log-statistics` scans `list` pages of a store without it, and its counts may then stop at its scan
+   * limit.
+   */
+  countFinished?(from: number, to: number): Promise<FinishedCounts>;
   /**
    * Earliest `runAt` among tasks waiting for their time (scheduled or retrying), to arm one timer; with `after`, the
    * earliest one later than it. Why `after`: a waiting task that was due at a claim and not taken (its name or group

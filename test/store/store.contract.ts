@@ -6,6 +6,7 @@
  * it receives the strategy, seeded `random`, `maxOutputLines` and a `ManualClock` the test drives.
  */
 import { describe } from 'node:test';
+import { countFinishedContract } from './contract/count-finished.ts';
 import { dedupContract } from './contract/dedup.ts';
 import { enqueueClaimContract } from './contract/enqueue-claim.ts';
 import { flowsContract } from './contract/flows.ts';
@@ -24,6 +25,7 @@ export function runStoreContract(name: string, makeStore: MakeStore, opts: { ski
     settleContract(makeStore);
     outputCapsContract(makeStore);
     queryContract(makeStore);
+    countFinishedContract(makeStore);
     groupsContract(makeStore);
     dedupContract(makeStore);
     flowsContract(makeStore);

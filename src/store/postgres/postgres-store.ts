@@ -30,6 +30,7 @@ import type {
   ClaimRequest,
   EnqueueAndClaimResult,
   EnqueueResult,
+  FinishedCounts,
   ListFilter,
   ListPage,
   PurgeRequest,
@@ -52,6 +53,7 @@ import { claimGated } from './queries/claim-gated.ts';
 import { attachChildren } from './queries/children.ts';
 import { enqueueWithFeatures, needsFeatureEnqueue } from './queries/enqueue-features.ts';
 import { needsGate } from '../claim-gate.ts';
+import { countFinished } from './queries/count-finished.ts';
 import { counts } from './queries/counts.ts';
 import { enqueue } from './queries/enqueue.ts';
 import { enqueueAndStart, planStart } from './queries/enqueue-start.ts';
@@ -388,6 +390,10 @@ class PgStore implements PostgresStore {
 
   nextRunAt(after?: number): Promise<number | undefined> {
     return this.#use('nextRunAt', (db) => nextRunAt(db, this.#n, after));
+  }
+
+  countFinished(from: number, to: number): Promise<FinishedCounts> {
+    return this.#use('countFinished', (db) => countFinished(db, this.#n, from, to));
   }
 
   purge(request: PurgeRequest): Promise<number> {

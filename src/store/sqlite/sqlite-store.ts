@@ -24,6 +24,7 @@ import type {
   ClaimRequest,
   EnqueueAndClaimResult,
   EnqueueResult,
+  FinishedCounts,
   ListFilter,
   ListPage,
   PurgeRequest,
@@ -38,6 +39,7 @@ import type {
 import { APPLICATION_ID, SCHEMA_VERSION, STRATEGY_INDEXES, ensureStrategyIndex, migrate } from './migrations.ts';
 import { prepareCancel } from './queries/cancel.ts';
 import { prepareClaim } from './queries/claim.ts';
+import { prepareCountFinished } from './queries/count-finished.ts';
 import { prepareCounts } from './queries/counts.ts';
 import { prepareEnqueue } from './queries/enqueue.ts';
 import { prepareEnqueueAndClaim } from './queries/enqueue-start.ts';
@@ -127,6 +129,7 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
     // the oldest due task is read through the claim index of the strategy (the one the file is sure to have)
     counts: prepareCounts(db, STRATEGY_INDEXES[options.strategy].name),
     nextRunAt: prepareNextRunAt(db),
+    countFinished: prepareCountFinished(db),
     schedules,
     meta: prepareMeta(db),
     flow,
@@ -276,6 +279,10 @@ class SqliteStore implements Store, AsyncDisposable {
 
   async nextRunAt(after?: number): Promise<number | undefined> {
     return this.#run((q) => q.nextRunAt(after));
+  }
+
+  async countFinished(from: number, to: number): Promise<FinishedCounts> {
+    return this.#run((q) => q.countFinished(from, to));
   }
 
   /** Deletes in transactions of PURGE_BATCH tasks, handing the event loop back between them. */

@@ -56,6 +56,7 @@ describe('logStatistics', () => {
     assert.equal(r.waitMs?.p50, 50);
     assert.equal(r.oldestDueAgeSec, 90);
     assert.equal(r.truncated, false);
+    assert.equal(r.throughputExact, true);
     assert.equal(r.scanned, 18, 'every final task, none of the waiting or running ones');
     assert.equal(r.system, undefined);
     assert.equal(lines.length, 1, 'one summary line');
@@ -73,14 +74,34 @@ describe('logStatistics', () => {
     assert.equal(r.scanned, 0);
   });
 
-  it('stops after maxScan final tasks and says so', async () => {
+  it('stops the percentiles’ sample after maxScan final tasks and says so; throughput stays exact', async () => {
     const clock = new ManualClock();
     await using store = createMemoryStore();
     await seed(store, clock.now());
     const r = await logStatistics({ windowMinutes: 60 }, { store, clock, maxScan: 5 });
     assert.equal(r.scanned, 5);
     assert.equal(r.truncated, true);
-    assert.ok(r.throughput.finished <= 5);
+    assert.equal(r.throughputExact, true);
+    assert.deepEqual(r.throughput, { finished: 15, succeeded: 11, failed: 2, timedOut: 1, cancelled: 1, perMinute: 0.25 });
+    assert.ok(r.durationsMs !== undefined && r.durationsMs.count <= 5, 'the percentiles are a sample of the scanned tasks');
+  });
+
+  it('a store without countFinished: throughput from the scan, not exact once it stops early', async () => {
+    const clock = new ManualClock();
+    await using memory = createMemoryStore();
+    await seed(memory, clock.now());
+    // A custom store written against the port before countFinished.
+    const store = { list: memory.list.bind(memory), counts: memory.counts.bind(memory) };
+    const whole = await logStatistics({ windowMinutes: 60 }, { store, clock });
+    assert.equal(whole.truncated, false);
+    assert.equal(whole.throughputExact, true);
+    assert.deepEqual(whole.throughput, { finished: 15, succeeded: 11, failed: 2, timedOut: 1, cancelled: 1, perMinute: 0.25 });
+    const lines: string[] = [];
+    const cut = await logStatistics({ windowMinutes: 60 }, { store, clock, maxScan: 5, log: (line) => lines.push(line) });
+    assert.equal(cut.truncated, true);
+    assert.equal(cut.throughputExact, false);
+    assert.ok(cut.throughput.finished <= 5);
+    assert.match(lines[0]!, /percentiles from the 5 newest-created final tasks, throughput too/);
   });
 
   it('a narrower window counts fewer tasks', async () => {
