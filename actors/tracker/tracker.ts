@@ -133,7 +133,7 @@ export class Tracker implements Actor<TroupeMessage> {
   #settleSoon: NodeJS.Immediate | undefined;
   #flushWaiters: string[] = [];
   #running = 0;
-  /** Claimed tasks wait in the executor's buffer (their leases are kept alive too). */
+  /** Claimed tasks wait in the executor, buffered or for their slot (their leases are kept alive too). */
   #holding = false;
   #heartbeat: TimerHandle | undefined;
   #recovery: TimerHandle | undefined;

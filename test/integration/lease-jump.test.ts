@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
+import { PREPARE_LEAD_MS } from '../../actors/scheduler/scheduler.ts';
 import { createRuntime } from '../../src/runtime.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
@@ -51,23 +52,27 @@ function waitNudging(clock: ManualClock, condition: () => unknown, label: string
   }, { label, timeout: 5000 });
 }
 
+/** Wraps `inner`, counting the recovery sweeps that ended (all, and those made as of `jumpTo` or later). */
+function countSweeps(inner: Store, jumpTo: number): { store: Store; swept: () => number; sweptAfterJump: () => number } {
+  let swept = 0;
+  let sweptAfterJump = 0;
+  const store = overrideStore(inner, {
+    recoverExpired: async (now: number) => {
+      const recovered = await inner.recoverExpired(now);
+      swept++;
+      if (now >= jumpTo) sweptAfterJump++;
+      return recovered;
+    },
+  });
+  return { store, swept: () => swept, sweptAfterJump: () => sweptAfterJump };
+}
+
 for (const { name, store, skip } of STORES) {
   describe(`a forward wall-clock jump longer than the lease, ${name} store`, skip ? { skip } : {}, () => {
     for (const order of ORDERS) {
       it(`${order.name}: the running task runs once and keeps its attempt`, async () => {
         const clock = new ManualClock(T0);
-        const inner = store(clock);
-        /** Recovery sweeps that ended: all of them, and those made as of a time after the jump. */
-        let swept = 0;
-        let sweptAfterJump = 0;
-        const wrapped = overrideStore(inner, {
-          recoverExpired: async (now: number) => {
-            const recovered = await inner.recoverExpired(now);
-            swept++;
-            if (now >= T0 + JUMP) sweptAfterJump++;
-            return recovered;
-          },
-        });
+        const { store: wrapped, swept, sweptAfterJump } = countSweeps(store(clock), T0 + JUMP);
         const gate = latch();
         let runs = 0;
         const rt = await createRuntime({
@@ -86,12 +91,12 @@ for (const { name, store, skip } of STORES) {
         });
         try {
           // The sweep at start-up (the next is armed when it ends), then the time the task starts at.
-          await waitNudging(clock, () => swept === 1, 'the sweep at start-up');
+          await waitNudging(clock, () => swept() === 1, 'the sweep at start-up');
           await clock.advance(order.startAfter);
           const id = await rt.enqueue('hold', {});
           await waitNudging(clock, () => runs === 1, 'the task running');
           clock.set(clock.now() + JUMP);
-          await waitNudging(clock, () => sweptAfterJump > 0, 'a recovery sweep after the jump');
+          await waitNudging(clock, () => sweptAfterJump() > 0, 'a recovery sweep after the jump');
           // What a sweep put back would be claimed again now (on a wake-up or the next poll).
           await clock.advance(0);
           await rt.flush();
@@ -110,5 +115,45 @@ for (const { name, store, skip } of STORES) {
         }
       });
     }
+  });
+}
+
+/**
+ * A schedule slot's task written ahead waits in the executor for its slot, claimed and leased as of the slot. A jump
+ * past the slot and its lease makes due both the executor's timer for the slot and the next recovery sweep; here
+ * the sweep is due first (10 ms before the slot), and it took back the task the executor was about to start.
+ */
+const SLOT = Date.UTC(2026, 0, 1, 0, 1, 0);
+/** The sweep at start-up, then the next one 15 s later: 10 ms before SLOT, after the task was written ahead. */
+const SLOT_T0 = SLOT - 15_010;
+/** Past SLOT's lease, 5 s into a later slot: the task written ahead is the one catch-up run. */
+const SLOT_JUMP_TO = SLOT + JUMP + 5_000;
+
+for (const { name, store, skip } of STORES) {
+  describe(`a forward wall-clock jump longer than the lease past a slot written ahead, ${name} store`, skip ? { skip } : {}, () => {
+    it('the task waiting for its slot keeps its lease and runs once', async () => {
+      const clock = new ManualClock(SLOT_T0);
+      const { store: wrapped, swept, sweptAfterJump } = countSweeps(store(clock), SLOT_JUMP_TO);
+      const runs: number[] = [];
+      const rt = await createRuntime({ store: wrapped, clock, maintenance: false, tasks: { tick: { run: () => void runs.push(clock.now()) } } });
+      try {
+        await rt.schedule('tick', { every: '1m', id: 'minute' });
+        await waitNudging(clock, () => swept() === 1, 'the sweep at start-up');
+        await clock.advanceTo(SLOT - PREPARE_LEAD_MS);
+        await waitFor(async () => (await rt.list({ scheduleId: 'minute', state: 'running' })).tasks.length === 1, { label: 'the task written ahead' });
+        assert.equal(swept(), 1, 'the next sweep is still to come');
+        clock.set(SLOT_JUMP_TO);
+        await waitNudging(clock, () => sweptAfterJump() > 0 && runs.length > 0, 'a sweep and the run after the jump');
+        await waitNudging(clock, async () => (await rt.list({ scheduleId: 'minute', state: 'succeeded' })).tasks.length >= 1, 'the run stored');
+        await clock.advance(0);
+        await rt.flush();
+        assert.deepEqual(runs, [SLOT_JUMP_TO], 'one run');
+        const tasks = (await rt.list({ scheduleId: 'minute' })).tasks;
+        assert.deepEqual(tasks.map((t) => [t.key, t.state, t.attempts]), [[`schedule:minute:${SLOT}`, 'succeeded', 1]], 'the task written ahead, run once');
+        assert.equal(rt.tree().children?.find((c) => c.address === 'tracker')?.info?.recovered, 0, 'nothing recovered');
+      } finally {
+        await rt.close({ timeout: 2000 });
+      }
+    });
   });
 }
