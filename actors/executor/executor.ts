@@ -14,7 +14,7 @@
  * queue. A buffered task is claimed (running, leased to this node) but has not started:
  * - a cancel removes it (it never runs); a pause of its name or group, a drain (close) or a wait longer than the
  *   lease gives it back to the queue with a release (its attempt not counted);
- * - its lease is renewed with the running ones (the tracker is told whether any wait);
+ * - its lease is renewed with the running ones (the tracker is told whether any wait, here or for a slot: #hold);
  * - per-name limits are checked again when it starts; the claim already applied group and rate limits and the
  *   strategy order, and the buffer keeps that order;
  * - if the process dies, it comes back at lease expiry with its attempt counted, like a running task. Not
@@ -138,7 +138,7 @@ export class Executor implements Actor<TroupeMessage> {
   #buffer: Buffered[] = [];
   /** Runs that hold their slot until their schedule slot comes (#hold): their code has not started. */
   readonly #waiting = new Set<TaskActor>();
-  /** Whether the tracker was last told that claimed tasks wait here (for lease renewal). */
+  /** Whether the tracker was last told that claimed tasks wait here, buffered or for their slot (for lease renewal). */
   #holdingReported = false;
   /** Starts per ms over the last full window (undefined until one has passed: a first burst may prefetch). */
   #startRate: number | undefined;
@@ -618,9 +618,13 @@ export class Executor implements Actor<TroupeMessage> {
     this.#cancelledAhead.set(id, now);
   }
 
-  /** Tells the tracker whether claimed tasks wait here (on each change), so their leases are renewed too. */
+  /**
+   * Tells the tracker whether claimed tasks wait here (on each change), in the buffer or for their slot (#hold), so
+   * their leases are renewed too: before a recovery sweep as well, which a wall-clock jump past their lease would
+   * otherwise let take them back while this node still holds them.
+   */
   #reportHeld(): void {
-    const holding = this.#buffer.length > 0;
+    const holding = this.#buffer.length > 0 || this.#waiting.size > 0;
     if (holding === this.#holdingReported) return;
     this.#holdingReported = holding;
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.held', holding });
@@ -648,10 +652,13 @@ export class Executor implements Actor<TroupeMessage> {
   #hold(run: TaskActor, startAt: number): void {
     const { clock } = this.#d;
     this.#waiting.add(run);
+    this.#reportHeld();
     const timer = setTimeoutAt(clock, () => {
       this.#waiting.delete(run);
       run.watchStops(undefined);
+      // Started (counted running by the tracker) before it is told nothing waits, so its lease is renewed throughout.
       this.#begin(run, this.#d.registry.get(run.name));
+      this.#reportHeld();
     }, startAt);
     run.watchStops({
       onStop: () => {
@@ -797,6 +804,7 @@ export class Executor implements Actor<TroupeMessage> {
     // A run that never started (it waited for its slot, see #hold) was never counted as running by the tracker.
     if (op) this.#ctx.tell(this.#d.orchestrator, this.#waiting.size > 0 && this.#waiting.delete(run) ? { type: 'tracker.settle', op, name: run.name, startedAt: run.startedAt, held: true } : { type: 'tracker.settle', op, name: run.name, startedAt: run.startedAt });
     else if (this.#waiting.size > 0) this.#waiting.delete(run);
+    this.#reportHeld();
     // Told after every output message of the run (one mailbox, in order): `task.stopped` follows its lines.
     if (run.reason === 'cancel') this.#stopped(run.id, run.name);
     this.#maybeDrained();

@@ -615,13 +615,24 @@ export class Scheduler implements Actor<TroupeMessage> {
     );
   }
 
-  /** Prepares the schedules due at `at`, then waits precisely for it. */
+  /**
+   * Prepares the schedules due at `at`, then waits precisely for it. The plain timer that calls it counts elapsed
+   * time: after the wall clock jumped back it fires while the slot is still further off by the clock than
+   * {@link PREPARE_LEAD_MS}, and it is armed again for the lead time instead (a task written ahead then would hold
+   * an executor slot, and its lease, until the clock came round).
+   */
   #prepareSlot(at: number): void {
     this.#scheduleTimer = undefined;
     if (this.#stopped) return;
+    const { clock } = this.#d;
+    const wait = at - clock.now();
+    if (wait > PREPARE_LEAD_MS) {
+      this.#scheduleTimer = clock.setTimeout(() => this.#prepareSlot(at), wait - PREPARE_LEAD_MS);
+      return;
+    }
     // The slot came before its lead time ended (the clock jumped forward, or the process stalled): nothing to write
     // ahead; the latest due slot is fired at once, as a catch-up.
-    if (this.#d.clock.now() >= at) {
+    if (wait <= 0) {
       void this.#fireDue();
       return;
     }

@@ -18,7 +18,10 @@ export interface TrackerStarted { type: 'tracker.started'; id: TaskId; name: str
  * claimed task from the executor's buffer), so no running count ends with it.
  */
 export interface TrackerSettle { type: 'tracker.settle'; op: SettleOp; name: string; startedAt: number; held?: boolean }
-/** Whether claimed tasks wait in the executor's buffer: their leases are renewed like those of running tasks. */
+/**
+ * Whether claimed tasks wait in the executor, in its buffer or for their schedule slot: their leases are renewed like
+ * those of running tasks.
+ */
 export interface TrackerHeld { type: 'tracker.held'; holding: boolean }
 /** Progress reported by running code. */
 export interface TrackerProgress { type: 'tracker.progress'; id: TaskId; name: string; progress: Progress; at: number }

@@ -10,8 +10,9 @@
  * memory store writes at once.
  *
  * It also keeps the leases of this node alive (one heartbeat statement for all its running tasks and the claimed
- * ones waiting in the executor's buffer) and takes back
- * tasks whose lease expired anywhere (a node that died), putting them back in the queue.
+ * ones waiting in the executor) and takes back tasks whose lease expired anywhere (a node that died), putting them
+ * back in the queue; each sweep renews this node's own leases first, so a wall-clock jump cannot make it take back
+ * what it still runs (#armRecovery).
  *
  * A batch the store refuses while it is reachable (`TROUPE_ERR_STORE`: one op in it cannot be written) is narrowed
  * down: written in halves until the op is alone, so the others are not held up by it. An op refused alone
@@ -132,7 +133,7 @@ export class Tracker implements Actor<TroupeMessage> {
   #settleSoon: NodeJS.Immediate | undefined;
   #flushWaiters: string[] = [];
   #running = 0;
-  /** Claimed tasks wait in the executor's buffer (their leases are kept alive too). */
+  /** Claimed tasks wait in the executor, buffered or for their slot (their leases are kept alive too). */
   #holding = false;
   #heartbeat: TimerHandle | undefined;
   #recovery: TimerHandle | undefined;
@@ -674,6 +675,18 @@ export class Tracker implements Actor<TroupeMessage> {
     );
   }
 
+  /**
+   * Renews the leases of the tasks this node runs or holds, before a recovery sweep (#armRecovery). A failure is
+   * reported like a heartbeat's and the sweep goes on: leases renewed by the last heartbeat still hold.
+   */
+  #renewOwn(): Promise<void> {
+    if (this.#running === 0 && !this.#holding) return Promise.resolve();
+    return this.#d.store.heartbeat(this.#d.owner, this.#d.clock.now() + this.#d.leaseMs).then(
+      () => this.#storeOk(),
+      (error: unknown) => this.#storeError(error),
+    );
+  }
+
   #armHeartbeat(): void {
     if (this.#heartbeat !== undefined || this.#stopped) return;
     const { clock, heartbeatMs } = this.#d;
@@ -689,12 +702,20 @@ export class Tracker implements Actor<TroupeMessage> {
     }, heartbeatMs);
   }
 
+  /**
+   * Arms the next lease recovery sweep. A sweep first renews this node's own leases while it runs or holds tasks
+   * (the heartbeat's statement, awaited), then takes back the expired ones. Without that, a forward jump of the
+   * wall clock longer than the lease made this node's live leases look expired to itself, and a sweep that came
+   * before the next heartbeat put a task back in the queue that this node was still running: it ran twice. Another
+   * node's sweep is not affected by this node's jump (its own clock did not jump), and a node that died renews
+   * nothing, so its tasks still come back.
+   */
   #armRecovery(delay: number): void {
     if (this.#stopped) return;
     const { clock } = this.#d;
     this.#recovery = clock.setTimeout(() => {
       this.#recovery = undefined;
-      this.#d.store.recoverExpired(clock.now()).then(
+      this.#renewOwn().then(() => this.#d.store.recoverExpired(clock.now())).then(
         (tasks: TaskRecord[]) => {
           if (tasks.length > 0) {
             this.#stats.recovered += tasks.length;

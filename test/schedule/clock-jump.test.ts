@@ -3,11 +3,12 @@
 // after the jump the node ran that task and a catch-up run for the latest missed slot: two runs where the catch-up
 // rule (README, Schedules) says one, whatever the overlap policy. Now the task written ahead is that one run.
 // A ManualClock stands for the wall clock: `clock.set` jumps it without firing anything, as an NTP step does, and
-// the timers that the jump made due fire at the next `advance`. Run on each store (PostgreSQL when
-// TROUPE_TEST_PG_URL is set).
+// the timers that the jump made due fire at the next `advance`. A backward jump is also tried on a clock whose timers
+// count elapsed time, as the system clock's do (a slot's task was written ahead as soon as the timer for its lead
+// time fired, the slot still far off by the clock). Run on each store (PostgreSQL when TROUPE_TEST_PG_URL is set).
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { ManualClock } from '../../src/clock.ts';
+import { ManualClock, type Clock, type TimerHandle } from '../../src/clock.ts';
 import { PREPARE_LEAD_MS } from '../../actors/scheduler/scheduler.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
@@ -46,8 +47,45 @@ async function withClockRuntime(store: CreateRuntimeOptions['store'], options: C
   }
 }
 
+/**
+ * A wall clock as the system's is: its timers count elapsed time (a ManualClock that only moves forward), while
+ * `now()` is that time plus an offset that `jump` moves, as an NTP step does. Its precise timer (`setTimeoutAt`)
+ * checks `now()` when it fires and waits on while the time has not come, as the system clock's does.
+ */
+class JumpingClock implements Clock {
+  readonly #elapsed: ManualClock;
+  #offset = 0;
+  constructor(start: number) {
+    this.#elapsed = new ManualClock(start);
+  }
+  now(): number {
+    return this.#elapsed.now() + this.#offset;
+  }
+  jump(ms: number): void {
+    this.#offset += ms;
+  }
+  advance(ms: number): Promise<void> {
+    return this.#elapsed.advance(ms);
+  }
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    return this.#elapsed.setTimeout(fn, ms);
+  }
+  setTimeoutAt(fn: () => void, at: number): TimerHandle {
+    const handle: { inner?: TimerHandle; unref: () => unknown } = { unref: () => handle };
+    const arm = (): void => {
+      handle.inner = this.#elapsed.setTimeout(() => (this.now() >= at ? fn() : arm()), at - this.now());
+    };
+    arm();
+    return handle;
+  }
+  clearTimeout(handle: TimerHandle | undefined): void {
+    const inner = (handle as { inner?: TimerHandle } | undefined)?.inner;
+    this.#elapsed.clearTimeout(inner ?? handle);
+  }
+}
+
 /** Waits while nudging the clock: timers armed after a jump for a time already passed fire at the next advance. */
-function waitNudging(clock: ManualClock, condition: () => unknown, label: string): Promise<unknown> {
+function waitNudging(clock: { advance(ms: number): Promise<void> }, condition: () => unknown, label: string): Promise<unknown> {
   return waitFor(async () => {
     await clock.advance(0);
     return condition();
@@ -138,6 +176,36 @@ for (const { name, store, skip } of STORES) {
         await waitFor(async () => (await rt.list({ scheduleId: 'five', state: 'succeeded' })).tasks.length === 2);
         assert.equal((await rt.list({ scheduleId: 'five' })).tasks.length, 2, 'one task per slot');
       });
+    });
+
+    it('a backward jump before the slot\'s lead time, on timers that count elapsed time: written ahead at the lead time, not before', async () => {
+      const clock = new JumpingClock(T0);
+      const BACK = 2 * EVERY;
+      const runs: number[] = [];
+      const rt = await createRuntime({ store: store(), maintenance: false, clock, tasks: { tick: { run: () => void runs.push(clock.now()) } } });
+      try {
+        await rt.schedule('tick', { every: '5s', id: 'five' });
+        await clock.advance(0);
+        clock.jump(-BACK);
+        // The timer armed for SLOT's lead time fires by elapsed time: the clock reads 10 s before that.
+        await clock.advance(SLOT - PREPARE_LEAD_MS - T0);
+        await rt.flush();
+        assert.equal(clock.now(), SLOT - PREPARE_LEAD_MS - BACK);
+        assert.deepEqual((await rt.list({ scheduleId: 'five' })).tasks, [], 'nothing written ahead while the slot is 10 s off');
+        assert.equal(schedulerInfo(rt).fired, 0);
+        await clock.advance(BACK);
+        await waitFor(async () => (await rt.list({ scheduleId: 'five', state: 'running' })).tasks.length === 1, { label: 'the task written ahead at the lead time' });
+        assert.deepEqual(runs, []);
+        await clock.advance(PREPARE_LEAD_MS);
+        await waitNudging(clock, () => runs.length === 1, 'the slot');
+        await waitFor(async () => (await rt.list({ scheduleId: 'five', state: 'succeeded' })).tasks.length === 1);
+        assert.deepEqual(runs, [SLOT]);
+        const tasks = (await rt.list({ scheduleId: 'five' })).tasks;
+        assert.deepEqual(tasks.map((t) => [t.key, t.timings.startedAt]), [[`schedule:five:${SLOT}`, SLOT]], 'one task, started on its slot');
+      } finally {
+        // Forced: a close's timeout runs on this clock, which nothing advances any more.
+        await rt.close({ force: true });
+      }
     });
 
     it('a backward jump: the task written ahead waits for its slot and runs once there; no fired slot runs again', async () => {
