@@ -120,7 +120,11 @@ export interface RuntimeOptions {
   spawn?: 'server' | 'direct';
   /** Root of the runtime's temporary files (cleaned by `cleanup-temp-files`). @default os.tmpdir()/troupe */
   tempDir?: string;
-  /** Node identity recorded with claims. @default host:pid:start */
+  /**
+   * Node identity recorded with claims. It may stay the same across restarts (a pod name): the tasks a crashed
+   * process held under it come back when their leases end, as a node renews only the tasks it holds.
+   * @default host:pid:start
+   */
   nodeId?: string;
   clock?: Clock;
   /** Randomness for weighted-random and jitter; tests pass a seeded one. @default Math.random */

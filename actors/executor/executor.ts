@@ -14,7 +14,8 @@
  * queue. A buffered task is claimed (running, leased to this node) but has not started:
  * - a cancel removes it (it never runs); a pause of its name or group, a drain (close) or a wait longer than the
  *   lease gives it back to the queue with a release (its attempt not counted);
- * - its lease is renewed with the running ones (the tracker is told whether any wait, here or for a slot: #hold);
+ * - its lease is renewed with the running ones: the tracker is told whether any wait, here or for a slot (#hold),
+ *   and while any run or wait it asks for their ids at each heartbeat (`executor.leases`);
  * - per-name limits are checked again when it starts; the claim already applied group and rate limits and the
  *   strategy order, and the buffer keeps that order;
  * - if the process dies, it comes back at lease expiry with its attempt counted, like a running task. Not
@@ -47,6 +48,7 @@ import type { FailureCause, RunObservation, RunOutcome } from '../../src/advice/
 import { createAdaptiveLimit, type AdaptiveLimit } from './adaptive-limit.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createSchedulerDemand, demandAfterOffer } from '../scheduler/messages.ts';
+import { createTrackerLeases } from '../tracker/messages.ts';
 import { InlineContext } from '../task/inline-context.ts';
 import { RunTable } from '../task/run-table.ts';
 import { TaskActor, type RunSink } from '../task/task-actor.ts';
@@ -159,7 +161,7 @@ export class Executor implements Actor<TroupeMessage> {
    */
   readonly #cancelledAhead = new Map<TaskId, number>();
   /** Dispatched tasks met by a remembered cancel, while the store is asked about them (see #recheck). */
-  #rechecking = 0;
+  readonly #rechecking = new Set<TaskRecord>();
   #stats = { started: 0, succeeded: 0, failed: 0, retried: 0, released: 0, givenBack: 0 };
   /** Where handler runs (their own pool jobs, see TaskActor.asJob) report. */
   readonly #sink: RunSink = {
@@ -201,7 +203,7 @@ export class Executor implements Actor<TroupeMessage> {
       ...(this.#pausedNames.size ? { paused: [...this.#pausedNames] } : {}),
       ...(this.#pausedGroups.size ? { pausedGroups: [...this.#pausedGroups] } : {}),
       ...(this.#cancelledAhead.size ? { cancelledAhead: this.#cancelledAhead.size } : {}),
-      ...(this.#rechecking ? { rechecking: this.#rechecking } : {}),
+      ...(this.#rechecking.size ? { rechecking: this.#rechecking.size } : {}),
       ...(spawnServer !== undefined && spawnServer.state !== 'idle' ? { spawnServer } : {}),
     };
   }
@@ -304,6 +306,9 @@ export class Executor implements Actor<TroupeMessage> {
         // Asked again in full: the scheduler may have restarted without the outstanding demand.
         this.#demanding = false;
         this.#demand();
+        return;
+      case 'executor.leases':
+        this.#tellLeases();
         return;
       case 'executor.paused':
         this.#pausedNames = new Set(m.names);
@@ -548,9 +553,9 @@ export class Executor implements Actor<TroupeMessage> {
   #recheck(task: TaskRecord, at: number, startAt: number | undefined): void {
     const read = this.#d.readTask;
     if (read === undefined) return;
-    this.#rechecking++;
+    this.#rechecking.add(task);
     const answered = (current: TaskRecord | undefined): void => {
-      this.#rechecking--;
+      this.#rechecking.delete(task);
       const ours = current?.state === 'running' && current.owner === this.#d.owner && current.attempts === task.attempts && current.startedAt === task.startedAt;
       // Another cancel came while the store was read (the read may predate it): ask again.
       if (ours && this.#cancelledAhead.delete(task.id)) this.#recheck(task, at, startAt);
@@ -576,11 +581,29 @@ export class Executor implements Actor<TroupeMessage> {
     this.#cancelTimer = timer;
   }
 
-  /** Reads the tasks running or held here, and stops those cancelled meanwhile (see ExecutorDeps.readStates). */
-  readonly #checkCancels = (): void => {
+  /** The tasks running here (their code, or holding a slot for their schedule slot) and those in the buffer. */
+  #heldIds(): TaskId[] {
     const ids: TaskId[] = [];
     for (const run of this.#running.list()) ids.push(run.id);
     for (const b of this.#buffer) ids.push(b.task.id);
+    return ids;
+  }
+
+  /**
+   * Tells the tracker which claimed tasks this node holds, for the renewal of their leases (executor.leases): those
+   * of #heldIds and those being checked after a remembered cancel. A task that ended is not among them: its outcome
+   * went to the tracker before this answer (one mailbox, in order), and the tracker renews it until it is written.
+   * A task whose claim is still on its way is not either: that claim has just set its lease.
+   */
+  #tellLeases(): void {
+    const ids = this.#heldIds();
+    for (const task of this.#rechecking) ids.push(task.id);
+    this.#ctx.tell(this.#d.orchestrator, createTrackerLeases(ids));
+  }
+
+  /** Reads the tasks running or held here, and stops those cancelled meanwhile (see ExecutorDeps.readStates). */
+  readonly #checkCancels = (): void => {
+    const ids = this.#heldIds();
     if (ids.length === 0) {
       this.#cancelTimer = undefined;
       return;
@@ -904,7 +927,7 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   #maybeDrained(): void {
-    if (!this.#draining || this.#running.size > 0 || this.#buffer.length > 0 || this.#rechecking > 0 || this.#drainWaiters.length === 0) return;
+    if (!this.#draining || this.#running.size > 0 || this.#buffer.length > 0 || this.#rechecking.size > 0 || this.#drainWaiters.length === 0) return;
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
     for (const w of waiters) this.#ctx.tell(w, { type: 'reply', ok: true, value: true });

@@ -24,7 +24,14 @@ export interface ExecutorPoke { type: 'executor.poke' }
  */
 export interface ExecutorPaused { type: 'executor.paused'; names: string[]; groups: string[] }
 
-export type ExecutorMessage = ExecutorDispatch | ExecutorAbort | ExecutorDrain | ExecutorAbortAll | ExecutorPoke | ExecutorPaused;
+/**
+ * Asks which claimed tasks this node holds: running, holding a slot until their schedule slot, buffered, or being
+ * checked after a cancel came before them. Answered with `tracker.leases` (sent by the tracker at each heartbeat
+ * and before each recovery sweep, while any run or wait here).
+ */
+export interface ExecutorLeases { type: 'executor.leases' }
+
+export type ExecutorMessage = ExecutorDispatch | ExecutorAbort | ExecutorDrain | ExecutorAbortAll | ExecutorPoke | ExecutorPaused | ExecutorLeases;
 
 export const createExecutorDispatch = (tasks: TaskRecord[], offered = false, startAt?: number): ExecutorDispatch => {
   const m: ExecutorDispatch = offered ? { type: 'executor.dispatch', tasks, offered } : { type: 'executor.dispatch', tasks };
@@ -32,4 +39,5 @@ export const createExecutorDispatch = (tasks: TaskRecord[], offered = false, sta
   return m;
 };
 export const createExecutorAbort = (id: TaskId, reason: 'cancel' | 'shutdown'): ExecutorAbort => ({ type: 'executor.abort', id, reason });
+export const createExecutorLeases = (): ExecutorLeases => ({ type: 'executor.leases' });
 export const createExecutorPaused = (names: string[], groups: string[]): ExecutorPaused => ({ type: 'executor.paused', names, groups });

@@ -19,10 +19,16 @@ export interface TrackerStarted { type: 'tracker.started'; id: TaskId; name: str
  */
 export interface TrackerSettle { type: 'tracker.settle'; op: SettleOp; name: string; startedAt: number; held?: boolean }
 /**
- * Whether claimed tasks wait in the executor, in its buffer or for their schedule slot: their leases are renewed like
- * those of running tasks.
+ * Whether claimed tasks wait in the executor, in its buffer or for their schedule slot: while any wait or run, the
+ * tracker renews leases (it asks the executor which tasks it holds, `executor.leases`).
  */
 export interface TrackerHeld { type: 'tracker.held'; holding: boolean }
+/**
+ * The claimed tasks the executor holds (the answer to `executor.leases`): the tracker renews their leases, and those
+ * of the tasks whose outcome it has not written yet. It comes through the tracker's mailbox, after every outcome
+ * the executor sent before it, so a task that ended before the answer is among the tracker's pending outcomes.
+ */
+export interface TrackerLeases { type: 'tracker.leases'; ids: TaskId[] }
 /** Progress reported by running code. */
 export interface TrackerProgress { type: 'tracker.progress'; id: TaskId; name: string; progress: Progress; at: number }
 /**
@@ -62,6 +68,7 @@ export type TrackerMessage =
   | TrackerStarted
   | TrackerSettle
   | TrackerHeld
+  | TrackerLeases
   | TrackerProgress
   | TrackerOutput
   | TrackerStopped
@@ -74,5 +81,6 @@ export type TrackerMessage =
 /** The answer to any request made with `ask`. */
 export type Reply = { type: 'reply'; ok: true; value: unknown } | { type: 'reply'; ok: false; error: SerializedError };
 
+export const createTrackerLeases = (ids: TaskId[]): TrackerLeases => ({ type: 'tracker.leases', ids });
 export const createReply = (value: unknown): Reply => ({ type: 'reply', ok: true, value });
 export const createErrorReply = (error: SerializedError): Reply => ({ type: 'reply', ok: false, error });

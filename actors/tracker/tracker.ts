@@ -9,10 +9,12 @@
  * run that ended in the same burst of work shares one transaction (a commit is the cost there, not a row); the
  * memory store writes at once.
  *
- * It also keeps the leases of this node alive (one heartbeat statement for all its running tasks and the claimed
- * ones waiting in the executor) and takes back tasks whose lease expired anywhere (a node that died), putting them
- * back in the queue; each sweep renews this node's own leases first, so a wall-clock jump cannot make it take back
- * what it still runs (#armRecovery).
+ * It also keeps the leases of this process alive and takes back tasks whose lease expired anywhere (a node that
+ * died), putting them back in the queue; each sweep renews this process's own leases first, so a wall-clock jump
+ * cannot make it take back what it still runs (#armRecovery). A renewal names its tasks (#renew): those the executor
+ * says it holds (running, buffered, waiting for their slot) and those whose outcome is not written yet, in one
+ * heartbeat statement. Never all the running tasks of this node id: a process restarted with the same `nodeId`
+ * would keep alive the leases of the tasks its crashed predecessor held, and they would never come back.
  *
  * A batch the store refuses while it is reachable (`TROUPE_ERR_STORE`: one op in it cannot be written) is narrowed
  * down: written in halves until the op is alone, so the others are not held up by it. An op refused alone
@@ -27,7 +29,7 @@ import type { TaskId } from '../../src/ids.ts';
 import type { Logger } from '../../src/options.ts';
 import type { ClaimRequest, EnqueueResult, SettleOp, Store } from '../../src/store/store.ts';
 import type { NewTask, OutputLine, TaskRecord } from '../../src/task.ts';
-import { createExecutorAbort, createExecutorDispatch } from '../executor/messages.ts';
+import { createExecutorAbort, createExecutorDispatch, createExecutorLeases } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createSchedulerWake, offerLeft } from '../scheduler/messages.ts';
 import {
@@ -76,6 +78,8 @@ function isRefusal(error: unknown): boolean {
  */
 const SETTLE_BATCH = 256;
 const NO_TASKS: readonly TaskRecord[] = Object.freeze([]);
+const NO_SETTLES: readonly TrackerSettle[] = Object.freeze([]);
+const NO_IDS: readonly TaskId[] = Object.freeze([]);
 
 /** Whether any task is due at `now`. */
 function anyDue(tasks: readonly NewTask[], now: number): boolean {
@@ -122,6 +126,8 @@ export class Tracker implements Actor<TroupeMessage> {
   #aheadPending = 0;
   #enqueueBusy = false;
   #settles: TrackerSettle[] = [];
+  /** The outcomes of the settle write in flight (#writeSettles): their leases are renewed until it ends. */
+  #settling: readonly TrackerSettle[] = NO_SETTLES;
   #sideOps: SettleOp[] = [];
   /** The side ops of the write in flight (#writeSettles). */
   #inFlight: SettleOp[] = [];
@@ -137,6 +143,11 @@ export class Tracker implements Actor<TroupeMessage> {
   #holding = false;
   #heartbeat: TimerHandle | undefined;
   #recovery: TimerHandle | undefined;
+  /**
+   * The executor was asked which tasks it holds (executor.leases) and has not answered yet. `sweep`: a recovery
+   * sweep waits for the renewal; `guard` ends the wait if no answer comes (#leasesUnanswered).
+   */
+  #leasesAsked: { sweep: boolean; guard: TimerHandle } | undefined;
   #stopped = false;
   #stats = { enqueued: 0, settled: 0, batches: 0, recovered: 0 };
   #retryTimer: TimerHandle | undefined;
@@ -173,6 +184,8 @@ export class Tracker implements Actor<TroupeMessage> {
     this.#d.clock.clearTimeout(this.#heartbeat);
     this.#d.clock.clearTimeout(this.#recovery);
     this.#d.clock.clearTimeout(this.#retryTimer);
+    this.#d.clock.clearTimeout(this.#leasesAsked?.guard);
+    this.#leasesAsked = undefined;
     if (this.#settleSoon) clearImmediate(this.#settleSoon);
     this.#settleSoon = undefined;
   }
@@ -216,6 +229,9 @@ export class Tracker implements Actor<TroupeMessage> {
       case 'tracker.held':
         this.#holding = m.holding;
         if (m.holding) this.#armHeartbeat();
+        return;
+      case 'tracker.leases':
+        this.#leasesTold(m.ids);
         return;
       case 'tracker.settle':
         this.#settles.push(m);
@@ -453,10 +469,12 @@ export class Tracker implements Actor<TroupeMessage> {
     for (const s of settles) ops.push(s.op);
     this.#settleBusy = true;
     this.#inFlight = side;
+    this.#settling = settles;
     this.#d.store.settle(ops).then(
       (applied) => {
         this.#settleBusy = false;
         this.#inFlight = [];
+        this.#settling = NO_SETTLES;
         this.#storeOk();
         this.#refused = undefined;
         if (this.#writeLimit !== undefined && this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) this.#writeLimit = undefined;
@@ -482,6 +500,7 @@ export class Tracker implements Actor<TroupeMessage> {
       (error: unknown) => {
         this.#settleBusy = false;
         this.#inFlight = [];
+        this.#settling = NO_SETTLES;
         // Nothing was written: keep the batch (outcomes first, in order) and try again.
         this.#settles = [...settles, ...this.#settles];
         this.#sideOps = [...ops.slice(0, sideCount).filter((op) => op.type === 'output'), ...this.#sideOps];
@@ -675,13 +694,71 @@ export class Tracker implements Actor<TroupeMessage> {
     );
   }
 
+  /** Whether this process may hold leases: tasks run or wait in the executor, or outcomes wait to be written. */
+  #holdsLeases(): boolean {
+    return this.#running > 0 || this.#holding || this.#settles.length > 0 || this.#settling.length > 0;
+  }
+
   /**
-   * Renews the leases of the tasks this node runs or holds, before a recovery sweep (#armRecovery). A failure is
-   * reported like a heartbeat's and the sweep goes on: leases renewed by the last heartbeat still hold.
+   * Asks the executor which claimed tasks it holds (executor.leases); its answer renews their leases (#leasesTold),
+   * then runs the sweep that waits for it, if any. One question at a time: a heartbeat or a sweep due meanwhile
+   * shares its answer. The answer comes through this mailbox, behind the outcomes the executor sent before it, so
+   * the two lists together hold every task this process still has claimed (a claim on its way has just set its
+   * lease).
    */
-  #renewOwn(): Promise<void> {
-    if (this.#running === 0 && !this.#holding) return Promise.resolve();
-    return this.#d.store.heartbeat(this.#d.owner, this.#d.clock.now() + this.#d.leaseMs).then(
+  #askLeases(sweep: boolean): void {
+    const asked = this.#leasesAsked;
+    if (asked !== undefined) {
+      if (sweep) asked.sweep = true;
+      return;
+    }
+    const guard = this.#d.clock.setTimeout(this.#leasesUnanswered, this.#d.heartbeatMs);
+    guard.unref?.();
+    this.#leasesAsked = { sweep, guard };
+    this.#ctx.tell(this.#d.orchestrator, createExecutorLeases());
+  }
+
+  /** The executor's answer (tracker.leases), or a late one after the guard gave up waiting: renewing is always right. */
+  #leasesTold(ids: readonly TaskId[]): void {
+    const asked = this.#leasesAsked;
+    this.#leasesAsked = undefined;
+    if (asked !== undefined) this.#d.clock.clearTimeout(asked.guard);
+    const renewed = this.#renew(ids);
+    if (asked?.sweep) void renewed.then(() => this.#sweep());
+  }
+
+  /**
+   * The executor did not answer within a heartbeat (it crashed on the question, or is being restarted): the outcomes
+   * not written yet are renewed, and a waiting sweep goes on. The executor's tasks keep the lease of the last
+   * renewal; a restarted executor no longer knows the runs of the one it replaced, and their tasks come back.
+   */
+  readonly #leasesUnanswered = (): void => {
+    const asked = this.#leasesAsked;
+    this.#leasesAsked = undefined;
+    if (asked === undefined || this.#stopped) return;
+    this.#d.logger.warn('the executor did not say which tasks it holds; their leases were not renewed this time');
+    const renewed = this.#renew(NO_IDS);
+    if (asked.sweep) void renewed.then(() => this.#sweep());
+  };
+
+  /**
+   * Renews, in one heartbeat statement, the leases of the tasks this process holds: `held` (the executor's) and those
+   * whose outcome is not written yet, queued here or in the write in flight. Those must keep their lease until it is
+   * written: a lease taken back meanwhile gives the task a new attempt, the store then refuses the outcome (its
+   * owner and attempt no longer match), and the task runs again. A failure is reported like a write's, and the leases
+   * renewed before still hold.
+   */
+  #renew(held: readonly TaskId[]): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    let ids = held;
+    if (this.#settles.length > 0 || this.#settling.length > 0) {
+      const all = held.slice();
+      for (const s of this.#settling) all.push(s.op.id);
+      for (const s of this.#settles) all.push(s.op.id);
+      ids = all;
+    }
+    if (ids.length === 0) return Promise.resolve();
+    return this.#d.store.heartbeat(this.#d.owner, this.#d.clock.now() + this.#d.leaseMs, ids).then(
       () => this.#storeOk(),
       (error: unknown) => this.#storeError(error),
     );
@@ -692,48 +769,52 @@ export class Tracker implements Actor<TroupeMessage> {
     const { clock, heartbeatMs } = this.#d;
     this.#heartbeat = clock.setTimeout(() => {
       this.#heartbeat = undefined;
-      if ((this.#running === 0 && !this.#holding) || this.#stopped) return;
-      const now = clock.now();
-      this.#d.store.heartbeat(this.#d.owner, now + this.#d.leaseMs).then(
-        () => this.#storeOk(),
-        (error: unknown) => this.#storeError(error),
-      );
+      if (!this.#holdsLeases() || this.#stopped) return;
+      this.#askLeases(false);
       this.#armHeartbeat();
     }, heartbeatMs);
   }
 
   /**
-   * Arms the next lease recovery sweep. A sweep first renews this node's own leases while it runs or holds tasks
-   * (the heartbeat's statement, awaited), then takes back the expired ones. Without that, a forward jump of the
-   * wall clock longer than the lease made this node's live leases look expired to itself, and a sweep that came
-   * before the next heartbeat put a task back in the queue that this node was still running: it ran twice. Another
-   * node's sweep is not affected by this node's jump (its own clock did not jump), and a node that died renews
-   * nothing, so its tasks still come back.
+   * Arms the next lease recovery sweep. A sweep first renews this process's own leases while it runs or holds tasks
+   * (the heartbeat's renewal, #askLeases, awaited), then takes back the expired ones. Without that, a forward jump
+   * of the wall clock longer than the lease made this node's live leases look expired to itself, and a sweep that
+   * came before the next heartbeat put a task back in the queue that this node was still running: it ran twice.
+   * Another node's sweep is not affected by this node's jump (its own clock did not jump), and a node that died
+   * renews nothing, so its tasks still come back; so do they when a process restarted with its node id renews
+   * (it names the tasks it holds, #renew).
    */
   #armRecovery(delay: number): void {
     if (this.#stopped) return;
-    const { clock } = this.#d;
-    this.#recovery = clock.setTimeout(() => {
+    this.#recovery = this.#d.clock.setTimeout(() => {
       this.#recovery = undefined;
-      this.#renewOwn().then(() => this.#d.store.recoverExpired(clock.now())).then(
-        (tasks: TaskRecord[]) => {
-          if (tasks.length > 0) {
-            this.#stats.recovered += tasks.length;
-            const at = clock.now();
-            for (const t of tasks) {
-              if (t.state === 'queued') this.#ctx.publish(createTaskQueued(t.id, t.name, at, t.runAt));
-              else if (t.state === 'failed' && t.error) this.#ctx.publish({ type: 'task.failed', id: t.id, name: t.name, at, attempt: t.attempts, error: t.error });
-            }
-            this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('recovered'));
-          }
-          this.#armRecovery(Math.max(250, Math.floor(this.#d.leaseMs / 2)));
-        },
-        (error: unknown) => {
-          this.#d.logger.warn('lease recovery failed', { error: serializeError(error).message });
-          this.#armRecovery(Math.max(250, Math.floor(this.#d.leaseMs / 2)));
-        },
-      );
+      if (this.#holdsLeases()) this.#askLeases(true);
+      else this.#sweep();
     }, delay);
+  }
+
+  /** Takes back the expired leases, then arms the next sweep. */
+  #sweep(): void {
+    if (this.#stopped) return;
+    const { clock } = this.#d;
+    this.#d.store.recoverExpired(clock.now()).then(
+      (tasks: TaskRecord[]) => {
+        if (tasks.length > 0) {
+          this.#stats.recovered += tasks.length;
+          const at = clock.now();
+          for (const t of tasks) {
+            if (t.state === 'queued') this.#ctx.publish(createTaskQueued(t.id, t.name, at, t.runAt));
+            else if (t.state === 'failed' && t.error) this.#ctx.publish({ type: 'task.failed', id: t.id, name: t.name, at, attempt: t.attempts, error: t.error });
+          }
+          this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('recovered'));
+        }
+        this.#armRecovery(Math.max(250, Math.floor(this.#d.leaseMs / 2)));
+      },
+      (error: unknown) => {
+        this.#d.logger.warn('lease recovery failed', { error: serializeError(error).message });
+        this.#armRecovery(Math.max(250, Math.floor(this.#d.leaseMs / 2)));
+      },
+    );
   }
 }
 

@@ -249,7 +249,9 @@ export interface Store {
   claimsInEnqueue?(request: Omit<ClaimRequest, 'now'>): boolean;
   /**
    * Extends the leases of `owner`'s running tasks (all of them, or `ids`) to `leaseUntil`; a lease already longer
-   * is kept. Returns how many tasks it found running under `owner`.
+   * is kept. Returns how many tasks it found running under `owner`. The runtime always names `ids` (the tasks its
+   * process holds, a few hundred at most, in one statement): an owner is a node id, which a process restarted after
+   * a crash may reuse, and renewing all of its tasks would keep alive the leases of those the crashed process held.
    */
   heartbeat(owner: string, leaseUntil: number, ids?: readonly TaskId[]): Promise<number>;
   /** Applies outcomes in one transaction; `applied[i]` says whether op i changed the task. */

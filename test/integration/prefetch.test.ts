@@ -7,6 +7,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { resolveOptions } from '../../src/options.ts';
 import { createRuntime, type CreateRuntimeOptions, type Runtime } from '../../src/runtime.ts';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { tempDb as tempDbIn } from '../helpers/temp-db.ts';
 
@@ -146,6 +147,32 @@ describe('prefetch buffer (SQLite)', () => {
       for (const id of ids) assert.equal((await rt2.get(id))?.attempts, 1);
     } finally {
       await rt2.close();
+    }
+  });
+
+  it('names its buffered tasks with the running one when it renews leases, and renews theirs', async () => {
+    const clock = new ManualClock();
+    const { db, rt, g, ids, blocker } = await setup({ clock, lease: '3s', heartbeat: '500ms' });
+    const peek = createSqliteStore(db);
+    await peek.open();
+    try {
+      const named = new Promise<string[]>((resolve) => {
+        const off = rt.inspect((r) => {
+          if (r.msg.type !== 'tracker.leases') return;
+          off();
+          resolve([...r.msg.ids]);
+        });
+      });
+      await clock.advance(500);
+      const held = [blocker, ...ids.slice(0, 4)];
+      assert.deepEqual((await named).sort(), [...held].sort());
+      const renewed = clock.now() + 3000;
+      await waitFor(async () => (await Promise.all(held.map((id) => peek.get(id)))).every((t) => t?.leaseUntil === renewed), { label: 'their leases renewed' });
+      assert.notEqual((await peek.get(ids[4]!))?.state, 'running', 'the fifth task is not claimed');
+    } finally {
+      g.open();
+      await peek.close();
+      await rt.close();
     }
   });
 

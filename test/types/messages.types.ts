@@ -8,11 +8,11 @@ import type { Supervisor } from '../../src/actor/supervisor.ts';
 import { ask } from '../../src/bus/ask.ts';
 import type { Bus } from '../../src/bus/bus.ts';
 import type { MessageOf } from '../../src/bus/message.ts';
-import { createExecutorAbort } from '../../actors/executor/messages.ts';
+import { createExecutorAbort, createExecutorLeases } from '../../actors/executor/messages.ts';
 import type { TroupeMessage } from '../../actors/messages.ts';
 import { createSchedulerDemand, createSchedulerWake } from '../../actors/scheduler/messages.ts';
 import { createTaskQueued } from '../../actors/task/messages.ts';
-import { createReply, type Reply } from '../../actors/tracker/messages.ts';
+import { createReply, createTrackerLeases, type Reply } from '../../actors/tracker/messages.ts';
 import type { BusProbe } from '../helpers/bus-probe.ts';
 
 /** Things that must compile. */
@@ -21,6 +21,8 @@ export function accepted(bus: Bus<TroupeMessage>, probe: BusProbe<TroupeMessage>
   bus.tell('test', 'scheduler', { type: 'scheduler.wake', reason: 'enqueue' });
   bus.tell('test', 'scheduler', createSchedulerDemand(2, { hash: 1 }, []));
   bus.tell('test', 'executor', createExecutorAbort('0190000000000000aabbccddeeff', 'cancel'));
+  bus.tell('tracker', 'executor', createExecutorLeases());
+  bus.tell('executor', 'tracker', createTrackerLeases(['0190000000000000aabbccddeeff']));
   bus.publish('tracker', createTaskQueued('0190000000000000aabbccddeeff', 'hash', 0, 0));
   bus.subscribe('task.succeeded', (m) => {
     const result: unknown = m.result;
@@ -52,6 +54,8 @@ export function refused(bus: Bus<TroupeMessage>, probe: BusProbe<TroupeMessage>,
   bus.tell('test', 'scheduler', { type: 'scheduler.demand', slots: 1 });
   // @ts-expect-error a field of another message
   bus.tell('test', 'executor', { type: 'executor.poke', reason: 'x' });
+  // @ts-expect-error the executor's answer names the tasks it holds
+  bus.tell('executor', 'tracker', { type: 'tracker.leases' });
   // @ts-expect-error a wrong literal in a payload union
   bus.tell('test', 'executor', { type: 'executor.abort', id: 'x', reason: 'because' });
   // @ts-expect-error publishing a misspelled fact

@@ -343,6 +343,33 @@ export function enqueueClaimContract(makeStore: MakeStore): void {
         assert.equal((await store.get(b!.id))?.leaseUntil, clock.now() + 120_000);
       }));
 
+    // A process restarted with the node id of one that crashed renews the tasks it holds by id, and only those: the
+    // crashed one's tasks under the same owner must expire. Hundreds of ids go in one call.
+    it('heartbeat with ids extends those leases only, hundreds in one call; none for an empty list', () =>
+      withStore(makeStore, {}, async ({ store, task, claim, clock }) => {
+        const many = Array.from({ length: 300 }, (_, i) => task({ input: { i } }));
+        await store.enqueue(many);
+        const claimed = await claim({ owner: 'n1', limit: 300 });
+        assert.equal(claimed.length, 300);
+        const before = claimed[0]!.leaseUntil!;
+        const held = claimed.slice(0, 250).map((t) => t.id);
+        const orphans = claimed.slice(250);
+        await clock.advance(1000);
+        // Ids of tasks that are not running under this owner are not counted: one unknown, one queued elsewhere.
+        const [queued] = await store.enqueue([task({ input: { queued: true } })]);
+        assert.equal(await store.heartbeat('n1', clock.now() + 30_000, [...held, 'no-such-task', queued!.id]), 250);
+        for (const id of held) assert.equal((await store.get(id))?.leaseUntil, clock.now() + 30_000);
+        for (const t of orphans) assert.equal((await store.get(t.id))?.leaseUntil, before, 'a task not named keeps its lease');
+        assert.equal((await store.get(queued!.id))?.leaseUntil, undefined);
+        assert.equal(await store.heartbeat('n1', clock.now() + 60_000, []), 0);
+        assert.equal((await store.get(held[0]!))?.leaseUntil, clock.now() + 30_000);
+        // The tasks not named expire while the named ones are renewed.
+        await clock.advance(30_000);
+        assert.equal(await store.heartbeat('n1', clock.now() + 30_000, held), 250);
+        const recovered = await store.recoverExpired(clock.now());
+        assert.deepEqual(recovered.map((t) => t.id).sort(), orphans.map((t) => t.id).sort());
+      }));
+
     it('recoverExpired requeues an expired lease: the first lost run adds an attempt, later ones use one up, then it fails', () =>
       withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
         const t = await add({ maxAttempts: 2 });
