@@ -123,7 +123,7 @@ export interface RuntimeOptions {
   /**
    * Node identity recorded with claims. It may stay the same across restarts (a pod name): the tasks a crashed
    * process held under it come back when their leases end, as a node renews only the tasks it holds.
-   * @default host:pid:start
+   * @default host:pid:start time (base 36):4 random hex digits
    */
   nodeId?: string;
   clock?: Clock;
