@@ -31,6 +31,18 @@ const STEP = 5_000;
 const SPAN = 4 * LEASE;
 const NODE_ID = 'n1';
 
+/** A runtime named NODE_ID on `store`, with one task, `work`, that hands `fn` the input's `who`. */
+function nodeRuntime(store: Store, clock: ManualClock, fn: (who: string) => unknown): Promise<Runtime> {
+  return createRuntime({
+    store,
+    clock,
+    nodeId: NODE_ID,
+    concurrency: 4,
+    maintenance: false,
+    tasks: { work: { run: (input: unknown) => fn((input as { who: string }).who) } },
+  });
+}
+
 const schemas = trackSchemas('lease_renewal');
 after(() => schemas.dropAll());
 
@@ -137,22 +149,10 @@ for (const { name, store: sharedStore, skip } of STORES) {
       const { store, busy, swept } = watchLeases(handle());
       const gate = latch();
       const runs: string[] = [];
-      const rt = await createRuntime({
-        store,
-        clock,
-        nodeId: NODE_ID,
-        concurrency: 4,
-        maintenance: false,
-        tasks: {
-          work: {
-            run: async (input: unknown) => {
-              const who = (input as { who: string }).who;
-              runs.push(who);
-              if (who === 'own') await gate.opened;
-              return who;
-            },
-          },
-        },
+      const rt = await nodeRuntime(store, clock, async (who) => {
+        runs.push(who);
+        if (who === 'own') await gate.opened;
+        return who;
       });
       try {
         await waitNudging(clock, () => swept() >= 1, 'the sweep at start-up');
@@ -200,14 +200,7 @@ for (const { name, store: sharedStore, skip } of STORES) {
         },
       });
       const runs: string[] = [];
-      const rt = await createRuntime({
-        store,
-        clock,
-        nodeId: NODE_ID,
-        concurrency: 4,
-        maintenance: false,
-        tasks: { work: { run: (input: unknown) => void runs.push((input as { who: string }).who) } },
-      });
+      const rt = await nodeRuntime(store, clock, (who) => void runs.push(who));
       try {
         await waitNudging(clock, () => swept() >= 1, 'the sweep at start-up');
         const a = await rt.enqueue('work', { who: 'a' });
