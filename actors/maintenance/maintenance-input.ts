@@ -33,10 +33,18 @@ export function readInputObject(raw: unknown, keys: readonly string[]): Record<s
   return out;
 }
 
+/**
+ * A number written as plain decimal digits (`24`, `0.5`): the one text form the HTTP query string and the CLI
+ * accept, so that both read the same text the same way (no `1e2`, `0x10` or `Infinity`). Undefined otherwise.
+ */
+export function decimalFromText(text: string): number | undefined {
+  return /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : undefined;
+}
+
 /** Reads a positive number no larger than `max`, from a number or a decimal string. */
 export function readPositiveNumber(value: unknown, path: string, max: number, fallback: number): number {
   if (value === undefined) return fallback;
-  const n = typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
+  const n = typeof value === 'string' ? (decimalFromText(value) ?? value) : value;
   if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0 || n > max) {
     throw invalidInput(path, `a positive number of at most ${max}`, value);
   }

@@ -78,10 +78,18 @@ describe('troupe without a server', () => {
     // `maxAgeHours` and came back as the server's "Invalid body: must NOT have additional properties"; given with
     // a different `maxAgeHours` in --input, one of the two was dropped silently.
     const nowhere = { TROUPE_URL: 'http://127.0.0.1:9' };
-    const [stats, twice] = await Promise.all([
+    // Its value is read as the HTTP query string reads `?maxAgeHours=`: decimal digits only.
+    const [stats, twice, exponent, hex, tooOld] = await Promise.all([
       troupe(['maint', 'log-statistics', '--max-age-hours', '3'], nowhere),
       troupe(['maint', 'cleanup-runs', '--max-age-hours', '2', '--input', '{"maxAgeHours":3}'], nowhere),
+      troupe(['maint', 'cleanup-runs', '--max-age-hours', '1e2'], nowhere),
+      troupe(['maint', 'cleanup-temp-files', '--max-age-hours', '0x10'], nowhere),
+      troupe(['maint', 'cleanup-runs', '--max-age-hours', '87601'], nowhere),
     ]);
+    for (const [r, text] of [[exponent, '1e2'], [hex, '0x10'], [tooOld, '87601']] as const) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr, `error TROUPE_ERR_INVALID_OPTION: Expected \`--max-age-hours\` to be a positive decimal number of hours, at most 87600, got \`${text}\`\n`);
+    }
     assert.equal(stats.code, 2, stats.stderr);
     assert.equal(stats.stderr, 'error TROUPE_ERR_INVALID_OPTION: --max-age-hours is for cleanup-runs and cleanup-temp-files, not log-statistics\n');
     assert.equal(twice.code, 2, twice.stderr);

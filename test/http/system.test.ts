@@ -46,6 +46,10 @@ describe('maintenance endpoints', () => {
     assert.equal(viaQuery.result.maxAgeHours, 0.000001);
     assert.ok(viaQuery.result.removed >= 1);
     assert.equal((await h.request('GET', `/api/tasks/${old.body.id}`)).status, 404, 'the old run is gone');
+    // The same age in both places is one age.
+    const both = await h.request('POST', '/api/system/maintenance/cleanup-runs?maxAgeHours=48', { body: { maxAgeHours: 48 } });
+    assert.equal(both.status, 202, both.text);
+    assert.equal((await settled(both.body.id)).result.maxAgeHours, 48);
   });
 
   it('cleanup-temp-files removes stale files under the temp root only', async () => {
@@ -102,6 +106,12 @@ describe('maintenance endpoints', () => {
       ['/api/system/maintenance/cleanup-temp-files', { body: { maxAgeHours: true } }, 422, ErrorCodes.INVALID_INPUT],
       ['/api/system/maintenance/cleanup-runs', { body: { maxAge: 3 } }, 400, ErrorCodes.INVALID_OPTION],
       ['/api/system/maintenance/cleanup-runs?bogus=1', {}, 400, ErrorCodes.INVALID_OPTION],
+      // Read as the CLI reads --max-age-hours: decimal digits only.
+      ['/api/system/maintenance/cleanup-runs?maxAgeHours=1e2', {}, 422, ErrorCodes.INVALID_INPUT],
+      // Two different ages: one of them used to be dropped silently (the body's won).
+      ['/api/system/maintenance/cleanup-runs?maxAgeHours=48', { body: { maxAgeHours: 24 } }, 400, ErrorCodes.INVALID_OPTION],
+      ['/api/system/maintenance/cleanup-runs?maxAgeHours=soon', { body: { maxAgeHours: 24 } }, 400, ErrorCodes.INVALID_OPTION],
+      ['/api/system/maintenance/log-statistics?windowMinutes=5', { body: { windowMinutes: 60 } }, 400, ErrorCodes.INVALID_OPTION],
       ['/api/system/maintenance/health-check', { body: { thresholds: { memory: { warning: 200 } } } }, 422, ErrorCodes.INVALID_INPUT],
       ['/api/system/maintenance/log-statistics', { body: { windowMinutes: 0 } }, 422, ErrorCodes.INVALID_INPUT],
     ];

@@ -2,6 +2,7 @@
  * The commands that talk to a running server: enqueue, status, list, logs, cancel, retry, types, health, maint.
  * Each one is a call on the HTTP Backend and a rendering: aligned text for people, `--json` for scripts.
  */
+import { decimalFromText, MAX_AGE_HOURS_LIMIT } from '../../../actors/maintenance/maintenance-input.ts';
 import { ErrorCodes, TroupeError } from '../../errors.ts';
 import { MAINTENANCE_TASKS, type Backend } from '../../repl/backend.ts';
 import { DEFAULT_URL } from '../../repl/client.ts';
@@ -171,8 +172,10 @@ export async function maintCommand(ctx: RemoteContext, name: string, o: { maxAge
     if (name !== 'cleanup-runs' && name !== 'cleanup-temp-files') {
       throw new TroupeError(ErrorCodes.INVALID_OPTION, `--max-age-hours is for cleanup-runs and cleanup-temp-files, not ${name}`);
     }
-    const hours = Number(o.maxAgeHours);
-    if (!(hours > 0) || !Number.isFinite(hours)) throw new TroupeError(ErrorCodes.INVALID_OPTION, `Expected \`--max-age-hours\` to be a positive number, got \`${o.maxAgeHours}\``);
+    const hours = decimalFromText(o.maxAgeHours);
+    if (hours === undefined || hours <= 0 || hours > MAX_AGE_HOURS_LIMIT) {
+      throw new TroupeError(ErrorCodes.INVALID_OPTION, `Expected \`--max-age-hours\` to be a positive decimal number of hours, at most ${MAX_AGE_HOURS_LIMIT}, got \`${o.maxAgeHours}\``);
+    }
     if (input.maxAgeHours !== undefined && input.maxAgeHours !== hours) {
       throw new TroupeError(ErrorCodes.INVALID_OPTION, `give the age once: --max-age-hours ${o.maxAgeHours} or \`maxAgeHours\` in --input (${JSON.stringify(input.maxAgeHours)}), not both`);
     }

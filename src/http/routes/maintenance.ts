@@ -5,10 +5,11 @@
  *
  * Inputs are the built-ins' own (validated by their `parseX` functions: a bad value is 422). The body is JSON;
  * `?maxAgeHours=` / `?windowMinutes=` in the query string are accepted too, for clients of the system troupe
- * replaces (the body wins when both are given). `cleanup-temp-files` takes no folder over HTTP: nothing in a
+ * replaces (given in both, the two must be the same number, else 400). `cleanup-temp-files` takes no folder over HTTP: nothing in a
  * request reaches a file path.
  */
 import type { FastifyInstance } from 'fastify';
+import { decimalFromText } from '../../../actors/maintenance/maintenance-input.ts';
 import { ErrorCodes, TroupeError } from '../../errors.ts';
 import { querySchema, readIntParam, readStates, requireTaskId } from '../params.ts';
 import { publicView, type RouteContext } from './tasks.ts';
@@ -42,7 +43,16 @@ export function registerMaintenanceRoutes(app: FastifyInstance, { rt }: RouteCon
       async (request, reply) => {
         const input: Record<string, unknown> = { ...(request.body ?? {}) };
         const field = endpoint.queryField;
-        if (field !== undefined && input[field] === undefined && request.query[field] !== undefined) input[field] = request.query[field];
+        const fromQuery = field === undefined ? undefined : request.query[field];
+        if (field !== undefined && fromQuery !== undefined) {
+          if (input[field] === undefined) input[field] = fromQuery;
+          else if (decimalFromText(fromQuery) !== input[field]) {
+            throw new TroupeError(
+              ErrorCodes.INVALID_OPTION,
+              `give \`${field}\` once: in the body (${JSON.stringify(input[field])}) or in the query string (${JSON.stringify(fromQuery)}), not both`,
+            );
+          }
+        }
         const id = await rt.enqueue(endpoint.task, input);
         return reply.code(202).send({ id });
       },
