@@ -76,6 +76,31 @@ describe('dashboard (real browser)', { skip }, () => {
     await page.locator('#health table').waitFor();
     assert.match((await page.textContent('#health-pill')) ?? '', /ok|stalled/);
   });
+
+  it('keeps the counts current while events keep coming', async () => {
+    await page.goto(h.url);
+    const succeeded = page.locator('#counts .n[data-state="succeeded"]');
+    await succeeded.waitFor();
+    const before = Number(await succeeded.textContent());
+    // A task every 25 ms, each with three facts: never a 400 ms pause, which is what a debounced refresh waited for.
+    let streaming = true;
+    const producer = (async () => {
+      const until = Date.now() + 20_000;
+      while (streaming && Date.now() < until) {
+        await h.rt.enqueue('echo', null);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      streaming = false;
+    })();
+    try {
+      await waitFor(async () => Number(await succeeded.textContent()) >= before + 20, { timeout: 15_000, label: 'the succeeded count on the page' });
+      assert.equal(streaming, true, 'the counts moved while the tasks still streamed in');
+    } finally {
+      streaming = false;
+      await producer;
+    }
+    assert.deepEqual(errors, []);
+  });
 });
 
 describe('dashboard with a token (real browser)', { skip }, () => {
