@@ -29,7 +29,7 @@ export { startServer } from './http/listen.ts';
 export type { Advice, Pattern, TaskTraits } from './advisor.ts';
 export { systemClock, ManualClock } from './clock.ts';
 export type { Clock } from './clock.ts';
-export type { Store, Strategy, ScheduleRecord, ListFilter, QueueCounts, StoreChange, RateLimit } from './store/store.ts';
+export type { Store, Strategy, ScheduleRecord, ListFilter, LiveCounts, LiveState, QueueCounts, StoreChange, RateLimit } from './store/store.ts';
 export type { TaskState, TaskRecord, OutputLine, Progress, Transition, Timings, FlowChild, FlowPolicy, FlowState } from './task.ts';
 export type { FlowSpec, FlowNode } from './flow-spec.ts';
 export type { DedupOptions } from './dedup.ts';

@@ -30,7 +30,7 @@ import { Registry, type ResolvedTask, type TaskDefinition } from './registry.ts'
 import { resolveRetryPolicy } from './schedule/backoff.ts';
 import { validateScheduleSpec } from './schedule/cron.ts';
 import { openStore } from './store/open-store.ts';
-import type { CancelResult, EnqueueResult, ListFilter, ListPage, QueueCounts, ScheduleRecord, Store } from './store/store.ts';
+import type { CancelResult, EnqueueResult, ListFilter, ListPage, LiveCounts, QueueCounts, ScheduleRecord, Store } from './store/store.ts';
 import { HandleState, type TaskHandle } from './task-handle.ts';
 import { debounceRunAt, resolveDedup, type DedupOptions } from './dedup.ts';
 import { buildFlowTasks, type FlowSpec } from './flow-spec.ts';
@@ -579,6 +579,17 @@ export class Runtime implements AsyncDisposable {
   /** Task counts by state and the age of the oldest due task. */
   async counts(): Promise<QueueCounts> {
     return (await this.#query({ kind: 'counts' })) as QueueCounts;
+  }
+
+  /**
+   * `counts()` for the tasks that have not ended only (scheduled, queued, retrying, running), with the due count and
+   * the oldest due time: what `GET /api/health` reads on every probe. Its cost follows those tasks, not the finished
+   * ones the store keeps (on PostgreSQL a count of every state reads the whole table).
+   */
+  async liveCounts(): Promise<LiveCounts> {
+    const counts = (await this.#query({ kind: 'counts', live: true })) as LiveCounts;
+    const { scheduled, queued, retrying, running } = counts.byState;
+    return { ...counts, byState: { scheduled, queued, retrying, running } };
   }
 
   /** Subscribes to task facts (`task.succeeded`, …) or actor/runtime facts. */

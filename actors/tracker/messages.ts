@@ -61,7 +61,8 @@ export type TrackerQueryKind =
   | { kind: 'get'; id: TaskId; history?: boolean }
   | { kind: 'list'; filter: ListFilter }
   | { kind: 'output'; id: TaskId; after?: number; limit?: number }
-  | { kind: 'counts' };
+  /** `live`: the states before the end only (Store.liveCounts, when the store has it). */
+  | { kind: 'counts'; live?: boolean };
 
 export type TrackerMessage =
   | TrackerEnqueue

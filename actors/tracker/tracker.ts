@@ -685,7 +685,7 @@ export class Tracker implements Actor<TroupeMessage> {
         work = store.output(q.id, q.after, q.limit);
         break;
       case 'counts':
-        work = store.counts(this.#d.clock.now());
+        work = q.live && store.liveCounts ? store.liveCounts(this.#d.clock.now()) : store.counts(this.#d.clock.now());
         break;
     }
     work.then(

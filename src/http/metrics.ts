@@ -8,6 +8,7 @@
 import type { Registry } from 'prom-client';
 import { lazyRequire } from '../lazy-require.ts';
 import type { Runtime } from '../runtime.ts';
+import type { QueueCounts } from '../store/store.ts';
 import { TASK_STATES } from '../task.ts';
 
 export interface ServerMetrics {
@@ -39,6 +40,17 @@ export function createMetrics(rt: Runtime, options: MetricsOptions = {}): Server
   const registry = new Registry();
   const offs: Array<() => void> = [];
   const started = new Map<string, number>();
+  /**
+   * The store's counts, read once for the gauges of one scrape (prom-client collects them at once) and shared with
+   * a scrape that comes while the read is under way. Why: on PostgreSQL the count per state reads every row.
+   */
+  let countsRead: Promise<QueueCounts> | undefined;
+  const scrapeCounts = (): Promise<QueueCounts> => {
+    countsRead ??= rt.counts().finally(() => {
+      countsRead = undefined;
+    });
+    return countsRead;
+  };
 
   new Gauge({
     name: 'troupe_tasks',
@@ -47,7 +59,7 @@ export function createMetrics(rt: Runtime, options: MetricsOptions = {}): Server
     registers: [registry],
     async collect() {
       try {
-        const counts = await rt.counts();
+        const counts = await scrapeCounts();
         for (const state of TASK_STATES) this.set({ state }, counts.byState[state] ?? 0);
       } catch {
         // The runtime is closing: keep the last values rather than fail the whole scrape.
@@ -60,7 +72,7 @@ export function createMetrics(rt: Runtime, options: MetricsOptions = {}): Server
     registers: [registry],
     async collect() {
       try {
-        const counts = await rt.counts();
+        const counts = await scrapeCounts();
         this.set(counts.oldestDueAt === undefined ? 0 : Math.max(0, (rt.options.clock.now() - counts.oldestDueAt) / 1000));
       } catch {
         // As above.

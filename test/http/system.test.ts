@@ -8,6 +8,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes } from '../../src/errors.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import { overrideStore } from '../helpers/store-override.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { SseClient, startHarness, type Harness } from './helpers.ts';
 
@@ -229,6 +230,52 @@ describe('GET /metrics', () => {
     assert.ok(value(/^troupe_bus_messages_total (\d+)/m) > 0);
     for (const name of ['troupe_pool_threads', 'troupe_pool_utilization', 'troupe_task_retries_total', 'process_cpu_user_seconds_total', 'nodejs_eventloop_lag_seconds']) {
       assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
+    }
+  });
+});
+
+describe('store reads of health probes and scrapes', () => {
+  it('a health probe reads only the live counts, a metrics scrape the counts once for all its gauges', async () => {
+    const inner = createMemoryStore();
+    const reads = { counts: 0, live: 0 };
+    const store = overrideStore(inner, {
+      counts: (now: number) => (reads.counts++, inner.counts(now)),
+      liveCounts: async (now: number) => {
+        reads.live++;
+        const { byState, due, oldestDueAt } = await inner.counts(now);
+        const { scheduled, queued, retrying, running } = byState;
+        return { byState: { scheduled, queued, retrying, running }, due, ...(oldestDueAt === undefined ? {} : { oldestDueAt }) };
+      },
+    });
+    const harness = await startHarness({ runtime: { store, maintenance: false } });
+    try {
+      const id = (await harness.request('POST', '/api/tasks', { body: { name: 'echo' } })).body.id;
+      await waitFor(async () => (await harness.rt.get(id))?.state === 'succeeded', { timeout: 10_000 });
+      const probe = await harness.request('GET', '/api/health');
+      assert.deepEqual([probe.status, probe.body.tasks], [200, { queued: 0, due: 0, running: 0, oldestDueAgeMs: 0 }]);
+      assert.deepEqual(reads, { counts: 0, live: 1 }, 'the probe never counts the finished tasks');
+      const scrape = await harness.request('GET', '/metrics');
+      assert.match(scrape.text, /^troupe_tasks\{state="succeeded"\} 1$/m);
+      assert.match(scrape.text, /^troupe_oldest_due_task_age_seconds 0$/m);
+      assert.deepEqual(reads, { counts: 1, live: 1 }, 'one read for troupe_tasks and troupe_oldest_due_task_age_seconds');
+      const live = await harness.rt.liveCounts();
+      assert.deepEqual(live, { byState: { scheduled: 0, queued: 0, retrying: 0, running: 0 }, due: 0 });
+    } finally {
+      await harness.close();
+    }
+  });
+
+  it('without liveCounts in the store, a probe reads counts and answers the same fields', async () => {
+    const inner = createMemoryStore();
+    let counts = 0;
+    const store = overrideStore(inner, { counts: (now: number) => (counts++, inner.counts(now)), liveCounts: undefined });
+    const harness = await startHarness({ runtime: { store, maintenance: false } });
+    try {
+      const probe = await harness.request('GET', '/api/health');
+      assert.deepEqual([probe.status, probe.body.tasks, counts], [200, { queued: 0, due: 0, running: 0, oldestDueAgeMs: 0 }, 1]);
+      assert.deepEqual(Object.keys((await harness.rt.liveCounts()).byState), ['scheduled', 'queued', 'retrying', 'running']);
+    } finally {
+      await harness.close();
     }
   });
 });

@@ -31,7 +31,7 @@ export interface SystemRouteOptions {
 export async function livenessOf(rt: Runtime, stallMs: number): Promise<{ status: number; body: Record<string, unknown> }> {
   const live = rt.liveness();
   const now = rt.options.clock.now();
-  const counts = live.status === 'running' ? await rt.counts().catch(() => undefined) : undefined;
+  const counts = live.status === 'running' ? await rt.liveCounts().catch(() => undefined) : undefined;
   const due = counts ? counts.due : 0;
   const running = counts ? counts.byState.running : 0;
   const waitingMs = counts?.oldestDueAt !== undefined ? Math.max(0, now - counts.oldestDueAt) : 0;

@@ -33,6 +33,7 @@ import type {
   FinishedCounts,
   ListFilter,
   ListPage,
+  LiveCounts,
   PurgeRequest,
   QueueCounts,
   ScheduleRecord,
@@ -54,7 +55,7 @@ import { attachChildren } from './queries/children.ts';
 import { enqueueWithFeatures, needsFeatureEnqueue } from './queries/enqueue-features.ts';
 import { needsGate } from '../claim-gate.ts';
 import { countFinished } from './queries/count-finished.ts';
-import { counts } from './queries/counts.ts';
+import { counts, liveCounts } from './queries/counts.ts';
 import { enqueue } from './queries/enqueue.ts';
 import { enqueueAndStart, planStart } from './queries/enqueue-start.ts';
 import { startsInInsert } from '../start-plan.ts';
@@ -386,6 +387,10 @@ class PgStore implements PostgresStore {
 
   counts(now: number): Promise<QueueCounts> {
     return this.#use('counts', (db) => counts(db, this.#n, now));
+  }
+
+  liveCounts(now: number): Promise<LiveCounts> {
+    return this.#use('counts', (db) => liveCounts(db, this.#n, now));
   }
 
   nextRunAt(after?: number): Promise<number | undefined> {
