@@ -95,6 +95,13 @@ export interface ExecutorDeps {
   readStates?: (ids: readonly TaskId[]) => Promise<Map<TaskId, TaskState>>;
   /** The runtime's temp folder (`tempDir`): a command that is a flow parent gets its children's file there. */
   tempDir: string;
+  /**
+   * Runs of a stopped executor that are still ending, shared by the executors of one runtime: a restarted executor's
+   * predecessor ends its runs (soft stop, the hard one after their grace) and they stay here until they have ended,
+   * so the new one names them when leases are renewed (#tellLeases). Why: a run slow to stop (a command deaf to
+   * SIGTERM, a long `killGrace`) lost its lease, and its task ran again beside it.
+   */
+  ending?: Set<TaskActor>;
 }
 
 /** The buffer holds about the tasks the slots start within this time (at the start rate of the last window). */
@@ -183,9 +190,17 @@ export class Executor implements Actor<TroupeMessage> {
     this.#demand();
   }
 
+  /**
+   * Ends the runs (soft stop now, hard after their grace; each gives its task back with a release once it has ended)
+   * and gives back the buffer. A supervisor's restart calls this too: the runs go on ending meanwhile, named by the
+   * next executor in lease renewals (ExecutorDeps.ending), so their tasks never run again before they have stopped.
+   */
   stop(): void {
     this.#halted = true;
-    for (const run of this.#running.list()) run.end('shutdown');
+    for (const run of this.#running.list()) {
+      this.#d.ending?.add(run);
+      run.end('shutdown');
+    }
     this.#giveBackAll('shutdown');
     this.#d.clock.clearTimeout(this.#bufferTimer);
     this.#bufferTimer = undefined;
@@ -339,6 +354,8 @@ export class Executor implements Actor<TroupeMessage> {
 
   readonly #sendDemand = (): void => {
     this.#demandQueued = false;
+    // A stopped executor's runs still end (their outcomes go out), but it asks for no more work: its successor does.
+    if (this.#halted) return;
     this.#pull();
     this.#reportHeld();
     if (this.#buffer.length > 0 && this.#bufferTimer === undefined) this.#armBufferCheck();
@@ -559,7 +576,7 @@ export class Executor implements Actor<TroupeMessage> {
       const ours = current?.state === 'running' && current.owner === this.#d.owner && current.attempts === task.attempts && current.startedAt === task.startedAt;
       // Another cancel came while the store was read (the read may predate it): ask again.
       if (ours && this.#cancelledAhead.delete(task.id)) this.#recheck(task, at, startAt);
-      else if (ours && this.#draining) this.#giveBack({ task, at }, 'shutdown');
+      else if (ours && (this.#draining || this.#halted)) this.#giveBack({ task, at }, 'shutdown');
       else if (ours) {
         this.#buffer.push(startAt === undefined ? { task, at } : { task, at, startAt });
         this.#pull();
@@ -591,13 +608,15 @@ export class Executor implements Actor<TroupeMessage> {
 
   /**
    * Tells the tracker which claimed tasks this node holds, for the renewal of their leases (executor.leases): those
-   * of #heldIds and those being checked after a remembered cancel. A task that ended is not among them: its outcome
+   * of #heldIds, those being checked after a remembered cancel (#recheck) and a stopped predecessor's runs still
+   * ending (ExecutorDeps.ending). A task that ended is not among them: its outcome
    * went to the tracker before this answer (one mailbox, in order), and the tracker renews it until it is written.
    * A task whose claim is still on its way is not either: that claim has just set its lease.
    */
   #tellLeases(): void {
     const ids = this.#heldIds();
     for (const task of this.#rechecking) ids.push(task.id);
+    if (this.#d.ending !== undefined) for (const run of this.#d.ending) ids.push(run.id);
     this.#ctx.tell(this.#d.orchestrator, createTrackerLeases(ids));
   }
 
@@ -809,6 +828,7 @@ export class Executor implements Actor<TroupeMessage> {
   #finish(run: TaskActor, def: ResolvedTask | undefined, error: unknown, permanent: boolean, result?: unknown): void {
     if (!this.#running.remove(run)) return;
     run.dispose();
+    if (this.#halted) this.#d.ending?.delete(run);
     // A name's count stays at 0 rather than leaving the map: on an idle node every run would otherwise add and
     // remove it (names are few: the registered ones).
     this.#perName.set(run.name, Math.max(0, (this.#perName.get(run.name) ?? 1) - 1));

@@ -3,10 +3,16 @@
 // - A tracker that crashed and was restarted by its supervisor knew nothing of the tasks the process still held:
 //   it armed no heartbeat until the next start, and its own sweep took back a long task still running here after
 //   its lease (the task ran twice at once).
+// - An executor restarted by its supervisor ends its predecessor's runs (soft stop, then hard after `killGrace`),
+//   but the new one did not name them when leases were renewed: a run slow to stop (a command deaf to SIGTERM with
+//   a long grace) lost its lease and ran again beside itself.
 //
 // A ManualClock drives the leases (default lease 30 s: heartbeat 10 s, sweep 15 s). Each store is tried
 // (PostgreSQL when TROUPE_TEST_PG_URL is set).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
@@ -18,6 +24,7 @@ import { latch } from '../helpers/latch.ts';
 import { advanceInSteps, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
 import { PG_SKIP, pgUrl, trackSchemas } from '../helpers/pg.ts';
 import { tempDb } from '../helpers/temp-db.ts';
+import { isRunning } from '../process/pid-probe.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 const LEASE = 30_000;
@@ -25,9 +32,14 @@ const STEP = 5_000;
 /** Four leases. */
 const SPAN = 4 * LEASE;
 const NODE_ID = 'n1';
+const deafOnce = new URL('../fixtures/commands/deaf-once.js', import.meta.url).pathname;
 
 const schemas = trackSchemas('lease_restarts');
 after(() => schemas.dropAll());
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
 
 const STORES: Array<{ name: string; store: (clock: ManualClock) => Store; skip?: string }> = [
   { name: 'memory', store: (clock) => createMemoryStore({ clock }) },
@@ -85,6 +97,50 @@ for (const { name, store: makeStore, skip } of STORES) {
       } finally {
         gate.open();
         await rt.close({ timeout: 2000 });
+      }
+    });
+
+    it("a restarted executor's predecessor's run keeps its lease until its process ends, then its task runs again", { timeout: 60_000 }, async () => {
+      const clock = new ManualClock(T0);
+      const { store, busy, swept } = watchLeases(makeStore(clock));
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'troupe-deaf-'));
+      dirs.push(dir);
+      const lines: string[] = [];
+      const rt = await createRuntime({
+        store, clock, nodeId: NODE_ID, concurrency: 4, maintenance: false,
+        // Deaf to SIGTERM, with a grace far longer than the lease: its process outlives the restart by far.
+        tasks: { deaf: { command: process.execPath, args: [deafOnce, path.join(dir, 'marker')], killGrace: '10m' } },
+      });
+      rt.on('task.output', (e) => lines.push(e.line.text));
+      let pid = 0;
+      try {
+        await waitNudging(clock, () => swept() >= 1, 'the sweep at start-up');
+        const id = await rt.enqueue('deaf');
+        await waitNudging(clock, () => lines.includes('ready'), 'the command running', 20_000);
+        pid = Number(fs.readFileSync(path.join(dir, 'marker'), 'utf8'));
+        await crash(rt, 'executor');
+        await waitNudging(clock, () => lines.includes('got SIGTERM'), 'the predecessor stopping its run', 20_000);
+        await advanceInSteps(clock, busy, SPAN, STEP);
+
+        assert.ok(isRunning(pid), 'the first run still runs (deaf to SIGTERM, its grace not over)');
+        const task = await store.get(id);
+        assert.equal(task?.state, 'running', 'never taken back while its first run runs');
+        assert.equal(task?.attempts, 1);
+        assert.ok((task?.leaseUntil ?? 0) > clock.now(), `its lease (${task?.leaseUntil}) is alive at ${clock.now()}`);
+        assert.equal(recovered(rt), 0);
+        assert.ok(!lines.includes('again'), 'not started a second time beside the first');
+
+        // The first run's process ends at last: its task is given back (not counted) and runs again at once.
+        process.kill(pid, 'SIGKILL');
+        await waitNudging(clock, async () => (await store.get(id))?.state === 'succeeded', 'the task run again', 20_000);
+        const done = await store.get(id);
+        assert.equal(done?.attempts, 1, 'the stopped run was given back: its attempt not counted');
+        assert.ok(lines.includes('again'));
+        const history = await store.history(id);
+        assert.ok(history.some((h) => h.to === 'queued' && h.reason === 'shutdown'), JSON.stringify(history));
+      } finally {
+        if (pid > 0 && isRunning(pid)) process.kill(pid, 'SIGKILL');
+        await rt.close({ timeout: 5000 });
       }
     });
   });
