@@ -326,6 +326,8 @@ export class Runtime implements AsyncDisposable {
           readTask: (id) => store.get(id),
           tempDir: o.tempDir,
           ending,
+          heartbeatMs: o.heartbeatMs,
+          renewLeases: (ids) => store.heartbeat(this.nodeId, clock.now() + o.leaseMs, ids),
           // Other processes may cancel a task that runs here; a store that does not say so is read for it.
           ...(store.kind !== 'memory' && typeof (store as { onCancel?: unknown }).onCancel !== 'function' && store.states
             ? { readStates: (ids: readonly TaskId[]) => store.states!(ids) }

@@ -102,6 +102,13 @@ export interface ExecutorDeps {
    * SIGTERM, a long `killGrace`) lost its lease, and its task ran again beside it.
    */
   ending?: Set<TaskActor>;
+  /** How often the tracker renews the leases this executor names (`heartbeat`). @default leaseMs / 3 */
+  heartbeatMs?: number;
+  /**
+   * Renews the leases of claimed tasks of this node now (Store.heartbeat with their ids), for a claim that arrives
+   * late (see #recheckLate). Absent: such a claim is only read before it starts.
+   */
+  renewLeases?: (ids: readonly TaskId[]) => Promise<unknown>;
 }
 
 /** The buffer holds about the tasks the slots start within this time (at the start rate of the last window). */
@@ -279,6 +286,13 @@ export class Executor implements Actor<TroupeMessage> {
             this.#recheck(task, at, m.startAt);
             return false;
           });
+        }
+        // A lease that ends before the next renewal can name the task: its claim was long on its way (see #recheckLate).
+        const renewBy = at + (this.#d.heartbeatMs ?? (this.#d.leaseMs ?? 30_000) / 3);
+        if (anyLeaseBefore(tasks, renewBy)) {
+          const late = tasks.filter((task) => task.leaseUntil !== undefined && task.leaseUntil < renewBy);
+          tasks = tasks.filter((task) => task.leaseUntil === undefined || task.leaseUntil >= renewBy);
+          this.#recheckLate(late, at, m.startAt);
         }
         if ((this.#pausedNames.size > 0 || this.#pausedGroups.size > 0) && tasks.some((task) => this.#isPaused(task))) {
           // Taken by a claim that was on its way when its name or group was paused: back to the queue, unstarted
@@ -591,6 +605,33 @@ export class Executor implements Actor<TroupeMessage> {
     });
   }
 
+  /**
+   * Claimed tasks that reached this executor with so little of their lease left that it may end before the next
+   * renewal names them, or ended already: their claim was long on its way (a claim statement that waited for a
+   * connection or a commit, its `now` taken before; the event loop stalled). Meanwhile a sweep anywhere may have
+   * taken them back and another claim started them. Their leases are renewed (one statement for all), then each is
+   * read, and started only if the store still has it running under this very claim (#recheck); the others are
+   * dropped. They are named in lease renewals meanwhile. Why: started as they came, such a task ran twice at once.
+   * A claim on time costs a comparison per task here, nothing more.
+   */
+  #recheckLate(late: TaskRecord[], at: number, startAt: number | undefined): void {
+    for (const task of late) this.#rechecking.add(task);
+    const check = (): void => {
+      for (const task of late) {
+        this.#rechecking.delete(task);
+        if (this.#d.readTask === undefined) this.#d.logger.warn('a claim came after its lease could have ended; left to its lease', { id: task.id });
+        this.#recheck(task, at, startAt);
+      }
+      this.#maybeDrained();
+    };
+    const renew = this.#d.renewLeases;
+    if (renew === undefined) return check();
+    renew(late.map((task) => task.id)).then(check, (error: unknown) => {
+      this.#d.logger.warn('could not renew the leases of a claim that came late', { ids: late.length, error: serializeError(error).message });
+      check();
+    });
+  }
+
   #armCancelCheck(): void {
     if (this.#halted) return;
     const timer = this.#d.clock.setTimeout(this.#checkCancels, CANCEL_CHECK_MS);
@@ -611,7 +652,8 @@ export class Executor implements Actor<TroupeMessage> {
    * of #heldIds, those being checked after a remembered cancel (#recheck) and a stopped predecessor's runs still
    * ending (ExecutorDeps.ending). A task that ended is not among them: its outcome
    * went to the tracker before this answer (one mailbox, in order), and the tracker renews it until it is written.
-   * A task whose claim is still on its way is not either: that claim has just set its lease.
+   * A task whose claim is still on its way is not either: that claim has just set its lease, and if it comes after
+   * that lease could have ended, the task is renewed and checked before it starts (#recheckLate).
    */
   #tellLeases(): void {
     const ids = this.#heldIds();
@@ -973,6 +1015,15 @@ function thrownError(error: unknown): unknown {
   // A thrown value without a stack keeps none (not the stack of this copy).
   if (data.stack === undefined) delete (copy as { stack?: string }).stack;
   return copy;
+}
+
+/** Whether the lease of any of `tasks` ends before `time` (a plain loop: this runs for every dispatch). */
+function anyLeaseBefore(tasks: readonly TaskRecord[], time: number): boolean {
+  for (let i = 0; i < tasks.length; i++) {
+    const until = tasks[i]!.leaseUntil;
+    if (until !== undefined && until < time) return true;
+  }
+  return false;
 }
 
 /** Errors that say "not this task's fault, run it again": a batch-mate's thread ended, the pool's queue was full. */

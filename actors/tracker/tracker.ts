@@ -716,7 +716,8 @@ export class Tracker implements Actor<TroupeMessage> {
    * then runs the sweep that waits for it, if any. One question at a time: a heartbeat or a sweep due meanwhile
    * shares its answer. The answer comes through this mailbox, behind the outcomes the executor sent before it, so
    * the two lists together hold every task this process still has claimed (a claim on its way has just set its
-   * lease).
+   * lease; one that arrives after that lease could have ended is renewed and checked by the executor before it
+   * starts).
    */
   #askLeases(sweep: boolean): void {
     const asked = this.#leasesAsked;

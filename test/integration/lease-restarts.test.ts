@@ -1,4 +1,4 @@
-// Leases across the restart of an actor.
+// Leases across the restart of an actor, and of a claim that reaches the executor late.
 //
 // - A tracker that crashed and was restarted by its supervisor knew nothing of the tasks the process still held:
 //   it armed no heartbeat until the next start, and its own sweep took back a long task still running here after
@@ -6,6 +6,8 @@
 // - An executor restarted by its supervisor ends its predecessor's runs (soft stop, then hard after `killGrace`),
 //   but the new one did not name them when leases were renewed: a run slow to stop (a command deaf to SIGTERM with
 //   a long grace) lost its lease and ran again beside itself.
+// - A claim whose answer reached the executor after its lease could have ended (a stalled claim) was started as it
+//   came, even when the task had meanwhile been taken back and claimed again: it ran twice.
 //
 // A ManualClock drives the leases (default lease 30 s: heartbeat 10 s, sweep 15 s). Each store is tried
 // (PostgreSQL when TROUPE_TEST_PG_URL is set).
@@ -19,7 +21,7 @@ import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
-import type { Store } from '../../src/store/store.ts';
+import type { ClaimRequest, Store } from '../../src/store/store.ts';
 import { latch } from '../helpers/latch.ts';
 import { advanceInSteps, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
 import { PG_SKIP, pgUrl, trackSchemas } from '../helpers/pg.ts';
@@ -141,6 +143,85 @@ for (const { name, store: makeStore, skip } of STORES) {
       } finally {
         if (pid > 0 && isRunning(pid)) process.kill(pid, 'SIGKILL');
         await rt.close({ timeout: 5000 });
+      }
+    });
+
+    it('a claim that reaches the executor after its lease could have ended starts only if the task is still its own', async () => {
+      const clock = new ManualClock(T0);
+      const gate = latch();
+      let held = false;
+      let inner!: Store;
+      const { store, busy, swept } = watchLeases((inner = makeStore(clock)), {
+        // Claims come from the scheduler only (no claim in the enqueue's write)...
+        enqueueAndClaim: undefined,
+        // ...and the first one that takes a task is held on its way back, as a stalled claim would be.
+        claim: async (request: ClaimRequest) => {
+          const tasks = await inner.claim(request);
+          if (tasks.length > 0 && !held) {
+            held = true;
+            await gate.opened;
+          }
+          return tasks;
+        },
+      });
+      const runs: number[] = [];
+      const rt = await createRuntime({
+        store, clock, nodeId: NODE_ID, concurrency: 4, maintenance: false,
+        tasks: { work: { run: (_input: unknown, ctx) => void runs.push(ctx.attempt) } },
+      });
+      try {
+        await waitNudging(clock, () => swept() >= 1, 'the sweep at start-up');
+        const id = await rt.enqueue('work');
+        await waitNudging(clock, () => held, 'the claim held on its way');
+        // Past its lease: a sweep takes the task back (nothing here names it), and it is claimed again.
+        await advanceInSteps(clock, busy, 2 * LEASE, STEP);
+        gate.open();
+        await waitNudging(clock, async () => (await store.get(id))?.state === 'succeeded', 'the task succeeded');
+        await rt.flush();
+        await waitNudging(clock, () => (rt.tree().children?.find((c) => c.address === 'executor')?.info?.rechecking ?? 0) === 0, 'the late claim checked');
+        assert.equal(runs.length, 1, `ran once: attempts ${JSON.stringify(runs)}`);
+        assert.equal((await store.get(id))?.attempts, runs[0]);
+      } finally {
+        gate.open();
+        await rt.close({ timeout: 2000 });
+      }
+    });
+
+    it('a claim that reaches the executor after its lease ended, still its own, is renewed and starts', async () => {
+      const clock = new ManualClock(T0);
+      const gate = latch();
+      let held = false;
+      const inner = makeStore(clock);
+      const { store } = watchLeases(inner, {
+        enqueueAndClaim: undefined,
+        claim: async (request: ClaimRequest) => {
+          const tasks = await inner.claim(request);
+          if (tasks.length > 0 && !held) {
+            held = true;
+            await gate.opened;
+          }
+          return tasks;
+        },
+        // No sweep anywhere takes it back meanwhile.
+        recoverExpired: async () => [],
+      });
+      const runs: number[] = [];
+      const rt = await createRuntime({
+        store, clock, nodeId: NODE_ID, concurrency: 4, maintenance: false,
+        tasks: { work: { run: (_input: unknown, ctx) => void runs.push(ctx.attempt) } },
+      });
+      try {
+        const id = await rt.enqueue('work');
+        await waitNudging(clock, () => held, 'the claim held on its way');
+        await clock.advance(LEASE + STEP);
+        gate.open();
+        await waitNudging(clock, async () => (await store.get(id))?.state === 'succeeded', 'the task succeeded');
+        assert.deepEqual(runs, [1], 'started once, under its claim');
+        const history = await store.history(id);
+        assert.ok(!history.some((h) => h.to === 'queued' && h.from === 'running'), JSON.stringify(history));
+      } finally {
+        gate.open();
+        await rt.close({ timeout: 2000 });
       }
     });
   });
