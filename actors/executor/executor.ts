@@ -25,7 +25,8 @@
  *
  * Outcome rules (first termination reason wins):
  * - cancel: the tracker already marked the task cancelled; nothing is written (a late result is dropped).
- * - shutdown, or a batch-mate of a thread that had to be ended: the task is released (its attempt not counted).
+ * - shutdown (also this actor's restart, see stop()), or a batch-mate of a thread that had to be ended: the task is
+ *   released (its attempt not counted).
  * - timeout: another attempt if the policy allows, else `timed_out`.
  * - an error: PermanentError → `failed`; DelayError → runs again at its time; else retry with backoff while
  *   attempts remain, then `failed` (a dead letter).
