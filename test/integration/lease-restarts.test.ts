@@ -5,7 +5,8 @@
 //   its lease (the task ran twice at once).
 // - An executor restarted by its supervisor ends its predecessor's runs (soft stop, then hard after `killGrace`),
 //   but the new one did not name them when leases were renewed: a run slow to stop (a command deaf to SIGTERM with
-//   a long grace) lost its lease and ran again beside itself.
+//   a long grace, a handler spinning deaf to its signal until its thread is ended at the grace) lost its lease and ran
+//   again beside itself.
 // - A claim whose answer reached the executor after its lease could have ended (a stalled claim) was started as it
 //   came, even when the task had meanwhile been taken back and claimed again: it ran twice.
 //
@@ -26,6 +27,7 @@ import { latch } from '../helpers/latch.ts';
 import { advanceInSteps, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
 import { PG_SKIP, pgUrl, trackSchemas } from '../helpers/pg.ts';
 import { tempDb } from '../helpers/temp-db.ts';
+import { waitFor } from '../helpers/wait-for.ts';
 import { isRunning } from '../process/pid-probe.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -35,6 +37,7 @@ const STEP = 5_000;
 const SPAN = 4 * LEASE;
 const NODE_ID = 'n1';
 const deafOnce = new URL('../fixtures/commands/deaf-once.js', import.meta.url).pathname;
+const foreverLoop = new URL('../fixtures/handlers/forever-loop.ts', import.meta.url);
 
 const schemas = trackSchemas('lease_restarts');
 after(() => schemas.dropAll());
@@ -226,3 +229,46 @@ for (const { name, store: makeStore, skip } of STORES) {
     });
   });
 }
+
+describe('leases across an executor restart, worker threads', () => {
+  it("a restarted executor's predecessor's handler keeps its lease until its thread is ended at the grace, then its task runs again", { timeout: 60_000 }, async () => {
+    const clock = new ManualClock(T0);
+    const { store, busy, swept } = watchLeases(createMemoryStore({ clock }));
+    const lines: string[] = [];
+    const rt = await createRuntime({
+      store, clock, nodeId: NODE_ID, concurrency: 2, maintenance: false, pool: { maxThreads: 1 },
+      // Spins deaf to ctx.signal: only ending its thread stops it, at the end of a grace far longer than the lease.
+      tasks: { spin: { handler: foreverLoop, killGrace: '10m' } },
+    });
+    rt.on('task.output', (e) => lines.push(e.line.text));
+    try {
+      await waitNudging(clock, () => swept() >= 1, 'the sweep at start-up');
+      const id = await rt.enqueue('spin');
+      await waitNudging(clock, () => lines.length === 1, 'the handler spinning', 20_000);
+      await crash(rt, 'executor');
+      await advanceInSteps(clock, busy, SPAN, STEP);
+
+      const task = await store.get(id);
+      assert.equal(task?.state, 'running', 'never taken back while its thread spins');
+      assert.equal(task?.attempts, 1);
+      assert.ok((task?.leaseUntil ?? 0) > clock.now(), `its lease (${task?.leaseUntil}) is alive at ${clock.now()}`);
+      assert.equal(recovered(rt), 0);
+      assert.equal(lines.length, 1, 'not started a second time beside the first');
+
+      // The grace ends: the thread is ended, the task given back and started again.
+      await clock.advance(10 * 60_000);
+      await waitNudging(clock, () => lines.length === 2, 'the task run again', 20_000);
+      const history = await store.history(id);
+      assert.ok(history.some((h) => h.to === 'queued' && h.reason === 'shutdown'), JSON.stringify(history));
+      assert.equal((await store.get(id))?.attempts, 1, 'given back: its attempt not counted');
+    } finally {
+      // A spinning thread ends at its grace, by this clock: it is moved along while the runtime closes.
+      const closed = rt.close({ force: true, timeout: 1000 });
+      await waitFor(async () => {
+        await clock.advance(10 * 60_000);
+        return rt.status === 'stopped';
+      }, { label: 'the runtime closed', timeout: 20_000 });
+      await closed;
+    }
+  });
+});
