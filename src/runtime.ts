@@ -47,6 +47,7 @@ import { Executor } from '../actors/executor/executor.ts';
 import type { TroupeMessage } from '../actors/messages.ts';
 import { Scheduler } from '../actors/scheduler/scheduler.ts';
 import { isOutcome, TASK_FACT_TYPES, type TaskFact, type TaskFactType, type TaskOutcome } from '../actors/task/messages.ts';
+import type { TaskActor } from '../actors/task/task-actor.ts';
 import type { Reply } from '../actors/tracker/messages.ts';
 import { Tracker } from '../actors/tracker/tracker.ts';
 import { registerBuiltinTasks, type BuiltinServices } from '../actors/maintenance/builtin-tasks.ts';
@@ -300,6 +301,8 @@ export class Runtime implements AsyncDisposable {
           limits: () => this.#claimLimits(),
         }),
     });
+    // The runs a stopped executor still ends, named by its successor when leases are renewed (ExecutorDeps.ending).
+    const ending = new Set<TaskActor>();
     await this.#root.startChild({
       address: 'executor',
       create: (ctx) =>
@@ -322,6 +325,9 @@ export class Runtime implements AsyncDisposable {
           stats: this.#stats,
           readTask: (id) => store.get(id),
           tempDir: o.tempDir,
+          ending,
+          heartbeatMs: o.heartbeatMs,
+          renewLeases: (ids) => store.heartbeat(this.nodeId, clock.now() + o.leaseMs, ids),
           // Other processes may cancel a task that runs here; a store that does not say so is read for it.
           ...(store.kind !== 'memory' && typeof (store as { onCancel?: unknown }).onCancel !== 'function' && store.states
             ? { readStates: (ids: readonly TaskId[]) => store.states!(ids) }

@@ -25,7 +25,8 @@
  *
  * Outcome rules (first termination reason wins):
  * - cancel: the tracker already marked the task cancelled; nothing is written (a late result is dropped).
- * - shutdown, or a batch-mate of a thread that had to be ended: the task is released (its attempt not counted).
+ * - shutdown (also this actor's restart, see stop()), or a batch-mate of a thread that had to be ended: the task is
+ *   released (its attempt not counted).
  * - timeout: another attempt if the policy allows, else `timed_out`.
  * - an error: PermanentError → `failed`; DelayError → runs again at its time; else retry with backoff while
  *   attempts remain, then `failed` (a dead letter).
@@ -95,6 +96,20 @@ export interface ExecutorDeps {
   readStates?: (ids: readonly TaskId[]) => Promise<Map<TaskId, TaskState>>;
   /** The runtime's temp folder (`tempDir`): a command that is a flow parent gets its children's file there. */
   tempDir: string;
+  /**
+   * Runs of a stopped executor that are still ending, shared by the executors of one runtime: a restarted executor's
+   * predecessor ends its runs (soft stop, the hard one after their grace) and they stay here until they have ended,
+   * so the new one names them when leases are renewed (#tellLeases). Why: a run slow to stop (a command deaf to
+   * SIGTERM, a long `killGrace`) lost its lease, and its task ran again beside it.
+   */
+  ending?: Set<TaskActor>;
+  /** How often the tracker renews the leases this executor names (`heartbeat`). @default leaseMs / 3 */
+  heartbeatMs?: number;
+  /**
+   * Renews the leases of claimed tasks of this node now (Store.heartbeat with their ids), for a claim that arrives
+   * late (see #recheckLate). Absent: such a claim is only read before it starts.
+   */
+  renewLeases?: (ids: readonly TaskId[]) => Promise<unknown>;
 }
 
 /** The buffer holds about the tasks the slots start within this time (at the start rate of the last window). */
@@ -183,9 +198,17 @@ export class Executor implements Actor<TroupeMessage> {
     this.#demand();
   }
 
+  /**
+   * Ends the runs (soft stop now, hard after their grace; each gives its task back with a release once it has ended)
+   * and gives back the buffer. A supervisor's restart calls this too: the runs go on ending meanwhile, named by the
+   * next executor in lease renewals (ExecutorDeps.ending), so their tasks never run again before they have stopped.
+   */
   stop(): void {
     this.#halted = true;
-    for (const run of this.#running.list()) run.end('shutdown');
+    for (const run of this.#running.list()) {
+      this.#d.ending?.add(run);
+      run.end('shutdown');
+    }
     this.#giveBackAll('shutdown');
     this.#d.clock.clearTimeout(this.#bufferTimer);
     this.#bufferTimer = undefined;
@@ -265,6 +288,13 @@ export class Executor implements Actor<TroupeMessage> {
             return false;
           });
         }
+        // A lease that ends before the next renewal can name the task: its claim was long on its way (see #recheckLate).
+        const renewBy = at + (this.#d.heartbeatMs ?? (this.#d.leaseMs ?? 30_000) / 3);
+        if (anyLeaseBefore(tasks, renewBy)) {
+          const late = tasks.filter((task) => task.leaseUntil !== undefined && task.leaseUntil < renewBy);
+          tasks = tasks.filter((task) => task.leaseUntil === undefined || task.leaseUntil >= renewBy);
+          this.#recheckLate(late, at, m.startAt);
+        }
         if ((this.#pausedNames.size > 0 || this.#pausedGroups.size > 0) && tasks.some((task) => this.#isPaused(task))) {
           // Taken by a claim that was on its way when its name or group was paused: back to the queue, unstarted
           // (a slot's task written ahead waits `scheduled` for its slot again).
@@ -339,6 +369,8 @@ export class Executor implements Actor<TroupeMessage> {
 
   readonly #sendDemand = (): void => {
     this.#demandQueued = false;
+    // A stopped executor's runs still end (their outcomes go out), but it asks for no more work: its successor does.
+    if (this.#halted) return;
     this.#pull();
     this.#reportHeld();
     if (this.#buffer.length > 0 && this.#bufferTimer === undefined) this.#armBufferCheck();
@@ -559,7 +591,7 @@ export class Executor implements Actor<TroupeMessage> {
       const ours = current?.state === 'running' && current.owner === this.#d.owner && current.attempts === task.attempts && current.startedAt === task.startedAt;
       // Another cancel came while the store was read (the read may predate it): ask again.
       if (ours && this.#cancelledAhead.delete(task.id)) this.#recheck(task, at, startAt);
-      else if (ours && this.#draining) this.#giveBack({ task, at }, 'shutdown');
+      else if (ours && (this.#draining || this.#halted)) this.#giveBack({ task, at }, 'shutdown');
       else if (ours) {
         this.#buffer.push(startAt === undefined ? { task, at } : { task, at, startAt });
         this.#pull();
@@ -571,6 +603,33 @@ export class Executor implements Actor<TroupeMessage> {
     read(task.id).then(answered, (error: unknown) => {
       this.#d.logger.warn('could not read a task a cancel came before; its lease will bring it back if it still runs', { id: task.id, error: serializeError(error).message });
       answered(undefined);
+    });
+  }
+
+  /**
+   * Claimed tasks that reached this executor with so little of their lease left that it may end before the next
+   * renewal names them, or ended already: their claim was long on its way (a claim statement that waited for a
+   * connection or a commit, its `now` taken before; the event loop stalled). Meanwhile a sweep anywhere may have
+   * taken them back and another claim started them. Their leases are renewed (one statement for all), then each is
+   * read, and started only if the store still has it running under this very claim (#recheck); the others are
+   * dropped. They are named in lease renewals meanwhile. Why: started as they came, such a task ran twice at once.
+   * A claim on time costs a comparison per task here, nothing more.
+   */
+  #recheckLate(late: TaskRecord[], at: number, startAt: number | undefined): void {
+    for (const task of late) this.#rechecking.add(task);
+    const check = (): void => {
+      for (const task of late) {
+        this.#rechecking.delete(task);
+        if (this.#d.readTask === undefined) this.#d.logger.warn('a claim came after its lease could have ended; left to its lease', { id: task.id });
+        this.#recheck(task, at, startAt);
+      }
+      this.#maybeDrained();
+    };
+    const renew = this.#d.renewLeases;
+    if (renew === undefined) return check();
+    renew(late.map((task) => task.id)).then(check, (error: unknown) => {
+      this.#d.logger.warn('could not renew the leases of a claim that came late', { ids: late.length, error: serializeError(error).message });
+      check();
     });
   }
 
@@ -591,13 +650,16 @@ export class Executor implements Actor<TroupeMessage> {
 
   /**
    * Tells the tracker which claimed tasks this node holds, for the renewal of their leases (executor.leases): those
-   * of #heldIds and those being checked after a remembered cancel. A task that ended is not among them: its outcome
+   * of #heldIds, those being checked after a remembered cancel (#recheck) and a stopped predecessor's runs still
+   * ending (ExecutorDeps.ending). A task that ended is not among them: its outcome
    * went to the tracker before this answer (one mailbox, in order), and the tracker renews it until it is written.
-   * A task whose claim is still on its way is not either: that claim has just set its lease.
+   * A task whose claim is still on its way is not either: that claim has just set its lease, and if it comes after
+   * that lease could have ended, the task is renewed and checked before it starts (#recheckLate).
    */
   #tellLeases(): void {
     const ids = this.#heldIds();
     for (const task of this.#rechecking) ids.push(task.id);
+    if (this.#d.ending !== undefined) for (const run of this.#d.ending) ids.push(run.id);
     this.#ctx.tell(this.#d.orchestrator, createTrackerLeases(ids));
   }
 
@@ -809,6 +871,7 @@ export class Executor implements Actor<TroupeMessage> {
   #finish(run: TaskActor, def: ResolvedTask | undefined, error: unknown, permanent: boolean, result?: unknown): void {
     if (!this.#running.remove(run)) return;
     run.dispose();
+    if (this.#halted) this.#d.ending?.delete(run);
     // A name's count stays at 0 rather than leaving the map: on an idle node every run would otherwise add and
     // remove it (names are few: the registered ones).
     this.#perName.set(run.name, Math.max(0, (this.#perName.get(run.name) ?? 1) - 1));
@@ -953,6 +1016,15 @@ function thrownError(error: unknown): unknown {
   // A thrown value without a stack keeps none (not the stack of this copy).
   if (data.stack === undefined) delete (copy as { stack?: string }).stack;
   return copy;
+}
+
+/** Whether the lease of any of `tasks` ends before `time` (a plain loop: this runs for every dispatch). */
+function anyLeaseBefore(tasks: readonly TaskRecord[], time: number): boolean {
+  for (let i = 0; i < tasks.length; i++) {
+    const until = tasks[i]!.leaseUntil;
+    if (until !== undefined && until < time) return true;
+  }
+  return false;
 }
 
 /** Errors that say "not this task's fault, run it again": a batch-mate's thread ended, the pool's queue was full. */

@@ -141,6 +141,11 @@ export class Tracker implements Actor<TroupeMessage> {
   #running = 0;
   /** Claimed tasks wait in the executor, buffered or for their slot (their leases are kept alive too). */
   #holding = false;
+  /**
+   * The executor's last answer (tracker.leases) named tasks. Why: a restarted tracker has heard of no start, and
+   * learns only from that answer that the process holds leases; it keeps the heartbeat armed until an answer is empty.
+   */
+  #told = false;
   #heartbeat: TimerHandle | undefined;
   #recovery: TimerHandle | undefined;
   /**
@@ -175,8 +180,15 @@ export class Tracker implements Actor<TroupeMessage> {
     this.#d = deps;
   }
 
+  /**
+   * The first start sweeps at once. A restart first asks the executor which tasks the process holds, renews them and
+   * arms the heartbeat, then sweeps (#askLeases): the crashed tracker's counts are gone with it, and without the
+   * question the new one renewed nothing until the next start or hold message, and its own sweep took back a long
+   * task still running here once its lease ended (it ran twice at once).
+   */
   start(): void {
-    this.#armRecovery(0);
+    if (this.#ctx.restarts > 0) this.#askLeases(true);
+    else this.#armRecovery(0);
   }
 
   stop(): void {
@@ -696,7 +708,7 @@ export class Tracker implements Actor<TroupeMessage> {
 
   /** Whether this process may hold leases: tasks run or wait in the executor, or outcomes wait to be written. */
   #holdsLeases(): boolean {
-    return this.#running > 0 || this.#holding || this.#settles.length > 0 || this.#settling.length > 0;
+    return this.#running > 0 || this.#holding || this.#told || this.#settles.length > 0 || this.#settling.length > 0;
   }
 
   /**
@@ -704,7 +716,8 @@ export class Tracker implements Actor<TroupeMessage> {
    * then runs the sweep that waits for it, if any. One question at a time: a heartbeat or a sweep due meanwhile
    * shares its answer. The answer comes through this mailbox, behind the outcomes the executor sent before it, so
    * the two lists together hold every task this process still has claimed (a claim on its way has just set its
-   * lease).
+   * lease; one that arrives after that lease could have ended is renewed and checked by the executor before it
+   * starts).
    */
   #askLeases(sweep: boolean): void {
     const asked = this.#leasesAsked;
@@ -723,6 +736,8 @@ export class Tracker implements Actor<TroupeMessage> {
     const asked = this.#leasesAsked;
     this.#leasesAsked = undefined;
     if (asked !== undefined) this.#d.clock.clearTimeout(asked.guard);
+    this.#told = ids.length > 0;
+    if (this.#told) this.#armHeartbeat();
     const renewed = this.#renew(ids);
     if (asked?.sweep) void renewed.then(() => this.#sweep());
   }

@@ -20,6 +20,12 @@ export interface ActorContext<M extends Message> {
   readonly self: ActorAddress;
   readonly bus: Bus<M>;
   readonly clock: Clock;
+  /**
+   * How many times the supervisor restarted this actor before this start (0 at the first). Why: a restarted actor
+   * starts with none of its predecessor's state, and some must ask for what it left (the tracker, which tasks the
+   * process still holds).
+   */
+  readonly restarts: number;
   /** Sends a message to another actor. */
   tell(to: ActorAddress, msg: M): void;
   /** Publishes a fact to subscribers. */

@@ -226,6 +226,7 @@ export class Supervisor<M extends Message> implements Actor<M> {
       self: child.spec.address,
       bus: this.#bus,
       clock: this.#clock,
+      restarts: child.restarts,
       tell: (to, msg) => this.#bus.tell(child.spec.address, to, msg),
       publish: (msg) => this.#bus.publish(child.spec.address, msg),
       fail: (error) => this.#onCrash(child, actor, error),

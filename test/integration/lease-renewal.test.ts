@@ -18,10 +18,9 @@ import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts'
 import type { SettleOp, Store } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
 import { latch } from '../helpers/latch.ts';
+import { advanceInSteps, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
 import { PG_SKIP, pgUrl, trackSchemas } from '../helpers/pg.ts';
-import { overrideStore } from '../helpers/store-override.ts';
 import { tempDb } from '../helpers/temp-db.ts';
-import { waitFor } from '../helpers/wait-for.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 /** The default lease; its heartbeat is every 10 s and the recovery sweep every 15 s. */
@@ -80,53 +79,6 @@ const STORES: Array<{ name: string; store: (clock: ManualClock) => SharedStore; 
   },
 ];
 
-/** Waits while nudging the clock: timers armed for a time already passed fire at the next advance. */
-function waitNudging(clock: ManualClock, condition: () => unknown, label: string): Promise<unknown> {
-  return waitFor(async () => {
-    await clock.advance(0);
-    return condition();
-  }, { label, timeout: 5000 });
-}
-
-/** Wraps `inner`, counting the heartbeats and recovery sweeps in flight and the sweeps that ended. */
-function watchLeases(inner: Store, overrides: Partial<Record<keyof Store, unknown>> = {}): { store: Store; busy: () => number; swept: () => number } {
-  let busy = 0;
-  let swept = 0;
-  const store = overrideStore(inner, {
-    heartbeat: async (...args: Parameters<Store['heartbeat']>) => {
-      busy++;
-      try {
-        return await inner.heartbeat(...args);
-      } finally {
-        busy--;
-      }
-    },
-    recoverExpired: async (now: number) => {
-      busy++;
-      try {
-        return await inner.recoverExpired(now);
-      } finally {
-        busy--;
-        swept++;
-      }
-    },
-    ...overrides,
-  });
-  return { store, busy: () => busy, swept: () => swept };
-}
-
-/** Moves the clock `SPAN` ahead in steps, letting each step's heartbeats and sweeps end before the next. */
-async function advanceInSteps(clock: ManualClock, busy: () => number): Promise<void> {
-  for (let moved = 0; moved < SPAN; moved += STEP) {
-    await clock.advance(STEP);
-    await waitFor(() => busy() === 0, { label: 'the heartbeats and sweeps of the step', timeout: 5000 });
-  }
-}
-
-function recovered(rt: Runtime): unknown {
-  return rt.tree().children?.find((c) => c.address === 'tracker')?.info?.recovered;
-}
-
 function newTask(clock: ManualClock, input: unknown): NewTask {
   const now = clock.now();
   return { id: createTaskId(now), name: 'work', input, priority: 0, weight: 1, maxAttempts: 1, createdAt: now, runAt: now };
@@ -159,7 +111,7 @@ for (const { name, store: sharedStore, skip } of STORES) {
         // The restarted process is busy with a long task of its own the whole time.
         const own = await rt.enqueue('work', { who: 'own' });
         await waitNudging(clock, () => runs.includes('own'), 'the own task running');
-        await advanceInSteps(clock, busy);
+        await advanceInSteps(clock, busy, SPAN, STEP);
         await waitNudging(clock, async () => (await store.get(orphan.id))?.state === 'succeeded', 'the crashed process\'s task recovered and run');
 
         const back = await store.get(orphan.id);
@@ -207,7 +159,7 @@ for (const { name, store: sharedStore, skip } of STORES) {
         await waitNudging(clock, () => settles === 1, 'the first outcome being written');
         const b = await rt.enqueue('work', { who: 'b' });
         await waitNudging(clock, () => runs.length === 2, 'the second task run');
-        await advanceInSteps(clock, busy);
+        await advanceInSteps(clock, busy, SPAN, STEP);
         assert.equal(settles, 1, 'the first write still waits');
         assert.equal(recovered(rt), 0, 'nothing taken back while its outcome waits');
         for (const id of [a, b]) {
