@@ -394,4 +394,26 @@ describe('awaiting a task another node runs, told by the node that ends it (Post
       await a.close();
     }
   });
+
+  it('a start() handle settles cancelled when the task is cancelled on the node that runs it, at once', async () => {
+    const spec = schemaStoreUrl(schemas);
+    const clock = new ManualClock(Date.now());
+    const hold = gate();
+    const a = await createRuntime({ store: spec, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { k: { run: async () => (await hold.wait(), 'a') } } });
+    const b = await createRuntime({ store: spec, nodeId: 'b', concurrency: 2, maintenance: false, tasks: { k: { run: (_i: unknown, ctx: { signal: AbortSignal }) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped')))) } } });
+    try {
+      const blocker = a.start('k');
+      await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
+      const h = a.start('k');
+      await waitFor(async () => (await b.get(h.id))?.owner === 'b' && (await b.get(h.id))?.state === 'running', { label: 'B runs it', timeout: 20_000 });
+      // A's clock never reaches its first read: the cancel's notification alone answers the handle.
+      await b.cancel(h.id);
+      await assert.rejects(within(h.result, 20_000), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.CANCELLED);
+      assert.equal(h.state, 'cancelled');
+    } finally {
+      hold.open();
+      await b.close();
+      await a.close();
+    }
+  });
 });
