@@ -222,7 +222,7 @@ export class Runtime implements AsyncDisposable {
   /** Tasks of `run()` calls made in this microtask turn: stored with one enqueue message (see #flushRuns). */
   #runBatch: NewTask[] = [];
   /** Awaited tasks another node may run, read again from the store (see #watchAwaited): when next, and the gap. */
-  readonly #awaited = new Map<TaskId, { next: number; gap: number }>();
+  readonly #awaited = new Map<TaskId, { next: number; gap: number; marked?: true }>();
   #awaitTimer: TimerHandle | undefined;
   /** When #awaitTimer fires (clock time). */
   #awaitTimerAt = 0;
@@ -339,7 +339,13 @@ export class Runtime implements AsyncDisposable {
       this.#unsubscribes.push(wakeable.onWake(() => this.#tell({ type: 'scheduler.wake', reason: 'notified' })));
     }
     if (typeof wakeable.onCancel === 'function') {
-      this.#unsubscribes.push(wakeable.onCancel((id) => this.#tell({ type: 'executor.abort', id, reason: 'cancel' })));
+      this.#unsubscribes.push(
+        wakeable.onCancel((id) => {
+          this.#tell({ type: 'executor.abort', id, reason: 'cancel' });
+          // Cancelled on another node: a caller here hears it now (a cancel is final at once).
+          if (this.#awaited.has(id)) this.#onStoreChange({ type: 'task.ended', ids: [id] });
+        }),
+      );
     }
     if (typeof store.onChange === 'function') this.#unsubscribes.push(store.onChange((change) => this.#onStoreChange(change)));
     if (this.#registry.list().some((def) => def.kind === 'command')) this.#warmSpawnServer();
@@ -1092,6 +1098,14 @@ export class Runtime implements AsyncDisposable {
         // The owner publishes its own; another node's reaches followers here.
         if (change.owner !== this.nodeId) this.#bus.publish(SELF, { type: 'task.stopped', id: change.id, name: change.name, at: change.at });
         return;
+      case 'task.ended': {
+        // Awaited tasks marked by this node or another one (#readFinal): ours are read now, not at their next read.
+        const ours = change.ids.filter((id) => this.#awaited.has(id));
+        if (ours.length > 0 && this.#status === RuntimeStatus.running) {
+          this.#readFinal(ours).catch((error: unknown) => this.options.logger.warn('could not read awaited tasks', { error: serializeError(error).message }));
+        }
+        return;
+      }
     }
   }
 
@@ -1134,7 +1148,8 @@ export class Runtime implements AsyncDisposable {
    * a key or dedup matched a task enqueued elsewhere). Each awaited task is read again AWAIT_FIRST_MS after the
    * wait began, then at doubling gaps up to AWAIT_GAP_MAX_MS, all due ones in one read (`Store.states`); one seen
    * final is read whole and its outcome delivered, as if heard. A task that ends here is delivered by its fact
-   * first, usually long before its first read.
+   * first, usually long before its first read. On PostgreSQL the first read also marks the task (`awaitEnd`), and
+   * the node that ends it notifies: the outcome arrives at its commit, and the later reads are the safety net.
    */
   #watchAwaited(id: TaskId): void {
     if (this.#store.kind === 'memory' || this.#awaited.has(id)) return;
@@ -1188,11 +1203,26 @@ export class Runtime implements AsyncDisposable {
       });
   };
 
-  /** Delivers the outcome of each task of `ids` that is final in the store. */
+  /**
+   * Delivers the outcome of each task of `ids` that is final in the store. On a store with `awaitEnd`, the tasks not
+   * marked yet are marked first, then read: one that ends after its mark is told by a `task.ended` change (read at
+   * once, #onStoreChange), one that ended before it is final in the read.
+   */
   async #readFinal(ids: TaskId[]): Promise<void> {
     const deliverIfFinal = (record: TaskRecord | undefined): void => {
       if (record && isFinalState(record.state) && this.#awaited.has(record.id)) this.#deliver(outcomeFromView(toView(record)));
     };
+    const store = this.#store;
+    if (store.awaitEnd) {
+      const unmarked = ids.filter((id) => this.#awaited.get(id)?.marked === undefined);
+      for (let at = 0; at < unmarked.length; at += AWAIT_READ_MAX) {
+        const marked = await store.awaitEnd(unmarked.slice(at, at + AWAIT_READ_MAX));
+        for (const id of marked) {
+          const w = this.#awaited.get(id);
+          if (w) w.marked = true;
+        }
+      }
+    }
     if (!this.#store.states) {
       // A store without the one read for many: each task whole, once.
       for (const id of ids) if (this.#awaited.has(id)) deliverIfFinal(await this.#store.get(id));

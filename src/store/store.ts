@@ -101,7 +101,9 @@ export type StoreChange =
   | { type: 'flow.failed'; id: TaskId; name: string; at: number; error: SerializedError }
   | { type: 'debounced'; id: TaskId; name: string; at: number; runAt: number }
   /** A cancelled run on node `owner` has stopped and its output is stored (see `Store.announceStopped`). */
-  | { type: 'task.stopped'; id: TaskId; name: string; at: number; owner: string };
+  | { type: 'task.stopped'; id: TaskId; name: string; at: number; owner: string }
+  /** Tasks marked by `Store.awaitEnd` (on any node) reached a final state; read them for their outcome. */
+  | { type: 'task.ended'; ids: TaskId[] };
 
 /** An outcome or a fact about a running task, applied by `settle` in one transaction. */
 export type SettleOp =
@@ -338,6 +340,14 @@ export interface Store {
    * Optional: the PostgreSQL store sends it through NOTIFY; without it, followers elsewhere end at the cancel.
    */
   announceStopped?(stop: { id: TaskId; name: string; at: number; owner: string }): Promise<void>;
+  /**
+   * Marks tasks that a caller on this node awaits, so that whichever node ends one of them tells every node (a
+   * `task.ended` change) when it commits the end. Returns the ids it marked: not one that is final or gone already,
+   * nor one whose row another transaction holds at that moment (a settle under way), which the caller marks again
+   * at its next read. Optional: the PostgreSQL store marks and notifies; without it, a node learns that a task it
+   * awaits ended elsewhere at its next read of the task (`states`).
+   */
+  awaitEnd?(ids: readonly TaskId[]): Promise<Set<TaskId>>;
   /**
    * Why a task input or result cannot be stored as it is (not JSON; text the database refuses), or undefined.
    * With `input`, also what JSON would change (a Map or Set, NaN or ±Infinity; see json-value.ts).

@@ -13,7 +13,7 @@ import { REMOTE_STOP_MARGIN_MS, createRuntime, type Runtime } from '../../src/ru
 import { ManualClock } from '../../src/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { SseClient } from '../http/helpers.ts';
-import { PG_SKIP, schemaStoreUrl, trackSchemas } from '../helpers/pg.ts';
+import { PG_SKIP, schemaStoreUrl, trackSchemas, withAdmin } from '../helpers/pg.ts';
 import { overrideStore, waiterReadsStore } from '../helpers/store-override.ts';
 import { tempDb } from '../helpers/temp-db.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -353,6 +353,66 @@ describe('a follower waiting for another node to say its cancelled run stopped',
       client?.close();
       await server.close();
       await b?.close();
+      await a.close();
+    }
+  });
+});
+
+describe('awaiting a task another node runs, told by the node that ends it (PostgreSQL)', PG_SKIP ? { skip: PG_SKIP } : {}, () => {
+  it('a start() handle and run() settle when the other node commits the end, with no read of their own after the first', async () => {
+    const spec = schemaStoreUrl(schemas);
+    const schema = new URL(spec).searchParams.get('schema')!;
+    // A's reads of the tasks its callers await run on its own clock, which moves only when the test says so.
+    const clock = new ManualClock(Date.now());
+    const hold = gate();
+    const g = gate();
+    const a = await createRuntime({ store: spec, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { k: { run: async () => (await hold.wait(), 'a'), retry: { attempts: 1 } } } });
+    const b = await createRuntime({ store: spec, nodeId: 'b', concurrency: 4, maintenance: false, tasks: { k: { run: async (input: { n: number }) => (await g.wait(), { ran: 'b', n: input.n }), retry: { attempts: 1 } } } });
+    const awaited = async (id: string) =>
+      withAdmin(async (c) => (await c.query<{ awaited: boolean | null }>(`SELECT awaited FROM "${schema}".tasks WHERE id = $1`, [id])).rows[0]?.awaited === true);
+    try {
+      const blocker = a.start('k');
+      await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
+      const h = a.start('k', { n: 1 });
+      const ran = a.run('k', { n: 2 });
+      const onB = async () => (await b.list({ state: 'running' })).tasks.filter((t) => t.owner === 'b');
+      await waitFor(async () => (await onB()).length === 2, { label: 'B runs both', timeout: 20_000 });
+      // The first read, 200 ms into the wait, marks the two tasks in the store.
+      await clock.advance(200);
+      await waitFor(() => awaited(h.id), { label: 'the handle\'s task marked' });
+      const [other] = (await onB()).filter((t) => t.id !== h.id);
+      await waitFor(() => awaited(other!.id), { label: 'the run\'s task marked' });
+      // B ends them; A's clock stays where it is, so no read of A's brings the outcomes: B's notification does.
+      g.open();
+      assert.deepEqual(await within(h.result, 20_000), { ran: 'b', n: 1 });
+      assert.deepEqual(await within(ran, 20_000), { ran: 'b', n: 2 });
+      assert.equal(h.state, 'succeeded');
+    } finally {
+      hold.open();
+      g.open();
+      await b.close();
+      await a.close();
+    }
+  });
+
+  it('a start() handle settles cancelled when the task is cancelled on the node that runs it, at once', async () => {
+    const spec = schemaStoreUrl(schemas);
+    const clock = new ManualClock(Date.now());
+    const hold = gate();
+    const a = await createRuntime({ store: spec, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { k: { run: async () => (await hold.wait(), 'a') } } });
+    const b = await createRuntime({ store: spec, nodeId: 'b', concurrency: 2, maintenance: false, tasks: { k: { run: (_i: unknown, ctx: { signal: AbortSignal }) => new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped')))) } } });
+    try {
+      const blocker = a.start('k');
+      await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
+      const h = a.start('k');
+      await waitFor(async () => (await b.get(h.id))?.owner === 'b' && (await b.get(h.id))?.state === 'running', { label: 'B runs it', timeout: 20_000 });
+      // A's clock never reaches its first read: the cancel's notification alone answers the handle.
+      await b.cancel(h.id);
+      await assert.rejects(within(h.result, 20_000), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.CANCELLED);
+      assert.equal(h.state, 'cancelled');
+    } finally {
+      hold.open();
+      await b.close();
       await a.close();
     }
   });

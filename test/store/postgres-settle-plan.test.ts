@@ -31,10 +31,10 @@ async function planAfterGrowth(options: string): Promise<string> {
   try {
     await s.open();
     await client.query(`ANALYZE ${n.tasks}`);
-    await client.query(`PREPARE outcome(jsonb, text) AS ${outcomeSql(n)}`);
+    await client.query(`PREPARE outcome(jsonb, text, text) AS ${outcomeSql(n)}`);
     await client.query(`PREPARE progress(jsonb) AS ${progressSql(n)}`);
     const none = JSON.stringify([{ i: 0, id: 'none', type: 'succeeded', owner: 'o', attempt: 1, at: 1, result: null }]);
-    await client.query(`EXECUTE outcome('${none}', 'x')`);
+    await client.query(`EXECUTE outcome('${none}', 'x', 'y')`);
     await client.query(`EXECUTE progress('${JSON.stringify([{ i: 0, id: 'none', at: 1, progress: 0.5 }])}')`);
 
     const now = Date.now();
@@ -43,7 +43,7 @@ async function planAfterGrowth(options: string): Promise<string> {
     assert.equal(claimed.length, 20);
     const ops = claimed.map((t, i) => ({ i, id: t.id, type: 'succeeded', owner: 'o', attempt: 1, at: now, result: null }));
     const plans: string[] = [];
-    for (const sql of [`EXPLAIN EXECUTE outcome('${JSON.stringify(ops)}', 'x')`, `EXPLAIN EXECUTE progress('${JSON.stringify(ops.map((o) => ({ i: o.i, id: o.id, at: now, progress: 1 })))}')`]) {
+    for (const sql of [`EXPLAIN EXECUTE outcome('${JSON.stringify(ops)}', 'x', 'y')`, `EXPLAIN EXECUTE progress('${JSON.stringify(ops.map((o) => ({ i: o.i, id: o.id, at: now, progress: 1 })))}')`]) {
       const { rows } = await client.query<{ 'QUERY PLAN': string }>(sql);
       plans.push(rows.map((r) => r['QUERY PLAN']).join('\n'));
     }

@@ -8,7 +8,8 @@
  *   notifies `<schema>_wake`; cancelling a running task notifies `<schema>_cancel` with its id. `onWake` /
  *   `onCancel` subscribe; one dedicated connection listens and reconnects with backoff when it drops, and
  *   `health()` says so meanwhile. Flow parents made due or failed by a child (a trigger, see migrations.ts)
- *   notify `<schema>_flow`; `onChange` hears those from every node, and this node's debounced enqueues.
+ *   notify `<schema>_flow`; `onChange` hears those from every node, and this node's debounced enqueues. A task
+ *   that a node awaits is marked (`awaitEnd`), and the settle that ends it notifies `<schema>_ended` with its id.
  * - Claims under group or rate limits, and enqueues with dedup modes or keyed flow parents, run in a transaction
  *   (queries/claim-gated.ts, queries/enqueue-features.ts); every other call keeps its single statement.
  * - Settles use two connections of their own, and claims with a name list two more, whose sessions keep generic
@@ -59,7 +60,7 @@ import { counts, liveCounts } from './queries/counts.ts';
 import { enqueue } from './queries/enqueue.ts';
 import { enqueueAndStart, planStart } from './queries/enqueue-start.ts';
 import { startsInInsert } from '../start-plan.ts';
-import { get, states } from './queries/get.ts';
+import { awaitEnd, get, states } from './queries/get.ts';
 import { heartbeat } from './queries/heartbeat.ts';
 import { history } from './queries/history.ts';
 import { list } from './queries/list.ts';
@@ -253,7 +254,7 @@ class PgStore implements PostgresStore {
             connectionTimeoutMillis: this.#s.connectionTimeoutMs,
             keepAlive: true,
           }),
-        channels: [this.#n.wakeChannel, this.#n.cancelChannel, this.#n.flowChannel],
+        channels: [this.#n.wakeChannel, this.#n.cancelChannel, this.#n.flowChannel, this.#n.endedChannel],
         onNotification: (channel, payload) => this.#dispatch(channel, payload),
         onReconnect: () => this.#dispatch(this.#n.wakeChannel, ''),
         clock: this.#s.clock,
@@ -367,6 +368,10 @@ class PgStore implements PostgresStore {
 
   get(id: TaskId): Promise<TaskRecord | undefined> {
     return this.#use('get', (db) => get(db, this.#n, id));
+  }
+
+  awaitEnd(ids: readonly TaskId[]): Promise<Set<TaskId>> {
+    return this.#use('awaitEnd', (db) => awaitEnd(db, this.#n, ids));
   }
 
   states(ids: readonly TaskId[]): Promise<Map<TaskId, TaskState>> {
@@ -558,6 +563,9 @@ class PgStore implements PostgresStore {
           // same as above
         }
       }
+    } else if (channel === this.#n.endedChannel) {
+      const ids = payload.split(' ').filter((id) => id.length > 0);
+      if (ids.length > 0) this.#emitChange({ type: 'task.ended', ids });
     } else if (channel === this.#n.flowChannel) {
       let change: StoreChange;
       try {

@@ -29,6 +29,8 @@ export interface PgNames {
   cancelChannel: string;
   /** Flow parents made due or failed by a child (JSON `StoreChange` payloads). */
   flowChannel: string;
+  /** Awaited tasks that ended (`awaitEnd`): their ids, space-separated. */
+  endedChannel: string;
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,50}$/;
@@ -57,6 +59,7 @@ export function createNames(schema: string): PgNames {
     wakeChannel: `${schema}_wake`,
     cancelChannel: `${schema}_cancel`,
     flowChannel: `${schema}_flow`,
+    endedChannel: `${schema}_ended`,
   });
 }
 

@@ -2,7 +2,7 @@
 import type { TaskId } from '../../../ids.ts';
 import type { TaskRecord, TaskState } from '../../../task.ts';
 import { TASK_COLUMNS, rowToTask, type TaskRow } from '../rows.ts';
-import { run, type PgNames, type Queryable } from '../sql.ts';
+import { run, STATE_BY_ID, type PgNames, type Queryable } from '../sql.ts';
 
 /** Why: status, result and timings of one task (`rt.get`). */
 export async function get(db: Queryable, n: PgNames, id: TaskId): Promise<TaskRecord | undefined> {
@@ -14,4 +14,24 @@ export async function get(db: Queryable, n: PgNames, id: TaskId): Promise<TaskRe
 export async function states(db: Queryable, n: PgNames, ids: readonly TaskId[]): Promise<Map<TaskId, TaskState>> {
   const { rows } = await run<{ id: string; state: TaskState }>(db, `SELECT t.id, t.state FROM ${n.tasks} AS t WHERE t.id = ANY($1::text[])`, [ids]);
   return new Map(rows.map((r) => [r.id, r.state]));
+}
+
+/**
+ * Why: a node that awaits tasks another node may run marks them, and the settle that ends a marked task notifies the
+ * ended channel (settle.ts). `SKIP LOCKED`: a row that a settle holds is not waited for (a waiter never holds up a
+ * settle, nor deadlocks with one over several rows); the caller marks it again at its next read.
+ */
+export async function awaitEnd(db: Queryable, n: PgNames, ids: readonly TaskId[]): Promise<Set<TaskId>> {
+  const { rows } = await run<{ id: string }>(
+    db,
+    `UPDATE ${n.tasks} AS t SET awaited = true
+     WHERE t.id = ANY(ARRAY(
+       SELECT t.id FROM ${n.tasks} AS t
+       WHERE t.id = ANY($1::text[]) AND ${STATE_BY_ID} NOT IN ('succeeded', 'failed', 'timed_out', 'cancelled')
+       FOR UPDATE SKIP LOCKED
+     ))
+     RETURNING t.id`,
+    [ids],
+  );
+  return new Set(rows.map((r) => r.id));
 }

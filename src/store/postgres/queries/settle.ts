@@ -17,6 +17,8 @@
  *   lookups; without it the planner hashes every running row. The guard's `state` is written as `STATE_BY_ID`
  *   (sql.ts) so that no partial index can join the primary key's lookups.
  * - A released task is claimable again, so the statement notifies the wake channel (delivered at commit).
+ * - A task that ends and was marked `awaited` by a node waiting for it elsewhere (`awaitEnd`) is named on the ended
+ *   channel, so that node hears the end at commit; an unmarked one (nearly all) costs nothing more.
  */
 import type { SettleOp } from '../../store.ts';
 import { lineSql } from '../history-line.ts';
@@ -69,6 +71,9 @@ export function progressSql(n: PgNames): string {
     RETURNING t.id`;
 }
 
+/** Ids in one `<schema>_ended` notification: 26 characters and a space each, well under its 8,000-byte payload. */
+const ENDED_PER_NOTIFY = 250;
+
 export function outcomeSql(n: PgNames): string {
   return `
     WITH o AS (
@@ -99,11 +104,16 @@ export function outcomeSql(n: PgNames): string {
       FROM o
       WHERE t.id = o.id AND t.id = ANY(ARRAY(SELECT id FROM o))
         AND ${STATE_BY_ID} = 'running' AND t.owner = o.owner AND t.attempts = o.attempt
-      RETURNING o.i, o.type
+      RETURNING o.i, o.type, t.id AS task_id, t.awaited
     ), wake AS (
       SELECT pg_notify($2, '') FROM (SELECT 1 FROM u WHERE type = 'release' LIMIT 1) AS released
+    ), ended AS (
+      SELECT pg_notify($3, string_agg(task_id, ' ')) FROM (
+        SELECT task_id, (row_number() OVER ()) / ${ENDED_PER_NOTIFY} AS part FROM u
+        WHERE awaited AND type IN ('succeeded', 'failed', 'timed_out')
+      ) AS e GROUP BY part
     )
-    SELECT u.i, (SELECT count(*) FROM wake) AS woke FROM u`;
+    SELECT u.i, (SELECT count(*) FROM wake) AS woke, (SELECT count(*) FROM ended) AS told FROM u`;
 }
 
 /** Why: the tracker's group commit; `applied[i]` tells whether op i changed its task. */
@@ -132,7 +142,7 @@ export async function settle(
     }
     if (phase.outcomes.length > 0) {
       const payload = phase.outcomes.map(({ i, op }) => outcomeRow(i, op));
-      const { rows } = await run<{ i: number }>(client, outcomeSql(n), [toPgJson(payload), n.wakeChannel]);
+      const { rows } = await run<{ i: number }>(client, outcomeSql(n), [toPgJson(payload), n.wakeChannel, n.endedChannel]);
       for (const r of rows) applied[r.i] = true;
     }
   }
