@@ -1148,8 +1148,9 @@ export class Runtime implements AsyncDisposable {
    * a key or dedup matched a task enqueued elsewhere). Each awaited task is read again AWAIT_FIRST_MS after the
    * wait began, then at doubling gaps up to AWAIT_GAP_MAX_MS, all due ones in one read (`Store.states`); one seen
    * final is read whole and its outcome delivered, as if heard. A task that ends here is delivered by its fact
-   * first, usually long before its first read. On PostgreSQL the first read also marks the task (`awaitEnd`), and
-   * the node that ends it notifies: the outcome arrives at its commit, and the later reads are the safety net.
+   * first, usually long before its first read. On PostgreSQL a read also marks the task when another node runs it
+   * (`awaitEnd`), and that node notifies at its end: the outcome arrives at its commit, and the later reads are the
+   * safety net.
    */
   #watchAwaited(id: TaskId): void {
     if (this.#store.kind === 'memory' || this.#awaited.has(id)) return;
@@ -1205,8 +1206,8 @@ export class Runtime implements AsyncDisposable {
 
   /**
    * Delivers the outcome of each task of `ids` that is final in the store. On a store with `awaitEnd`, the tasks not
-   * marked yet are marked first, then read: one that ends after its mark is told by a `task.ended` change (read at
-   * once, #onStoreChange), one that ended before it is final in the read.
+   * marked yet are marked first if another node runs them, then read: one that ends after its mark is told by a
+   * `task.ended` change (read at once, #onStoreChange), one that ended before it is final in the read.
    */
   async #readFinal(ids: TaskId[]): Promise<void> {
     const deliverIfFinal = (record: TaskRecord | undefined): void => {
@@ -1216,7 +1217,7 @@ export class Runtime implements AsyncDisposable {
     if (store.awaitEnd) {
       const unmarked = ids.filter((id) => this.#awaited.get(id)?.marked === undefined);
       for (let at = 0; at < unmarked.length; at += AWAIT_READ_MAX) {
-        const marked = await store.awaitEnd(unmarked.slice(at, at + AWAIT_READ_MAX));
+        const marked = await store.awaitEnd(unmarked.slice(at, at + AWAIT_READ_MAX), this.nodeId);
         for (const id of marked) {
           const w = this.#awaited.get(id);
           if (w) w.marked = true;

@@ -341,13 +341,14 @@ export interface Store {
    */
   announceStopped?(stop: { id: TaskId; name: string; at: number; owner: string }): Promise<void>;
   /**
-   * Marks tasks that a caller on this node awaits, so that whichever node ends one of them tells every node (a
-   * `task.ended` change) when it commits the end. Returns the ids it marked: not one that is final or gone already,
-   * nor one whose row another transaction holds at that moment (a settle under way), which the caller marks again
-   * at its next read. Optional: the PostgreSQL store marks and notifies; without it, a node learns that a task it
-   * awaits ended elsewhere at its next read of the task (`states`).
+   * Marks the tasks of `ids` (awaited by a caller on node `owner`) that another node is running, so that the node
+   * that ends one tells every node (a `task.ended` change) when it commits the end. Returns the ids it marked. Not
+   * one queued or waiting (marked at a later read, once another node runs it), nor one `owner` runs (its end is
+   * heard here anyway), nor one final or gone, nor one whose row another transaction holds at that moment (a settle
+   * under way): so a node that runs what it awaits writes nothing. Optional: the PostgreSQL store marks and
+   * notifies; without it, a node learns that a task it awaits ended elsewhere at its next read of it (`states`).
    */
-  awaitEnd?(ids: readonly TaskId[]): Promise<Set<TaskId>>;
+  awaitEnd?(ids: readonly TaskId[], owner: string): Promise<Set<TaskId>>;
   /**
    * Why a task input or result cannot be stored as it is (not JSON; text the database refuses), or undefined.
    * With `input`, also what JSON would change (a Map or Set, NaN or ±Infinity; see json-value.ts).

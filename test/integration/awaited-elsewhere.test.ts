@@ -382,6 +382,7 @@ describe('awaiting a task another node runs, told by the node that ends it (Post
       await waitFor(() => awaited(h.id), { label: 'the handle\'s task marked' });
       const [other] = (await onB()).filter((t) => t.id !== h.id);
       await waitFor(() => awaited(other!.id), { label: 'the run\'s task marked' });
+      assert.equal(await awaited(blocker.id), false, 'a task the waiting node runs itself is not marked');
       // B ends them; A's clock stays where it is, so no read of A's brings the outcomes: B's notification does.
       g.open();
       assert.deepEqual(await within(h.result, 20_000), { ran: 'b', n: 1 });

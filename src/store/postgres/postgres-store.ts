@@ -370,8 +370,8 @@ class PgStore implements PostgresStore {
     return this.#use('get', (db) => get(db, this.#n, id));
   }
 
-  awaitEnd(ids: readonly TaskId[]): Promise<Set<TaskId>> {
-    return this.#use('awaitEnd', (db) => awaitEnd(db, this.#n, ids));
+  awaitEnd(ids: readonly TaskId[], owner: string): Promise<Set<TaskId>> {
+    return this.#use('awaitEnd', (db) => awaitEnd(db, this.#n, ids, owner));
   }
 
   states(ids: readonly TaskId[]): Promise<Map<TaskId, TaskState>> {

@@ -17,21 +17,22 @@ export async function states(db: Queryable, n: PgNames, ids: readonly TaskId[]):
 }
 
 /**
- * Why: a node that awaits tasks another node may run marks them, and the settle that ends a marked task notifies the
- * ended channel (settle.ts). `SKIP LOCKED`: a row that a settle holds is not waited for (a waiter never holds up a
+ * Why: a node that awaits tasks another node runs marks them, and the settle that ends a marked task notifies the
+ * ended channel (settle.ts). Only tasks running elsewhere: marking every awaited task would add a write to each
+ * task a node runs for its own callers. `SKIP LOCKED`: a row that a settle holds is not waited for (a waiter never holds up a
  * settle, nor deadlocks with one over several rows); the caller marks it again at its next read.
  */
-export async function awaitEnd(db: Queryable, n: PgNames, ids: readonly TaskId[]): Promise<Set<TaskId>> {
+export async function awaitEnd(db: Queryable, n: PgNames, ids: readonly TaskId[], owner: string): Promise<Set<TaskId>> {
   const { rows } = await run<{ id: string }>(
     db,
     `UPDATE ${n.tasks} AS t SET awaited = true
      WHERE t.id = ANY(ARRAY(
        SELECT t.id FROM ${n.tasks} AS t
-       WHERE t.id = ANY($1::text[]) AND ${STATE_BY_ID} NOT IN ('succeeded', 'failed', 'timed_out', 'cancelled')
+       WHERE t.id = ANY($1::text[]) AND ${STATE_BY_ID} = 'running' AND t.owner <> $2
        FOR UPDATE SKIP LOCKED
      ))
      RETURNING t.id`,
-    [ids],
+    [ids, owner],
   );
   return new Set(rows.map((r) => r.id));
 }
