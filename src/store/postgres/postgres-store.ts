@@ -62,7 +62,7 @@ import { get, states } from './queries/get.ts';
 import { heartbeat } from './queries/heartbeat.ts';
 import { history } from './queries/history.ts';
 import { list } from './queries/list.ts';
-import { getMeta, setMeta } from './queries/meta.ts';
+import { controlVersion, editMetaSet, getMeta, setMeta } from './queries/meta.ts';
 import { nextRunAt } from './queries/next-run-at.ts';
 import { output } from './queries/output.ts';
 import { purge } from './queries/purge.ts';
@@ -254,7 +254,11 @@ class PgStore implements PostgresStore {
           }),
         channels: [this.#n.wakeChannel, this.#n.cancelChannel, this.#n.flowChannel],
         onNotification: (channel, payload) => this.#dispatch(channel, payload),
-        onReconnect: () => this.#dispatch(this.#n.wakeChannel, ''),
+        onReconnect: () => {
+          this.#dispatch(this.#n.wakeChannel, '');
+          // Control changes notified while the connection was down were lost: every node reads them again.
+          this.#emitChange({ type: 'resync' });
+        },
         clock: this.#s.clock,
       });
       try {
@@ -426,6 +430,14 @@ class PgStore implements PostgresStore {
 
   setMeta(key: string, value: string | undefined): Promise<void> {
     return this.#use('setMeta', (db) => setMeta(db, this.#n, key, value));
+  }
+
+  editMetaSet(key: string, member: string, present: boolean): Promise<string[]> {
+    return this.#use('editMetaSet', (db) => editMetaSet(db, this.#n, key, member, present));
+  }
+
+  controlVersion(): Promise<number> {
+    return this.#use('controlVersion', (db) => controlVersion(db, this.#n));
   }
 
   /**
