@@ -156,8 +156,21 @@ function sameSchedule(a: ScheduleRecord, b: ScheduleRecord): boolean {
     a.timezone === b.timezone &&
     a.overlap === b.overlap &&
     a.paused === b.paused &&
-    JSON.stringify(a.input) === JSON.stringify(b.input)
+    canonicalJson(a.input) === canonicalJson(b.input)
   );
+}
+
+/**
+ * JSON with every object's keys in one order. Why: PostgreSQL's jsonb gives an input back with its keys in its own
+ * order, and the same input must not read as a changed schedule.
+ */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
 }
 
 /**
@@ -936,7 +949,12 @@ export class Scheduler implements Actor<TroupeMessage> {
     task.catch(() => {});
     active?.catch(() => {});
     // Asked even without an offer now: a claim in flight (an empty one on an idle node) leaves one once it is read.
-    const early = this.#writeAhead(s, slot, task, active, live);
+    const early = this.#writeAhead(s, slot, task, active);
+    // The write ahead does not wait for the read again (it would add its round trip to the lead): a task it wrote
+    // for a schedule paused or removed elsewhere is cancelled instead, before its slot.
+    void Promise.all([live, early]).then(([isLive, taskId]) => {
+      if (!isLive && taskId !== undefined) this.#cancelEarly(taskId, EARLY_CANCELLED.paused);
+    });
     return { slot, schedule: s, task, active, triggers: this.#triggers, early, live };
   }
 
@@ -951,10 +969,9 @@ export class Scheduler implements Actor<TroupeMessage> {
    * at the slot. Resolves with the task's id, or undefined when nothing was written (an error too: the slot's own
    * enqueue reports it).
    */
-  async #writeAhead(s: ScheduleRecord, slot: number, task: Promise<NewTask>, active: Promise<boolean> | undefined, live: Promise<boolean>): Promise<string | undefined> {
+  async #writeAhead(s: ScheduleRecord, slot: number, task: Promise<NewTask>, active: Promise<boolean> | undefined): Promise<string | undefined> {
     const triggers = this.#triggers;
     try {
-      if (!(await live)) return undefined;
       if (active !== undefined && (await active)) return undefined;
       const t = await task;
       // A claim in flight withdrew the offer (a wake-up's, or an idle PostgreSQL node's first one): once it is
@@ -1058,7 +1075,8 @@ export class Scheduler implements Actor<TroupeMessage> {
 
   async #fire(s: ScheduleRecord, slot: number, key: string, ready?: PreparedSlot): Promise<string | undefined> {
     const { store, clock } = this.#d;
-    // Paused or removed on another node before this node heard of it (read when the slot was prepared): no task.
+    // Paused or removed on another node before this node heard of it (read when the slot was prepared): no task
+    // (one written ahead was cancelled).
     if (ready !== undefined && !(await ready.live)) return undefined;
     const early = ready?.early !== undefined ? await ready.early : undefined;
     if (early !== undefined && ready?.revoked) {
