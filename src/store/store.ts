@@ -93,8 +93,10 @@ export interface ClaimRequest {
 
 /**
  * A change the store made by itself as a consequence of a verb, reported after it is committed: a flow parent
- * made due or failed by its last child, a debounced task pushed back by a newer enqueue. The PostgreSQL store
- * reports flow changes through LISTEN/NOTIFY (to every node; only with `listen` on).
+ * made due or failed by its last child, a debounced task pushed back by a newer enqueue, and control changes (a
+ * schedule saved or deleted, a paused set edited) that every node sharing the store must apply. The PostgreSQL
+ * store reports flow and control changes through LISTEN/NOTIFY (to every node; only with `listen` on); the others
+ * to their own listeners (the runtimes that share that store object).
  */
 export type StoreChange =
   | { type: 'flow.released'; id: TaskId; name: string; at: number }

@@ -8,7 +8,9 @@
  *   notifies `<schema>_wake`; cancelling a running task notifies `<schema>_cancel` with its id. `onWake` /
  *   `onCancel` subscribe; one dedicated connection listens and reconnects with backoff when it drops, and
  *   `health()` says so meanwhile. Flow parents made due or failed by a child (a trigger, see migrations.ts)
- *   notify `<schema>_flow`; `onChange` hears those from every node, and this node's debounced enqueues.
+ *   notify `<schema>_flow`, and so do control changes (a schedule saved or deleted, a paused set edited: the
+ *   statement that makes one moves the control version in `meta` and notifies); `onChange` hears those from every
+ *   node, this node's debounced enqueues, and a `resync` when the LISTEN connection came back.
  * - Claims under group or rate limits, and enqueues with dedup modes or keyed flow parents, run in a transaction
  *   (queries/claim-gated.ts, queries/enqueue-features.ts); every other call keeps its single statement.
  * - Settles use two connections of their own, and claims with a name list two more, whose sessions keep generic
