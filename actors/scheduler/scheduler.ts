@@ -949,12 +949,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     task.catch(() => {});
     active?.catch(() => {});
     // Asked even without an offer now: a claim in flight (an empty one on an idle node) leaves one once it is read.
-    const early = this.#writeAhead(s, slot, task, active);
-    // The write ahead does not wait for the read again (it would add its round trip to the lead): a task it wrote
-    // for a schedule paused or removed elsewhere is cancelled instead, before its slot.
-    void Promise.all([live, early]).then(([isLive, taskId]) => {
-      if (!isLive && taskId !== undefined) this.#cancelEarly(taskId, EARLY_CANCELLED.paused);
-    });
+    const early = this.#writeAhead(s, slot, task, active, live);
     return { slot, schedule: s, task, active, triggers: this.#triggers, early, live };
   }
 
@@ -969,9 +964,13 @@ export class Scheduler implements Actor<TroupeMessage> {
    * at the slot. Resolves with the task's id, or undefined when nothing was written (an error too: the slot's own
    * enqueue reports it).
    */
-  async #writeAhead(s: ScheduleRecord, slot: number, task: Promise<NewTask>, active: Promise<boolean> | undefined): Promise<string | undefined> {
+  async #writeAhead(s: ScheduleRecord, slot: number, task: Promise<NewTask>, active: Promise<boolean> | undefined, live: Promise<boolean>): Promise<string | undefined> {
     const triggers = this.#triggers;
     try {
+      // The read again runs beside the overlap question (both asked as the slot was prepared): it costs the lead
+      // time the longer of the two round trips, not their sum. A task written before it answered could start on
+      // its slot before a cancel reached it.
+      if (!(await live)) return undefined;
       if (active !== undefined && (await active)) return undefined;
       const t = await task;
       // A claim in flight withdrew the offer (a wake-up's, or an idle PostgreSQL node's first one): once it is
@@ -1075,8 +1074,7 @@ export class Scheduler implements Actor<TroupeMessage> {
 
   async #fire(s: ScheduleRecord, slot: number, key: string, ready?: PreparedSlot): Promise<string | undefined> {
     const { store, clock } = this.#d;
-    // Paused or removed on another node before this node heard of it (read when the slot was prepared): no task
-    // (one written ahead was cancelled).
+    // Paused or removed on another node before this node heard of it (read when the slot was prepared): no task.
     if (ready !== undefined && !(await ready.live)) return undefined;
     const early = ready?.early !== undefined ? await ready.early : undefined;
     if (early !== undefined && ready?.revoked) {

@@ -175,7 +175,10 @@ for (const backend of backends) {
           const held = await b.enqueue('x', null, hold === 'group' ? { group: 'g' } : {});
           const other = await b.enqueue('y', null, hold === 'group' ? { group: 'h' } : {});
           await waitFor(async () => (await b.get(other))?.state === 'succeeded', { ...WAIT, label: 'B runs the task that is not held' });
-          assert.equal((await b.get(held))?.state, 'queued', `B did not claim the task of the paused ${hold}`);
+          // A claim of B's already on its way when it heard of the pause may have taken it: B gives it back unstarted
+          // (as on one node), so it is queued again with its attempt not counted.
+          await waitFor(async () => (await b.get(held))?.state === 'queued', { ...WAIT, label: `B holds no task of the paused ${hold}` });
+          assert.equal((await b.get(held))?.attempts, 0, 'never run');
           if (hold === 'name') await a.resume('x');
           else await a.resumeGroup('g');
           await driveUntil(clock, async () => (await b.get(held))?.state === 'succeeded', 'B runs it once resumed on A');
@@ -252,9 +255,7 @@ describe('a node that has not heard of a change yet', () => {
       await b.pauseSchedule('tick');
       await fireSlot(a, clock, 'other', SLOT1 + 1000);
       await fireSlot(a, clock, 'other', SLOT1 + 2000);
-      assert.deepEqual(await firedSlots(a, 'tick', 'succeeded'), [SLOT1], 'no slot of tick ran after it was paused on B');
-      const late = (await a.list({ scheduleId: 'tick', limit: 10 })).tasks.filter((t) => t.state !== 'succeeded');
-      assert.ok(late.every((t) => t.state === 'cancelled'), 'a slot task written ahead before the read answered is cancelled before its slot');
+      assert.deepEqual(await firedSlots(a, 'tick'), [SLOT1], 'no task for a slot of tick after it was paused on B, not even one written ahead');
     } finally {
       await b.close();
       await a.close();
