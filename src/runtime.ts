@@ -681,6 +681,7 @@ export class Runtime implements AsyncDisposable {
     return this.#store.listSchedules();
   }
 
+  /** Removes a schedule on every node sharing the store; its past tasks stay. Resolves false when there was none. */
   async unschedule(id: string): Promise<boolean> {
     const removed = await this.#store.deleteSchedule(id);
     if (removed) this.#tell({ type: 'scheduler.schedule-removed', id });
@@ -714,7 +715,10 @@ export class Runtime implements AsyncDisposable {
     return removed;
   }
 
-  /** Pauses (or resumes) a schedule: its slots are skipped while paused (a slot's task written ahead is cancelled). */
+  /**
+   * Pauses (or resumes) a schedule: its slots are skipped while paused (a slot's task written ahead is cancelled),
+   * on every node sharing the store (README, Schedules: several nodes).
+   */
   async pauseSchedule(id: string, paused = true): Promise<ScheduleRecord> {
     const s = await this.#store.getSchedule(id);
     if (!s) throw new TroupeError(ErrorCodes.NOT_FOUND, `No schedule \`${id}\``);
