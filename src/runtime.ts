@@ -158,6 +158,19 @@ const AWAIT_TICK_MS = 100;
 const AWAIT_READ_MAX = 500;
 
 /** The enqueue request of a batch of run() tasks. */
+/**
+ * How often a node reads the store's control version (schedules, paused names and groups changed by other
+ * processes; Scheduler `controlSyncMs`). SQLite sends no notifications: every second, one read of one row. On
+ * PostgreSQL changes arrive by NOTIFY at once, and a LISTEN connection that comes back reads everything again;
+ * the check is only the safety net under that, at the lease sweep's pace (lease ÷ 2, at least a second). A memory
+ * store is one process's: its runtimes hear its changes directly.
+ */
+function controlSyncMs(kind: Store['kind'], leaseMs: number): number {
+  if (kind === 'sqlite') return 1000;
+  if (kind === 'postgres') return Math.max(1000, Math.floor(leaseMs / 2));
+  return 0;
+}
+
 /** `spawn: 'direct'`: command tasks fork from this process, through execa. */
 function runCommandDirect(spec: CommandSpec) {
   return runCommand({ ...spec, spawn: 'direct' });
@@ -299,6 +312,7 @@ export class Runtime implements AsyncDisposable {
           claimsInFlight: store.kind === 'postgres' ? 2 : 1,
           onSlot: (task, scheduleId, overlapped) => this.#stats.observeOverlap(task, scheduleId, overlapped),
           limits: () => this.#claimLimits(),
+          controlSyncMs: controlSyncMs(store.kind, o.leaseMs),
         }),
     });
     // The runs a stopped executor still ends, named by its successor when leases are renewed (ExecutorDeps.ending).
@@ -690,6 +704,7 @@ export class Runtime implements AsyncDisposable {
     return this.#store.listSchedules();
   }
 
+  /** Removes a schedule on every node sharing the store; its past tasks stay. Resolves false when there was none. */
   async unschedule(id: string): Promise<boolean> {
     const removed = await this.#store.deleteSchedule(id);
     if (removed) this.#tell({ type: 'scheduler.schedule-removed', id });
@@ -723,7 +738,10 @@ export class Runtime implements AsyncDisposable {
     return removed;
   }
 
-  /** Pauses (or resumes) a schedule: its slots are skipped while paused (a slot's task written ahead is cancelled). */
+  /**
+   * Pauses (or resumes) a schedule: its slots are skipped while paused (a slot's task written ahead is cancelled),
+   * on every node sharing the store (README, Schedules: several nodes).
+   */
   async pauseSchedule(id: string, paused = true): Promise<ScheduleRecord> {
     const s = await this.#store.getSchedule(id);
     if (!s) throw new TroupeError(ErrorCodes.NOT_FOUND, `No schedule \`${id}\``);
@@ -744,19 +762,37 @@ export class Runtime implements AsyncDisposable {
   }
 
   /**
-   * Pauses claiming of one task name; its queue is kept and survives a restart. Running tasks finish; a task held
-   * unstarted on this node (prefetched, or taken by a claim already on its way) goes back to the queue, its
-   * attempt not counted.
+   * Pauses claiming of one task name on every node sharing the store; its queue is kept and survives a restart.
+   * Running tasks finish; a task held unstarted (prefetched, or taken by a claim already on its way) goes back to
+   * the queue, its attempt not counted. It applies on this node at once, and on the others as they hear of it
+   * (README, "PostgreSQL and several nodes"). An unknown name throws at once.
+   *
+   * The promise resolves once the pause is stored, and rejects (`TROUPE_ERR_STORE…`) if it could not be: the pause
+   * then holds on this node only, and the failure is also logged. Awaiting it is optional: a rejection nobody
+   * awaits is not an unhandled one.
    */
-  pause(name: string): void {
+  pause(name: string): Promise<void> {
     this.#registry.require(name);
-    this.#tell({ type: 'scheduler.pause-name', name, paused: true });
+    return this.#editPaused({ type: 'scheduler.pause-name', name, paused: true, replyTo: '' });
   }
 
-  resume(name: string): void {
+  /** Resumes claiming of one task name on every node sharing the store; the promise as for `pause`. */
+  resume(name: string): Promise<void> {
     this.#registry.require(name);
-    this.#tell({ type: 'scheduler.pause-name', name, paused: false });
+    const stored = this.#editPaused({ type: 'scheduler.pause-name', name, paused: false, replyTo: '' });
     this.#tell({ type: 'executor.poke' });
+    return stored;
+  }
+
+  /**
+   * Sends a pause-set edit to the scheduler, which applies it here at once and answers once it is stored. The
+   * promise has a handler already, so that callers of the former `void` methods who do not await it never see an
+   * unhandled rejection (the scheduler logs the failure).
+   */
+  #editPaused(msg: Extract<TroupeMessage, { type: 'scheduler.pause-name' | 'scheduler.pause-group' }> & { replyTo: string }): Promise<void> {
+    const stored = this.#ask(msg).then(() => undefined);
+    stored.catch(() => {});
+    return stored;
   }
 
   /** Names whose claiming is paused. */
@@ -765,14 +801,19 @@ export class Runtime implements AsyncDisposable {
     return s?.pausedNames ?? [];
   }
 
-  /** Pauses claiming of the tasks of one group key, whatever their name; their queue is kept and survives a restart. */
-  pauseGroup(group: string): void {
-    this.#tell({ type: 'scheduler.pause-group', group: validateGroup(group, 'group'), paused: true });
+  /**
+   * Pauses claiming of the tasks of one group key, whatever their name, on every node sharing the store; their
+   * queue is kept and survives a restart. The promise as for `pause`.
+   */
+  pauseGroup(group: string): Promise<void> {
+    return this.#editPaused({ type: 'scheduler.pause-group', group: validateGroup(group, 'group'), paused: true, replyTo: '' });
   }
 
-  resumeGroup(group: string): void {
-    this.#tell({ type: 'scheduler.pause-group', group: validateGroup(group, 'group'), paused: false });
+  /** Resumes claiming of the tasks of one group key on every node sharing the store; the promise as for `pause`. */
+  resumeGroup(group: string): Promise<void> {
+    const stored = this.#editPaused({ type: 'scheduler.pause-group', group: validateGroup(group, 'group'), paused: false, replyTo: '' });
     this.#tell({ type: 'executor.poke' });
+    return stored;
   }
 
   /** Groups whose claiming is paused. */
@@ -1106,6 +1147,16 @@ export class Runtime implements AsyncDisposable {
         }
         return;
       }
+      // Control state changed (on any node sharing the store, this one too): the scheduler reads it again.
+      case 'schedule.changed':
+        this.#tell({ type: 'scheduler.control-changed', what: 'schedule', id: change.id });
+        return;
+      case 'meta.changed':
+        this.#tell({ type: 'scheduler.control-changed', what: 'paused' });
+        return;
+      case 'resync':
+        this.#tell({ type: 'scheduler.control-changed', what: 'all' });
+        return;
     }
   }
 

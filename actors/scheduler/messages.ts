@@ -18,10 +18,19 @@ export interface SchedulerScheduleSaved { type: 'scheduler.schedule-saved'; sche
 export interface SchedulerScheduleRemoved { type: 'scheduler.schedule-removed'; id: string }
 /** Asks the scheduler to fire a schedule now (answered with a reply carrying the task id). */
 export interface SchedulerTrigger { type: 'scheduler.trigger'; id: string; replyTo: ActorAddress }
-/** Pauses or resumes claiming of one task name (its queue is kept). */
-export interface SchedulerPauseName { type: 'scheduler.pause-name'; name: string; paused: boolean }
-/** Pauses or resumes claiming of the tasks of one group key, whatever their name (their queue is kept). */
-export interface SchedulerPauseGroup { type: 'scheduler.pause-group'; group: string; paused: boolean }
+/**
+ * Pauses or resumes claiming of one task name (its queue is kept), on this node at once and in the store for every
+ * node; `replyTo` is answered once the store has it (or with the store's error).
+ */
+export interface SchedulerPauseName { type: 'scheduler.pause-name'; name: string; paused: boolean; replyTo?: ActorAddress }
+/** Pauses or resumes claiming of the tasks of one group key, whatever their name (their queue is kept); as pause-name. */
+export interface SchedulerPauseGroup { type: 'scheduler.pause-group'; group: string; paused: boolean; replyTo?: ActorAddress }
+/**
+ * Control state changed in the store, maybe on another node (a `StoreChange`): one schedule (`schedule`, by `id`),
+ * the paused names and groups (`paused`), or anything that may have been missed (`all`). The scheduler reads it
+ * again and applies it.
+ */
+export interface SchedulerControlChanged { type: 'scheduler.control-changed'; what: 'schedule' | 'paused' | 'all'; id?: string }
 /** Stops claiming for good (shutdown). */
 export interface SchedulerStop { type: 'scheduler.stop' }
 
@@ -34,6 +43,7 @@ export type SchedulerMessage =
   | SchedulerTrigger
   | SchedulerPauseName
   | SchedulerPauseGroup
+  | SchedulerControlChanged
   | SchedulerStop;
 
 export const createSchedulerWake = (reason: string): SchedulerWake => ({ type: 'scheduler.wake', reason });

@@ -11,6 +11,14 @@
  * fires nothing while a task of the schedule is queued or running; `queue` lets one wait behind a running one;
  * `allow` always fires.
  * On an idle node a slot's task is written {@link PREPARE_LEAD_MS} ahead of its slot and started on it (#writeAhead).
+ *
+ * Control state (the schedules, the paused names and groups) is kept in memory and shared through the store: a
+ * change made on any node is written there, and every node sharing the store reads it again when the store tells
+ * of it (`StoreChange`, PostgreSQL: NOTIFY) and, as a safety net, when the store's control version moved at a
+ * control check (#checkControl, every `controlSyncMs`). Pause-set edits are one atomic store write each
+ * (`Store.editMetaSet`), so edits made on two nodes at once are both kept. A slot's schedule is read again when the
+ * slot is prepared (#stillLive), so a schedule paused or removed elsewhere fires no further slot here even before
+ * this node heard of it.
  */
 import type { Actor, ActorContext } from '../../src/actor/actor.ts';
 import { ask } from '../../src/bus/ask.ts';
@@ -23,7 +31,16 @@ import type { NewTask, TaskRecord } from '../../src/task.ts';
 import { createExecutorDispatch, createExecutorPaused } from '../executor/messages.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createReply, createErrorReply, type Reply } from '../tracker/messages.ts';
-import { createSchedulerDemand, createSchedulerWake, demandAfterOffer, offerLeft, type OfferedClaim, type SchedulerDemand, type SchedulerMessage } from './messages.ts';
+import {
+  createSchedulerDemand,
+  createSchedulerWake,
+  demandAfterOffer,
+  offerLeft,
+  type OfferedClaim,
+  type SchedulerControlChanged,
+  type SchedulerDemand,
+  type SchedulerMessage,
+} from './messages.ts';
 
 /** The outcome facts that end a run (and free its group's slot). */
 const RUN_ENDS = ['task.succeeded', 'task.failed', 'task.timed_out', 'task.cancelled'] as const;
@@ -54,6 +71,11 @@ export interface SchedulerDeps {
   onSlot?: (task: string, scheduleId: string, overlapped: boolean) => void;
   /** Per-name group concurrency and rate limits of the registered definitions (absent: none). */
   limits?: () => { groupLimits?: Record<string, number>; rateLimits?: Record<string, RateLimit> };
+  /**
+   * How often the store's control version is read (#checkControl), to hear of control changes made by other
+   * processes that no notification brought; 0 or absent: never (a store used by this process alone).
+   */
+  controlSyncMs?: number;
 }
 
 /**
@@ -90,6 +112,65 @@ interface PreparedSlot {
   early: Promise<string | undefined> | undefined;
   /** A manual trigger came after the task was written ahead: the slot is skipped (overlap `skip`). */
   revoked?: boolean;
+  /** Whether the stored schedule was still active when the slot was prepared (#stillLive); never rejects. */
+  live: Promise<boolean>;
+}
+
+/** The parts of the control state a sync reads again (#runSync). */
+interface SyncWanted {
+  all: boolean;
+  paused: boolean;
+  ids: Set<string>;
+}
+
+/** What a sync read: the version (a full read), the schedules by id (undefined: deleted), the two paused sets. */
+interface ControlRead {
+  version: number | undefined;
+  schedules: Array<[string, ScheduleRecord | undefined]>;
+  paused: [string | undefined, string | undefined] | undefined;
+}
+
+/** A stored set of names (a JSON array of strings); anything else reads as empty. */
+function parseSet(text: string | undefined): Set<string> {
+  if (text === undefined) return new Set();
+  try {
+    const value: unknown = JSON.parse(text);
+    return new Set(Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
+  } catch {
+    return new Set();
+  }
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const v of a) if (!b.has(v)) return false;
+  return true;
+}
+
+/** Whether two records define the same schedule (their slots and creation times aside). */
+function sameSchedule(a: ScheduleRecord, b: ScheduleRecord): boolean {
+  return (
+    a.task === b.task &&
+    a.cron === b.cron &&
+    a.everyMs === b.everyMs &&
+    a.timezone === b.timezone &&
+    a.overlap === b.overlap &&
+    a.paused === b.paused &&
+    canonicalJson(a.input) === canonicalJson(b.input)
+  );
+}
+
+/**
+ * JSON with every object's keys in one order. Why: PostgreSQL's jsonb gives an input back with its keys in its own
+ * order, and the same input must not read as a changed schedule.
+ */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
 }
 
 /**
@@ -149,6 +230,19 @@ export class Scheduler implements Actor<TroupeMessage> {
   /** performance.now() when claims began in this turn of the event loop (cleared by a setImmediate). */
   #turnStartedAt: number | undefined;
   #yielding = false;
+  /** The store's control version as of the last full read of the control state (undefined: not known). */
+  #controlVersion: number | undefined;
+  #controlTimer: TimerHandle | undefined;
+  /**
+   * Moved by every control change this node makes itself (a message from the runtime): a read of the store begun
+   * before one may miss it, and is made again instead of applied (#runSync).
+   */
+  #controlEpoch = 0;
+  /** Pause-set edits of this node not yet written (one at a time, in order: #pauseWrites). */
+  #pauseWriting = 0;
+  #pauseWrites: Promise<unknown> = Promise.resolve();
+  #syncWanted: SyncWanted = { all: false, paused: false, ids: new Set() };
+  #syncing = false;
   readonly #newTurn = (): void => {
     this.#turnStartedAt = undefined;
   };
@@ -159,12 +253,14 @@ export class Scheduler implements Actor<TroupeMessage> {
   }
 
   async start(): Promise<void> {
-    const paused = await this.#d.store.getMeta(PAUSED_KEY);
-    if (paused) this.#paused = new Set(JSON.parse(paused) as string[]);
-    const pausedGroups = await this.#d.store.getMeta(PAUSED_GROUPS_KEY);
-    if (pausedGroups) this.#pausedGroups = new Set(JSON.parse(pausedGroups) as string[]);
-    for (const s of await this.#d.store.listSchedules()) this.#schedules.set(s.id, s);
+    const { store } = this.#d;
+    // The version first: a change made while the rest is read moves it past this, and the next check reads again.
+    if (store.controlVersion) this.#controlVersion = await store.controlVersion();
+    this.#paused = parseSet(await store.getMeta(PAUSED_KEY));
+    this.#pausedGroups = parseSet(await store.getMeta(PAUSED_GROUPS_KEY));
+    for (const s of await store.listSchedules()) this.#schedules.set(s.id, s);
     this.#armSchedules();
+    this.#armControlCheck();
     if (this.#paused.size || this.#pausedGroups.size) this.#tellPaused();
     // A restarted scheduler starts without the executor's demand: ask for it again. An offer its previous
     // instance left at the tracker is void (its serial means nothing to this one).
@@ -178,6 +274,7 @@ export class Scheduler implements Actor<TroupeMessage> {
     this.#unwatchEnds = undefined;
     this.#d.clock.clearTimeout(this.#timer);
     this.#d.clock.clearTimeout(this.#scheduleTimer);
+    this.#d.clock.clearTimeout(this.#controlTimer);
   }
 
   describe(): Record<string, unknown> {
@@ -233,28 +330,23 @@ export class Scheduler implements Actor<TroupeMessage> {
         this.#offerTaken(m.serial, m.claimed, m.heldBack, m.retryAt, m.drained === true);
         return;
       case 'scheduler.pause-name':
-        if (m.paused) this.#paused.add(m.name);
-        else this.#paused.delete(m.name);
-        void this.#d.store.setMeta(PAUSED_KEY, this.#paused.size ? JSON.stringify([...this.#paused]) : undefined);
-        this.#tellPaused();
-        this.#drained = false;
-        this.#pump();
+        this.#editPaused(PAUSED_KEY, m.name, m.paused, m.replyTo);
         return;
       case 'scheduler.pause-group':
-        if (m.paused) this.#pausedGroups.add(m.group);
-        else this.#pausedGroups.delete(m.group);
-        void this.#d.store.setMeta(PAUSED_GROUPS_KEY, this.#pausedGroups.size ? JSON.stringify([...this.#pausedGroups]) : undefined);
-        this.#tellPaused();
-        this.#drained = false;
-        this.#pump();
+        this.#editPaused(PAUSED_GROUPS_KEY, m.group, m.paused, m.replyTo);
         return;
       case 'scheduler.schedule-saved':
+        this.#controlEpoch++;
         this.#schedules.set(m.schedule.id, m.schedule);
         this.#armSchedules();
         return;
       case 'scheduler.schedule-removed':
+        this.#controlEpoch++;
         this.#schedules.delete(m.id);
         this.#armSchedules();
+        return;
+      case 'scheduler.control-changed':
+        this.#wantSync(m);
         return;
       case 'scheduler.trigger':
         this.#trigger(m.id, m.replyTo);
@@ -558,6 +650,205 @@ export class Scheduler implements Actor<TroupeMessage> {
     }, Math.max(0, at - clock.now()));
   }
 
+  // ── control state shared with other nodes ─────────────────────────────────────────────────────────────
+
+  /**
+   * Pauses or resumes one name or group: here at once, then in the store by one atomic edit of its set
+   * (`Store.editMetaSet`), which every node sharing the store hears of. This node's edits are written one at a
+   * time, in the order they were made, so the store ends as this node's last edit left it. A failed write is
+   * logged and answered to `replyTo` (the runtime's promise); this node keeps the edit until its next read of the
+   * control state.
+   */
+  #editPaused(key: typeof PAUSED_KEY | typeof PAUSED_GROUPS_KEY, member: string, paused: boolean, replyTo: string | undefined): void {
+    this.#controlEpoch++;
+    const set = key === PAUSED_KEY ? this.#paused : this.#pausedGroups;
+    if (paused) set.add(member);
+    else set.delete(member);
+    this.#pausedChanged();
+    this.#pauseWriting++;
+    const write = this.#pauseWrites.then(() => this.#writePaused(key, member, paused));
+    this.#pauseWrites = write.catch(() => undefined);
+    write.then(
+      (stored) => {
+        // The last edit written: the stored set is this node's edits and every other node's (adopted at once).
+        if (this.#pauseWriting === 1 && !this.#stopped) this.#adoptPaused(key === PAUSED_KEY ? stored : this.#paused, key === PAUSED_GROUPS_KEY ? stored : this.#pausedGroups);
+        if (replyTo !== undefined) this.#ctx.tell(replyTo, createReply(undefined));
+      },
+      (error: unknown) => {
+        const what = key === PAUSED_KEY ? 'name' : 'group';
+        this.#d.logger.error(`${paused ? 'pause' : 'resume'} of a ${what} not stored: other nodes do not apply it`, { [what]: member, error: serializeError(error).message });
+        if (replyTo !== undefined) this.#ctx.tell(replyTo, createErrorReply(serializeError(error)));
+      },
+    ).finally(() => {
+      this.#pauseWriting--;
+      this.#controlEpoch++;
+      if (this.#pauseWriting === 0) void this.#runSync();
+    });
+  }
+
+  /** One pause-set edit in the store; the stored set after it. */
+  async #writePaused(key: string, member: string, present: boolean): Promise<Set<string>> {
+    const { store } = this.#d;
+    if (store.editMetaSet) return new Set(await store.editMetaSet(key, member, present));
+    // A store without the atomic edit: the stored set is read and written back (not this node's whole set from
+    // memory, which would undo other nodes' edits), in two calls.
+    const set = parseSet(await store.getMeta(key));
+    if (present) set.add(member);
+    else set.delete(member);
+    await store.setMeta(key, set.size ? JSON.stringify([...set].sort()) : undefined);
+    return set;
+  }
+
+  /** Replaces the paused sets with the stored ones; true when they differed (and the change was applied). */
+  #adoptPaused(names: Set<string>, groups: Set<string>): boolean {
+    if (sameSet(names, this.#paused) && sameSet(groups, this.#pausedGroups)) return false;
+    const resumed = [...this.#paused].some((n) => !names.has(n)) || [...this.#pausedGroups].some((g) => !groups.has(g));
+    this.#paused = new Set(names);
+    this.#pausedGroups = new Set(groups);
+    this.#pausedChanged();
+    // A resume: the executor's demand may have been spent on an empty claim; it sends a new one.
+    if (resumed) this.#ctx.tell(this.#d.orchestrator, { type: 'executor.poke' });
+    return true;
+  }
+
+  /** The paused sets changed: the executor gives back what it holds of them, and the next claim follows them. */
+  #pausedChanged(): void {
+    this.#tellPaused();
+    this.#drained = false;
+    this.#pump();
+  }
+
+  /** Asks for a read of the control state a store change named (one schedule, the paused sets, or all of it). */
+  #wantSync(m: Pick<SchedulerControlChanged, 'what' | 'id'>): void {
+    const w = this.#syncWanted;
+    if (m.what === 'all') w.all = true;
+    else if (m.what === 'paused') w.paused = true;
+    else if (m.id !== undefined) w.ids.add(m.id);
+    void this.#runSync();
+  }
+
+  /**
+   * Reads the control state asked for and applies it, one read at a time (a later answer never overwrites a newer
+   * one). A read that began before a change this node made itself (its epoch moved) or while its own pause edits
+   * are being written is read again afterwards instead of applied: it may not show them yet.
+   */
+  async #runSync(): Promise<void> {
+    if (this.#syncing) return;
+    this.#syncing = true;
+    try {
+      while (!this.#stopped && this.#pauseWriting === 0) {
+        const w = this.#syncWanted;
+        if (!w.all && !w.paused && w.ids.size === 0) return;
+        this.#syncWanted = { all: false, paused: false, ids: new Set() };
+        const epoch = this.#controlEpoch;
+        let read: ControlRead;
+        try {
+          read = await this.#readControl(w);
+        } catch (error) {
+          // Read at the next control check: a full read, as the version is forgotten.
+          this.#controlVersion = undefined;
+          this.#d.logger.warn('control state changed elsewhere could not be read', { error: serializeError(error).message });
+          return;
+        }
+        if (this.#stopped) return;
+        if (epoch !== this.#controlEpoch || this.#pauseWriting > 0) {
+          this.#mergeWanted(w);
+          continue;
+        }
+        this.#applyControl(w, read);
+      }
+    } finally {
+      this.#syncing = false;
+    }
+  }
+
+  #mergeWanted(w: SyncWanted): void {
+    const into = this.#syncWanted;
+    into.all ||= w.all;
+    into.paused ||= w.paused;
+    for (const id of w.ids) into.ids.add(id);
+  }
+
+  async #readControl(w: SyncWanted): Promise<ControlRead> {
+    const { store } = this.#d;
+    const version = w.all && store.controlVersion ? await store.controlVersion() : undefined;
+    const schedules: Array<[string, ScheduleRecord | undefined]> = w.all
+      ? (await store.listSchedules()).map((s) => [s.id, s])
+      : await Promise.all([...w.ids].map(async (id): Promise<[string, ScheduleRecord | undefined]> => [id, await store.getSchedule(id)]));
+    const paused = w.all || w.paused ? await Promise.all([store.getMeta(PAUSED_KEY), store.getMeta(PAUSED_GROUPS_KEY)]) : undefined;
+    return { version, schedules, paused };
+  }
+
+  #applyControl(w: SyncWanted, read: ControlRead): void {
+    let changed = false;
+    for (const [id, stored] of read.schedules) changed = this.#adoptSchedule(id, stored) || changed;
+    if (w.all) {
+      const listed = new Set(read.schedules.map(([id]) => id));
+      for (const id of [...this.#schedules.keys()]) if (!listed.has(id)) changed = this.#adoptSchedule(id, undefined) || changed;
+      this.#controlVersion = read.version;
+    }
+    if (changed) this.#armSchedules();
+    if (read.paused) this.#adoptPaused(parseSet(read.paused[0]), parseSet(read.paused[1]));
+  }
+
+  /**
+   * Takes the stored record of a schedule (undefined: deleted); true when that changed it here. A record that
+   * defines the same schedule keeps this node's copy, so a slot prepared from it stays prepared; a changed one
+   * keeps the later of the two last slots (this node's firing may not be stored yet).
+   */
+  #adoptSchedule(id: string, stored: ScheduleRecord | undefined): boolean {
+    const mine = this.#schedules.get(id);
+    if (stored === undefined) return this.#schedules.delete(id);
+    if (mine !== undefined && sameSchedule(mine, stored)) return false;
+    const next: ScheduleRecord = { ...stored };
+    const last = Math.max(mine?.lastSlot ?? -Infinity, stored.lastSlot ?? -Infinity);
+    if (Number.isFinite(last)) next.lastSlot = last;
+    this.#schedules.set(id, next);
+    return true;
+  }
+
+  /**
+   * Arms the next control check: one small read of the store's control version (`Store.controlVersion`), and a
+   * read of the whole control state only when it moved. The safety net under the store's change notifications,
+   * and the only way to hear of changes made by other processes on a SQLite file.
+   */
+  #armControlCheck(): void {
+    const ms = this.#d.controlSyncMs ?? 0;
+    if (ms <= 0 || this.#stopped || !this.#d.store.controlVersion) return;
+    this.#controlTimer = this.#d.clock.setTimeout(() => {
+      this.#controlTimer = undefined;
+      void this.#checkControl();
+    }, ms);
+    this.#controlTimer.unref?.();
+  }
+
+  async #checkControl(): Promise<void> {
+    try {
+      const version = await this.#d.store.controlVersion!();
+      if (version !== this.#controlVersion) this.#wantSync({ what: 'all' });
+    } catch {
+      // The store is unreachable: its health says so; the next check reads again.
+    } finally {
+      this.#armControlCheck();
+    }
+  }
+
+  /**
+   * Reads a schedule again ahead of its slot: false when the stored one is paused or gone (changed on another
+   * node, and this node has not heard yet: it is read in full then). A failed read counts as active: the slot
+   * fires as it would have (its key still makes it fire once).
+   */
+  async #stillLive(s: ScheduleRecord): Promise<boolean> {
+    let stored: ScheduleRecord | undefined;
+    try {
+      stored = await this.#d.store.getSchedule(s.id);
+    } catch {
+      return true;
+    }
+    if (stored === undefined || !sameSchedule(s, stored)) this.#wantSync({ what: 'schedule', id: s.id });
+    return stored !== undefined && !stored.paused;
+  }
+
   // ── periodic schedules ────────────────────────────────────────────────────────────────────────────────────
 
   /**
@@ -653,12 +944,13 @@ export class Scheduler implements Actor<TroupeMessage> {
   #prepare(s: ScheduleRecord, slot: number): PreparedSlot {
     const task = this.#d.createTask(s.task, s.input, { key: `schedule:${s.id}:${slot}`, scheduleId: s.id, runAt: slot });
     const active = s.overlap === 'allow' ? undefined : this.#overlapActive(s);
+    const live = this.#stillLive(s);
     // Fired or not, nobody may be left with an unhandled rejection: the firing awaits these again and reports.
     task.catch(() => {});
     active?.catch(() => {});
     // Asked even without an offer now: a claim in flight (an empty one on an idle node) leaves one once it is read.
-    const early = this.#writeAhead(s, slot, task, active);
-    return { slot, schedule: s, task, active, triggers: this.#triggers, early };
+    const early = this.#writeAhead(s, slot, task, active, live);
+    return { slot, schedule: s, task, active, triggers: this.#triggers, early, live };
   }
 
   /**
@@ -672,9 +964,13 @@ export class Scheduler implements Actor<TroupeMessage> {
    * at the slot. Resolves with the task's id, or undefined when nothing was written (an error too: the slot's own
    * enqueue reports it).
    */
-  async #writeAhead(s: ScheduleRecord, slot: number, task: Promise<NewTask>, active: Promise<boolean> | undefined): Promise<string | undefined> {
+  async #writeAhead(s: ScheduleRecord, slot: number, task: Promise<NewTask>, active: Promise<boolean> | undefined, live: Promise<boolean>): Promise<string | undefined> {
     const triggers = this.#triggers;
     try {
+      // The read again runs beside the overlap question (both asked as the slot was prepared): it costs the lead
+      // time the longer of the two round trips, not their sum. A task written before it answered could start on
+      // its slot before a cancel reached it.
+      if (!(await live)) return undefined;
       if (active !== undefined && (await active)) return undefined;
       const t = await task;
       // A claim in flight withdrew the offer (a wake-up's, or an idle PostgreSQL node's first one): once it is
@@ -721,6 +1017,8 @@ export class Scheduler implements Actor<TroupeMessage> {
         if (s.paused || done.has(s.id)) continue;
         const slot = latestSlot(s, now, (s.lastSlot ?? s.createdAt) + 1);
         if (slot === undefined) continue;
+        // Not prepared (a catch-up): read again first, as a prepared slot was.
+        if (!(await this.#stillLive(s))) continue;
         await this.#fireSlot(s, slot);
       }
     } finally {
@@ -776,6 +1074,8 @@ export class Scheduler implements Actor<TroupeMessage> {
 
   async #fire(s: ScheduleRecord, slot: number, key: string, ready?: PreparedSlot): Promise<string | undefined> {
     const { store, clock } = this.#d;
+    // Paused or removed on another node before this node heard of it (read when the slot was prepared): no task.
+    if (ready !== undefined && !(await ready.live)) return undefined;
     const early = ready?.early !== undefined ? await ready.early : undefined;
     if (early !== undefined && ready?.revoked) {
       // Cancelled for a manual trigger that came after it was written (overlap `skip`). If that run (or another)

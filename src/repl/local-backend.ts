@@ -48,8 +48,7 @@ export function createLocalBackend(rt: Runtime, options: LocalBackendOptions = {
       return undefined;
     },
     queue: async (name, action) => {
-      if (action === 'pause') rt.pause(name);
-      else rt.resume(name);
+      await (action === 'pause' ? rt.pause(name) : rt.resume(name));
     },
     maintenance: async (name, input) => {
       if (!(MAINTENANCE_TASKS as readonly string[]).includes(name)) {

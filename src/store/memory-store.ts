@@ -176,6 +176,8 @@ class MemoryStore implements Store, AsyncDisposable {
   #counts = new StateCounts();
   #schedules = new Map<string, ScheduleRecord>();
   #meta = new Map<string, string>();
+  /** Moved by every control change (`controlVersion`). */
+  #controlVersion = 0;
   readonly #maxFinished: number;
   /** Final tasks in the order they finished (stale items are skipped), for retention. */
   #finished: (Entry | undefined)[] = [];
@@ -752,6 +754,7 @@ class MemoryStore implements Store, AsyncDisposable {
     }
     for (const k of ['cron', 'everyMs', 'timezone', 'lastSlot'] as const) if (next[k] === undefined) delete next[k];
     this.#schedules.set(schedule.id, next);
+    this.#controlChanged({ type: 'schedule.changed', id: schedule.id });
   }
 
   async getSchedule(id: string): Promise<ScheduleRecord | undefined> {
@@ -767,7 +770,9 @@ class MemoryStore implements Store, AsyncDisposable {
 
   async deleteSchedule(id: string): Promise<boolean> {
     this.#assertOpen();
-    return this.#schedules.delete(id);
+    const removed = this.#schedules.delete(id);
+    if (removed) this.#controlChanged({ type: 'schedule.changed', id });
+    return removed;
   }
 
   async markScheduleSlot(id: string, slot: number): Promise<boolean> {
@@ -787,6 +792,30 @@ class MemoryStore implements Store, AsyncDisposable {
     this.#assertOpen();
     if (value === undefined) this.#meta.delete(key);
     else this.#meta.set(key, value);
+  }
+
+  async editMetaSet(key: string, member: string, present: boolean): Promise<string[]> {
+    this.#assertOpen();
+    const text = this.#meta.get(key);
+    const set = new Set(text === undefined ? [] : (JSON.parse(text) as string[]));
+    if (present) set.add(member);
+    else set.delete(member);
+    const members = [...set].sort();
+    this.#meta.set(key, JSON.stringify(members));
+    this.#controlChanged({ type: 'meta.changed', key });
+    return members;
+  }
+
+  async controlVersion(): Promise<number> {
+    this.#assertOpen();
+    return this.#controlVersion;
+  }
+
+  /** A control change: the version moves, and the runtimes sharing this store hear of it. */
+  #controlChanged(change: StoreChange): void {
+    this.#controlVersion++;
+    this.#changes.push(change);
+    this.#emitChanges();
   }
 
   onChange(listener: (change: StoreChange) => void): () => void {

@@ -93,8 +93,10 @@ export interface ClaimRequest {
 
 /**
  * A change the store made by itself as a consequence of a verb, reported after it is committed: a flow parent
- * made due or failed by its last child, a debounced task pushed back by a newer enqueue. The PostgreSQL store
- * reports flow changes through LISTEN/NOTIFY (to every node; only with `listen` on).
+ * made due or failed by its last child, a debounced task pushed back by a newer enqueue, and control changes (a
+ * schedule saved or deleted, a paused set edited) that every node sharing the store must apply. The PostgreSQL
+ * store reports flow and control changes through LISTEN/NOTIFY (to every node; only with `listen` on); the others
+ * to their own listeners (the runtimes that share that store object).
  */
 export type StoreChange =
   | { type: 'flow.released'; id: TaskId; name: string; at: number }
@@ -103,7 +105,20 @@ export type StoreChange =
   /** A cancelled run on node `owner` has stopped and its output is stored (see `Store.announceStopped`). */
   | { type: 'task.stopped'; id: TaskId; name: string; at: number; owner: string }
   /** Tasks marked by `Store.awaitEnd` (on any node) reached a final state; read them for their outcome. */
-  | { type: 'task.ended'; ids: TaskId[] };
+  | { type: 'task.ended'; ids: TaskId[] }
+  /** A schedule was saved (created, replaced, paused, resumed) or deleted: `saveSchedule`, `deleteSchedule`. */
+  | { type: 'schedule.changed'; id: string }
+  /** A set kept under meta `key` (paused names, paused groups) was edited: `editMetaSet`. */
+  | { type: 'meta.changed'; key: string }
+  /** Changes may have been missed (the PostgreSQL LISTEN connection came back): read again what is kept of them. */
+  | { type: 'resync' };
+
+/**
+ * The meta key of the control version (`Store.controlVersion`). Why a key of its own: a node sharing the store with
+ * others reads this one small row at each control check, and reloads its schedules and paused sets only when the
+ * number moved.
+ */
+export const CONTROL_VERSION_KEY = 'control-version';
 
 /** An outcome or a fact about a running task, applied by `settle` in one transaction. */
 export type SettleOp =
@@ -320,15 +335,38 @@ export interface Store {
    * has not ended (its run reads their outcomes). Returns how many.
    */
   purge(request: PurgeRequest): Promise<number>;
+  /**
+   * Creates or replaces a schedule (never moving its stored `lastSlot` back). Control state: the built-in stores
+   * increase the control version in the same write and report a `schedule.changed` change (PostgreSQL: to every
+   * node, by NOTIFY), so every node sharing the store applies it.
+   */
   saveSchedule(schedule: ScheduleRecord): Promise<void>;
   getSchedule(id: string): Promise<ScheduleRecord | undefined>;
   listSchedules(): Promise<ScheduleRecord[]>;
+  /** Deletes a schedule; when it existed, a control change as `saveSchedule` says. */
   deleteSchedule(id: string): Promise<boolean>;
   /** Records that `slot` of a schedule was handled, only if it is newer than the stored one (compare-and-set). */
   markScheduleSlot(id: string, slot: number): Promise<boolean>;
   /** Small persistent settings (paused names and the like). */
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string | undefined): Promise<void>;
+  /**
+   * Adds (`present`) or removes one member of the set of strings kept as a JSON array under meta `key`, in one
+   * atomic write, and resolves with the set as stored after it. Why: nodes edit the paused names and groups at the
+   * same time; a read-modify-write of the whole set from memory lost the other node's edit. A control change: the
+   * control version moves in the same write, and a `meta.changed` change is reported (PostgreSQL: to every node).
+   * Optional: without it the runtime reads the stored set, edits it and writes it back (two calls: two nodes
+   * editing it in the same moment may still lose one edit).
+   */
+  editMetaSet?(key: string, member: string, present: boolean): Promise<string[]>;
+  /**
+   * A number that every control change (`saveSchedule`, `deleteSchedule`, `editMetaSet`) moves, read in one small
+   * read ({@link CONTROL_VERSION_KEY} in meta). A node sharing the store reads it at each control check and reloads
+   * its schedules and paused sets only when it moved: the safety net under the change notifications (missed while
+   * a LISTEN connection was down), and the only way for processes sharing one SQLite file to hear of them.
+   * Optional: without it a node hears of other nodes' control changes only through `onChange`, or at its start.
+   */
+  controlVersion?(): Promise<number>;
   /**
    * Subscribes to the changes the store makes by itself (see `StoreChange`). Returns an unsubscribe function.
    * Optional for stores written before flows and dedup; the three built-in stores have it.

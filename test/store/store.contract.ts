@@ -6,6 +6,7 @@
  * it receives the strategy, seeded `random`, `maxOutputLines` and a `ManualClock` the test drives.
  */
 import { describe } from 'node:test';
+import { controlContract } from './contract/control.ts';
 import { countFinishedContract } from './contract/count-finished.ts';
 import { dedupContract } from './contract/dedup.ts';
 import { enqueueClaimContract } from './contract/enqueue-claim.ts';
@@ -29,5 +30,6 @@ export function runStoreContract(name: string, makeStore: MakeStore, opts: { ski
     groupsContract(makeStore);
     dedupContract(makeStore);
     flowsContract(makeStore);
+    controlContract(makeStore);
   });
 }

@@ -1,6 +1,6 @@
 /**
- * Queue routes: one queue per registered task name. Pausing a name stops its claiming (its tasks stay stored
- * and the pause survives a restart); resuming lets it run again.
+ * Queue routes: one queue per registered task name. Pausing a name stops its claiming on every node sharing the
+ * store (its tasks stay stored and the pause survives a restart); resuming lets it run again.
  */
 import type { FastifyInstance } from 'fastify';
 import type { TaskState } from '../../task.ts';
@@ -28,12 +28,13 @@ export function registerQueueRoutes(app: FastifyInstance, { rt }: RouteContext):
   });
 
   app.post<{ Params: { name: string } }>('/api/queues/:name/pause', { schema: { params: NAME_PARAMS, body: EMPTY_BODY_SCHEMA, querystring: querySchema({}) } }, async (request) => {
-    rt.pause(request.params.name);
+    // Answered once stored (every node sharing the store then applies it); a store failure is an error reply.
+    await rt.pause(request.params.name);
     return { name: request.params.name, paused: true };
   });
 
   app.post<{ Params: { name: string } }>('/api/queues/:name/resume', { schema: { params: NAME_PARAMS, body: EMPTY_BODY_SCHEMA, querystring: querySchema({}) } }, async (request) => {
-    rt.resume(request.params.name);
+    await rt.resume(request.params.name);
     return { name: request.params.name, paused: false };
   });
 }

@@ -8,8 +8,10 @@
  *   notifies `<schema>_wake`; cancelling a running task notifies `<schema>_cancel` with its id. `onWake` /
  *   `onCancel` subscribe; one dedicated connection listens and reconnects with backoff when it drops, and
  *   `health()` says so meanwhile. Flow parents made due or failed by a child (a trigger, see migrations.ts)
- *   notify `<schema>_flow`; `onChange` hears those from every node, and this node's debounced enqueues. A task
- *   that a node awaits is marked (`awaitEnd`), and the settle that ends it notifies `<schema>_ended` with its id.
+ *   notify `<schema>_flow`, and so do control changes (a schedule saved or deleted, a paused set edited: the
+ *   statement that makes one moves the control version in `meta` and notifies); `onChange` hears those from every
+ *   node, this node's debounced enqueues, and a `resync` when the LISTEN connection came back. A task that a node
+ *   awaits is marked (`awaitEnd`) when another node runs it, and the settle that ends it notifies `<schema>_ended`.
  * - Claims under group or rate limits, and enqueues with dedup modes or keyed flow parents, run in a transaction
  *   (queries/claim-gated.ts, queries/enqueue-features.ts); every other call keeps its single statement.
  * - Settles use two connections of their own, and claims with a name list two more, whose sessions keep generic
@@ -64,7 +66,7 @@ import { awaitEnd, get, states } from './queries/get.ts';
 import { heartbeat } from './queries/heartbeat.ts';
 import { history } from './queries/history.ts';
 import { list } from './queries/list.ts';
-import { getMeta, setMeta } from './queries/meta.ts';
+import { controlVersion, editMetaSet, getMeta, setMeta } from './queries/meta.ts';
 import { nextRunAt } from './queries/next-run-at.ts';
 import { output } from './queries/output.ts';
 import { purge } from './queries/purge.ts';
@@ -256,7 +258,11 @@ class PgStore implements PostgresStore {
           }),
         channels: [this.#n.wakeChannel, this.#n.cancelChannel, this.#n.flowChannel, this.#n.endedChannel],
         onNotification: (channel, payload) => this.#dispatch(channel, payload),
-        onReconnect: () => this.#dispatch(this.#n.wakeChannel, ''),
+        onReconnect: () => {
+          this.#dispatch(this.#n.wakeChannel, '');
+          // Control changes notified while the connection was down were lost: every node reads them again.
+          this.#emitChange({ type: 'resync' });
+        },
         clock: this.#s.clock,
       });
       try {
@@ -436,6 +442,14 @@ class PgStore implements PostgresStore {
 
   setMeta(key: string, value: string | undefined): Promise<void> {
     return this.#use('setMeta', (db) => setMeta(db, this.#n, key, value));
+  }
+
+  editMetaSet(key: string, member: string, present: boolean): Promise<string[]> {
+    return this.#use('editMetaSet', (db) => editMetaSet(db, this.#n, key, member, present));
+  }
+
+  controlVersion(): Promise<number> {
+    return this.#use('controlVersion', (db) => controlVersion(db, this.#n));
   }
 
   /**

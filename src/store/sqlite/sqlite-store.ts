@@ -122,6 +122,7 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
   const output = prepareOutput(db, options.maxOutputLines);
   const settle = prepareSettle(db, writer, output, flow);
   const schedules = prepareSchedules(db);
+  const meta = prepareMeta(db);
   return {
     ...prepareGet(db),
     output,
@@ -131,7 +132,22 @@ function prepareAll(db: Database.Database, options: ResolvedStoreOptions) {
     nextRunAt: prepareNextRunAt(db),
     countFinished: prepareCountFinished(db),
     schedules,
-    meta: prepareMeta(db),
+    meta,
+    // Control changes move the control version in their own transaction (Store.controlVersion).
+    saveSchedule: tx((schedule: ScheduleRecord) => {
+      schedules.save(schedule);
+      meta.bump();
+    }),
+    deleteSchedule: tx((id: string) => {
+      const removed = schedules.delete(id);
+      if (removed) meta.bump();
+      return removed;
+    }),
+    editMetaSet: tx((key: string, member: string, present: boolean) => {
+      const members = meta.editSet(key, member, present);
+      meta.bump();
+      return members;
+    }),
     flow,
     enqueue: tx(enqueue),
     claim: tx(claim),
@@ -297,7 +313,8 @@ class SqliteStore implements Store, AsyncDisposable {
   }
 
   async saveSchedule(schedule: ScheduleRecord): Promise<void> {
-    this.#run((q) => q.schedules.save(schedule));
+    this.#run((q) => q.saveSchedule.immediate(schedule));
+    this.#emit([{ type: 'schedule.changed', id: schedule.id }]);
   }
 
   async getSchedule(id: string): Promise<ScheduleRecord | undefined> {
@@ -309,7 +326,9 @@ class SqliteStore implements Store, AsyncDisposable {
   }
 
   async deleteSchedule(id: string): Promise<boolean> {
-    return this.#run((q) => q.schedules.delete(id));
+    const removed = this.#run((q) => q.deleteSchedule.immediate(id));
+    if (removed) this.#emit([{ type: 'schedule.changed', id }]);
+    return removed;
   }
 
   async markScheduleSlot(id: string, slot: number): Promise<boolean> {
@@ -322,6 +341,17 @@ class SqliteStore implements Store, AsyncDisposable {
 
   async setMeta(key: string, value: string | undefined): Promise<void> {
     this.#run((q) => q.meta.set(key, value));
+  }
+
+  /** One IMMEDIATE transaction: other processes on the file wait for it (busy timeout) instead of interleaving. */
+  async editMetaSet(key: string, member: string, present: boolean): Promise<string[]> {
+    const members = this.#run((q) => q.editMetaSet.immediate(key, member, present));
+    this.#emit([{ type: 'meta.changed', key }]);
+    return members;
+  }
+
+  async controlVersion(): Promise<number> {
+    return this.#run((q) => q.meta.version());
   }
 
   onChange(listener: (change: StoreChange) => void): () => void {

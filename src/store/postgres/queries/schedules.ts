@@ -5,19 +5,32 @@
 import type { ScheduleRecord } from '../../store.ts';
 import { SCHEDULE_COLUMNS, rowToSchedule, type ScheduleRow } from '../rows.ts';
 import { run, toJson, type PgNames, type Queryable } from '../sql.ts';
+import { bumpControlVersion } from './meta.ts';
 
-/** Why: schedules survive restarts and are shared by every node. */
+/**
+ * Why: schedules survive restarts and are shared by every node. A control change: the same statement moves the
+ * control version on and tells every node (`schedule.changed` on the flow channel, delivered at commit).
+ */
 export async function saveSchedule(db: Queryable, n: PgNames, s: ScheduleRecord): Promise<void> {
   await run(
     db,
-    `INSERT INTO ${n.schedules} AS s (id, task, cron, every_ms, timezone, input, overlap, paused, last_slot, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
-     ON CONFLICT (id) DO UPDATE SET task = EXCLUDED.task, cron = EXCLUDED.cron, every_ms = EXCLUDED.every_ms,
-       timezone = EXCLUDED.timezone, input = EXCLUDED.input, overlap = EXCLUDED.overlap, paused = EXCLUDED.paused,
-       last_slot = greatest(s.last_slot, EXCLUDED.last_slot)`,
+    `WITH saved AS (
+       INSERT INTO ${n.schedules} AS s (id, task, cron, every_ms, timezone, input, overlap, paused, last_slot, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10)
+       ON CONFLICT (id) DO UPDATE SET task = EXCLUDED.task, cron = EXCLUDED.cron, every_ms = EXCLUDED.every_ms,
+         timezone = EXCLUDED.timezone, input = EXCLUDED.input, overlap = EXCLUDED.overlap, paused = EXCLUDED.paused,
+         last_slot = greatest(s.last_slot, EXCLUDED.last_slot)
+       RETURNING id
+     ), bumped AS (${bumpControlVersion(n)})
+     SELECT pg_notify($11, $12) FROM saved`,
     [s.id, s.task, s.cron ?? null, s.everyMs ?? null, s.timezone ?? null, toJson(s.input), s.overlap, s.paused,
-      s.lastSlot ?? null, s.createdAt],
+      s.lastSlot ?? null, s.createdAt, n.flowChannel, changed(s.id)],
   );
+}
+
+/** The notification payload of a schedule's change (a `StoreChange`). */
+function changed(id: string): string {
+  return JSON.stringify({ type: 'schedule.changed', id });
 }
 
 /** Why: read one schedule definition and its last slot. */
@@ -32,9 +45,14 @@ export async function listSchedules(db: Queryable, n: PgNames): Promise<Schedule
   return rows.map(rowToSchedule);
 }
 
-/** Why: removes a schedule; its past tasks stay. */
+/** Why: removes a schedule; its past tasks stay. A control change when it existed (see saveSchedule). */
 export async function deleteSchedule(db: Queryable, n: PgNames, id: string): Promise<boolean> {
-  const res = await run(db, `DELETE FROM ${n.schedules} WHERE id = $1`, [id]);
+  const res = await run(
+    db,
+    `WITH gone AS (DELETE FROM ${n.schedules} WHERE id = $1 RETURNING id), bumped AS (${bumpControlVersion(n, 'FROM gone')})
+     SELECT pg_notify($2, $3) FROM gone`,
+    [id, n.flowChannel, changed(id)],
+  );
   return (res.rowCount ?? 0) > 0;
 }
 
