@@ -802,6 +802,24 @@ export class Runtime implements AsyncDisposable {
   }
 
   /**
+   * Holds claiming of `names` on this node only, replacing the names held before (`[]` releases them): their tasks
+   * stay queued for the other nodes, and a task of theirs held unstarted here goes back to the queue. Unlike
+   * `pause`, nothing is stored and no other node is told, and a restart forgets it. Why: resource-aware admission
+   * (the HTTP server's `admission`) sheds the load of the node whose health is in error, not the cluster's.
+   */
+  holdIntake(names: readonly string[]): void {
+    for (const name of names) this.#registry.require(name);
+    this.#tell({ type: 'scheduler.hold-names', names: [...new Set(names)] });
+    this.#tell({ type: 'executor.poke' });
+  }
+
+  /** Names whose claiming is held on this node only (`holdIntake`). */
+  heldNames(): string[] {
+    const s = this.#root.actorAt('scheduler') as Scheduler | undefined;
+    return s?.heldNames ?? [];
+  }
+
+  /**
    * Pauses claiming of the tasks of one group key, whatever their name, on every node sharing the store; their
    * queue is kept and survives a restart. The promise as for `pause`.
    */

@@ -31,6 +31,11 @@ export interface SchedulerPauseGroup { type: 'scheduler.pause-group'; group: str
  * again and applies it.
  */
 export interface SchedulerControlChanged { type: 'scheduler.control-changed'; what: 'schedule' | 'paused' | 'all'; id?: string }
+/**
+ * Holds claiming of `names` on this node only (replacing the names held before; none: released), kept nowhere and
+ * told to no other node: resource-aware admission sheds this node's load, not the cluster's.
+ */
+export interface SchedulerHoldNames { type: 'scheduler.hold-names'; names: string[] }
 /** Stops claiming for good (shutdown). */
 export interface SchedulerStop { type: 'scheduler.stop' }
 
@@ -44,6 +49,7 @@ export type SchedulerMessage =
   | SchedulerPauseName
   | SchedulerPauseGroup
   | SchedulerControlChanged
+  | SchedulerHoldNames
   | SchedulerStop;
 
 export const createSchedulerWake = (reason: string): SchedulerWake => ({ type: 'scheduler.wake', reason });

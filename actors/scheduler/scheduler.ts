@@ -212,6 +212,8 @@ export class Scheduler implements Actor<TroupeMessage> {
   #timerAt = Infinity;
   #paused = new Set<string>();
   #pausedGroups = new Set<string>();
+  /** Names held on this node only (scheduler.hold-names): claimed nowhere here, kept nowhere, paused for no other node. */
+  #held = new Set<string>();
   #schedules = new Map<string, ScheduleRecord>();
   #scheduleTimer: TimerHandle | undefined;
   #firing = false;
@@ -286,6 +288,7 @@ export class Scheduler implements Actor<TroupeMessage> {
       ...(Number.isFinite(this.#timerAt) ? { wakeAt: this.#timerAt } : {}),
       pausedNames: [...this.#paused],
       pausedGroups: [...this.#pausedGroups],
+      ...(this.#held.size > 0 ? { heldNames: [...this.#held] } : {}),
       schedules: this.#schedules.size,
       strategy: this.#d.store.strategy,
     };
@@ -299,6 +302,11 @@ export class Scheduler implements Actor<TroupeMessage> {
   /** Groups whose claiming is paused. */
   get pausedGroups(): string[] {
     return [...this.#pausedGroups];
+  }
+
+  /** Names whose claiming is held on this node only (scheduler.hold-names). */
+  get heldNames(): string[] {
+    return [...this.#held];
   }
 
   receive(msg: TroupeMessage): void {
@@ -348,6 +356,13 @@ export class Scheduler implements Actor<TroupeMessage> {
       case 'scheduler.control-changed':
         this.#wantSync(m);
         return;
+      case 'scheduler.hold-names': {
+        const released = [...this.#held].some((n) => !m.names.includes(n));
+        this.#held = new Set(m.names);
+        this.#pausedChanged();
+        if (released) this.#ctx.tell(this.#d.orchestrator, { type: 'executor.poke' });
+        return;
+      }
       case 'scheduler.trigger':
         this.#trigger(m.id, m.replyTo);
         return;
@@ -386,7 +401,12 @@ export class Scheduler implements Actor<TroupeMessage> {
 
   /** The executor gives back the claimed tasks it holds of paused names and groups (its prefetch buffer). */
   #tellPaused(): void {
-    this.#ctx.tell(this.#d.orchestrator, createExecutorPaused([...this.#paused], [...this.#pausedGroups]));
+    this.#ctx.tell(this.#d.orchestrator, createExecutorPaused(this.#excludedNames(), [...this.#pausedGroups]));
+  }
+
+  /** The names this node claims none of: paused (for every node) and held (for this one). */
+  #excludedNames(): string[] {
+    return this.#held.size === 0 ? [...this.#paused] : [...new Set([...this.#paused, ...this.#held])];
   }
 
   #pump(): void {
@@ -530,7 +550,7 @@ export class Scheduler implements Actor<TroupeMessage> {
       limit: Math.min(room, this.#d.claimBatch),
       leaseMs: this.#d.leaseMs,
       names: this.#d.names(),
-      exclude: this.#paused.size ? [...demand.exclude, ...this.#paused] : demand.exclude,
+      exclude: this.#paused.size || this.#held.size ? [...demand.exclude, ...this.#excludedNames()] : demand.exclude,
       perName: demand.perName,
       ...this.#d.limits?.(),
       ...(this.#pausedGroups.size ? { excludeGroups: [...this.#pausedGroups] } : {}),

@@ -1,11 +1,11 @@
 /**
  * Resource-aware admission (opt-in): every `intervalMs` the health check samples the runtime, and while its
- * overall status is `error` (memory, disk, CPU, event-loop delay or queue age past its error threshold) the
- * user task names are paused, so nothing new is claimed; when the status drops back below error they are
- * resumed. Built-in maintenance tasks are never paused (an operator may need `cleanup-runs` to get out of a
- * full disk). Names an operator paused by hand are left alone in both directions.
- *
- * Pauses are persistent in the runtime, so stopping admission resumes what it paused.
+ * overall status is `error` (memory, disk, CPU, event-loop delay or queue age past its error threshold) this node
+ * claims no task of the user task names (`rt.holdIntake`); when the status drops back below error it claims them
+ * again. Built-in maintenance tasks are never held (an operator may need `cleanup-runs` to get out of a full
+ * disk). The hold is this node's alone: not a pause, so nothing is stored, the other nodes sharing the store go on
+ * claiming those names (a pause would reach them all), and pauses an operator made are left as they are (a name
+ * paused by hand is held too, so that resuming it meanwhile does not let it in here).
  */
 import type { TimerHandle } from '../clock.ts';
 import { invalidOption } from '../errors.ts';
@@ -17,9 +17,9 @@ export interface AdmissionOptions {
 }
 
 export interface Admission {
-  /** Names paused by admission right now. */
+  /** Names held by admission on this node right now. */
   readonly paused: readonly string[];
-  /** Stops sampling and resumes what admission paused. */
+  /** Stops sampling and releases what admission held. */
   stop(): void;
 }
 
@@ -37,13 +37,9 @@ export function createAdmission(rt: Runtime, options: AdmissionOptions): Admissi
   };
   const resumeAll = (reason: string) => {
     if (paused.length === 0) return;
-    for (const name of paused) {
-      try {
-        rt.resume(name);
-      } catch {
-        // Unregistered since: nothing to resume.
-      }
-    }
+    const names = new Set(rt.tasks().map((t) => t.name));
+    // A name unregistered since is held no more.
+    rt.holdIntake(rt.heldNames().filter((n) => names.has(n) && !paused.includes(n)));
     paused = [];
     intake(false, reason);
   };
@@ -55,9 +51,9 @@ export function createAdmission(rt: Runtime, options: AdmissionOptions): Admissi
       const report = await rt.builtin.healthCheck();
       if (stopped || rt.status !== 'running') return;
       if (report.status === 'error' && paused.length === 0) {
-        const already = new Set(rt.pausedNames());
+        const already = new Set(rt.heldNames());
         paused = rt.tasks().filter((t) => !t.builtin && !already.has(t.name)).map((t) => t.name);
-        for (const name of paused) rt.pause(name);
+        if (paused.length > 0) rt.holdIntake([...already, ...paused]);
         const failing = Object.entries(report.checks).filter(([, c]) => c.status === 'error').map(([k]) => k);
         if (paused.length > 0) intake(true, `health check in error: ${failing.join(', ') || report.errors.map((e) => e.reading).join(', ')}`);
       } else if (report.status !== 'error') {

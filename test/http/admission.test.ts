@@ -1,27 +1,34 @@
-// Resource-aware admission (opt-in): while the health check is in error, user task names are paused (intake
-// stops) and resumed when it recovers; names paused by hand and built-ins are left alone. Driven by a
-// ManualClock: the queue-age reading is pushed past its error threshold by moving time, not by waiting.
+// Resource-aware admission (opt-in): while the health check is in error, this node holds its intake of the user
+// task names (not a pause: another node on the same store goes on running them) and takes them again when it
+// recovers; names paused by hand and built-ins are left alone. Driven by a ManualClock: the queue-age reading is
+// pushed past its error threshold by moving time, not by waiting.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { createAdmission } from '../../src/http/admission.ts';
 import { isTroupeError, ErrorCodes } from '../../src/errors.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { createMemoryStore } from '../../src/store/memory-store.ts';
 import type { RuntimeIntake } from '../../actors/system-messages.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 describe('admission', () => {
   let rt: Runtime;
+  let other: Runtime;
   let clock: ManualClock;
+  const store = createMemoryStore();
   before(async () => {
     clock = new ManualClock(Date.now());
     rt = await createRuntime({
-      store: 'memory',
+      store,
       clock,
       tasks: { held: { run: () => 'held' }, work: { run: () => 'work' } },
     });
+    // Another node on the same store, with no admission of its own.
+    other = await createRuntime({ store, tasks: { held: { run: () => 'held' }, work: { run: () => 'work on the other node' } } });
   });
   after(async () => {
+    await other?.close({ timeout: 1000 });
     await rt?.close({ timeout: 1000 });
   });
 
@@ -31,7 +38,7 @@ describe('admission', () => {
     }
   });
 
-  it('pauses user names while the queue age is in error, and resumes them when it recovers', async () => {
+  it('holds this node\'s intake of user names while the queue age is in error, and takes them again when it recovers', async () => {
     const intake: RuntimeIntake[] = [];
     const off = rt.on('runtime.intake', (f) => intake.push(f));
     rt.pause('held');
@@ -51,11 +58,16 @@ describe('admission', () => {
         },
         { timeout: 5000, label: 'intake paused' },
       );
-      assert.deepEqual([...admission.paused], ['work']);
-      await waitFor(() => rt.pausedNames().includes('work'));
-      assert.ok(rt.pausedNames().includes('held'));
-      assert.ok(!rt.pausedNames().includes('health-check'), 'built-ins keep running');
+      // Every user name, the one paused by hand too (its resume meanwhile would not let it in here).
+      assert.deepEqual([...admission.paused], ['held', 'work']);
+      await waitFor(() => rt.heldNames().includes('work'));
+      assert.deepEqual(rt.heldNames(), ['held', 'work'], 'built-ins keep running');
+      assert.deepEqual(rt.pausedNames(), ['held'], 'held here, paused nowhere');
+      assert.equal(await store.getMeta('paused-names'), JSON.stringify(['held']));
       assert.match(intake.find((f) => f.paused)!.reason, /oldestDueAgeSec/);
+      // The other node's health is its own: it runs the name this one holds (a pause would have held it there too).
+      assert.equal(await other.run('work'), 'work on the other node');
+      assert.deepEqual(other.heldNames(), []);
 
       await rt.cancel(stuck);
       // The next samples see an empty queue and resume what admission paused (not what the operator paused).
@@ -66,9 +78,11 @@ describe('admission', () => {
         },
         { timeout: 5000, label: 'intake resumed' },
       );
-      await waitFor(() => !rt.pausedNames().includes('work'));
+      await waitFor(() => !rt.heldNames().includes('work'));
       assert.deepEqual([...admission.paused], []);
-      assert.ok(rt.pausedNames().includes('held'));
+      assert.deepEqual(rt.pausedNames(), ['held']);
+      other.holdIntake(['work']);
+      await waitFor(() => other.heldNames().includes('work'));
       assert.equal(await rt.run('work'), 'work');
     } finally {
       admission.stop();

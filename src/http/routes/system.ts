@@ -36,7 +36,7 @@ export async function livenessOf(rt: Runtime, stallMs: number): Promise<{ status
   const running = counts ? counts.byState.running : 0;
   const waitingMs = counts?.oldestDueAt !== undefined ? Math.max(0, now - counts.oldestDueAt) : 0;
   const idleMs = Math.max(0, now - live.lastProgressAt);
-  const stalled = due > 0 && running === 0 && waitingMs > stallMs && idleMs > stallMs && rt.pausedNames().length === 0;
+  const stalled = due > 0 && running === 0 && waitingMs > stallMs && idleMs > stallMs && rt.pausedNames().length === 0 && rt.heldNames().length === 0;
   const status = live.escalated ? 'escalated' : live.status !== 'running' ? live.status : !live.storeHealthy ? 'store-unavailable' : stalled ? 'stalled' : 'ok';
   const body: Record<string, unknown> = {
     status,
