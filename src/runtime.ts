@@ -713,28 +713,45 @@ export class Runtime implements AsyncDisposable {
 
   /**
    * @internal The ids of the schedules a config file defines (see src/config.ts): those the previously applied
-   * config defined and this one no longer does are removed, and this list is kept for the next config (a small
+   * configs defined and this one no longer does are removed, and the list is kept for the next config (a small
    * setting in the store). Why: config schedules are stored, so one deleted from the file would otherwise fire
    * forever. Schedules created any other way (the API, the REPL, `rt.schedule`) are not the config's and stay.
+   * Several nodes may share the store with configs of their own (a node that runs only some of the tasks): a
+   * schedule of a task this node does not register belongs to another node's config and is left alone, and the list
+   * is edited one id at a time (`Store.editMetaSet`) so that nodes starting together keep each other's ids.
    * Returns the ids removed.
    */
   async replaceConfigSchedules(ids: readonly string[]): Promise<string[]> {
-    const text = await this.#store.getMeta(CONFIG_SCHEDULES_KEY);
-    let previous: unknown = [];
+    const store = this.#store;
+    const text = await store.getMeta(CONFIG_SCHEDULES_KEY);
+    let parsed: unknown = [];
     try {
-      previous = text === undefined ? [] : JSON.parse(text);
+      parsed = text === undefined ? [] : JSON.parse(text);
     } catch {
-      previous = [];
+      parsed = [];
     }
+    const previous = (Array.isArray(parsed) ? parsed : []).filter((id): id is string => typeof id === 'string');
     const removed: string[] = [];
-    for (const id of Array.isArray(previous) ? previous : []) {
-      if (typeof id !== 'string' || ids.includes(id)) continue;
-      if (await this.unschedule(id)) {
+    const dropped: string[] = [];
+    for (const id of previous) {
+      if (ids.includes(id)) continue;
+      const s = await store.getSchedule(id);
+      // Another node's config schedule: a task this node does not run.
+      if (s !== undefined && this.#registry.get(s.task) === undefined) continue;
+      if (s !== undefined && (await this.unschedule(id))) {
         removed.push(id);
         this.options.logger.info('schedule removed: the config no longer defines it', { id });
       }
+      dropped.push(id);
     }
-    await this.#store.setMeta(CONFIG_SCHEDULES_KEY, ids.length > 0 ? JSON.stringify(ids) : undefined);
+    const added = ids.filter((id) => !previous.includes(id));
+    if (store.editMetaSet) {
+      for (const id of dropped) await store.editMetaSet(CONFIG_SCHEDULES_KEY, id, false);
+      for (const id of added) await store.editMetaSet(CONFIG_SCHEDULES_KEY, id, true);
+    } else if (dropped.length > 0 || added.length > 0) {
+      const kept = [...previous.filter((id) => !dropped.includes(id)), ...added];
+      await store.setMeta(CONFIG_SCHEDULES_KEY, kept.length > 0 ? JSON.stringify(kept) : undefined);
+    }
     return removed;
   }
 

@@ -196,4 +196,41 @@ describe('the schedules a config defines', () => {
     assert.deepEqual((await rt.schedules()).map((s) => s.id), ['by-hand']);
     await rt.close();
   });
+
+  it('nodes whose configs run different tasks on one store keep each other\'s schedules', async () => {
+    const db = `sqlite:${path.join(tmp, 'two-configs.db')}`;
+    const open = new Set<Awaited<ReturnType<typeof createRuntimeFromConfig>>>();
+    const node = async (tasks: Record<string, { run: () => number }>, schedules: Record<string, ScheduleConfig>) => {
+      const rt = await createRuntimeFromConfig({ config: { store: db, maintenance: false, tasks, schedules }, baseDir: tmp, file: path.join(tmp, 'troupe.config.ts') });
+      open.add(rt);
+      return rt;
+    };
+    const close = async (...rts: Array<Awaited<ReturnType<typeof node>>>) => {
+      for (const rt of rts) open.delete(rt);
+      await Promise.all(rts.map((rt) => rt.close()));
+    };
+    const ids = async (rt: Awaited<ReturnType<typeof node>>) => (await rt.schedules()).map((s) => s.id).sort();
+    try {
+      // A resizer node and a report node, started together.
+      let [resizer, reporter] = await Promise.all([
+        node({ resize: { run: () => 1 } }, { sweep: { task: 'resize', every: '1h' } }),
+        node({ report: { run: () => 2 } }, { daily: { task: 'report', every: '1d' }, weekly: { task: 'report', every: '7d' } }),
+      ]);
+      assert.deepEqual(await ids(resizer), ['daily', 'sweep', 'weekly']);
+      await close(resizer, reporter);
+      // Each restarted alone: neither removes the other's (before, each start removed what its own config lacked).
+      resizer = await node({ resize: { run: () => 1 } }, { sweep: { task: 'resize', every: '1h' } });
+      assert.deepEqual(await ids(resizer), ['daily', 'sweep', 'weekly']);
+      await close(resizer);
+      // The report node's config drops `weekly`: it removes that one, and only that one.
+      reporter = await node({ report: { run: () => 2 } }, { daily: { task: 'report', every: '1d' } });
+      assert.deepEqual(await ids(reporter), ['daily', 'sweep']);
+      await close(reporter);
+      // And its config schedules are still known as such: dropping `sweep` from the resizer's removes it.
+      resizer = await node({ resize: { run: () => 1 } }, {});
+      assert.deepEqual(await ids(resizer), ['daily']);
+    } finally {
+      await close(...open);
+    }
+  });
 });
