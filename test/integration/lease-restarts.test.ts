@@ -73,6 +73,29 @@ async function crash(rt: Runtime, address: 'tracker' | 'executor'): Promise<void
   await restarted;
 }
 
+
+/**
+ * Store overrides under which claims come from the scheduler only (no claim in the enqueue's write), and the first
+ * claim that takes a task is held on its way back until `gate` opens, as a stalled claim would be.
+ */
+function holdFirstClaim(inner: Store, gate: { opened: Promise<void> }): { overrides: Partial<Record<keyof Store, unknown>>; held: () => boolean } {
+  let held = false;
+  return {
+    held: () => held,
+    overrides: {
+      enqueueAndClaim: undefined,
+      claim: async (request: ClaimRequest) => {
+        const tasks = await inner.claim(request);
+        if (tasks.length > 0 && !held) {
+          held = true;
+          await gate.opened;
+        }
+        return tasks;
+      },
+    },
+  };
+}
+
 for (const { name, store: makeStore, skip } of STORES) {
   describe(`leases across restarts, ${name} store`, skip ? { skip } : {}, () => {
     it('a restarted tracker renews the leases of the tasks the process still runs', async () => {
@@ -152,21 +175,9 @@ for (const { name, store: makeStore, skip } of STORES) {
     it('a claim that reaches the executor after its lease could have ended starts only if the task is still its own', async () => {
       const clock = new ManualClock(T0);
       const gate = latch();
-      let held = false;
-      let inner!: Store;
-      const { store, busy, swept } = watchLeases((inner = makeStore(clock)), {
-        // Claims come from the scheduler only (no claim in the enqueue's write)...
-        enqueueAndClaim: undefined,
-        // ...and the first one that takes a task is held on its way back, as a stalled claim would be.
-        claim: async (request: ClaimRequest) => {
-          const tasks = await inner.claim(request);
-          if (tasks.length > 0 && !held) {
-            held = true;
-            await gate.opened;
-          }
-          return tasks;
-        },
-      });
+      const inner = makeStore(clock);
+      const hold = holdFirstClaim(inner, gate);
+      const { store, busy, swept } = watchLeases(inner, hold.overrides);
       const runs: number[] = [];
       const rt = await createRuntime({
         store, clock, nodeId: NODE_ID, concurrency: 4, maintenance: false,
@@ -175,7 +186,7 @@ for (const { name, store: makeStore, skip } of STORES) {
       try {
         await waitNudging(clock, () => swept() >= 1, 'the sweep at start-up');
         const id = await rt.enqueue('work');
-        await waitNudging(clock, () => held, 'the claim held on its way');
+        await waitNudging(clock, () => hold.held(), 'the claim held on its way');
         // Past its lease: a sweep takes the task back (nothing here names it), and it is claimed again.
         await advanceInSteps(clock, busy, 2 * LEASE, STEP);
         gate.open();
@@ -193,21 +204,10 @@ for (const { name, store: makeStore, skip } of STORES) {
     it('a claim that reaches the executor after its lease ended, still its own, is renewed and starts', async () => {
       const clock = new ManualClock(T0);
       const gate = latch();
-      let held = false;
       const inner = makeStore(clock);
-      const { store } = watchLeases(inner, {
-        enqueueAndClaim: undefined,
-        claim: async (request: ClaimRequest) => {
-          const tasks = await inner.claim(request);
-          if (tasks.length > 0 && !held) {
-            held = true;
-            await gate.opened;
-          }
-          return tasks;
-        },
-        // No sweep anywhere takes it back meanwhile.
-        recoverExpired: async () => [],
-      });
+      const hold = holdFirstClaim(inner, gate);
+      // No sweep anywhere takes it back meanwhile.
+      const { store } = watchLeases(inner, { ...hold.overrides, recoverExpired: async () => [] });
       const runs: number[] = [];
       const rt = await createRuntime({
         store, clock, nodeId: NODE_ID, concurrency: 4, maintenance: false,
@@ -215,7 +215,7 @@ for (const { name, store: makeStore, skip } of STORES) {
       });
       try {
         const id = await rt.enqueue('work');
-        await waitNudging(clock, () => held, 'the claim held on its way');
+        await waitNudging(clock, () => hold.held(), 'the claim held on its way');
         await clock.advance(LEASE + STEP);
         gate.open();
         await waitNudging(clock, async () => (await store.get(id))?.state === 'succeeded', 'the task succeeded');
