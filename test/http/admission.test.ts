@@ -9,6 +9,7 @@ import { createAdmission } from '../../src/http/admission.ts';
 import { isTroupeError, ErrorCodes } from '../../src/errors.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
+import { overrideStore } from '../helpers/store-override.ts';
 import type { RuntimeIntake } from '../../actors/system-messages.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -24,8 +25,6 @@ describe('admission', () => {
       clock,
       tasks: { held: { run: () => 'held' }, work: { run: () => 'work' } },
     });
-    // Another node on the same store, with no admission of its own.
-    other = await createRuntime({ store, tasks: { held: { run: () => 'held' }, work: { run: () => 'work on the other node' } } });
   });
   after(async () => {
     await other?.close({ timeout: 1000 });
@@ -65,7 +64,9 @@ describe('admission', () => {
       assert.deepEqual(rt.pausedNames(), ['held'], 'held here, paused nowhere');
       assert.equal(await store.getMeta('paused-names'), JSON.stringify(['held']));
       assert.match(intake.find((f) => f.paused)!.reason, /oldestDueAgeSec/);
-      // The other node's health is its own: it runs the name this one holds (a pause would have held it there too).
+      // Another node on the same store, with no admission of its own (started only now, so that its start-up is not
+      // in this node's first CPU sample), runs the name this one holds: a pause would have held it there too.
+      other = await createRuntime({ store: overrideStore(store, { close: async () => {} }), tasks: { held: { run: () => 'held' }, work: { run: () => 'work on the other node' } } });
       assert.equal(await other.run('work'), 'work on the other node');
       assert.deepEqual(other.heldNames(), []);
 
