@@ -154,7 +154,7 @@ export function createProgram(setExit: (code: number) => void): Command {
 
   program
     .command('health')
-    .description('health checks against their thresholds (exit 1 when the status is error)')
+    .description('health checks against their thresholds (exit 1 unless the runtime is ok and no check is at error)')
     .action(async (_o, cmd: Command) => {
       const { ctx, mod } = await remote(cmd);
       setExit(await mod.healthCommand(ctx));
