@@ -256,6 +256,10 @@ export const COMMANDS: readonly ReplCommand[] = [
       if (!(MAINTENANCE_TASKS as readonly string[]).includes(task)) {
         throw new TroupeError(ErrorCodes.UNKNOWN_TASK, `No maintenance task \`${task}\`: use one of ${MAINTENANCE_TASKS.join(', ')}`);
       }
+      // Checked here, as `troupe maint --input` does: attached, the server would refuse it as a malformed body.
+      if (json !== undefined && (typeof json !== 'object' || json === null || Array.isArray(json))) {
+        throw new TroupeError(ErrorCodes.INVALID_INPUT, `Expected the input of \`maint ${task}\` to be a JSON object, e.g. {"maxAgeHours":48}`);
+      }
       const id = await s.backend.maintenance(task, json);
       s.recent.add(id);
       s.write(`${id}  ${s.style.dim(`(\`tail ${id}\` follows it)`)}`);

@@ -4,7 +4,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { createStyle } from '../../src/cli/format.ts';
 import { ErrorCodes } from '../../src/errors.ts';
+import type { Backend } from '../../src/repl/backend.ts';
+import { runLine } from '../../src/repl/commands.ts';
 import { createCompleter, type CompletionSource } from '../../src/repl/completer.ts';
 import { RecentIds } from '../../src/repl/recent-ids.ts';
 import { loadHistory } from '../../src/repl/repl.ts';
@@ -126,5 +129,28 @@ describe('loadHistory', () => {
     assert.deepEqual(loadHistory(file, 2), ['tree', 'health']);
     assert.equal(readFileSync(file, 'utf8'), 'tree\nhealth\n');
     assert.deepEqual(loadHistory(path.join(tmp, 'missing'), 10), []);
+  });
+});
+
+describe('maint', () => {
+  it('refuses an input that is not a JSON object before asking the backend, whichever backend it is', async () => {
+    const lines: string[] = [];
+    const asked: unknown[] = [];
+    const session = {
+      backend: { maintenance: async (_name: string, input: unknown) => (asked.push(input), '01a2aaaa00000000000000000000') } as unknown as Backend,
+      style: createStyle(false),
+      write: (text: string) => void lines.push(text),
+      recent: new RecentIds(),
+      names: [],
+      scheduleIds: [],
+      actors: [],
+      signal: new AbortController().signal,
+    };
+    for (const input of ['[1]', '5', '"x"', 'null']) await runLine(session, `maint cleanup-runs ${input}`);
+    assert.equal(asked.length, 0);
+    assert.equal(lines.length, 4);
+    for (const line of lines) assert.match(line, /^error TROUPE_ERR_INVALID_INPUT: Expected the input of `maint cleanup-runs` to be a JSON object/);
+    await runLine(session, 'maint cleanup-runs {"maxAgeHours":48}');
+    assert.deepEqual(asked, [{ maxAgeHours: 48 }]);
   });
 });
