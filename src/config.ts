@@ -22,10 +22,26 @@ export interface HttpConfig {
   token?: string;
   /** Largest request body. @default '1MB' */
   bodyLimit?: number | string;
+  /** fastify's request logging (pino) to stdout. @default false */
+  logger?: boolean;
+  /** Interval of SSE heartbeat comments, in ms. @default 15000 */
+  heartbeatMs?: number;
+  /** Expose prom-client's process metrics on /metrics. @default true */
+  processMetrics?: boolean;
+  /** Due work waiting this long (ms) with no task started or finished makes /api/health answer 503. @default 300000 */
+  stallMs?: number;
+  /**
+   * Resource-aware admission: while the health check is in error, this node takes no new work (`rt.holdIntake`;
+   * the other nodes of a shared store go on). `intervalMs`: how often health is sampled (at least 100). @default off
+   */
+  admission?: { intervalMs: number };
 }
 
-/** The keys of `http`; anything else is a mistake (a misspelt `token` must not leave the API open). */
-const HTTP_KEYS: ReadonlySet<string> = new Set(['host', 'port', 'token', 'bodyLimit']);
+/**
+ * The keys of `http`: the listener's and every server option (`ServerOptions`); anything else is a mistake (a
+ * misspelt `token` must not leave the API open). The values are checked by `troupe serve` before the runtime starts.
+ */
+export const HTTP_KEYS: ReadonlySet<string> = new Set(['host', 'port', 'token', 'bodyLimit', 'logger', 'heartbeatMs', 'processMetrics', 'stallMs', 'admission']);
 
 export interface ScheduleConfig extends ScheduleOptions {
   task: string;

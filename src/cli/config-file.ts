@@ -54,6 +54,8 @@ export interface OpenOptions {
   /** Refuse to start without a config file. @default false */
   requireConfig?: boolean;
   logger?: Logger;
+  /** Checks the loaded config before the runtime starts (a mistake it throws starts nothing and saves nothing). */
+  check?: (loaded: LoadedConfig | undefined) => void;
 }
 
 /** Why: serve, run and repl --config open a runtime the same way. */
@@ -64,6 +66,7 @@ export async function openRuntime(o: OpenOptions): Promise<{ rt: Runtime; loaded
   }
   const store = o.store !== undefined ? parseStoreOption(o.store) : undefined;
   const loaded: LoadedConfig | undefined = file !== undefined ? await loadConfig(file) : undefined;
+  o.check?.(loaded);
   const base: LoadedConfig = loaded ?? { config: {}, baseDir: process.cwd(), file: '(none)' };
   const overrides: RuntimeOptions = {};
   if (store !== undefined) overrides.store = store;

@@ -10,7 +10,7 @@ import { ErrorCodes, invalidOption, TroupeError } from '../errors.ts';
 import type { Runtime } from '../runtime.ts';
 import { isLoopbackHost } from './auth.ts';
 import { plainObject } from '../options.ts';
-import { createServer, SERVER_OPTION_KEYS, type ServerOptions } from './server.ts';
+import { checkServerOptions, createServer, SERVER_OPTION_KEYS, type ServerOptions } from './server.ts';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 7420;
@@ -57,6 +57,17 @@ export function resolveListen(config: StartServerOptions = {}): { host: string; 
     );
   }
   return { host, port, token };
+}
+
+/**
+ * Checks every setting `startServer` would read (the listener's, then the server's options), naming them under
+ * `http.` as the config file writes them. Why: `troupe serve` calls it before it starts the runtime, so a mistake in
+ * the `http` block is refused before any schedule of the config is saved.
+ */
+export function checkStartOptions(config: StartServerOptions = {}): void {
+  const listen = resolveListen(config);
+  const { env: _env, token: _t, host: _h, port: _p, ...rest } = config;
+  checkServerOptions({ ...rest, ...(listen.token !== undefined ? { token: listen.token } : {}) }, 'http');
 }
 
 /** Creates the app and listens (why: the one way `troupe serve` and `npm start` expose a runtime). */

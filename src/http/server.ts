@@ -129,17 +129,24 @@ export function createServer(rt: Runtime, options: ServerOptions = {}): FastifyI
  * Refuses unknown keys and values of the wrong type before anything is built (why: a misspelt or mistyped option
  * would otherwise be dropped without a word). `token` and `bodyLimit` are checked where they are read.
  */
-function checkServerOptions(options: ServerOptions): void {
-  const o = plainObject(options, '', SERVER_OPTION_KEYS);
-  if (o.host !== undefined && typeof o.host !== 'string') throw invalidOption('host', 'a host name or IP address', o.host);
+/**
+ * Checks every server option (why: `troupe serve` checks the config's `http` block before it starts the runtime,
+ * so a mistake there changes nothing). `path` prefixes the names in a mistake's message (`http` for the config).
+ */
+export function checkServerOptions(options: ServerOptions, path = ''): void {
+  const name = (key: string) => (path === '' ? key : `${path}.${key}`);
+  const o = plainObject(options, path, SERVER_OPTION_KEYS);
+  if (o.token !== undefined) validateToken(o.token, name('token'));
+  if (o.host !== undefined && typeof o.host !== 'string') throw invalidOption(name('host'), 'a host name or IP address', o.host);
+  if (o.bodyLimit !== undefined) parseSize(o.bodyLimit as number | string, name('bodyLimit'));
   for (const key of ['logger', 'processMetrics']) {
-    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw invalidOption(key, 'a boolean', o[key]);
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw invalidOption(name(key), 'a boolean', o[key]);
   }
-  if (o.heartbeatMs !== undefined) positiveInteger(o.heartbeatMs, 'heartbeatMs', { max: MAX_TIMER_MS });
-  if (o.stallMs !== undefined) positiveInteger(o.stallMs, 'stallMs');
+  if (o.heartbeatMs !== undefined) positiveInteger(o.heartbeatMs, name('heartbeatMs'), { max: MAX_TIMER_MS });
+  if (o.stallMs !== undefined) positiveInteger(o.stallMs, name('stallMs'));
   if (o.admission !== undefined) {
-    const admission = plainObject(o.admission, 'admission', new Set(['intervalMs']));
-    positiveInteger(admission.intervalMs, 'admission.intervalMs', { min: 100 });
+    const admission = plainObject(o.admission, name('admission'), new Set(['intervalMs']));
+    positiveInteger(admission.intervalMs, name('admission.intervalMs'), { min: 100 });
   }
 }
 

@@ -94,7 +94,49 @@ describe('loading troupe.config.ts', () => {
     assert.equal(served, false, 'it must not serve');
     const { code } = await p.exited;
     assert.equal(code, 2, p.stdout);
-    assert.match(p.stderr, /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.Token` to be one of the known options \(host, port, token, bodyLimit\)/);
+    assert.match(p.stderr, /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.Token` to be one of the known options \(host, port, token, bodyLimit, logger, heartbeatMs, processMetrics, stallMs, admission\)/);
+  });
+
+  it('takes the server options in `http` (admission, stallMs, processMetrics…) and hands them to the server', async () => {
+    const dir = folder('http-options', {
+      'package.json': { type: 'module' },
+      'troupe.config.ts': "export default { store: 'memory', http: { port: 0, processMetrics: false, stallMs: 60000, heartbeatMs: 5000, admission: { intervalMs: 500 } }, tasks: { a: { run: async () => 1 } } };\n",
+    });
+    const p = startTroupe(['serve'], {}, { cwd: dir });
+    const [, url] = (await p.waitFor(/troupe serving (\S+)/, { from: 0 })) as RegExpMatchArray;
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    p.child.kill('SIGTERM');
+    assert.equal((await p.exited).code, 0, p.stderr);
+    // prom-client's process metrics are off; troupe's own are there.
+    assert.match(metrics, /^troupe_runtime_up 1$/m);
+    assert.doesNotMatch(metrics, /process_cpu_seconds_total/);
+  });
+
+  it('refuses a bad server option in `http` before the runtime starts: nothing is saved', async () => {
+    const bad: [string, RegExp][] = [
+      ['stallMs: -5', /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.stallMs` to be/],
+      ["admission: { intervalMs: 50 }", /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.admission\.intervalMs` to be/],
+      ["admission: { every: 500 }", /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.admission\.every` to be one of the known options/],
+      ["processMetrics: 'no'", /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.processMetrics` to be a boolean/],
+      ["bodyLimit: 'huge'", /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.bodyLimit` to be/],
+      ["token: 'short'", /^error TROUPE_ERR_INVALID_OPTION: Expected `http\.token` to be a string of at least/],
+      ["host: '0.0.0.0'", /^error TROUPE_ERR_INVALID_OPTION: Refusing to serve the HTTP API on `0\.0\.0\.0` without a token/],
+    ];
+    for (const [i, [option, message]] of bad.entries()) {
+      const dir = folder(`http-bad-${i}`, {
+        'package.json': { type: 'module' },
+        'troupe.config.ts': `export default { store: 'sqlite:./q.db', http: { port: 0, ${option} }, tasks: { a: { run: async () => 1 } }, schedules: { hourly: { task: 'a', every: '1h' } } };\n`,
+      });
+      const p = startTroupe(['serve'], { TROUPE_TOKEN: undefined }, { cwd: dir });
+      const served = await Promise.race([p.waitFor(/troupe serving/, { from: 0 }).then(() => true, () => false), p.exited.then(() => false)]);
+      if (served) p.child.kill('SIGTERM');
+      assert.equal(served, false, `${option}: it must not serve`);
+      assert.equal((await p.exited).code, 2, `${option}: ${p.stderr}`);
+      assert.match(p.stderr, message, option);
+      assert.equal(p.stderr.trim().split('\n').length, 1, p.stderr);
+      // The runtime never started: no store file, so no schedule of the config was saved.
+      assert.equal(existsSync(path.join(dir, 'q.db')), false, `${option}: the store was opened`);
+    }
   });
 });
 

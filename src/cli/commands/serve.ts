@@ -4,7 +4,7 @@
  * running tasks get `--grace` to finish, the rest are stopped and given back to the queue. A second signal
  * stops at once (the exit hook of the process layer still ends every subprocess group).
  */
-import type { HttpConfig } from '../../config.ts';
+import type { HttpConfig, LoadedConfig } from '../../config.ts';
 import { ErrorCodes, TroupeError } from '../../errors.ts';
 import type { StartedServer } from '../../http/listen.ts';
 import { parseDuration } from '../../units.ts';
@@ -26,15 +26,21 @@ export async function serve(o: ServeOptions, style: Style): Promise<number> {
   const graceMs = parseDuration(o.grace ?? '10s', '--grace');
   // The server's lifetime is not its log reader's: with stdout or stderr gone (`| head`), it keeps serving.
   onClosedOutput([process.stdout, process.stderr], () => {});
-  const { rt, loaded } = await openRuntime({ config: o.config, store: o.store, requireConfig: true, logger: createStderrLogger() });
+  // Imported here, so the client commands never load fastify.
+  const { checkStartOptions, startServer } = await import('../../http/listen.ts');
+  let http: HttpConfig = {};
+  // The `http` block (with --host, --port and TROUPE_TOKEN) is checked before the runtime starts: a mistake there
+  // saves no schedule of the config and starts no work.
+  const check = (loaded: LoadedConfig | undefined) => {
+    http = { ...(loaded?.config.http ?? {}) };
+    if (o.host !== undefined) http.host = o.host;
+    if (o.port !== undefined) http.port = o.port;
+    if (http.token === undefined && process.env.TROUPE_TOKEN) http.token = process.env.TROUPE_TOKEN;
+    checkStartOptions(http);
+  };
+  const { rt, loaded } = await openRuntime({ config: o.config, store: o.store, requireConfig: true, logger: createStderrLogger(), check });
   let server: StartedServer;
-  const http: HttpConfig = { ...(loaded?.config.http ?? {}) };
-  if (o.host !== undefined) http.host = o.host;
-  if (o.port !== undefined) http.port = o.port;
-  if (http.token === undefined && process.env.TROUPE_TOKEN) http.token = process.env.TROUPE_TOKEN;
   try {
-    // Imported here, so the client commands never load fastify.
-    const { startServer } = await import('../../http/listen.ts');
     server = await startServer(rt, http);
   } catch (error) {
     await rt.close({ timeout: 0 }).catch(() => {});
