@@ -50,6 +50,7 @@ import { isOutcome, TASK_FACT_TYPES, type TaskFact, type TaskFactType, type Task
 import type { TaskActor } from '../actors/task/task-actor.ts';
 import type { Reply } from '../actors/tracker/messages.ts';
 import { Tracker } from '../actors/tracker/tracker.ts';
+import { TrackerBacklog } from '../actors/tracker/backlog.ts';
 import { registerBuiltinTasks, type BuiltinServices } from '../actors/maintenance/builtin-tasks.ts';
 
 export const RuntimeStatus = { idle: 'idle', running: 'running', stopping: 'stopping', stopped: 'stopped' } as const;
@@ -290,9 +291,11 @@ export class Runtime implements AsyncDisposable {
     if (restored.unreadable.length) o.logger.warn('stored task statistics could not be read', { names: restored.unreadable });
     this.#statsPersister = createStatsPersister({ book: this.#stats, store, clock, onError: (error) => o.logger.warn('task statistics not saved', { error: serializeError(error).message }) });
     await this.#root.startChild({ address: ORCH, create: (ctx) => new Orchestrator(ctx, { scheduler: 'scheduler', executor: 'executor', tracker: 'tracker' }) });
+    // What a crashed tracker had queued and not written, written by its successor (TrackerDeps.backlog).
+    const backlog = new TrackerBacklog();
     await this.#root.startChild({
       address: 'tracker',
-      create: (ctx) => new Tracker(ctx, { store, clock, owner: this.nodeId, leaseMs: o.leaseMs, heartbeatMs: o.heartbeatMs, logger: o.logger, orchestrator: ORCH }),
+      create: (ctx) => new Tracker(ctx, { store, clock, owner: this.nodeId, leaseMs: o.leaseMs, heartbeatMs: o.heartbeatMs, logger: o.logger, orchestrator: ORCH, backlog }),
     });
     await this.#root.startChild({
       address: 'scheduler',

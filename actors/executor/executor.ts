@@ -209,7 +209,7 @@ export class Executor implements Actor<TroupeMessage> {
       this.#d.ending?.add(run);
       run.end('shutdown');
     }
-    this.#giveBackAll('shutdown');
+    this.#giveBackAll(this.#shutdownReason());
     this.#d.clock.clearTimeout(this.#bufferTimer);
     this.#bufferTimer = undefined;
     this.#d.clock.clearTimeout(this.#cancelTimer);
@@ -555,7 +555,16 @@ export class Executor implements Actor<TroupeMessage> {
     this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.settle', op, name: b.task.name, startedAt: b.at, held: true });
   }
 
-  #giveBackAll(reason: 'shutdown'): void {
+  /**
+   * The reason a release by a stop gives in the task's history: `shutdown` when the runtime closes (it drains this
+   * executor first), `executor stopped` when this actor is stopped without a drain (its restart after a crash, or
+   * the tree giving up).
+   */
+  #shutdownReason(): string {
+    return this.#halted && !this.#draining ? 'executor stopped' : 'shutdown';
+  }
+
+  #giveBackAll(reason: string): void {
     if (this.#buffer.length === 0) return;
     const buffer = this.#buffer;
     this.#buffer = [];
@@ -921,7 +930,7 @@ export class Executor implements Actor<TroupeMessage> {
     }
     if (reason === 'shutdown' || reason === 'paused' || (error !== undefined && isRequeue(error))) {
       this.#stats.released++;
-      const why = reason === 'shutdown' || reason === 'paused' ? reason : 'thread ended';
+      const why = reason === 'shutdown' ? this.#shutdownReason() : reason === 'paused' ? reason : 'thread ended';
       // A slot's task written ahead and stopped before its slot (#hold) waits for its slot again, on any node.
       const runAt = run.record.runAt;
       if (runAt > base.at) {

@@ -42,6 +42,7 @@ import {
 } from '../task/messages.ts';
 import { createErrorReply, createReply, type ClaimOffer, type TrackerMessage, type TrackerSettle, type TrackerStopped } from './messages.ts';
 import { nextOutputSeq } from './output-seq.ts';
+import { CRASHES_BEFORE_GIVING_UP, TrackerBacklog, type PendingEnqueue } from './backlog.ts';
 import { soon } from '../../src/soon.ts';
 import { flowCancelledReason } from '../../src/flow.ts';
 
@@ -54,13 +55,11 @@ export interface TrackerDeps {
   logger: Logger;
   /** Route for messages to other actors. */
   orchestrator: string;
-}
-
-interface PendingEnqueue {
-  tasks: NewTask[];
-  replyTo: string;
-  /** A schedule slot's tasks written ahead of it (TrackerEnqueue.startAt): written alone. */
-  startAt?: number;
+  /**
+   * What a tracker has queued and not written, shared by the trackers of one runtime so that one restarted after a
+   * crash writes what its predecessor had queued (TrackerBacklog). Absent: a backlog of this tracker's own.
+   */
+  backlog?: TrackerBacklog;
 }
 
 /** Times an op written alone is refused (with backoff between) before it is given up. */
@@ -121,23 +120,12 @@ class EnqueueWrite {
 export class Tracker implements Actor<TroupeMessage> {
   readonly #ctx: ActorContext<TroupeMessage>;
   readonly #d: TrackerDeps;
-  #enqueues: PendingEnqueue[] = [];
-  /** Requests with `startAt` among #enqueues (each is written alone). */
-  #aheadPending = 0;
-  #enqueueBusy = false;
-  #settles: TrackerSettle[] = [];
-  /** The outcomes of the settle write in flight (#writeSettles): their leases are renewed until it ends. */
-  #settling: readonly TrackerSettle[] = NO_SETTLES;
-  #sideOps: SettleOp[] = [];
-  /** The side ops of the write in flight (#writeSettles). */
-  #inFlight: SettleOp[] = [];
-  /** Cancelled runs that have stopped, until their captured output is stored (#publishStops). */
-  #stops: TrackerStopped[] = [];
-  #progress = new Map<TaskId, SettleOp>();
-  #settleBusy = false;
+  /** The queues and writes in flight, shared with a predecessor and a successor (TrackerBacklog). */
+  readonly #q: TrackerBacklog;
   /** A settle write is queued for the end of this event-loop turn (durable stores). */
   #settleSoon: NodeJS.Immediate | undefined;
-  #flushWaiters: string[] = [];
+  /** A restarted tracker's first write of its predecessor's backlog (start). */
+  #wakeSoon: NodeJS.Immediate | undefined;
   #running = 0;
   /** Claimed tasks wait in the executor, buffered or for their slot (their leases are kept alive too). */
   #holding = false;
@@ -157,8 +145,6 @@ export class Tracker implements Actor<TroupeMessage> {
   #stats = { enqueued: 0, settled: 0, batches: 0, recovered: 0 };
   #retryTimer: TimerHandle | undefined;
   #backoffMs = 100;
-  /** Enqueue requests still to be written one by one, after a refused batch of several. */
-  #enqueueSolo = 0;
   /** The scheduler's standing claim offer (see TrackerClaimOffer): used by the next enqueue of a due task. */
   #offer: ClaimOffer | undefined;
   /** What the standing offer may still claim: its request's limit less what enqueues took with it (offerLeft). */
@@ -167,17 +153,12 @@ export class Tracker implements Actor<TroupeMessage> {
   #writing: EnqueueWrite | undefined;
   /** The claim's `onHeldBack`, one function for every write (a closure per write costs a `defineProperty` under tsx). */
   readonly #onHeldBack = (retryAt: number | undefined): void => this.#writing?.heldBack(retryAt);
-  /** While a refused batch is being narrowed down: at most this many ops per write. */
-  #writeLimit: number | undefined;
-  /** The op written alone and refused, and how many times in a row. */
-  #refused: { op: SettleOp; times: number } | undefined;
-  /** Outcomes replaced by a failure because the store refused them. */
-  readonly #replaced = new WeakSet<TrackerSettle>();
   #storeHealth: { healthy: boolean; lastError?: string; since?: number } = { healthy: true };
 
   constructor(ctx: ActorContext<TroupeMessage>, deps: TrackerDeps) {
     this.#ctx = ctx;
     this.#d = deps;
+    this.#q = deps.backlog ?? new TrackerBacklog();
   }
 
   /**
@@ -187,12 +168,25 @@ export class Tracker implements Actor<TroupeMessage> {
    * task still running here once its lease ended (it ran twice at once).
    */
   start(): void {
-    if (this.#ctx.restarts > 0) this.#askLeases(true);
-    else this.#armRecovery(0);
+    this.#q.wake = this.#wake;
+    if (this.#ctx.restarts > 0) {
+      this.#adopt();
+      this.#askLeases(true);
+      // After the start, once the mailbox is open: a crash in this write is a crash like any other.
+      this.#wakeSoon = setImmediate(() => {
+        this.#wakeSoon = undefined;
+        this.#wake();
+      });
+    } else this.#armRecovery(0);
   }
 
+  /**
+   * Stops the timers. What is queued stays in the backlog for a successor (TrackerBacklog), and a write in flight
+   * hands on to it when it ends; this tracker starts no write of its own any more.
+   */
   stop(): void {
     this.#stopped = true;
+    if (this.#q.wake === this.#wake) this.#q.wake = undefined;
     this.#d.clock.clearTimeout(this.#heartbeat);
     this.#d.clock.clearTimeout(this.#recovery);
     this.#d.clock.clearTimeout(this.#retryTimer);
@@ -200,10 +194,85 @@ export class Tracker implements Actor<TroupeMessage> {
     this.#leasesAsked = undefined;
     if (this.#settleSoon) clearImmediate(this.#settleSoon);
     this.#settleSoon = undefined;
+    if (this.#wakeSoon) clearImmediate(this.#wakeSoon);
+    this.#wakeSoon = undefined;
   }
 
   describe(): Record<string, unknown> {
-    return { ...this.#stats, pendingWrites: this.#settles.length + this.#enqueues.length, runningHere: this.#running, holding: this.#holding, store: this.#storeHealth };
+    return { ...this.#stats, pendingWrites: this.#q.settles.length + this.#q.enqueues.length, runningHere: this.#running, holding: this.#holding, store: this.#storeHealth };
+  }
+
+  /**
+   * Writes what waits in the backlog: at a restart, and when a stopped predecessor's write in flight has ended. Called
+   * outside this tracker's mailbox: what it throws is this tracker's crash (ctx.fail).
+   */
+  readonly #wake = (): void => {
+    if (this.#stopped) return;
+    try {
+      this.#flushEnqueues();
+      this.#flushSettles();
+      if (this.#q.stops.length > 0) this.#publishStops();
+      this.#maybeAnswerFlush();
+    } catch (error) {
+      this.#ctx.fail(error);
+    }
+  };
+
+  /**
+   * Takes on a crashed predecessor's backlog. Ops it had taken for a write whose store call was never made (the
+   * crash came while that write was prepared: one of them may be what crashed it) go back to the head of the queues,
+   * to be written one by one; one taken at CRASHES_BEFORE_GIVING_UP crashes is given up instead, with an error in
+   * the log: an enqueue's caller gets a TROUPE_ERR_INTERNAL reply (nothing of it was written), an outcome is left to
+   * the task's lease (it runs again), output lines and progress are dropped. The rest is written as it was queued.
+   */
+  #adopt(): void {
+    const q = this.#q;
+    const taken = q.taken;
+    q.taken = undefined;
+    if (taken === undefined) return;
+    if ('enqueues' in taken) {
+      q.enqueueBusy = false;
+      const kept: PendingEnqueue[] = [];
+      for (const e of taken.enqueues) {
+        if (!q.crashedWith(e)) {
+          kept.push(e);
+          continue;
+        }
+        if (e.startAt !== undefined) q.aheadPending--;
+        const error = new TroupeError(ErrorCodes.INTERNAL, `The tracker crashed ${CRASHES_BEFORE_GIVING_UP} times while it wrote this enqueue; it was given up and nothing of it was written`);
+        this.#ctx.tell(e.replyTo, createErrorReply(serializeError(error)));
+        this.#d.logger.error('an enqueue crashed the tracker; given up, its caller told', { tasks: e.tasks.length });
+      }
+      q.enqueues = [...kept, ...q.enqueues];
+      q.enqueueSolo = Math.max(q.enqueueSolo, kept.length);
+      return;
+    }
+    q.settleBusy = false;
+    q.inFlight = [];
+    q.settling = NO_SETTLES;
+    const side: SettleOp[] = [];
+    for (const op of taken.side) {
+      if (!q.crashedWith(op)) side.push(op);
+      else this.#d.logger.error('output lines or progress crashed the tracker; dropped', { id: safeId(op) });
+    }
+    const settles: TrackerSettle[] = [];
+    for (const s of taken.settles) {
+      if (!q.crashedWith(s)) {
+        settles.push(s);
+        continue;
+      }
+      if (!s.held) this.#running = Math.max(0, this.#running - 1);
+      this.#d.logger.error('an outcome crashed the tracker; given up: the task runs again when its lease expires', { id: safeId(s), name: s.name });
+    }
+    const lines: SettleOp[] = [];
+    for (const op of side) {
+      if (op.type !== 'progress') lines.push(op);
+      else if (!q.progress.has(op.id)) q.progress.set(op.id, op);
+    }
+    q.sideOps = [...lines, ...q.sideOps];
+    q.settles = [...settles, ...q.settles];
+    // One op per write until the queues are empty: a poison op then crashes a write of its own only.
+    if (side.length + settles.length > 0) q.writeLimit = 1;
   }
 
   /** Whether the last write reached the store (false while it is unreachable and writes are being retried). */
@@ -226,10 +295,10 @@ export class Tracker implements Actor<TroupeMessage> {
     const m = msg as TrackerMessage;
     switch (m.type) {
       case 'tracker.enqueue':
-        if (m.startAt === undefined) this.#enqueues.push({ tasks: m.tasks, replyTo: m.replyTo });
+        if (m.startAt === undefined) this.#q.enqueues.push({ tasks: m.tasks, replyTo: m.replyTo });
         else {
-          this.#enqueues.push({ tasks: m.tasks, replyTo: m.replyTo, startAt: m.startAt });
-          this.#aheadPending++;
+          this.#q.enqueues.push({ tasks: m.tasks, replyTo: m.replyTo, startAt: m.startAt });
+          this.#q.aheadPending++;
         }
         this.#flushEnqueues();
         return;
@@ -246,12 +315,12 @@ export class Tracker implements Actor<TroupeMessage> {
         this.#leasesTold(m.ids);
         return;
       case 'tracker.settle':
-        this.#settles.push(m);
+        this.#q.settles.push(m);
         this.#flushSettles();
         return;
       case 'tracker.progress': {
         this.#ctx.publish(createTaskProgress(m.id, m.name, m.at, m.progress));
-        this.#progress.set(m.id, { type: 'progress', id: m.id, at: m.at, progress: m.progress });
+        this.#q.progress.set(m.id, { type: 'progress', id: m.id, at: m.at, progress: m.progress });
         this.#flushSettles();
         return;
       }
@@ -259,10 +328,10 @@ export class Tracker implements Actor<TroupeMessage> {
         // The lines join the task's pending output op (written with the next batch, with the caps the store keeps
         // the task's output within), then one fact per line, in order: a subscriber that throws cannot keep the rest
         // of the chunk from the store.
-        const last = this.#sideOps[this.#sideOps.length - 1];
+        const last = this.#q.sideOps[this.#q.sideOps.length - 1];
         let lines: OutputLine[];
         if (last && last.type === 'output' && last.id === m.id) lines = last.lines;
-        else this.#sideOps.push({ type: 'output', id: m.id, lines: (lines = []), caps: m.caps });
+        else this.#q.sideOps.push({ type: 'output', id: m.id, lines: (lines = []), caps: m.caps });
         const from = lines.length;
         for (const text of m.texts) lines.push({ seq: nextOutputSeq(m.at), stream: m.stream, text, at: m.at });
         this.#flushSettles();
@@ -272,7 +341,7 @@ export class Tracker implements Actor<TroupeMessage> {
         return;
       }
       case 'tracker.stopped':
-        this.#stops.push(m);
+        this.#q.stops.push(m);
         this.#publishStops();
         return;
       case 'tracker.cancel':
@@ -289,7 +358,7 @@ export class Tracker implements Actor<TroupeMessage> {
         this.#offerLimit = m.offer?.request.limit ?? 0;
         return;
       case 'tracker.flush':
-        this.#flushWaiters.push(m.replyTo);
+        this.#q.flushWaiters.push(m.replyTo);
         this.#flushSettles();
         this.#maybeAnswerFlush();
         return;
@@ -299,25 +368,30 @@ export class Tracker implements Actor<TroupeMessage> {
   }
 
   #flushEnqueues(): void {
-    if (this.#enqueueBusy || this.#enqueues.length === 0) return;
+    if (this.#q.enqueueBusy || this.#q.enqueues.length === 0) return;
+    if (this.#stopped) {
+      this.#q.wake?.();
+      return;
+    }
     // After a refused batch, the requests waiting then are written one by one: one caller's bad task is refused
     // to that caller only.
-    const solo = this.#enqueueSolo > 0;
+    const solo = this.#q.enqueueSolo > 0;
     let batch: PendingEnqueue[];
     if (solo) {
-      batch = this.#enqueues.splice(0, 1);
-      this.#enqueueSolo--;
-    } else if (this.#aheadPending === 0) {
-      batch = this.#enqueues;
-      this.#enqueues = [];
+      batch = this.#q.enqueues.splice(0, 1);
+      this.#q.enqueueSolo--;
+    } else if (this.#q.aheadPending === 0) {
+      batch = this.#q.enqueues;
+      this.#q.enqueues = [];
     } else {
       // A slot's write ahead of it goes alone (its claim is as of its slot); the requests before it go together.
-      const ahead = this.#enqueues.findIndex((e) => e.startAt !== undefined);
-      batch = this.#enqueues.splice(0, ahead === 0 ? 1 : ahead);
+      const ahead = this.#q.enqueues.findIndex((e) => e.startAt !== undefined);
+      batch = this.#q.enqueues.splice(0, ahead === 0 ? 1 : ahead);
     }
     const startAt = batch.length === 1 ? batch[0]!.startAt : undefined;
-    if (startAt !== undefined) this.#aheadPending--;
-    this.#enqueueBusy = true;
+    if (startAt !== undefined) this.#q.aheadPending--;
+    this.#q.enqueueBusy = true;
+    this.#q.taken = { enqueues: batch };
     const tasks = batch.length === 1 ? batch[0]!.tasks : batch.flatMap((b) => b.tasks);
     // Ahead of a slot the claim is as of the slot: its tasks are due then, and start then (the executor holds them).
     const now = startAt === undefined ? this.#d.clock.now() : Math.max(this.#d.clock.now(), startAt);
@@ -332,7 +406,8 @@ export class Tracker implements Actor<TroupeMessage> {
       this.#writing = w;
       const request = offerRequest(offer.request, now, this.#offerLimit, this.#onHeldBack);
       w.limit = this.#offerLimit;
-      this.#d.store.enqueueAndClaim!(tasks, request).then(
+      this.#q.taken = undefined;
+      attempt(() => this.#d.store.enqueueAndClaim!(tasks, request)).then(
         (r) => {
           w.drained = r.drained === true;
           this.#enqueueWritten(w, r.results, r.claimed);
@@ -340,7 +415,8 @@ export class Tracker implements Actor<TroupeMessage> {
         (error: unknown) => this.#enqueueFailed(w, error),
       );
     } else {
-      this.#d.store.enqueue(tasks).then(
+      this.#q.taken = undefined;
+      attempt(() => this.#d.store.enqueue(tasks)).then(
         (results) => this.#enqueueWritten(w, results, NO_TASKS),
         (error: unknown) => this.#enqueueFailed(w, error),
       );
@@ -368,7 +444,7 @@ export class Tracker implements Actor<TroupeMessage> {
 
   /** An enqueue's facts, the scheduler's news and the callers' replies, once its claimed tasks are dispatched. */
   #afterEnqueue(w: EnqueueWrite, results: EnqueueResult[], claimed: readonly TaskRecord[], at: number): void {
-    this.#enqueueBusy = false;
+    this.#q.enqueueBusy = false;
     const { batch, tasks, offer } = w;
     const taken = claimed.length > 8 ? new Set(claimed.map((t) => t.id)) : undefined;
     let due = false;
@@ -413,15 +489,15 @@ export class Tracker implements Actor<TroupeMessage> {
 
   #enqueueFailed(w: EnqueueWrite, error: unknown): void {
     if (this.#writing === w) this.#writing = undefined;
-    this.#enqueueBusy = false;
+    this.#q.enqueueBusy = false;
     const { batch, offer } = w;
     if (offer !== undefined && this.#offer === offer) this.#offer = undefined;
     // Nothing was written, nor claimed: the scheduler offers again.
     if (offer) this.#ctx.tell(this.#d.orchestrator, { type: 'scheduler.offer-taken', serial: offer.serial, claimed: 0, heldBack: false });
     if (batch.length > 1 && isRefusal(error)) {
       // Several callers' requests went in one write and the store refused it: try each one alone.
-      this.#enqueues = [...batch, ...this.#enqueues];
-      this.#enqueueSolo = batch.length;
+      this.#q.enqueues = [...batch, ...this.#q.enqueues];
+      this.#q.enqueueSolo = batch.length;
       this.#flushEnqueues();
       return;
     }
@@ -433,18 +509,27 @@ export class Tracker implements Actor<TroupeMessage> {
   }
 
   #flushSettles(): void {
-    if (this.#settleBusy || this.#retryTimer !== undefined) return;
-    if (this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) return;
+    if (this.#q.settleBusy || this.#retryTimer !== undefined) return;
+    if (this.#q.settles.length === 0 && this.#q.sideOps.length === 0 && this.#q.progress.size === 0) return;
+    if (this.#stopped) {
+      this.#q.wake?.();
+      return;
+    }
     if (this.#settleSoon !== undefined) {
       // A turn full of work may never end (a synchronous store keeps it busy): a full batch is written at once.
-      if (this.#settles.length < SETTLE_BATCH) return;
+      if (this.#q.settles.length < SETTLE_BATCH) return;
       clearImmediate(this.#settleSoon);
       this.#settleSoon = undefined;
     } else if (this.#d.store.kind !== 'memory' && !this.#stopped) {
       // Gather what the rest of this turn settles (runs end in bursts of microtasks) into the same transaction.
       this.#settleSoon = setImmediate(() => {
         this.#settleSoon = undefined;
-        this.#writeSettles();
+        try {
+          this.#writeSettles();
+        } catch (error) {
+          // Outside the mailbox: a crash all the same (an uncaught exception would end the process).
+          this.#ctx.fail(error);
+        }
       });
       return;
     }
@@ -452,44 +537,52 @@ export class Tracker implements Actor<TroupeMessage> {
   }
 
   #writeSettles(): void {
-    if (this.#settleBusy || this.#retryTimer !== undefined) return;
-    if (this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) return;
+    if (this.#q.settleBusy || this.#retryTimer !== undefined) return;
+    if (this.#q.settles.length === 0 && this.#q.sideOps.length === 0 && this.#q.progress.size === 0) return;
+    if (this.#stopped) {
+      this.#q.wake?.();
+      return;
+    }
     // Side ops (output lines, progress) are rare beside outcomes: no copies when there are none.
     let side: SettleOp[];
-    if (this.#sideOps.length === 0 && this.#progress.size === 0) side = [];
+    if (this.#q.sideOps.length === 0 && this.#q.progress.size === 0) side = [];
     else {
-      side = [...this.#sideOps, ...this.#progress.values()];
-      this.#sideOps = [];
-      this.#progress = new Map();
+      side = [...this.#q.sideOps, ...this.#q.progress.values()];
+      this.#q.sideOps = [];
+      this.#q.progress = new Map();
     }
-    let settles = this.#settles;
-    this.#settles = [];
-    const limit = this.#writeLimit;
+    let settles = this.#q.settles;
+    this.#q.settles = [];
+    // Until the store call is made, a crash leaves these to the successor (TrackerBacklog.taken).
+    this.#q.taken = { settles, side };
+    const limit = this.#q.writeLimit;
     if (limit !== undefined && side.length + settles.length > limit) {
       // Narrowing down a refused batch: this write takes the first ops, the rest wait (in order) for the next.
       const taken = Math.min(side.length, limit);
       for (const op of side.slice(taken)) {
-        if (op.type === 'progress') this.#progress.set(op.id, op);
-        else this.#sideOps.push(op);
+        if (op.type === 'progress') this.#q.progress.set(op.id, op);
+        else this.#q.sideOps.push(op);
       }
-      this.#settles = settles.slice(limit - taken);
+      this.#q.settles = settles.slice(limit - taken);
       settles = settles.slice(0, limit - taken);
       side = side.slice(0, taken);
+      this.#q.taken = { settles, side };
     }
     const ops: SettleOp[] = side;
     const sideCount = ops.length;
     for (const s of settles) ops.push(s.op);
-    this.#settleBusy = true;
-    this.#inFlight = side;
-    this.#settling = settles;
-    this.#d.store.settle(ops).then(
+    this.#q.settleBusy = true;
+    this.#q.inFlight = side;
+    this.#q.settling = settles;
+    this.#q.taken = undefined;
+    attempt(() => this.#d.store.settle(ops)).then(
       (applied) => {
-        this.#settleBusy = false;
-        this.#inFlight = [];
-        this.#settling = NO_SETTLES;
+        this.#q.settleBusy = false;
+        this.#q.inFlight = [];
+        this.#q.settling = NO_SETTLES;
         this.#storeOk();
-        this.#refused = undefined;
-        if (this.#writeLimit !== undefined && this.#settles.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0) this.#writeLimit = undefined;
+        this.#q.refused = undefined;
+        if (this.#q.writeLimit !== undefined && this.#q.settles.length === 0 && this.#q.sideOps.length === 0 && this.#q.progress.size === 0) this.#q.writeLimit = undefined;
         this.#stats.batches++;
         this.#stats.settled += settles.length;
         let wake = false;
@@ -505,26 +598,26 @@ export class Tracker implements Actor<TroupeMessage> {
         // A claim held back by a group limit may have run before these ends were written: the scheduler watches
         // the outcome facts while one is held back, and claims again.
         if (wake) this.#ctx.tell(this.#d.orchestrator, createSchedulerWake('requeued'));
-        if (this.#stops.length > 0) this.#publishStops();
+        if (this.#q.stops.length > 0) this.#publishStops();
         this.#flushSettles();
         this.#maybeAnswerFlush();
       },
       (error: unknown) => {
-        this.#settleBusy = false;
-        this.#inFlight = [];
-        this.#settling = NO_SETTLES;
+        this.#q.settleBusy = false;
+        this.#q.inFlight = [];
+        this.#q.settling = NO_SETTLES;
         // Nothing was written: keep the batch (outcomes first, in order) and try again.
-        this.#settles = [...settles, ...this.#settles];
-        this.#sideOps = [...ops.slice(0, sideCount).filter((op) => op.type === 'output'), ...this.#sideOps];
+        this.#q.settles = [...settles, ...this.#q.settles];
+        this.#q.sideOps = [...ops.slice(0, sideCount).filter((op) => op.type === 'output'), ...this.#q.sideOps];
         if (isRefusal(error)) {
           if (ops.length > 1) {
             // The store is there but refused one of these ops: write halves until it is alone.
-            this.#writeLimit = Math.ceil(ops.length / 2);
+            this.#q.writeLimit = Math.ceil(ops.length / 2);
             this.#writeSettles();
             return;
           }
-          const times = this.#refused?.op === ops[0] ? this.#refused.times + 1 : 1;
-          this.#refused = { op: ops[0]!, times };
+          const times = this.#q.refused?.op === ops[0] ? this.#q.refused.times + 1 : 1;
+          this.#q.refused = { op: ops[0]!, times };
           if (times >= REFUSALS_BEFORE_GIVING_UP) {
             this.#giveUp(ops[0]!, error);
             this.#flushSettles();
@@ -535,6 +628,11 @@ export class Tracker implements Actor<TroupeMessage> {
         // Unreachable, or refused alone: try again with backoff. Running tasks go on meanwhile; their leases are
         // only taken back by others if the store stays away past the lease.
         this.#storeError(error);
+        if (this.#stopped) {
+          // Stopped meanwhile (a restart): the successor tries again.
+          this.#q.wake?.();
+          return;
+        }
         this.#retryTimer ??= this.#d.clock.setTimeout(() => {
           this.#retryTimer = undefined;
           this.#flushSettles();
@@ -550,28 +648,28 @@ export class Tracker implements Actor<TroupeMessage> {
    * again). Output lines and progress are dropped, with an error in the log.
    */
   #giveUp(op: SettleOp, error: unknown): void {
-    this.#refused = undefined;
+    this.#q.refused = undefined;
     const message = serializeError(error).message;
     if (op.type === 'output' || op.type === 'progress') {
-      this.#sideOps = this.#sideOps.filter((o) => o !== op);
-      if (this.#progress.get(op.id) === op) this.#progress.delete(op.id);
+      this.#q.sideOps = this.#q.sideOps.filter((o) => o !== op);
+      if (this.#q.progress.get(op.id) === op) this.#q.progress.delete(op.id);
       this.#d.logger.error(op.type === 'output' ? 'output lines refused by the store; dropped' : 'progress refused by the store; dropped', { id: op.id, ...(op.type === 'output' ? { lines: op.lines.length } : {}), error: message });
-      if (this.#stops.length > 0) this.#publishStops();
+      if (this.#q.stops.length > 0) this.#publishStops();
       return;
     }
-    const index = this.#settles.findIndex((s) => s.op === op);
-    const s = this.#settles[index];
+    const index = this.#q.settles.findIndex((s) => s.op === op);
+    const s = this.#q.settles[index];
     if (s === undefined) return;
-    if (this.#replaced.has(s)) {
-      this.#settles.splice(index, 1);
+    if (this.#q.replaced.has(s)) {
+      this.#q.settles.splice(index, 1);
       if (!s.held) this.#running = Math.max(0, this.#running - 1);
       this.#d.logger.error('outcome refused by the store; the task runs again when its lease expires', { id: op.id, error: message });
       return;
     }
     const failure = new TroupeError(ErrorCodes.STORE, `The outcome of \`${s.name}\` (${op.type}) could not be stored: ${message}`, { details: { permanent: true } });
     const replaced: TrackerSettle = { ...s, op: { type: 'failed', id: op.id, owner: op.owner, attempt: op.attempt, at: op.at, error: serializeError(failure) } };
-    this.#replaced.add(replaced);
-    this.#settles[index] = replaced;
+    this.#q.replaced.add(replaced);
+    this.#q.settles[index] = replaced;
     this.#d.logger.error('outcome refused by the store; the task fails instead', { id: op.id, error: message });
   }
 
@@ -618,9 +716,9 @@ export class Tracker implements Actor<TroupeMessage> {
 
   /** `task.stopped` for each stopped run none of whose captured output waits to be written (or is being written). */
   #publishStops(): void {
-    const unwritten = (id: TaskId): boolean => this.#sideOps.some((op) => op.type === 'output' && op.id === id) || this.#inFlight.some((op) => op.type === 'output' && op.id === id);
+    const unwritten = (id: TaskId): boolean => this.#q.sideOps.some((op) => op.type === 'output' && op.id === id) || this.#q.inFlight.some((op) => op.type === 'output' && op.id === id);
     const waiting: TrackerStopped[] = [];
-    for (const stop of this.#stops) {
+    for (const stop of this.#q.stops) {
       if (unwritten(stop.id)) waiting.push(stop);
       else {
         this.#ctx.publish({ type: 'task.stopped', id: stop.id, name: stop.name, at: stop.at });
@@ -629,15 +727,19 @@ export class Tracker implements Actor<TroupeMessage> {
           this.#d.logger.warn('task.stopped not announced to other nodes', { id: stop.id, error: serializeError(error).message }));
       }
     }
-    this.#stops = waiting;
+    this.#q.stops = waiting;
   }
 
   #maybeAnswerFlush(): void {
-    if (this.#flushWaiters.length === 0) return;
-    const idle = !this.#settleBusy && this.#settleSoon === undefined && !this.#enqueueBusy && this.#settles.length === 0 && this.#enqueues.length === 0 && this.#sideOps.length === 0 && this.#progress.size === 0;
+    if (this.#q.flushWaiters.length === 0) return;
+    if (this.#stopped) {
+      this.#q.wake?.();
+      return;
+    }
+    const idle = !this.#q.settleBusy && this.#settleSoon === undefined && !this.#q.enqueueBusy && this.#q.settles.length === 0 && this.#q.enqueues.length === 0 && this.#q.sideOps.length === 0 && this.#q.progress.size === 0;
     if (!idle) return;
-    const waiters = this.#flushWaiters;
-    this.#flushWaiters = [];
+    const waiters = this.#q.flushWaiters;
+    this.#q.flushWaiters = [];
     for (const w of waiters) this.#ctx.tell(w, createReply(true));
   }
 
@@ -708,7 +810,7 @@ export class Tracker implements Actor<TroupeMessage> {
 
   /** Whether this process may hold leases: tasks run or wait in the executor, or outcomes wait to be written. */
   #holdsLeases(): boolean {
-    return this.#running > 0 || this.#holding || this.#told || this.#settles.length > 0 || this.#settling.length > 0;
+    return this.#running > 0 || this.#holding || this.#told || this.#q.settles.length > 0 || this.#q.settling.length > 0;
   }
 
   /**
@@ -766,10 +868,11 @@ export class Tracker implements Actor<TroupeMessage> {
   #renew(held: readonly TaskId[]): Promise<void> {
     if (this.#stopped) return Promise.resolve();
     let ids = held;
-    if (this.#settles.length > 0 || this.#settling.length > 0) {
+    if (this.#q.settles.length > 0 || this.#q.settling.length > 0) {
       const all = held.slice();
-      for (const s of this.#settling) all.push(s.op.id);
-      for (const s of this.#settles) all.push(s.op.id);
+      // Read with care: one of them may be an op that crashed a tracker, and a renewal must not crash this one.
+      for (const s of this.#q.settling) pushId(all, s);
+      for (const s of this.#q.settles) pushId(all, s);
       ids = all;
     }
     if (ids.length === 0) return Promise.resolve();
@@ -831,6 +934,29 @@ export class Tracker implements Actor<TroupeMessage> {
       },
     );
   }
+}
+
+/** The promise of a store call, also when the call throws instead of rejecting (its error is then the rejection). */
+function attempt<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return call();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** The task id of an outcome that may be what crashed the tracker (its properties may throw), or undefined. */
+function safeId(s: TrackerSettle | SettleOp): TaskId | undefined {
+  try {
+    return 'op' in s ? s.op.id : s.id;
+  } catch {
+    return undefined;
+  }
+}
+
+function pushId(ids: TaskId[], s: TrackerSettle): void {
+  const id = safeId(s);
+  if (id !== undefined) ids.push(id);
 }
 
 /**

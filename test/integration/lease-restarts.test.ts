@@ -158,14 +158,14 @@ for (const { name, store: makeStore, skip } of STORES) {
         assert.equal(recovered(rt), 0);
         assert.ok(!lines.includes('again'), 'not started a second time beside the first');
 
-        // The first run's process ends at last: its task is given back (not counted) and runs again at once.
+        // The first run's process ends at last: its task is given back (not counted, `executor stopped` in its history) and runs again at once.
         process.kill(pid, 'SIGKILL');
         await waitNudging(clock, async () => (await store.get(id))?.state === 'succeeded', 'the task run again', 20_000);
         const done = await store.get(id);
         assert.equal(done?.attempts, 1, 'the stopped run was given back: its attempt not counted');
         assert.ok(lines.includes('again'));
         const history = await store.history(id);
-        assert.ok(history.some((h) => h.to === 'queued' && h.reason === 'shutdown'), JSON.stringify(history));
+        assert.ok(history.some((h) => h.to === 'queued' && h.reason === 'executor stopped'), JSON.stringify(history));
       } finally {
         if (pid > 0 && isRunning(pid)) process.kill(pid, 'SIGKILL');
         await rt.close({ timeout: 5000 });
@@ -255,11 +255,11 @@ describe('leases across an executor restart, worker threads', () => {
       assert.equal(recovered(rt), 0);
       assert.equal(lines.length, 1, 'not started a second time beside the first');
 
-      // The grace ends: the thread is ended, the task given back and started again.
+      // The grace ends: the thread is ended, the task given back (`executor stopped` in its history) and started again.
       await clock.advance(10 * 60_000);
       await waitNudging(clock, () => lines.length === 2, 'the task run again', 20_000);
       const history = await store.history(id);
-      assert.ok(history.some((h) => h.to === 'queued' && h.reason === 'shutdown'), JSON.stringify(history));
+      assert.ok(history.some((h) => h.to === 'queued' && h.reason === 'executor stopped'), JSON.stringify(history));
       assert.equal((await store.get(id))?.attempts, 1, 'given back: its attempt not counted');
     } finally {
       // A spinning thread ends at its grace, by this clock: it is moved along while the runtime closes.
