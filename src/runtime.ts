@@ -760,7 +760,8 @@ export class Runtime implements AsyncDisposable {
 
   /**
    * Pauses (or resumes) a schedule: its slots are skipped while paused (a slot's task written ahead is cancelled),
-   * on every node sharing the store (README, Schedules: several nodes).
+   * on every node sharing the store (README, Schedules: several nodes). A resume records the present as the last
+   * slot fired: the slots that passed during the pause are not caught up, and the next slot fires as usual.
    */
   async pauseSchedule(id: string, paused = true): Promise<ScheduleRecord> {
     const s = await this.#store.getSchedule(id);

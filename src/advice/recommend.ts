@@ -73,7 +73,7 @@ export function recommend(name: string, stats: TaskStats | TaskStatsSummary | un
       name,
       basedOn,
       enoughData: false,
-      note: `Only ${basedOn.window} measured attempts (fewer than ${MIN_RUNS_FOR_ADVICE}): advice from the definition alone.`,
+      note: `Only ${basedOn.window} measured ${basedOn.window === 1 ? 'attempt' : 'attempts'} (fewer than ${MIN_RUNS_FOR_ADVICE}): advice from the definition alone.`,
       recommendations: traitRules(definition, basedOn.window),
     };
   }

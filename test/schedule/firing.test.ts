@@ -57,6 +57,25 @@ describe('periodic firing on time', () => {
     });
   });
 
+  it('a resumed schedule does not catch up the slots that passed while it was paused: its next slot fires', async () => {
+    const clock = new ManualClock(T0);
+    const runs: number[] = [];
+    await withRuntime({ clock, tasks: { tick: { run: () => runs.push(clock.now()) } } }, async (rt) => {
+      await rt.schedule('tick', { every: '10s', id: 'ten' });
+      await rt.pauseSchedule('ten');
+      await clock.advanceTo(SLOT + 35_000);
+      assert.deepEqual(runs, [], 'nothing fires while paused');
+      await rt.resumeSchedule('ten');
+      await clock.advance(0);
+      await clock.advanceTo(SLOT + 40_000 - 1);
+      assert.deepEqual(runs, [], 'the three slots passed during the pause are not caught up, not even the latest');
+      assert.deepEqual((await rt.list({ scheduleId: 'ten' })).tasks.filter((t) => t.timings.runAt < SLOT + 40_000), []);
+      await clock.advance(1);
+      await waitFor(() => runs.length === 1);
+      assert.deepEqual(runs, [SLOT + 40_000], 'the first slot after the resume fires on time');
+    });
+  });
+
   it('on a busy node (no free slot, no claim offer) nothing is stored before the slot: the slot writes its task', async () => {
     const clock = new ManualClock(T0);
     const gate = latch();
