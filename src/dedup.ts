@@ -16,6 +16,21 @@ import { parseDuration } from './units.ts';
 import { hasBadText } from './store/json-value.ts';
 
 /** The history reason of a debounced task pushed back by a newer enqueue. */
+/**
+ * Checks an idempotency key (`enqueue(…, { key })`, `troupe enqueue --key`): a non-empty string of at most 512
+ * characters, without NUL or unpaired surrogates (what every store keeps as it is). Why here: the CLI checks it
+ * before a request is sent, with the same words as the runtime.
+ */
+export function checkKey(key: unknown, path: string): string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 512 || hasBadText(key)) {
+    throw invalidOption(path, 'a non-empty string of at most 512 characters, without NUL or unpaired surrogates', key);
+  }
+  return key;
+}
+
+/** The largest priority magnitude an enqueue takes (`options.priority`, `--priority`). */
+export const PRIORITY_LIMIT = 2 ** 31;
+
 export const DEBOUNCED_REASON = 'debounced';
 
 const DEDUP_KEYS = new Set(['key', 'mode', 'window']);

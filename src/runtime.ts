@@ -32,7 +32,7 @@ import { validateScheduleSpec } from './schedule/cron.ts';
 import { openStore } from './store/open-store.ts';
 import type { CancelResult, EnqueueResult, ListFilter, ListPage, LiveCounts, QueueCounts, ScheduleRecord, Store } from './store/store.ts';
 import { HandleState, type TaskHandle } from './task-handle.ts';
-import { debounceRunAt, resolveDedup, type DedupOptions } from './dedup.ts';
+import { checkKey, debounceRunAt, PRIORITY_LIMIT, resolveDedup, type DedupOptions } from './dedup.ts';
 import { buildFlowTasks, type FlowSpec } from './flow-spec.ts';
 import type { RateLimit, StoreChange } from './store/store.ts';
 import { isFinalState, isTaskState, TASK_STATES, timingsOf, type DedupSpec, type FlowState, type NewTask, type OutputLine, type Progress, type TaskRecord, type TaskState, type Timings, type Transition } from './task.ts';
@@ -1094,13 +1094,11 @@ export class Runtime implements AsyncDisposable {
       runAt = Math.max(runAt, at);
     }
     const priority = o.priority ?? def.priority;
-    if (typeof priority !== 'number' || !Number.isInteger(priority) || Math.abs(priority) > 2 ** 31) throw invalidOption(`${path}.priority`, 'an integer', o.priority);
+    if (typeof priority !== 'number' || !Number.isInteger(priority) || Math.abs(priority) > PRIORITY_LIMIT) throw invalidOption(`${path}.priority`, `an integer from ${-PRIORITY_LIMIT} to ${PRIORITY_LIMIT}`, o.priority);
     const weight = o.weight ?? 1;
     if (typeof weight !== 'number' || !(weight > 0) || !Number.isFinite(weight)) throw invalidOption(`${path}.weight`, 'a positive number', o.weight);
     const key = extra?.key ?? o.key;
-    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 512 || hasBadText(key))) {
-      throw invalidOption(`${path}.key`, 'a non-empty string of at most 512 characters, without NUL or unpaired surrogates', key);
-    }
+    if (key !== undefined) checkKey(key, `${path}.key`);
     const retry = o.retry === undefined ? undefined : resolveRetryPolicy(o.retry, `${path}.retry`, def.retry);
     const group = o.group === undefined ? undefined : validateGroup(o.group, `${path}.group`);
     let dedup: DedupSpec | undefined;

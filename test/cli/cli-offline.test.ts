@@ -23,6 +23,21 @@ describe('troupe without a server', () => {
     assert.equal(r.stderr, `error TROUPE_ERR_CLOSED: cannot reach ${url}: connection refused — is \`troupe serve\` running? (set --url or TROUPE_URL)\n`);
   });
 
+  it('enqueue refuses a bad --key or --priority itself, naming the flag, before any request (exit 2)', async () => {
+    // The server is unreachable: a request would answer TROUPE_ERR_CLOSED (exit 1) instead.
+    const url = `http://127.0.0.1:${await closedPort()}`;
+    const cases: [string[], RegExp][] = [
+      [['--key', ''], /^error TROUPE_ERR_INVALID_OPTION: Expected `--key` to be a non-empty string of at most 512 characters/],
+      [['--key', 'k'.repeat(513)], /^error TROUPE_ERR_INVALID_OPTION: Expected `--key` to be a non-empty string of at most 512 characters/],
+      [['--priority', String(2 ** 31 + 1)], /^error TROUPE_ERR_INVALID_OPTION: Expected `--priority` to be an integer from -2147483648 to 2147483648/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await troupe(['enqueue', 'echo', ...args, '--url', url]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+    }
+  });
+
   it('a second signal stops serve at once when tasks do not end (exit 130)', async () => {
     const { url, process: p } = await serve(['--grace', '100ms']);
     const id = (await troupe(['enqueue', 'stubborn'], { TROUPE_URL: url })).stdout.trim();

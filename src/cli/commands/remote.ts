@@ -3,6 +3,7 @@
  * Each one is a call on the HTTP Backend and a rendering: aligned text for people, `--json` for scripts.
  */
 import { decimalFromText, MAX_AGE_HOURS_LIMIT } from '../../../actors/maintenance/maintenance-input.ts';
+import { checkKey, PRIORITY_LIMIT } from '../../dedup.ts';
 import { ErrorCodes, TroupeError } from '../../errors.ts';
 import { MAINTENANCE_TASKS, type Backend } from '../../repl/backend.ts';
 import { DEFAULT_URL } from '../../repl/client.ts';
@@ -56,10 +57,10 @@ export function parseInteger(value: string, name: string, { min = Number.MIN_SAF
 export async function enqueueCommand(ctx: RemoteContext, task: string, o: { input?: string; inputFile?: string; priority?: string; delay?: string; key?: string }): Promise<number> {
   const input = await readInputOption(o);
   const id = await ctx.backend.enqueue(task, input, {
-    ...(o.priority !== undefined ? { priority: parseInteger(o.priority, '--priority') } : {}),
+    ...(o.priority !== undefined ? { priority: parseInteger(o.priority, '--priority', { min: -PRIORITY_LIMIT, max: PRIORITY_LIMIT }) } : {}),
     // Checked here, so that a bad one is named as typed (`--delay`), not as the API's option.
     ...(o.delay !== undefined ? { delay: parseDuration(/^\d+$/.test(o.delay) ? Number(o.delay) : o.delay, '--delay') } : {}),
-    ...(o.key !== undefined ? { key: o.key } : {}),
+    ...(o.key !== undefined ? { key: checkKey(o.key, '--key') } : {}),
   });
   if (ctx.json) printJson(ctx, { id });
   else ctx.out(id);
