@@ -377,7 +377,7 @@ class PgStore implements PostgresStore {
   }
 
   awaitEnd(ids: readonly TaskId[], owner: string): Promise<Set<TaskId>> {
-    return this.#use('awaitEnd', (db) => awaitEnd(db, this.#n, ids, owner));
+    return this.#use('awaitEnd', (db) => awaitEnd(db, this.#n, ids, owner, this.#s.clock.now()));
   }
 
   states(ids: readonly TaskId[]): Promise<Map<TaskId, TaskState>> {
