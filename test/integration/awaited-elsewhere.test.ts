@@ -456,6 +456,31 @@ describe('awaiting a task another node runs, told by the node that ends it (Post
     }
   });
 
+  it('a start() handle settles cancelled when its queued task is cancelled on another node, at once', async () => {
+    const spec = schemaStoreUrl(schemas);
+    const clock = new ManualClock(Date.now());
+    const hold = gate();
+    const a = await createRuntime({ store: spec, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { k: { run: async () => (await hold.wait(), 'a') } } });
+    // B runs nothing of its own: it only cancels.
+    const b = await createRuntime({ store: spec, nodeId: 'b', maintenance: false });
+    try {
+      const blocker = a.start('k');
+      await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
+      const h = a.start('k');
+      await waitFor(async () => (await a.get(h.id))?.state === 'queued', { label: 'the task is queued' });
+      // A's first read marks it; its clock moves no further.
+      await clock.advance(200);
+      await waitFor(async () => (await withAdmin(async (c) => (await c.query(`SELECT 1 FROM "${new URL(spec).searchParams.get('schema')}".tasks WHERE id = $1 AND awaited`, [h.id])).rowCount)) === 1, { label: 'the task marked' });
+      assert.equal(await b.cancel(h.id), true);
+      await assert.rejects(within(h.result, 20_000), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.CANCELLED);
+      assert.equal(h.state, 'cancelled');
+    } finally {
+      hold.open();
+      await b.close();
+      await a.close();
+    }
+  });
+
   it('a start() handle settles cancelled when the task is cancelled on the node that runs it, at once', async () => {
     const spec = schemaStoreUrl(schemas);
     const clock = new ManualClock(Date.now());

@@ -107,6 +107,23 @@ describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: 
     assert.deepEqual([...marked].sort(), [theirs.id, queued.id, later.id].sort());
   });
 
+  it('a cancel of a queued task marked awaited is named on the ended channel, an unmarked one on none', async () => {
+    const schema = schemas.next();
+    const [a, b] = [store({ schema }), store({ schema })];
+    await Promise.all([a.open(), b.open()]);
+    const [plain, marked] = [newTask(), newTask()];
+    await b.enqueue([plain, marked]);
+    assert.deepEqual(await a.awaitEnd!([marked.id], 'node-a'), new Set([marked.id]));
+    const ended = nextEvent<StoreChange>((fn) => a.onChange((c) => c.type === 'task.ended' && fn(c)));
+    let cancels = 0;
+    a.onCancel(() => cancels++);
+    // Notifications arrive in commit order: if the unmarked task's cancel sent one, it would come first.
+    assert.deepEqual(await b.cancel(plain.id, Date.now()), { previous: 'queued', cancelled: true });
+    assert.deepEqual(await b.cancel(marked.id, Date.now()), { previous: 'queued', cancelled: true });
+    assert.deepEqual(await ended, { type: 'task.ended', ids: [marked.id] });
+    assert.equal(cancels, 0, 'nothing on the cancel channel: no run to stop');
+  });
+
   it("a cancel of a flow parent reaches the node running one of its children, once per running child", async () => {
     const schema = schemas.next();
     const [a, b] = [store({ schema }), store({ schema })];

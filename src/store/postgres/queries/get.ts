@@ -18,7 +18,7 @@ export async function states(db: Queryable, n: PgNames, ids: readonly TaskId[]):
 
 /**
  * Why: a node that awaits tasks another node may run marks them, and the statement that ends a marked task (the
- * settle) notifies the ended channel (sql.ts `notifyEndedSql`), so the
+ * settle, a cancel) notifies the ended channel (sql.ts `notifyEndedSql`), so the
  * waiter hears the end at its commit instead of at its next read (up to 2 s later).
  *
  * Marked: a task running under another owner, and one not started yet (`queued`, `scheduled`, `retrying`), which
