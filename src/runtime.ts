@@ -1236,7 +1236,7 @@ export class Runtime implements AsyncDisposable {
    * final is read whole and its outcome delivered, as if heard. A task that ends here is delivered by its fact
    * first, usually long before its first read. On PostgreSQL the first read also marks the task, unless this node
    * runs it (`awaitEnd`): one another node runs, or one still queued or waiting that any node may claim later. The
-   * statement that ends a marked task (its settle, wherever it ran; a cancel) notifies,
+   * statement that ends a marked task (its settle, wherever it ran; a cancel; a failing lease recovery) notifies,
    * so the outcome arrives at that commit, and the later reads are the safety net. Marking at the read, not at
    * enqueue, keeps the write off the tasks a node runs at once for its own callers.
    */

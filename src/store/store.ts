@@ -381,7 +381,7 @@ export interface Store {
   /**
    * Marks the tasks of `ids` (awaited by a caller on node `owner`) that another node is running or that any node
    * may still claim (queued, scheduled, retrying), so that whatever ends one later (the settle of whichever node
-   * ran it, after any retries; a cancel) tells every node, as a `task.ended`
+   * ran it, after any retries; a cancel; a lease recovery that fails it) tells every node, as a `task.ended`
    * change, when it commits the end. The mark stays through claims, retries and releases. Returns the ids it
    * marked. Not one `owner` runs (its end is heard here anyway), nor one final or gone, nor one whose row another
    * transaction holds at that moment (a settle or a claim under way; marked at a later read). The runtime calls it

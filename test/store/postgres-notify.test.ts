@@ -124,6 +124,25 @@ describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: 
     assert.equal(cancels, 0, 'nothing on the cancel channel: no run to stop');
   });
 
+  it('a task marked awaited that a lease recovery fails is named on the ended channel', async () => {
+    const schema = schemas.next();
+    const [a, b] = [store({ schema }), store({ schema })];
+    await Promise.all([a.open(), b.open()]);
+    const t = newTask({ maxAttempts: 1 });
+    await b.enqueue([t]);
+    const now = Date.now();
+    await b.claim({ owner: 'node-b', limit: 1, leaseMs: 10, now });
+    assert.deepEqual(await a.awaitEnd!([t.id], 'node-a'), new Set([t.id]));
+    const ended = nextEvent<StoreChange>((fn) => a.onChange((c) => c.type === 'task.ended' && fn(c)));
+    // The first lost run adds an attempt (pick.ts decideExpiredLease): the second one fails the task.
+    for (let i = 1, at = now + 20; (await b.get(t.id))?.state !== 'failed'; i++, at += 20) {
+      assert.ok(i <= 3, 'failed by its lost leases');
+      await b.recoverExpired(at);
+      if ((await b.get(t.id))?.state === 'queued') await b.claim({ owner: 'node-b', limit: 1, leaseMs: 10, now: at });
+    }
+    assert.deepEqual(await ended, { type: 'task.ended', ids: [t.id] });
+  });
+
   it("a cancel of a flow parent reaches the node running one of its children, once per running child", async () => {
     const schema = schemas.next();
     const [a, b] = [store({ schema }), store({ schema })];

@@ -18,7 +18,7 @@ export async function states(db: Queryable, n: PgNames, ids: readonly TaskId[]):
 
 /**
  * Why: a node that awaits tasks another node may run marks them, and the statement that ends a marked task (the
- * settle, a cancel) notifies the ended channel (sql.ts `notifyEndedSql`), so the
+ * settle, a cancel, a lease recovery that fails it) notifies the ended channel (sql.ts `notifyEndedSql`), so the
  * waiter hears the end at its commit instead of at its next read (up to 2 s later).
  *
  * Marked: a task running under another owner, and one not started yet (`queued`, `scheduled`, `retrying`), which
@@ -32,7 +32,7 @@ export async function states(db: Queryable, n: PgNames, ids: readonly TaskId[]):
  * claimer (which locks with `SKIP LOCKED` too) never waits on a row being marked. A claimer that met a queued row
  * while this statement held it skipped it, and may have found nothing else and gone back to sleep: so marking a
  * due task also notifies the wake channel (at commit, once a statement), and the claimers look again.
- * `awaited` has no index, so the mark is a HOT update.
+ * `awaited` has no index and no partial index names it, so the mark changes no indexed column and stays HOT.
  */
 export async function awaitEnd(db: Queryable, n: PgNames, ids: readonly TaskId[], owner: string, now: number): Promise<Set<TaskId>> {
   const { rows } = await run<{ id: string }>(
