@@ -10,9 +10,13 @@
  * 2. claim them `--claim` at a time (with the name list, as a runtime claims);
  * 3. settle them as succeeded, `--settle` outcomes a call.
  *
+ * With `--awaited`, a phase between 1 and 2 marks every task awaited by another node (`awaitEnd`, 500 ids a call,
+ * as a runtime's read of a backlog it waits for), so the settles name each task on the ended channel; the line
+ * also tells what share of the marks' row updates were HOT (the row stayed on its heap page).
+ *
  * Per phase: the store backends' CPU (utime + stime from /proc, 10 ms ticks) and the calls' wall time, per task.
  *
- * Options: --tasks N (20000), --claim N (64), --settle N (256), --rounds N (3),
+ * Options: --tasks N (20000), --claim N (64), --settle N (256), --rounds N (3), --awaited,
  * --url postgres://… (TROUPE_TEST_PG_URL or the local default).
  */
 import { readFileSync } from 'node:fs';
@@ -29,6 +33,7 @@ const { values: args } = parseArgs({
     claim: { type: 'string', default: '64' },
     settle: { type: 'string', default: '256' },
     rounds: { type: 'string', default: '3' },
+    awaited: { type: 'boolean', default: false },
     url: { type: 'string', default: process.env.TROUPE_BENCH_PG_URL || process.env.TROUPE_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test' },
   },
 });
@@ -90,6 +95,25 @@ async function round(r: number, admin: pg.Client): Promise<void> {
         for (let at = 0; at < TASKS; at += 500) await store.enqueue(tasks.slice(at, at + 500));
       }),
     );
+    if (args.awaited) {
+      // The heap page of each row: a mark changes no indexed column, so its new version is HOT exactly when it
+      // stays on the page of the old one (there was room).
+      const pages = async () => {
+        const { rows } = await admin.query<{ id: string; page: number }>(`SELECT id, (ctid::text::point)[0]::int AS page FROM "${schema}".tasks`);
+        return new Map(rows.map((r) => [r.id, r.page]));
+      };
+      const before = await pages();
+      let marked = 0;
+      cols.push(
+        await phase(admin, tag, 'mark', async () => {
+          for (let at = 0; at < TASKS; at += 500) marked += (await store.awaitEnd!(tasks.slice(at, at + 500).map((t) => t.id), 'waiter-node')).size;
+        }),
+      );
+      if (marked !== TASKS) throw new Error(`marked ${marked} of ${TASKS}`);
+      let stayed = 0;
+      for (const [id, page] of await pages()) if (before.get(id) === page) stayed++;
+      cols.push(`mark HOT ${((100 * stayed) / TASKS).toFixed(0)} %`);
+    }
     cols.push(
       await phase(admin, tag, `claim ${CLAIM}`, async () => {
         for (;;) {

@@ -1236,9 +1236,11 @@ export class Runtime implements AsyncDisposable {
    * a key or dedup matched a task enqueued elsewhere). Each awaited task is read again AWAIT_FIRST_MS after the
    * wait began, then at doubling gaps up to AWAIT_GAP_MAX_MS, all due ones in one read (`Store.states`); one seen
    * final is read whole and its outcome delivered, as if heard. A task that ends here is delivered by its fact
-   * first, usually long before its first read. On PostgreSQL a read also marks the task when another node runs it
-   * (`awaitEnd`), and that node notifies at its end: the outcome arrives at its commit, and the later reads are the
-   * safety net.
+   * first, usually long before its first read. On PostgreSQL the first read also marks the task, unless this node
+   * runs it (`awaitEnd`): one another node runs, or one still queued or waiting that any node may claim later. The
+   * statement that ends a marked task (its settle, wherever it ran; a cancel; a failing lease recovery) notifies,
+   * so the outcome arrives at that commit, and the later reads are the safety net. Marking at the read, not at
+   * enqueue, keeps the write off the tasks a node runs at once for its own callers.
    */
   #watchAwaited(id: TaskId): void {
     if (this.#store.kind === 'memory' || this.#awaited.has(id)) return;
@@ -1294,8 +1296,9 @@ export class Runtime implements AsyncDisposable {
 
   /**
    * Delivers the outcome of each task of `ids` that is final in the store. On a store with `awaitEnd`, the tasks not
-   * marked yet are marked first if another node runs them, then read: one that ends after its mark is told by a
-   * `task.ended` change (read at once, #onStoreChange), one that ended before it is final in the read.
+   * marked yet are marked first unless this node runs them, then read: one that ends after its mark is told by a
+   * `task.ended` change (read at once, #onStoreChange), one that ended before it is final in the read. A task left
+   * unmarked (its row held by another transaction at that moment, or run here) is offered again at the next read.
    */
   async #readFinal(ids: TaskId[]): Promise<void> {
     const deliverIfFinal = (record: TaskRecord | undefined): void => {

@@ -379,12 +379,15 @@ export interface Store {
    */
   announceStopped?(stop: { id: TaskId; name: string; at: number; owner: string }): Promise<void>;
   /**
-   * Marks the tasks of `ids` (awaited by a caller on node `owner`) that another node is running, so that the node
-   * that ends one tells every node (a `task.ended` change) when it commits the end. Returns the ids it marked. Not
-   * one queued or waiting (marked at a later read, once another node runs it), nor one `owner` runs (its end is
-   * heard here anyway), nor one final or gone, nor one whose row another transaction holds at that moment (a settle
-   * under way): so a node that runs what it awaits writes nothing. Optional: the PostgreSQL store marks and
-   * notifies; without it, a node learns that a task it awaits ended elsewhere at its next read of it (`states`).
+   * Marks the tasks of `ids` (awaited by a caller on node `owner`) that another node is running or that any node
+   * may still claim (queued, scheduled, retrying), so that whatever ends one later (the settle of whichever node
+   * ran it, after any retries; a cancel; a lease recovery that fails it) tells every node, as a `task.ended`
+   * change, when it commits the end. The mark stays through claims, retries and releases. Returns the ids it
+   * marked. Not one `owner` runs (its end is heard here anyway), nor one final or gone, nor one whose row another
+   * transaction holds at that moment (a settle or a claim under way; marked at a later read). The runtime calls it
+   * at its first read of a wait, not at enqueue, so a task a node runs at once for its own caller costs no write.
+   * Optional: the PostgreSQL store marks and notifies; without it, a node learns that a task it awaits ended
+   * elsewhere at its next read of it (`states`).
    */
   awaitEnd?(ids: readonly TaskId[], owner: string): Promise<Set<TaskId>>;
   /**

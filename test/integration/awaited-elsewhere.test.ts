@@ -396,6 +396,91 @@ describe('awaiting a task another node runs, told by the node that ends it (Post
     }
   });
 
+  it('tasks queued or delayed at the first read, later claimed and ended by the other node (one after a retry), settle run() and handles at its commit', async () => {
+    const spec = schemaStoreUrl(schemas);
+    const schema = new URL(spec).searchParams.get('schema')!;
+    const clock = new ManualClock(Date.now());
+    const hold = gate();
+    const g = gate();
+    // One retry, at once: the second attempt must still be marked, so that its settle tells A.
+    const retry = { attempts: 2, backoff: 'fixed' as const, delay: 1, jitter: 0 };
+    const a = await createRuntime({ store: spec, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { k: { run: async () => (await hold.wait(), 'a'), retry } } });
+    const awaited = async (id: string) =>
+      withAdmin(async (c) => (await c.query<{ awaited: boolean | null }>(`SELECT awaited FROM "${schema}".tasks WHERE id = $1`, [id])).rows[0]?.awaited === true);
+    let b: Runtime | undefined;
+    try {
+      const blocker = a.start('k');
+      await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
+      // No other node yet: the tasks wait in the queue (one of them delayed) when A first reads them.
+      const h = a.start('k', { n: 1 });
+      const ran = a.run('k', { n: 2 });
+      ran.catch(() => undefined);
+      const later = a.start('k', { n: 3 }, { delay: 1 });
+      const flaky = a.start('k', { n: 4, failFirst: true });
+      await waitFor(async () => (await a.list({ name: 'k', state: 'queued' })).tasks.length === 3, { label: 'three queued' });
+      assert.equal((await a.get(later.id))?.state, 'scheduled');
+      await clock.advance(200);
+      const ranId = (await a.list({ name: 'k', state: 'queued' })).tasks.map((t) => t.id).find((id) => id !== h.id && id !== flaky.id)!;
+      for (const id of [h.id, ranId, later.id, flaky.id]) await waitFor(() => awaited(id), { label: `task ${id} marked while it waits` });
+      // B claims them now; A's clock stays where it is, so no read of A's brings the outcomes: B's notifications do.
+      b = await createRuntime({
+        store: spec,
+        nodeId: 'b',
+        concurrency: 4,
+        maintenance: false,
+        tasks: {
+          k: {
+            run: async (input: { n: number; failFirst?: boolean }, ctx: { attempt: number }) => {
+              await g.wait();
+              if (input.failFirst && ctx.attempt === 1) throw new Error('first attempt fails');
+              return { ran: 'b', n: input.n };
+            },
+            retry,
+          },
+        },
+      });
+      await waitFor(async () => (await b!.list({ name: 'k', state: 'running' })).tasks.filter((t) => t.owner === 'b').length === 4, { label: 'B runs all four', timeout: 20_000 });
+      assert.equal(await awaited(h.id), true, 'the claim kept the mark');
+      g.open();
+      assert.deepEqual(await within(h.result, 20_000), { ran: 'b', n: 1 });
+      assert.deepEqual(await within(ran, 20_000), { ran: 'b', n: 2 });
+      assert.deepEqual(await within(later.result, 20_000), { ran: 'b', n: 3 });
+      assert.deepEqual(await within(flaky.result, 20_000), { ran: 'b', n: 4 });
+      assert.equal((await a.get(flaky.id))?.attempts, 2, 'ended by its second attempt');
+      assert.equal(h.state, 'succeeded');
+    } finally {
+      hold.open();
+      g.open();
+      await b?.close();
+      await a.close();
+    }
+  });
+
+  it('a start() handle settles cancelled when its queued task is cancelled on another node, at once', async () => {
+    const spec = schemaStoreUrl(schemas);
+    const clock = new ManualClock(Date.now());
+    const hold = gate();
+    const a = await createRuntime({ store: spec, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { k: { run: async () => (await hold.wait(), 'a') } } });
+    // B runs nothing of its own: it only cancels.
+    const b = await createRuntime({ store: spec, nodeId: 'b', maintenance: false });
+    try {
+      const blocker = a.start('k');
+      await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
+      const h = a.start('k');
+      await waitFor(async () => (await a.get(h.id))?.state === 'queued', { label: 'the task is queued' });
+      // A's first read marks it; its clock moves no further.
+      await clock.advance(200);
+      await waitFor(async () => (await withAdmin(async (c) => (await c.query(`SELECT 1 FROM "${new URL(spec).searchParams.get('schema')}".tasks WHERE id = $1 AND awaited`, [h.id])).rowCount)) === 1, { label: 'the task marked' });
+      assert.equal(await b.cancel(h.id), true);
+      await assert.rejects(within(h.result, 20_000), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.CANCELLED);
+      assert.equal(h.state, 'cancelled');
+    } finally {
+      hold.open();
+      await b.close();
+      await a.close();
+    }
+  });
+
   it('a start() handle settles cancelled when the task is cancelled on the node that runs it, at once', async () => {
     const spec = schemaStoreUrl(schemas);
     const clock = new ManualClock(Date.now());

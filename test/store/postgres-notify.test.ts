@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { createTaskId } from '../../src/ids.ts';
 import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import type { StoreChange } from '../../src/store/store.ts';
 import type { NewTask } from '../../src/task.ts';
 import { PG_SKIP, terminateSessions, suiteStores, trackSchemas, withAdmin } from '../helpers/pg.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -64,6 +65,82 @@ describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: 
     assert.deepEqual(await b.cancel(queued.id, Date.now()), { previous: 'queued', cancelled: true });
     assert.deepEqual(await b.cancel(running.id, Date.now(), 'by operator'), { previous: 'running', cancelled: true, owner: 'node-a' });
     assert.equal(await cancelled, running.id);
+  });
+
+  it('a task marked awaited while queued keeps its mark through a claim and a retry, and its end on another node is named on the ended channel', async () => {
+    const schema = schemas.next();
+    const [a, b] = [store({ schema }), store({ schema })];
+    await Promise.all([a.open(), b.open()]);
+    const t = newTask();
+    const enqueued = nextEvent<void>((fn) => b.onWake(() => fn()));
+    await b.enqueue([t]);
+    await enqueued;
+    // Marking a due task wakes the claimers: one that skipped the row while it was being marked looks again.
+    const woken = nextEvent<void>((fn) => b.onWake(() => fn()));
+    assert.deepEqual(await a.awaitEnd!([t.id], 'node-a'), new Set([t.id]));
+    await woken;
+    const ended = nextEvent<StoreChange>((fn) => a.onChange((c) => c.type === 'task.ended' && fn(c)));
+    let now = Date.now();
+    assert.equal((await b.claim({ owner: 'node-b', limit: 1, leaseMs: 60_000, now }))[0]?.id, t.id);
+    const error = { name: 'Error', message: 'again' };
+    assert.deepEqual(await b.settle([{ type: 'retry', id: t.id, owner: 'node-b', attempt: 1, at: now, runAt: now + 1, error, reason: 'retry' }]), [true]);
+    now += 2;
+    assert.equal((await b.claim({ owner: 'node-b', limit: 1, leaseMs: 60_000, now }))[0]?.id, t.id);
+    assert.deepEqual(await b.settle([{ type: 'succeeded', id: t.id, owner: 'node-b', attempt: 2, at: now, result: 1 }]), [true]);
+    assert.deepEqual(await ended, { type: 'task.ended', ids: [t.id] });
+  });
+
+  it('a task awaited elsewhere is marked while queued, waiting or running under another owner, never when final or run by the waiting node', async () => {
+    const schema = schemas.next();
+    const [a, b] = [store({ schema }), store({ schema })];
+    await Promise.all([a.open(), b.open()]);
+    const now = Date.now();
+    const [mine, theirs, queued, later, done] = [newTask(), newTask(), newTask(), newTask({ runAt: now + 60_000 }), newTask()];
+    await a.enqueue([mine]);
+    await a.claim({ owner: 'node-a', limit: 1, leaseMs: 60_000, now });
+    await b.enqueue([theirs]);
+    await b.claim({ owner: 'node-b', limit: 1, leaseMs: 60_000, now });
+    await b.enqueue([done]);
+    await b.cancel(done.id, now);
+    await b.enqueue([queued, later]);
+    const marked = await a.awaitEnd!([mine.id, theirs.id, queued.id, later.id, done.id], 'node-a');
+    assert.deepEqual([...marked].sort(), [theirs.id, queued.id, later.id].sort());
+  });
+
+  it('a cancel of a queued task marked awaited is named on the ended channel, an unmarked one on none', async () => {
+    const schema = schemas.next();
+    const [a, b] = [store({ schema }), store({ schema })];
+    await Promise.all([a.open(), b.open()]);
+    const [plain, marked] = [newTask(), newTask()];
+    await b.enqueue([plain, marked]);
+    assert.deepEqual(await a.awaitEnd!([marked.id], 'node-a'), new Set([marked.id]));
+    const ended = nextEvent<StoreChange>((fn) => a.onChange((c) => c.type === 'task.ended' && fn(c)));
+    let cancels = 0;
+    a.onCancel(() => cancels++);
+    // Notifications arrive in commit order: if the unmarked task's cancel sent one, it would come first.
+    assert.deepEqual(await b.cancel(plain.id, Date.now()), { previous: 'queued', cancelled: true });
+    assert.deepEqual(await b.cancel(marked.id, Date.now()), { previous: 'queued', cancelled: true });
+    assert.deepEqual(await ended, { type: 'task.ended', ids: [marked.id] });
+    assert.equal(cancels, 0, 'nothing on the cancel channel: no run to stop');
+  });
+
+  it('a task marked awaited that a lease recovery fails is named on the ended channel', async () => {
+    const schema = schemas.next();
+    const [a, b] = [store({ schema }), store({ schema })];
+    await Promise.all([a.open(), b.open()]);
+    const t = newTask({ maxAttempts: 1 });
+    await b.enqueue([t]);
+    const now = Date.now();
+    await b.claim({ owner: 'node-b', limit: 1, leaseMs: 10, now });
+    assert.deepEqual(await a.awaitEnd!([t.id], 'node-a'), new Set([t.id]));
+    const ended = nextEvent<StoreChange>((fn) => a.onChange((c) => c.type === 'task.ended' && fn(c)));
+    // The first lost run adds an attempt (pick.ts decideExpiredLease): the second one fails the task.
+    for (let i = 1, at = now + 20; (await b.get(t.id))?.state !== 'failed'; i++, at += 20) {
+      assert.ok(i <= 3, 'failed by its lost leases');
+      await b.recoverExpired(at);
+      if ((await b.get(t.id))?.state === 'queued') await b.claim({ owner: 'node-b', limit: 1, leaseMs: 10, now: at });
+    }
+    assert.deepEqual(await ended, { type: 'task.ended', ids: [t.id] });
   });
 
   it("a cancel of a flow parent reaches the node running one of its children, once per running child", async () => {

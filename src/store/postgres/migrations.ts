@@ -207,9 +207,10 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
     up: (n) => [`CREATE INDEX IF NOT EXISTS tasks_finished ON ${n.tasks} (finished_at) WHERE finished_at IS NOT NULL`],
   },
   {
-    // Why: a node that awaits a task another node runs marks it (`awaitEnd`), and the settle that ends a marked task
-    // notifies `<schema>_ended`, so the waiter hears the end at once instead of at its next read (up to 2 s later).
-    // No index: setting it, and every later update of the row, stay HOT. Added without a default: no rewrite.
+    // Why: a node that awaits a task another node runs or may run marks it (`awaitEnd`), and the statement that ends
+    // a marked task notifies `<schema>_ended`, so the waiter hears the end at once instead of at its next read (up
+    // to 2 s later). No index: setting it changes no indexed column, so it is HOT wherever its page has room, and
+    // it keeps no later update of the row from being HOT. Added without a default: no rewrite.
     version: 10,
     up: (n) => [`ALTER TABLE ${n.tasks} ADD COLUMN IF NOT EXISTS awaited boolean`],
   },

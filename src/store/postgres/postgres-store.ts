@@ -11,7 +11,8 @@
  *   notify `<schema>_flow`, and so do control changes (a schedule saved or deleted, a paused set edited: the
  *   statement that makes one moves the control version in `meta` and notifies); `onChange` hears those from every
  *   node, this node's debounced enqueues, and a `resync` when the LISTEN connection came back. A task that a node
- *   awaits is marked (`awaitEnd`) when another node runs it, and the settle that ends it notifies `<schema>_ended`.
+ *   awaits is marked (`awaitEnd`) when another node runs it or any node may still claim it, and the statement that
+ *   ends it (settle, cancel, lease recovery) notifies `<schema>_ended`.
  * - Claims under group or rate limits, and enqueues with dedup modes or keyed flow parents, run in a transaction
  *   (queries/claim-gated.ts, queries/enqueue-features.ts); every other call keeps its single statement.
  * - Settles use two connections of their own, and claims with a name list two more, whose sessions keep generic
@@ -377,7 +378,7 @@ class PgStore implements PostgresStore {
   }
 
   awaitEnd(ids: readonly TaskId[], owner: string): Promise<Set<TaskId>> {
-    return this.#use('awaitEnd', (db) => awaitEnd(db, this.#n, ids, owner));
+    return this.#use('awaitEnd', (db) => awaitEnd(db, this.#n, ids, owner, this.#s.clock.now()));
   }
 
   states(ids: readonly TaskId[]): Promise<Map<TaskId, TaskState>> {

@@ -77,6 +77,21 @@ export function createNames(schema: string): PgNames {
  */
 export const STATE_BY_ID = 't.state COLLATE "C"';
 
+/** Ids in one `<schema>_ended` notification: 26 characters and a space each, well under its 8,000-byte payload. */
+const ENDED_PER_NOTIFY = 250;
+
+/**
+ * SQL: a `SELECT` that names on the ended channel (`channel`, a parameter) the ids `id` of the rows of `from` (a
+ * FROM item with its joins and WHERE), ENDED_PER_NOTIFY ids a notification, space-separated. Why one home: every
+ * statement that ends a task marked `awaited` (settle.ts, cancel.ts, recover-expired.ts) tells the nodes that
+ * wait for it in the same format, delivered at its commit. Put it in a CTE that the statement's result reads.
+ */
+export function notifyEndedSql(channel: string, id: string, from: string): string {
+  return `SELECT pg_notify(${channel}, string_agg(id, ' ')) FROM (
+        SELECT ${id} AS id, (row_number() OVER ()) / ${ENDED_PER_NOTIFY} AS part FROM ${from}
+      ) AS e GROUP BY part`;
+}
+
 /** Quotes a channel for LISTEN/UNLISTEN (channel names come from a validated schema name). */
 export function quoteChannel(channel: string): string {
   return `"${channel}"`;

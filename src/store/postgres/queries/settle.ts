@@ -22,7 +22,7 @@
  */
 import type { SettleOp } from '../../store.ts';
 import { lineSql } from '../history-line.ts';
-import { STATE_BY_ID, run, toPgJson, type PgNames, type Queryable } from '../sql.ts';
+import { STATE_BY_ID, notifyEndedSql, run, toPgJson, type PgNames, type Queryable } from '../sql.ts';
 import { appendOutput, type OutputOp } from './output-append.ts';
 
 type ProgressOp = Extract<SettleOp, { type: 'progress' }>;
@@ -71,9 +71,6 @@ export function progressSql(n: PgNames): string {
     RETURNING t.id`;
 }
 
-/** Ids in one `<schema>_ended` notification: 26 characters and a space each, well under its 8,000-byte payload. */
-const ENDED_PER_NOTIFY = 250;
-
 export function outcomeSql(n: PgNames): string {
   return `
     WITH o AS (
@@ -108,10 +105,7 @@ export function outcomeSql(n: PgNames): string {
     ), wake AS (
       SELECT pg_notify($2, '') FROM (SELECT 1 FROM u WHERE type = 'release' LIMIT 1) AS released
     ), ended AS (
-      SELECT pg_notify($3, string_agg(task_id, ' ')) FROM (
-        SELECT task_id, (row_number() OVER ()) / ${ENDED_PER_NOTIFY} AS part FROM u
-        WHERE awaited AND type IN ('succeeded', 'failed', 'timed_out')
-      ) AS e GROUP BY part
+      ${notifyEndedSql('$3', 'task_id', `u WHERE awaited AND type IN ('succeeded', 'failed', 'timed_out')`)}
     )
     SELECT u.i, (SELECT count(*) FROM wake) AS woke, (SELECT count(*) FROM ended) AS told FROM u`;
 }
