@@ -1237,7 +1237,8 @@ export class Runtime implements AsyncDisposable {
    * wait began, then at doubling gaps up to AWAIT_GAP_MAX_MS, all due ones in one read (`Store.states`); one seen
    * final is read whole and its outcome delivered, as if heard. A task that ends here is delivered by its fact
    * first, usually long before its first read. On PostgreSQL the first read also marks the task, unless this node
-   * runs it (`awaitEnd`): one another node runs, or one still queued or waiting that any node may claim later. The
+   * runs it (`awaitEnd`): one another node runs, or, while another node runs anything, one still queued or waiting
+   * that any node may claim later (a later read marks what an earlier one left unmarked). The
    * statement that ends a marked task (its settle, wherever it ran; a cancel; a failing lease recovery) notifies,
    * so the outcome arrives at that commit, and the later reads are the safety net. Marking at the read, not at
    * enqueue, keeps the write off the tasks a node runs at once for its own callers.

@@ -12,6 +12,8 @@ import { createLocalBackend } from '../../src/repl/local-backend.ts';
 import { REMOTE_STOP_MARGIN_MS, createRuntime, type Runtime } from '../../src/runtime.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { openStore } from '../../src/store/open-store.ts';
+import type { TaskId } from '../../src/ids.ts';
 import { SseClient } from '../http/helpers.ts';
 import { PG_SKIP, schemaStoreUrl, trackSchemas, withAdmin } from '../helpers/pg.ts';
 import { overrideStore, waiterReadsStore } from '../helpers/store-override.ts';
@@ -396,12 +398,13 @@ describe('awaiting a task another node runs, told by the node that ends it (Post
     }
   });
 
-  it('tasks queued or delayed at the first read, later claimed and ended by the other node (one after a retry), settle run() and handles at its commit', async () => {
+  it('tasks queued or delayed at the first read while another node is busy, later claimed and ended by it (one after a retry), settle run() and handles at its commit', async () => {
     const spec = schemaStoreUrl(schemas);
     const schema = new URL(spec).searchParams.get('schema')!;
     const clock = new ManualClock(Date.now());
     const hold = gate();
     const g = gate();
+    const busy = gate();
     // One retry, at once: the second attempt must still be marked, so that its settle tells A.
     const retry = { attempts: 2, backoff: 'fixed' as const, delay: 1, jitter: 0 };
     const a = await createRuntime({ store: spec, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { k: { run: async () => (await hold.wait(), 'a'), retry } } });
@@ -411,7 +414,29 @@ describe('awaiting a task another node runs, told by the node that ends it (Post
     try {
       const blocker = a.start('k');
       await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
-      // No other node yet: the tasks wait in the queue (one of them delayed) when A first reads them.
+      // B is busy with work of its own and takes no \`k\` yet (a hold of this node only).
+      b = await createRuntime({
+        store: spec,
+        nodeId: 'b',
+        concurrency: 5,
+        maintenance: false,
+        tasks: {
+          k: {
+            run: async (input: { n: number; failFirst?: boolean }, ctx: { attempt: number }) => {
+              await g.wait();
+              if (input.failFirst && ctx.attempt === 1) throw new Error('first attempt fails');
+              return { ran: 'b', n: input.n };
+            },
+            retry,
+          },
+          x: { run: async () => (await busy.wait(), 'x') },
+        },
+      });
+      b.holdIntake(['k']);
+      await waitFor(() => b!.heldNames().includes('k'), { label: 'B holds k' });
+      const own = b.start('x');
+      await waitFor(async () => (await b!.get(own.id))?.state === 'running', { label: 'B runs a task of its own' });
+      // The tasks wait in the queue (one of them delayed) when A first reads them.
       const h = a.start('k', { n: 1 });
       const ran = a.run('k', { n: 2 });
       ran.catch(() => undefined);
@@ -423,22 +448,7 @@ describe('awaiting a task another node runs, told by the node that ends it (Post
       const ranId = (await a.list({ name: 'k', state: 'queued' })).tasks.map((t) => t.id).find((id) => id !== h.id && id !== flaky.id)!;
       for (const id of [h.id, ranId, later.id, flaky.id]) await waitFor(() => awaited(id), { label: `task ${id} marked while it waits` });
       // B claims them now; A's clock stays where it is, so no read of A's brings the outcomes: B's notifications do.
-      b = await createRuntime({
-        store: spec,
-        nodeId: 'b',
-        concurrency: 4,
-        maintenance: false,
-        tasks: {
-          k: {
-            run: async (input: { n: number; failFirst?: boolean }, ctx: { attempt: number }) => {
-              await g.wait();
-              if (input.failFirst && ctx.attempt === 1) throw new Error('first attempt fails');
-              return { ran: 'b', n: input.n };
-            },
-            retry,
-          },
-        },
-      });
+      b.holdIntake([]);
       await waitFor(async () => (await b!.list({ name: 'k', state: 'running' })).tasks.filter((t) => t.owner === 'b').length === 4, { label: 'B runs all four', timeout: 20_000 });
       assert.equal(await awaited(h.id), true, 'the claim kept the mark');
       g.open();
@@ -451,7 +461,38 @@ describe('awaiting a task another node runs, told by the node that ends it (Post
     } finally {
       hold.open();
       g.open();
+      busy.open();
       await b?.close();
+      await a.close();
+    }
+  });
+
+  it('a node alone on its store marks none of the backlog its callers wait on', async () => {
+    const spec = schemaStoreUrl(schemas);
+    const schema = new URL(spec).searchParams.get('schema')!;
+    const clock = new ManualClock(Date.now());
+    const hold = gate();
+    const inner = await openStore(spec);
+    let asked: TaskId[] = [];
+    const store = overrideStore(inner, { awaitEnd: async (ids: readonly TaskId[], owner: string) => {
+      const marked = await inner.awaitEnd!(ids, owner);
+      asked = asked.concat(ids);
+      return marked;
+    } });
+    const a = await createRuntime({ store, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { k: { run: async () => (await hold.wait(), 'a') } } });
+    try {
+      const blocker = a.start('k');
+      await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
+      const queued = [a.start('k'), a.start('k'), a.start('k', null, { delay: 60_000 })];
+      await waitFor(async () => (await a.list({ name: 'k', state: 'queued' })).tasks.length === 2, { label: 'two queued' });
+      await clock.advance(200);
+      await waitFor(() => queued.every((h) => asked.includes(h.id)), { label: 'A asked to mark the three it waits for' });
+      const marks = await withAdmin(async (c) => (await c.query(`SELECT id FROM "${schema}".tasks WHERE awaited`)).rows);
+      assert.deepEqual(marks, [], 'no mark: no other node runs anything');
+      hold.open();
+      for (const h of queued.slice(0, 2)) assert.equal(await within(h.result, 20_000), 'a');
+    } finally {
+      hold.open();
       await a.close();
     }
   });
@@ -460,10 +501,13 @@ describe('awaiting a task another node runs, told by the node that ends it (Post
     const spec = schemaStoreUrl(schemas);
     const clock = new ManualClock(Date.now());
     const hold = gate();
+    const busy = gate();
     const a = await createRuntime({ store: spec, clock, nodeId: 'a', concurrency: 1, prefetch: 0, maintenance: false, tasks: { k: { run: async () => (await hold.wait(), 'a') } } });
-    // B runs nothing of its own: it only cancels.
-    const b = await createRuntime({ store: spec, nodeId: 'b', maintenance: false });
+    // B runs a task of its own (so A marks what its callers wait for), and cancels.
+    const b = await createRuntime({ store: spec, nodeId: 'b', maintenance: false, tasks: { x: { run: async () => (await busy.wait(), 'x') } } });
     try {
+      const own = b.start('x');
+      await waitFor(async () => (await b.get(own.id))?.state === 'running', { label: 'B runs a task of its own' });
       const blocker = a.start('k');
       await waitFor(async () => (await a.get(blocker.id))?.state === 'running', { label: 'A holds its slot' });
       const h = a.start('k');
@@ -476,6 +520,7 @@ describe('awaiting a task another node runs, told by the node that ends it (Post
       assert.equal(h.state, 'cancelled');
     } finally {
       hold.open();
+      busy.open();
       await b.close();
       await a.close();
     }

@@ -71,6 +71,10 @@ describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: 
     const schema = schemas.next();
     const [a, b] = [store({ schema }), store({ schema })];
     await Promise.all([a.open(), b.open()]);
+    // Node B runs a task of its own: A marks queued tasks only while another node runs something.
+    const own = newTask();
+    await b.enqueue([own]);
+    await b.claim({ owner: 'node-b', limit: 1, leaseMs: 60_000, now: Date.now() });
     const t = newTask();
     const enqueued = nextEvent<void>((fn) => b.onWake(() => fn()));
     await b.enqueue([t]);
@@ -107,11 +111,29 @@ describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: 
     assert.deepEqual([...marked].sort(), [theirs.id, queued.id, later.id].sort());
   });
 
+  it('a task not started is marked only while another owner runs something: a node alone marks none of its backlog', async () => {
+    const schema = schemas.next();
+    const a = store({ schema });
+    await a.open();
+    const now = Date.now();
+    const [mine, queued, later] = [newTask(), newTask(), newTask({ runAt: now + 60_000 })];
+    await a.enqueue([mine]);
+    await a.claim({ owner: 'node-a', limit: 1, leaseMs: 60_000, now });
+    await a.enqueue([queued, later]);
+    assert.deepEqual(await a.awaitEnd!([mine.id, queued.id, later.id], 'node-a'), new Set(), 'only node-a runs anything');
+    const other = newTask({ name: 'other' });
+    await a.enqueue([other]);
+    assert.deepEqual((await a.claim({ owner: 'node-b', limit: 1, leaseMs: 60_000, now, names: ['other'] })).map((t) => t.id), [other.id], 'node-b runs a task');
+    assert.deepEqual([...(await a.awaitEnd!([mine.id, queued.id, later.id], 'node-a'))].sort(), [queued.id, later.id].sort());
+  });
+
   it('a cancel of a queued task marked awaited is named on the ended channel, an unmarked one on none', async () => {
     const schema = schemas.next();
     const [a, b] = [store({ schema }), store({ schema })];
     await Promise.all([a.open(), b.open()]);
-    const [plain, marked] = [newTask(), newTask()];
+    const [own, plain, marked] = [newTask(), newTask(), newTask()];
+    await b.enqueue([own]);
+    await b.claim({ owner: 'node-b', limit: 1, leaseMs: 60_000, now: Date.now() });
     await b.enqueue([plain, marked]);
     assert.deepEqual(await a.awaitEnd!([marked.id], 'node-a'), new Set([marked.id]));
     const ended = nextEvent<StoreChange>((fn) => a.onChange((c) => c.type === 'task.ended' && fn(c)));

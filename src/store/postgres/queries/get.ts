@@ -22,10 +22,14 @@ export async function states(db: Queryable, n: PgNames, ids: readonly TaskId[]):
  * waiter hears the end at its commit instead of at its next read (up to 2 s later).
  *
  * Marked: a task running under another owner, and one not started yet (`queued`, `scheduled`, `retrying`), which
- * any node may claim later: the mark stays on the row through claims, retries and releases (no statement but
- * this one writes `awaited`), so whichever node ends it notifies. Not one `owner` runs (its end is heard there
- * anyway), nor one final. The runtime calls this at its first read of a wait, 200 ms in, so a task that a node
- * runs at once for its own caller is never written to, and only waits that long pay the write.
+ * any node may claim later, but only while another owner runs some task of this schema (one probe of the running
+ * tasks' partial index, once a statement): a node alone on its store writes no mark for the backlog its own callers
+ * wait on (a mark is rarely a HOT update on a freshly filled table: ≈29 µs of server CPU a task, more than its
+ * enqueue), and when it is not alone, the others are busy (an idle node would have claimed the task already). The
+ * mark stays on the row through claims, retries and releases (no statement but this one writes `awaited`), so
+ * whichever node ends it notifies. Not one `owner` runs (its end is heard there anyway), nor one final. The runtime
+ * calls this at its first read of a wait, 200 ms in, and again at each later read for the tasks still unmarked,
+ * so a task that a node runs at once for its own caller is never written to, and only waits that long pay.
  *
  * `SKIP LOCKED`: a row that another transaction holds is left unmarked (the caller marks it at its next read)
  * rather than waited for. A waiter then never holds up a settle, nor deadlocks with one over several rows, and a
@@ -42,7 +46,9 @@ export async function awaitEnd(db: Queryable, n: PgNames, ids: readonly TaskId[]
        WHERE t.id = ANY(ARRAY(
          SELECT t.id FROM ${n.tasks} AS t
          WHERE t.id = ANY($1::text[])
-           AND (${STATE_BY_ID} IN ('queued', 'scheduled', 'retrying') OR (${STATE_BY_ID} = 'running' AND t.owner <> $2))
+           AND ((${STATE_BY_ID} = 'running' AND t.owner <> $2)
+             OR (${STATE_BY_ID} IN ('queued', 'scheduled', 'retrying')
+                 AND EXISTS (SELECT 1 FROM ${n.tasks} AS r WHERE r.state = 'running' AND r.owner <> $2)))
          FOR UPDATE SKIP LOCKED
        ))
        RETURNING t.id, t.state, t.run_at
