@@ -51,6 +51,7 @@ import type { TaskActor } from '../actors/task/task-actor.ts';
 import type { Reply } from '../actors/tracker/messages.ts';
 import { Tracker } from '../actors/tracker/tracker.ts';
 import { TrackerBacklog } from '../actors/tracker/backlog.ts';
+import { DispatchIntake } from '../actors/executor/intake.ts';
 import { registerBuiltinTasks, type BuiltinServices } from '../actors/maintenance/builtin-tasks.ts';
 
 export const RuntimeStatus = { idle: 'idle', running: 'running', stopping: 'stopping', stopped: 'stopped' } as const;
@@ -320,6 +321,8 @@ export class Runtime implements AsyncDisposable {
     });
     // The runs a stopped executor still ends, named by its successor when leases are renewed (ExecutorDeps.ending).
     const ending = new Set<TaskActor>();
+    // The tasks of a dispatch that crashed an executor, given back by its successor (ExecutorDeps.intake).
+    const intake = new DispatchIntake();
     await this.#root.startChild({
       address: 'executor',
       create: (ctx) =>
@@ -343,6 +346,7 @@ export class Runtime implements AsyncDisposable {
           readTask: (id) => store.get(id),
           tempDir: o.tempDir,
           ending,
+          intake,
           heartbeatMs: o.heartbeatMs,
           renewLeases: (ids) => store.heartbeat(this.nodeId, clock.now() + o.leaseMs, ids),
           // Other processes may cancel a task that runs here; a store that does not say so is read for it.

@@ -23,6 +23,9 @@
  *   written later (with the next heartbeat or settle) would be missing for a task that crashed the process before
  *   that write, and such a task must count its attempt, or a task that kills its process would run forever.
  *
+ * A dispatch that crashes this actor leaves the tasks it had not taken in to its successor, which gives them back to
+ * the queue at once (DispatchIntake); one blamed for two such crashes is left to its lease instead.
+ *
  * Outcome rules (first termination reason wins):
  * - cancel: the tracker already marked the task cancelled; nothing is written (a late result is dropped).
  * - shutdown (also this actor's restart, see stop()), or a batch-mate of a thread that had to be ended: the task is
@@ -47,6 +50,7 @@ import type { Telemetry } from '../../src/telemetry.ts';
 import type { StatsBook } from '../../src/advice/stats-book.ts';
 import type { FailureCause, RunObservation, RunOutcome } from '../../src/advice/stats-types.ts';
 import { createAdaptiveLimit, type AdaptiveLimit } from './adaptive-limit.ts';
+import type { DispatchIntake } from './intake.ts';
 import type { TroupeMessage } from '../messages.ts';
 import { createSchedulerDemand, demandAfterOffer } from '../scheduler/messages.ts';
 import { createTrackerLeases } from '../tracker/messages.ts';
@@ -103,6 +107,12 @@ export interface ExecutorDeps {
    * SIGTERM, a long `killGrace`) lost its lease, and its task ran again beside it.
    */
   ending?: Set<TaskActor>;
+  /**
+   * The tasks of a dispatch not taken in yet, shared by the executors of one runtime: a dispatch that crashes the
+   * executor leaves them there, and the restarted one gives them back at once (#takeOver). Why: they were claimed
+   * and leased to this node, known to no executor, and came back only at lease expiry with their attempt counted.
+   */
+  intake?: DispatchIntake;
   /** How often the tracker renews the leases this executor names (`heartbeat`). @default leaseMs / 3 */
   heartbeatMs?: number;
   /**
@@ -195,7 +205,31 @@ export class Executor implements Actor<TroupeMessage> {
   }
 
   start(): void {
+    this.#takeOver();
     this.#demand();
+  }
+
+  /**
+   * Gives back to the queue the tasks a dispatch that crashed the predecessor left (DispatchIntake), with a release
+   * (their attempt not counted, `executor stopped` in their history), so a claim here or elsewhere runs them now. A
+   * task blamed for CRASHES_BEFORE_GIVING_UP crashes is left to its lease (see DispatchIntake.takeOver); named in
+   * no lease renewal, it comes back when its lease ends.
+   */
+  #takeOver(): void {
+    const intake = this.#d.intake;
+    if (intake === undefined || intake.pending.size === 0) return;
+    const { back, givenUp } = intake.takeOver();
+    for (const { task, crashes } of givenUp) {
+      this.#d.logger.error('a dispatched task crashed the executor; given up: it runs again when its lease expires', { id: readSafely(task, 'id'), name: readSafely(task, 'name'), crashes });
+    }
+    const at = this.#d.clock.now();
+    for (const { task, counted } of back) {
+      try {
+        this.#giveBack({ task, at }, 'executor stopped', !counted);
+      } catch (error) {
+        this.#d.logger.error('a task a crashed dispatch left cannot be given back; it runs again when its lease expires', { id: readSafely(task, 'id'), error: serializeError(error).message });
+      }
+    }
   }
 
   /**
@@ -205,7 +239,12 @@ export class Executor implements Actor<TroupeMessage> {
    */
   stop(): void {
     this.#halted = true;
+    const intake = this.#d.intake;
     for (const run of this.#running.list()) {
+      if (intake !== undefined && intake.pending.size > 0 && intake.pending.has(run.record)) {
+        this.#dropUnstarted(run, intake);
+        continue;
+      }
       this.#d.ending?.add(run);
       run.end('shutdown');
     }
@@ -214,6 +253,19 @@ export class Executor implements Actor<TroupeMessage> {
     this.#bufferTimer = undefined;
     this.#d.clock.clearTimeout(this.#cancelTimer);
     this.#cancelTimer = undefined;
+  }
+
+  /**
+   * A run whose start crashed this executor (its task still in the intake): its code never started, so nothing would
+   * ever end it, and named in lease renewals (`ending`) its task would keep its lease for good. It is dropped, and its
+   * task left in the intake for the successor (#takeOver). A run not waiting for its slot told the tracker it started
+   * (the first thing #begin does), so its release will not be `held`.
+   */
+  #dropUnstarted(run: TaskActor, intake: DispatchIntake): void {
+    this.#running.remove(run);
+    if (!this.#waiting.delete(run)) intake.counted.add(run.record);
+    run.dispose();
+    run.span?.end('released');
   }
 
   describe(): Record<string, unknown> {
@@ -266,6 +318,9 @@ export class Executor implements Actor<TroupeMessage> {
     const m = msg as ExecutorMessage;
     switch (m.type) {
       case 'executor.dispatch': {
+        // Recorded before anything else: a crash from here on leaves them to the successor (DispatchIntake).
+        const intake = this.#d.intake;
+        if (intake !== undefined) for (let i = 0; i < m.tasks.length; i++) intake.pending.add(m.tasks[i]!);
         // Claimed with the scheduler's standing offer: the outstanding demand stands, less these tasks, where
         // demandAfterOffer keeps it (the scheduler keeps its copy by the same rule and offers the rest again).
         const rest = m.offered === true && this.#demanding && this.#asked !== undefined ? demandAfterOffer(this.#asked, m.tasks.length) : undefined;
@@ -274,7 +329,10 @@ export class Executor implements Actor<TroupeMessage> {
         const at = this.#d.clock.now();
         if (this.#draining) {
           // Claimed after the drain began (a claim in flight): give them back, they will not start here.
-          for (const task of m.tasks) this.#giveBack({ task, at }, 'shutdown');
+          for (const task of m.tasks) {
+            this.#giveBack({ task, at }, 'shutdown');
+            intake?.pending.delete(task);
+          }
           this.#maybeDrained();
           return;
         }
@@ -285,6 +343,7 @@ export class Executor implements Actor<TroupeMessage> {
           tasks = tasks.filter((task) => {
             if (!this.#cancelledAhead.delete(task.id)) return true;
             this.#recheck(task, at, m.startAt);
+            intake?.pending.delete(task);
             return false;
           });
         }
@@ -294,6 +353,7 @@ export class Executor implements Actor<TroupeMessage> {
           const late = tasks.filter((task) => task.leaseUntil !== undefined && task.leaseUntil < renewBy);
           tasks = tasks.filter((task) => task.leaseUntil === undefined || task.leaseUntil >= renewBy);
           this.#recheckLate(late, at, m.startAt);
+          if (intake !== undefined) for (const task of late) intake.pending.delete(task);
         }
         if ((this.#pausedNames.size > 0 || this.#pausedGroups.size > 0) && tasks.some((task) => this.#isPaused(task))) {
           // Taken by a claim that was on its way when its name or group was paused: back to the queue, unstarted
@@ -301,15 +361,20 @@ export class Executor implements Actor<TroupeMessage> {
           tasks = tasks.filter((task) => {
             if (!this.#isPaused(task)) return true;
             this.#giveBack({ task, at }, 'paused');
+            intake?.pending.delete(task);
             return false;
           });
         }
         if (!this.#d.prefetch && this.#buffer.length === 0 && tasks.length <= this.#limit - this.#running.size) {
           // Without prefetch every claimed task fits a free slot: start them all at once. (More than fits comes
           // only from a claim that raced another: an enqueue's claim against the scheduler's; the buffer holds it.)
-          for (const task of tasks) this.#start(task, m.startAt);
+          if (intake === undefined) for (const task of tasks) this.#start(task, m.startAt);
+          else this.#startAll(tasks, m.startAt, intake);
         } else {
-          for (const task of tasks) this.#buffer.push(m.startAt === undefined ? { task, at } : { task, at, startAt: m.startAt });
+          for (const task of tasks) {
+            this.#buffer.push(m.startAt === undefined ? { task, at } : { task, at, startAt: m.startAt });
+            intake?.pending.delete(task);
+          }
           this.#pull();
         }
         this.#demand();
@@ -357,6 +422,20 @@ export class Executor implements Actor<TroupeMessage> {
         return;
       default:
         return;
+    }
+  }
+
+  /** Starts a dispatch's tasks; the one whose start throws is blamed for the crash (DispatchIntake.taking). */
+  #startAll(tasks: readonly TaskRecord[], startAt: number | undefined, intake: DispatchIntake): void {
+    let i = 0;
+    try {
+      for (; i < tasks.length; i++) {
+        this.#start(tasks[i]!, startAt);
+        intake.pending.delete(tasks[i]!);
+      }
+    } catch (error) {
+      intake.taking = tasks[i];
+      throw error;
     }
   }
 
@@ -451,27 +530,40 @@ export class Executor implements Actor<TroupeMessage> {
     const kept: Buffered[] = [];
     const buffer = this.#buffer;
     this.#buffer = kept;
-    for (let i = 0; i < buffer.length; i++) {
-      const b = buffer[i]!;
-      if (this.#running.size >= this.#limit || this.#draining) {
-        kept.push(b);
-        continue;
+    let i = 0;
+    try {
+      for (; i < buffer.length; i++) {
+        const b = buffer[i]!;
+        if (this.#running.size >= this.#limit || this.#draining) {
+          kept.push(b);
+          continue;
+        }
+        if (this.#isPaused(b.task)) {
+          this.#giveBack(b, 'paused');
+          continue;
+        }
+        // Waited a whole lease: it may have been taken back elsewhere while the store was out of reach.
+        if (now - b.at >= leaseMs) {
+          this.#giveBack(b, 'waited too long in the buffer');
+          continue;
+        }
+        if (this.#atCap(b.task.name)) {
+          kept.push(b);
+          continue;
+        }
+        this.#start(b.task, b.startAt);
+        this.#countStart(now);
       }
-      if (this.#isPaused(b.task)) {
-        this.#giveBack(b, 'paused');
-        continue;
+    } catch (error) {
+      // A take-in that threw crashes this executor: the tasks it had not reached stay buffered (its stop gives them
+      // back), and the one it was taking in is left to the successor (DispatchIntake), blamed for the crash.
+      for (let j = i + 1; j < buffer.length; j++) kept.push(buffer[j]!);
+      const intake = this.#d.intake;
+      if (intake !== undefined && i < buffer.length) {
+        intake.pending.add(buffer[i]!.task);
+        intake.taking = buffer[i]!.task;
       }
-      // Waited a whole lease: it may have been taken back elsewhere while the store was out of reach.
-      if (now - b.at >= leaseMs) {
-        this.#giveBack(b, 'waited too long in the buffer');
-        continue;
-      }
-      if (this.#atCap(b.task.name)) {
-        kept.push(b);
-        continue;
-      }
-      this.#start(b.task, b.startAt);
-      this.#countStart(now);
+      throw error;
     }
   }
 
@@ -545,14 +637,17 @@ export class Executor implements Actor<TroupeMessage> {
     return this.#pausedNames.has(task.name) || (task.group !== undefined && this.#pausedGroups.has(task.group));
   }
 
-  /** Gives a buffered (claimed, never started) task back to the queue; its attempt is not counted. */
-  #giveBack(b: Buffered, reason: 'shutdown' | 'paused' | string): void {
+  /**
+   * Gives a buffered (claimed, never started) task back to the queue; its attempt is not counted. `held`: the tracker
+   * never counted it running (false for a task whose start crashed the executor after it told the tracker).
+   */
+  #giveBack(b: Buffered, reason: 'shutdown' | 'paused' | string, held = true): void {
     this.#stats.givenBack++;
     const at = this.#d.clock.now();
     const op: Extract<SettleOp, { type: 'release' }> = { type: 'release', id: b.task.id, owner: this.#d.owner, attempt: b.task.attempts, at, reason };
     // A slot's task written ahead and given back before its slot waits for it again (see #decide).
     if (b.task.runAt > at) op.runAt = b.task.runAt;
-    this.#ctx.tell(this.#d.orchestrator, { type: 'tracker.settle', op, name: b.task.name, startedAt: b.at, held: true });
+    this.#ctx.tell(this.#d.orchestrator, held ? { type: 'tracker.settle', op, name: b.task.name, startedAt: b.at, held } : { type: 'tracker.settle', op, name: b.task.name, startedAt: b.at });
   }
 
   /**
@@ -1025,6 +1120,15 @@ function thrownError(error: unknown): unknown {
   // A thrown value without a stack keeps none (not the stack of this copy).
   if (data.stack === undefined) delete (copy as { stack?: string }).stack;
   return copy;
+}
+
+/** A field of a task record for a log line, or undefined if reading it throws (a malformed record that crashed the executor). */
+function readSafely(task: TaskRecord, field: 'id' | 'name'): string | undefined {
+  try {
+    return String(task[field]);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether the lease of any of `tasks` ends before `time` (a plain loop: this runs for every dispatch). */
