@@ -3,11 +3,38 @@
  * fires at the next `advance`), a store that counts its heartbeats and recovery sweeps in flight, and a clock moved
  * several leases ahead in steps, each step's heartbeats and sweeps ended before the next.
  */
+import { after } from 'node:test';
 import type { ManualClock } from '../../src/clock.ts';
 import type { Runtime } from '../../src/runtime.ts';
+import { createMemoryStore } from '../../src/store/memory-store.ts';
+import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import type { Store } from '../../src/store/store.ts';
+import { PG_SKIP, pgUrl, trackSchemas } from './pg.ts';
 import { overrideStore } from './store-override.ts';
+import { tempDb } from './temp-db.ts';
 import { waitFor } from './wait-for.ts';
+
+/** A store of each kind, made on the test's ManualClock; PostgreSQL skipped with its reason when not configured. */
+export interface ClockedStore {
+  name: 'memory' | 'SQLite' | 'PostgreSQL';
+  store: (clock: ManualClock) => Store;
+  skip?: string;
+}
+
+/**
+ * The three stores for a lease test file, on the test's clock: a fresh SQLite file (`<name>` in its path) and a fresh
+ * PostgreSQL schema (`<name with _>`, dropped after the file's tests) for each call of `store`.
+ */
+export function clockedStores(name: string): ClockedStore[] {
+  const schemas = trackSchemas(name.replace(/-/g, '_'));
+  after(() => schemas.dropAll());
+  return [
+    { name: 'memory', store: (clock) => createMemoryStore({ clock }) },
+    { name: 'SQLite', store: (clock) => createSqliteStore(tempDb(name), { clock }) },
+    { name: 'PostgreSQL', store: (clock) => createPostgresStore(pgUrl(), { schema: schemas.next(), clock }), ...(PG_SKIP ? { skip: PG_SKIP } : {}) },
+  ];
+}
 
 /** Waits while nudging the clock: timers armed for a time already passed fire at the next advance. */
 export function waitNudging(clock: ManualClock, condition: () => unknown, label: string, timeout = 5000): Promise<unknown> {

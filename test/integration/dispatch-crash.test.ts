@@ -12,37 +12,21 @@
 // telling the tracker the run started. A ManualClock drives the leases (default lease 30 s). Each store is tried
 // (PostgreSQL when TROUPE_TEST_PG_URL is set); the durable ones go through the prefetch buffer.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes } from '../../src/errors.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
-import { createMemoryStore } from '../../src/store/memory-store.ts';
-import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { ClaimRequest, Store } from '../../src/store/store.ts';
 import type { TaskRecord } from '../../src/task.ts';
 import { latch } from '../helpers/latch.ts';
-import { advanceInSteps, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
-import { PG_SKIP, pgUrl, trackSchemas } from '../helpers/pg.ts';
-import { tempDb } from '../helpers/temp-db.ts';
+import { advanceInSteps, clockedStores, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 const LEASE = 30_000;
 const STEP = 5_000;
 const NODE_ID = 'n1';
 
-const schemas = trackSchemas('dispatch_crash');
-after(() => schemas.dropAll());
-
-const STORES: Array<{ name: string; store: (clock: ManualClock) => Store; skip?: string }> = [
-  { name: 'memory', store: (clock) => createMemoryStore({ clock }) },
-  { name: 'SQLite', store: (clock) => createSqliteStore(tempDb('dispatch-crash'), { clock }) },
-  {
-    name: 'PostgreSQL',
-    store: (clock) => createPostgresStore(pgUrl(), { schema: schemas.next(), clock }),
-    ...(PG_SKIP ? { skip: PG_SKIP } : {}),
-  },
-];
+const STORES = clockedStores('dispatch-crash');
 
 /** A copy of `task` whose `options` throws when read (not enumerable: a spread or a log line does not read it). */
 function poisoned(task: TaskRecord): TaskRecord {

@@ -6,33 +6,22 @@
 // timers the jump made due fire at the next `advance`). Both orders of the two timers are tried, on each store
 // (PostgreSQL when TROUPE_TEST_PG_URL is set).
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { PREPARE_LEAD_MS } from '../../actors/scheduler/scheduler.ts';
 import { createRuntime } from '../../src/runtime.ts';
-import { createMemoryStore } from '../../src/store/memory-store.ts';
-import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { latch } from '../helpers/latch.ts';
-import { PG_SKIP, pgUrl, trackSchemas } from '../helpers/pg.ts';
 import { overrideStore } from '../helpers/store-override.ts';
-import { tempDb } from '../helpers/temp-db.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+import { clockedStores } from '../helpers/lease-clock.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 /** The default lease; its heartbeat is every 10 s and the recovery sweep every 15 s. */
 const LEASE = 30_000;
 const JUMP = 2 * LEASE;
 
-const schemas = trackSchemas('lease_jump');
-after(() => schemas.dropAll());
-
-const STORES: Array<{ name: string; store: (clock: ManualClock) => Store; skip?: string }> = [
-  { name: 'memory', store: (clock) => createMemoryStore({ clock }) },
-  { name: 'SQLite', store: (clock) => createSqliteStore(tempDb('lease-jump'), { clock }) },
-  { name: 'PostgreSQL', store: (clock) => createPostgresStore(pgUrl(), { schema: schemas.next(), clock }), ...(PG_SKIP ? { skip: PG_SKIP } : {}) },
-];
+const STORES = clockedStores('lease-jump');
 
 /**
  * The order of the two timers after the jump: the heartbeat is armed when the task starts (due 10 s later), the

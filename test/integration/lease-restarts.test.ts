@@ -20,13 +20,9 @@ import { after, describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
-import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { ClaimRequest, Store } from '../../src/store/store.ts';
 import { latch } from '../helpers/latch.ts';
-import { advanceInSteps, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
-import { PG_SKIP, pgUrl, trackSchemas } from '../helpers/pg.ts';
-import { tempDb } from '../helpers/temp-db.ts';
+import { advanceInSteps, clockedStores, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { isRunning } from '../process/pid-probe.ts';
 
@@ -39,22 +35,12 @@ const NODE_ID = 'n1';
 const deafOnce = new URL('../fixtures/commands/deaf-once.js', import.meta.url).pathname;
 const foreverLoop = new URL('../fixtures/handlers/forever-loop.ts', import.meta.url);
 
-const schemas = trackSchemas('lease_restarts');
-after(() => schemas.dropAll());
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-const STORES: Array<{ name: string; store: (clock: ManualClock) => Store; skip?: string }> = [
-  { name: 'memory', store: (clock) => createMemoryStore({ clock }) },
-  { name: 'SQLite', store: (clock) => createSqliteStore(tempDb('lease-restarts'), { clock }) },
-  {
-    name: 'PostgreSQL',
-    store: (clock) => createPostgresStore(pgUrl(), { schema: schemas.next(), clock }),
-    ...(PG_SKIP ? { skip: PG_SKIP } : {}),
-  },
-];
+const STORES = clockedStores('lease-restarts');
 
 /** Crashes the actor at `address` with a message it cannot read, and waits for its supervisor to restart it. */
 async function crash(rt: Runtime, address: 'tracker' | 'executor'): Promise<void> {
@@ -72,7 +58,6 @@ async function crash(rt: Runtime, address: 'tracker' | 'executor'): Promise<void
   else rt.bus.tell('test', 'executor', { type: 'executor.paused', get names() { return poison(); }, groups: [] } as never);
   await restarted;
 }
-
 
 /**
  * Store overrides under which claims come from the scheduler only (no claim in the enqueue's write), and the first

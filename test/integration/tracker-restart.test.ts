@@ -10,17 +10,12 @@
 //
 // A ManualClock drives the leases (default lease 30 s). Each store is tried (PostgreSQL when TROUPE_TEST_PG_URL is set).
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes, TroupeError } from '../../src/errors.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
-import { createMemoryStore } from '../../src/store/memory-store.ts';
-import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { createPostgresStore } from '../../src/store/postgres/postgres-store.ts';
-import type { SettleOp, Store } from '../../src/store/store.ts';
-import { advanceInSteps, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
-import { PG_SKIP, pgUrl, trackSchemas } from '../helpers/pg.ts';
-import { tempDb } from '../helpers/temp-db.ts';
+import type { SettleOp } from '../../src/store/store.ts';
+import { advanceInSteps, clockedStores, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -28,18 +23,7 @@ const LEASE = 30_000;
 const STEP = 5_000;
 const NODE_ID = 'n1';
 
-const schemas = trackSchemas('tracker_restart');
-after(() => schemas.dropAll());
-
-const STORES: Array<{ name: string; store: (clock: ManualClock) => Store; skip?: string }> = [
-  { name: 'memory', store: (clock) => createMemoryStore({ clock }) },
-  { name: 'SQLite', store: (clock) => createSqliteStore(tempDb('tracker-restart'), { clock }) },
-  {
-    name: 'PostgreSQL',
-    store: (clock) => createPostgresStore(pgUrl(), { schema: schemas.next(), clock }),
-    ...(PG_SKIP ? { skip: PG_SKIP } : {}),
-  },
-];
+const STORES = clockedStores('tracker-restart');
 
 /** Crashes the tracker with a message it cannot read, and waits for its supervisor to restart it. */
 async function crashTracker(rt: Runtime): Promise<void> {
