@@ -749,11 +749,16 @@ export class Tracker implements Actor<TroupeMessage> {
       (result) => {
         this.#ctx.tell(replyTo, createReply(result));
         if (result.cancelled && result.previous !== undefined) {
-          void this.#d.store.get(id).then((task) => {
-            const fact: TaskCancelled = { type: 'task.cancelled', id, name: task?.name ?? '', at, previous: result.previous!, reason };
+          const publish = (name: string): void => {
+            const fact: TaskCancelled = { type: 'task.cancelled', id, name, at, previous: result.previous!, reason };
             if (result.owner !== undefined) fact.owner = result.owner;
             this.#ctx.publish(fact);
-          });
+          };
+          // At once when the store names the task: a reader that heard of the cancel another way (its NOTIFY on
+          // PostgreSQL, an awaited task's read) must not see it final before its fact (a follower waits on the fact
+          // for the run's stop).
+          if (result.name !== undefined) publish(result.name);
+          else void this.#d.store.get(id).then((task) => publish(task?.name ?? ''));
           if (result.previous === 'running') this.#ctx.tell(this.#d.orchestrator, createExecutorAbort(id, 'cancel'));
         }
         // A flow parent's descendants cancelled with it.

@@ -494,7 +494,7 @@ class MemoryStore implements Store, AsyncDisposable {
       this.#retain();
       this.#emitChanges();
     }
-    const result: CancelResult = { previous, cancelled: !final };
+    const result: CancelResult = { previous, cancelled: !final, name: e.rec.name };
     if (owner !== undefined) result.owner = owner;
     if (children.length > 0) result.children = children;
     return result;

@@ -149,6 +149,12 @@ export interface CancelResult {
   /** The owner that was running it (so that node can end the run). */
   owner?: string;
   /**
+   * The task's name, when it exists (optional for stores written against an older port; the tracker reads the task
+   * then). Why: the `task.cancelled` fact is published as soon as the cancel is committed, before a reader that
+   * heard of the cancel elsewhere (a notification, a poll) can see the task final and act without the fact.
+   */
+  name?: string;
+  /**
    * A flow parent's descendants this call cancelled with it (those not final yet, whether or not the parent itself
    * was), parents before their children.
    */

@@ -161,4 +161,31 @@ describe('tracker: task.stopped', () => {
       await rt.close();
     }
   });
+  it('publishes task.cancelled as the cancel commits, without another read of the task', async () => {
+    // A read of the task after the cancel is held: a reader that heard of the cancel another way (a NOTIFY, a poll)
+    // would see it final meanwhile, and a follower would end before the fact that tells it to wait for the stop.
+    const inner = createMemoryStore();
+    let holdGets = false;
+    const gets = latch();
+    const store: Store = overrideStore(inner, {
+      get: async (id: string) => {
+        if (holdGets) await gets.opened;
+        return inner.get(id);
+      },
+    });
+    const rt = await createRuntime({ store, maintenance: false, concurrency: 1, tasks: { block: { run: () => new Promise(() => {}) }, wait: { run: () => 'ran' } } });
+    try {
+      rt.start('block');
+      const id = await rt.enqueue('wait');
+      const facts: TaskFact[] = [];
+      rt.on('task.cancelled', (f) => facts.push(f));
+      holdGets = true;
+      assert.equal(await rt.cancel(id), true);
+      await Promise.resolve();
+      assert.deepEqual(facts.map((f) => [f.id, (f as TaskCancelled).name, (f as TaskCancelled).previous]), [[id, 'wait', 'queued']], 'published with the reply, the read still held');
+    } finally {
+      gets.open();
+      await rt.close({ timeout: 0 });
+    }
+  });
 });

@@ -62,8 +62,8 @@ describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: 
     await b.enqueue([queued]);
     const cancelled = nextEvent<string>((fn) => a.onCancel(fn));
     // Notifications arrive in commit order: if the queued task's cancel sent one, it would come first.
-    assert.deepEqual(await b.cancel(queued.id, Date.now()), { previous: 'queued', cancelled: true });
-    assert.deepEqual(await b.cancel(running.id, Date.now(), 'by operator'), { previous: 'running', cancelled: true, owner: 'node-a' });
+    assert.deepEqual(await b.cancel(queued.id, Date.now()), { previous: 'queued', cancelled: true, name: queued.name });
+    assert.deepEqual(await b.cancel(running.id, Date.now(), 'by operator'), { previous: 'running', cancelled: true, owner: 'node-a', name: running.name });
     assert.equal(await cancelled, running.id);
   });
 
@@ -140,8 +140,8 @@ describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: 
     let cancels = 0;
     a.onCancel(() => cancels++);
     // Notifications arrive in commit order: if the unmarked task's cancel sent one, it would come first.
-    assert.deepEqual(await b.cancel(plain.id, Date.now()), { previous: 'queued', cancelled: true });
-    assert.deepEqual(await b.cancel(marked.id, Date.now()), { previous: 'queued', cancelled: true });
+    assert.deepEqual(await b.cancel(plain.id, Date.now()), { previous: 'queued', cancelled: true, name: plain.name });
+    assert.deepEqual(await b.cancel(marked.id, Date.now()), { previous: 'queued', cancelled: true, name: marked.name });
     assert.deepEqual(await ended, { type: 'task.ended', ids: [marked.id] });
     assert.equal(cancels, 0, 'nothing on the cancel channel: no run to stop');
   });
@@ -247,7 +247,7 @@ describe('postgres store: notifications and connection loss', PG_SKIP ? { skip: 
     // The pool dropped the dead connection; the next call opens a new one.
     assert.equal((await a.get(t.id))?.state, 'queued');
     assert.deepEqual(a.health(), { healthy: true });
-    assert.deepEqual(await a.cancel(t.id, Date.now()), { previous: 'queued', cancelled: true });
+    assert.deepEqual(await a.cancel(t.id, Date.now()), { previous: 'queued', cancelled: true, name: t.name });
   });
 
   it('fails open with TROUPE_ERR_STORE_UNAVAILABLE when the server cannot be reached', async (t) => {

@@ -171,7 +171,7 @@ export function flowsContract(makeStore: MakeStore): void {
         const at = clock.now();
         const result = await store.cancel(root.id, at, 'by user');
         assert.deepEqual(result, {
-          previous: 'scheduled', cancelled: true,
+          previous: 'scheduled', cancelled: true, name: root.name,
           children: [
             { id: running.id, name: 'running', previous: 'running', owner: OWNER },
             { id: mid.id, name: 'mid', previous: 'scheduled' },
@@ -210,10 +210,10 @@ export function flowsContract(makeStore: MakeStore): void {
         assert.ok(await settleOne({ type: 'failed', id: children[0]!.id, owner: OWNER, attempt: 1, at: clock.now(), error: boom }));
         assert.equal((await store.get(parent.id))?.state, 'failed');
         const result = await store.cancel(parent.id, clock.now());
-        assert.deepEqual(result, { previous: 'failed', cancelled: false, children: [{ id: children[1]!.id, name: 'child-1', previous: 'running', owner: OWNER }] });
+        assert.deepEqual(result, { previous: 'failed', cancelled: false, name: parent.name, children: [{ id: children[1]!.id, name: 'child-1', previous: 'running', owner: OWNER }] });
         assert.equal((await store.get(children[1]!.id))?.state, 'cancelled');
         assert.deepEqual([(await store.get(parent.id))?.state, (await store.get(parent.id))?.flow?.pending], ['failed', 0]);
-        assert.deepEqual(await store.cancel(parent.id, clock.now()), { previous: 'failed', cancelled: false }, 'nothing left to cancel');
+        assert.deepEqual(await store.cancel(parent.id, clock.now()), { previous: 'failed', cancelled: false, name: parent.name }, 'nothing left to cancel');
       }));
 
     it('purge keeps the finished children of a parent that has not ended, and takes them once it has', () =>

@@ -165,8 +165,8 @@ export function settleContract(makeStore: MakeStore): void {
       withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
         const t = await add();
         const delayed = await add({ runAt: clock.now() + 10 });
-        assert.deepEqual(await store.cancel(t.id, clock.now(), 'not needed'), { previous: 'queued', cancelled: true });
-        assert.deepEqual(await store.cancel(delayed.id, clock.now()), { previous: 'scheduled', cancelled: true });
+        assert.deepEqual(await store.cancel(t.id, clock.now(), 'not needed'), { previous: 'queued', cancelled: true, name: t.name });
+        assert.deepEqual(await store.cancel(delayed.id, clock.now()), { previous: 'scheduled', cancelled: true, name: delayed.name });
         const r = await store.get(t.id);
         assert.deepEqual([r?.state, r?.finishedAt, r?.error?.code], ['cancelled', clock.now(), 'TROUPE_ERR_CANCELLED']);
         assert.deepEqual((await store.history(t.id)).at(-1), { taskId: t.id, from: 'queued', to: 'cancelled', at: clock.now(), attempt: 0, reason: 'not needed' });
@@ -179,7 +179,7 @@ export function settleContract(makeStore: MakeStore): void {
       withStore(makeStore, {}, async ({ store, add, claim, clock }) => {
         const t = await add();
         await claim({ owner: 'node-z' });
-        assert.deepEqual(await store.cancel(t.id, clock.now()), { previous: 'running', cancelled: true, owner: 'node-z' });
+        assert.deepEqual(await store.cancel(t.id, clock.now()), { previous: 'running', cancelled: true, owner: 'node-z', name: t.name });
         assert.equal((await store.get(t.id))?.leaseUntil, undefined);
         assert.equal(await store.heartbeat('node-z', clock.now() + 1000), 0);
         assert.deepEqual(await store.recoverExpired(clock.now() + 10 ** 9), []);
@@ -191,7 +191,7 @@ export function settleContract(makeStore: MakeStore): void {
         const [c] = await claim();
         await succeed(c!);
         const before = await store.get(t.id);
-        assert.deepEqual(await store.cancel(t.id, clock.now() + 5), { previous: 'succeeded', cancelled: false });
+        assert.deepEqual(await store.cancel(t.id, clock.now() + 5), { previous: 'succeeded', cancelled: false, name: t.name });
         assert.deepEqual(await store.get(t.id), before);
         assert.deepEqual(await store.cancel('0'.repeat(28), clock.now()), { previous: undefined, cancelled: false });
       }));

@@ -65,7 +65,7 @@ export async function cancel(db: Queryable, n: PgNames, id: TaskId, at: number, 
   ]);
   const root = rows[0];
   if (!root) return { previous: undefined, cancelled: false };
-  const result: CancelResult = { previous: root.previous, cancelled: root.cancelled };
+  const result: CancelResult = { previous: root.previous, cancelled: root.cancelled, name: root.name };
   if (root.cancelled && root.previous === 'running' && root.owner !== null) result.owner = root.owner;
   const children: CancelledChild[] = [];
   for (let i = 1; i < rows.length; i++) {

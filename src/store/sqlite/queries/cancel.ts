@@ -52,7 +52,7 @@ export function prepareCancel(
     if (!row) return { previous: undefined, cancelled: false };
     const final = FINAL_STATES.has(row.state);
     if (!final) cancelOne(row, at, reason);
-    const result: CancelResult = { previous: row.state, cancelled: !final };
+    const result: CancelResult = { previous: row.state, cancelled: !final, name: row.name };
     if (!final && row.state === 'running' && row.owner !== null) result.owner = row.owner;
     if (row.flow_pending !== null) {
       const children: CancelledChild[] = [];
