@@ -3,10 +3,13 @@
  * docs/advisor.md). Node 20 has no per-thread CPU clock, so:
  *
  * - CPU, on Linux: the thread's own `/proc/thread-self/schedstat` (its first field is the nanoseconds the kernel
- *   ran this thread). The file is opened once per thread and read with a positioned `readSync` into one buffer:
- *   ≈3.5–4 µs a read measured here, so only jobs that may be slow (≥ 1 ms a call, which run alone on their thread)
- *   read it, twice. The kernel brings the figure up to date at its scheduler ticks (250 Hz here), so one reading is
- *   up to 4 ms behind: a delta is within ±4 ms of the thread's CPU time.
+ *   ran this thread). The kernel brings that figure up to date only at its scheduler ticks (250 Hz here) and when
+ *   the thread is switched out, so read alone it lags by up to a tick: a 1 ms job read 0.26 ms, a 0.5 ms one 0.15 ms
+ *   (means of 20, measured here), since the switch-out that accounts a short job comes after it settled. A
+ *   `process.cpuUsage()` just before the read fixes that: getrusage(RUSAGE_SELF) brings the calling thread's
+ *   figure up to date (the kernel's thread_group_cputime), and the same jobs then read 0.96 and 0.50 ms. The file
+ *   is opened once per thread and read with a positioned `readSync` into one buffer: ≈1.4 µs + ≈3.5 µs a reading
+ *   here, so only jobs that may be slow (≥ 1 ms a call, which run alone on their thread) are read, twice.
  * - CPU, elsewhere (no /proc, or it cannot be read): the thread's event-loop active time
  *   (`performance.eventLoopUtilization()`), the time it was not waiting for I/O or timers. With one job on the
  *   thread this is its busy time, on the CPU or waiting for one (it counts time the thread was preempted).
@@ -27,6 +30,7 @@ export function threadCpuMs(): number {
   if (schedFd === undefined) schedFd = openSchedstat();
   if (schedFd >= 0) {
     try {
+      process.cpuUsage();
       const n = readSync(schedFd, buffer, 0, buffer.length, 0);
       let ns = 0;
       for (let i = 0; i < n; i++) {
