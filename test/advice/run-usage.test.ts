@@ -27,6 +27,7 @@ describe('run usage', () => {
       pool: { minThreads: 1, maxThreads: 1 },
       tasks: {
         'spin-handler': { handler: handler('spin.ts') },
+        'work-handler': { handler: handler('work.ts') },
         'idle-handler': { handler: handler('idle.ts') },
         'spin-command': { command: process.execPath, args: (i: { ms: number }) => [script('spin.js'), String(i.ms)] },
         'sleep-command': { command: 'sleep', args: (i: { s: string }) => [i.s] },
@@ -44,6 +45,25 @@ describe('run usage', () => {
     const cpu = await only(rt, 'spin-handler', 'cpuMs');
     assert.ok(cpu >= processCpu * 0.5 - 5 && cpu <= processCpu + 10, `thread CPU ${cpu} ms against the process's ${processCpu} ms`);
     assert.ok((await only(rt, 'spin-handler', 'peakRssMb')) > 1, 'the thread holds a heap');
+  });
+
+  it('short CPU-bound handler jobs (≈1.5 ms each) are not under-counted', async () => {
+    // The same work calibrated on this thread first (warm), by the process's CPU clock: the thread must show about
+    // as much per job. The fixture reads no clock itself (a getrusage in the job would hide a stale reading).
+    const { default: work } = await import('../fixtures/handlers/work.ts');
+    const cpuOf = (n: number): number => {
+      const start = process.cpuUsage();
+      for (let k = 0; k < 20; k++) work({ n });
+      const d = process.cpuUsage(start);
+      return (d.user + d.system) / 1000 / 20;
+    };
+    let n = 100_000;
+    for (let i = 0; i < 5; i++) n = Math.round(n * (1.5 / Math.max(0.01, cpuOf(n))));
+    const perJob = cpuOf(n);
+    for (let i = 0; i < 30; i++) await rt.run('work-handler', { n });
+    const cpu = (await rt.advise('work-handler')).measured?.cpuMs;
+    assert.ok(cpu, 'no cpuMs recorded');
+    assert.ok(cpu.p50 >= perJob * 0.6 && cpu.p50 <= perJob * 2 + 0.5, `p50 ${cpu.p50.toFixed(3)} ms a job on the thread, ${perJob.toFixed(3)} ms calibrated`);
   });
 
   it('a handler that waits gets a small CPU time', async () => {
