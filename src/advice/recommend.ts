@@ -94,8 +94,8 @@ export function recommend(name: string, stats: TaskStats | TaskStatsSummary | un
       name,
       basedOn,
       enoughData: false,
-      ...measured,
       note: `Only ${basedOn.window} measured attempts (fewer than ${MIN_RUNS_FOR_ADVICE}): advice from the definition alone.`,
+      ...measured,
       recommendations: traitRules(definition, basedOn.window),
     };
   }

@@ -44,9 +44,9 @@ export interface RunObservation {
    *   the spawn server, the last /proc sample's figure (taken at gaps of 20 ms doubling to 1 s: absent for a
    *   command that ended within 20 ms). See src/process/process-usage.ts.
    * - handler: CPU time of its worker thread from the call to the settle (Linux: /proc/thread-self/schedstat,
-   *   within ±4 ms; elsewhere the thread's event-loop active time), for a handler that may be slow (never timed,
-   *   or ≥ 1 ms a call); for a fast handler's batched jobs, the time spent inside its synchronous call. See
-   *   src/pool/thread-usage.ts.
+   *   brought up to date first; elsewhere the thread's event-loop active time), for a handler that may be slow
+   *   (never timed, or ≥ 1 ms a call); for a fast handler's batched jobs, the time spent inside its synchronous
+   *   call. See src/pool/thread-usage.ts.
    * - inline: the time spent inside its synchronous call on the main thread (the time it held the event loop);
    *   what it computes after an `await` is not counted.
    */
