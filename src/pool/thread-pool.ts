@@ -178,9 +178,6 @@ class Entry {
   solo = false;
   /** Abort listeners attached (only jobs that outlive one sweep get them). */
   listening = false;
-  /** The usage cells of its slot, kept when the slot is released before the job is settled (−1: not measured). */
-  cpuMicros = -1;
-  memoryKib = -1;
   readonly seq: number;
   readonly job: HandlerJob & { signal: AbortSignal; hardSignal: AbortSignal };
   /** The promise's settlers (`run`), or undefined when the outcome goes to `job.done` (`submit`). */
@@ -475,8 +472,8 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
 
   #releaseSlot(e: Entry): number {
     const flags = this.#slots.flags(e.slot);
-    e.cpuMicros = this.#slots.cpuMicros(e.slot);
-    e.memoryKib = this.#slots.memoryKib(e.slot);
+    // Its usage is told now, while the slot's cells are still its own (the next run may take the slot at once).
+    if (e.state !== EntryStates.settled && e.job.onUsage !== undefined) this.#tellUsage(e);
     this.#bySlot[e.slot] = undefined;
     this.#slots.release(e.slot);
     e.slot = -1;
@@ -688,18 +685,19 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
 
   #settleReply(e: Entry, tag: number, value: unknown): void {
     const kind = replyKind(tag);
-    if (e.job.onUsage !== undefined && (kind === ReplyKinds.ok || kind === ReplyKinds.error)) this.#tellUsage(e);
+    // A result sent ahead of its run's reply: its slot is still held (the others were told at release).
+    if (e.slot !== -1 && e.job.onUsage !== undefined && (kind === ReplyKinds.ok || kind === ReplyKinds.error)) this.#tellUsage(e);
     if (kind === ReplyKinds.ok) this.#settle(e, undefined, true, value);
     else if (kind === ReplyKinds.error) this.#settle(e, deserializeError(value as SerializedError));
     else if (e.job.stops !== undefined) this.#settle(e, e.job.stops.stopReason);
     else this.#settle(e, (abortedSignalOf(e) ?? e.job.signal).reason);
   }
 
-  /** Tells a job what it used, from its slot (still held: a result sent ahead) or from what was kept at release. */
+  /** Tells a job what it used, from its slot's cells, when its handler was called (the worker wrote them). */
   #tellUsage(e: Entry): void {
-    const cpu = e.slot === -1 ? e.cpuMicros : this.#slots.cpuMicros(e.slot);
+    const cpu = this.#slots.cpuMicros(e.slot);
     if (cpu < 0) return;
-    const memory = e.slot === -1 ? e.memoryKib : this.#slots.memoryKib(e.slot);
+    const memory = this.#slots.memoryKib(e.slot);
     try {
       e.job.onUsage!(cpu / 1000, memory < 0 ? undefined : memory / 1024);
     } catch (error) {
