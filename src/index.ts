@@ -23,7 +23,7 @@ export type { TroupeConfig } from './config.ts';
 export { createResourcePool } from './pool/resource-pool.ts';
 export type { ResourcePool, ResourcePoolOptions } from './pool/resource-pool.ts';
 export { adviseFromTraits } from './advisor.ts';
-export type { TaskAdvice, Recommendation } from './advice/recommend.ts';
+export type { TaskAdvice, Recommendation, MeasuredFigures } from './advice/recommend.ts';
 export { createServer } from './http/server.ts';
 export { startServer } from './http/listen.ts';
 export type { Advice, Pattern, TaskTraits } from './advisor.ts';

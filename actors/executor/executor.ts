@@ -911,12 +911,17 @@ export class Executor implements Actor<TroupeMessage> {
         const ctx = new InlineContext(run, task, this.#sink);
         // The code starts in this call, not a microtask later: on an idle runtime the hop would put it behind
         // whatever else was queued (the enqueue's own reply chain). A synchronous result ends the run here too.
+        // Its CPU figure is the time inside this call: main-thread time the code held the event loop, on a clock
+        // read twice (≈0.1 µs). What its continuations compute after an await is not counted.
         let value: unknown;
+        const calledAt = performance.now();
         try {
           value = def.run(task.input, ctx);
         } catch (error) {
+          run.cpuMs = performance.now() - calledAt;
           return Promise.reject(error);
         }
+        run.cpuMs = performance.now() - calledAt;
         if (!isThenable(value)) return Promise.resolve(value);
         const result = Promise.resolve(value);
         // Inline code cannot be killed: once the hard stop comes, the run counts as ended. The stop is watched the
@@ -952,6 +957,8 @@ export class Executor implements Actor<TroupeMessage> {
         maxBytes: def.output.maxBytes,
         onLines: (stream, texts) => this.#output(run, stream, texts),
         onProgress: (p: Progress) => this.#progress(run, p),
+        // The process is sampled only for the advisor's statistics (see process-usage.ts).
+        ...(this.#d.stats ? { onUsage: (cpuMs: number | undefined, peakRssMb: number | undefined) => run.onUsage(cpuMs, peakRssMb) } : {}),
       })
       .then((r) => (r.value !== undefined ? r.value : { exitCode: r.exitCode, lines: r.lines }));
   }
@@ -1084,6 +1091,8 @@ export class Executor implements Actor<TroupeMessage> {
       outputLines: run.outputLines,
     };
     if (cause) observation.cause = cause;
+    if (run.cpuMs !== undefined) observation.cpuMs = run.cpuMs;
+    if (run.peakRssMb !== undefined) observation.peakRssMb = run.peakRssMb;
     this.#d.stats!.observe(observation);
   }
 

@@ -38,6 +38,10 @@ export class TaskActor implements JobStops, CallbackJob {
   span: RunSpan | undefined;
   /** Lines this run produced (stdout, stderr, ctx.log), for the advisor's statistics. */
   outputLines = 0;
+  /** CPU time of the run, when it was measured (RunObservation.cpuMs says what it is per kind). */
+  cpuMs: number | undefined = undefined;
+  /** Its peak memory in MiB, when it was measured (RunObservation.peakRssMb says what it is per kind). */
+  peakRssMb: number | undefined = undefined;
   /** performance.now() at start, for adaptive concurrency (sub-millisecond durations). */
   t0 = 0;
   /** Its index in the executor's RunTable (−1 when not in one). */
@@ -144,6 +148,12 @@ export class TaskActor implements JobStops, CallbackJob {
   /** CallbackJob: `ctx.log` from the handler. */
   onLog(text: string): void {
     this.#sink?.runLog(this, text);
+  }
+
+  /** CallbackJob: what the handler's call used (also told by a command run); undefined leaves a figure unknown. */
+  onUsage(cpuMs: number | undefined, memoryMb: number | undefined): void {
+    this.cpuMs = cpuMs;
+    this.peakRssMb = memoryMb;
   }
 
   /** Applies a lifecycle event through the machine's table; false when the machine does not allow it. */

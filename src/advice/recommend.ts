@@ -55,8 +55,28 @@ export interface TaskAdvice {
   };
   /** False when the window holds fewer than `MIN_RUNS_FOR_ADVICE` attempts: the advice is from the definition only. */
   enoughData: boolean;
+  /**
+   * The window's figures the rules read, those that were measured (see RunObservation for what CPU and memory
+   * mean per kind of task). Absent before the first attempt.
+   */
+  measured?: MeasuredFigures;
   note?: string;
   recommendations: Recommendation[];
+}
+
+/** Percentiles of the window (TaskStatsSummary), as `advise` shows them. */
+export type MeasuredFigures = Partial<Pick<TaskStatsSummary, 'durationMs' | 'waitMs' | 'cpuMs' | 'cpuPerSecond' | 'peakRssMb' | 'outputLines'>>;
+
+/** The measured figures of a summary, without the ones no attempt carried. */
+function measuredFigures(summary: TaskStatsSummary): MeasuredFigures {
+  const out: MeasuredFigures = {};
+  if (summary.durationMs) out.durationMs = summary.durationMs;
+  if (summary.waitMs) out.waitMs = summary.waitMs;
+  if (summary.cpuMs) out.cpuMs = summary.cpuMs;
+  if (summary.cpuPerSecond !== undefined) out.cpuPerSecond = summary.cpuPerSecond;
+  if (summary.peakRssMb) out.peakRssMb = summary.peakRssMb;
+  if (summary.outputLines) out.outputLines = summary.outputLines;
+  return out;
 }
 
 /** Recommends how to run `name`, from its measured statistics, its definition and the host. */
@@ -68,14 +88,16 @@ export function recommend(name: string, stats: TaskStats | TaskStatsSummary | un
   const summary = stats instanceof TaskStats ? stats.summary() : stats;
   const basedOn: TaskAdvice['basedOn'] = { runs: summary?.runs ?? 0, window: summary?.window ?? 0 };
   if (summary?.since !== undefined) basedOn.since = summary.since;
+  const measured = summary && summary.window > 0 ? { measured: measuredFigures(summary) } : {};
   if (!summary || summary.window < MIN_RUNS_FOR_ADVICE) {
     return {
       name,
       basedOn,
       enoughData: false,
       note: `Only ${basedOn.window} measured ${basedOn.window === 1 ? 'attempt' : 'attempts'} (fewer than ${MIN_RUNS_FOR_ADVICE}): advice from the definition alone.`,
+      ...measured,
       recommendations: traitRules(definition, basedOn.window),
     };
   }
-  return { name, basedOn, enoughData: true, recommendations: measuredRules(summary, definition, host) };
+  return { name, basedOn, enoughData: true, ...measured, recommendations: measuredRules(summary, definition, host) };
 }

@@ -37,9 +37,28 @@ export interface RunObservation {
   durationMs?: number;
   /** From due (`runAt`) to start. */
   waitMs?: number;
-  /** CPU time the attempt used (thread or subprocess). */
+  /**
+   * CPU time the attempt used, in ms; absent = not measured (never a made-up 0). What the runtime's executor records:
+   * - command: CPU time (user + system) of its process and of the descendants it waited for, read by the spawn
+   *   server when it reaped the child (Linux, 10 ms ticks); when several children were reaped at once, or without
+   *   the spawn server, the last /proc sample's figure (taken at gaps of 20 ms doubling to 1 s: absent for a
+   *   command that ended within 20 ms). See src/process/process-usage.ts.
+   * - handler: CPU time of its worker thread from the call to the settle (Linux: /proc/thread-self/schedstat,
+   *   brought up to date first; elsewhere the thread's event-loop active time), for a handler that may be slow
+   *   (never timed, or ≥ 1 ms a call); for a fast handler's batched jobs, the time spent inside its synchronous
+   *   call. See src/pool/thread-usage.ts.
+   * - inline: the time spent inside its synchronous call on the main thread (the time it held the event loop);
+   *   what it computes after an `await` is not counted.
+   */
   cpuMs?: number;
-  /** Largest resident memory seen while it ran, in MiB. */
+  /**
+   * Peak memory of the attempt, in MiB; absent = not measured.
+   * - command: the largest resident set of its process (`VmHWM`) at the last /proc sample (Linux; descendants not
+   *   included; memory first reached after the last sample, within one gap of the exit, is missed).
+   * - handler: memory held by its thread's isolate when it settled (V8 committed heap + external memory), for a
+   *   handler that may be slow; threads share the process's RSS, so this is the per-thread figure there is.
+   * - inline: not measured (the main thread's memory is the runtime's).
+   */
   peakRssMb?: number;
   /** Output lines it produced (stdout, stderr and ctx.log). */
   outputLines?: number;

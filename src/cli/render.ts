@@ -177,12 +177,24 @@ export function renderTaskAdvice(advice: TaskAdvice, style: Style): string {
   const head = `${style.bold(advice.name)}  ${advice.basedOn.runs} runs measured${advice.enoughData ? '' : style.dim(' (too few for measured advice)')}`;
   const lines = [head];
   if (advice.note) lines.push(style.dim(advice.note));
+  const measured = renderMeasured(advice.measured);
+  if (measured) lines.push(style.dim(measured));
   for (const r of advice.recommendations) {
     const evidence = Object.entries(r.evidence).map(([k, v]) => `${k}=${v}`).join(' ');
     lines.push(`- ${style.cyan(r.topic)}: ${r.advice}${evidence ? style.dim(`  [${evidence}]`) : ''}`);
   }
   if (advice.recommendations.length === 0) lines.push(style.dim('no recommendation'));
   return lines.join('\n');
+}
+
+/** Why: the figures behind the advice, one line: duration, CPU (and its share of run time), memory. */
+function renderMeasured(m: TaskAdvice['measured']): string | undefined {
+  if (m === undefined) return undefined;
+  const parts: string[] = [];
+  if (m.durationMs) parts.push(`duration p50 ${formatDuration(m.durationMs.p50)} p95 ${formatDuration(m.durationMs.p95)}`);
+  if (m.cpuMs) parts.push(`cpu p50 ${formatDuration(m.cpuMs.p50)} p95 ${formatDuration(m.cpuMs.p95)}${m.cpuPerSecond !== undefined ? ` (${percent(m.cpuPerSecond)} of run time)` : ''}`);
+  if (m.peakRssMb) parts.push(`memory p50 ${Math.round(m.peakRssMb.p50)} MiB max ${Math.round(m.peakRssMb.max)} MiB`);
+  return parts.length ? `measured: ${parts.join(' · ')}` : undefined;
 }
 
 /** Why: captured lines print as they were written; stderr and drop markers are marked. */

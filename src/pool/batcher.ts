@@ -3,12 +3,14 @@
  *
  * One Piscina `run()` carries either one job or, when the queue is deep, a batch (an array of jobs): Piscina's
  * dispatch costs ≈31 µs of main-thread time per `run()`, so packing jobs is what lifts throughput. Each job in
- * flight owns a *slot*: two Int32 cells in a SharedArrayBuffer that both sides read and write with Atomics.
+ * flight owns a *slot*: four Int32 cells in a SharedArrayBuffer that both sides read and write with Atomics.
  *
  * | cell            | written by | meaning                                                              |
  * |-----------------|------------|----------------------------------------------------------------------|
- * | `slot*2`        | both       | bit flags: STARTED, RUNNING, DONE (worker), ABORTED (main)           |
- * | `slot*2 + 1`    | worker     | the threadId that took the job (the thread to end on a hard stop)    |
+ * | `slot*4`        | both       | bit flags: STARTED, RUNNING, DONE (worker), ABORTED (main)           |
+ * | `slot*4 + 1`    | worker     | the threadId that took the job (the thread to end on a hard stop)    |
+ * | `slot*4 + 2`    | worker     | CPU time the job used, in µs (thread-usage.ts); −1 = not measured    |
+ * | `slot*4 + 3`    | worker     | memory of the thread when it settled, in KiB; −1 = not measured      |
  *
  * STARTED: the worker took the job (its handler module may still be loading); RUNNING: the handler was called;
  * DONE: it settled. The flags settle the races without messages: main sets ABORTED and reads the old flags in
@@ -32,8 +34,11 @@ export const SlotFlags = {
   RUNNING: 8,
 } as const;
 
-/** Int32 cells per slot: flags, threadId. */
-export const CELLS_PER_SLOT = 2;
+/** Int32 cells per slot: flags, threadId, CPU µs, memory KiB. */
+export const CELLS_PER_SLOT = 4;
+/** Offsets of a slot's usage cells (written by the worker before DONE; read by main once the job's reply came). */
+export const CPU_CELL = 2;
+export const MEMORY_CELL = 3;
 
 /** One job as the worker reads it. */
 export interface WireJob {
@@ -311,6 +316,8 @@ export class SlotTable {
     if (slot !== undefined) {
       Atomics.store(this.cells, slot * CELLS_PER_SLOT, 0);
       Atomics.store(this.cells, slot * CELLS_PER_SLOT + 1, 0);
+      Atomics.store(this.cells, slot * CELLS_PER_SLOT + CPU_CELL, -1);
+      Atomics.store(this.cells, slot * CELLS_PER_SLOT + MEMORY_CELL, -1);
     }
     return slot;
   }
@@ -332,6 +339,16 @@ export class SlotTable {
   /** The threadId that started the job in this slot (0 if none did). */
   threadOf(slot: number): number {
     return Atomics.load(this.cells, slot * CELLS_PER_SLOT + 1);
+  }
+
+  /** The CPU time the job in this slot used, in µs (−1: not measured). */
+  cpuMicros(slot: number): number {
+    return Atomics.load(this.cells, slot * CELLS_PER_SLOT + CPU_CELL);
+  }
+
+  /** The memory its thread held when the job settled, in KiB (−1: not measured). */
+  memoryKib(slot: number): number {
+    return Atomics.load(this.cells, slot * CELLS_PER_SLOT + MEMORY_CELL);
   }
 }
 

@@ -10,14 +10,20 @@
  *
  * Nothing costs anything unless used: `ctx.signal` is created on first read, and the side channel for
  * progress and log lines is opened on the first report.
+ *
+ * Each job's usage goes to main in its slot's cells (see `writeUsage`): the CPU time of a job that may be slow (its
+ * handler never timed, or ≥ SLOW_CALL_MS a call: such jobs run alone on their thread) is the thread's CPU time from
+ * the call to the settle, with the thread's memory at the settle; a fast handler's job (batched, well under 1 ms)
+ * is charged the time spent inside its synchronous call, and its memory is not read.
  */
 import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
 import { ErrorCodes, TroupeError, deserializeError, invalidOption, serializeError } from '../errors.ts';
 import {
-  CELLS_PER_SLOT, ReplyKinds, SlotFlags, StringTableReader, channelNames, packReply, readRun, replyKind, replyTag,
+  CELLS_PER_SLOT, CPU_CELL, MEMORY_CELL, ReplyKinds, SlotFlags, StringTableReader, channelNames, packReply, readRun, replyKind, replyTag,
   type DownMessage, type UpMessage, type WireJob, type WireReplies, type WireReply, type WireRun, type WorkerData,
 } from './batcher.ts';
 import { RetireCheck } from './recycle.ts';
+import { isolateMemoryKib, threadCpuMs } from './thread-usage.ts';
 import { isThenable } from '../thenable.ts';
 import type { FlowChild } from '../task.ts';
 
@@ -70,6 +76,10 @@ class JobContext {
   /** Set when the handler is called: what to time. */
   handler: LoadedHandler | undefined;
   calledAt = 0;
+  /** The thread's CPU time at the call (threadCpuMs), for a job that may be slow; −1 when not read. */
+  cpuAt = -1;
+  /** Time spent inside the call, when it returned a promise (the job settles later); −1 otherwise. */
+  syncMs = -1;
   #controller: AbortController | undefined;
   #abort: { reason: unknown } | undefined;
 
@@ -216,10 +226,8 @@ function settled(run: RunState, k: number): void {
   }
 }
 
-function timeCall(ctx: JobContext): void {
-  const h = ctx.handler;
-  if (h === undefined) return;
-  const ms = performance.now() - ctx.calledAt;
+/** Folds a call's time (`ms`, call to settle) into its handler's mean, and tells main when it turns slow or fast. */
+function timeCall(h: LoadedHandler, ms: number): void {
   h.meanMs = h.meanMs < 0 ? ms : h.meanMs * 0.8 + ms * 0.2;
   // Hysteresis: slow from SLOW_CALL_MS up, fast again below half of it, so a handler near the line does not flap.
   const slow = h.toldSlow ? h.meanMs >= SLOW_CALL_MS / 2 : h.meanMs >= SLOW_CALL_MS;
@@ -229,11 +237,31 @@ function timeCall(ctx: JobContext): void {
   }
 }
 
+/**
+ * Writes what a called job used into its slot's usage cells (before DONE, so main finds them with the reply):
+ * thread CPU and memory when they were read at the call, else the time of the synchronous call (`ms` for a
+ * handler that returned its value, `syncMs` for one that returned a promise).
+ */
+function writeUsage(ctx: JobContext, ms: number): void {
+  const base = ctx.slot * CELLS_PER_SLOT;
+  let cpu: number;
+  if (ctx.cpuAt >= 0) {
+    cpu = threadCpuMs() - ctx.cpuAt;
+    Atomics.store(cells, base + MEMORY_CELL, isolateMemoryKib());
+  } else {
+    cpu = ctx.syncMs >= 0 ? ctx.syncMs : ms;
+  }
+  Atomics.store(cells, base + CPU_CELL, Math.min(0x7fffffff, Math.max(0, Math.round(cpu * 1000))));
+}
+
 /** Writes a job's outcome into its two reply cells. */
 function finish(ctx: JobContext, ok: boolean, value: unknown, run: RunState, k: number): void {
   running[ctx.slot] = undefined;
+  const h = ctx.handler;
+  const ms = h === undefined ? 0 : performance.now() - ctx.calledAt;
+  if (h !== undefined) writeUsage(ctx, ms);
   Atomics.or(cells, ctx.slot * CELLS_PER_SLOT, SlotFlags.DONE);
-  timeCall(ctx);
+  if (h !== undefined) timeCall(h, ms);
   if (ok && (typeof value === 'function' || typeof value === 'symbol')) {
     ok = false;
     value = new TroupeError(ErrorCodes.TASK_FAILED, `Handler of \`${ctx.name}\` returned a ${typeof value}, which cannot leave the worker thread`);
@@ -269,9 +297,11 @@ function invoke(h: LoadedHandler, job: WireJob, ctx: JobContext, run: RunState, 
     skip(run, k);
     return;
   }
-  if (run.unsent.length > 0 && mayBeSlow(h)) flush(run);
+  const slow = mayBeSlow(h);
+  if (run.unsent.length > 0 && slow) flush(run);
   running[job.s] = ctx;
   ctx.handler = h;
+  if (slow) ctx.cpuAt = threadCpuMs();
   ctx.calledAt = performance.now();
   let result: unknown;
   try {
@@ -281,6 +311,7 @@ function invoke(h: LoadedHandler, job: WireJob, ctx: JobContext, run: RunState, 
     return;
   }
   if (isThenable(result)) {
+    ctx.syncMs = performance.now() - ctx.calledAt;
     Promise.resolve(result).then(
       (v) => finish(ctx, true, v, run, k),
       (e: unknown) => finish(ctx, false, e, run, k),

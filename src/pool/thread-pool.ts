@@ -70,6 +70,12 @@ export interface HandlerJob {
   stops?: JobStops;
   onProgress?(p: { fraction: number; done?: number; total?: number }): void;
   onLog?(text: string): void;
+  /**
+   * What the job used, told just before its outcome when its handler was called (see thread-usage.ts and
+   * handler-worker.ts): `cpuMs`, the CPU time of its call (a fast handler's: the time inside its synchronous
+   * call); `memoryMb`, the memory its thread's isolate held when it settled (undefined when not read: fast handlers).
+   */
+  onUsage?(cpuMs: number, memoryMb: number | undefined): void;
 }
 
 /** A job given to `submit`: its outcome comes to `done` instead of a promise. */
@@ -466,6 +472,8 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
 
   #releaseSlot(e: Entry): number {
     const flags = this.#slots.flags(e.slot);
+    // Its usage is told now, while the slot's cells are still its own (the next run may take the slot at once).
+    if (e.state !== EntryStates.settled && e.job.onUsage !== undefined) this.#tellUsage(e);
     this.#bySlot[e.slot] = undefined;
     this.#slots.release(e.slot);
     e.slot = -1;
@@ -677,10 +685,24 @@ class HandlerThreadPool implements ThreadPool, StopWatcher {
 
   #settleReply(e: Entry, tag: number, value: unknown): void {
     const kind = replyKind(tag);
+    // A result sent ahead of its run's reply: its slot is still held (the others were told at release).
+    if (e.slot !== -1 && e.job.onUsage !== undefined && (kind === ReplyKinds.ok || kind === ReplyKinds.error)) this.#tellUsage(e);
     if (kind === ReplyKinds.ok) this.#settle(e, undefined, true, value);
     else if (kind === ReplyKinds.error) this.#settle(e, deserializeError(value as SerializedError));
     else if (e.job.stops !== undefined) this.#settle(e, e.job.stops.stopReason);
     else this.#settle(e, (abortedSignalOf(e) ?? e.job.signal).reason);
+  }
+
+  /** Tells a job what it used, from its slot's cells, when its handler was called (the worker wrote them). */
+  #tellUsage(e: Entry): void {
+    const cpu = this.#slots.cpuMicros(e.slot);
+    if (cpu < 0) return;
+    const memory = this.#slots.memoryKib(e.slot);
+    try {
+      e.job.onUsage!(cpu / 1000, memory < 0 ? undefined : memory / 1024);
+    } catch (error) {
+      this.#report(error);
+    }
   }
 
   /** Settles a job once: rejects with `error`, or resolves with `value` when `ok`. */

@@ -42,6 +42,7 @@ import { ProcessGroup, USE_PROCESS_GROUPS } from './process-group.ts';
 import { parseProtocolLine, type CommandProgress } from './progress-protocol.ts';
 import type { StopWatcher } from '../pool/thread-pool.ts';
 import { InvalidSpawnOptions, launchViaServer, type LaunchEvents, type LaunchOutcome } from './spawn-client.ts';
+import { UsageSampler, type ProcessUsage } from './process-usage.ts';
 
 /** One command run, with resolved options (the registry validates user input before this point). */
 export interface CommandSpec {
@@ -79,6 +80,11 @@ export interface CommandSpec {
   onProgress?: (progress: CommandProgress) => void;
   /** Called once with the child's pid as soon as it exists. */
   onSpawn?: (pid: number) => void;
+  /**
+   * Called once before the run settles (also when it fails), when the child was started: its CPU time and peak
+   * resident memory, each undefined when unknown (see process-usage.ts; Linux only). Without it nothing is sampled.
+   */
+  onUsage?: (cpuMs: number | undefined, peakRssMb: number | undefined) => void;
   /**
    * Who forks the child: `'server'`, the spawn server (POSIX; see `spawn-client.ts`), or `'direct'`, this process
    * through execa. Windows always spawns directly. @default 'server'
@@ -153,6 +159,7 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     throw error;
   }
   capture.finish();
+  capture.reportUsage(outcome);
 
   if (capture.ended === 'cancel') {
     throw new TroupeError(ErrorCodes.CANCELLED, `Command \`${spec.command}\` was cancelled`, {
@@ -269,6 +276,9 @@ class Capture implements StopWatcher, LaunchEvents {
   #stderrBatch: string[] | undefined = undefined;
   #drain: NodeJS.Timeout | undefined = undefined;
   #timeout: NodeJS.Timeout | undefined = undefined;
+  /** Samples the child's /proc entry while it lives (only with `onUsage`); what it read once the leader exited. */
+  #sampler: UsageSampler | undefined = undefined;
+  #usage: ProcessUsage | undefined = undefined;
 
   constructor(spec: CommandSpec) {
     this.#spec = spec;
@@ -278,6 +288,7 @@ class Capture implements StopWatcher, LaunchEvents {
   spawned(pid: number): void {
     this.pid = pid;
     running.add(pid);
+    if (this.#spec.onUsage !== undefined) this.#sampler = new UsageSampler(pid);
     if (USE_PROCESS_GROUPS) this.group = new ProcessGroup(pid, this.#spec.killGraceMs);
     if (this.#killPending) this.#kill();
     if (this.#spec.onSpawn !== undefined) {
@@ -339,6 +350,7 @@ class Capture implements StopWatcher, LaunchEvents {
    */
   leaderExited(): void {
     if (this.pid !== undefined) running.delete(this.pid);
+    this.#stopSampling();
     this.group?.leaderExited();
     const pipes = this.pipes;
     if (pipes === undefined || !pipes.pipesOpen()) return;
@@ -348,6 +360,7 @@ class Capture implements StopWatcher, LaunchEvents {
 
   /** The run settled: the trailing lines (without `\n`) are delivered and the last batches handed over. */
   finish(): void {
+    this.#stopSampling();
     if (this.#drain !== undefined) clearTimeout(this.#drain);
     if (this.#timeout !== undefined) clearTimeout(this.#timeout);
     this.#spec.signal?.removeEventListener('abort', this);
@@ -359,6 +372,27 @@ class Capture implements StopWatcher, LaunchEvents {
     if (this.#stderr !== undefined) {
       this.#stderr.end();
       this.#flush('stderr');
+    }
+  }
+
+  #stopSampling(): void {
+    if (this.#sampler === undefined) return;
+    this.#usage = this.#sampler.stop();
+    this.#sampler = undefined;
+  }
+
+  /**
+   * Tells `onUsage` what the child used: the reaper's exact CPU figure when it sent one (spawn server), else the
+   * last sample's; the peak resident memory of the last sample. Nothing for a child that was never started.
+   */
+  reportUsage(outcome: LaunchOutcome): void {
+    const { onUsage } = this.#spec;
+    if (onUsage === undefined || this.pid === undefined) return;
+    const cpuMs = outcome.cpuMs ?? this.#usage?.cpuMs;
+    try {
+      onUsage(cpuMs, this.#usage?.peakRssMb);
+    } catch {
+      // A failing usage hook costs the advisor a figure, never the run its result.
     }
   }
 

@@ -47,6 +47,8 @@ export interface LaunchOutcome {
   cause?: unknown;
   /** Set when the run was lost with the spawn server: its exit status will never be known. */
   lost?: string;
+  /** CPU time of the child and the descendants it waited for, from its reaper (spawn-server.mjs), when known. */
+  cpuMs?: number;
 }
 
 /** What a started run tells its owner. */
@@ -95,6 +97,7 @@ interface ServerMessage {
   pid?: number;
   code?: number | null;
   signal?: string | null;
+  cpu?: number;
   error?: { message: string; code?: string; errno?: number; syscall?: string; path?: string };
 }
 
@@ -139,6 +142,7 @@ class ServerRun implements ServerLaunch {
         return;
       case 'exit':
         this.#exit = exitOutcome(message.code ?? null, message.signal ?? null);
+        if (message.cpu !== undefined) this.#exit.cpuMs = message.cpu;
         this.#events.leaderExited();
         this.#maybeSettle();
         return;

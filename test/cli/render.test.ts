@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createStyle } from '../../src/cli/format.ts';
-import { notCancelledLine, renderTaskList } from '../../src/cli/render.ts';
+import { notCancelledLine, renderTaskAdvice, renderTaskList } from '../../src/cli/render.ts';
 import type { TaskView } from '../../src/runtime.ts';
 
 const NOW = 1_800_000_000_000;
@@ -31,4 +31,15 @@ test('the RUN column runs a clock for a running task only, not for one back in t
 test("cancel of a task already ended says so, and for a flow parent that its children were cancelled with it", () => {
   assert.equal(notCancelledLine('01a', { state: 'succeeded' }), '01a was not cancelled: it had already ended (succeeded)');
   assert.match(notCancelledLine('01a', { state: 'failed', flow: { pending: 1, policy: 'fail' } }), /already ended \(failed\); its children that had not ended were cancelled with it$/);
+});
+
+test('task advice shows the measured duration, CPU with its share of run time, and memory', () => {
+  const p = (p50: number, p95: number, max = p95) => ({ samples: 30, mean: p50, p50, p95, p99: p95, max });
+  const out = renderTaskAdvice(
+    { name: 'hash', basedOn: { runs: 30, window: 30 }, enoughData: true, measured: { durationMs: p(200, 400), cpuMs: p(180, 390), cpuPerSecond: 0.9, peakRssMb: p(40, 60, 75) }, recommendations: [] },
+    createStyle(false),
+  );
+  assert.match(out, /^measured: duration p50 200 ms p95 400 ms · cpu p50 180 ms p95 390 ms \(90% of run time\) · memory p50 40 MiB max 75 MiB$/m);
+  const bare = renderTaskAdvice({ name: 'hash', basedOn: { runs: 0, window: 0 }, enoughData: false, recommendations: [] }, createStyle(false));
+  assert.doesNotMatch(bare, /measured:/);
 });

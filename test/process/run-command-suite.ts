@@ -498,6 +498,30 @@ export function runCommandSuite(way: 'server' | 'direct'): void {
     });
   });
 
+  describe(`runCommand (${way}): usage`, () => {
+    const linux = process.platform === 'linux';
+
+    test('onUsage is told once, before the run settles, the peak memory and CPU time of the command', { skip: !linux && 'Linux only (/proc)' }, async () => {
+      const told: Array<{ cpuMs: number | undefined; peakRssMb: number | undefined; settled: boolean }> = [];
+      let settled = false;
+      await runCommand(spec('allocate.js', ['64'], { onUsage: (cpuMs, peakRssMb) => told.push({ cpuMs, peakRssMb, settled }) })).then(() => (settled = true));
+      assert.equal(told.length, 1);
+      const { cpuMs, peakRssMb } = told[0]!;
+      assert.equal(told[0]!.settled, false, 'told before the promise settled');
+      assert.ok(peakRssMb !== undefined && peakRssMb >= 64 && peakRssMb < 1024, `peak ${peakRssMb} MiB`);
+      assert.ok(cpuMs !== undefined && cpuMs > 0, `cpu ${cpuMs} ms`);
+    });
+
+    test('a failing command is measured too; a program that never started is not', { skip: !linux && 'Linux only (/proc)' }, async () => {
+      let told = 0;
+      await rejection(runCommand(spec('exit-code.js', ['3'], { onUsage: () => told++ })), ErrorCodes.COMMAND_FAILED);
+      assert.equal(told, 1);
+      // A spawn that fails starts no child: nothing to tell.
+      await rejection(runCommand({ ...spec('exit-code.js'), command: '/nonexistent/troupe-no-such-program', onUsage: () => told++ }), ErrorCodes.COMMAND_FAILED);
+      assert.equal(told, 1);
+    });
+  });
+
   describe(`runCommand (${way}): scale`, () => {
     test('a million lines: all counted, memory bounded, never killed', { timeout: 60_000 }, async (t) => {
       const before = process.memoryUsage().rss;
