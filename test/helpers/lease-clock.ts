@@ -83,3 +83,23 @@ export async function advanceInSteps(clock: ManualClock, busy: () => number, spa
 export function recovered(rt: Runtime): unknown {
   return rt.tree().children?.find((c) => c.address === 'tracker')?.info?.recovered;
 }
+
+/**
+ * Crashes the actor at `address` with a message it cannot read (a getter that throws), and waits for its supervisor
+ * to restart it.
+ */
+export async function crashActor(rt: Runtime, address: 'tracker' | 'executor'): Promise<void> {
+  const restarted = new Promise<void>((resolve) => {
+    const off = rt.on('actor.restarted', (e) => {
+      if (e.address !== address) return;
+      off();
+      resolve();
+    });
+  });
+  const poison = (): never => {
+    throw new Error('poison');
+  };
+  if (address === 'tracker') rt.bus.tell('test', 'tracker', { type: 'tracker.query', query: { kind: 'get', get id() { return poison(); } } as never, replyTo: 'nobody' });
+  else rt.bus.tell('test', 'executor', { type: 'executor.paused', get names() { return poison(); }, groups: [] } as never);
+  await restarted;
+}

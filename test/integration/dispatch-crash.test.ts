@@ -19,7 +19,7 @@ import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import type { ClaimRequest, Store } from '../../src/store/store.ts';
 import type { TaskRecord } from '../../src/task.ts';
 import { latch } from '../helpers/latch.ts';
-import { advanceInSteps, clockedStores, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
+import { advanceInSteps, clockedStores, crashActor, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
 const LEASE = 30_000;
@@ -159,15 +159,7 @@ for (const { name, store: makeStore, skip } of STORES) {
         await waitNudging(clock, () => runs.includes('other'), 'another task run');
 
         // The restarted tracker asks the executor which tasks the process holds: the long run, not the given-up task.
-        const crashed = new Promise<void>((resolve) => {
-          const off = rt.on('actor.restarted', (e) => {
-            if (e.address !== 'tracker') return;
-            off();
-            resolve();
-          });
-        });
-        rt.bus.tell('test', 'tracker', { type: 'tracker.query', query: { kind: 'get', get id(): never { throw new Error('poison'); } } as never, replyTo: 'nobody' });
-        await crashed;
+        await crashActor(rt, 'tracker');
         // Its lease ends (not renewed, though the long run's are): taken back with an attempt added, claimed again,
         // it crashes one executor (its count is kept) and is given up at once; its last lease ends.
         await advanceInSteps(clock, busy, 4 * LEASE, STEP);

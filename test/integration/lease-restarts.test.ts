@@ -22,7 +22,7 @@ import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import { createMemoryStore } from '../../src/store/memory-store.ts';
 import type { ClaimRequest, Store } from '../../src/store/store.ts';
 import { latch } from '../helpers/latch.ts';
-import { advanceInSteps, clockedStores, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
+import { advanceInSteps, clockedStores, crashActor, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { isRunning } from '../process/pid-probe.ts';
 
@@ -41,23 +41,6 @@ after(() => {
 });
 
 const STORES = clockedStores('lease-restarts');
-
-/** Crashes the actor at `address` with a message it cannot read, and waits for its supervisor to restart it. */
-async function crash(rt: Runtime, address: 'tracker' | 'executor'): Promise<void> {
-  const restarted = new Promise<void>((resolve) => {
-    const off = rt.on('actor.restarted', (e) => {
-      if (e.address !== address) return;
-      off();
-      resolve();
-    });
-  });
-  const poison = (): never => {
-    throw new Error('poison');
-  };
-  if (address === 'tracker') rt.bus.tell('test', 'tracker', { type: 'tracker.query', query: { kind: 'get', get id() { return poison(); } } as never, replyTo: 'nobody' });
-  else rt.bus.tell('test', 'executor', { type: 'executor.paused', get names() { return poison(); }, groups: [] } as never);
-  await restarted;
-}
 
 /**
  * Store overrides under which claims come from the scheduler only (no claim in the enqueue's write), and the first
@@ -96,7 +79,7 @@ for (const { name, store: makeStore, skip } of STORES) {
         await waitNudging(clock, () => swept() >= 1, 'the sweep at start-up');
         const id = await rt.enqueue('work', { who: 'long' });
         await waitNudging(clock, () => runs.length === 1, 'the task running');
-        await crash(rt, 'tracker');
+        await crashActor(rt, 'tracker');
         await advanceInSteps(clock, busy, SPAN, STEP);
 
         const task = await store.get(id);
@@ -131,7 +114,7 @@ for (const { name, store: makeStore, skip } of STORES) {
         const id = await rt.enqueue('deaf');
         await waitNudging(clock, () => lines.includes('ready'), 'the command running', 20_000);
         pid = Number(fs.readFileSync(path.join(dir, 'marker'), 'utf8'));
-        await crash(rt, 'executor');
+        await crashActor(rt, 'executor');
         await waitNudging(clock, () => lines.includes('got SIGTERM'), 'the predecessor stopping its run', 20_000);
         await advanceInSteps(clock, busy, SPAN, STEP);
 
@@ -230,7 +213,7 @@ describe('leases across an executor restart, worker threads', () => {
       await waitNudging(clock, () => swept() >= 1, 'the sweep at start-up');
       const id = await rt.enqueue('spin');
       await waitNudging(clock, () => lines.length === 1, 'the handler spinning', 20_000);
-      await crash(rt, 'executor');
+      await crashActor(rt, 'executor');
       await advanceInSteps(clock, busy, SPAN, STEP);
 
       const task = await store.get(id);

@@ -15,7 +15,7 @@ import { ManualClock } from '../../src/clock.ts';
 import { ErrorCodes, TroupeError } from '../../src/errors.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
 import type { SettleOp } from '../../src/store/store.ts';
-import { advanceInSteps, clockedStores, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
+import { advanceInSteps, clockedStores, crashActor, recovered, waitNudging, watchLeases } from '../helpers/lease-clock.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -24,19 +24,6 @@ const STEP = 5_000;
 const NODE_ID = 'n1';
 
 const STORES = clockedStores('tracker-restart');
-
-/** Crashes the tracker with a message it cannot read, and waits for its supervisor to restart it. */
-async function crashTracker(rt: Runtime): Promise<void> {
-  const restarted = new Promise<void>((resolve) => {
-    const off = rt.on('actor.restarted', (e) => {
-      if (e.address !== 'tracker') return;
-      off();
-      resolve();
-    });
-  });
-  rt.bus.tell('test', 'tracker', { type: 'tracker.query', query: { kind: 'get', get id(): never { throw new Error('poison'); } } as never, replyTo: 'nobody' });
-  await restarted;
-}
 
 function recordingLogger() {
   const errors: string[] = [];
@@ -71,7 +58,7 @@ for (const { name, store: makeStore, skip } of STORES) {
         await waitNudging(clock, () => refused >= 1, 'the outcome refused once');
         // Waits for the queued outcome: answered by the successor once it is written.
         const flushed = rt.flush();
-        await crashTracker(rt);
+        await crashActor(rt, 'tracker');
         failing = false;
         await waitNudging(clock, async () => (await inner.get(id))?.state === 'succeeded', 'the outcome written');
         await flushed;
