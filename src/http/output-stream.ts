@@ -154,7 +154,7 @@ export class TaskOutputFeed {
       // from the store once the task is final there (lines it stored come with the last catch-up read).
       // (Heard here, the cancel of a run that is stopping waits for `task.stopped` instead.)
       const ended = (): void => {
-        if (this.#endOnStop === undefined) this.#end({ state: 'failed', attempts: this.#attempts }, true, false);
+        if (this.#endOnStop === undefined) this.#endFromStore();
       };
       this.#rt.whenFinal(this.#id, this.#gone.signal).then(ended, (error: unknown) => {
         if (!(isTroupeError(error) && error.code === ErrorCodes.CLOSED)) ended();
@@ -233,18 +233,7 @@ export class TaskOutputFeed {
         // The fact carries neither attempts nor the error; the stored task (committed before the fact is
         // published) has both, so the live `end` is read from it: the same data a client connecting later gets.
         const event: EndEvent = { state: 'cancelled', attempts: this.#attempts, error: publicError(createCancelledError(fact.reason)) };
-        // A run that was under way may still print while it stops: the end waits until it has stopped and its
-        // lines are stored (`task.stopped`: this node's, or another's where the store announces it; see stopWaitMs).
-        const wait = this.#stopSeen ? undefined : this.#rt.stopWaitMs(fact);
-        if (wait === undefined) {
-          this.#end(event, true);
-          return;
-        }
-        this.#endOnStop = event;
-        if (wait !== Infinity) {
-          this.#stopWait = this.#rt.options.clock.setTimeout(() => this.#stopped(), wait);
-          this.#stopWait.unref?.();
-        }
+        this.#endAfterStop(event, fact);
         return;
       }
       case 'task.stopped':
@@ -254,6 +243,47 @@ export class TaskOutputFeed {
       default:
         return;
     }
+  }
+
+  /**
+   * A cancel's `end`: a run that was under way may still print while it stops, so the end waits until it has stopped
+   * and its lines are stored (`task.stopped`: this node's, or another's where the store announces it; see
+   * stopWaitMs), or at once when no stop will be heard.
+   */
+  #endAfterStop(event: EndEvent, cancel: { name: string; previous: TaskState; owner?: string | undefined }): void {
+    const wait = this.#stopSeen ? undefined : this.#rt.stopWaitMs(cancel);
+    if (wait === undefined) {
+      this.#end(event, true);
+      return;
+    }
+    this.#endOnStop = event;
+    if (wait !== Infinity) {
+      this.#stopWait = this.#rt.options.clock.setTimeout(() => this.#stopped(), wait);
+      this.#stopWait.unref?.();
+    }
+  }
+
+  /**
+   * The task is final in the store, and no fact here said how (it ended on another node, or the store's word came
+   * before this node's fact). A task cancelled while it ran (its last transition `running → cancelled`) waits for its
+   * run's stop as a cancel heard here does: the cancel's notification, or a cancel made on a third node, can make the
+   * store's answer come first, and the lines the run prints while it stops would be cut off.
+   */
+  #endFromStore(): void {
+    const fallback: EndEvent = { state: 'failed', attempts: this.#attempts };
+    this.#rt
+      .get(this.#id)
+      .catch(() => undefined)
+      .then((view) => {
+        if (this.#phase !== 'live' || this.#endOnStop !== undefined) return;
+        const last = view?.history?.[view.history.length - 1];
+        if (view && view.state === 'cancelled' && last?.to === 'cancelled' && last.from === 'running') {
+          this.#attempts = view.attempts;
+          this.#endAfterStop(endFromView(view), { name: view.name, previous: 'running', owner: view.owner });
+          return;
+        }
+        this.#end(fallback, true, false);
+      });
   }
 
   /** The run has stopped (or was waited for long enough): the cancel's `end`, after a last read of its lines. */

@@ -101,6 +101,23 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
     wake = undefined;
     w?.();
   };
+  /** Ends the follow, at once (`wait` undefined) or once the run's stop is heard, at most `wait` ms from now. */
+  const endAfterStop = (wait: number | undefined): void => {
+    if (wait === undefined) {
+      ended = true;
+      poke();
+      return;
+    }
+    stopping = true;
+    if (wait !== Infinity) {
+      stopWait = rt.options.clock.setTimeout(() => {
+        stopped = true;
+        ended = true;
+        poke();
+      }, wait);
+      stopWait.unref?.();
+    }
+  };
   const emit = (line: OutputLine) => {
     if (line.seq >= 0 && line.seq <= lastSeq) return;
     if (line.seq >= 0) lastSeq = line.seq;
@@ -135,21 +152,7 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
         if (f.id !== id) return;
         // Cancelled while it ran: its process may print while it stops; the follow ends once it has (the stop of
         // a run on another node is heard where the store announces it, and waited for only so long).
-        const wait = f.type === 'task.cancelled' && !stopped ? rt.stopWaitMs(f) : undefined;
-        if (wait !== undefined) {
-          stopping = true;
-          if (wait !== Infinity) {
-            stopWait = clock.setTimeout(() => {
-              stopped = true;
-              ended = true;
-              poke();
-            }, wait);
-            stopWait.unref?.();
-          }
-          return;
-        }
-        ended = true;
-        poke();
+        endAfterStop(f.type === 'task.cancelled' && !stopped ? rt.stopWaitMs(f) : undefined);
       }),
     ),
     rt.on('task.stopped', (f) => {
@@ -183,10 +186,22 @@ async function followLocal(rt: Runtime, id: string, { signal, onLine, onProgress
   };
   /** Aborted when the follow ends: withdraws its wait for the task's end. */
   const gone = new AbortController();
+  /**
+   * Final in the store, heard by a read (it ended on another node, or the store's word came before this node's fact):
+   * a task cancelled while it ran (its last transition `running → cancelled`) waits for its run's stop as a cancel
+   * heard here does, or the lines that run prints while it stops would be cut off.
+   */
   const finalAnywhere = (): void => {
-    if (stopping) return;
-    ended = true;
-    poke();
+    if (stopping || ended) return;
+    rt.get(id as never).then(
+      (view) => {
+        if (stopping || ended) return;
+        const last = view?.history?.[view.history.length - 1];
+        const cancelledRunning = view?.state === 'cancelled' && last?.to === 'cancelled' && last.from === 'running';
+        endAfterStop(cancelledRunning && !stopped ? rt.stopWaitMs({ name: view.name, previous: 'running', owner: view.owner }) : undefined);
+      },
+      () => endAfterStop(undefined),
+    );
   };
   try {
     // Lines published before the subscription are written by now; the seq check drops the ones seen twice.

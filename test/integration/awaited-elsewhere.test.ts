@@ -185,7 +185,8 @@ for (const { label, skip, store } of STORES) {
       }
     });
 
-    it("a cancel made on one node of a task the other runs: that node's followers get the lines it prints while it stops where the store announces the stop", async () => {
+    for (const by of ['a', 'b'] as const) {
+    it(`a cancel made on ${by === 'a' ? "the followers' node" : 'the node that runs the task'}, followed on the other: the followers get the lines it prints while it stops where the store announces the stop`, async () => {
       const { a, b, close } = await pair(store);
       const server = await startServer(a, { host: '127.0.0.1', port: 0, env: {} });
       const script = new URL('../fixtures/commands/goodbye-on-sigterm.js', import.meta.url).pathname;
@@ -205,7 +206,8 @@ for (const { label, skip, store } of STORES) {
         const lines: string[] = [];
         const followed = createLocalBackend(a, { closeRuntime: false }).follow(id, { onLine: (line) => lines.push(line.text) });
         await waitFor(() => lines.includes('ready'), { label: 'the follow read the first line', timeout: 20_000 });
-        assert.equal(await a.cancel(id), true);
+        // Cancelled on B, A hears no cancel fact: only the store's word (its notification, a read) and B's stop.
+        assert.equal(await (by === 'a' ? a : b).cancel(id), true);
         const end = await client.next((e) => e.event === 'end', 20_000);
         assert.equal((end.data as { state: string }).state, 'cancelled');
         assert.equal(stopHeardOnA, announces, "A's stream ended on B's announced stop");
@@ -225,6 +227,7 @@ for (const { label, skip, store } of STORES) {
         await close();
       }
     });
+    }
 
     it('a caller still waiting when the runtime closes is told so', async () => {
       const { a, b, close } = await pair(store);
