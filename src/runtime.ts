@@ -237,7 +237,7 @@ export class Runtime implements AsyncDisposable {
   /** Tasks of `run()` calls made in this microtask turn: stored with one enqueue message (see #flushRuns). */
   #runBatch: NewTask[] = [];
   /** Awaited tasks another node may run, read again from the store (see #watchAwaited): when next, and the gap. */
-  readonly #awaited = new Map<TaskId, { next: number; gap: number; marked?: true }>();
+  readonly #awaited = new Map<TaskId, { next: number; gap: number; marked?: true; seen?: true }>();
   #awaitTimer: TimerHandle | undefined;
   /** When #awaitTimer fires (clock time). */
   #awaitTimerAt = 0;
@@ -1322,14 +1322,56 @@ export class Runtime implements AsyncDisposable {
     }
     if (!this.#store.states) {
       // A store without the one read for many: each task whole, once.
-      for (const id of ids) if (this.#awaited.has(id)) deliverIfFinal(await this.#store.get(id));
+      for (const id of ids) {
+        if (!this.#awaited.has(id)) continue;
+        const record = await this.#store.get(id);
+        if (record) this.#seenAwaited(id);
+        else this.#goneAwaited(id);
+        deliverIfFinal(record);
+      }
       return;
     }
     for (let at = 0; at < ids.length; at += AWAIT_READ_MAX) {
-      const found = await this.#store.states(ids.slice(at, at + AWAIT_READ_MAX));
+      const batch = ids.slice(at, at + AWAIT_READ_MAX);
+      const found = await this.#store.states(batch);
+      for (const id of batch) if (!found.has(id)) this.#goneAwaited(id);
       for (const [id, state] of found) {
-        if (isFinalState(state) && this.#awaited.has(id)) deliverIfFinal(await this.#store.get(id));
+        this.#seenAwaited(id);
+        if (isFinalState(state) && this.#awaited.has(id)) {
+          const record = await this.#store.get(id);
+          if (record) deliverIfFinal(record);
+          else this.#goneAwaited(id);
+        }
       }
+    }
+  }
+
+  #seenAwaited(id: TaskId): void {
+    const w = this.#awaited.get(id);
+    if (w) w.seen = true;
+  }
+
+  /**
+   * An awaited task a read did not find. Why: one that an earlier read found has been deleted since (`cleanup-runs`
+   * on another node, between its end and this node's read of it): its outcome will never be read, so whoever waits
+   * is told, instead of waiting until close. One never found yet is left to its next read (its enqueue may not be
+   * committed yet).
+   */
+  #goneAwaited(id: TaskId): void {
+    const w = this.#awaited.get(id);
+    if (!w?.seen) return;
+    this.#awaited.delete(id);
+    const gone = new TroupeError(ErrorCodes.NOT_FOUND, `Task ${id} was deleted before its end could be read (e.g. by cleanup-runs)`, { details: { id } });
+    const handle = this.#handles.get(id);
+    if (handle) {
+      this.#handles.delete(id);
+      handle.end();
+      handle.reject(gone);
+    }
+    const list = this.#waiters.get(id);
+    if (list) {
+      this.#waiters.delete(id);
+      for (const waiter of list) waiter.reject(gone);
     }
   }
 

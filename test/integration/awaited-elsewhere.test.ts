@@ -5,6 +5,7 @@
  * from the store (src/runtime.ts, #watchAwaited).
  */
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { after, describe, it } from 'node:test';
 import { ErrorCodes, isTroupeError } from '../../src/errors.ts';
 import { startServer } from '../../src/http/listen.ts';
@@ -277,6 +278,37 @@ describe('awaiting a task another node runs, on a store without states()', () =>
 });
 
 describe('the awaited-task reads', () => {
+  it('a task deleted after a read found it (cleanup on another node) fails its waiters with NOT_FOUND instead of leaving them waiting', async () => {
+    const clock = new ManualClock(Date.now());
+    const file = tempDb('awaited-gone');
+    const inner = createSqliteStore(file);
+    let reads = 0;
+    const store = overrideStore(inner, { states: (ids: readonly TaskId[]) => (reads++, inner.states!(ids)), onCancel: () => () => {} });
+    const g = gate();
+    const rt = await createRuntime({ store, clock, concurrency: 1, maintenance: false, tasks: { k: { run: () => g.wait() } } });
+    try {
+      const handle = rt.start('k');
+      const ran = rt.run('k', { n: 2 });
+      ran.catch(() => undefined);
+      await waitFor(async () => (await rt.get(handle.id))?.state === 'running', { label: 'the task runs' });
+      await clock.advance(200);
+      await waitFor(() => reads === 1, { label: 'the first read found both' });
+      const other = (await rt.list({ name: 'k' })).tasks.find((t) => t.id !== handle.id);
+      const db = new Database(file);
+      try {
+        db.prepare('DELETE FROM tasks WHERE id IN (?, ?)').run(handle.id, other!.id);
+      } finally {
+        db.close();
+      }
+      await clock.advance(400);
+      await assert.rejects(within(handle.result, 20_000), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.NOT_FOUND && e.message.includes(handle.id));
+      await assert.rejects(within(ran, 20_000), (e: unknown) => isTroupeError(e) && e.code === ErrorCodes.NOT_FOUND);
+    } finally {
+      g.open();
+      await rt.close({ timeout: 0 });
+    }
+  });
+
   it('wake the runtime for the next due read only, not every tick', async () => {
     const clock = new ManualClock(Date.now());
     // Fires per timer callback: the read timer is one function, armed again and again.
