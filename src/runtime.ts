@@ -1352,10 +1352,10 @@ export class Runtime implements AsyncDisposable {
   }
 
   /**
-   * An awaited task a read did not find. Why: one that an earlier read found has been deleted since (`cleanup-runs`
-   * on another node, between its end and this node's read of it): its outcome will never be read, so whoever waits
-   * is told, instead of waiting until close. One never found yet is left to its next read (its enqueue may not be
-   * committed yet).
+   * An awaited task a read did not find. Why: one that an earlier read found, or whose enqueue this node saw
+   * committed (its `task.queued`, `task.scheduled` or `task.started` fact), has been deleted since (`cleanup-runs` on
+   * another node, between its end and this node's read of it): its outcome will never be read, so whoever waits is
+   * told, instead of waiting until close. One not known to be committed is left to its next read.
    */
   #goneAwaited(id: TaskId): void {
     const w = this.#awaited.get(id);
@@ -1421,6 +1421,8 @@ export class Runtime implements AsyncDisposable {
         }
       }
       if (isOutcome(fact)) this.#deliver(fact);
+      // Committed (a fact follows its write): a later read that finds nothing means the task was deleted.
+      else if ((fact.type === 'task.queued' || fact.type === 'task.scheduled' || fact.type === 'task.started') && this.#awaited.size > 0) this.#seenAwaited(fact.id);
     };
     for (const type of TASK_FACT_TYPES) {
       if (type === 'task.output') continue;
