@@ -1422,7 +1422,7 @@ export class Runtime implements AsyncDisposable {
       }
       if (isOutcome(fact)) this.#deliver(fact);
       // Committed (a fact follows its write): a later read that finds nothing means the task was deleted.
-      else if ((fact.type === 'task.queued' || fact.type === 'task.scheduled' || fact.type === 'task.started') && this.#awaited.size > 0) this.#seenAwaited(fact.id);
+      else if (this.#awaited.size > 0 && (fact.type === 'task.queued' || fact.type === 'task.scheduled' || fact.type === 'task.started')) this.#seenAwaited(fact.id);
     };
     for (const type of TASK_FACT_TYPES) {
       if (type === 'task.output') continue;
